@@ -1,0 +1,122 @@
+// Package kafka is crumbs' Kafka plumbing: client options from configuration, topic names and
+// creation, the embedded broker (franz-go's kfake), dead-lettering, and the transactional
+// consume-transform-produce loop that exactly-once stages run on. It knows nothing of the
+// stages themselves.
+package kafka
+
+import (
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kgo"
+)
+
+// Config is the Kafka configuration shared by every stage (key prefix `kafka.`).
+type Config struct {
+	// Brokers are the seed brokers (kgo.SeedBrokers). Empty under `crumbs up` means: run the
+	// embedded broker and use it. Default empty.
+	Brokers []string `mapstructure:"brokers"`
+	// ClientID is sent to the brokers (kgo.ClientID). Default "crumbs".
+	ClientID string `mapstructure:"client_id"`
+	// TopicPrefix starts every topic name. Default "crumbs".
+	TopicPrefix string `mapstructure:"topic_prefix"`
+	// Partitions is the partition count of the topics crumbs creates. Default 3.
+	Partitions int32 `mapstructure:"partitions"`
+	// ReplicationFactor of the topics crumbs creates (-1: the broker's default). Default -1.
+	ReplicationFactor int16 `mapstructure:"replication_factor"`
+	// RetentionHours of raw, enriched, alert and dead-letter topics (retention.ms). Default 168.
+	RetentionHours int `mapstructure:"retention_hours"`
+	// TransactionTimeout of exactly-once stages (kgo.TransactionTimeout). Default 60s.
+	TransactionTimeout time.Duration `mapstructure:"transaction_timeout"`
+	// MaxBufferedRecords bounds a producer's buffer (kgo.MaxBufferedRecords); a full buffer
+	// blocks the stage (backpressure). Default 100000.
+	MaxBufferedRecords int `mapstructure:"max_buffered_records"`
+	// Embedded configures the broker `crumbs up` runs when Brokers is empty.
+	Embedded EmbeddedConfig `mapstructure:"embedded"`
+}
+
+// EmbeddedConfig configures the embedded broker (franz-go kfake).
+type EmbeddedConfig struct {
+	// DataDir persists the embedded broker's log (kfake.DataDir). Default /var/lib/crumbs/kafka.
+	DataDir string `mapstructure:"data_dir"`
+	// Port the embedded broker listens on, on 127.0.0.1 (kfake.Ports); 0 picks a free one.
+	// Default 9092.
+	Port int `mapstructure:"port"`
+}
+
+// DefaultConfig returns the defaults documented on Config.
+func DefaultConfig() Config {
+	return Config{
+		ClientID:           "crumbs",
+		TopicPrefix:        "crumbs",
+		Partitions:         3,
+		ReplicationFactor:  -1,
+		RetentionHours:     168,
+		TransactionTimeout: 60 * time.Second,
+		MaxBufferedRecords: 100000,
+		Embedded:           EmbeddedConfig{DataDir: "/var/lib/crumbs/kafka", Port: 9092},
+	}
+}
+
+// Validate reports the first invalid key.
+func (c Config) Validate() error {
+	var errs []error
+	if c.TopicPrefix == "" {
+		errs = append(errs, errors.New("kafka.topic_prefix: must not be empty"))
+	}
+	if c.Partitions < 1 {
+		errs = append(errs, fmt.Errorf("kafka.partitions: %d: must be at least 1", c.Partitions))
+	}
+	if c.ReplicationFactor == 0 || c.ReplicationFactor < -1 {
+		errs = append(errs, fmt.Errorf("kafka.replication_factor: %d: must be -1 or at least 1", c.ReplicationFactor))
+	}
+	if c.RetentionHours < 1 {
+		errs = append(errs, fmt.Errorf("kafka.retention_hours: %d: must be at least 1", c.RetentionHours))
+	}
+	if c.TransactionTimeout < time.Second {
+		errs = append(errs, fmt.Errorf("kafka.transaction_timeout: %s: must be at least 1s", c.TransactionTimeout))
+	}
+	if c.MaxBufferedRecords < 1 {
+		errs = append(errs, fmt.Errorf("kafka.max_buffered_records: %d: must be at least 1", c.MaxBufferedRecords))
+	}
+	if c.Embedded.Port < 0 || c.Embedded.Port > 65535 {
+		errs = append(errs, fmt.Errorf("kafka.embedded.port: %d: not a port", c.Embedded.Port))
+	}
+	return errors.Join(errs...)
+}
+
+// ClientOpts returns the options every crumbs client starts from.
+func (c Config) ClientOpts() []kgo.Opt {
+	return []kgo.Opt{
+		kgo.SeedBrokers(c.Brokers...),
+		kgo.ClientID(c.ClientID),
+		kgo.MaxBufferedRecords(c.MaxBufferedRecords),
+		kgo.ProducerBatchCompression(kgo.NoCompression()),
+		kgo.ProducerLinger(5 * time.Millisecond),
+	}
+}
+
+// Topics returns the topic names under this configuration.
+func (c Config) Topics() Topics { return Topics{Prefix: c.TopicPrefix} }
+
+// Topics names crumbs' topics (DESIGN.md, Data flow).
+type Topics struct{ Prefix string }
+
+// Raw is the topic of raw events of a kind, keyed by host id.
+func (t Topics) Raw(kind string) string { return t.Prefix + ".raw." + kind }
+
+// Enriched is the topic of enriched events of a kind, keyed by host id.
+func (t Topics) Enriched(kind string) string { return t.Prefix + ".enriched." + kind }
+
+// Context is the compacted topic of context records of a kind, keyed by entity id.
+func (t Topics) Context(kind string) string { return t.Prefix + ".context." + kind }
+
+// Alerts is the topic of alerts, keyed by rule id and group key.
+func (t Topics) Alerts() string { return t.Prefix + ".alerts" }
+
+// DLQ is the dead-letter topic.
+func (t Topics) DLQ() string { return t.Prefix + ".dlq" }
+
+// State is the compacted changelog topic of a detector group's window state.
+func (t Topics) State(group string) string { return t.Prefix + ".state." + group }

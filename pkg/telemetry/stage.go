@@ -1,0 +1,69 @@
+// Package telemetry holds what every stage reports about itself: counters of records in, out,
+// dropped and dead-lettered (read by `crumbs up`'s status line), Prometheus metrics, and the
+// HTTP server for /metrics and /healthz.
+package telemetry
+
+import (
+	"sync/atomic"
+
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// StageCounters counts what one stage did. The zero value is ready; methods are safe for
+// concurrent use.
+type StageCounters struct {
+	Stage   string // collect, enrich, detect or sink
+	Group   string // its consumer group, "" for collectors
+	in      atomic.Uint64
+	out     atomic.Uint64
+	dropped atomic.Uint64
+	dlq     atomic.Uint64
+}
+
+// NewStageCounters returns counters for a stage and registers them as Prometheus metrics on
+// reg (nil: not registered).
+func NewStageCounters(reg prometheus.Registerer, stage, group string) *StageCounters {
+	s := &StageCounters{Stage: stage, Group: group}
+	if reg != nil {
+		labels := prometheus.Labels{"stage": stage}
+		for _, c := range []struct {
+			name, help string
+			v          *atomic.Uint64
+		}{
+			{"crumbs_stage_records_in_total", "Records the stage consumed or collected.", &s.in},
+			{"crumbs_stage_records_out_total", "Records the stage produced or wrote.", &s.out},
+			{"crumbs_stage_records_dropped_total", "Records the stage lost (kernel ring buffer full, spool full); never silent.", &s.dropped},
+			{"crumbs_stage_records_dead_lettered_total", "Records the stage sent to the dead-letter topic.", &s.dlq},
+		} {
+			v := c.v
+			_ = reg.Register(prometheus.NewCounterFunc(prometheus.CounterOpts{Name: c.name, Help: c.help, ConstLabels: labels},
+				func() float64 { return float64(v.Load()) }))
+		}
+	}
+	return s
+}
+
+// In counts n records taken in.
+func (s *StageCounters) In(n int) { s.in.Add(uint64(n)) }
+
+// Out counts n records passed on.
+func (s *StageCounters) Out(n int) { s.out.Add(uint64(n)) }
+
+// Dropped counts n records lost.
+func (s *StageCounters) Dropped(n int) { s.dropped.Add(uint64(n)) }
+
+// DeadLettered counts n records sent to the dead-letter topic.
+func (s *StageCounters) DeadLettered(n int) { s.dlq.Add(uint64(n)) }
+
+// SetDropped sets the dropped total (for counts read from the kernel).
+func (s *StageCounters) SetDropped(n uint64) { s.dropped.Store(n) }
+
+// Snapshot is a reading of a stage's counters.
+type Snapshot struct {
+	In, Out, Dropped, DeadLettered uint64
+}
+
+// Snapshot reads the counters.
+func (s *StageCounters) Snapshot() Snapshot {
+	return Snapshot{In: s.in.Load(), Out: s.out.Load(), Dropped: s.dropped.Load(), DeadLettered: s.dlq.Load()}
+}
