@@ -132,9 +132,14 @@ func (e *ProcessEvent) Native() map[string]any {
 		"enrichment": nil,
 	}
 	if e.Enrichment != nil {
-		m["enrichment"] = map[string]any{"crumbs.Enrichment": e.Enrichment.native()}
+		m["enrichment"] = EnrichmentNative(e.Enrichment)
 	}
 	return m
+}
+
+// EnrichmentNative returns the enrichment as the value of an event's "enrichment" union field.
+func EnrichmentNative(en *Enrichment) map[string]any {
+	return map[string]any{"crumbs.Enrichment": en.native()}
 }
 
 func (en *Enrichment) native() map[string]any {

@@ -17,6 +17,13 @@ if ! mountpoint -q /sys/kernel/tracing 2>/dev/null; then
 fi
 
 need=()
+if [ "${1:-}" = "--generate" ]; then
+  # make generate: the compiler and tools that build the kernel programs.
+  for t in clang:clang llc:llvm bpftool:bpftool; do
+    command -v "${t%%:*}" >/dev/null 2>&1 || need+=("${t##*:}")
+  done
+  [ -f /usr/include/bpf/bpf_helpers.h ] || need+=(libbpf-dev)
+fi
 command -v clickhouse-server >/dev/null 2>&1 || need+=(clickhouse-server)
 command -v clickhouse-client >/dev/null 2>&1 || need+=(clickhouse-client)
 if [ ${#need[@]} -gt 0 ]; then

@@ -45,6 +45,8 @@ type Schema struct {
 	Codec       *goavro.Codec
 	Fingerprint uint64 // CRC-64-AVRO of the canonical form
 	RegistryID  int32  // Confluent schema registry id; 0 when not registered
+
+	tree *cnode // the parsed schema, to check bodies before goavro decodes them
 }
 
 // Serde holds the schemas a process reads and writes. It is safe for concurrent use.
@@ -72,7 +74,11 @@ func (s *Serde) Register(schemaJSON string) (*Schema, error) {
 	if err != nil {
 		return nil, err
 	}
-	sc := &Schema{Name: name, Codec: codec, Fingerprint: uint64(codec.SchemaCRC64Avro())}
+	tree, err := parseCompatSchema(schemaJSON)
+	if err != nil {
+		return nil, err
+	}
+	sc := &Schema{Name: name, Codec: codec, Fingerprint: uint64(codec.SchemaCRC64Avro()), tree: tree}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.byName[sc.Name] = sc
@@ -130,7 +136,7 @@ func (s *Serde) Decode(b []byte) (*Schema, any, error) {
 	if err != nil {
 		return nil, nil, &DecodeError{Err: err}
 	}
-	native, rest, err := sc.Codec.NativeFromBinary(body)
+	native, rest, err := sc.nativeFromBinary(body)
 	if err != nil {
 		return sc, nil, &DecodeError{Schema: sc.Name, Err: err}
 	}
@@ -152,11 +158,26 @@ func (s *Serde) DecodePrefix(b []byte, prefixSchema string) (any, error) {
 	if !ok {
 		return nil, &DecodeError{Schema: prefixSchema, Err: ErrUnknownSchema}
 	}
-	native, _, err := sc.Codec.NativeFromBinary(body)
+	native, _, err := sc.nativeFromBinary(body)
 	if err != nil {
 		return nil, &DecodeError{Schema: prefixSchema, Err: err}
 	}
 	return native, nil
+}
+
+// nativeFromBinary decodes one value from the front of body. The body is checked first, so
+// that hostile input cannot make goavro allocate without bound (see checkBody), and a panic
+// in goavro becomes an error.
+func (sc *Schema) nativeFromBinary(body []byte) (native any, rest []byte, err error) {
+	if _, err := checkBody(sc.tree, body); err != nil {
+		return nil, nil, err
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			native, rest, err = nil, nil, fmt.Errorf("goavro panicked: %v", r)
+		}
+	}()
+	return sc.Codec.NativeFromBinary(body)
 }
 
 // frame splits a framed record into its writer schema and body.

@@ -1,0 +1,40 @@
+# crumbs: make run (the whole pipeline on this host), make test (every test), make bench.
+SHELL := /bin/bash
+GO ?= go
+VERSION ?= $(shell git describe --always --dirty 2>/dev/null || echo dev)
+BIN := bin/crumbs
+CONFIG ?= crumbs.yaml
+# Test packages run one at a time: they share the kernel, ClickHouse and ports.
+TESTFLAGS ?= -count=1 -timeout 15m -p 1
+
+.PHONY: all build run test bench generate lint deps clean
+
+all: build
+
+deps: ## install and start what crumbs needs: clickhouse-server, tracefs
+	@scripts/ensure-deps.sh
+
+build:
+	$(GO) build -ldflags "-X main.version=$(VERSION)" -o $(BIN) ./cmd/crumbs
+
+run: deps build ## the whole pipeline in the foreground; Ctrl-C stops it
+	$(BIN) up $(if $(wildcard $(CONFIG)),--config $(CONFIG))
+
+test: deps ## every test, including the end-to-end ones (root, eBPF, ClickHouse)
+	$(GO) vet ./...
+	$(GO) test $(TESTFLAGS) ./...
+
+bench: deps build ## Go benchmarks and load runs; figures go to bench-results/
+	scripts/bench.sh
+
+generate: ## regenerate vmlinux.h and the bpf2go output (installs clang, bpftool, libbpf-dev)
+	@scripts/ensure-deps.sh --generate
+	scripts/gen-vmlinux.sh
+	$(GO) generate ./...
+
+lint:
+	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || { gofmt -l $$(git ls-files '*.go'); echo "gofmt needed"; exit 1; }
+	$(GO) vet ./...
+
+clean:
+	rm -rf bin bench-results

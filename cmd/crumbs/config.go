@@ -1,0 +1,128 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/threatcrumbs/crumbs/collectors/process"
+	"github.com/threatcrumbs/crumbs/detectors"
+	"github.com/threatcrumbs/crumbs/enrichers"
+	"github.com/threatcrumbs/crumbs/pkg/kafka"
+	"github.com/threatcrumbs/crumbs/schemas"
+	"github.com/threatcrumbs/crumbs/sinks/clickhouse"
+)
+
+// Config is crumbs' whole configuration; README.md documents every key.
+type Config struct {
+	Log        LogConfig         `mapstructure:"log"`
+	Host       HostConfig        `mapstructure:"host"`
+	Metrics    MetricsConfig     `mapstructure:"metrics"`
+	Status     StatusConfig      `mapstructure:"status"`
+	Kafka      kafka.Config      `mapstructure:"kafka"`
+	ClickHouse clickhouse.Config `mapstructure:"clickhouse"`
+	Collectors CollectorsConfig  `mapstructure:"collectors"`
+	Enricher   enrichers.Config  `mapstructure:"enricher"`
+	Detector   detectors.Config  `mapstructure:"detector"`
+}
+
+// LogConfig configures logging (log/slog to stderr).
+type LogConfig struct {
+	// Level is debug, info, warn or error. Default info.
+	Level string `mapstructure:"level"`
+	// Format is text or json. Default text.
+	Format string `mapstructure:"format"`
+}
+
+// HostConfig names this host in the events it collects.
+type HostConfig struct {
+	// ID is the machine id; default: /etc/machine-id.
+	ID string `mapstructure:"id"`
+	// Name is the host name; default: the kernel's host name.
+	Name string `mapstructure:"name"`
+}
+
+// MetricsConfig configures the Prometheus and health endpoint.
+type MetricsConfig struct {
+	// Listen is the address serving /metrics and /healthz; empty turns it off.
+	// Default 127.0.0.1:9464.
+	Listen string `mapstructure:"listen"`
+}
+
+// StatusConfig configures `crumbs up`'s status line.
+type StatusConfig struct {
+	// Interval between status lines; 0 turns them off. Default 1s.
+	Interval time.Duration `mapstructure:"interval"`
+}
+
+// CollectorsConfig configures the collectors (keys under `collectors.`).
+type CollectorsConfig struct {
+	Process process.Config `mapstructure:"process"`
+}
+
+// defaultConfig returns every key's default.
+func defaultConfig() Config {
+	return Config{
+		Log:        LogConfig{Level: "info", Format: "text"},
+		Metrics:    MetricsConfig{Listen: "127.0.0.1:9464"},
+		Status:     StatusConfig{Interval: time.Second},
+		Kafka:      kafka.DefaultConfig(),
+		ClickHouse: clickhouse.DefaultConfig(),
+		Collectors: CollectorsConfig{Process: process.DefaultConfig()},
+		Enricher:   enrichers.DefaultConfig(),
+		Detector:   detectors.DefaultConfig(),
+	}
+}
+
+// Validate reports every invalid key.
+func (c *Config) Validate() error {
+	var errs []error
+	switch strings.ToLower(c.Log.Level) {
+	case "debug", "info", "warn", "error":
+	default:
+		errs = append(errs, fmt.Errorf("log.level: %q: must be debug, info, warn or error", c.Log.Level))
+	}
+	if c.Log.Format != "text" && c.Log.Format != "json" {
+		errs = append(errs, fmt.Errorf("log.format: %q: must be text or json", c.Log.Format))
+	}
+	if c.Status.Interval < 0 {
+		errs = append(errs, fmt.Errorf("status.interval: %s: must not be negative", c.Status.Interval))
+	}
+	for _, v := range []interface{ Validate() error }{c.Kafka, c.ClickHouse, c.Collectors.Process, c.Enricher, c.Detector} {
+		if err := v.Validate(); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// fillHost sets the host id and name from the machine when not configured.
+func (c *Config) fillHost() {
+	if c.Host.ID == "" {
+		if b, err := os.ReadFile("/etc/machine-id"); err == nil {
+			c.Host.ID = strings.TrimSpace(string(b))
+		}
+	}
+	if c.Host.Name == "" {
+		c.Host.Name, _ = os.Hostname()
+	}
+	if c.Host.ID == "" {
+		c.Host.ID = c.Host.Name
+	}
+}
+
+func (c *Config) host() schemas.Host { return schemas.Host{ID: c.Host.ID, Name: c.Host.Name} }
+
+// logger builds the process's logger.
+func (c *Config) logger() *slog.Logger {
+	var lvl slog.Level
+	_ = lvl.UnmarshalText([]byte(c.Log.Level))
+	opts := &slog.HandlerOptions{Level: lvl}
+	if c.Log.Format == "json" {
+		return slog.New(slog.NewJSONHandler(os.Stderr, opts))
+	}
+	return slog.New(slog.NewTextHandler(os.Stderr, opts))
+}

@@ -1,0 +1,94 @@
+// Command crumbs runs the crumbs pipeline: `crumbs up` runs every stage on one host; `crumbs
+// collect | enrich | detect | sink` run one stage each against a Kafka cluster. It only parses
+// configuration and wires the stages; their logic lives in their packages.
+package main
+
+import (
+	"errors"
+	"fmt"
+	"os"
+
+	"github.com/spf13/cobra"
+
+	"github.com/threatcrumbs/crumbs/pkg/config"
+)
+
+// version is set at build time (-ldflags "-X main.version=...").
+var version = "dev"
+
+// exitCode errors carry the process exit code: 2 for invalid input.
+type exitCode struct {
+	code int
+	err  error
+}
+
+func (e *exitCode) Error() string { return e.err.Error() }
+func (e *exitCode) Unwrap() error { return e.err }
+
+func main() {
+	root := newRoot()
+	if err := root.Execute(); err != nil {
+		fmt.Fprintln(os.Stderr, "crumbs:", err)
+		var ec *exitCode
+		if errors.As(err, &ec) {
+			os.Exit(ec.code)
+		}
+		os.Exit(1)
+	}
+}
+
+func newRoot() *cobra.Command {
+	root := &cobra.Command{
+		Use:           "crumbs",
+		Short:         "crumbs collects security crumbs with eBPF, enriches and judges them through Kafka, and lands them in ClickHouse",
+		SilenceUsage:  true,
+		SilenceErrors: true,
+	}
+	root.PersistentFlags().StringP("config", "c", os.Getenv("CRUMBS_CONFIG"), "YAML configuration file (env CRUMBS_CONFIG)")
+	config.AddFlags(root.PersistentFlags(), defaultConfig())
+	root.AddCommand(upCmd(), collectCmd(), enrichCmd(), detectCmd(), sinkCmd(), contextCmd(), loadgenCmd(), versionCmd(), configCmd())
+	return root
+}
+
+// loadConfig reads the configuration of a command: defaults, file, environment, flags.
+func loadConfig(cmd *cobra.Command) (*Config, error) {
+	path, _ := cmd.Flags().GetString("config")
+	cfg := &Config{}
+	if err := config.Load(cfg, defaultConfig(), path, cmd.Flags()); err != nil {
+		return nil, &exitCode{2, err}
+	}
+	if err := cfg.Validate(); err != nil {
+		return nil, &exitCode{2, err}
+	}
+	cfg.fillHost()
+	return cfg, nil
+}
+
+func versionCmd() *cobra.Command {
+	return &cobra.Command{
+		Use:   "version",
+		Short: "Print crumbs' version",
+		Args:  cobra.NoArgs,
+		Run: func(cmd *cobra.Command, _ []string) {
+			fmt.Fprintln(cmd.OutOrStdout(), "crumbs", version)
+		},
+	}
+}
+
+func configCmd() *cobra.Command {
+	return &cobra.Command{
+		Use:   "config",
+		Short: "Print every configuration key with its environment variable and effective value",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			cfg, err := loadConfig(cmd)
+			if err != nil {
+				return err
+			}
+			for _, k := range config.Keys(*cfg) {
+				fmt.Fprintf(cmd.OutOrStdout(), "%-42s %-46s %v\n", k.Name, k.Env(), k.Default)
+			}
+			return nil
+		},
+	}
+}
