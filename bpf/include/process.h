@@ -1,0 +1,79 @@
+/* Records the process programs (process.bpf.c) write into the "events" ring buffer.
+ * User space (collectors/process) decodes them with the Go types bpf2go generates from
+ * these definitions, so a change here is a change of that contract: run go generate. */
+#ifndef CRUMBS_PROCESS_H
+#define CRUMBS_PROCESS_H
+
+/* Largest filename and argv the exec program copies. The per-CPU scratch value holding both
+ * must stay under 32 KiB, the kernel's limit for a per-CPU map value. */
+#define FILENAME_MAX_BYTES 4096
+#define ARGS_MAX_BYTES 16384
+
+#define COMM_BYTES 16
+#define TTY_BYTES 64
+
+/* Unset audit login uid ((uid_t)-1). */
+#define LOGINUID_UNSET 0xffffffff
+
+enum event_kind {
+	EVENT_KIND_EXEC = 1,
+	EVENT_KIND_FORK = 2,
+	EVENT_KIND_EXIT = 3,
+};
+
+enum exec_flag {
+	/* argv was longer than max_arg_bytes and was cut. */
+	EXEC_FLAG_ARGS_TRUNCATED = 1,
+	/* argv could not be read from the new process's memory. */
+	EXEC_FLAG_ARGS_UNREADABLE = 2,
+	/* The filename was longer than FILENAME_MAX_BYTES and was cut. */
+	EXEC_FLAG_FILENAME_TRUNCATED = 4,
+};
+
+/* exec_event is followed in the ring buffer by filename_len bytes of filename (NUL
+ * terminated) and args_len bytes of argv (NUL separated, as in mm->arg_start..arg_end). */
+struct exec_event {
+	__u32 kind;
+	__u32 flags;
+	__u64 ktime_ns; /* CLOCK_BOOTTIME */
+	__u64 cgroup_id;
+	__u32 pid; /* tgid */
+	__u32 tid;
+	__u32 ppid; /* real_parent->tgid */
+	__u32 uid;
+	__u32 gid;
+	__u32 loginuid;
+	__u32 filename_len;
+	__u32 args_len;
+	__u64 args_size; /* arg_end - arg_start: argv's full size before the cap */
+	char comm[COMM_BYTES];
+	char tty[TTY_BYTES];
+};
+
+/* fork_event: a new process (not a thread) was created. */
+struct fork_event {
+	__u32 kind;
+	__u32 parent_pid; /* child->real_parent->tgid */
+	__u64 ktime_ns;
+	__u64 cgroup_id;
+	__u32 child_pid;
+	__u32 uid;
+	__u32 gid;
+	__u32 loginuid;
+};
+
+/* exit_event: the last thread of a process exited. */
+struct exit_event {
+	__u32 kind;
+	__u32 pid; /* tgid */
+	__u64 ktime_ns;
+	__u32 ppid;
+	__u32 exit_code; /* task->exit_code: status << 8 | terminating signal */
+	__u64 cgroup_id;
+	__u32 uid;
+	__u32 gid;
+	__u32 loginuid;
+	__u32 _pad;
+};
+
+#endif

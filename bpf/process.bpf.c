@@ -1,0 +1,232 @@
+// SPDX-License-Identifier: GPL-2.0
+/* Process lifecycle: exec, fork and exit, written to the "events" ring buffer as the
+ * records of process.h. Reserve or output failures (ring buffer full) are counted per CPU in
+ * "drops" so user space can report them.
+ *
+ * exec and exit use the classic sched tracepoints. fork uses tp_btf because the classic
+ * tracepoint's record only carries thread ids, which cannot tell a new process from a new
+ * thread; tp_btf hands over the child task_struct. */
+#include "vmlinux.h"
+#include <bpf/bpf_helpers.h>
+#include <bpf/bpf_core_read.h>
+#include <bpf/bpf_tracing.h>
+
+#include "process.h"
+
+char LICENSE[] SEC("license") = "GPL";
+
+/* Set by the loader before load. */
+volatile const __u32 self_tgid = 0;     /* events of this process are not reported */
+volatile const __u32 max_arg_bytes = 4096; /* cap on argv bytes copied per exec */
+
+struct {
+	__uint(type, BPF_MAP_TYPE_RINGBUF);
+	__uint(max_entries, 1 << 23); /* replaced by the loader */
+} events SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, __u64);
+} drops SEC(".maps");
+
+/* An exec record is built here, then copied into the ring buffer at its real length: a
+ * fixed-size reservation of the largest record would waste most of the ring. */
+struct exec_scratch {
+	struct exec_event hdr;
+	char data[FILENAME_MAX_BYTES + ARGS_MAX_BYTES];
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct exec_scratch);
+} exec_scratch SEC(".maps");
+
+/* Keep the record types in BTF so bpf2go can generate Go types for them. */
+const struct fork_event *unused_fork_event __attribute__((unused));
+const struct exit_event *unused_exit_event __attribute__((unused));
+const enum event_kind *unused_event_kind __attribute__((unused));
+const enum exec_flag *unused_exec_flag __attribute__((unused));
+
+static __always_inline void count_drop(void)
+{
+	__u32 zero = 0;
+	__u64 *n = bpf_map_lookup_elem(&drops, &zero);
+
+	if (n)
+		*n += 1; /* per-CPU slot; tracepoint programs do not migrate */
+}
+
+static __always_inline __u32 read_loginuid(struct task_struct *task)
+{
+	if (!bpf_core_field_exists(task->loginuid))
+		return LOGINUID_UNSET;
+	return BPF_CORE_READ(task, loginuid.val);
+}
+
+static __always_inline void read_tty(struct task_struct *task, char *dst)
+{
+	struct tty_struct *tty = BPF_CORE_READ(task, signal, tty);
+
+	dst[0] = '\0';
+	if (tty)
+		bpf_probe_read_kernel_str(dst, TTY_BYTES, &tty->name);
+}
+
+/* read_args copies argv from the new image's stack to dst, at most cap bytes, and returns
+ * how many bytes it copied. */
+static __always_inline __u32 read_args(struct exec_event *e, char *dst, struct task_struct *task)
+{
+	struct mm_struct *mm = BPF_CORE_READ(task, mm);
+	__u64 start = BPF_CORE_READ(mm, arg_start);
+	__u64 end = BPF_CORE_READ(mm, arg_end);
+	__u64 cap = max_arg_bytes;
+	__u64 len;
+
+	if (end <= start)
+		return 0;
+	len = end - start;
+	e->args_size = len;
+	if (cap > ARGS_MAX_BYTES)
+		cap = ARGS_MAX_BYTES;
+	if (len > cap) {
+		len = cap;
+		e->flags |= EXEC_FLAG_ARGS_TRUNCATED;
+	}
+	/* Restate the bound on the register the helper gets, for the verifier. */
+	len &= (ARGS_MAX_BYTES << 1) - 1;
+	if (len > ARGS_MAX_BYTES)
+		return 0;
+	if (bpf_probe_read_user(dst, len, (void *)start) < 0) {
+		e->flags |= EXEC_FLAG_ARGS_UNREADABLE;
+		return 0;
+	}
+	return len;
+}
+
+SEC("tracepoint/sched/sched_process_exec")
+int handle_exec(struct trace_event_raw_sched_process_exec *ctx)
+{
+	__u64 id = bpf_get_current_pid_tgid();
+	__u32 tgid = id >> 32;
+	__u32 zero = 0;
+	struct exec_scratch *s;
+	struct exec_event *e;
+	struct task_struct *task;
+	__u64 ugid, total;
+	long n;
+	__u32 fn_len;
+
+	if (tgid == self_tgid)
+		return 0;
+	s = bpf_map_lookup_elem(&exec_scratch, &zero);
+	if (!s)
+		return 0;
+	e = &s->hdr;
+	task = (struct task_struct *)bpf_get_current_task();
+	ugid = bpf_get_current_uid_gid();
+
+	e->kind = EVENT_KIND_EXEC;
+	e->flags = 0;
+	e->ktime_ns = bpf_ktime_get_boot_ns();
+	e->cgroup_id = bpf_get_current_cgroup_id();
+	e->pid = tgid;
+	e->tid = (__u32)id;
+	e->ppid = BPF_CORE_READ(task, real_parent, tgid);
+	e->uid = (__u32)ugid;
+	e->gid = ugid >> 32;
+	e->loginuid = read_loginuid(task);
+	e->args_size = 0;
+	bpf_get_current_comm(e->comm, sizeof(e->comm));
+	read_tty(task, e->tty);
+
+	/* __data_loc: the low 16 bits are the string's offset from the record's start. */
+	n = bpf_probe_read_kernel_str(s->data, FILENAME_MAX_BYTES,
+				      (void *)ctx + (ctx->__data_loc_filename & 0xffff));
+	fn_len = n > 0 ? n : 0;
+	if (fn_len >= FILENAME_MAX_BYTES)
+		e->flags |= EXEC_FLAG_FILENAME_TRUNCATED;
+	if (fn_len > FILENAME_MAX_BYTES)
+		fn_len = FILENAME_MAX_BYTES;
+	e->filename_len = fn_len;
+	e->args_len = read_args(e, s->data + fn_len, task);
+
+	total = sizeof(*e) + fn_len + e->args_len;
+	if (total > sizeof(*s))
+		return 0;
+	if (bpf_ringbuf_output(&events, s, total, 0) < 0)
+		count_drop();
+	return 0;
+}
+
+SEC("tp_btf/sched_process_fork")
+int BPF_PROG(handle_fork, struct task_struct *parent, struct task_struct *child)
+{
+	struct fork_event *e;
+	__u64 ugid;
+
+	if (child->pid != child->tgid) /* a new thread, not a new process */
+		return 0;
+	if (parent->tgid == self_tgid)
+		return 0;
+	e = bpf_ringbuf_reserve(&events, sizeof(*e), 0);
+	if (!e) {
+		count_drop();
+		return 0;
+	}
+	ugid = bpf_get_current_uid_gid();
+	e->kind = EVENT_KIND_FORK;
+	e->parent_pid = BPF_CORE_READ(child, real_parent, tgid);
+	e->ktime_ns = bpf_ktime_get_boot_ns();
+	e->cgroup_id = bpf_get_current_cgroup_id();
+	e->child_pid = child->tgid;
+	e->uid = (__u32)ugid;
+	e->gid = ugid >> 32;
+	e->loginuid = read_loginuid(child);
+	bpf_ringbuf_submit(e, 0);
+	return 0;
+}
+
+/* process_exited reports whether the exiting thread is the last of its process. Kernels
+ * that lack the tracepoint's group_dead field fall back to the thread-group leader's exit. */
+static __always_inline bool process_exited(struct trace_event_raw_sched_process_exit *ctx, __u64 id)
+{
+	if (bpf_core_field_exists(ctx->group_dead))
+		return ctx->group_dead;
+	return (__u32)id == (__u32)(id >> 32);
+}
+
+SEC("tracepoint/sched/sched_process_exit")
+int handle_exit(struct trace_event_raw_sched_process_exit *ctx)
+{
+	__u64 id = bpf_get_current_pid_tgid();
+	__u32 tgid = id >> 32;
+	struct task_struct *task;
+	struct exit_event *e;
+	__u64 ugid;
+
+	if (tgid == self_tgid || !process_exited(ctx, id))
+		return 0;
+	e = bpf_ringbuf_reserve(&events, sizeof(*e), 0);
+	if (!e) {
+		count_drop();
+		return 0;
+	}
+	task = (struct task_struct *)bpf_get_current_task();
+	ugid = bpf_get_current_uid_gid();
+	e->kind = EVENT_KIND_EXIT;
+	e->pid = tgid;
+	e->ktime_ns = bpf_ktime_get_boot_ns();
+	e->ppid = BPF_CORE_READ(task, real_parent, tgid);
+	e->exit_code = BPF_CORE_READ(task, exit_code);
+	e->cgroup_id = bpf_get_current_cgroup_id();
+	e->uid = (__u32)ugid;
+	e->gid = ugid >> 32;
+	e->loginuid = read_loginuid(task);
+	e->_pad = 0;
+	bpf_ringbuf_submit(e, 0);
+	return 0;
+}

@@ -1,0 +1,560 @@
+// Package process collects process lifecycle events from the kernel.
+//
+// In: the exec, fork and exit records that bpf/process.bpf.c writes into a BPF ring buffer
+// (plus what /proc, /etc/passwd and /etc/group say about the processes named in them).
+// Out: one *schemas.ProcessEvent per record, handed to the caller's emit function in
+// ring-buffer order, with the executable's sha256 computed off the reading goroutine.
+// Records the kernel could not write because the ring buffer was full are counted in
+// Stats.KernelDrops and logged; they are never lost silently.
+package process
+
+import (
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/cilium/ebpf"
+	"github.com/cilium/ebpf/link"
+	"github.com/cilium/ebpf/ringbuf"
+	"github.com/cilium/ebpf/rlimit"
+	"golang.org/x/sys/unix"
+
+	"github.com/threatcrumbs/crumbs/schemas"
+)
+
+// ErrDisabled is returned by New when the config does not enable the collector.
+var ErrDisabled = errors.New("process collector is disabled")
+
+// ErrAlreadyRun is returned by Run when called a second time: a Collector runs once.
+var ErrAlreadyRun = errors.New("process collector already ran")
+
+const (
+	// hashTimeout bounds how long an exec event waits for its sha256 before it is emitted
+	// without one, counted from when the record was read.
+	hashTimeout = 2 * time.Second
+	// pipelineDepth bounds the events read but not yet emitted.
+	pipelineDepth = 4096
+	// hashQueueDepth bounds the hash jobs waiting for a worker; when it is full, exec
+	// events go without sha256 rather than stall the reader.
+	hashQueueDepth = 1024
+	// processTableEntries caps the process table.
+	processTableEntries = 1 << 16
+	// exitLinger keeps an exited process in the table for events read after its exit.
+	exitLinger = 5 * time.Second
+	// housekeepingEvery is how often the reader reports kernel drops and expires the table.
+	housekeepingEvery = time.Second
+	// loginUIDUnset is the audit login uid of a process no login started.
+	loginUIDUnset = 0xffffffff
+)
+
+// Stats counts what the collector did. Every field only grows.
+type Stats struct {
+	Events         uint64 // events emitted
+	KernelDrops    uint64 // records the kernel dropped because the ring buffer was full
+	DecodeErrors   uint64 // records that could not be decoded
+	HashErrors     uint64 // executables that could not be opened or read
+	HashTimeouts   uint64 // exec events emitted without sha256 after waiting hashTimeout
+	HashSkipped    uint64 // exec events not hashed because the hash queue was full
+	HashTooLarge   uint64 // executables over hash_max_file_bytes
+	HashCacheHits  uint64 // sha256 sums served from the cache
+	HashCacheMiss  uint64 // sha256 sums computed
+	TableEvictions uint64 // live processes evicted from the full process table
+}
+
+// Collector reads process events from the kernel. Create it with New, then call Run once.
+type Collector struct {
+	cfg  Config
+	host schemas.Host
+	log  *slog.Logger
+
+	objs   processObjects
+	links  []link.Link
+	reader *ringbuf.Reader
+
+	proc       procFS
+	table      *processTable
+	users      *idNames
+	groups     *idNames
+	hasher     *fileHasher
+	bootOffset int64 // wall clock minus CLOCK_BOOTTIME, ns
+
+	ran atomic.Bool
+
+	// mapMu guards reading the drops map against closing it.
+	mapMu  sync.Mutex
+	closed bool
+
+	events, decodeErrors, hashTimeouts, hashSkipped atomic.Uint64
+	kernelDrops, tableEvictions                     atomic.Uint64
+	hashCounters                                    hashCounters
+	reportedDrops                                   uint64 // kernel drops already logged; reader goroutine only
+}
+
+// New loads the process programs into the kernel and attaches them. Events are buffered
+// in the ring buffer from then until Run reads them. On error, everything New opened is
+// released.
+func New(cfg Config, host schemas.Host, log *slog.Logger) (*Collector, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	if !cfg.Enabled {
+		return nil, ErrDisabled
+	}
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	c := &Collector{
+		cfg:    cfg,
+		host:   host,
+		log:    log.With("collector", "process"),
+		proc:   procFS{root: "/proc"},
+		users:  newIDNames("/etc/passwd"),
+		groups: newIDNames("/etc/group"),
+	}
+	c.hasher = &fileHasher{cache: newHashCache(cfg.HashCacheEntries), maxBytes: cfg.HashMaxFileBytes, counters: &c.hashCounters}
+	if err := c.open(); err != nil {
+		c.close()
+		return nil, err
+	}
+	return c, nil
+}
+
+func (c *Collector) open() error {
+	if err := rlimit.RemoveMemlock(); err != nil {
+		return fmt.Errorf("remove memlock rlimit: %w", err)
+	}
+	if err := c.load(); err != nil {
+		return err
+	}
+	if err := c.attach(); err != nil {
+		return err
+	}
+	rd, err := ringbuf.NewReader(c.objs.Events)
+	if err != nil {
+		return fmt.Errorf("open ring buffer reader: %w", err)
+	}
+	c.reader = rd
+	offset, err := bootTimeOffset()
+	if err != nil {
+		return err
+	}
+	c.bootOffset = offset
+	// Seed after attaching, so a process started in between is seen by one or the other.
+	c.table = newProcessTable(processTableEntries, exitLinger, c.proc)
+	if err := c.table.seed(); err != nil {
+		return fmt.Errorf("seed process table from /proc: %w", err)
+	}
+	return nil
+}
+
+func (c *Collector) load() error {
+	spec, err := loadProcess()
+	if err != nil {
+		return fmt.Errorf("read process programs: %w", err)
+	}
+	spec.Maps[processMapEvents].MaxEntries = uint32(c.cfg.RingBufferBytes)
+	if err := spec.Variables[processVarSelfTgid].Set(uint32(os.Getpid())); err != nil {
+		return fmt.Errorf("set self_tgid: %w", err)
+	}
+	if err := spec.Variables[processVarMaxArgBytes].Set(uint32(c.cfg.MaxArgBytes)); err != nil {
+		return fmt.Errorf("set max_arg_bytes: %w", err)
+	}
+	if err := spec.LoadAndAssign(&c.objs, nil); err != nil {
+		var verr *ebpf.VerifierError
+		if errors.As(err, &verr) {
+			return fmt.Errorf("load process programs: %+v", verr)
+		}
+		return fmt.Errorf("load process programs: %w", err)
+	}
+	return nil
+}
+
+func (c *Collector) attach() error {
+	tracepoints := []struct {
+		name string
+		prog *ebpf.Program
+	}{
+		{"sched_process_exec", c.objs.HandleExec},
+		{"sched_process_exit", c.objs.HandleExit},
+	}
+	for _, tp := range tracepoints {
+		l, err := link.Tracepoint("sched", tp.name, tp.prog, nil)
+		if err != nil {
+			return fmt.Errorf("attach %s: %w", tp.name, err)
+		}
+		c.links = append(c.links, l)
+	}
+	l, err := link.AttachTracing(link.TracingOptions{Program: c.objs.HandleFork, AttachType: ebpf.AttachTraceRawTp})
+	if err != nil {
+		return fmt.Errorf("attach sched_process_fork: %w", err)
+	}
+	c.links = append(c.links, l)
+	return nil
+}
+
+// close releases the kernel objects; safe to call more than once.
+func (c *Collector) close() {
+	c.mapMu.Lock()
+	defer c.mapMu.Unlock()
+	if c.closed {
+		return
+	}
+	c.closed = true
+	if c.objs.Drops != nil {
+		if n, err := sumDrops(c.objs.Drops); err == nil {
+			c.kernelDrops.Store(n)
+		}
+	}
+	if c.reader != nil {
+		c.reader.Close()
+	}
+	for _, l := range c.links {
+		l.Close()
+	}
+	c.objs.Close()
+}
+
+// bootTimeOffset returns wall-clock time minus CLOCK_BOOTTIME (bpf_ktime_get_boot_ns),
+// taking the tightest of a few samples.
+func bootTimeOffset() (int64, error) {
+	best, bestSpan := int64(0), int64(-1)
+	for range 5 {
+		var before, after unix.Timespec
+		if err := unix.ClockGettime(unix.CLOCK_BOOTTIME, &before); err != nil {
+			return 0, fmt.Errorf("read CLOCK_BOOTTIME: %w", err)
+		}
+		wall := time.Now().UnixNano()
+		if err := unix.ClockGettime(unix.CLOCK_BOOTTIME, &after); err != nil {
+			return 0, fmt.Errorf("read CLOCK_BOOTTIME: %w", err)
+		}
+		span := after.Nano() - before.Nano()
+		if bestSpan < 0 || span < bestSpan {
+			best, bestSpan = wall-(before.Nano()+span/2), span
+		}
+	}
+	return best, nil
+}
+
+func sumDrops(m *ebpf.Map) (uint64, error) {
+	var perCPU []uint64
+	if err := m.Lookup(uint32(0), &perCPU); err != nil {
+		return 0, fmt.Errorf("read drops map: %w", err)
+	}
+	var n uint64
+	for _, v := range perCPU {
+		n += v
+	}
+	return n, nil
+}
+
+// Stats returns the counters so far. KernelDrops is read from the kernel while the
+// collector is open.
+func (c *Collector) Stats() Stats {
+	c.mapMu.Lock()
+	if !c.closed {
+		if n, err := sumDrops(c.objs.Drops); err == nil {
+			c.kernelDrops.Store(n)
+		}
+	}
+	c.mapMu.Unlock()
+	return Stats{
+		Events:         c.events.Load(),
+		KernelDrops:    c.kernelDrops.Load(),
+		DecodeErrors:   c.decodeErrors.Load(),
+		HashErrors:     c.hashCounters.errors.Load(),
+		HashTimeouts:   c.hashTimeouts.Load(),
+		HashSkipped:    c.hashSkipped.Load(),
+		HashTooLarge:   c.hashCounters.tooLarge.Load(),
+		HashCacheHits:  c.hashCounters.cacheHits.Load(),
+		HashCacheMiss:  c.hashCounters.cacheMisses.Load(),
+		TableEvictions: c.tableEvictions.Load(),
+	}
+}
+
+// pending is an event read but not yet emitted; hash, when set, is the sha256 it waits for.
+type pending struct {
+	ev       *schemas.ProcessEvent
+	hash     *hashJob
+	deadline time.Time
+}
+
+// Run reads the ring buffer and calls emit for each event until ctx is done; then it emits
+// the events already read, closes the collector and returns nil. emit is called from one
+// goroutine, in ring-buffer order; while it blocks, reading stops and the kernel drops
+// (and counts) what no longer fits in the ring buffer. Run returns after emit has returned
+// for the last event, so emit should stop blocking once ctx is done. Run returns an error
+// only when reading fails for another reason than ctx being done.
+func (c *Collector) Run(ctx context.Context, emit func(*schemas.ProcessEvent)) error {
+	if !c.ran.CompareAndSwap(false, true) {
+		return ErrAlreadyRun
+	}
+	defer c.close()
+
+	var wg sync.WaitGroup
+	jobs := make(chan *hashJob, hashQueueDepth)
+	for range c.cfg.HashWorkers {
+		wg.Go(func() { c.hasher.work(jobs) })
+	}
+	queue := make(chan pending, pipelineDepth)
+	wg.Go(func() { c.emitInOrder(queue, emit) })
+	readDone := make(chan struct{})
+	wg.Go(func() {
+		// Closing the reader is what interrupts a blocked read.
+		select {
+		case <-ctx.Done():
+			c.reader.Close()
+		case <-readDone:
+		}
+	})
+
+	err := c.readLoop(ctx, queue, jobs)
+	close(readDone)
+	close(queue)
+	close(jobs)
+	wg.Wait()
+	c.reportDrops()
+	return err
+}
+
+func (c *Collector) readLoop(ctx context.Context, queue chan<- pending, jobs chan<- *hashJob) error {
+	var rec ringbuf.Record
+	nextChore := time.Now().Add(housekeepingEvery)
+	for {
+		c.reader.SetDeadline(nextChore)
+		err := c.reader.ReadInto(&rec)
+		switch {
+		case errors.Is(err, os.ErrDeadlineExceeded):
+		case errors.Is(err, ringbuf.ErrClosed):
+			if ctx.Err() != nil {
+				return nil
+			}
+			return fmt.Errorf("read process ring buffer: %w", err)
+		case err != nil:
+			return fmt.Errorf("read process ring buffer: %w", err)
+		default:
+			c.handle(rec.RawSample, queue, jobs)
+		}
+		if now := time.Now(); !now.Before(nextChore) {
+			c.housekeeping(now)
+			nextChore = now.Add(housekeepingEvery)
+		}
+	}
+}
+
+func (c *Collector) housekeeping(now time.Time) {
+	c.table.expire(now)
+	c.tableEvictions.Store(c.table.evictions)
+	c.reportDrops()
+}
+
+// reportDrops logs the kernel drops since the last report.
+func (c *Collector) reportDrops() {
+	total := c.Stats().KernelDrops
+	if total > c.reportedDrops {
+		c.log.Warn("process events dropped in the kernel: ring buffer full",
+			"dropped", total-c.reportedDrops, "dropped_total", total, "ring_buffer_bytes", c.cfg.RingBufferBytes)
+		c.reportedDrops = total
+	}
+}
+
+// handle decodes one record and queues its event; a full hash queue leaves the event
+// without sha256 rather than block.
+func (c *Collector) handle(raw []byte, queue chan<- pending, jobs chan<- *hashJob) {
+	p, err := c.decode(raw, time.Now())
+	if err != nil {
+		c.decodeErrors.Add(1)
+		c.log.Debug("undecodable process record", "error", err)
+		return
+	}
+	if p.hash != nil {
+		select {
+		case jobs <- p.hash:
+		default:
+			c.hashSkipped.Add(1)
+			p.hash = nil
+		}
+	}
+	queue <- p
+}
+
+// emitInOrder emits queued events in order, each after its sha256 or its deadline.
+func (c *Collector) emitInOrder(queue <-chan pending, emit func(*schemas.ProcessEvent)) {
+	timer := time.NewTimer(hashTimeout)
+	defer timer.Stop()
+	for p := range queue {
+		if p.hash != nil {
+			p.ev.Process.File.SHA256 = c.await(p, timer)
+		}
+		emit(p.ev)
+		c.events.Add(1)
+	}
+}
+
+func (c *Collector) await(p pending, timer *time.Timer) string {
+	select {
+	case <-p.hash.done:
+		return p.hash.sum
+	default:
+	}
+	timer.Reset(time.Until(p.deadline))
+	select {
+	case <-p.hash.done:
+		return p.hash.sum
+	case <-timer.C:
+		c.hashTimeouts.Add(1)
+		return ""
+	}
+}
+
+func (c *Collector) decode(raw []byte, now time.Time) (pending, error) {
+	if len(raw) < 4 {
+		return pending{}, fmt.Errorf("record of %d bytes has no kind", len(raw))
+	}
+	switch kind := processEventKind(binary.LittleEndian.Uint32(raw)); kind {
+	case processEventKindEVENT_KIND_EXEC:
+		return c.decodeExec(raw, now)
+	case processEventKindEVENT_KIND_FORK:
+		return c.decodeFork(raw, now)
+	case processEventKindEVENT_KIND_EXIT:
+		return c.decodeExit(raw, now)
+	default:
+		return pending{}, fmt.Errorf("record of unknown kind %d", kind)
+	}
+}
+
+func (c *Collector) newEvent(ktime uint64, action string) *schemas.ProcessEvent {
+	return &schemas.ProcessEvent{
+		Envelope: schemas.Envelope{
+			EventID: schemas.NewEventID(),
+			Time:    int64(ktime) + c.bootOffset,
+			Host:    c.host,
+			Kind:    schemas.KindProcess,
+		},
+		Action: action,
+	}
+}
+
+func (c *Collector) decodeExec(raw []byte, now time.Time) (pending, error) {
+	var hdr processExecEvent
+	n, err := binary.Decode(raw, binary.LittleEndian, &hdr)
+	if err != nil {
+		return pending{}, fmt.Errorf("decode exec record: %w", err)
+	}
+	data := raw[n:]
+	if int(hdr.FilenameLen)+int(hdr.ArgsLen) > len(data) {
+		return pending{}, fmt.Errorf("exec record: %d bytes of filename and argv, %d present", hdr.FilenameLen+hdr.ArgsLen, len(data))
+	}
+	filename := cstring(data[:hdr.FilenameLen])
+	args, truncated := splitArgs(data[hdr.FilenameLen:hdr.FilenameLen+hdr.ArgsLen], c.cfg.MaxArgs)
+
+	pid := int32(hdr.Pid)
+	ev := c.newEvent(hdr.KtimeNs, schemas.ActionExec)
+	p := &ev.Process
+	p.PID, p.PPID = pid, int32(hdr.Ppid)
+	p.Args, p.CmdLine = args, schemas.JoinArgs(args)
+	p.ArgsTruncated = truncated || hdr.Flags&uint32(processExecFlagEXEC_FLAG_ARGS_TRUNCATED) != 0
+	p.CWD = c.proc.cwd(pid)
+	exe := c.proc.exe(pid)
+	path := resolveExecPath(filename, exe, p.CWD)
+	p.File = schemas.File{Path: path, Name: filepath.Base(path)}
+	c.fillCreds(p, hdr.Uid, hdr.Gid, now)
+	p.LoginUID = loginUID(hdr.Loginuid)
+	p.TTY = cstring(hdr.Tty[:])
+	p.CgroupID = int64(hdr.CgroupId)
+	cg := c.proc.cgroup(pid)
+	p.SystemdUnit, p.ContainerID = cg.SystemdUnit, cg.ContainerID
+	p.Parent = c.parent(p.PPID)
+	c.table.exec(pid, path, p.Args)
+
+	job := newHashJob(pid, path, exe != "" && exe == path)
+	return pending{ev: ev, hash: job, deadline: now.Add(hashTimeout)}, nil
+}
+
+func (c *Collector) decodeFork(raw []byte, now time.Time) (pending, error) {
+	var rec processForkEvent
+	if _, err := binary.Decode(raw, binary.LittleEndian, &rec); err != nil {
+		return pending{}, fmt.Errorf("decode fork record: %w", err)
+	}
+	ev := c.newEvent(rec.KtimeNs, schemas.ActionFork)
+	p := &ev.Process
+	p.PID, p.PPID = int32(rec.ChildPid), int32(rec.ParentPid)
+	c.fillCreds(p, rec.Uid, rec.Gid, now)
+	p.CgroupID = int64(rec.CgroupId)
+	p.LoginUID = loginUID(rec.Loginuid)
+	p.Parent = c.parent(p.PPID)
+	// The child runs its parent's image until it execs.
+	c.table.fork(p.PPID, p.PID)
+	c.fillImage(p)
+	return pending{ev: ev}, nil
+}
+
+func (c *Collector) decodeExit(raw []byte, now time.Time) (pending, error) {
+	var rec processExitEvent
+	if _, err := binary.Decode(raw, binary.LittleEndian, &rec); err != nil {
+		return pending{}, fmt.Errorf("decode exit record: %w", err)
+	}
+	ev := c.newEvent(rec.KtimeNs, schemas.ActionExit)
+	p := &ev.Process
+	p.PID, p.PPID = int32(rec.Pid), int32(rec.Ppid)
+	p.ExitCode = exitCode(rec.ExitCode)
+	c.fillCreds(p, rec.Uid, rec.Gid, now)
+	p.LoginUID = loginUID(rec.Loginuid)
+	p.CgroupID = int64(rec.CgroupId)
+	c.fillImage(p)
+	p.Parent = c.parent(p.PPID)
+	c.table.exit(p.PID, now)
+	return pending{ev: ev}, nil
+}
+
+func (c *Collector) fillCreds(p *schemas.Process, uid, gid uint32, now time.Time) {
+	p.UID, p.UserName = int64(uid), c.users.name(uid, now)
+	p.GID, p.GroupName = int64(gid), c.groups.name(gid, now)
+}
+
+// fillImage sets the executable and argv the process table knows for p.PID.
+func (c *Collector) fillImage(p *schemas.Process) {
+	if e := c.table.entries[p.PID]; e != nil {
+		p.File = fileOf(e.exe)
+		p.Args, p.CmdLine = e.args, schemas.JoinArgs(e.args)
+	}
+}
+
+func (c *Collector) parent(ppid int32) schemas.Parent {
+	par := schemas.Parent{PID: ppid}
+	if e := c.table.lookup(ppid); e != nil {
+		par.File = fileOf(e.exe)
+		par.CmdLine = schemas.JoinArgs(e.args)
+	}
+	return par
+}
+
+func fileOf(path string) schemas.File {
+	if path == "" {
+		return schemas.File{}
+	}
+	return schemas.File{Path: path, Name: filepath.Base(path)}
+}
+
+// loginUID returns the audit login uid, -1 when no login set it.
+func loginUID(v uint32) int64 {
+	if v == loginUIDUnset {
+		return -1
+	}
+	return int64(v)
+}
+
+// exitCode turns the kernel's wait status into a shell-style exit code: the status a
+// process passed to exit, or 128 plus the signal that killed it.
+func exitCode(status uint32) int32 {
+	if sig := status & 0x7f; sig != 0 {
+		return int32(128 + sig)
+	}
+	return int32(status>>8) & 0xff
+}

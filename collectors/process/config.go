@@ -1,0 +1,76 @@
+package process
+
+import (
+	"errors"
+	"fmt"
+	"os"
+)
+
+// Largest argv the kernel program can copy per exec (ARGS_MAX_BYTES in bpf/include/process.h).
+const maxArgBytesLimit = 16384
+
+// Config configures the process collector; the mapstructure tags are its config keys.
+type Config struct {
+	// Enabled turns the collector on. Default true.
+	Enabled bool `mapstructure:"enabled"`
+	// RingBufferBytes is the size of the kernel ring buffer that carries events to user
+	// space (the BPF map's max_entries). A power of two and a multiple of the page size.
+	// When it is full, events are dropped in the kernel and counted. Default 8 MiB.
+	RingBufferBytes int `mapstructure:"ring_buffer_bytes"`
+	// MaxArgs caps the number of argv elements kept per exec; more set ArgsTruncated.
+	// Default 64.
+	MaxArgs int `mapstructure:"max_args"`
+	// MaxArgBytes caps the argv bytes the kernel copies per exec (1..16384); more set
+	// ArgsTruncated. Default 4096.
+	MaxArgBytes int `mapstructure:"max_arg_bytes"`
+	// HashWorkers is the number of goroutines computing executables' sha256. Default 2.
+	HashWorkers int `mapstructure:"hash_workers"`
+	// HashMaxFileBytes is the largest executable that gets a sha256; larger ones are
+	// reported without one. Default 256 MiB.
+	HashMaxFileBytes int64 `mapstructure:"hash_max_file_bytes"`
+	// HashCacheEntries bounds the sha256 cache, keyed by device, inode, mtime and size.
+	// Default 65536.
+	HashCacheEntries int `mapstructure:"hash_cache_entries"`
+}
+
+// DefaultConfig returns the documented defaults.
+func DefaultConfig() Config {
+	return Config{
+		Enabled:          true,
+		RingBufferBytes:  8 << 20,
+		MaxArgs:          64,
+		MaxArgBytes:      4096,
+		HashWorkers:      2,
+		HashMaxFileBytes: 256 << 20,
+		HashCacheEntries: 65536,
+	}
+}
+
+// Validate reports every invalid field of c, each naming its config key.
+func (c Config) Validate() error {
+	var errs []error
+	bad := func(key, format string, a ...any) {
+		errs = append(errs, fmt.Errorf("process collector: %s: "+format, append([]any{key}, a...)...))
+	}
+	page := os.Getpagesize()
+	rb := c.RingBufferBytes
+	if rb <= 0 || rb&(rb-1) != 0 || rb%page != 0 {
+		bad("ring_buffer_bytes", "%d is not a power of two and a multiple of the page size (%d)", rb, page)
+	}
+	if c.MaxArgs < 1 {
+		bad("max_args", "%d is less than 1", c.MaxArgs)
+	}
+	if c.MaxArgBytes < 1 || c.MaxArgBytes > maxArgBytesLimit {
+		bad("max_arg_bytes", "%d is outside 1..%d", c.MaxArgBytes, maxArgBytesLimit)
+	}
+	if c.HashWorkers < 1 {
+		bad("hash_workers", "%d is less than 1", c.HashWorkers)
+	}
+	if c.HashMaxFileBytes < 0 {
+		bad("hash_max_file_bytes", "%d is negative", c.HashMaxFileBytes)
+	}
+	if c.HashCacheEntries < 1 {
+		bad("hash_cache_entries", "%d is less than 1", c.HashCacheEntries)
+	}
+	return errors.Join(errs...)
+}

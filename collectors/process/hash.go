@@ -1,0 +1,171 @@
+package process
+
+import (
+	"container/list"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"syscall"
+)
+
+// errTooLarge says a file is over HashMaxFileBytes and gets no sha256.
+var errTooLarge = errors.New("file larger than hash_max_file_bytes")
+
+// fileKey identifies one version of a file: a changed file gets a new mtime or size.
+type fileKey struct {
+	Dev, Ino uint64
+	MtimeNs  int64
+	Size     int64
+}
+
+// hashCache is a bounded LRU of sha256 sums by fileKey, safe for concurrent use.
+type hashCache struct {
+	mu    sync.Mutex
+	max   int
+	order *list.List // front is most recently used; values are *hashCacheEntry
+	byKey map[fileKey]*list.Element
+}
+
+type hashCacheEntry struct {
+	key fileKey
+	sum string
+}
+
+func newHashCache(max int) *hashCache {
+	return &hashCache{max: max, order: list.New(), byKey: make(map[fileKey]*list.Element)}
+}
+
+func (c *hashCache) get(k fileKey) (string, bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	el, ok := c.byKey[k]
+	if !ok {
+		return "", false
+	}
+	c.order.MoveToFront(el)
+	return el.Value.(*hashCacheEntry).sum, true
+}
+
+func (c *hashCache) put(k fileKey, sum string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if el, ok := c.byKey[k]; ok {
+		el.Value.(*hashCacheEntry).sum = sum
+		c.order.MoveToFront(el)
+		return
+	}
+	c.byKey[k] = c.order.PushFront(&hashCacheEntry{key: k, sum: sum})
+	for c.order.Len() > c.max {
+		oldest := c.order.Back()
+		c.order.Remove(oldest)
+		delete(c.byKey, oldest.Value.(*hashCacheEntry).key)
+	}
+}
+
+func (c *hashCache) len() int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.order.Len()
+}
+
+// hashJob is one executable to hash and, once done is closed, its result: a future the
+// emitter waits on with a deadline.
+type hashJob struct {
+	pid    int32
+	path   string // absolute path of the executable
+	viaExe bool   // /proc/<pid>/exe names path: open it there, immune to path replacement
+	done   chan struct{}
+	sum    string // hex sha256; empty when it could not be computed
+}
+
+func newHashJob(pid int32, path string, viaExe bool) *hashJob {
+	return &hashJob{pid: pid, path: path, viaExe: viaExe, done: make(chan struct{})}
+}
+
+// hashCounters are the hashing parts of Stats.
+type hashCounters struct {
+	errors, tooLarge, cacheHits, cacheMisses atomic.Uint64
+}
+
+// fileHasher computes executables' sha256 for hashJobs, through a hashCache.
+type fileHasher struct {
+	cache    *hashCache
+	maxBytes int64
+	counters *hashCounters
+}
+
+// work hashes jobs until the channel is closed.
+func (h *fileHasher) work(jobs <-chan *hashJob) {
+	for j := range jobs {
+		sum, err := h.hash(j)
+		switch {
+		case errors.Is(err, errTooLarge):
+			h.counters.tooLarge.Add(1)
+		case err != nil:
+			h.counters.errors.Add(1)
+		}
+		j.sum = sum
+		close(j.done)
+	}
+}
+
+func (h *fileHasher) hash(j *hashJob) (string, error) {
+	f, err := h.open(j)
+	if err != nil {
+		return "", err
+	}
+	defer f.Close()
+	key, err := keyOf(f)
+	if err != nil {
+		return "", err
+	}
+	if sum, ok := h.cache.get(key); ok {
+		h.counters.cacheHits.Add(1)
+		return sum, nil
+	}
+	h.counters.cacheMisses.Add(1)
+	if key.Size > h.maxBytes {
+		return "", fmt.Errorf("hash %s: %w", j.path, errTooLarge)
+	}
+	d := sha256.New()
+	if _, err := io.Copy(d, io.LimitReader(f, h.maxBytes+1)); err != nil {
+		return "", fmt.Errorf("hash %s: %w", j.path, err)
+	}
+	sum := hex.EncodeToString(d.Sum(nil))
+	h.cache.put(key, sum)
+	return sum, nil
+}
+
+// open opens the job's executable through /proc/<pid>/exe when that names it (it still
+// works when the path was replaced or deleted since the exec), else by path.
+func (h *fileHasher) open(j *hashJob) (*os.File, error) {
+	if j.viaExe {
+		f, err := os.Open("/proc/" + strconv.Itoa(int(j.pid)) + "/exe")
+		if err == nil {
+			return f, nil
+		}
+	}
+	f, err := os.Open(j.path)
+	if err != nil {
+		return nil, fmt.Errorf("open executable: %w", err)
+	}
+	return f, nil
+}
+
+func keyOf(f *os.File) (fileKey, error) {
+	fi, err := f.Stat()
+	if err != nil {
+		return fileKey{}, fmt.Errorf("stat executable: %w", err)
+	}
+	st, ok := fi.Sys().(*syscall.Stat_t)
+	if !ok {
+		return fileKey{}, fmt.Errorf("stat executable %s: no device and inode", f.Name())
+	}
+	return fileKey{Dev: st.Dev, Ino: st.Ino, MtimeNs: fi.ModTime().UnixNano(), Size: fi.Size()}, nil
+}
