@@ -2,6 +2,7 @@ package schemas
 
 import (
 	"fmt"
+	"reflect"
 	"strings"
 
 	"github.com/google/uuid"
@@ -21,16 +22,16 @@ const (
 
 // Host names the machine an event was seen on.
 type Host struct {
-	ID   string // machine id
-	Name string // host name
+	ID   string `avro:"id"`   // machine id
+	Name string `avro:"name"` // host name
 }
 
 // Envelope is what every event starts with.
 type Envelope struct {
-	EventID string // time-ordered unique id
-	Time    int64  // event time, ns since the epoch
-	Host    Host
-	Kind    string
+	EventID string `avro:"event_id"` // time-ordered unique id
+	Time    int64  `avro:"time"`     // event time, ns since the epoch
+	Host    Host   `avro:"host"`
+	Kind    string `avro:"kind"`
 }
 
 // NewEventID returns a time-ordered unique event id (UUIDv7).
@@ -45,9 +46,9 @@ func NewEventID() string {
 
 // File names an executable or a file.
 type File struct {
-	Path   string
-	Name   string
-	SHA256 string // hex
+	Path   string `avro:"path"`
+	Name   string `avro:"name"`
+	SHA256 string `avro:"sha256"` // hex
 }
 
 // Parent is what a process event says of the process's parent.
@@ -79,11 +80,56 @@ type Process struct {
 	Parent        Parent
 }
 
-// Enrichment is what the enricher adds to an event.
+// Enrichment is what the enricher adds to an event (Avro record crumbs.Enrichment).
 type Enrichment struct {
-	Service     string
-	Environment string
-	Role        string
+	Service       string      `avro:"service"`
+	Environment   string      `avro:"environment"`
+	Role          string      `avro:"role"`
+	Changes       []ChangeRef `avro:"changes"`
+	Deploy        *DeployRef  `avro:"deploy,crumbs.DeployRef"`
+	Verdict       string      `avro:"verdict"` // match, mismatch, unknown, unmanaged; "" when not judged
+	VerdictReason string      `avro:"verdict_reason"`
+	Account       *AccountRef `avro:"account,crumbs.AccountRef"`
+}
+
+// Artifact verdicts: how an executable or a watched file compares with deployment manifests.
+const (
+	VerdictMatch     = "match"
+	VerdictMismatch  = "mismatch"
+	VerdictUnknown   = "unknown"
+	VerdictUnmanaged = "unmanaged"
+)
+
+// ChangeRef is a change window active at an event's time.
+type ChangeRef struct {
+	ID       string           `avro:"id"`
+	Type     string           `avro:"type"`
+	Title    string           `avro:"title"`
+	Expected []ExpectedEffect `avro:"expected"`
+}
+
+// ExpectedEffect is an effect a change announces, e.g. network_bytes up to 4x on shop-db.
+type ExpectedEffect struct {
+	Service    string  `avro:"service" json:"service" yaml:"service"`
+	Metric     string  `avro:"metric" json:"metric" yaml:"metric"`
+	UpToFactor float64 `avro:"up_to_factor" json:"up_to_factor" yaml:"up_to_factor"`
+}
+
+// DeployRef is the deployment current at an event's time.
+type DeployRef struct {
+	ID         string `avro:"id"`
+	Service    string `avro:"service"`
+	Version    string `avro:"version"`
+	DeployedAt int64  `avro:"deployed_at"`
+}
+
+// AccountRef is the policy of the account an event acts as or on.
+type AccountRef struct {
+	Name           string   `avro:"name"`
+	Type           string   `avro:"type"`
+	Interactive    bool     `avro:"interactive"`
+	AllowedSources []string `avro:"allowed_sources"`
+	AllowedUsers   []string `avro:"allowed_users"`
 }
 
 // ProcessEvent is an exec, fork or exit (schema crumbs.ProcessEvent).
@@ -142,9 +188,7 @@ func EnrichmentNative(en *Enrichment) map[string]any {
 	return map[string]any{"crumbs.Enrichment": en.native()}
 }
 
-func (en *Enrichment) native() map[string]any {
-	return map[string]any{"service": en.Service, "environment": en.Environment, "role": en.Role}
-}
+func (en *Enrichment) native() map[string]any { return structToNative(reflect.ValueOf(en).Elem()) }
 
 // ProcessEventFromNative converts goavro's native form of crumbs.ProcessEvent.
 func ProcessEventFromNative(v any) (*ProcessEvent, error) {
@@ -174,7 +218,10 @@ func ProcessEventFromNative(v any) (*ProcessEvent, error) {
 	par := r.rec(pm["parent"], "process.parent")
 	p.Parent = Parent{PID: r.i32(par, "pid"), File: r.file(par["file"]), CmdLine: r.str(par, "cmd_line")}
 	if en := r.union(m["enrichment"], "crumbs.Enrichment"); en != nil {
-		e.Enrichment = &Enrichment{Service: r.str(en, "service"), Environment: r.str(en, "environment"), Role: r.str(en, "role")}
+		e.Enrichment = &Enrichment{}
+		if err := nativeToStruct(en, reflect.ValueOf(e.Enrichment).Elem(), "enrichment"); err != nil {
+			r.fail("%v", err)
+		}
 	}
 	return e, r.err
 }

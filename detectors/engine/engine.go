@@ -45,15 +45,11 @@ func (e *Engine) Evaluate(event map[string]any) ([]*schemas.Alert, error) {
 	act := Activation(event)
 	var alerts []*schemas.Alert
 	for _, r := range rules {
-		out, _, err := r.program.Eval(act)
+		hit, err := r.Cond.Match(act)
 		if err != nil {
-			// A field absent from this event (a map key CEL could not find) is no match.
-			if strings.Contains(err.Error(), "no such key") {
-				continue
-			}
 			return alerts, fmt.Errorf("rule %s (%s:%d): %w", r.ID, r.File, r.Line, err)
 		}
-		if hit, _ := out.Value().(bool); hit {
+		if hit {
 			alerts = append(alerts, e.matchAlert(r, act))
 		}
 	}

@@ -42,8 +42,30 @@ type Rule struct {
 	File string `yaml:"-"` // where the rule was read from
 	Line int    `yaml:"-"` // line of the rule's first key
 
-	program cel.Program
+	// Cond decides whether an event matches: a compiled CEL condition, or a Sigma detection.
+	Cond    Condition
 	groupBy [][]string // GroupBy split into path elements
+}
+
+// Condition decides whether one event (its CEL activation, see Activation) matches.
+type Condition interface {
+	Match(act map[string]any) (bool, error)
+}
+
+// celCondition is a compiled, type-checked CEL condition.
+type celCondition struct{ prg cel.Program }
+
+func (c celCondition) Match(act map[string]any) (bool, error) {
+	out, _, err := c.prg.Eval(act)
+	if err != nil {
+		// A field absent from this event (a map key CEL could not find) is no match.
+		if strings.Contains(err.Error(), "no such key") {
+			return false, nil
+		}
+		return false, err
+	}
+	hit, _ := out.Value().(bool)
+	return hit, nil
 }
 
 // Problem is one thing wrong with a rule file, located at a line.
@@ -122,7 +144,7 @@ func ParseRule(file string, data []byte) (*Rule, Problems) {
 		if err != nil {
 			bad("condition", "%v", err)
 		}
-		r.program = prg
+		r.Cond = celCondition{prg}
 	}
 	for _, g := range r.GroupBy {
 		if g == "" {
