@@ -1,0 +1,186 @@
+package clickhouse
+
+import (
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/threatcrumbs/crumbs/pkg/telemetry"
+	"github.com/threatcrumbs/crumbs/schemas"
+)
+
+const benchBatch = 10000
+
+func benchEvents(n int) []*schemas.ProcessEvent {
+	now := time.Now()
+	evs := make([]*schemas.ProcessEvent, n)
+	for i := range evs {
+		evs[i] = sampleEvent(i, now)
+	}
+	return evs
+}
+
+// BenchmarkSinkInsert measures the Store inserting process events in batches of 10000.
+func BenchmarkSinkInsert(b *testing.B) {
+	st, _ := openTestStore(b)
+	evs := benchEvents(benchBatch)
+	ctx := b.Context()
+	b.ResetTimer()
+	start := time.Now()
+	for b.Loop() {
+		if err := st.InsertProcessEvents(ctx, evs); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.ReportMetric(float64(b.N*benchBatch)/time.Since(start).Seconds(), "rows/s")
+}
+
+// BenchmarkSinkVsClickhouseClient inserts the same rows with the Store and with
+// clickhouse-client from a Native-format file (the fastest way ClickHouse ingests), and
+// reports the rates and ratios (sink / client): ratio for the sink's 10000-row batches,
+// ratio_1insert for the Store sending all rows in one INSERT as clickhouse-client does.
+func BenchmarkSinkVsClickhouseClient(b *testing.B) {
+	st, cfg := openTestStore(b)
+	client, err := exec.LookPath("clickhouse-client")
+	if err != nil {
+		b.Fatalf("clickhouse-client is needed for the comparison (run scripts/ensure-deps.sh): %v", err)
+	}
+	host, port, err := net.SplitHostPort(cfg.Addr[0])
+	if err != nil {
+		b.Fatal(err)
+	}
+	ctx := b.Context()
+	const rows = 10 * benchBatch
+	evs := benchEvents(rows)
+	native := filepath.Join(b.TempDir(), "process_events.native")
+	copyTable := cfg.Database + ".process_events_copy"
+	if err := st.Conn().Exec(ctx, "CREATE TABLE "+copyTable+" AS "+cfg.Database+".process_events"); err != nil {
+		b.Fatal(err)
+	}
+	cols := strings.Join(processColumns, ", ")
+	chClient := func(query string, stdin, stdout *os.File) error {
+		cmd := exec.CommandContext(ctx, client, "--host", host, "--port", port, "--user", cfg.Username, "--query", query)
+		if cfg.Password != "" {
+			cmd.Args = append(cmd.Args, "--password", cfg.Password)
+		}
+		var stderr strings.Builder
+		cmd.Stdin, cmd.Stdout, cmd.Stderr = stdin, stdout, &stderr
+		if err := cmd.Run(); err != nil {
+			return fmt.Errorf("clickhouse-client %q: %w: %s", query, err, stderr.String())
+		}
+		return nil
+	}
+
+	var sinkTime, oneTime, clientTime time.Duration
+	for b.Loop() {
+		if err := st.Conn().Exec(ctx, "TRUNCATE TABLE "+cfg.Database+".process_events"); err != nil {
+			b.Fatal(err)
+		}
+		if err := st.Conn().Exec(ctx, "TRUNCATE TABLE "+copyTable); err != nil {
+			b.Fatal(err)
+		}
+		// The same rows in one INSERT, as clickhouse-client sends them, then in the sink's
+		// default batches of 10000 (each INSERT makes a part, which costs the server).
+		start := time.Now()
+		if err := st.InsertProcessEvents(ctx, evs); err != nil {
+			b.Fatal(err)
+		}
+		oneTime += time.Since(start)
+		if err := st.Conn().Exec(ctx, "TRUNCATE TABLE "+cfg.Database+".process_events"); err != nil {
+			b.Fatal(err)
+		}
+		start = time.Now()
+		for i := 0; i < rows; i += benchBatch {
+			if err := st.InsertProcessEvents(ctx, evs[i:i+benchBatch]); err != nil {
+				b.Fatal(err)
+			}
+		}
+		sinkTime += time.Since(start)
+
+		out, err := os.Create(native)
+		if err != nil {
+			b.Fatal(err)
+		}
+		err = chClient("SELECT "+cols+" FROM "+cfg.Database+".process_events FORMAT Native", nil, out)
+		out.Close()
+		if err != nil {
+			b.Fatal(err)
+		}
+		in, err := os.Open(native)
+		if err != nil {
+			b.Fatal(err)
+		}
+		start = time.Now()
+		err = chClient("INSERT INTO "+copyTable+" ("+cols+") FORMAT Native", in, nil)
+		clientTime += time.Since(start)
+		in.Close()
+		if err != nil {
+			b.Fatal(err)
+		}
+	}
+	var copied uint64
+	if err := st.Conn().QueryRow(ctx, "SELECT count() FROM "+copyTable).Scan(&copied); err != nil || copied != rows {
+		b.Fatalf("clickhouse-client copied %d rows, want %d (err %v)", copied, rows, err)
+	}
+	sinkRate := float64(b.N*rows) / sinkTime.Seconds()
+	clientRate := float64(b.N*rows) / clientTime.Seconds()
+	oneRate := float64(b.N*rows) / oneTime.Seconds()
+	b.ReportMetric(sinkRate, "sink_rows/s")
+	b.ReportMetric(oneRate, "sink_1insert_rows/s")
+	b.ReportMetric(clientRate, "client_rows/s")
+	b.ReportMetric(sinkRate/clientRate, "ratio")
+	b.ReportMetric(oneRate/clientRate, "ratio_1insert")
+}
+
+// BenchmarkSinkStage runs the whole stage: Avro records on the enriched topic of an
+// embedded broker to committed rows in ClickHouse. It reports rows/s and the p50 and p99
+// latency from an event's time (when it was produced) to ClickHouse acknowledging its row.
+func BenchmarkSinkStage(b *testing.B) {
+	cfg := testConfig(b)
+	kcfg, cl := startKafka(b)
+	const rows = 5 * benchBatch
+	evs := benchEvents(rows)
+	counters := telemetry.NewStageCounters(nil, StageName, cfg.Group)
+	s, stop := runSink(b, cfg, kcfg, counters)
+	defer stop()
+
+	var total time.Duration
+	for b.Loop() {
+		s.ResetLatencySamples()
+		before := counters.Snapshot().Out
+		now := time.Now()
+		for _, e := range evs {
+			e.EventID, e.Time = schemas.NewEventID(), now.UnixNano()
+		}
+		start := time.Now()
+		produceAll(b, cl, kcfg, evs, nil)
+		deadline := time.Now().Add(60 * time.Second)
+		for counters.Snapshot().Out < before+rows {
+			if time.Now().After(deadline) {
+				b.Fatalf("only %d of %d rows written after 60s", counters.Snapshot().Out-before, rows)
+			}
+			time.Sleep(5 * time.Millisecond)
+		}
+		total += time.Since(start)
+	}
+	lat := s.LatencySamples()
+	b.ReportMetric(float64(b.N*rows)/total.Seconds(), "rows/s")
+	b.ReportMetric(Quantile(lat, 0.50).Seconds()*1000, "p50_ms")
+	b.ReportMetric(Quantile(lat, 0.99).Seconds()*1000, "p99_ms")
+}
+
+// BenchmarkQuantile keeps Quantile honest about its cost on a full reservoir.
+func BenchmarkQuantile(b *testing.B) {
+	s := make([]time.Duration, latencyReservoirSize)
+	for i := range s {
+		s[i] = time.Duration(i) * time.Microsecond
+	}
+	for b.Loop() {
+		_ = Quantile(s, 0.99)
+	}
+}

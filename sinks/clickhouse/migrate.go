@@ -1,0 +1,248 @@
+package clickhouse
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"io/fs"
+	"path"
+	"sort"
+	"strconv"
+	"strings"
+	"text/template"
+	"time"
+
+	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
+
+	"github.com/threatcrumbs/crumbs/schemas"
+)
+
+// ServerVersion is a ClickHouse release as `SELECT version()` reports it, e.g. 18.16.1 or
+// 24.8.1.1. The migrations are rendered for it, so one set of files serves old and new
+// servers.
+type ServerVersion struct {
+	Major, Minor, Patch, Build int
+}
+
+// ParseServerVersion parses the result of `SELECT version()`.
+func ParseServerVersion(s string) (ServerVersion, error) {
+	parts := strings.Split(strings.TrimSpace(s), ".")
+	if len(parts) < 2 || len(parts) > 4 {
+		return ServerVersion{}, fmt.Errorf("parse ClickHouse version %q: want 2 to 4 dotted numbers", s)
+	}
+	var n [4]int
+	for i, p := range parts {
+		v, err := strconv.Atoi(p)
+		if err != nil || v < 0 {
+			return ServerVersion{}, fmt.Errorf("parse ClickHouse version %q: part %q is not a number", s, p)
+		}
+		n[i] = v
+	}
+	return ServerVersion{Major: n[0], Minor: n[1], Patch: n[2], Build: n[3]}, nil
+}
+
+// AtLeast reports whether v is major.minor or later.
+func (v ServerVersion) AtLeast(major, minor int) bool {
+	return v.Major > major || (v.Major == major && v.Minor >= minor)
+}
+
+func (v ServerVersion) String() string {
+	return fmt.Sprintf("%d.%d.%d.%d", v.Major, v.Minor, v.Patch, v.Build)
+}
+
+// MigrationTemplate is what a migration file sees as `.` when it is rendered.
+type MigrationTemplate struct {
+	// Database is the configured database, a plain identifier (Config.Validate checks it).
+	Database string
+	// Server is the version of the server the migration is rendered for.
+	Server ServerVersion
+}
+
+// LowCardinality returns LowCardinality(t) on servers where it is a stable type (20.1 and
+// later) and t itself on older ones, where it needs allow_experimental_low_cardinality_type.
+func (m MigrationTemplate) LowCardinality(t string) string {
+	if m.Server.AtLeast(20, 1) {
+		return "LowCardinality(" + t + ")"
+	}
+	return t
+}
+
+// Migration is one migration file rendered for a server.
+type Migration struct {
+	Version    uint32   // from the file name's leading number
+	Name       string   // the file name without the number and .sql, e.g. process_events
+	Statements []string // the SQL statements, in order, without trailing semicolons
+}
+
+// RenderMigrations renders every migration in schemas.ClickHouse, in file-name order, for a
+// server of version v and the given database.
+func RenderMigrations(v ServerVersion, database string) ([]Migration, error) {
+	files, err := fs.Glob(schemas.ClickHouse, "clickhouse/*.sql")
+	if err != nil {
+		return nil, fmt.Errorf("list migrations: %w", err)
+	}
+	sort.Strings(files)
+	data := MigrationTemplate{Database: database, Server: v}
+	var out []Migration
+	seen := map[uint32]string{}
+	for _, f := range files {
+		base := strings.TrimSuffix(path.Base(f), ".sql")
+		num, name, ok := strings.Cut(base, "_")
+		ver, err := strconv.ParseUint(num, 10, 32)
+		if !ok || err != nil || name == "" {
+			return nil, fmt.Errorf("migration schemas/%s: name must be NNNN_name.sql", f)
+		}
+		if prev, dup := seen[uint32(ver)]; dup {
+			return nil, fmt.Errorf("migration schemas/%s: version %d already used by %s", f, ver, prev)
+		}
+		seen[uint32(ver)] = f
+		src, err := schemas.ClickHouse.ReadFile(f)
+		if err != nil {
+			return nil, fmt.Errorf("read migration schemas/%s: %w", f, err)
+		}
+		tmpl, err := template.New(f).Option("missingkey=error").Parse(string(src))
+		if err != nil {
+			return nil, fmt.Errorf("parse migration schemas/%s: %w", f, err)
+		}
+		var buf bytes.Buffer
+		if err := tmpl.Execute(&buf, data); err != nil {
+			return nil, fmt.Errorf("render migration schemas/%s: %w", f, err)
+		}
+		out = append(out, Migration{Version: uint32(ver), Name: name, Statements: splitStatements(buf.String())})
+	}
+	return out, nil
+}
+
+// splitStatements splits SQL on semicolons outside quotes and comments, dropping statements
+// that hold nothing but comments.
+func splitStatements(sql string) []string {
+	var stmts []string
+	var cur strings.Builder
+	hasCode := false
+	flush := func() {
+		if s := strings.TrimSpace(cur.String()); hasCode && s != "" {
+			stmts = append(stmts, s)
+		}
+		cur.Reset()
+		hasCode = false
+	}
+	for i := 0; i < len(sql); i++ {
+		c := sql[i]
+		switch {
+		case c == '-' && i+1 < len(sql) && sql[i+1] == '-':
+			end := strings.IndexByte(sql[i:], '\n')
+			if end < 0 {
+				end = len(sql) - i
+			}
+			cur.WriteString(sql[i : i+end])
+			i += end - 1
+		case c == '\'' || c == '`' || c == '"':
+			j := i + 1
+			for j < len(sql) && sql[j] != c {
+				if sql[j] == '\\' {
+					j++
+				}
+				j++
+			}
+			if j >= len(sql) {
+				j = len(sql) - 1
+			}
+			cur.WriteString(sql[i : j+1])
+			hasCode = true
+			i = j
+		case c == ';':
+			flush()
+		default:
+			cur.WriteByte(c)
+			if c != ' ' && c != '\n' && c != '\t' && c != '\r' {
+				hasCode = true
+			}
+		}
+	}
+	flush()
+	return stmts
+}
+
+// Migrate brings database up to date on the server behind conn: it reads the server's
+// version, creates the database and the schema_migrations table when missing, and applies
+// the migrations not yet recorded there, in order, recording each. Every statement is
+// idempotent, so running Migrate again, or from two processes at once, is safe.
+func Migrate(ctx context.Context, conn driver.Conn, database string) error {
+	if !identifier.MatchString(database) {
+		return fmt.Errorf("migrate: database %q is not a plain identifier", database)
+	}
+	var raw string
+	if err := conn.QueryRow(ctx, "SELECT version()").Scan(&raw); err != nil {
+		return fmt.Errorf("migrate: read server version: %w", err)
+	}
+	ver, err := ParseServerVersion(raw)
+	if err != nil {
+		return fmt.Errorf("migrate: %w", err)
+	}
+	migrations, err := RenderMigrations(ver, database)
+	if err != nil {
+		return fmt.Errorf("migrate: %w", err)
+	}
+	if err := conn.Exec(ctx, "CREATE DATABASE IF NOT EXISTS "+database); err != nil {
+		return fmt.Errorf("migrate: create database %s: %w", database, err)
+	}
+	if err := conn.Exec(ctx, "CREATE TABLE IF NOT EXISTS "+database+".schema_migrations "+
+		"(version UInt32, name String, applied_at DateTime) ENGINE = ReplacingMergeTree() ORDER BY version"); err != nil {
+		return fmt.Errorf("migrate: create %s.schema_migrations: %w", database, err)
+	}
+	applied, err := AppliedMigrations(ctx, conn, database)
+	if err != nil {
+		return fmt.Errorf("migrate: %w", err)
+	}
+	done := map[uint32]bool{}
+	for _, v := range applied {
+		done[v] = true
+	}
+	for _, m := range migrations {
+		if done[m.Version] {
+			continue
+		}
+		for i, stmt := range m.Statements {
+			if err := conn.Exec(ctx, stmt); err != nil {
+				return fmt.Errorf("migrate: apply %04d_%s statement %d: %w", m.Version, m.Name, i+1, err)
+			}
+		}
+		if err := recordMigration(ctx, conn, database, m); err != nil {
+			return fmt.Errorf("migrate: record %04d_%s: %w", m.Version, m.Name, err)
+		}
+	}
+	return nil
+}
+
+// AppliedMigrations returns the versions recorded in database.schema_migrations, ascending.
+func AppliedMigrations(ctx context.Context, conn driver.Conn, database string) ([]uint32, error) {
+	rows, err := conn.Query(ctx, "SELECT DISTINCT version FROM "+database+".schema_migrations ORDER BY version")
+	if err != nil {
+		return nil, fmt.Errorf("read applied migrations: %w", err)
+	}
+	defer rows.Close()
+	var out []uint32
+	for rows.Next() {
+		var v uint32
+		if err := rows.Scan(&v); err != nil {
+			return nil, fmt.Errorf("read applied migrations: %w", err)
+		}
+		out = append(out, v)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("read applied migrations: %w", err)
+	}
+	return out, nil
+}
+
+func recordMigration(ctx context.Context, conn driver.Conn, database string, m Migration) error {
+	b, err := conn.PrepareBatch(ctx, "INSERT INTO "+database+".schema_migrations (version, name, applied_at)")
+	if err != nil {
+		return err
+	}
+	defer b.Close()
+	if err := b.Append(m.Version, m.Name, time.Now().UTC().Truncate(time.Second)); err != nil {
+		return err
+	}
+	return b.Send()
+}
