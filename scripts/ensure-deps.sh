@@ -26,6 +26,9 @@ if [ "${1:-}" = "--generate" ]; then
 fi
 command -v clickhouse-server >/dev/null 2>&1 || need+=(clickhouse-server)
 command -v clickhouse-client >/dev/null 2>&1 || need+=(clickhouse-client)
+# The identity collector's tests build a small PAM client with cgo.
+[ -f /usr/include/security/pam_appl.h ] || need+=(libpam0g-dev)
+command -v gcc >/dev/null 2>&1 || need+=(gcc)
 if [ ${#need[@]} -gt 0 ]; then
   log "installing ${need[*]} from Debian"
   apt-get update -qq

@@ -8,7 +8,11 @@ import (
 	"strings"
 	"time"
 
+	"github.com/threatcrumbs/crumbs/collectors/file"
+	"github.com/threatcrumbs/crumbs/collectors/identity"
+	"github.com/threatcrumbs/crumbs/collectors/network"
 	"github.com/threatcrumbs/crumbs/collectors/process"
+	"github.com/threatcrumbs/crumbs/collectors/system"
 	"github.com/threatcrumbs/crumbs/detectors"
 	"github.com/threatcrumbs/crumbs/enrichers"
 	"github.com/threatcrumbs/crumbs/pkg/kafka"
@@ -60,7 +64,11 @@ type StatusConfig struct {
 
 // CollectorsConfig configures the collectors (keys under `collectors.`).
 type CollectorsConfig struct {
-	Process process.Config `mapstructure:"process"`
+	Process  process.Config  `mapstructure:"process"`
+	Network  network.Config  `mapstructure:"network"`
+	File     file.Config     `mapstructure:"file"`
+	Identity identity.Config `mapstructure:"identity"`
+	System   system.Config   `mapstructure:"system"`
 }
 
 // defaultConfig returns every key's default.
@@ -71,9 +79,10 @@ func defaultConfig() Config {
 		Status:     StatusConfig{Interval: time.Second},
 		Kafka:      kafka.DefaultConfig(),
 		ClickHouse: clickhouse.DefaultConfig(),
-		Collectors: CollectorsConfig{Process: process.DefaultConfig()},
-		Enricher:   enrichers.DefaultConfig(),
-		Detector:   detectors.DefaultConfig(),
+		Collectors: CollectorsConfig{Process: process.DefaultConfig(), File: file.DefaultConfig(), Network: network.DefaultConfig(),
+			Identity: identity.DefaultConfig(), System: system.DefaultConfig()},
+		Enricher: enrichers.DefaultConfig(),
+		Detector: detectors.DefaultConfig(),
 	}
 }
 
@@ -91,7 +100,8 @@ func (c *Config) Validate() error {
 	if c.Status.Interval < 0 {
 		errs = append(errs, fmt.Errorf("status.interval: %s: must not be negative", c.Status.Interval))
 	}
-	for _, v := range []interface{ Validate() error }{c.Kafka, c.ClickHouse, c.Collectors.Process, c.Enricher, c.Detector} {
+	for _, v := range []interface{ Validate() error }{c.Kafka, c.ClickHouse, c.Collectors.Process, c.Collectors.File, c.Collectors.Network,
+		c.Collectors.Identity, c.Collectors.System, c.Enricher, c.Detector} {
 		if err := v.Validate(); err != nil {
 			errs = append(errs, err)
 		}

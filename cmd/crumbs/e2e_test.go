@@ -48,7 +48,7 @@ func TestMain(m *testing.M) {
 
 // pipeline is one `crumbs up` under test, with its own broker data, port and database.
 type pipeline struct {
-	t        *testing.T
+	t        testing.TB
 	env      []string
 	port     int
 	database string
@@ -60,7 +60,7 @@ type pipeline struct {
 	exited   chan error
 }
 
-func freePort(t *testing.T) int {
+func freePort(t testing.TB) int {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -77,11 +77,11 @@ func randomName(prefix string) string {
 }
 
 // newPipeline prepares a pipeline; extraEnv adds CRUMBS_ settings.
-func newPipeline(t *testing.T, extraEnv ...string) *pipeline {
+func newPipeline(t testing.TB, extraEnv ...string) *pipeline {
 	t.Helper()
 	testenv.RequireBPF(t)
 	addr := testenv.ClickHouseAddr(t)
-	p := &pipeline{t: t, port: freePort(t), database: randomName("crumbs_e2e_"), dataDir: t.TempDir()}
+	p := &pipeline{t: t, port: freePort(t), database: randomName("crumbs_e2e_"), dataDir: tempDir(t)}
 	p.env = append(os.Environ(),
 		"CRUMBS_KAFKA_EMBEDDED_PORT="+fmt.Sprint(p.port),
 		"CRUMBS_KAFKA_EMBEDDED_DATA_DIR="+p.dataDir,
@@ -103,6 +103,16 @@ func newPipeline(t *testing.T, extraEnv ...string) *pipeline {
 		conn.Close()
 	})
 	return p
+}
+
+// tempDir is t.TempDir for tests and benchmarks alike.
+func tempDir(t testing.TB) string {
+	d, err := os.MkdirTemp("", "crumbs-e2e")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(d) })
+	return d
 }
 
 // start runs `crumbs up` and waits until it says it is up.
@@ -202,7 +212,7 @@ func (p *pipeline) count(query string, args ...any) uint64 {
 	return n
 }
 
-func sha256File(t *testing.T, path string) string {
+func sha256File(t testing.TB, path string) string {
 	t.Helper()
 	b, err := os.ReadFile(path)
 	if err != nil {

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"strings"
 
 	"github.com/spf13/cobra"
 
@@ -46,7 +47,7 @@ func newRoot() *cobra.Command {
 	}
 	root.PersistentFlags().StringP("config", "c", os.Getenv("CRUMBS_CONFIG"), "YAML configuration file (env CRUMBS_CONFIG)")
 	config.AddFlags(root.PersistentFlags(), defaultConfig())
-	root.AddCommand(upCmd(), collectCmd(), enrichCmd(), detectCmd(), sinkCmd(), contextCmd(), loadgenCmd(), versionCmd(), configCmd())
+	root.AddCommand(upCmd(), collectCmd(), enrichCmd(), detectCmd(), sinkCmd(), contextCmd(), loadgenCmd(), versionCmd(), configCmd(), scanCmd(), manifestCmd())
 	return root
 }
 
@@ -86,9 +87,19 @@ func configCmd() *cobra.Command {
 				return err
 			}
 			for _, k := range config.Keys(*cfg) {
-				fmt.Fprintf(cmd.OutOrStdout(), "%-42s %-46s %v\n", k.Name, k.Env(), k.Default)
+				v := fmt.Sprint(k.Default)
+				if secret(k.Name) && v != "" {
+					v = "(set)"
+				}
+				fmt.Fprintf(cmd.OutOrStdout(), "%-46s %-52s %s\n", k.Name, k.Env(), v)
 			}
 			return nil
 		},
 	}
+}
+
+// secret reports whether a key holds a credential that is never printed.
+func secret(key string) bool {
+	k := strings.ToLower(key)
+	return strings.Contains(k, "password") || strings.Contains(k, "token") || strings.Contains(k, "secret")
 }

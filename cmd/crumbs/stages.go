@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
+	"sync"
 	"syscall"
 	"time"
 
@@ -19,7 +20,11 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	crumbscollectors "github.com/threatcrumbs/crumbs/collectors"
+	"github.com/threatcrumbs/crumbs/collectors/file"
+	"github.com/threatcrumbs/crumbs/collectors/identity"
+	"github.com/threatcrumbs/crumbs/collectors/network"
 	"github.com/threatcrumbs/crumbs/collectors/process"
+	"github.com/threatcrumbs/crumbs/collectors/system"
 	"github.com/threatcrumbs/crumbs/detectors"
 	"github.com/threatcrumbs/crumbs/enrichers"
 	"github.com/threatcrumbs/crumbs/pkg/avro"
@@ -85,32 +90,128 @@ func (rt *runtime) sink() (stage, error) {
 	})
 }
 
-// processCollector runs the process collector and publishes what it sees.
-type processCollector struct {
-	rt        *runtime
-	collector *process.Collector
-	pub       *crumbscollectors.Publisher
-	counters  *telemetry.StageCounters
+// collectorStage runs one collector and publishes what it sees to its raw topic.
+type collectorStage[E any] struct {
+	rt       *runtime
+	name     string // process, network, file, identity, system
+	schema   string
+	run      func(ctx context.Context, emit func(E)) error
+	native   func(E) any
+	drops    func() uint64 // events the collector lost (kernel ring buffer full)
+	pub      *crumbscollectors.Publisher
+	counters *telemetry.StageCounters
 }
 
-func (rt *runtime) collector() (stage, error) {
-	c := rt.cfg
-	counters := rt.stageCounters("collect", "")
-	pub, err := crumbscollectors.NewPublisher(c.Kafka, rt.serde, counters)
+func newCollectorStage[E any](rt *runtime, name string, run func(context.Context, func(E)) error, native func(E) any, drops func() uint64) (*collectorStage[E], error) {
+	counters := rt.stageCounters(name, "")
+	pub, err := crumbscollectors.NewPublisher(rt.cfg.Kafka, rt.serde, counters)
 	if err != nil {
 		return nil, err
 	}
-	col, err := process.New(c.Collectors.Process, c.host(), rt.log)
-	if err != nil {
-		_ = pub.Close(context.Background())
-		return nil, fmt.Errorf("process collector: %w", err)
-	}
-	return &processCollector{rt: rt, collector: col, pub: pub, counters: counters}, nil
+	return &collectorStage[E]{rt: rt, name: name, schema: schemas.EventSchemas[name], run: run, native: native,
+		drops: drops, pub: pub, counters: counters}, nil
 }
 
-func (p *processCollector) Run(ctx context.Context) error {
+// collectors builds every enabled collector. A collector that cannot start fails the whole
+// start, with the reason.
+func (rt *runtime) collectors() ([]stage, error) {
+	c := rt.cfg
+	var out []stage
+	fail := func(err error) ([]stage, error) {
+		for _, s := range out {
+			if cl, ok := s.(interface{ abandon() }); ok {
+				cl.abandon()
+			}
+		}
+		return nil, err
+	}
+	if c.Collectors.Process.Enabled {
+		col, err := process.New(c.Collectors.Process, c.host(), rt.log)
+		if err != nil {
+			return fail(fmt.Errorf("process collector: %w", err))
+		}
+		s, err := newCollectorStage(rt, schemas.KindProcess, col.Run,
+			func(e *schemas.ProcessEvent) any { return e.Native() }, func() uint64 { return col.Stats().KernelDrops })
+		if err != nil {
+			return fail(err)
+		}
+		out = append(out, s)
+	}
+	if c.Collectors.File.Enabled {
+		col, err := file.New(c.Collectors.File, c.host(), rt.log)
+		if err != nil {
+			return fail(fmt.Errorf("file collector: %w", err))
+		}
+		s, err := newCollectorStage(rt, schemas.KindFile, col.Run,
+			func(e *schemas.FileEvent) any { return schemas.ToNative(e) }, func() uint64 { return col.Stats().KernelDrops })
+		if err != nil {
+			return fail(err)
+		}
+		out = append(out, s)
+	}
+	if c.Collectors.Identity.Enabled {
+		col, err := identity.New(c.Collectors.Identity, c.host(), rt.log)
+		if err != nil {
+			return fail(fmt.Errorf("identity collector: %w", err))
+		}
+		s, err := newCollectorStage(rt, schemas.KindIdentity, col.Run,
+			func(e *schemas.IdentityEvent) any { return schemas.ToNative(e) }, func() uint64 { return col.Stats().KernelDrops })
+		if err != nil {
+			return fail(err)
+		}
+		out = append(out, s)
+	}
+	var netTotals system.NetTotals
+	if c.Collectors.Network.Enabled {
+		col, err := network.New(c.Collectors.Network, c.host(), rt.log)
+		if err != nil {
+			return fail(fmt.Errorf("network collector: %w", err))
+		}
+		s, err := newCollectorStage(rt, schemas.KindNetwork, col.Run,
+			func(e *schemas.NetworkEvent) any { return schemas.ToNative(e) }, func() uint64 { return col.Stats().KernelDrops })
+		if err != nil {
+			return fail(err)
+		}
+		out = append(out, s)
+		netTotals = networkTotals{col}
+	}
+	if c.Collectors.System.Enabled {
+		var opts []system.Option
+		if netTotals != nil {
+			opts = append(opts, system.WithNetTotals(netTotals))
+		}
+		col, err := system.New(c.Collectors.System, c.host(), rt.log, opts...)
+		if err != nil {
+			return fail(fmt.Errorf("system collector: %w", err))
+		}
+		s, err := newCollectorStage(rt, schemas.KindSystem, col.Run,
+			func(e *schemas.SystemEvent) any { return schemas.ToNative(e) }, func() uint64 { return 0 })
+		if err != nil {
+			return fail(err)
+		}
+		out = append(out, s)
+	}
+	return out, nil
+}
+
+// networkTotals gives the system collector the network collector's per-cgroup traffic.
+type networkTotals struct{ col *network.Collector }
+
+func (n networkTotals) ByCgroup() map[uint64]system.NetCounters {
+	st := n.col.Stats()
+	out := make(map[uint64]system.NetCounters, len(st.Cgroups))
+	for id, t := range st.Cgroups {
+		out[id] = system.NetCounters{Connections: t.Connections, BytesSent: uint64(t.BytesSent), BytesReceived: uint64(t.BytesReceived)}
+	}
+	return out
+}
+
+func (p *collectorStage[E]) abandon() { _ = p.pub.Close(context.Background()) }
+
+// Run collects until ctx is done, then flushes what was published.
+func (p *collectorStage[E]) Run(ctx context.Context) error {
 	done := make(chan struct{})
-	go func() { // kernel drops are read from the collector's counters
+	go func() { // drops are read from the collector's counters
 		defer close(done)
 		t := time.NewTicker(time.Second)
 		defer t.Stop()
@@ -121,24 +222,49 @@ func (p *processCollector) Run(ctx context.Context) error {
 				return
 			case <-t.C:
 				failed, last := p.pub.Failed()
-				p.counters.SetDropped(p.collector.Stats().KernelDrops + failed)
+				p.counters.SetDropped(p.drops() + failed)
 				if failed > reported {
-					p.rt.log.Warn("events not delivered to Kafka", "count", failed-reported, "last_error", last)
+					p.rt.log.Warn("events not delivered to Kafka", "collector", p.name, "count", failed-reported, "last_error", last)
 					reported = failed
 				}
 			}
 		}
 	}()
 	hostID := p.rt.cfg.Host.ID
-	err := p.collector.Run(ctx, func(ev *schemas.ProcessEvent) {
-		if err := p.pub.Publish(ctx, schemas.KindProcess, schemas.ProcessSchema, hostID, ev.Native()); err != nil {
-			p.rt.log.Warn("event not published", "err", err)
+	err := p.run(ctx, func(ev E) {
+		if err := p.pub.Publish(ctx, p.name, p.schema, hostID, p.native(ev)); err != nil {
+			p.rt.log.Warn("event not published", "collector", p.name, "err", err)
 		}
 	})
 	<-done
 	fctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
 	defer cancel()
 	return errors.Join(err, p.pub.Close(fctx))
+}
+
+// collectAll runs every collector as one stage.
+type collectAll []stage
+
+func (cs collectAll) Run(ctx context.Context) error {
+	errs := make([]error, len(cs))
+	var wg sync.WaitGroup
+	for i, s := range cs {
+		wg.Add(1)
+		go func() { defer wg.Done(); errs[i] = s.Run(ctx) }()
+	}
+	wg.Wait()
+	return errors.Join(errs...)
+}
+
+func (rt *runtime) collectStage() (stage, error) {
+	cs, err := rt.collectors()
+	if err != nil {
+		return nil, err
+	}
+	if len(cs) == 0 {
+		return nil, errors.New("collectors: every collector is disabled")
+	}
+	return collectAll(cs), nil
 }
 
 // serveMetrics serves /metrics and /healthz until ctx is done.
@@ -215,7 +341,7 @@ func runOne(cmd *cobra.Command, build func(*runtime) (stage, error)) error {
 
 func collectCmd() *cobra.Command {
 	return &cobra.Command{Use: "collect", Short: "Run the collectors, producing raw events to Kafka", Args: cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error { return runOne(cmd, (*runtime).collector) }}
+		RunE: func(cmd *cobra.Command, _ []string) error { return runOne(cmd, (*runtime).collectStage) }}
 }
 
 func enrichCmd() *cobra.Command {

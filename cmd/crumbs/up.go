@@ -68,11 +68,13 @@ func runUp(cmd *cobra.Command, _ []string) error {
 		}
 		down = append(down, s)
 	}
+	cols, err := rt.collectors()
+	if err != nil {
+		return err
+	}
 	var col stage
-	if cfg.Collectors.Process.Enabled {
-		if col, err = rt.collector(); err != nil {
-			return err
-		}
+	if len(cols) > 0 {
+		col = collectAll(cols)
 	}
 
 	downCtx, stopDown := context.WithCancel(context.WithoutCancel(ctx))

@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"os"
 	"reflect"
+	"regexp"
 	"sort"
 	"strings"
 	"time"
@@ -167,9 +168,25 @@ func unknownEnv(known map[string]bool) error {
 	return errors.Join(errs...)
 }
 
-// cleanErr turns mapstructure's error list into one line per problem.
+var invalidKeys = regexp.MustCompile(`(?:'([^']*)' )?has invalid keys: (.+)`)
+
+// cleanErr turns mapstructure's error list into one line per problem, each naming the key.
 func cleanErr(err error) error {
 	msg := err.Error()
 	msg = strings.ReplaceAll(msg, "decoding failed due to the following error(s):\n\n", "")
-	return errors.New(strings.TrimSpace(msg))
+	var lines []string
+	for _, line := range strings.Split(strings.TrimSpace(msg), "\n") {
+		m := invalidKeys.FindStringSubmatch(line)
+		if m == nil {
+			lines = append(lines, strings.TrimSpace(line))
+			continue
+		}
+		for _, k := range strings.Split(m[2], ", ") {
+			if m[1] != "" {
+				k = m[1] + "." + k
+			}
+			lines = append(lines, k+": no such configuration key")
+		}
+	}
+	return errors.New(strings.Join(lines, "; "))
 }

@@ -1,0 +1,638 @@
+// SPDX-License-Identifier: GPL-2.0
+/* Network: TCP connection lifecycles, listening sockets, UDP flow summaries and DNS
+ * responses, written to the "events" ring buffer as the records of network.h (UDP flows
+ * are summed in the "udp_flows" map, which user space drains). Reserve or output failures
+ * (ring buffer full) are counted per CPU in "drops".
+ *
+ * Attribution: the process that owns a TCP socket is recorded in "conns" (keyed by the
+ * struct sock's address) when it connects (SYN_SENT, in the connect call) or accepts (the
+ * accept call's return), so establishment and close, which often run in softirq context,
+ * are attributed to it. No kprobes or fentry: tracepoints and tp_btf only. */
+#include "vmlinux.h"
+#include <bpf/bpf_helpers.h>
+#include <bpf/bpf_core_read.h>
+#include <bpf/bpf_tracing.h>
+#include <bpf/bpf_endian.h>
+
+#include "network.h"
+
+char LICENSE[] SEC("license") = "GPL";
+
+#define AF_INET 2
+#define AF_INET6 10
+#define IPPROTO_TCP 6
+#define IPPROTO_UDP 17
+#define DNS_PORT 53
+
+/* x86-64 syscall numbers whose arguments the UDP programs read from the task's registers. */
+#define NR_read 0
+#define NR_readv 19
+#define NR_sendto 44
+#define NR_recvfrom 45
+#define NR_sendmsg 46
+#define NR_recvmsg 47
+
+/* Set by the loader before load. */
+volatile const __u32 self_tgid = 0; /* this process's sockets are not reported */
+volatile const __u8 dns_enabled = 1;
+
+struct {
+	__uint(type, BPF_MAP_TYPE_RINGBUF);
+	__uint(max_entries, 1 << 22); /* replaced by the loader */
+} events SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, __u64);
+} drops SEC(".maps");
+
+/* Connections a full conns map could not take, counted so user space can report them. */
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, __u64);
+} conns_full SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 65536); /* replaced by the loader: max_connections */
+	__type(key, __u64);
+	__type(value, struct conn_info);
+} conns SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 65536); /* replaced by the loader: max_connections */
+	__type(key, struct udp_key);
+	__type(value, struct udp_flow);
+} udp_flows SEC(".maps");
+
+/* udp_recv_pending carries an unconnected UDP receive from sock_recv_length, where the
+ * socket is known, to the syscall's exit, where the sender's address has been copied out. */
+struct udp_recv {
+	__u64 addr;    /* user pointer to the sockaddr the kernel fills */
+	__u64 buf;     /* user pointer to the first buffer */
+	__u64 buf_len; /* its length */
+	__u16 family;
+	__u16 local_port;
+	__u32 _pad;
+	__u8 local_addr[16];
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 4096);
+	__type(key, __u32); /* thread id */
+	__type(value, struct udp_recv);
+} udp_recv_pending SEC(".maps");
+
+struct dns_scratch {
+	struct dns_event hdr;
+	__u8 data[DNS_MAX_BYTES];
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct dns_scratch);
+} dns_scratch SEC(".maps");
+
+/* Keep the record types in BTF so bpf2go can generate Go types for them. */
+const struct conn_event *unused_conn_event __attribute__((unused));
+const struct dns_event *unused_dns_event __attribute__((unused));
+const enum net_event_kind *unused_kind __attribute__((unused));
+const enum net_direction *unused_direction __attribute__((unused));
+
+static __always_inline void count(void *map)
+{
+	__u32 zero = 0;
+	__u64 *n = bpf_map_lookup_elem(map, &zero);
+
+	if (n)
+		*n += 1; /* per-CPU slot */
+}
+
+static __always_inline bool is_self(void)
+{
+	return (bpf_get_current_pid_tgid() >> 32) == self_tgid;
+}
+
+/* read_tuple fills t from the socket's own addresses and ports. */
+static __always_inline void read_tuple(struct sock *sk, struct tuple *t)
+{
+	__u16 family = BPF_CORE_READ(sk, __sk_common.skc_family);
+
+	t->family = family;
+	t->sport = BPF_CORE_READ(sk, __sk_common.skc_num);
+	t->dport = bpf_ntohs(BPF_CORE_READ(sk, __sk_common.skc_dport));
+	if (family == AF_INET6) {
+		BPF_CORE_READ_INTO(&t->saddr, sk, __sk_common.skc_v6_rcv_saddr.in6_u.u6_addr8);
+		BPF_CORE_READ_INTO(&t->daddr, sk, __sk_common.skc_v6_daddr.in6_u.u6_addr8);
+	} else {
+		BPF_CORE_READ_INTO((__u32 *)t->saddr, sk, __sk_common.skc_rcv_saddr);
+		BPF_CORE_READ_INTO((__u32 *)t->daddr, sk, __sk_common.skc_daddr);
+	}
+}
+
+static __always_inline void fill_owner(struct conn_info *ci)
+{
+	__u64 ugid = bpf_get_current_uid_gid();
+
+	ci->pid = bpf_get_current_pid_tgid() >> 32;
+	ci->uid = (__u32)ugid;
+	ci->cgroup_id = bpf_get_current_cgroup_id();
+	bpf_get_current_comm(ci->comm, sizeof(ci->comm));
+}
+
+/* data_bytes reads the data bytes a TCP socket in state has had acknowledged and has
+ * received. tcp_sock.bytes_acked and bytes_received count sequence space, which also holds
+ * the SYN (acknowledged to the side that connected) and each side's FIN: those are taken
+ * out, so the counts are what the applications sent and received. */
+static __always_inline void data_bytes(struct sock *sk, int state, __u8 direction, __u64 *sent, __u64 *received)
+{
+	struct tcp_sock *tp = (struct tcp_sock *)sk;
+	__u64 acked = BPF_CORE_READ(tp, bytes_acked);
+	__u64 rcvd = BPF_CORE_READ(tp, bytes_received);
+	unsigned long flags = BPF_CORE_READ(sk, __sk_common.skc_flags);
+	bool fin_queued = state == TCP_FIN_WAIT1 || state == TCP_FIN_WAIT2 || state == TCP_CLOSING ||
+			  state == TCP_LAST_ACK;
+
+	if (direction == NET_DIR_OUTBOUND && acked > 0)
+		acked--;
+	if (fin_queued && acked > 0 && BPF_CORE_READ(tp, snd_una) == BPF_CORE_READ(tp, write_seq))
+		acked--;
+	/* SOCK_DONE: tcp_fin saw the peer's FIN, which bytes_received then counts. */
+	if ((flags & (1UL << bpf_core_enum_value(enum sock_flags, SOCK_DONE))) && rcvd > 0)
+		rcvd--;
+	*sent = acked;
+	*received = rcvd;
+}
+
+/* emit_conn writes a connect, accept, close or listen record for sk owned by ci; a close
+ * record carries the bytes of sk in state. */
+static __always_inline void emit_conn(__u32 kind, struct sock *sk, struct conn_info *ci, int state)
+{
+	struct conn_event *e = bpf_ringbuf_reserve(&events, sizeof(*e), 0);
+
+	if (!e) {
+		count(&drops);
+		return;
+	}
+	e->kind = kind;
+	e->pid = ci->pid;
+	e->ktime_ns = bpf_ktime_get_boot_ns();
+	e->sock_id = (__u64)sk;
+	e->cgroup_id = ci->cgroup_id;
+	e->start_ns = ci->start_ns;
+	e->uid = ci->uid;
+	e->direction = ci->direction;
+	e->_pad[0] = e->_pad[1] = e->_pad[2] = 0;
+	e->bytes_sent = 0;
+	e->bytes_received = 0;
+	if (kind == NET_EVENT_CLOSE)
+		data_bytes(sk, state, ci->direction, &e->bytes_sent, &e->bytes_received);
+	__builtin_memset(&e->t, 0, sizeof(e->t));
+	read_tuple(sk, &e->t);
+	__builtin_memcpy(e->comm, ci->comm, sizeof(e->comm));
+	bpf_ringbuf_submit(e, 0);
+}
+
+static __always_inline void on_set_state(struct sock *sk, int oldstate, int newstate)
+{
+	__u64 key = (__u64)sk;
+	struct conn_info *ci;
+
+	if (sk->sk_protocol != IPPROTO_TCP)
+		return;
+
+	switch (newstate) {
+	case TCP_SYN_SENT: {
+		/* In the connect call: the current task owns the socket. */
+		struct conn_info info = {};
+
+		if (is_self())
+			return;
+		fill_owner(&info);
+		info.direction = NET_DIR_OUTBOUND;
+		info.start_ns = bpf_ktime_get_boot_ns();
+		if (bpf_map_update_elem(&conns, &key, &info, BPF_ANY) < 0)
+			count(&conns_full);
+		return;
+	}
+	case TCP_ESTABLISHED:
+		if (oldstate != TCP_SYN_SENT)
+			return;
+		ci = bpf_map_lookup_elem(&conns, &key);
+		if (!ci)
+			return;
+		ci->start_ns = bpf_ktime_get_boot_ns();
+		ci->sport = BPF_CORE_READ(sk, __sk_common.skc_num);
+		ci->announced = 1;
+		emit_conn(NET_EVENT_CONNECT, sk, ci, 0);
+		return;
+	case TCP_LISTEN: {
+		/* In the listen call. */
+		struct conn_info info = {};
+
+		if (is_self())
+			return;
+		fill_owner(&info);
+		info.start_ns = bpf_ktime_get_boot_ns();
+		emit_conn(NET_EVENT_LISTEN, sk, &info, 0);
+		return;
+	}
+	case TCP_CLOSE:
+		ci = bpf_map_lookup_elem(&conns, &key);
+		if (!ci)
+			return;
+		if (ci->announced)
+			emit_conn(NET_EVENT_CLOSE, sk, ci, oldstate);
+		bpf_map_delete_elem(&conns, &key);
+		return;
+	}
+}
+
+/* A tracing program does not run while it is already running on the same CPU: a state
+ * change in softirq that interrupts handle_set_state (in a connect, listen or close call)
+ * would be lost. handle_set_state_nested, a second program on the same tracepoint, handles
+ * exactly those: it acts only while handle_set_state is marked busy on its CPU, which is
+ * only the case when it interrupted it (softirqs do not nest, and tracepoint programs run
+ * with preemption disabled). */
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, __u32);
+} set_state_busy SEC(".maps");
+
+SEC("tp_btf/inet_sock_set_state")
+int BPF_PROG(handle_set_state, struct sock *sk, int oldstate, int newstate)
+{
+	__u32 zero = 0;
+	__u32 *busy = bpf_map_lookup_elem(&set_state_busy, &zero);
+
+	if (!busy)
+		return 0;
+	*busy = 1;
+	on_set_state(sk, oldstate, newstate);
+	*busy = 0;
+	return 0;
+}
+
+SEC("tp_btf/inet_sock_set_state")
+int BPF_PROG(handle_set_state_nested, struct sock *sk, int oldstate, int newstate)
+{
+	__u32 zero = 0;
+	__u32 *busy = bpf_map_lookup_elem(&set_state_busy, &zero);
+
+	if (busy && *busy)
+		on_set_state(sk, oldstate, newstate);
+	return 0;
+}
+
+/* sock_of_fd returns the struct sock behind the current task's file descriptor fd. */
+static __always_inline struct sock *sock_of_fd(int fd)
+{
+	struct task_struct *task = (struct task_struct *)bpf_get_current_task();
+	struct file **fds = BPF_CORE_READ(task, files, fdt, fd);
+	unsigned int max = BPF_CORE_READ(task, files, fdt, max_fds);
+	struct file *f = NULL;
+	struct socket *sock;
+
+	if (fd < 0 || (unsigned int)fd >= max)
+		return NULL;
+	if (bpf_probe_read_kernel(&f, sizeof(f), &fds[fd]) < 0 || !f)
+		return NULL;
+	sock = BPF_CORE_READ(f, private_data);
+	if (!sock)
+		return NULL;
+	return BPF_CORE_READ(sock, sk);
+}
+
+static __always_inline int on_accept(long ret)
+{
+	struct conn_info info = {};
+	struct sock *sk;
+	__u64 key;
+
+	if (ret < 0 || is_self())
+		return 0;
+	sk = sock_of_fd((int)ret);
+	if (!sk || BPF_CORE_READ(sk, sk_protocol) != IPPROTO_TCP)
+		return 0;
+	/* Closed before it was accepted: no TCP_CLOSE will come to remove the entry. */
+	if (BPF_CORE_READ(sk, __sk_common.skc_state) == TCP_CLOSE)
+		return 0;
+	key = (__u64)sk;
+	fill_owner(&info);
+	info.direction = NET_DIR_INBOUND;
+	info.start_ns = bpf_ktime_get_boot_ns();
+	info.sport = BPF_CORE_READ(sk, __sk_common.skc_num);
+	info.announced = 1;
+	if (bpf_map_update_elem(&conns, &key, &info, BPF_ANY) < 0) {
+		count(&conns_full);
+		return 0;
+	}
+	emit_conn(NET_EVENT_ACCEPT, sk, &info, 0);
+	return 0;
+}
+
+SEC("tracepoint/syscalls/sys_exit_accept4")
+int handle_accept4(struct trace_event_raw_sys_exit *ctx)
+{
+	return on_accept(ctx->ret);
+}
+
+SEC("tracepoint/syscalls/sys_exit_accept")
+int handle_accept(struct trace_event_raw_sys_exit *ctx)
+{
+	return on_accept(ctx->ret);
+}
+
+/* refresh_bytes runs over the conns map when user space reads the iterator: it copies
+ * each open connection's byte counters into its entry, for periodic updates. A sock freed
+ * since (its entry not yet removed) no longer has the stored port and is left alone. */
+SEC("iter/bpf_map_elem")
+int refresh_bytes(struct bpf_iter__bpf_map_elem *ctx)
+{
+	__u64 *key = ctx->key;
+	struct conn_info *ci = ctx->value;
+	struct sock *sk;
+
+	if (!key || !ci || !ci->announced)
+		return 0;
+	sk = (struct sock *)*key;
+	if (BPF_CORE_READ(sk, __sk_common.skc_num) != ci->sport)
+		return 0;
+	data_bytes(sk, BPF_CORE_READ(sk, __sk_common.skc_state), ci->direction, &ci->bytes_sent, &ci->bytes_received);
+	return 0;
+}
+
+/* ---- UDP ---- */
+
+/* read_sockaddr reads a user sockaddr_in or sockaddr_in6 into family, port and addr. */
+static __always_inline bool read_sockaddr(const void *uaddr, struct udp_key *k)
+{
+	struct sockaddr_in6 sa = {};
+
+	if (!uaddr || bpf_probe_read_user(&sa, sizeof(struct sockaddr_in), uaddr) < 0)
+		return false;
+	if (sa.sin6_family == AF_INET) {
+		struct sockaddr_in *in = (struct sockaddr_in *)&sa;
+
+		k->family = AF_INET;
+		k->port = bpf_ntohs(in->sin_port);
+		__builtin_memcpy(k->addr, &in->sin_addr, 4);
+		return true;
+	}
+	if (sa.sin6_family != AF_INET6 || bpf_probe_read_user(&sa, sizeof(sa), uaddr) < 0)
+		return false;
+	k->family = AF_INET6;
+	k->port = bpf_ntohs(sa.sin6_port);
+	__builtin_memcpy(k->addr, &sa.sin6_addr, 16);
+	return true;
+}
+
+/* peer_of fills k with the connected peer of sk; false when sk is not connected. */
+static __always_inline bool peer_of(struct sock *sk, struct udp_key *k)
+{
+	struct tuple t = {};
+
+	read_tuple(sk, &t);
+	if (t.dport == 0)
+		return false;
+	k->family = t.family;
+	k->port = t.dport;
+	__builtin_memcpy(k->addr, t.daddr, 16);
+	return true;
+}
+
+static __always_inline void account_udp(struct udp_key *k, __u16 local_port, const __u8 *local_addr,
+					__u64 bytes, bool sent)
+{
+	struct udp_flow *f = bpf_map_lookup_elem(&udp_flows, k);
+
+	if (!f) {
+		struct udp_flow init = {};
+		__u64 ugid = bpf_get_current_uid_gid();
+
+		init.first_ns = bpf_ktime_get_boot_ns();
+		init.cgroup_id = bpf_get_current_cgroup_id();
+		init.uid = (__u32)ugid;
+		init.local_port = local_port;
+		__builtin_memcpy(init.local_addr, local_addr, 16);
+		init.direction = sent ? NET_DIR_OUTBOUND : NET_DIR_INBOUND;
+		bpf_get_current_comm(init.comm, sizeof(init.comm));
+		bpf_map_update_elem(&udp_flows, k, &init, BPF_NOEXIST);
+		f = bpf_map_lookup_elem(&udp_flows, k);
+		if (!f)
+			return;
+	}
+	f->last_ns = bpf_ktime_get_boot_ns();
+	if (sent) {
+		__sync_fetch_and_add(&f->bytes_sent, bytes);
+		__sync_fetch_and_add(&f->packets_sent, 1);
+	} else {
+		__sync_fetch_and_add(&f->bytes_received, bytes);
+		__sync_fetch_and_add(&f->packets_received, 1);
+	}
+}
+
+static __always_inline bool is_udp(struct sock *sk)
+{
+	__u16 family;
+
+	if (BPF_CORE_READ(sk, sk_protocol) != IPPROTO_UDP)
+		return false;
+	family = BPF_CORE_READ(sk, __sk_common.skc_family);
+	return family == AF_INET || family == AF_INET6;
+}
+
+static __always_inline struct pt_regs *syscall_regs(void)
+{
+	return (struct pt_regs *)bpf_task_pt_regs(bpf_get_current_task_btf());
+}
+
+/* sock_send_length runs for every send on a socket, in the sending task: the destination
+ * is the sendto/sendmsg address when there is one, else the connected peer. */
+SEC("tp_btf/sock_send_length")
+int BPF_PROG(handle_send_length, struct sock *sk, int ret, int flags)
+{
+	struct udp_key k = {};
+	struct tuple t = {};
+	struct pt_regs *regs;
+	const void *uaddr = NULL;
+	long nr;
+
+	if (ret <= 0 || !is_udp(sk) || is_self())
+		return 0;
+	regs = syscall_regs();
+	nr = BPF_CORE_READ(regs, orig_ax);
+	if (nr == NR_sendto) {
+		uaddr = (const void *)BPF_CORE_READ(regs, r8);
+	} else if (nr == NR_sendmsg) {
+		struct user_msghdr *msg = (struct user_msghdr *)BPF_CORE_READ(regs, si);
+		void *name = NULL;
+
+		bpf_probe_read_user(&name, sizeof(name), &msg->msg_name);
+		uaddr = name;
+	}
+	if (!read_sockaddr(uaddr, &k) && !peer_of(sk, &k))
+		return 0;
+	k.pid = bpf_get_current_pid_tgid() >> 32;
+	read_tuple(sk, &t);
+	account_udp(&k, t.sport, t.saddr, ret, true);
+	return 0;
+}
+
+/* first_buffer returns the user buffer the receive syscall nr filled, and its length. */
+static __always_inline __u64 first_buffer(struct pt_regs *regs, long nr, __u64 *len)
+{
+	struct iovec iov = {};
+
+	switch (nr) {
+	case NR_read:
+	case NR_recvfrom:
+		*len = BPF_CORE_READ(regs, dx);
+		return BPF_CORE_READ(regs, si);
+	case NR_readv: {
+		bpf_probe_read_user(&iov, sizeof(iov), (void *)BPF_CORE_READ(regs, si));
+		break;
+	}
+	case NR_recvmsg: {
+		struct user_msghdr *msg = (struct user_msghdr *)BPF_CORE_READ(regs, si);
+		struct iovec *first = NULL;
+
+		bpf_probe_read_user(&first, sizeof(first), &msg->msg_iov);
+		if (first)
+			bpf_probe_read_user(&iov, sizeof(iov), first);
+		break;
+	}
+	}
+	*len = iov.iov_len;
+	return (__u64)iov.iov_base;
+}
+
+/* emit_dns copies the first bytes of a DNS response from the user buffer. */
+static __always_inline void emit_dns(struct udp_key *peer, __u16 family, __u16 local_port,
+				     const __u8 *local_addr, __u64 buf, __u64 buf_len, __u32 size)
+{
+	struct dns_scratch *s;
+	__u32 zero = 0;
+	__u64 n = size, ugid;
+
+	if (!dns_enabled || !buf)
+		return;
+	s = bpf_map_lookup_elem(&dns_scratch, &zero);
+	if (!s)
+		return;
+	if (n > buf_len)
+		n = buf_len;
+	if (n > DNS_MAX_BYTES)
+		n = DNS_MAX_BYTES;
+	n &= (DNS_MAX_BYTES << 1) - 1;
+	if (n > DNS_MAX_BYTES || n == 0)
+		return;
+	if (bpf_probe_read_user(s->data, n, (void *)buf) < 0)
+		return;
+	ugid = bpf_get_current_uid_gid();
+	s->hdr.kind = NET_EVENT_DNS;
+	s->hdr.pid = bpf_get_current_pid_tgid() >> 32;
+	s->hdr.ktime_ns = bpf_ktime_get_boot_ns();
+	s->hdr.cgroup_id = bpf_get_current_cgroup_id();
+	s->hdr.uid = (__u32)ugid;
+	s->hdr.len = n;
+	s->hdr.size = size;
+	s->hdr._pad = 0;
+	__builtin_memset(&s->hdr.t, 0, sizeof(s->hdr.t));
+	s->hdr.t.family = family;
+	s->hdr.t.sport = peer->port;
+	s->hdr.t.dport = local_port;
+	__builtin_memcpy(s->hdr.t.saddr, peer->addr, 16);
+	__builtin_memcpy(s->hdr.t.daddr, local_addr, 16);
+	bpf_get_current_comm(s->hdr.comm, sizeof(s->hdr.comm));
+	if (bpf_ringbuf_output(&events, s, sizeof(s->hdr) + n, 0) < 0)
+		count(&drops);
+}
+
+/* sock_recv_length runs for every receive on a socket, in the receiving task. A connected
+ * socket's peer is known here; an unconnected one's sender is known only once the syscall
+ * copied it out, so that case finishes at the syscall's exit. */
+SEC("tp_btf/sock_recv_length")
+int BPF_PROG(handle_recv_length, struct sock *sk, int ret, int flags)
+{
+	struct udp_key k = {};
+	struct pt_regs *regs;
+	struct tuple t = {};
+	long nr;
+
+	if (ret <= 0 || !is_udp(sk) || is_self())
+		return 0;
+	regs = syscall_regs();
+	nr = BPF_CORE_READ(regs, orig_ax);
+	read_tuple(sk, &t);
+	if (peer_of(sk, &k)) {
+		k.pid = bpf_get_current_pid_tgid() >> 32;
+		account_udp(&k, t.sport, t.saddr, ret, 0);
+		if (k.port == DNS_PORT) {
+			__u64 len = 0, buf = first_buffer(regs, nr, &len);
+
+			emit_dns(&k, t.family, t.sport, t.saddr, buf, len, ret);
+		}
+		return 0;
+	}
+	if (nr == NR_recvfrom || nr == NR_recvmsg) {
+		struct udp_recv r = {};
+		__u32 tid = (__u32)bpf_get_current_pid_tgid();
+
+		r.family = t.family;
+		r.local_port = t.sport;
+		__builtin_memcpy(r.local_addr, t.saddr, 16);
+		r.buf = first_buffer(regs, nr, &r.buf_len);
+		if (nr == NR_recvfrom) {
+			r.addr = BPF_CORE_READ(regs, r8);
+		} else {
+			struct user_msghdr *msg = (struct user_msghdr *)BPF_CORE_READ(regs, si);
+			void *name = NULL;
+
+			bpf_probe_read_user(&name, sizeof(name), &msg->msg_name);
+			r.addr = (__u64)name;
+		}
+		bpf_map_update_elem(&udp_recv_pending, &tid, &r, BPF_ANY);
+	}
+	return 0;
+}
+
+static __always_inline int on_recv_exit(long ret)
+{
+	__u32 tid = (__u32)bpf_get_current_pid_tgid();
+	struct udp_recv *r = bpf_map_lookup_elem(&udp_recv_pending, &tid);
+	struct udp_key k = {};
+
+	if (!r)
+		return 0;
+	if (ret > 0 && read_sockaddr((const void *)r->addr, &k)) {
+		k.pid = bpf_get_current_pid_tgid() >> 32;
+		account_udp(&k, r->local_port, r->local_addr, ret, 0);
+		if (k.port == DNS_PORT)
+			emit_dns(&k, r->family, r->local_port, r->local_addr, r->buf, r->buf_len, ret);
+	}
+	bpf_map_delete_elem(&udp_recv_pending, &tid);
+	return 0;
+}
+
+SEC("tracepoint/syscalls/sys_exit_recvfrom")
+int handle_recvfrom_exit(struct trace_event_raw_sys_exit *ctx)
+{
+	return on_recv_exit(ctx->ret);
+}
+
+SEC("tracepoint/syscalls/sys_exit_recvmsg")
+int handle_recvmsg_exit(struct trace_event_raw_sys_exit *ctx)
+{
+	return on_recv_exit(ctx->ret);
+}

@@ -1,0 +1,645 @@
+// Package file collects software-integrity events: changes to files under watched path
+// globs, and scans of those files.
+//
+// In: the create, write, rename, delete, chmod and chown records that bpf/file.bpf.c writes
+// into a BPF ring buffer (a write is one record per open-write-close), plus what /proc says
+// about the process that made the change and what a stat says about the file afterwards;
+// and, for scans, the files themselves under the watched globs and the previous scan's
+// baseline in state_dir.
+// Out: one *schemas.FileEvent per change that passes the filters, and scan_added,
+// scan_removed and scan_changed events from each scan, handed to the caller's emit
+// function. Records the kernel could not write because the ring buffer was full are counted
+// in Stats.KernelDrops and logged; they are never lost silently.
+package file
+
+import (
+	"bytes"
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/cilium/ebpf"
+	"github.com/cilium/ebpf/link"
+	"github.com/cilium/ebpf/ringbuf"
+	"github.com/cilium/ebpf/rlimit"
+	"golang.org/x/sys/unix"
+
+	"github.com/threatcrumbs/crumbs/schemas"
+)
+
+// ErrDisabled is returned by New when the config does not enable the collector.
+var ErrDisabled = errors.New("file collector is disabled")
+
+// ErrAlreadyRun is returned by Run when called a second time: a Collector runs once.
+var ErrAlreadyRun = errors.New("file collector already ran")
+
+const (
+	// pipelineDepth bounds the changes read but not yet statted and emitted.
+	pipelineDepth = 4096
+	// housekeepingEvery is how often the reader reports kernel drops.
+	housekeepingEvery = time.Second
+	// topBytes is the kernel filter's key size (TOP_BYTES in bpf/include/file.h).
+	topBytes = 32
+)
+
+// Stats counts what the collector did. Every field only grows.
+type Stats struct {
+	Events       uint64 // change events emitted
+	KernelDrops  uint64 // records the kernel dropped because the ring buffer was full
+	DecodeErrors uint64 // records that could not be decoded
+	Filtered     uint64 // records not emitted: outside the globs or excluded
+	Truncated    uint64 // paths cut in the kernel (too deep or too long)
+	StatErrors   uint64 // files gone or unreadable when statted after the change
+	ScanEvents   uint64 // scan events emitted
+	Scan         ScanStats
+}
+
+// Collector reads file changes from the kernel and runs scheduled scans. Create it with
+// New, then call Run once.
+type Collector struct {
+	cfg        Config
+	host       schemas.Host
+	log        *slog.Logger
+	watch      globSet
+	exclude    globSet
+	excludeExe globSet
+	users      userSet
+	owners     owners
+	procs      *procCache
+	scanner    *Scanner
+
+	objs       fileObjects
+	links      []link.Link
+	reader     *ringbuf.Reader
+	bootOffset int64 // wall clock minus CLOCK_BOOTTIME, ns
+
+	ran atomic.Bool
+
+	// mapMu guards reading the drops map against closing it.
+	mapMu  sync.Mutex
+	closed bool
+
+	events, decodeErrors, filtered, truncated, statErrors, scanEvents, kernelDrops atomic.Uint64
+	reportedDrops                                                                  uint64 // reader goroutine only
+}
+
+// New loads the file programs into the kernel and attaches them. Changes are buffered in
+// the ring buffer from then until Run reads them. On error, everything New opened is
+// released.
+func New(cfg Config, host schemas.Host, log *slog.Logger) (*Collector, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	if !cfg.Enabled {
+		return nil, ErrDisabled
+	}
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	scanner, err := NewScanner(cfg, host, log)
+	if err != nil {
+		return nil, err
+	}
+	c := &Collector{
+		cfg: cfg, host: host, log: log.With("collector", "file"),
+		watch: newGlobSet(cfg.Paths), exclude: newGlobSet(cfg.ExcludePaths),
+		excludeExe: newGlobSet(cfg.ExcludeExecutables), users: newUserSet(cfg.ExcludeUsers),
+		owners: newOwners(), procs: newProcCache("/proc"), scanner: scanner,
+	}
+	if err := c.open(); err != nil {
+		c.close()
+		return nil, err
+	}
+	return c, nil
+}
+
+func (c *Collector) open() error {
+	if err := rlimit.RemoveMemlock(); err != nil {
+		return fmt.Errorf("remove memlock rlimit: %w", err)
+	}
+	if err := c.load(); err != nil {
+		return err
+	}
+	if err := c.attach(); err != nil {
+		return err
+	}
+	rd, err := ringbuf.NewReader(c.objs.Events)
+	if err != nil {
+		return fmt.Errorf("open ring buffer reader: %w", err)
+	}
+	c.reader = rd
+	offset, err := bootTimeOffset()
+	if err != nil {
+		return err
+	}
+	c.bootOffset = offset
+	return nil
+}
+
+func (c *Collector) load() error {
+	spec, err := loadFile()
+	if err != nil {
+		return fmt.Errorf("read file programs: %w", err)
+	}
+	spec.Maps[fileMapEvents].MaxEntries = uint32(c.cfg.RingBufferBytes)
+	tops, filter := c.watch.tops()
+	if err := spec.Variables[fileVarSelfTgid].Set(uint32(os.Getpid())); err != nil {
+		return fmt.Errorf("set self_tgid: %w", err)
+	}
+	if err := spec.Variables[fileVarFilterTops].Set(boolU32(filter)); err != nil {
+		return fmt.Errorf("set filter_tops: %w", err)
+	}
+	if err := spec.LoadAndAssign(&c.objs, nil); err != nil {
+		var verr *ebpf.VerifierError
+		if errors.As(err, &verr) {
+			return fmt.Errorf("load file programs: %+v", verr)
+		}
+		return fmt.Errorf("load file programs: %w", err)
+	}
+	for _, top := range tops {
+		var key fileTopKey
+		for i := 0; i < len(top) && i < topBytes-1; i++ {
+			key.Name[i] = int8(top[i])
+		}
+		if err := c.objs.WatchedTops.Put(key, uint8(1)); err != nil {
+			return fmt.Errorf("fill watched_tops with %q: %w", top, err)
+		}
+	}
+	return nil
+}
+
+func boolU32(b bool) uint32 {
+	if b {
+		return 1
+	}
+	return 0
+}
+
+func (c *Collector) attach() error {
+	p := &c.objs
+	tracepoints := []struct {
+		name     string
+		prog     *ebpf.Program
+		optional bool // missing on some kernels or architectures
+	}{
+		{"sys_enter_openat", p.EnterOpenat, false},
+		{"sys_exit_openat", p.ExitOpen, false},
+		{"sys_enter_open", p.EnterOpen, true},
+		{"sys_exit_open", p.ExitOpen, true},
+		{"sys_enter_creat", p.EnterCreat, true},
+		{"sys_exit_creat", p.ExitOpen, true},
+		{"sys_enter_openat2", p.EnterOpenat2, true},
+		{"sys_exit_openat2", p.ExitOpen, true},
+		{"sys_enter_write", p.EnterWrite, false},
+		{"sys_enter_writev", p.EnterWriteFamily, false},
+		{"sys_enter_pwrite64", p.EnterWriteFamily, false},
+		{"sys_enter_pwritev", p.EnterWriteFamily, false},
+		{"sys_enter_pwritev2", p.EnterWriteFamily, true},
+		{"sys_enter_ftruncate", p.EnterWriteFamily, false},
+		{"sys_enter_fallocate", p.EnterWriteFamily, false},
+		{"sys_enter_close", p.EnterClose, false},
+		{"sys_enter_renameat2", p.EnterRenameat, false},
+		{"sys_exit_renameat2", p.ExitPath, false},
+		{"sys_enter_renameat", p.EnterRenameat, true},
+		{"sys_exit_renameat", p.ExitPath, true},
+		{"sys_enter_rename", p.EnterRename, true},
+		{"sys_exit_rename", p.ExitPath, true},
+		{"sys_enter_unlinkat", p.EnterUnlinkat, false},
+		{"sys_exit_unlinkat", p.ExitPath, false},
+		{"sys_enter_unlink", p.EnterUnlink, true},
+		{"sys_exit_unlink", p.ExitPath, true},
+		{"sys_enter_rmdir", p.EnterRmdir, true},
+		{"sys_exit_rmdir", p.ExitPath, true},
+		{"sys_enter_fchmodat", p.EnterFchmodat, false},
+		{"sys_exit_fchmodat", p.ExitPath, false},
+		{"sys_enter_fchmodat2", p.EnterFchmodat, true},
+		{"sys_exit_fchmodat2", p.ExitPath, true},
+		{"sys_enter_chmod", p.EnterChmod, true},
+		{"sys_exit_chmod", p.ExitPath, true},
+		{"sys_enter_fchmod", p.EnterFchmod, false},
+		{"sys_exit_fchmod", p.ExitPath, false},
+		{"sys_enter_fchownat", p.EnterFchownat, false},
+		{"sys_exit_fchownat", p.ExitPath, false},
+		{"sys_enter_chown", p.EnterChown, true},
+		{"sys_exit_chown", p.ExitPath, true},
+		{"sys_enter_lchown", p.EnterChown, true},
+		{"sys_exit_lchown", p.ExitPath, true},
+		{"sys_enter_fchown", p.EnterFchown, false},
+		{"sys_exit_fchown", p.ExitPath, false},
+	}
+	for _, tp := range tracepoints {
+		l, err := link.Tracepoint("syscalls", tp.name, tp.prog, nil)
+		if err != nil {
+			if tp.optional && errors.Is(err, os.ErrNotExist) {
+				c.log.Debug("tracepoint missing", "tracepoint", tp.name)
+				continue
+			}
+			return fmt.Errorf("attach syscalls/%s: %w", tp.name, err)
+		}
+		c.links = append(c.links, l)
+	}
+	return nil
+}
+
+// close releases the kernel objects; safe to call more than once.
+func (c *Collector) close() {
+	c.mapMu.Lock()
+	defer c.mapMu.Unlock()
+	if c.closed {
+		return
+	}
+	c.closed = true
+	if c.objs.Drops != nil {
+		if n, err := sumDrops(c.objs.Drops); err == nil {
+			c.kernelDrops.Store(n)
+		}
+	}
+	if c.reader != nil {
+		c.reader.Close()
+	}
+	for _, l := range c.links {
+		l.Close()
+	}
+	c.objs.Close()
+}
+
+// bootTimeOffset returns wall-clock time minus CLOCK_BOOTTIME (bpf_ktime_get_boot_ns),
+// taking the tightest of a few samples.
+func bootTimeOffset() (int64, error) {
+	best, bestSpan := int64(0), int64(-1)
+	for range 5 {
+		var before, after unix.Timespec
+		if err := unix.ClockGettime(unix.CLOCK_BOOTTIME, &before); err != nil {
+			return 0, fmt.Errorf("read CLOCK_BOOTTIME: %w", err)
+		}
+		wall := time.Now().UnixNano()
+		if err := unix.ClockGettime(unix.CLOCK_BOOTTIME, &after); err != nil {
+			return 0, fmt.Errorf("read CLOCK_BOOTTIME: %w", err)
+		}
+		span := after.Nano() - before.Nano()
+		if bestSpan < 0 || span < bestSpan {
+			best, bestSpan = wall-(before.Nano()+span/2), span
+		}
+	}
+	return best, nil
+}
+
+func sumDrops(m *ebpf.Map) (uint64, error) {
+	var perCPU []uint64
+	if err := m.Lookup(uint32(0), &perCPU); err != nil {
+		return 0, fmt.Errorf("read drops map: %w", err)
+	}
+	var n uint64
+	for _, v := range perCPU {
+		n += v
+	}
+	return n, nil
+}
+
+// Stats returns the counters so far. KernelDrops is read from the kernel while the
+// collector is open.
+func (c *Collector) Stats() Stats {
+	c.mapMu.Lock()
+	if !c.closed {
+		if n, err := sumDrops(c.objs.Drops); err == nil {
+			c.kernelDrops.Store(n)
+		}
+	}
+	c.mapMu.Unlock()
+	return Stats{
+		Events:       c.events.Load(),
+		KernelDrops:  c.kernelDrops.Load(),
+		DecodeErrors: c.decodeErrors.Load(),
+		Filtered:     c.filtered.Load(),
+		Truncated:    c.truncated.Load(),
+		StatErrors:   c.statErrors.Load(),
+		ScanEvents:   c.scanEvents.Load(),
+		Scan:         c.scanner.Stats(),
+	}
+}
+
+// Scan runs one scan now (see Scanner.Scan) and returns its events without emitting them.
+// It waits for a scheduled scan in progress to finish.
+func (c *Collector) Scan(ctx context.Context, progress func(done, total int)) ([]*schemas.FileEvent, error) {
+	return c.scanner.Scan(ctx, progress)
+}
+
+// change is a decoded record waiting for its file to be statted.
+type change struct {
+	ev *schemas.FileEvent
+}
+
+// Run reads the ring buffer and runs scans (on start when scan_on_start, then every
+// scan_interval) and calls emit for each event until ctx is done; then it closes the
+// collector and returns nil. emit is called from one goroutine at a time; change events
+// come in ring-buffer order. While emit blocks, reading stops and the kernel drops (and
+// counts) what no longer fits in the ring buffer, so emit should stop blocking once ctx is
+// done. Run returns an error only when reading fails for another reason than ctx being
+// done; a failed scan is logged and retried at the next interval.
+func (c *Collector) Run(ctx context.Context, emit func(*schemas.FileEvent)) error {
+	if !c.ran.CompareAndSwap(false, true) {
+		return ErrAlreadyRun
+	}
+	defer c.close()
+
+	var emitMu sync.Mutex
+	emitOne := func(ev *schemas.FileEvent) {
+		emitMu.Lock()
+		defer emitMu.Unlock()
+		emit(ev)
+	}
+	var wg sync.WaitGroup
+	queue := make(chan change, pipelineDepth)
+	wg.Go(func() { c.completeChanges(queue, emitOne) })
+	readDone := make(chan struct{})
+	wg.Go(func() {
+		// Closing the reader is what interrupts a blocked read.
+		select {
+		case <-ctx.Done():
+			c.reader.Close()
+		case <-readDone:
+		}
+	})
+	wg.Go(func() { c.scanLoop(ctx, readDone, emitOne) })
+
+	err := c.readLoop(ctx, queue)
+	close(readDone)
+	close(queue)
+	wg.Wait()
+	c.reportDrops()
+	return err
+}
+
+// scanLoop runs the scheduled scans until ctx is done or reading stopped.
+func (c *Collector) scanLoop(ctx context.Context, stop <-chan struct{}, emit func(*schemas.FileEvent)) {
+	if c.cfg.ScanOnStart {
+		c.scanAndEmit(ctx, emit)
+	}
+	if c.cfg.ScanInterval <= 0 {
+		return
+	}
+	t := time.NewTicker(c.cfg.ScanInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-stop:
+			return
+		case <-t.C:
+			c.scanAndEmit(ctx, emit)
+		}
+	}
+}
+
+func (c *Collector) scanAndEmit(ctx context.Context, emit func(*schemas.FileEvent)) {
+	start := time.Now()
+	events, err := c.scanner.Scan(ctx, nil)
+	if err != nil {
+		if ctx.Err() == nil {
+			c.log.Warn("scan failed", "err", err)
+		}
+		return
+	}
+	for _, ev := range events {
+		if ctx.Err() != nil {
+			return
+		}
+		emit(ev)
+		c.scanEvents.Add(1)
+	}
+	c.log.Info("scan done", "changes", len(events), "took", time.Since(start).Round(time.Millisecond))
+}
+
+func (c *Collector) readLoop(ctx context.Context, queue chan<- change) error {
+	var rec ringbuf.Record
+	nextChore := time.Now().Add(housekeepingEvery)
+	for {
+		c.reader.SetDeadline(nextChore)
+		err := c.reader.ReadInto(&rec)
+		switch {
+		case errors.Is(err, os.ErrDeadlineExceeded):
+		case errors.Is(err, ringbuf.ErrClosed):
+			if ctx.Err() != nil {
+				return nil
+			}
+			return fmt.Errorf("read file ring buffer: %w", err)
+		case err != nil:
+			return fmt.Errorf("read file ring buffer: %w", err)
+		default:
+			c.handle(rec.RawSample, queue)
+		}
+		if now := time.Now(); !now.Before(nextChore) {
+			c.reportDrops()
+			nextChore = now.Add(housekeepingEvery)
+		}
+	}
+}
+
+// reportDrops logs the kernel drops since the last report.
+func (c *Collector) reportDrops() {
+	total := c.Stats().KernelDrops
+	if total > c.reportedDrops {
+		c.log.Warn("file events dropped in the kernel: ring buffer full",
+			"dropped", total-c.reportedDrops, "dropped_total", total, "ring_buffer_bytes", c.cfg.RingBufferBytes)
+		c.reportedDrops = total
+	}
+}
+
+// handle decodes one record, applies the filters and queues the change.
+func (c *Collector) handle(raw []byte, queue chan<- change) {
+	ch, err := c.decode(raw, time.Now())
+	if err != nil {
+		c.decodeErrors.Add(1)
+		c.log.Debug("undecodable file record", "error", err)
+		return
+	}
+	if !c.wanted(ch) {
+		c.filtered.Add(1)
+		return
+	}
+	queue <- ch
+}
+
+// wanted applies the globs and the exclusions.
+func (c *Collector) wanted(ch change) bool {
+	f := &ch.ev.File
+	if !c.watch.match(f.Path) && (f.NewPath == "" || !c.watch.match(f.NewPath)) {
+		return false
+	}
+	if c.exclude.match(f.Path) && (f.NewPath == "" || c.exclude.match(f.NewPath)) {
+		return false
+	}
+	p := &ch.ev.Process
+	if p.File.Path != "" && len(c.excludeExe.globs) > 0 && c.excludeExe.match(p.File.Path) {
+		return false
+	}
+	return !c.users.has(p.User.UID, p.User.Name)
+}
+
+// decode turns a record into a change. The executable and argv come from the kernel; the
+// systemd unit and container id from /proc, read while the process likely still exists.
+func (c *Collector) decode(raw []byte, now time.Time) (change, error) {
+	var hdr fileFileEvent
+	n, err := binary.Decode(raw, binary.LittleEndian, &hdr)
+	if err != nil {
+		return change{}, fmt.Errorf("decode file record: %w", err)
+	}
+	action, ok := actions[fileFileOp(hdr.Op)]
+	if !ok {
+		return change{}, fmt.Errorf("record of unknown op %d", hdr.Op)
+	}
+	data := raw[n:]
+	paths := make([]string, 0, 2)
+	for i := range 2 {
+		if i == 1 && action != schemas.ActionRename {
+			break
+		}
+		p, rest, err := decodePath(data, hdr.DirDepth[i], hdr.DirLen[i], hdr.StrLen[i])
+		if err != nil {
+			return change{}, err
+		}
+		paths, data = append(paths, p), rest
+	}
+	if hdr.Flags&uint32(fileFileFlagFILE_FLAG_TRUNCATED) != 0 {
+		c.truncated.Add(1)
+	}
+	ev := &schemas.FileEvent{
+		Envelope: schemas.Envelope{EventID: schemas.NewEventID(), Time: int64(hdr.KtimeNs) + c.bootOffset, Host: c.host, Kind: schemas.KindFile},
+		Action:   action,
+		File:     schemas.TargetFile{Path: paths[0], Name: filepath.Base(paths[0])},
+	}
+	if len(paths) > 1 {
+		ev.File.NewPath = paths[1]
+	}
+	exe, data, err := decodePath(data, hdr.ExeDepth, hdr.ExeLen, 0)
+	if err != nil {
+		return change{}, err
+	}
+	if hdr.ExeLen == 0 {
+		exe = ""
+	}
+	if uint64(hdr.ArgsLen) > uint64(len(data)) {
+		return change{}, fmt.Errorf("file record: %d bytes of argv, %d present", hdr.ArgsLen, len(data))
+	}
+	cmdLine := joinArgs(data[:hdr.ArgsLen])
+	if cmdLine == "" {
+		cmdLine = cstring(hdr.Comm[:])
+	}
+	info := c.procs.lookup(hdr.Pid, now)
+	ev.Process = schemas.Actor{
+		PID:         int32(hdr.Pid),
+		CmdLine:     cmdLine,
+		User:        schemas.User{UID: int64(hdr.Uid), Name: c.owners.users.name(hdr.Uid)},
+		CgroupID:    int64(hdr.CgroupId),
+		SystemdUnit: info.unit,
+		ContainerID: info.container,
+	}
+	if exe != "" {
+		ev.Process.File = schemas.File{Path: exe, Name: filepath.Base(exe)}
+	}
+	return change{ev: ev}, nil
+}
+
+var actions = map[fileFileOp]string{
+	fileFileOpFILE_OP_CREATE: schemas.ActionCreate,
+	fileFileOpFILE_OP_WRITE:  schemas.ActionWrite,
+	fileFileOpFILE_OP_RENAME: schemas.ActionRename,
+	fileFileOpFILE_OP_DELETE: schemas.ActionDelete,
+	fileFileOpFILE_OP_CHMOD:  schemas.ActionChmod,
+	fileFileOpFILE_OP_CHOWN:  schemas.ActionChown,
+}
+
+// decodePath reads one path of a record: the walked directory's components (leaf first),
+// then the string the process passed, resolved against that directory.
+func decodePath(data []byte, depth, dirLen, strLen uint32) (string, []byte, error) {
+	if uint64(dirLen)+uint64(strLen) > uint64(len(data)) {
+		return "", nil, fmt.Errorf("file record: %d bytes of path, %d present", dirLen+strLen, len(data))
+	}
+	names := strings.Split(string(bytes.TrimRight(data[:dirLen], "\x00")), "\x00")
+	if depth == 0 || dirLen == 0 {
+		names = nil
+	}
+	slices.Reverse(names)
+	dir := "/" + strings.Join(names, "/")
+	str := cstring(data[dirLen : dirLen+strLen])
+	rest := data[dirLen+strLen:]
+	switch {
+	case str == "":
+		return filepath.Clean(dir), rest, nil
+	case filepath.IsAbs(str):
+		return filepath.Clean(str), rest, nil
+	default:
+		return filepath.Join(dir, str), rest, nil
+	}
+}
+
+// joinArgs joins NUL-separated argv into a command line.
+func joinArgs(b []byte) string {
+	b = bytes.TrimRight(b, "\x00")
+	if len(b) == 0 {
+		return ""
+	}
+	return schemas.JoinArgs(strings.Split(string(b), "\x00"))
+}
+
+func cstring[T int8 | byte](b []T) string {
+	buf := make([]byte, 0, len(b))
+	for _, c := range b {
+		if c == 0 {
+			break
+		}
+		buf = append(buf, byte(c))
+	}
+	return string(buf)
+}
+
+// completeChanges stats (and for content changes hashes) each changed file, then emits it.
+func (c *Collector) completeChanges(queue <-chan change, emit func(*schemas.FileEvent)) {
+	for ch := range queue {
+		c.fillFile(ch.ev)
+		emit(ch.ev)
+		c.events.Add(1)
+	}
+}
+
+// fillFile sets the resulting owner, group and mode, and for written or renamed files the
+// size and sha256 (a created file's contents come with its write event). A deleted file is
+// not statted.
+func (c *Collector) fillFile(ev *schemas.FileEvent) {
+	if ev.Action == schemas.ActionDelete {
+		return
+	}
+	path := ev.File.Path
+	if ev.Action == schemas.ActionRename {
+		path = ev.File.NewPath
+	}
+	a, err := lstatAttrs(path)
+	if err != nil {
+		c.statErrors.Add(1)
+		return
+	}
+	f := &ev.File
+	if ev.Action != schemas.ActionCreate { // a new file's contents come with its write event
+		f.Size = a.Size
+	}
+	f.UID, f.GID, f.Mode = int64(a.UID), int64(a.GID), modeString(a.Mode)
+	f.Owner, f.Group = c.owners.users.name(a.UID), c.owners.groups.name(a.GID)
+	switch ev.Action {
+	case schemas.ActionWrite, schemas.ActionRename:
+		if a.Regular && a.Size <= c.cfg.HashMaxFileBytes {
+			if sum, err := hashFile(path, c.cfg.HashMaxFileBytes); err == nil {
+				f.SHA256 = sum
+			}
+		}
+	}
+}

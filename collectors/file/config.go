@@ -1,0 +1,113 @@
+package file
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+)
+
+// Config configures the file collector; the mapstructure tags are its config keys (under
+// collectors.file.).
+type Config struct {
+	// Enabled turns the collector on. Default true.
+	Enabled bool `mapstructure:"enabled"`
+	// Paths are the watched globs (filepath.Match syntax, absolute). A path is watched when a
+	// glob matches it or one of its parent directories. Default: binary directories, /etc,
+	// application directories (/opt/*/webapps, /opt/*/bin) and secrets directories.
+	Paths []string `mapstructure:"paths"`
+	// ExcludePaths are globs, with the semantics of Paths, whose changes are not reported and
+	// whose files are not scanned. Default none.
+	ExcludePaths []string `mapstructure:"exclude_paths"`
+	// ExcludeExecutables are globs of executable paths whose changes are not reported.
+	// Default none.
+	ExcludeExecutables []string `mapstructure:"exclude_executables"`
+	// ExcludeUsers are user names or numeric uids whose changes are not reported. Default none.
+	ExcludeUsers []string `mapstructure:"exclude_users"`
+	// RingBufferBytes is the size of the kernel ring buffer that carries events to user
+	// space. A power of two and a multiple of the page size. When it is full, events are
+	// dropped in the kernel and counted. Default 4 MiB.
+	RingBufferBytes int `mapstructure:"ring_buffer_bytes"`
+	// ScanInterval is the time between scheduled scans; 0 turns them off. Default 1h.
+	ScanInterval time.Duration `mapstructure:"scan_interval"`
+	// ScanOnStart runs a scan when the collector starts. Default true.
+	ScanOnStart bool `mapstructure:"scan_on_start"`
+	// StateDir holds the last scan's results, the baseline the next scan is diffed against.
+	// Default /var/lib/crumbs/scan.
+	StateDir string `mapstructure:"state_dir"`
+	// HashMaxFileBytes is the largest file that gets a sha256, in scans and in change events;
+	// larger ones are reported without one. Default 256 MiB.
+	HashMaxFileBytes int64 `mapstructure:"hash_max_file_bytes"`
+}
+
+// DefaultPaths are the globs watched by default.
+var DefaultPaths = []string{
+	"/usr/bin", "/usr/sbin", "/bin", "/sbin", "/usr/local/bin", "/usr/local/sbin",
+	"/etc", "/opt/*/webapps", "/opt/*/bin",
+	"/etc/ssl/private", "/root/.ssh", "/home/*/.ssh",
+}
+
+// DefaultConfig returns the documented defaults.
+func DefaultConfig() Config {
+	return Config{
+		Enabled:          true,
+		Paths:            append([]string(nil), DefaultPaths...),
+		RingBufferBytes:  4 << 20,
+		ScanInterval:     time.Hour,
+		ScanOnStart:      true,
+		StateDir:         "/var/lib/crumbs/scan",
+		HashMaxFileBytes: 256 << 20,
+	}
+}
+
+// Validate reports every invalid field of c, each naming its full config key.
+func (c Config) Validate() error {
+	var errs []error
+	bad := func(key, format string, a ...any) {
+		errs = append(errs, fmt.Errorf("collectors.file.%s: "+format, append([]any{key}, a...)...))
+	}
+	if c.Enabled && len(c.Paths) == 0 {
+		bad("paths", "empty: must name at least one glob")
+	}
+	for _, list := range []struct {
+		key   string
+		globs []string
+	}{{"paths", c.Paths}, {"exclude_paths", c.ExcludePaths}, {"exclude_executables", c.ExcludeExecutables}} {
+		for _, g := range list.globs {
+			if err := checkGlob(g); err != nil {
+				bad(list.key, "%q: %v", g, err)
+			}
+		}
+	}
+	for _, u := range c.ExcludeUsers {
+		if strings.TrimSpace(u) == "" {
+			bad("exclude_users", "empty user name")
+		}
+	}
+	page := os.Getpagesize()
+	if rb := c.RingBufferBytes; rb <= 0 || rb&(rb-1) != 0 || rb%page != 0 {
+		bad("ring_buffer_bytes", "%d: must be a power of two and a multiple of the page size (%d)", rb, page)
+	}
+	if c.ScanInterval < 0 || (c.ScanInterval > 0 && c.ScanInterval < time.Minute) {
+		bad("scan_interval", "%s: must be 0 (off) or at least 1m", c.ScanInterval)
+	}
+	if c.StateDir == "" {
+		bad("state_dir", "empty: must name a directory")
+	}
+	if c.HashMaxFileBytes < 0 {
+		bad("hash_max_file_bytes", "%d: must not be negative", c.HashMaxFileBytes)
+	}
+	return errors.Join(errs...)
+}
+
+func checkGlob(g string) error {
+	if !filepath.IsAbs(g) {
+		return errors.New("must be an absolute path")
+	}
+	if _, err := filepath.Match(g, ""); err != nil {
+		return fmt.Errorf("bad glob: %w", err)
+	}
+	return nil
+}

@@ -1,0 +1,400 @@
+// Package identity collects authentications, sessions and credential changes from the
+// kernel.
+//
+// In: the records that bpf/identity.bpf.c writes into a BPF ring buffer: results of
+// pam_authenticate, pam_acct_mgmt, pam_open_session and pam_close_session (uprobes on
+// libpam, with the handle's service, user, remote user, remote host and tty), changes made
+// by setuid-family syscalls (sys_enter/sys_exit tracepoints, credentials before and after),
+// and execs of set-user-ID or set-group-ID files (sched_process_exec); plus what /proc and
+// /etc/passwd say about the processes and users named in them.
+// Out: one *schemas.IdentityEvent per record, handed to the caller's emit function in
+// ring-buffer order. Records the kernel could not write because the ring buffer was full
+// are counted in Stats.KernelDrops and logged; they are never lost silently. crumbs' own
+// process is not reported.
+package identity
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/cilium/ebpf"
+	"github.com/cilium/ebpf/link"
+	"github.com/cilium/ebpf/ringbuf"
+	"github.com/cilium/ebpf/rlimit"
+	"golang.org/x/sys/unix"
+
+	"github.com/threatcrumbs/crumbs/schemas"
+)
+
+// ErrDisabled is returned by New when the config does not enable the collector.
+var ErrDisabled = errors.New("identity collector is disabled")
+
+// ErrAlreadyRun is returned by Run when called a second time: a Collector runs once.
+var ErrAlreadyRun = errors.New("identity collector already ran")
+
+// ActionAccount is the action of a pam_acct_mgmt result (account validity: expired,
+// locked, access denied from that source).
+// TODO(lead): move next to schemas.ActionAuth and name it in identity.avsc's action doc.
+const ActionAccount = "account"
+
+// housekeepingEvery is how often the reader reports kernel drops and forgets old
+// credential transitions.
+const housekeepingEvery = time.Second
+
+// Stats counts what the collector did. Every field only grows.
+type Stats struct {
+	Events         uint64 // events emitted
+	KernelDrops    uint64 // records the kernel dropped because the ring buffer was full
+	DecodeErrors   uint64 // records that could not be decoded
+	Filtered       uint64 // events dropped by exclude_users
+	ThreadRepeats  uint64 // credential changes not reported again for another thread of the same process
+	UnknownHandles uint64 // PAM results of handles opened before the probes were attached (no items)
+}
+
+// Collector reads identity events from the kernel. Create it with New, then call Run once.
+type Collector struct {
+	cfg  Config
+	host schemas.Host
+	log  *slog.Logger
+
+	objs   identityObjects
+	links  []link.Link
+	reader *ringbuf.Reader
+
+	libPAM     string // the probed library; empty when PAM is not probed
+	users      *userNames
+	exclude    map[string]bool
+	repeats    *threadRepeats
+	bootOffset int64 // wall clock minus CLOCK_BOOTTIME, ns
+
+	ran atomic.Bool
+
+	// mapMu guards reading the drops map against closing it.
+	mapMu  sync.Mutex
+	closed bool
+
+	events, decodeErrors, filtered, threadRepeatsN, unknownHandles atomic.Uint64
+	kernelDrops                                                    atomic.Uint64
+	reportedDrops                                                  uint64 // reader goroutine only
+}
+
+// New loads the identity programs into the kernel and attaches them. Events are buffered
+// in the ring buffer from then until Run reads them. On error, everything New opened is
+// released.
+func New(cfg Config, host schemas.Host, log *slog.Logger) (*Collector, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	if !cfg.Enabled {
+		return nil, ErrDisabled
+	}
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	c := &Collector{
+		cfg:     cfg,
+		host:    host,
+		log:     log.With("collector", "identity"),
+		users:   &userNames{path: "/etc/passwd"},
+		exclude: make(map[string]bool),
+		repeats: newThreadRepeats(threadRepeatWindow, threadRepeatEntries),
+	}
+	for _, u := range cfg.ExcludeUsers {
+		c.exclude[u] = true
+	}
+	if err := c.open(); err != nil {
+		c.close()
+		return nil, err
+	}
+	return c, nil
+}
+
+// LibPAM returns the path of the probed libpam, or "" when PAM is not probed.
+func (c *Collector) LibPAM() string { return c.libPAM }
+
+func (c *Collector) open() error {
+	if err := rlimit.RemoveMemlock(); err != nil {
+		return fmt.Errorf("remove memlock rlimit: %w", err)
+	}
+	if err := c.load(); err != nil {
+		return err
+	}
+	if err := c.attachCreds(); err != nil {
+		return err
+	}
+	if err := c.attachPAM(); err != nil {
+		return err
+	}
+	rd, err := ringbuf.NewReader(c.objs.Events)
+	if err != nil {
+		return fmt.Errorf("open identity ring buffer reader: %w", err)
+	}
+	c.reader = rd
+	offset, err := bootTimeOffset()
+	if err != nil {
+		return err
+	}
+	c.bootOffset = offset
+	return nil
+}
+
+func (c *Collector) load() error {
+	spec, err := loadIdentity()
+	if err != nil {
+		return fmt.Errorf("read identity programs: %w", err)
+	}
+	spec.Maps[identityMapEvents].MaxEntries = uint32(c.cfg.RingBufferBytes)
+	if err := spec.Variables[identityVarSelfTgid].Set(uint32(os.Getpid())); err != nil {
+		return fmt.Errorf("set self_tgid: %w", err)
+	}
+	if err := spec.LoadAndAssign(&c.objs, nil); err != nil {
+		var verr *ebpf.VerifierError
+		if errors.As(err, &verr) {
+			return fmt.Errorf("load identity programs: %+v", verr)
+		}
+		return fmt.Errorf("load identity programs: %w", err)
+	}
+	return nil
+}
+
+// credSyscalls are the setuid-family syscalls whose tracepoints are attached.
+var credSyscalls = []string{"setuid", "setreuid", "setresuid", "setfsuid", "setgid", "setregid", "setresgid", "setfsgid"}
+
+func (c *Collector) attachCreds() error {
+	for _, name := range credSyscalls {
+		for _, tp := range []struct {
+			event string
+			prog  *ebpf.Program
+		}{{"sys_enter_" + name, c.objs.CredsEnter}, {"sys_exit_" + name, c.objs.CredsExit}} {
+			l, err := link.Tracepoint("syscalls", tp.event, tp.prog, nil)
+			if err != nil {
+				return fmt.Errorf("attach syscalls/%s: %w", tp.event, err)
+			}
+			c.links = append(c.links, l)
+		}
+	}
+	l, err := link.Tracepoint("sched", "sched_process_exec", c.objs.SetuidExec, nil)
+	if err != nil {
+		return fmt.Errorf("attach sched/sched_process_exec: %w", err)
+	}
+	c.links = append(c.links, l)
+	return nil
+}
+
+// attachPAM probes libpam. Without a configured path and without a libpam on the host,
+// PAM is not probed and a warning says so.
+func (c *Collector) attachPAM() error {
+	path := c.cfg.LibPAMPath
+	if path == "" {
+		found, err := findLibPAM()
+		if err != nil {
+			c.log.Warn("PAM authentications and sessions are not collected", "error", err)
+			return nil
+		}
+		path = found
+	}
+	ex, err := link.OpenExecutable(path)
+	if err != nil {
+		return fmt.Errorf("collectors.identity.libpam_path: open %s: %w", path, err)
+	}
+	probes := []struct {
+		symbol   string
+		prog     *ebpf.Program
+		ret      bool
+		optional bool // pam_start_confdir exists since Linux-PAM 1.4
+	}{
+		{symbol: "pam_start", prog: c.objs.PamStartEnter},
+		{symbol: "pam_start", prog: c.objs.PamStartExit, ret: true},
+		{symbol: "pam_start_confdir", prog: c.objs.PamStartConfdirEnter, optional: true},
+		{symbol: "pam_start_confdir", prog: c.objs.PamStartExit, ret: true, optional: true},
+		{symbol: "pam_set_item", prog: c.objs.PamSetItemEnter},
+		{symbol: "pam_end", prog: c.objs.PamEndEnter},
+		{symbol: "pam_authenticate", prog: c.objs.PamAuthenticateEnter},
+		{symbol: "pam_authenticate", prog: c.objs.PamCallExit, ret: true},
+		{symbol: "pam_acct_mgmt", prog: c.objs.PamAcctMgmtEnter},
+		{symbol: "pam_acct_mgmt", prog: c.objs.PamCallExit, ret: true},
+		{symbol: "pam_open_session", prog: c.objs.PamOpenSessionEnter},
+		{symbol: "pam_open_session", prog: c.objs.PamCallExit, ret: true},
+		{symbol: "pam_close_session", prog: c.objs.PamCloseSessionEnter},
+		{symbol: "pam_close_session", prog: c.objs.PamCallExit, ret: true},
+	}
+	for _, p := range probes {
+		attach := ex.Uprobe
+		if p.ret {
+			attach = ex.Uretprobe
+		}
+		l, err := attach(p.symbol, p.prog, nil)
+		if err != nil {
+			if p.optional && errors.Is(err, link.ErrNoSymbol) {
+				continue
+			}
+			return fmt.Errorf("probe %s in %s: %w", p.symbol, path, err)
+		}
+		c.links = append(c.links, l)
+	}
+	c.libPAM = path
+	c.log.Debug("probing libpam", "path", path)
+	return nil
+}
+
+// close releases the kernel objects; safe to call more than once.
+func (c *Collector) close() {
+	c.mapMu.Lock()
+	defer c.mapMu.Unlock()
+	if c.closed {
+		return
+	}
+	c.closed = true
+	if c.objs.Drops != nil {
+		if n, err := sumDrops(c.objs.Drops); err == nil {
+			c.kernelDrops.Store(n)
+		}
+	}
+	if c.reader != nil {
+		c.reader.Close()
+	}
+	for _, l := range c.links {
+		l.Close()
+	}
+	c.objs.Close()
+}
+
+func sumDrops(m *ebpf.Map) (uint64, error) {
+	var perCPU []uint64
+	if err := m.Lookup(uint32(0), &perCPU); err != nil {
+		return 0, fmt.Errorf("read drops map: %w", err)
+	}
+	var n uint64
+	for _, v := range perCPU {
+		n += v
+	}
+	return n, nil
+}
+
+// Stats returns the counters so far. KernelDrops is read from the kernel while the
+// collector is open.
+func (c *Collector) Stats() Stats {
+	c.mapMu.Lock()
+	if !c.closed {
+		if n, err := sumDrops(c.objs.Drops); err == nil {
+			c.kernelDrops.Store(n)
+		}
+	}
+	c.mapMu.Unlock()
+	return Stats{
+		Events:         c.events.Load(),
+		KernelDrops:    c.kernelDrops.Load(),
+		DecodeErrors:   c.decodeErrors.Load(),
+		Filtered:       c.filtered.Load(),
+		ThreadRepeats:  c.threadRepeatsN.Load(),
+		UnknownHandles: c.unknownHandles.Load(),
+	}
+}
+
+// Run reads the ring buffer and calls emit for each event until ctx is done; then it
+// closes the collector and returns nil. emit is called from one goroutine, in ring-buffer
+// order; while it blocks, reading stops and the kernel drops (and counts) what no longer
+// fits in the ring buffer, so emit should stop blocking once ctx is done. Run returns an
+// error only when reading fails for another reason than ctx being done.
+func (c *Collector) Run(ctx context.Context, emit func(*schemas.IdentityEvent)) error {
+	if !c.ran.CompareAndSwap(false, true) {
+		return ErrAlreadyRun
+	}
+	defer c.close()
+
+	var wg sync.WaitGroup
+	readDone := make(chan struct{})
+	wg.Go(func() {
+		// Closing the reader is what interrupts a blocked read.
+		select {
+		case <-ctx.Done():
+			c.reader.Close()
+		case <-readDone:
+		}
+	})
+	err := c.readLoop(ctx, emit)
+	close(readDone)
+	wg.Wait()
+	c.reportDrops()
+	return err
+}
+
+func (c *Collector) readLoop(ctx context.Context, emit func(*schemas.IdentityEvent)) error {
+	var rec ringbuf.Record
+	nextChore := time.Now().Add(housekeepingEvery)
+	for {
+		c.reader.SetDeadline(nextChore)
+		err := c.reader.ReadInto(&rec)
+		switch {
+		case errors.Is(err, os.ErrDeadlineExceeded):
+		case errors.Is(err, ringbuf.ErrClosed):
+			if ctx.Err() != nil {
+				return nil
+			}
+			return fmt.Errorf("read identity ring buffer: %w", err)
+		case err != nil:
+			return fmt.Errorf("read identity ring buffer: %w", err)
+		default:
+			c.handle(rec.RawSample, emit)
+		}
+		if now := time.Now(); !now.Before(nextChore) {
+			c.repeats.expire(now)
+			c.reportDrops()
+			nextChore = now.Add(housekeepingEvery)
+		}
+	}
+}
+
+// reportDrops logs the kernel drops since the last report.
+func (c *Collector) reportDrops() {
+	total := c.Stats().KernelDrops
+	if total > c.reportedDrops {
+		c.log.Warn("identity events dropped in the kernel: ring buffer full",
+			"dropped", total-c.reportedDrops, "dropped_total", total, "ring_buffer_bytes", c.cfg.RingBufferBytes)
+		c.reportedDrops = total
+	}
+}
+
+func (c *Collector) handle(raw []byte, emit func(*schemas.IdentityEvent)) {
+	ev, err := c.decode(raw, time.Now())
+	if err != nil {
+		c.decodeErrors.Add(1)
+		c.log.Debug("undecodable identity record", "error", err)
+		return
+	}
+	if ev == nil {
+		return // a repeat for another thread
+	}
+	if c.exclude[ev.Identity.User] {
+		c.filtered.Add(1)
+		return
+	}
+	emit(ev)
+	c.events.Add(1)
+}
+
+func (c *Collector) newEvent(ktime uint64, action string) *schemas.IdentityEvent {
+	return &schemas.IdentityEvent{
+		Envelope: schemas.Envelope{
+			EventID: schemas.NewEventID(),
+			Time:    int64(ktime) + c.bootOffset,
+			Host:    c.host,
+			Kind:    schemas.KindIdentity,
+		},
+		Action: action,
+		// Fields that do not apply to an event are -1, so that they cannot be read as root.
+		Identity: schemas.Identity{OldUID: -1, NewUID: -1, OldGID: -1, NewGID: -1},
+	}
+}
+
+// isSetUIDSyscall tells the uid syscalls of the family from the gid ones.
+func isSetUIDSyscall(nr uint32) bool {
+	return slices.Contains([]uint32{unix.SYS_SETUID, unix.SYS_SETREUID, unix.SYS_SETRESUID, unix.SYS_SETFSUID}, nr)
+}

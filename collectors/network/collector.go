@@ -1,0 +1,804 @@
+// Package network collects network activity from the kernel: TCP connection lifecycles,
+// listening sockets, UDP flow summaries and DNS answers, each with the process behind it.
+//
+// In: the records that bpf/network.bpf.c writes into a BPF ring buffer (connect, accept,
+// close, listen, DNS response payloads), the UDP flows it sums in a BPF map, the byte
+// counters of open connections it copies into its connection map when asked (a BPF map
+// iterator), and what /proc and /etc/passwd say about the processes named in them.
+// Out: *schemas.NetworkEvent values, handed to the caller's emit function from one
+// goroutine: connect or accept when a TCP connection is established, update every
+// update_interval while it stays open, close with its final byte counts, listen once per
+// (pid, port), udp_flow per (pid, remote endpoint) every udp_flow_interval, and dns per
+// response read by a process. No per-packet events. Per-cgroup totals of open connections
+// and bytes are kept for the system collector (Stats.Cgroups).
+//
+// Endpoints follow OCSF: src_endpoint is the side that initiated (the local socket of an
+// outbound connection, the remote one of an inbound connection), dst_endpoint the side
+// that was reached; a listen event's dst_endpoint is the listening address. A dns event's
+// dst_endpoint is the server that answered, with hostname set to the name asked for and
+// dns_answers to the addresses it resolved to.
+//
+// Records the kernel could not write because the ring buffer was full are counted in
+// Stats.KernelDrops and logged; they are never lost silently.
+package network
+
+import (
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/netip"
+	"os"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/cilium/ebpf"
+	"github.com/cilium/ebpf/link"
+	"github.com/cilium/ebpf/ringbuf"
+	"github.com/cilium/ebpf/rlimit"
+	"golang.org/x/sys/unix"
+
+	"github.com/threatcrumbs/crumbs/schemas"
+)
+
+// ErrDisabled is returned by New when the config does not enable the collector.
+var ErrDisabled = errors.New("network collector is disabled")
+
+// ErrAlreadyRun is returned by Run when called a second time: a Collector runs once.
+var ErrAlreadyRun = errors.New("network collector already ran")
+
+const (
+	// choreEvery is the reader's housekeeping resolution: drop reports, refreshes, flushes.
+	choreEvery = time.Second
+	// procCacheEntries and procCacheAge bound the /proc detail cache.
+	procCacheEntries = 4096
+	procCacheAge     = 30 * time.Second
+	// hostnameEntries and hostnameAge bound the address-to-name cache of DNS answers.
+	hostnameEntries = 16384
+	hostnameAge     = time.Hour
+	// listenEntries bounds the (pid, port) pairs remembered as reported.
+	listenEntries = 65536
+	// maxRefreshEvery caps the period at which open connections' bytes are read, so the
+	// per-cgroup totals stay current for the system collector.
+	maxRefreshEvery = 10 * time.Second
+)
+
+// Stats counts what the collector did. Counters only grow; OpenConnections and Cgroups are
+// the state at the time of the call.
+type Stats struct {
+	Events          uint64 // events emitted
+	KernelDrops     uint64 // records the kernel dropped because the ring buffer was full
+	DecodeErrors    uint64 // records that could not be decoded
+	Filtered        uint64 // events left out by the exclude_* settings
+	ConnTableFull   uint64 // connections not tracked because max_connections were open
+	DNSParseErrors  uint64 // datagrams from port 53 that were not DNS responses
+	OpenConnections uint64 // TCP connections reported open and not yet closed
+	// Cgroups holds, per cgroup id, its open TCP connections and the bytes its TCP
+	// connections and UDP flows sent and received since the collector started.
+	Cgroups map[uint64]CgroupTraffic
+}
+
+// CgroupTraffic is one cgroup's network use: open TCP connections now, bytes cumulative.
+type CgroupTraffic struct {
+	Connections   int64
+	BytesSent     int64
+	BytesReceived int64
+}
+
+// Collector reads network events from the kernel. Create it with New, then call Run once.
+type Collector struct {
+	cfg  Config
+	host schemas.Host
+	log  *slog.Logger
+
+	objs   networkObjects
+	links  []link.Link
+	iter   *link.Iter
+	reader *ringbuf.Reader
+
+	bootOffset int64 // wall clock minus CLOCK_BOOTTIME, ns
+	procs      *procCache
+	users      *userNames
+	names      *hostnames
+	filter     eventFilter
+
+	// Reader goroutine only.
+	conns         map[uint64]*openConn // by the kernel's sock address
+	listens       map[listenKey]struct{}
+	reportedDrops uint64
+	nextRefresh   time.Time
+	nextFlush     time.Time
+
+	trafficMu sync.Mutex
+	traffic   map[uint64]*CgroupTraffic
+
+	ran atomic.Bool
+
+	// mapMu guards reading the kernel maps from Stats against closing them.
+	mapMu  sync.Mutex
+	closed bool
+
+	events, decodeErrors, filtered, dnsErrors atomic.Uint64
+	kernelDrops, connsFull, openConns         atomic.Uint64
+}
+
+// openConn is a TCP connection reported open: the event it was reported with, and the
+// bytes already counted in its cgroup's totals.
+type openConn struct {
+	ev         *schemas.NetworkEvent
+	cgroupID   uint64
+	startNs    uint64
+	sent, recv uint64
+	lastReport time.Time
+	missing    bool // absent from the kernel map at the last refresh
+}
+
+type listenKey struct {
+	pid  uint32
+	port uint16
+}
+
+// New loads the network programs into the kernel and attaches them. Records are buffered
+// in the ring buffer from then until Run reads them. On error, everything New opened is
+// released.
+func New(cfg Config, host schemas.Host, log *slog.Logger) (*Collector, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	if !cfg.Enabled {
+		return nil, ErrDisabled
+	}
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	c := &Collector{
+		cfg:     cfg,
+		host:    host,
+		log:     log.With("collector", "network"),
+		procs:   newProcCache("/proc", procCacheEntries, procCacheAge),
+		users:   &userNames{path: "/etc/passwd"},
+		names:   newHostnames(hostnameEntries, hostnameAge),
+		filter:  newEventFilter(cfg),
+		conns:   make(map[uint64]*openConn),
+		listens: make(map[listenKey]struct{}),
+		traffic: make(map[uint64]*CgroupTraffic),
+	}
+	if err := c.open(); err != nil {
+		c.close()
+		return nil, err
+	}
+	return c, nil
+}
+
+func (c *Collector) open() error {
+	if err := rlimit.RemoveMemlock(); err != nil {
+		return fmt.Errorf("remove memlock rlimit: %w", err)
+	}
+	if err := c.load(); err != nil {
+		return err
+	}
+	if err := c.attach(); err != nil {
+		return err
+	}
+	rd, err := ringbuf.NewReader(c.objs.Events)
+	if err != nil {
+		return fmt.Errorf("open network ring buffer reader: %w", err)
+	}
+	c.reader = rd
+	offset, err := bootTimeOffset()
+	if err != nil {
+		return err
+	}
+	c.bootOffset = offset
+	return nil
+}
+
+func (c *Collector) load() error {
+	spec, err := loadNetwork()
+	if err != nil {
+		return fmt.Errorf("read network programs: %w", err)
+	}
+	spec.Maps[networkMapEvents].MaxEntries = uint32(c.cfg.RingBufferBytes)
+	spec.Maps[networkMapConns].MaxEntries = uint32(c.cfg.MaxConnections)
+	spec.Maps[networkMapUdpFlows].MaxEntries = uint32(c.cfg.MaxConnections)
+	if err := spec.Variables[networkVarSelfTgid].Set(uint32(os.Getpid())); err != nil {
+		return fmt.Errorf("set self_tgid: %w", err)
+	}
+	dns := uint8(0)
+	if c.cfg.DNS {
+		dns = 1
+	}
+	if err := spec.Variables[networkVarDnsEnabled].Set(dns); err != nil {
+		return fmt.Errorf("set dns_enabled: %w", err)
+	}
+	if err := spec.LoadAndAssign(&c.objs, nil); err != nil {
+		var verr *ebpf.VerifierError
+		if errors.As(err, &verr) {
+			return fmt.Errorf("load network programs: %+v", verr)
+		}
+		return fmt.Errorf("load network programs: %w", err)
+	}
+	return nil
+}
+
+func (c *Collector) attach() error {
+	for _, tp := range []struct {
+		name string
+		prog *ebpf.Program
+	}{
+		{"sys_exit_accept4", c.objs.HandleAccept4},
+		{"sys_exit_accept", c.objs.HandleAccept},
+		{"sys_exit_recvfrom", c.objs.HandleRecvfromExit},
+		{"sys_exit_recvmsg", c.objs.HandleRecvmsgExit},
+	} {
+		l, err := link.Tracepoint("syscalls", tp.name, tp.prog, nil)
+		if err != nil {
+			return fmt.Errorf("attach %s: %w", tp.name, err)
+		}
+		c.links = append(c.links, l)
+	}
+	for _, tp := range []struct {
+		name string
+		prog *ebpf.Program
+	}{
+		{"inet_sock_set_state", c.objs.HandleSetState},
+		{"inet_sock_set_state (nested)", c.objs.HandleSetStateNested},
+		{"sock_send_length", c.objs.HandleSendLength},
+		{"sock_recv_length", c.objs.HandleRecvLength},
+	} {
+		l, err := link.AttachTracing(link.TracingOptions{Program: tp.prog, AttachType: ebpf.AttachTraceRawTp})
+		if err != nil {
+			return fmt.Errorf("attach %s: %w", tp.name, err)
+		}
+		c.links = append(c.links, l)
+	}
+	it, err := link.AttachIter(link.IterOptions{Program: c.objs.RefreshBytes, Map: c.objs.Conns})
+	if err != nil {
+		return fmt.Errorf("attach connection byte iterator: %w", err)
+	}
+	c.iter = it
+	return nil
+}
+
+// close releases the kernel objects; safe to call more than once.
+func (c *Collector) close() {
+	c.mapMu.Lock()
+	defer c.mapMu.Unlock()
+	if c.closed {
+		return
+	}
+	c.closed = true
+	c.readKernelCounters()
+	if c.reader != nil {
+		c.reader.Close()
+	}
+	if c.iter != nil {
+		c.iter.Close()
+	}
+	for _, l := range c.links {
+		l.Close()
+	}
+	c.objs.Close()
+}
+
+// readKernelCounters copies the kernel's drop counters; mapMu must be held.
+func (c *Collector) readKernelCounters() {
+	if c.objs.Drops != nil {
+		if n, err := sumPerCPU(c.objs.Drops); err == nil {
+			c.kernelDrops.Store(n)
+		}
+	}
+	if c.objs.ConnsFull != nil {
+		if n, err := sumPerCPU(c.objs.ConnsFull); err == nil {
+			c.connsFull.Store(n)
+		}
+	}
+}
+
+func sumPerCPU(m *ebpf.Map) (uint64, error) {
+	var perCPU []uint64
+	if err := m.Lookup(uint32(0), &perCPU); err != nil {
+		return 0, fmt.Errorf("read per-CPU counter: %w", err)
+	}
+	var n uint64
+	for _, v := range perCPU {
+		n += v
+	}
+	return n, nil
+}
+
+// bootTimeOffset returns wall-clock time minus CLOCK_BOOTTIME (bpf_ktime_get_boot_ns),
+// taking the tightest of a few samples.
+func bootTimeOffset() (int64, error) {
+	best, bestSpan := int64(0), int64(-1)
+	for range 5 {
+		var before, after unix.Timespec
+		if err := unix.ClockGettime(unix.CLOCK_BOOTTIME, &before); err != nil {
+			return 0, fmt.Errorf("read CLOCK_BOOTTIME: %w", err)
+		}
+		wall := time.Now().UnixNano()
+		if err := unix.ClockGettime(unix.CLOCK_BOOTTIME, &after); err != nil {
+			return 0, fmt.Errorf("read CLOCK_BOOTTIME: %w", err)
+		}
+		span := after.Nano() - before.Nano()
+		if bestSpan < 0 || span < bestSpan {
+			best, bestSpan = wall-(before.Nano()+span/2), span
+		}
+	}
+	return best, nil
+}
+
+// Stats returns the counters so far. Kernel counters are read from the kernel while the
+// collector is open.
+func (c *Collector) Stats() Stats {
+	c.mapMu.Lock()
+	if !c.closed {
+		c.readKernelCounters()
+	}
+	c.mapMu.Unlock()
+	c.trafficMu.Lock()
+	cgroups := make(map[uint64]CgroupTraffic, len(c.traffic))
+	for id, t := range c.traffic {
+		cgroups[id] = *t
+	}
+	c.trafficMu.Unlock()
+	return Stats{
+		Events:          c.events.Load(),
+		KernelDrops:     c.kernelDrops.Load(),
+		DecodeErrors:    c.decodeErrors.Load(),
+		Filtered:        c.filtered.Load(),
+		ConnTableFull:   c.connsFull.Load(),
+		DNSParseErrors:  c.dnsErrors.Load(),
+		OpenConnections: c.openConns.Load(),
+		Cgroups:         cgroups,
+	}
+}
+
+// Run reads the kernel's records and calls emit for each event until ctx is done; then it
+// closes the collector and returns nil. emit is called from one goroutine; while it
+// blocks, reading stops and the kernel drops (and counts) what no longer fits in the ring
+// buffer. Run returns after emit has returned for the last event, so emit should stop
+// blocking once ctx is done. Run returns an error only when reading fails for another
+// reason than ctx being done.
+func (c *Collector) Run(ctx context.Context, emit func(*schemas.NetworkEvent)) error {
+	if !c.ran.CompareAndSwap(false, true) {
+		return ErrAlreadyRun
+	}
+	defer c.close()
+
+	var wg sync.WaitGroup
+	readDone := make(chan struct{})
+	wg.Go(func() {
+		// Closing the reader is what interrupts a blocked read.
+		select {
+		case <-ctx.Done():
+			c.reader.Close()
+		case <-readDone:
+		}
+	})
+	err := c.readLoop(ctx, emit)
+	close(readDone)
+	wg.Wait()
+	c.reportDrops()
+	return err
+}
+
+func (c *Collector) readLoop(ctx context.Context, emit func(*schemas.NetworkEvent)) error {
+	var rec ringbuf.Record
+	now := time.Now()
+	nextChore := now.Add(choreEvery)
+	c.nextRefresh = now.Add(c.refreshEvery())
+	c.nextFlush = now.Add(c.cfg.UDPFlowInterval)
+	for {
+		c.reader.SetDeadline(nextChore)
+		err := c.reader.ReadInto(&rec)
+		switch {
+		case errors.Is(err, os.ErrDeadlineExceeded):
+		case errors.Is(err, ringbuf.ErrClosed):
+			if ctx.Err() != nil {
+				return nil
+			}
+			return fmt.Errorf("read network ring buffer: %w", err)
+		case err != nil:
+			return fmt.Errorf("read network ring buffer: %w", err)
+		default:
+			c.handle(rec.RawSample, time.Now(), emit)
+		}
+		if now := time.Now(); !now.Before(nextChore) {
+			c.chores(now, emit)
+			nextChore = now.Add(choreEvery)
+		}
+	}
+}
+
+// refreshEvery is how often open connections' bytes are read from the kernel.
+func (c *Collector) refreshEvery() time.Duration {
+	return min(c.cfg.UpdateInterval, c.cfg.UDPFlowInterval, maxRefreshEvery)
+}
+
+func (c *Collector) chores(now time.Time, emit func(*schemas.NetworkEvent)) {
+	c.reportDrops()
+	if !now.Before(c.nextRefresh) {
+		if err := c.refresh(now, emit); err != nil {
+			c.log.Warn("refresh open connections", "error", err)
+		}
+		c.nextRefresh = now.Add(c.refreshEvery())
+	}
+	if !now.Before(c.nextFlush) {
+		if err := c.flushUDP(now, emit); err != nil {
+			c.log.Warn("flush udp flows", "error", err)
+		}
+		c.nextFlush = now.Add(c.cfg.UDPFlowInterval)
+	}
+}
+
+// reportDrops logs the kernel drops since the last report.
+func (c *Collector) reportDrops() {
+	total := c.Stats().KernelDrops
+	if total > c.reportedDrops {
+		c.log.Warn("network records dropped in the kernel: ring buffer full",
+			"dropped", total-c.reportedDrops, "dropped_total", total, "ring_buffer_bytes", c.cfg.RingBufferBytes)
+		c.reportedDrops = total
+	}
+}
+
+func (c *Collector) emit(ev *schemas.NetworkEvent, emit func(*schemas.NetworkEvent)) {
+	if c.filter.excludes(ev) {
+		c.filtered.Add(1)
+		return
+	}
+	emit(ev)
+	c.events.Add(1)
+}
+
+// handle decodes one record and emits its event, if any.
+func (c *Collector) handle(raw []byte, now time.Time, emit func(*schemas.NetworkEvent)) {
+	if len(raw) < 4 {
+		c.decodeErrors.Add(1)
+		return
+	}
+	var err error
+	switch kind := networkNetEventKind(binary.LittleEndian.Uint32(raw)); kind {
+	case networkNetEventKindNET_EVENT_CONNECT, networkNetEventKindNET_EVENT_ACCEPT,
+		networkNetEventKindNET_EVENT_CLOSE, networkNetEventKindNET_EVENT_LISTEN:
+		err = c.handleConn(raw, now, emit)
+	case networkNetEventKindNET_EVENT_DNS:
+		err = c.handleDNS(raw, now, emit)
+	default:
+		err = fmt.Errorf("record of unknown kind %d", kind)
+	}
+	if err != nil {
+		c.decodeErrors.Add(1)
+		c.log.Debug("undecodable network record", "error", err)
+	}
+}
+
+func (c *Collector) newEvent(at int64, action string) *schemas.NetworkEvent {
+	return &schemas.NetworkEvent{
+		Envelope: schemas.Envelope{EventID: schemas.NewEventID(), Time: at, Host: c.host, Kind: schemas.KindNetwork},
+		Action:   action,
+	}
+}
+
+func (c *Collector) handleConn(raw []byte, now time.Time, emit func(*schemas.NetworkEvent)) error {
+	var rec networkConnEvent
+	if _, err := binary.Decode(raw, binary.LittleEndian, &rec); err != nil {
+		return fmt.Errorf("decode connection record: %w", err)
+	}
+	switch networkNetEventKind(rec.Kind) {
+	case networkNetEventKindNET_EVENT_CONNECT, networkNetEventKindNET_EVENT_ACCEPT:
+		c.connOpened(&rec, now, emit)
+	case networkNetEventKindNET_EVENT_CLOSE:
+		c.connClosed(&rec, now, emit)
+	case networkNetEventKindNET_EVENT_LISTEN:
+		c.listening(&rec, now, emit)
+	}
+	return nil
+}
+
+// connEvent builds a TCP event from a connection record.
+func (c *Collector) connEvent(rec *networkConnEvent, action string, now time.Time) *schemas.NetworkEvent {
+	ev := c.newEvent(int64(rec.KtimeNs)+c.bootOffset, action)
+	ev.Process = c.procs.actor(rec.Pid, rec.Uid, cstring(rec.Comm[:]), rec.CgroupId, c.users, now)
+	local := endpoint(rec.T.Family, rec.T.Saddr, rec.T.Sport)
+	remote := endpoint(rec.T.Family, rec.T.Daddr, rec.T.Dport)
+	remote.Hostname = c.hostname(remote.IP, now)
+	n := &ev.Network
+	n.Protocol = "tcp"
+	n.IPVersion = ipVersion(rec.T.Family, rec.T.Daddr)
+	switch networkNetDirection(rec.Direction) {
+	case networkNetDirectionNET_DIR_OUTBOUND:
+		n.Direction, n.Src, n.Dst = "outbound", local, remote
+	case networkNetDirectionNET_DIR_INBOUND:
+		n.Direction, n.Src, n.Dst = "inbound", remote, local
+	default:
+		n.Direction, n.Dst = "none", local
+	}
+	return ev
+}
+
+func (c *Collector) connOpened(rec *networkConnEvent, now time.Time, emit func(*schemas.NetworkEvent)) {
+	action := schemas.ActionConnect
+	if networkNetEventKind(rec.Kind) == networkNetEventKindNET_EVENT_ACCEPT {
+		action = schemas.ActionAccept
+	}
+	ev := c.connEvent(rec, action, now)
+	if _, dup := c.conns[rec.SockId]; !dup {
+		c.openConns.Add(1)
+		c.addTraffic(rec.CgroupId, 1, 0, 0)
+	}
+	c.conns[rec.SockId] = &openConn{ev: ev, cgroupID: rec.CgroupId, startNs: rec.StartNs, lastReport: now}
+	c.emit(ev, emit)
+}
+
+// connClosed reports a connection's close with its final bytes. A connection whose connect or
+// accept record was lost is reported from the close record alone.
+func (c *Collector) connClosed(rec *networkConnEvent, now time.Time, emit func(*schemas.NetworkEvent)) {
+	oc := c.conns[rec.SockId]
+	var ev *schemas.NetworkEvent
+	if oc != nil {
+		delete(c.conns, rec.SockId)
+		c.openConns.Add(^uint64(0))
+		c.addTraffic(oc.cgroupID, -1, int64(rec.BytesSent-oc.sent), int64(rec.BytesReceived-oc.recv))
+		ev = c.copyEvent(oc.ev, int64(rec.KtimeNs)+c.bootOffset, schemas.ActionClose)
+	} else {
+		c.addTraffic(rec.CgroupId, 0, int64(rec.BytesSent), int64(rec.BytesReceived))
+		ev = c.connEvent(rec, schemas.ActionClose, now)
+	}
+	ev.Network.BytesSent = int64(rec.BytesSent)
+	ev.Network.BytesReceived = int64(rec.BytesReceived)
+	if rec.KtimeNs > rec.StartNs {
+		ev.Network.DurationNs = int64(rec.KtimeNs - rec.StartNs)
+	}
+	c.emit(ev, emit)
+}
+
+// copyEvent returns a new event for the same connection as ev.
+func (c *Collector) copyEvent(ev *schemas.NetworkEvent, at int64, action string) *schemas.NetworkEvent {
+	out := *ev
+	out.Envelope.EventID = schemas.NewEventID()
+	out.Envelope.Time = at
+	out.Action = action
+	return &out
+}
+
+func (c *Collector) listening(rec *networkConnEvent, now time.Time, emit func(*schemas.NetworkEvent)) {
+	key := listenKey{pid: rec.Pid, port: rec.T.Sport}
+	if _, seen := c.listens[key]; seen {
+		return
+	}
+	if len(c.listens) >= listenEntries {
+		clear(c.listens) // a few listeners may be reported again
+	}
+	c.listens[key] = struct{}{}
+	c.emit(c.connEvent(rec, schemas.ActionListen, now), emit)
+}
+
+func (c *Collector) addTraffic(cgroupID uint64, conns, sent, recv int64) {
+	c.trafficMu.Lock()
+	defer c.trafficMu.Unlock()
+	t := c.traffic[cgroupID]
+	if t == nil {
+		t = &CgroupTraffic{}
+		c.traffic[cgroupID] = t
+	}
+	t.Connections += conns
+	t.BytesSent += sent
+	t.BytesReceived += recv
+}
+
+func (c *Collector) hostname(ip string, now time.Time) string {
+	addr, err := netip.ParseAddr(ip)
+	if err != nil {
+		return ""
+	}
+	return c.names.lookup(addr, now)
+}
+
+// refresh has the kernel copy open connections' byte counters into its connection map,
+// then counts them in their cgroups' totals and emits updates for the connections
+// reported more than update_interval ago.
+func (c *Collector) refresh(now time.Time, emit func(*schemas.NetworkEvent)) error {
+	if len(c.conns) == 0 {
+		return nil
+	}
+	if err := c.runIter(); err != nil {
+		return err
+	}
+	var info networkConnInfo
+	for id, oc := range c.conns {
+		if err := c.objs.Conns.Lookup(id, &info); err != nil {
+			// Gone from the kernel without a close record: either it is still in the ring
+			// buffer, or it was lost. Forget it at the next refresh.
+			if oc.missing {
+				delete(c.conns, id)
+				c.openConns.Add(^uint64(0))
+				c.addTraffic(oc.cgroupID, -1, 0, 0)
+			}
+			oc.missing = true
+			continue
+		}
+		oc.missing = false
+		if info.BytesSent >= oc.sent && info.BytesReceived >= oc.recv {
+			c.addTraffic(oc.cgroupID, 0, int64(info.BytesSent-oc.sent), int64(info.BytesReceived-oc.recv))
+			oc.sent, oc.recv = info.BytesSent, info.BytesReceived
+		}
+		if now.Sub(oc.lastReport) >= c.cfg.UpdateInterval {
+			oc.lastReport = now
+			ev := c.copyEvent(oc.ev, now.UnixNano(), schemas.ActionUpdate)
+			ev.Network.BytesSent, ev.Network.BytesReceived = int64(oc.sent), int64(oc.recv)
+			ev.Network.DurationNs = now.UnixNano() - (int64(oc.startNs) + c.bootOffset)
+			c.emit(ev, emit)
+		}
+	}
+	return nil
+}
+
+// runIter runs the refresh_bytes iterator over the kernel's connection map.
+func (c *Collector) runIter() error {
+	r, err := c.iter.Open()
+	if err != nil {
+		return fmt.Errorf("open connection byte iterator: %w", err)
+	}
+	defer r.Close()
+	if _, err := io.Copy(io.Discard, r); err != nil {
+		return fmt.Errorf("run connection byte iterator: %w", err)
+	}
+	return nil
+}
+
+// flushUDP takes the UDP flows summed since the last flush out of the kernel map and emits
+// one udp_flow event for each.
+func (c *Collector) flushUDP(now time.Time, emit func(*schemas.NetworkEvent)) error {
+	var (
+		key  networkUdpKey
+		keys []networkUdpKey
+	)
+	it := c.objs.UdpFlows.Iterate()
+	var flow networkUdpFlow
+	for it.Next(&key, &flow) {
+		keys = append(keys, key)
+	}
+	if err := it.Err(); err != nil {
+		return fmt.Errorf("list udp flows: %w", err)
+	}
+	for _, k := range keys {
+		// Taken out one by one, so datagrams counted meanwhile start a new entry.
+		if err := c.objs.UdpFlows.LookupAndDelete(&k, &flow); err != nil {
+			continue
+		}
+		c.addTraffic(flow.CgroupId, 0, int64(flow.BytesSent), int64(flow.BytesReceived))
+		c.emit(c.udpEvent(&k, &flow, now), emit)
+	}
+	return nil
+}
+
+func (c *Collector) udpEvent(k *networkUdpKey, f *networkUdpFlow, now time.Time) *schemas.NetworkEvent {
+	ev := c.newEvent(int64(f.LastNs)+c.bootOffset, schemas.ActionUDPFlow)
+	ev.Process = c.procs.actor(k.Pid, f.Uid, cstring(f.Comm[:]), f.CgroupId, c.users, now)
+	local := endpoint(k.Family, f.LocalAddr, f.LocalPort)
+	remote := endpoint(k.Family, k.Addr, k.Port)
+	remote.Hostname = c.hostname(remote.IP, now)
+	n := &ev.Network
+	n.Protocol = "udp"
+	n.IPVersion = ipVersion(k.Family, k.Addr)
+	if networkNetDirection(f.Direction) == networkNetDirectionNET_DIR_INBOUND {
+		n.Direction, n.Src, n.Dst = "inbound", remote, local
+	} else {
+		n.Direction, n.Src, n.Dst = "outbound", local, remote
+	}
+	n.BytesSent, n.BytesReceived = int64(f.BytesSent), int64(f.BytesReceived)
+	n.Packets = int64(f.PacketsSent + f.PacketsReceived)
+	if f.LastNs > f.FirstNs {
+		n.DurationNs = int64(f.LastNs - f.FirstNs)
+	}
+	return ev
+}
+
+func (c *Collector) handleDNS(raw []byte, now time.Time, emit func(*schemas.NetworkEvent)) error {
+	var rec networkDnsEvent
+	n, err := binary.Decode(raw, binary.LittleEndian, &rec)
+	if err != nil {
+		return fmt.Errorf("decode dns record: %w", err)
+	}
+	if int(rec.Len) > len(raw)-n {
+		return fmt.Errorf("dns record: %d payload bytes, %d present", rec.Len, len(raw)-n)
+	}
+	resp, err := parseDNSResponse(raw[n : n+int(rec.Len)])
+	if err != nil {
+		c.dnsErrors.Add(1)
+		c.log.Debug("unparsable dns response", "error", err)
+		return nil
+	}
+	answers := make([]string, 0, len(resp.Addrs))
+	for _, a := range resp.Addrs {
+		c.names.put(a, resp.Name, now)
+		answers = append(answers, a.Unmap().String())
+	}
+	ev := c.newEvent(int64(rec.KtimeNs)+c.bootOffset, schemas.ActionDNS)
+	ev.Process = c.procs.actor(rec.Pid, rec.Uid, cstring(rec.Comm[:]), rec.CgroupId, c.users, now)
+	server := endpoint(rec.T.Family, rec.T.Saddr, rec.T.Sport)
+	server.Hostname = resp.Name
+	net := &ev.Network
+	net.Direction, net.Protocol = "outbound", "udp"
+	net.IPVersion = ipVersion(rec.T.Family, rec.T.Saddr)
+	net.Src = endpoint(rec.T.Family, rec.T.Daddr, rec.T.Dport)
+	net.Dst = server
+	net.BytesReceived = int64(rec.Size)
+	net.Packets = 1
+	net.DNSAnswers = answers
+	c.emit(ev, emit)
+	return nil
+}
+
+// addrOf returns the address in a record's 16 bytes; IPv4-mapped IPv6 addresses are
+// returned as IPv4.
+func addrOf(family uint16, b [16]uint8) netip.Addr {
+	if family == unix.AF_INET {
+		return netip.AddrFrom4([4]byte(b[:4]))
+	}
+	return netip.AddrFrom16(b).Unmap()
+}
+
+func endpoint(family uint16, b [16]uint8, port uint16) schemas.Endpoint {
+	return schemas.Endpoint{IP: addrOf(family, b).String(), Port: int32(port)}
+}
+
+func ipVersion(family uint16, b [16]uint8) int32 {
+	if addrOf(family, b).Is4() {
+		return 4
+	}
+	return 6
+}
+
+// cstring returns b up to its first NUL.
+func cstring(b []int8) string {
+	out := make([]byte, 0, len(b))
+	for _, c := range b {
+		if c == 0 {
+			break
+		}
+		out = append(out, byte(c))
+	}
+	return string(out)
+}
+
+// eventFilter drops the events the exclude_* settings name.
+type eventFilter struct {
+	ports map[int32]bool
+	exes  []string
+	users map[string]bool // names and decimal uids
+}
+
+func newEventFilter(cfg Config) eventFilter {
+	f := eventFilter{ports: make(map[int32]bool), exes: cfg.ExcludeExecutables, users: make(map[string]bool)}
+	for _, p := range cfg.ExcludePorts {
+		f.ports[int32(p)] = true
+	}
+	for _, u := range cfg.ExcludeUsers {
+		f.users[u] = true
+	}
+	return f
+}
+
+func (f eventFilter) excludes(ev *schemas.NetworkEvent) bool {
+	if f.ports[ev.Network.Src.Port] || f.ports[ev.Network.Dst.Port] {
+		return true
+	}
+	if len(f.users) > 0 {
+		u := ev.Process.User
+		if f.users[u.Name] || f.users[strconv.FormatInt(u.UID, 10)] {
+			return true
+		}
+	}
+	for _, pat := range f.exes {
+		if ok, _ := matchPath(pat, ev.Process.File.Path); ok {
+			return true
+		}
+	}
+	return false
+}

@@ -1,0 +1,152 @@
+package network
+
+import (
+	"fmt"
+	"net"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+
+	"github.com/threatcrumbs/crumbs/pkg/testenv"
+	"github.com/threatcrumbs/crumbs/schemas"
+)
+
+// connSummary is what TestTCPConnectionLifecycle checks of a connection event.
+type connSummary struct {
+	Action, Direction, Protocol string
+	PID                         int32
+	IPVersion                   int32
+	Src, Dst                    schemas.Endpoint
+	BytesSent, BytesReceived    int64
+}
+
+func summarize(e *schemas.NetworkEvent) connSummary {
+	return connSummary{
+		Action: e.Action, Direction: e.Network.Direction, Protocol: e.Network.Protocol,
+		PID: e.Process.PID, IPVersion: e.Network.IPVersion, Src: e.Network.Src, Dst: e.Network.Dst,
+		BytesSent: e.Network.BytesSent, BytesReceived: e.Network.BytesReceived,
+	}
+}
+
+func TestTCPConnectionLifecycle(t *testing.T) {
+	testenv.RequireBPF(t)
+	_, events := runCollector(t, DefaultConfig())
+	tests := []struct {
+		name      string
+		listen    string
+		ip        string
+		ipVersion int32
+	}{
+		{name: "ipv4", listen: "127.0.0.1:0", ip: "127.0.0.1", ipVersion: 4},
+		{name: "ipv6", listen: "[::1]:0", ip: "::1", ipVersion: 6},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			const clientSends, serverSends = 100_000, 7_777
+			server, out := startHelper(t, "tcp-server", fmt.Sprintf("%s,%d,%d", tt.listen, clientSends, serverSends))
+			line, err := out.ReadString('\n')
+			if err != nil {
+				t.Fatalf("read the server's port: %v", err)
+			}
+			port, _ := strconv.Atoi(strings.TrimSpace(line))
+			addr := net.JoinHostPort(tt.ip, strconv.Itoa(port))
+			clientPID := runHelperToEnd(t, "tcp-client", fmt.Sprintf("%s,%d,%d", addr, clientSends, serverSends))
+			if err := server.Wait(); err != nil {
+				t.Fatalf("server: %v", err)
+			}
+			serverPID := int32(server.Process.Pid)
+
+			pids := map[int32]bool{int32(clientPID): true, serverPID: true}
+			got := collect(t, events, "connect, accept, two closes and a listen",
+				func(e *schemas.NetworkEvent) bool { return pids[e.Process.PID] },
+				func(got []*schemas.NetworkEvent) bool {
+					closes := 0
+					for _, e := range got {
+						if e.Action == schemas.ActionClose {
+							closes++
+						}
+					}
+					return closes == 2
+				})
+
+			var clientPort int32
+			for _, e := range got {
+				if e.Action == schemas.ActionConnect {
+					clientPort = e.Network.Src.Port
+				}
+			}
+			client := schemas.Endpoint{IP: tt.ip, Port: clientPort}
+			srv := schemas.Endpoint{IP: tt.ip, Port: int32(port)}
+			want := map[string]connSummary{
+				"listen": {Action: "listen", Direction: "none", Protocol: "tcp", PID: serverPID, IPVersion: tt.ipVersion,
+					Dst: srv},
+				"connect": {Action: "connect", Direction: "outbound", Protocol: "tcp", PID: int32(clientPID), IPVersion: tt.ipVersion,
+					Src: client, Dst: srv},
+				"accept": {Action: "accept", Direction: "inbound", Protocol: "tcp", PID: serverPID, IPVersion: tt.ipVersion,
+					Src: client, Dst: srv},
+				"close outbound": {Action: "close", Direction: "outbound", Protocol: "tcp", PID: int32(clientPID), IPVersion: tt.ipVersion,
+					Src: client, Dst: srv, BytesSent: clientSends, BytesReceived: serverSends},
+				"close inbound": {Action: "close", Direction: "inbound", Protocol: "tcp", PID: serverPID, IPVersion: tt.ipVersion,
+					Src: client, Dst: srv, BytesSent: serverSends, BytesReceived: clientSends},
+			}
+			gotByKey := make(map[string]connSummary)
+			for _, e := range got {
+				key := e.Action
+				if key == schemas.ActionClose {
+					key += " " + e.Network.Direction
+				}
+				if _, dup := gotByKey[key]; dup {
+					t.Errorf("second %s event: %s", key, describe([]*schemas.NetworkEvent{e}))
+				}
+				gotByKey[key] = summarize(e)
+			}
+			if diff := cmp.Diff(want, gotByKey); diff != "" {
+				t.Errorf("connection events (-want +got):\n%s", diff)
+			}
+		})
+	}
+}
+
+func TestLongConnectionUpdates(t *testing.T) {
+	testenv.RequireBPF(t)
+	cfg := DefaultConfig()
+	cfg.UpdateInterval = time.Second
+	c, events := runCollector(t, cfg)
+	const clientSends, serverSends = 4_096, 1_000
+	server, out := startHelper(t, "tcp-server", fmt.Sprintf("127.0.0.1:0,%d,%d", clientSends, serverSends))
+	line, err := out.ReadString('\n')
+	if err != nil {
+		t.Fatalf("read the server's port: %v", err)
+	}
+	client, clientOut := startHelperStdin(t, "tcp-client-hold", fmt.Sprintf("127.0.0.1:%s,%d,%d", strings.TrimSpace(line), clientSends, serverSends))
+	if _, err := clientOut.out.ReadString('\n'); err != nil {
+		t.Fatalf("wait for the exchange: %v", err)
+	}
+	pid := int32(client.Process.Pid)
+	got := collect(t, events, "an update of the open connection",
+		func(e *schemas.NetworkEvent) bool { return e.Process.PID == pid && e.Action == schemas.ActionUpdate },
+		func(evs []*schemas.NetworkEvent) bool { return len(evs) > 0 })
+	update := got[0]
+	type bytes struct{ Sent, Received int64 }
+	if diff := cmp.Diff(bytes{clientSends, serverSends}, bytes{update.Network.BytesSent, update.Network.BytesReceived}); diff != "" {
+		t.Errorf("update bytes (-want +got):\n%s", diff)
+	}
+	if update.Network.Direction != "outbound" || update.Network.DurationNs <= 0 {
+		t.Errorf("update: want an outbound connection with a duration, got %s duration %d", update.Network.Direction, update.Network.DurationNs)
+	}
+	// The cgroup's totals include this connection (and whatever else its cgroup runs).
+	cg := c.Stats().Cgroups[uint64(update.Process.CgroupID)]
+	if cg.Connections < 2 || cg.BytesSent < clientSends+serverSends || cg.BytesReceived < clientSends+serverSends {
+		t.Errorf("cgroup %d totals %+v: want at least both ends of the connection open and their bytes", update.Process.CgroupID, cg)
+	}
+	clientOut.stdin.Close()
+	if err := client.Wait(); err != nil {
+		t.Fatalf("client: %v", err)
+	}
+	if err := server.Wait(); err != nil {
+		t.Fatalf("server: %v", err)
+	}
+}

@@ -1,0 +1,89 @@
+package network
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"time"
+)
+
+// Config configures the network collector; the mapstructure tags are its keys under
+// collectors.network.
+type Config struct {
+	// Enabled turns the collector on. Default true.
+	Enabled bool `mapstructure:"enabled"`
+	// RingBufferBytes is the size of the kernel ring buffer that carries records to user
+	// space (the BPF map's max_entries). A power of two and a multiple of the page size.
+	// When it is full, records are dropped in the kernel and counted. Default 4 MiB.
+	RingBufferBytes int `mapstructure:"ring_buffer_bytes"`
+	// UpdateInterval is how long a TCP connection stays open before it gets an update event
+	// with its bytes so far, and then again every interval. At least 1s. Default 60s.
+	UpdateInterval time.Duration `mapstructure:"update_interval"`
+	// UDPFlowInterval is the period over which UDP traffic is summed per (pid, remote
+	// endpoint) into one udp_flow event. At least 1s. Default 10s.
+	UDPFlowInterval time.Duration `mapstructure:"udp_flow_interval"`
+	// DNS turns on DNS answer capture: dns events, and hostnames on connection events.
+	// Default true.
+	DNS bool `mapstructure:"dns"`
+	// ExcludePorts drops events whose local or remote port is listed (1..65535). Default none.
+	ExcludePorts []int `mapstructure:"exclude_ports"`
+	// ExcludeExecutables drops events of processes whose executable path matches one of
+	// these path.Match patterns (e.g. /usr/sbin/*). Default none.
+	ExcludeExecutables []string `mapstructure:"exclude_executables"`
+	// ExcludeUsers drops events of processes running as one of these users (name or
+	// numeric uid). Default none.
+	ExcludeUsers []string `mapstructure:"exclude_users"`
+	// MaxConnections sizes the kernel maps of open TCP connections and of UDP flows per
+	// interval; connections beyond it are not reported and are counted. Default 65536.
+	MaxConnections int `mapstructure:"max_connections"`
+}
+
+// DefaultConfig returns the documented defaults.
+func DefaultConfig() Config {
+	return Config{
+		Enabled:         true,
+		RingBufferBytes: 4 << 20,
+		UpdateInterval:  60 * time.Second,
+		UDPFlowInterval: 10 * time.Second,
+		DNS:             true,
+		MaxConnections:  65536,
+	}
+}
+
+// Validate reports every invalid field of c, each naming its full config key.
+func (c Config) Validate() error {
+	var errs []error
+	bad := func(key string, value any, format string, a ...any) {
+		errs = append(errs, fmt.Errorf("collectors.network.%s: %v: "+format, append([]any{key, value}, a...)...))
+	}
+	page := os.Getpagesize()
+	if rb := c.RingBufferBytes; rb <= 0 || rb&(rb-1) != 0 || rb%page != 0 {
+		bad("ring_buffer_bytes", rb, "must be a power of two and a multiple of the page size (%d)", page)
+	}
+	if c.UpdateInterval < time.Second {
+		bad("update_interval", c.UpdateInterval, "must be at least 1s")
+	}
+	if c.UDPFlowInterval < time.Second {
+		bad("udp_flow_interval", c.UDPFlowInterval, "must be at least 1s")
+	}
+	for _, p := range c.ExcludePorts {
+		if p < 1 || p > 65535 {
+			bad("exclude_ports", p, "must be within 1..65535")
+		}
+	}
+	for _, pat := range c.ExcludeExecutables {
+		if _, err := filepath.Match(pat, ""); err != nil {
+			bad("exclude_executables", pat, "%v", err)
+		}
+	}
+	for _, u := range c.ExcludeUsers {
+		if u == "" {
+			bad("exclude_users", `""`, "must be a user name or uid")
+		}
+	}
+	if c.MaxConnections < 16 || c.MaxConnections > 1<<24 {
+		bad("max_connections", c.MaxConnections, "must be within 16..16777216")
+	}
+	return errors.Join(errs...)
+}
