@@ -1,6 +1,8 @@
 // Package detectors is the detect stage: it consumes enriched events, judges them with the
 // rule engine (detectors/engine) over the built-in pack (detectors/rules) or a rules folder,
-// and produces alerts to crumbs.alerts, exactly once.
+// and produces alerts to crumbs.alerts and window state to crumbs.state.<group>, with the
+// consumed offsets, in one Kafka transaction (exactly once). A partition's state is restored
+// from the changelog when it is assigned; rules reload on file change or SIGHUP.
 package detectors
 
 import (
@@ -9,6 +11,10 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/twmb/franz-go/pkg/kgo"
@@ -23,21 +29,32 @@ import (
 
 // Config configures the detector (keys under `detector.`).
 type Config struct {
-	// Group is the detector's consumer group. Default "crumbs-detect".
+	// Group is the detector's consumer group; its state topic is crumbs.state.<group>.
+	// Default "crumbs-detect".
 	Group string `mapstructure:"group"`
 	// RulesDir is a folder of rule files; empty means the built-in pack. Default "".
 	RulesDir string `mapstructure:"rules_dir"`
-	// Sources are the event kinds judged (enriched topics consumed). Default ["process"].
+	// Sources are the event kinds judged (enriched topics consumed). Default all five.
 	Sources []string `mapstructure:"sources"`
 	// MaxEvidence caps the evidence event ids an alert carries. Default 20.
 	MaxEvidence int `mapstructure:"max_evidence"`
 	// MaxPollRecords is how many records one transaction carries at most. Default 5000.
 	MaxPollRecords int `mapstructure:"max_poll_records"`
+	// AllowedLateness is how far behind the highest event time seen on a partition an event
+	// may be and still count in its window. Default 30s.
+	AllowedLateness time.Duration `mapstructure:"allowed_lateness"`
+	// MaxStateKeys caps the window states (rule, partition, group key) held in memory; the
+	// least recently updated is evicted beyond it. Default 1000000.
+	MaxStateKeys int `mapstructure:"max_state_keys"`
+	// ReloadInterval is how often RulesDir is checked for changes (SIGHUP reloads at once).
+	// Default 5s.
+	ReloadInterval time.Duration `mapstructure:"reload_interval"`
 }
 
 // DefaultConfig returns the defaults documented on Config.
 func DefaultConfig() Config {
-	return Config{Group: "crumbs-detect", Sources: []string{"process"}, MaxEvidence: 20, MaxPollRecords: 5000}
+	return Config{Group: "crumbs-detect", Sources: slices.Clone(kafka.Kinds), MaxEvidence: 20, MaxPollRecords: 5000,
+		AllowedLateness: 30 * time.Second, MaxStateKeys: 1000000, ReloadInterval: 5 * time.Second}
 }
 
 // Validate reports every invalid key.
@@ -50,8 +67,8 @@ func (c Config) Validate() error {
 		errs = append(errs, errors.New("detector.sources: must name at least one kind"))
 	}
 	for _, s := range c.Sources {
-		if s != "process" {
-			errs = append(errs, fmt.Errorf("detector.sources: %q: no such event kind yet (have: process)", s))
+		if !slices.Contains(kafka.Kinds, s) {
+			errs = append(errs, fmt.Errorf("detector.sources: %q: no such event kind (have: %v)", s, kafka.Kinds))
 		}
 	}
 	if c.RulesDir != "" {
@@ -65,6 +82,15 @@ func (c Config) Validate() error {
 	if c.MaxPollRecords < 1 {
 		errs = append(errs, fmt.Errorf("detector.max_poll_records: %d: must be at least 1", c.MaxPollRecords))
 	}
+	if c.AllowedLateness < 0 {
+		errs = append(errs, fmt.Errorf("detector.allowed_lateness: %s: must not be negative", c.AllowedLateness))
+	}
+	if c.MaxStateKeys < 1 {
+		errs = append(errs, fmt.Errorf("detector.max_state_keys: %d: must be at least 1", c.MaxStateKeys))
+	}
+	if c.ReloadInterval < 100*time.Millisecond {
+		errs = append(errs, fmt.Errorf("detector.reload_interval: %s: must be at least 100ms", c.ReloadInterval))
+	}
 	return errors.Join(errs...)
 }
 
@@ -76,6 +102,10 @@ func (c Config) LoadRules() ([]*engine.Rule, error) {
 	return engine.LoadFS(os.DirFS(c.RulesDir), ".")
 }
 
+func (c Config) engineOptions() engine.Options {
+	return engine.Options{MaxEvidence: c.MaxEvidence, AllowedLateness: c.AllowedLateness, MaxStateKeys: c.MaxStateKeys}
+}
+
 // Deps are what a Detector uses besides its configuration. Nil fields get defaults.
 type Deps struct {
 	Log             *slog.Logger
@@ -83,15 +113,25 @@ type Deps struct {
 	Counters        *telemetry.StageCounters
 	Serde           *avro.Serde
 	TransactionalID string // stable per instance; default group + "-0"
+	// LoadRules replaces Config.LoadRules (the Sigma loader adds its rules here).
+	LoadRules func() ([]*engine.Rule, error)
+	// FailFlush, in tests, makes the state flush of a batch fail (aborting its transaction)
+	// when it returns true.
+	FailFlush func() bool
 }
 
 // Detector is the detect stage.
 type Detector struct {
-	cfg    Config
-	kcfg   kafka.Config
-	deps   Deps
-	engine *engine.Engine
-	alerts uint64
+	cfg  Config
+	kcfg kafka.Config
+	deps Deps
+
+	mu      sync.Mutex // guards engine and owned: the poll loop and the group callbacks use them
+	engine  *engine.Engine
+	owned   map[string]map[int32]bool // topic -> assigned partitions
+	pending atomic.Pointer[[]*engine.Rule]
+
+	late, evicted, keys, reloads, refused atomic.Int64
 }
 
 // New loads the rules and returns a detector; a rule set with any invalid rule is refused.
@@ -99,7 +139,10 @@ func New(cfg Config, kcfg kafka.Config, deps Deps) (*Detector, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	rs, err := cfg.LoadRules()
+	if deps.LoadRules == nil {
+		deps.LoadRules = cfg.LoadRules
+	}
+	rs, err := deps.LoadRules()
 	if err != nil {
 		return nil, fmt.Errorf("load rules:\n%w", err)
 	}
@@ -117,23 +160,77 @@ func New(cfg Config, kcfg kafka.Config, deps Deps) (*Detector, error) {
 	if deps.TransactionalID == "" {
 		deps.TransactionalID = cfg.Group + "-0"
 	}
-	return &Detector{cfg: cfg, kcfg: kcfg, deps: deps, engine: engine.New(rs, cfg.MaxEvidence)}, nil
+	eng, err := engine.New(rs, cfg.engineOptions())
+	if err != nil {
+		return nil, fmt.Errorf("load rules:\n%w", err)
+	}
+	d := &Detector{cfg: cfg, kcfg: kcfg, deps: deps, engine: eng, owned: map[string]map[int32]bool{}}
+	if err := d.registerMetrics(); err != nil {
+		return nil, err
+	}
+	return d, nil
 }
 
-// Run judges events until ctx is done.
+func (d *Detector) registerMetrics() error {
+	if d.deps.Metrics == nil {
+		return nil
+	}
+	labels := prometheus.Labels{"group": d.cfg.Group}
+	for _, c := range []prometheus.Collector{
+		prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "crumbs_detector_late_events_total", ConstLabels: labels,
+			Help: "Events older than their partition's watermark, left out of windows (they still reach ClickHouse)."},
+			func() float64 { return float64(d.late.Load()) }),
+		prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "crumbs_detector_state_evicted_total", ConstLabels: labels,
+			Help: "Window states evicted under detector.max_state_keys."},
+			func() float64 { return float64(d.evicted.Load()) }),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "crumbs_detector_state_keys", ConstLabels: labels,
+			Help: "Window states held in memory."},
+			func() float64 { return float64(d.keys.Load()) }),
+		prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "crumbs_detector_rule_reloads_total", ConstLabels: labels,
+			Help: "Rule sets reloaded without a restart."},
+			func() float64 { return float64(d.reloads.Load()) }),
+		prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "crumbs_detector_rule_reloads_refused_total", ConstLabels: labels,
+			Help: "Rule sets refused on reload (an invalid rule); the running set stayed."},
+			func() float64 { return float64(d.refused.Load()) }),
+	} {
+		if err := d.deps.Metrics.Register(c); err != nil {
+			return fmt.Errorf("detector: register metrics: %w", err)
+		}
+	}
+	return nil
+}
+
+// Run judges events until ctx is done. Rules reload when RulesDir changes or on SIGHUP.
 func (d *Detector) Run(ctx context.Context) error {
 	t := d.kcfg.Topics()
 	topics := make([]string, len(d.cfg.Sources))
 	for i, s := range d.cfg.Sources {
 		topics[i] = t.Enriched(s)
 	}
-	d.deps.Log.Info("detector starting", "rules", d.engine.Rules(), "sources", d.cfg.Sources)
+	d.deps.Log.Info("detector starting", "rules", d.engine.Rules(), "index", d.engine.Index(), "sources", d.cfg.Sources)
+	var wg sync.WaitGroup
+	wctx, stop := context.WithCancel(ctx)
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		d.watchRules(wctx)
+	}()
+	defer func() { stop(); wg.Wait() }()
 	c := d.deps.Counters
-	return kafka.RunTransact(ctx, d.kcfg, kafka.TransactConfig{
-		Stage: "detect", Group: d.cfg.Group, TransactionalID: d.deps.TransactionalID,
-		Topics: topics, MaxPollRecords: d.cfg.MaxPollRecords, Log: d.deps.Log,
-		OnRecords: func(in, out, dlq int) { c.In(in); c.Out(out); c.DeadLettered(dlq) },
-	}, d.judge)
+	state := t.State(d.cfg.Group)
+	return kafka.RunStateful(ctx, d.kcfg, kafka.StatefulConfig{
+		TransactConfig: kafka.TransactConfig{
+			Stage: "detect", Group: d.cfg.Group, TransactionalID: d.deps.TransactionalID,
+			Topics: topics, MaxPollRecords: d.cfg.MaxPollRecords, Log: d.deps.Log,
+			OnRecords: func(in, out, dlq int) { c.In(in); c.Out(out); c.DeadLettered(dlq) },
+		},
+		ManualPartitionTopics: []string{state},
+		OnAssigned:            d.assigned,
+		OnRevoked:             d.revoked,
+		BeforeBatch:           d.applyReload,
+		Flush:                 d.flush,
+		OnAborted:             d.aborted,
+	}, d.judge, kgo.Balancers(kgo.RangeBalancer())) // the same partition of every source on one instance
 }
 
 // judge evaluates one enriched event and returns its alerts as records.
@@ -144,12 +241,18 @@ func (d *Detector) judge(r *kgo.Record) ([]*kgo.Record, error) {
 	}
 	m, ok := native.(map[string]any)
 	if !ok {
-		return nil, fmt.Errorf("record is not an event")
+		return nil, fmt.Errorf("%w: record is not an event", kafka.ErrBadRecord)
 	}
-	alerts, err := d.engine.Evaluate(m)
+	d.mu.Lock()
+	alerts, err := d.engine.Process(r.Partition, m)
+	d.mu.Unlock()
 	if err != nil {
 		d.deps.Log.Warn("rule evaluation failed", "err", err)
 	}
+	return d.alertRecords(alerts)
+}
+
+func (d *Detector) alertRecords(alerts []*engine.Alert) ([]*kgo.Record, error) {
 	out := make([]*kgo.Record, 0, len(alerts))
 	for _, a := range alerts {
 		v, err := d.deps.Serde.Encode(nil, schemas.AlertSchema, a.Native())
@@ -159,4 +262,147 @@ func (d *Detector) judge(r *kgo.Record) ([]*kgo.Record, error) {
 		out = append(out, &kgo.Record{Topic: d.kcfg.Topics().Alerts(), Key: []byte(a.RuleID + "|" + a.GroupKey), Value: v})
 	}
 	return out, nil
+}
+
+// flush returns the batch's state changes as changelog records, for the same transaction.
+func (d *Detector) flush() ([]*kgo.Record, error) {
+	if d.deps.FailFlush != nil && d.deps.FailFlush() {
+		return nil, errors.New("flush failed on purpose (test)")
+	}
+	d.mu.Lock()
+	changes, err := d.engine.Changes()
+	st := d.engine.Stats()
+	d.mu.Unlock()
+	if err != nil {
+		return nil, err
+	}
+	d.late.Store(int64(st.Late))
+	d.evicted.Store(int64(st.Evicted))
+	d.keys.Store(int64(st.Keys))
+	topic := d.kcfg.Topics().State(d.cfg.Group)
+	out := make([]*kgo.Record, len(changes))
+	for i, ch := range changes {
+		out[i] = &kgo.Record{Topic: topic, Partition: ch.Partition, Key: ch.Key, Value: ch.Value}
+	}
+	return out, nil
+}
+
+// assigned restores the state of partitions newly owned, before their events are polled.
+func (d *Detector) assigned(ctx context.Context, m map[string][]int32) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	var fresh []int32
+	before := d.partitionsLocked()
+	for topic, ps := range m {
+		if d.owned[topic] == nil {
+			d.owned[topic] = map[int32]bool{}
+		}
+		for _, p := range ps {
+			d.owned[topic][p] = true
+		}
+	}
+	for p := range d.partitionsLocked() {
+		if !before[p] {
+			fresh = append(fresh, p)
+		}
+	}
+	d.restoreLocked(ctx, fresh)
+}
+
+// revoked forgets partitions no longer owned in any source topic.
+func (d *Detector) revoked(_ context.Context, m map[string][]int32) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	before := d.partitionsLocked()
+	for topic, ps := range m {
+		for _, p := range ps {
+			delete(d.owned[topic], p)
+		}
+	}
+	after := d.partitionsLocked()
+	for p := range before {
+		if !after[p] {
+			d.engine.DropPartition(p)
+		}
+	}
+}
+
+// aborted rolls every owned partition back to its changelog.
+func (d *Detector) aborted(ctx context.Context) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	var ps []int32
+	for p := range d.partitionsLocked() {
+		ps = append(ps, p)
+	}
+	d.restoreLocked(ctx, ps)
+}
+
+func (d *Detector) partitionsLocked() map[int32]bool {
+	out := map[int32]bool{}
+	for _, ps := range d.owned {
+		for p := range ps {
+			out[p] = true
+		}
+	}
+	return out
+}
+
+// restoreLocked reloads partitions' state from the changelog; with d.mu held.
+func (d *Detector) restoreLocked(ctx context.Context, parts []int32) {
+	if len(parts) == 0 {
+		return
+	}
+	slices.Sort(parts)
+	for _, p := range parts {
+		d.engine.DropPartition(p)
+	}
+	_, _ = d.engine.Changes() // nothing restored is to be written back
+	n := 0
+	err := kafka.ReadPartitions(ctx, d.kcfg, d.kcfg.Topics().State(d.cfg.Group), parts, func(r *kgo.Record) error {
+		n++
+		if err := d.engine.Restore(r.Key, r.Value); err != nil {
+			d.deps.Log.Warn("skipping unreadable state record", "partition", r.Partition, "offset", r.Offset, "err", err)
+		}
+		return nil
+	})
+	if err != nil {
+		d.deps.Log.Error("restore detector state", "partitions", parts, "err", err)
+		return
+	}
+	d.deps.Log.Info("detector state restored", "partitions", parts, "records", n, "keys", d.engine.Stats().Keys)
+}
+
+// Reload loads the rule set again; the new set takes over before the next batch. An invalid
+// set is refused whole (the error lists its problems) and the running set stays.
+func (d *Detector) Reload() error {
+	rs, err := d.deps.LoadRules()
+	if err == nil {
+		_, err = engine.New(rs, d.cfg.engineOptions()) // validate as the engine will
+	}
+	if err != nil {
+		d.refused.Add(1)
+		return fmt.Errorf("reload rules (the running set stays):\n%w", err)
+	}
+	d.pending.Store(&rs)
+	return nil
+}
+
+// applyReload installs a reloaded rule set, between batches.
+func (d *Detector) applyReload() {
+	rs := d.pending.Swap(nil)
+	if rs == nil {
+		return
+	}
+	d.mu.Lock()
+	err := d.engine.SetRules(*rs)
+	n := d.engine.Rules()
+	d.mu.Unlock()
+	if err != nil {
+		d.refused.Add(1)
+		d.deps.Log.Error("rule reload refused; the running set stays", "err", err)
+		return
+	}
+	d.reloads.Add(1)
+	d.deps.Log.Info("rules reloaded", "rules", n)
 }

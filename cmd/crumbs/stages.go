@@ -306,7 +306,7 @@ func (rt *runtime) ensureTopics(ctx context.Context) error {
 		return fmt.Errorf("kafka client: %w", err)
 	}
 	defer cl.Close()
-	return rt.cfg.Kafka.EnsureTopics(ctx, cl, rt.cfg.Kafka.AllTopics())
+	return rt.cfg.Kafka.EnsureTopics(ctx, cl, rt.cfg.Kafka.AllTopics(rt.cfg.Detector.Group))
 }
 
 // runOne runs a single stage until a signal, for `crumbs collect|enrich|detect|sink`.

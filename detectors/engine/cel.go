@@ -1,73 +1,486 @@
 package engine
 
 import (
+	"encoding/json"
 	"fmt"
+	"net/netip"
+	"slices"
+	"sort"
+	"strings"
 	"sync"
 
 	"cel.dev/cel-go/cel"
+	"cel.dev/cel-go/common/ast"
+	"cel.dev/cel-go/common/types"
+	"cel.dev/cel-go/common/types/ref"
+	"cel.dev/cel-go/common/types/traits"
+	"cel.dev/cel-go/ext"
+
+	"github.com/threatcrumbs/crumbs/schemas"
 )
 
-// envs holds one CEL environment per source kind: the event's top-level fields are the
-// variables a condition can use.
+// Conditions are type-checked against the Avro schema of their source: every Avro record
+// becomes a CEL object type whose fields carry the Avro field types, so a misspelt field or a
+// comparison of a string with a number is refused when the rule loads. At evaluation time the
+// values are plain maps (see Activation); CEL selects map keys the same way it selects fields.
+
+// schemaFiles maps each source kind to its Avro schema file.
+var schemaFiles = map[string]string{
+	"process": "avro/process.avsc", "network": "avro/network.avsc", "file": "avro/file.avsc",
+	"identity": "avro/identity.avsc", "system": "avro/system.avsc",
+}
+
+// avroTypes is a types.Provider that knows the records of one Avro schema.
+type avroTypes struct {
+	types.Provider
+	records map[string]map[string]*types.Type // full record name -> field -> type
+	top     map[string]*types.Type            // top-level fields of the event record
+	order   map[string][]string               // record -> field names in schema order
+	opt     map[string]map[string]bool        // record -> fields that are ["null", T] unions
+	topName string                            // full name of the event record
+}
+
+func (p *avroTypes) FindStructType(name string) (*types.Type, bool) {
+	if _, ok := p.records[name]; ok {
+		return types.NewTypeTypeWithParam(types.NewObjectType(name)), true
+	}
+	return p.Provider.FindStructType(name)
+}
+
+func (p *avroTypes) FindStructFieldNames(name string) ([]string, bool) {
+	if fs, ok := p.order[name]; ok {
+		return fs, true
+	}
+	return p.Provider.FindStructFieldNames(name)
+}
+
+func (p *avroTypes) FindStructFieldType(name, field string) (*types.FieldType, bool) {
+	if fs, ok := p.records[name]; ok {
+		t, ok := fs[field]
+		if !ok {
+			return nil, false
+		}
+		return &types.FieldType{Type: t,
+			IsSet: func(target any) bool {
+				m, _ := target.(map[string]any)
+				_, ok := m[field]
+				return ok
+			},
+			GetFrom: func(target any) (any, error) {
+				m, _ := target.(map[string]any)
+				v, ok := m[field]
+				if !ok {
+					return nil, fmt.Errorf("no such key: %s", field)
+				}
+				return v, nil
+			}}, true
+	}
+	return p.Provider.FindStructFieldType(name, field)
+}
+
+// loadAvroTypes reads the schema of a source and derives its CEL types.
+func loadAvroTypes(source string) (*avroTypes, error) {
+	b, err := schemas.Avro.ReadFile(schemaFiles[source])
+	if err != nil {
+		return nil, fmt.Errorf("read schema of %s: %w", source, err)
+	}
+	var root map[string]any
+	if err := json.Unmarshal(b, &root); err != nil {
+		return nil, fmt.Errorf("parse schema of %s: %w", source, err)
+	}
+	p := &avroTypes{Provider: types.NewEmptyRegistry(), records: map[string]map[string]*types.Type{},
+		order: map[string][]string{}, opt: map[string]map[string]bool{}}
+	t, err := p.avroType(root, "")
+	if err != nil {
+		return nil, fmt.Errorf("schema of %s: %w", source, err)
+	}
+	p.top, p.topName = p.records[t.TypeName()], t.TypeName()
+	return p, nil
+}
+
+// avroType maps an Avro type to a CEL type, registering the records it defines.
+func (p *avroTypes) avroType(t any, ns string) (*types.Type, error) {
+	switch x := t.(type) {
+	case string:
+		return p.named(x, ns)
+	case []any: // a union: ["null", T] is T, whose absence is tested with has()
+		var branches []any
+		for _, b := range x {
+			if b != "null" {
+				branches = append(branches, b)
+			}
+		}
+		if len(branches) != 1 {
+			return types.DynType, nil
+		}
+		return p.avroType(branches[0], ns)
+	case map[string]any:
+		switch x["type"] {
+		case "record":
+			return p.record(x, ns)
+		case "array":
+			et, err := p.avroType(x["items"], ns)
+			return types.NewListType(et), err
+		case "map":
+			vt, err := p.avroType(x["values"], ns)
+			return types.NewMapType(types.StringType, vt), err
+		case "enum":
+			return types.StringType, nil
+		default:
+			return p.avroType(x["type"], ns)
+		}
+	}
+	return nil, fmt.Errorf("unsupported Avro type %v", t)
+}
+
+func (p *avroTypes) named(name, ns string) (*types.Type, error) {
+	switch name {
+	case "string", "bytes", "fixed":
+		return types.StringType, nil
+	case "int", "long":
+		return types.IntType, nil
+	case "float", "double":
+		return types.DoubleType, nil
+	case "boolean":
+		return types.BoolType, nil
+	case "null":
+		return types.NullType, nil
+	}
+	full := name
+	if !strings.Contains(name, ".") && ns != "" {
+		full = ns + "." + name
+	}
+	if _, ok := p.records[full]; ok {
+		return types.NewObjectType(full), nil
+	}
+	return nil, fmt.Errorf("unknown Avro type %q", name)
+}
+
+func (p *avroTypes) record(x map[string]any, ns string) (*types.Type, error) {
+	name, _ := x["name"].(string)
+	if n, ok := x["namespace"].(string); ok && !strings.Contains(name, ".") {
+		ns = n
+	}
+	full := name
+	if !strings.Contains(name, ".") && ns != "" {
+		full = ns + "." + name
+	}
+	fields := map[string]*types.Type{}
+	p.records[full] = fields // registered first, for recursive references
+	fs, _ := x["fields"].([]any)
+	for _, f := range fs {
+		fm, _ := f.(map[string]any)
+		fname, _ := fm["name"].(string)
+		ft, err := p.avroType(fm["type"], ns)
+		if err != nil {
+			return nil, fmt.Errorf("field %s.%s: %w", full, fname, err)
+		}
+		fields[fname] = ft
+		if u, ok := fm["type"].([]any); ok && slices.Contains(u, any("null")) {
+			if p.opt[full] == nil {
+				p.opt[full] = map[string]bool{}
+			}
+			p.opt[full][fname] = true
+		}
+		p.order[full] = append(p.order[full], fname)
+	}
+	return types.NewObjectType(full), nil
+}
+
+// envs holds one CEL environment per source kind, built once.
 var (
 	envsOnce sync.Once
 	envs     map[string]*cel.Env
+	envTypes map[string]*avroTypes
 	envsErr  error
 )
 
-// topLevel lists the variables of every event, and those of each kind's body.
-var topLevel = map[string][]string{
-	"process":  {"action", "process"},
-	"network":  {"action", "network"},
-	"file":     {"action", "file"},
-	"identity": {"action", "identity"},
-	"system":   {"system"},
+func buildEnvs() {
+	envs, envTypes = map[string]*cel.Env{}, map[string]*avroTypes{}
+	for _, src := range Sources {
+		p, err := loadAvroTypes(src)
+		if err != nil {
+			envsErr = err
+			return
+		}
+		opts := []cel.EnvOption{cel.CustomTypeProvider(p), ext.Strings(), ipInFunction}
+		names := make([]string, 0, len(p.top))
+		for n := range p.top {
+			names = append(names, n)
+		}
+		sort.Strings(names)
+		for _, n := range names {
+			opts = append(opts, cel.Variable(n, p.top[n]))
+		}
+		env, err := cel.NewEnv(opts...)
+		if err != nil {
+			envsErr = fmt.Errorf("CEL environment of %s: %w", src, err)
+			return
+		}
+		envs[src], envTypes[src] = env, p
+	}
 }
 
 func celEnv(source string) (*cel.Env, error) {
-	envsOnce.Do(func() {
-		envs = map[string]*cel.Env{}
-		for src, vars := range topLevel {
-			opts := []cel.EnvOption{
-				cel.Variable("event_id", cel.StringType),
-				cel.Variable("time", cel.IntType),
-				cel.Variable("kind", cel.StringType),
-				cel.Variable("host", cel.MapType(cel.StringType, cel.StringType)),
-				cel.Variable("enrichment", cel.MapType(cel.StringType, cel.DynType)),
-			}
-			for _, v := range vars {
-				if v == "action" {
-					opts = append(opts, cel.Variable(v, cel.StringType))
-				} else {
-					opts = append(opts, cel.Variable(v, cel.MapType(cel.StringType, cel.DynType)))
-				}
-			}
-			env, err := cel.NewEnv(opts...)
-			if err != nil {
-				envsErr = err
-				return
-			}
-			envs[src] = env
-		}
-	})
+	envsOnce.Do(buildEnvs)
 	if envsErr != nil {
 		return nil, envsErr
 	}
-	return envs[source], nil
+	env, ok := envs[source]
+	if !ok {
+		return nil, fmt.Errorf("no such source %q", source)
+	}
+	return env, nil
 }
 
-// compile parses and type-checks a condition, which must be a boolean expression.
-func compile(source, expr string) (cel.Program, error) {
+// FieldType returns the CEL type of a dotted field path of a source's events, or an error
+// naming the first element that does not exist.
+func FieldType(source, path string) (*types.Type, error) {
+	envsOnce.Do(buildEnvs)
+	if envsErr != nil {
+		return nil, envsErr
+	}
+	p, ok := envTypes[source]
+	if !ok {
+		return nil, fmt.Errorf("no such source %q", source)
+	}
+	fields := p.top
+	var t *types.Type
+	for i, el := range strings.Split(path, ".") {
+		if fields == nil {
+			return nil, fmt.Errorf("%s: %s is not a record", path, strings.Join(strings.Split(path, ".")[:i], "."))
+		}
+		ft, ok := fields[el]
+		if !ok {
+			return nil, fmt.Errorf("%s: no field %q in %s events", path, el, source)
+		}
+		t = ft
+		fields = p.records[t.TypeName()]
+	}
+	return t, nil
+}
+
+// CompileCEL parses and type-checks a condition over a source's events, which must be a
+// boolean expression; it returns the condition and the fields it pins (see Pinned).
+func CompileCEL(source, expr string) (Condition, error) {
 	env, err := celEnv(source)
 	if err != nil {
 		return nil, err
 	}
-	ast, iss := env.Compile(expr)
+	checked, iss := env.Compile(expr)
 	if iss.Err() != nil {
-		return nil, iss.Err()
+		return nil, fmt.Errorf("%s", strings.ReplaceAll(iss.Err().Error(), "\n", " "))
 	}
-	if ast.OutputType() != cel.BoolType {
-		return nil, fmt.Errorf("must be a boolean expression, is %s", ast.OutputType())
+	if checked.OutputType() != cel.BoolType {
+		return nil, fmt.Errorf("must be a boolean expression, is %s", checked.OutputType())
 	}
-	return env.Program(ast, cel.EvalOptions(cel.OptOptimize))
+	prg, err := env.Program(checked, cel.EvalOptions(cel.OptOptimize))
+	if err != nil {
+		return nil, fmt.Errorf("plan condition: %w", err)
+	}
+	c := &celCondition{prg: prg}
+	c.field, c.values = pins(checked.NativeRep().Expr())
+	return c, nil
 }
+
+// celCondition is a compiled, type-checked CEL condition.
+type celCondition struct {
+	prg    cel.Program
+	field  string   // a field the condition pins, "" when none
+	values []string // the values it may have
+}
+
+func (c *celCondition) Match(act map[string]any) (bool, error) {
+	out, _, err := c.prg.Eval(act)
+	if err != nil {
+		// A field absent from this event (an unset union, a missing map key) is no match.
+		if strings.Contains(err.Error(), "no such key") || strings.Contains(err.Error(), "no such attribute") {
+			return false, nil
+		}
+		return false, err
+	}
+	hit, _ := out.Value().(bool)
+	return hit, nil
+}
+
+// Pins returns the field the condition pins and its possible values.
+func (c *celCondition) Pins() (string, []string, bool) {
+	return c.field, c.values, c.field != ""
+}
+
+// pins finds, among the top-level conjuncts of e, those of the form `path == "lit"` or
+// `path in ["a", "b"]` (an event whose path holds another value cannot match) and picks the
+// most selective: not the action (shared by most rules of a source), then the fewest values.
+func pins(e ast.Expr) (string, []string) {
+	var best string
+	var bestVals []string
+	score := func(f string, vs []string) int {
+		s := len(vs)
+		if f == "action" || f == "kind" {
+			s += 1000
+		}
+		return s
+	}
+	for _, c := range conjuncts(e, nil) {
+		f, vs := pin(c)
+		if f != "" && (best == "" || score(f, vs) < score(best, bestVals)) {
+			best, bestVals = f, vs
+		}
+	}
+	return best, bestVals
+}
+
+func conjuncts(e ast.Expr, out []ast.Expr) []ast.Expr {
+	if e.Kind() == ast.CallKind && e.AsCall().FunctionName() == "_&&_" {
+		for _, a := range e.AsCall().Args() {
+			out = conjuncts(a, out)
+		}
+		return out
+	}
+	return append(out, e)
+}
+
+// pin reads one conjunct as a pin.
+func pin(e ast.Expr) (string, []string) {
+	if e.Kind() != ast.CallKind {
+		return "", nil
+	}
+	call := e.AsCall()
+	args := call.Args()
+	switch call.FunctionName() {
+	case "_==_":
+		if len(args) == 2 {
+			for i := range 2 {
+				if p := selectPath(args[i]); p != "" {
+					if s, ok := stringLit(args[1-i]); ok {
+						return p, []string{s}
+					}
+				}
+			}
+		}
+	case "@in":
+		if len(args) == 2 && args[1].Kind() == ast.ListKind {
+			p := selectPath(args[0])
+			var vs []string
+			for _, el := range args[1].AsList().Elements() {
+				s, ok := stringLit(el)
+				if !ok {
+					return "", nil
+				}
+				vs = append(vs, s)
+			}
+			if p != "" && len(vs) > 0 {
+				return p, vs
+			}
+		}
+	}
+	return "", nil
+}
+
+func selectPath(e ast.Expr) string {
+	switch e.Kind() {
+	case ast.IdentKind:
+		return e.AsIdent()
+	case ast.SelectKind:
+		s := e.AsSelect()
+		if s.IsTestOnly() {
+			return ""
+		}
+		if p := selectPath(s.Operand()); p != "" {
+			return p + "." + s.FieldName()
+		}
+	}
+	return ""
+}
+
+func stringLit(e ast.Expr) (string, bool) {
+	if e.Kind() != ast.LiteralKind {
+		return "", false
+	}
+	v := e.AsLiteral()
+	if v.Type() != types.StringType {
+		return "", false
+	}
+	s, ok := v.Value().(string)
+	return s, ok
+}
+
+// ZeroEvent returns an event of a source with every field at its zero value (optional
+// unions left out), in the form Process takes: a base for test events.
+func ZeroEvent(source string) (map[string]any, error) {
+	envsOnce.Do(buildEnvs)
+	if envsErr != nil {
+		return nil, envsErr
+	}
+	p, ok := envTypes[source]
+	if !ok {
+		return nil, fmt.Errorf("no such source %q", source)
+	}
+	return p.zero(p.topName), nil
+}
+
+// ZeroRecord returns the zero value of a record of a source's schema by full name (such as
+// crumbs.Enrichment), or nil when there is none.
+func ZeroRecord(source, name string) map[string]any {
+	envsOnce.Do(buildEnvs)
+	p, ok := envTypes[source]
+	if !ok || p.records[name] == nil {
+		return nil
+	}
+	return p.zero(name)
+}
+
+func (p *avroTypes) zero(record string) map[string]any {
+	m := map[string]any{}
+	for _, f := range p.order[record] {
+		if p.opt[record][f] {
+			continue
+		}
+		m[f] = p.zeroOf(p.records[record][f])
+	}
+	return m
+}
+
+func (p *avroTypes) zeroOf(t *types.Type) any {
+	switch t.Kind() {
+	case types.StringKind:
+		return ""
+	case types.IntKind:
+		return int64(0)
+	case types.DoubleKind:
+		return 0.0
+	case types.BoolKind:
+		return false
+	case types.ListKind:
+		return []any{}
+	case types.MapKind:
+		return map[string]any{}
+	case types.StructKind:
+		return p.zero(t.TypeName())
+	}
+	return nil
+}
+
+// ipInFunction declares ip_in(ip, list): whether an address is one of the list's entries, an
+// entry being a CIDR prefix (10.0.0.0/8) or an exact value (an address or a host name).
+var ipInFunction = cel.Function("ip_in",
+	cel.Overload("ip_in_string_list_string", []*cel.Type{cel.StringType, cel.ListType(cel.StringType)}, cel.BoolType,
+		cel.BinaryBinding(func(ip, list ref.Val) ref.Val {
+			s, _ := ip.Value().(string)
+			addr, addrErr := netip.ParseAddr(s)
+			l, ok := list.(traits.Lister)
+			if !ok {
+				return types.False
+			}
+			it := l.Iterator()
+			for it.HasNext() == types.True {
+				entry, _ := it.Next().Value().(string)
+				if entry == s {
+					return types.True
+				}
+				if pfx, err := netip.ParsePrefix(entry); err == nil && addrErr == nil && pfx.Contains(addr.Unmap()) {
+					return types.True
+				}
+			}
+			return types.False
+		})))

@@ -1,96 +1,257 @@
 package engine
 
 import (
-	"crypto/sha256"
-	"encoding/hex"
+	"container/heap"
+	"container/list"
 	"fmt"
+	"math"
 	"strings"
+	"time"
 
 	"github.com/threatcrumbs/crumbs/schemas"
 )
 
-// Engine evaluates events against a fixed rule set. Safe for concurrent use: rules are
-// immutable once loaded; a reload builds a new Engine.
-type Engine struct {
-	bySource    map[string][]*Rule
-	maxEvidence int
+// Options tune an Engine.
+type Options struct {
+	// MaxEvidence caps the evidence event ids of an alert. Default 20.
+	MaxEvidence int
+	// AllowedLateness is subtracted from the highest event time seen on a partition to give
+	// its watermark. Default 0.
+	AllowedLateness time.Duration
+	// MaxStateKeys caps the (rule, partition, group key) states held; beyond it the least
+	// recently updated is evicted. Default 1000000.
+	MaxStateKeys int
 }
 
-// New returns an engine over rules, indexed by source kind.
-func New(rules []*Rule, maxEvidence int) *Engine {
-	e := &Engine{bySource: map[string][]*Rule{}, maxEvidence: maxEvidence}
-	for _, r := range rules {
-		e.bySource[r.Source] = append(e.bySource[r.Source], r)
+// Stats are the engine's counters since it was built.
+type Stats struct {
+	Late    uint64 // events older than their partition's watermark, left out of windows
+	Evicted uint64 // states evicted under MaxStateKeys
+	Keys    int    // states held now
+}
+
+// Engine evaluates events against a rule set, keeping window state per rule, partition and
+// group key. It is not safe for concurrent use: one goroutine owns it (the detector's loop).
+type Engine struct {
+	set     *ruleSet
+	opt     Options
+	parts   map[int32]*partition
+	entries map[entryKey]*entry
+	lru     *list.List // of *entry, least recently updated first
+	dirty   map[entryKey]struct{}
+	stats   Stats
+	buf     []*target
+}
+
+// partition is the event-time clock of one partition.
+type partition struct {
+	maxTime int64 // highest event time seen; math.MinInt64 before the first event
+	wmDirty bool  // maxTime changed since the last Changes
+	timers  timerHeap
+}
+
+// New returns an engine over rules. Rules built in Go that have not passed through Prepare
+// are prepared here; an invalid set is refused whole.
+func New(rules []*Rule, opt Options) (*Engine, error) {
+	set, err := newRuleSet(rules)
+	if err != nil {
+		return nil, err
 	}
-	return e
+	if opt.MaxEvidence <= 0 {
+		opt.MaxEvidence = 20
+	}
+	if opt.MaxStateKeys <= 0 {
+		opt.MaxStateKeys = 1000000
+	}
+	return &Engine{set: set, opt: opt, parts: map[int32]*partition{}, entries: map[entryKey]*entry{},
+		lru: list.New(), dirty: map[entryKey]struct{}{}}, nil
 }
 
 // Rules returns how many rules the engine holds.
-func (e *Engine) Rules() int {
-	n := 0
-	for _, rs := range e.bySource {
-		n += len(rs)
-	}
-	return n
+func (e *Engine) Rules() int { return len(e.set.rules) }
+
+// Index describes how the rules are indexed, for logs.
+func (e *Engine) Index() string { return e.set.describe() }
+
+// Stats returns the engine's counters.
+func (e *Engine) Stats() Stats {
+	s := e.stats
+	s.Keys = len(e.entries)
+	return s
 }
 
-// Evaluate judges one event (goavro's native form of an event schema) and returns the alerts
-// it raises. An error means a rule could not be evaluated on this event.
-func (e *Engine) Evaluate(event map[string]any) ([]*schemas.Alert, error) {
-	kind, _ := event["kind"].(string)
-	rules := e.bySource[kind]
-	if len(rules) == 0 {
-		return nil, nil
+// SetRules replaces the rule set (a reload). State of rules that keep their id and kind is
+// kept; state of the others is dropped (and tombstoned in the changelog). An invalid set is
+// refused whole and the running set stays.
+func (e *Engine) SetRules(rules []*Rule) error {
+	set, err := newRuleSet(rules)
+	if err != nil {
+		return err
 	}
+	for k, en := range e.entries {
+		if nr, ok := set.byID[k.rule]; !ok || nr.Kind != e.set.byID[k.rule].Kind {
+			e.remove(en)
+		}
+	}
+	e.set = set
+	return nil
+}
+
+// Watermark returns a partition's watermark, and false before its first event.
+func (e *Engine) Watermark(part int32) (int64, bool) {
+	p := e.parts[part]
+	if p == nil || p.maxTime == math.MinInt64 {
+		return 0, false
+	}
+	return p.maxTime - int64(e.opt.AllowedLateness), true
+}
+
+func (e *Engine) partition(part int32) *partition {
+	p := e.parts[part]
+	if p == nil {
+		p = &partition{maxTime: math.MinInt64}
+		e.parts[part] = p
+	}
+	return p
+}
+
+// Process judges one event (goavro's native form of an enriched event) read from a partition
+// and returns the alerts it raises, including those of windows its time closes. A late event
+// (older than the partition's watermark) is still judged by match and new_term rules but left
+// out of windows. An error names a rule that could not be evaluated; the other rules ran.
+func (e *Engine) Process(part int32, event map[string]any) ([]*Alert, error) {
 	act := Activation(event)
-	var alerts []*schemas.Alert
-	for _, r := range rules {
-		hit, err := r.Cond.Match(act)
+	kind, _ := act["kind"].(string)
+	t, _ := act["time"].(int64)
+	p := e.partition(part)
+	late := p.maxTime != math.MinInt64 && t < p.maxTime-int64(e.opt.AllowedLateness)
+	if late {
+		e.stats.Late++
+	} else if t > p.maxTime {
+		p.maxTime, p.wmDirty = t, true
+	}
+	var alerts []*Alert
+	var errs []string
+	e.buf = e.set.candidates(kind, act, e.buf)
+	for _, tg := range e.buf {
+		if late && tg.rule.Kind != KindMatch && tg.rule.Kind != KindNewTerm {
+			continue
+		}
+		hit, err := tg.cond.Match(act)
 		if err != nil {
-			return alerts, fmt.Errorf("rule %s (%s:%d): %w", r.ID, r.File, r.Line, err)
+			errs = append(errs, fmt.Sprintf("rule %s (%s:%d): %v", tg.rule.ID, tg.rule.File, tg.rule.Line, err))
+			continue
 		}
 		if hit {
-			alerts = append(alerts, e.matchAlert(r, act))
+			alerts = append(alerts, e.hit(part, tg, act, t)...)
 		}
+	}
+	if !late {
+		alerts = append(alerts, e.fire(part, p)...)
+	}
+	if len(errs) > 0 {
+		return alerts, fmt.Errorf("evaluate event: %s", strings.Join(errs, "; "))
 	}
 	return alerts, nil
 }
 
-// matchAlert is the alert of a match rule: one per event, its window the event itself.
-func (e *Engine) matchAlert(r *Rule, act map[string]any) *schemas.Alert {
-	env, _ := schemas.EnvelopeFromNative(act)
-	key := groupKey(r, act)
-	en, _ := act["enrichment"].(map[string]any)
-	service, _ := en["service"].(string)
-	return &schemas.Alert{
-		AlertID:     AlertID(r.ID, key, env.EventID),
-		Time:        env.Time,
-		RuleID:      r.ID,
-		Title:       r.Title,
-		Severity:    r.Severity,
-		Tags:        r.Tags,
-		GroupKey:    key,
-		Host:        env.Host,
-		Service:     service,
-		WindowStart: env.Time,
-		WindowEnd:   env.Time,
-		Count:       1,
-		Evidence:    []string{env.EventID},
-		Summary:     summary(r, act),
+// Advance moves a partition's clock to event time t as if an event of that time had been
+// seen (an idle partition, or the end of a fixture), closing the windows it passes.
+func (e *Engine) Advance(part int32, t int64) []*Alert {
+	p := e.partition(part)
+	if t > p.maxTime {
+		p.maxTime, p.wmDirty = t, true
 	}
+	return e.fire(part, p)
 }
 
-// AlertID is deterministic: a hash of the rule, the group key and the window, so a replayed
-// evaluation yields the same id.
-func AlertID(ruleID, groupKey, window string) string {
-	h := sha256.Sum256([]byte(ruleID + "\x00" + groupKey + "\x00" + window))
-	return hex.EncodeToString(h[:16])
+// hit updates the state of a matched target and returns the alerts it raises now.
+func (e *Engine) hit(part int32, tg *target, act map[string]any, t int64) []*Alert {
+	r := tg.rule
+	switch r.Kind {
+	case KindMatch:
+		if a := e.matchAlert(part, r, act, t); a != nil {
+			return []*Alert{a}
+		}
+	case KindThreshold:
+		e.thresholdHit(part, r, act, t)
+	case KindSequence:
+		return e.sequenceHit(part, r, tg.step, act, t)
+	case KindNewTerm:
+		if a := e.newTermHit(part, r, act, t); a != nil {
+			return []*Alert{a}
+		}
+	case KindSpike:
+		e.spikeHit(part, r, act, t)
+	}
+	return nil
 }
 
-// groupKey joins the values of the rule's group-by paths.
-func groupKey(r *Rule, act map[string]any) string {
-	parts := make([]string, len(r.groupBy))
-	for i, p := range r.groupBy {
+// fire runs the timers of a partition that its watermark passed.
+func (e *Engine) fire(part int32, p *partition) []*Alert {
+	if p.maxTime == math.MinInt64 {
+		return nil
+	}
+	wm := p.maxTime - int64(e.opt.AllowedLateness)
+	var alerts []*Alert
+	for len(p.timers) > 0 && p.timers[0].at <= wm {
+		tm := heap.Pop(&p.timers).(timer)
+		en := e.entries[tm.key]
+		if en == nil || en.deadline != tm.at {
+			continue // stale: the entry moved its deadline or is gone
+		}
+		en.deadline = 0
+		r := e.set.byID[tm.key.rule]
+		if r == nil {
+			continue
+		}
+		switch r.Kind {
+		case KindThreshold:
+			alerts = append(alerts, e.thresholdClose(r, en, wm)...)
+		case KindSequence:
+			alerts = append(alerts, e.sequenceClose(r, en, wm)...)
+		case KindSpike:
+			alerts = append(alerts, e.spikeClose(r, en, wm)...)
+		}
+	}
+	return alerts
+}
+
+// schedule sets an entry's next deadline (the end of its earliest open window).
+func (e *Engine) schedule(en *entry, at int64) {
+	if en.deadline != 0 && en.deadline <= at {
+		return
+	}
+	en.deadline = at
+	heap.Push(&e.partition(en.key.part).timers, timer{at: at, key: en.key})
+}
+
+// matchAlert is the alert of a match rule: one per event, its window the event itself.
+func (e *Engine) matchAlert(part int32, r *Rule, act map[string]any, t int64) *Alert {
+	env, _ := schemas.EnvelopeFromNative(act)
+	key := groupKey(r.groupBy, act)
+	a := e.newAlert(r, part, key, AlertID(r.ID, key, env.EventID), t, t, t, 1, []string{env.EventID})
+	a.Host = env.Host
+	a.Service = serviceOf(act)
+	a.Summary = summary(r, act)
+	if !applyChanges(r, a, changesOf(act), a.Service, 0) {
+		return nil
+	}
+	return a
+}
+
+func (e *Engine) newAlert(r *Rule, part int32, key, id string, first, start, end, count int64, evidence []string) *Alert {
+	return &Alert{Alert: schemas.Alert{
+		AlertID: id, Time: first, RuleID: r.ID, Title: r.Title, Severity: r.Severity, Tags: r.Tags,
+		GroupKey: key, WindowStart: start, WindowEnd: end, Count: count, Evidence: evidence,
+		Summary: r.Title,
+	}, Partition: part}
+}
+
+// groupKey joins the values of group-by paths.
+func groupKey(paths [][]string, act map[string]any) string {
+	parts := make([]string, len(paths))
+	for i, p := range paths {
 		parts[i] = fmt.Sprint(lookup(act, p))
 	}
 	return strings.Join(parts, "|")
@@ -108,23 +269,39 @@ func lookup(m map[string]any, p []string) any {
 	return cur
 }
 
+func serviceOf(act map[string]any) string {
+	en, _ := act["enrichment"].(map[string]any)
+	return str(en["service"])
+}
+
 func summary(r *Rule, act map[string]any) string {
-	body, _ := act[r.Source].(map[string]any)
+	kind, _ := act["kind"].(string)
+	body, _ := act[kind].(map[string]any)
+	if kind == "process" || kind == "network" || kind == "file" || kind == "identity" {
+		if proc, ok := act["process"].(map[string]any); ok && kind != "process" {
+			body = proc
+		}
+	}
 	if cl, ok := body["cmd_line"].(string); ok && cl != "" {
 		return r.Title + ": " + cl
 	}
 	return r.Title
 }
 
-// Activation turns goavro's native form into CEL's input: unions are unwrapped (null becomes
-// an empty map) and Avro ints become int64.
+// Activation turns goavro's native form into CEL's input: unions are unwrapped (null leaves
+// the field out, so has() tests it), Avro ints become int64, and an event without enrichment
+// gets an empty one.
 func Activation(event map[string]any) map[string]any {
 	out := make(map[string]any, len(event))
 	for k, v := range event {
+		if v == nil {
+			continue
+		}
 		out[k] = normalize(v)
 	}
 	if out["enrichment"] == nil {
-		out["enrichment"] = map[string]any{}
+		out["enrichment"] = map[string]any{"service": "", "environment": "", "role": "", "changes": []any{},
+			"verdict": "", "verdict_reason": ""}
 	}
 	return out
 }
@@ -135,6 +312,8 @@ func normalize(v any) any {
 		return int64(x)
 	case int:
 		return int64(x)
+	case float32:
+		return float64(x)
 	case map[string]any:
 		if len(x) == 1 {
 			for k, inner := range x {
@@ -145,6 +324,9 @@ func normalize(v any) any {
 		}
 		out := make(map[string]any, len(x))
 		for k, vv := range x {
+			if vv == nil {
+				continue
+			}
 			out[k] = normalize(vv)
 		}
 		return out

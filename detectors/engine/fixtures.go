@@ -1,0 +1,278 @@
+package engine
+
+import (
+	"fmt"
+	"io/fs"
+	"math"
+	"path"
+	"sort"
+	"strings"
+	"time"
+
+	"go.yaml.in/yaml/v3"
+)
+
+// Rule fixtures sit next to a rule as <rule>.fixtures.yaml (or .yml, or .json): cases of
+// events in and alerts expected out, run through a real Engine on event time.
+//
+//	cases:
+//	  - name: five failures fire
+//	    events:                       # fields of the source's schema; the rest are zero
+//	      - {time: "2026-01-01T10:00:00Z", identity: {result: failure, target_user: root}}
+//	    expect:                       # every alert, in order; only the keys given are compared
+//	      - {count: 5, group_key: "web-1|root", severity: high}
+//
+// An event's kind defaults to the rule's source, its host to host-1, its event_id to
+// <case>-<n>. A time is RFC 3339 or nanoseconds. After the last event every window closes.
+// An expect key may be any alert field, or summary_contains.
+
+// FixtureFile is the content of a fixtures file.
+type FixtureFile struct {
+	// Lateness is the allowed lateness for these cases. Default 0.
+	Lateness time.Duration `yaml:"lateness"`
+	Cases    []FixtureCase `yaml:"cases"`
+}
+
+// FixtureCase is events in and the alerts they must raise (none when Expect is empty).
+type FixtureCase struct {
+	Name   string           `yaml:"name"`
+	Events []map[string]any `yaml:"events"`
+	Expect []map[string]any `yaml:"expect"`
+}
+
+// FixtureResult is the outcome of one case (or of a rule without fixtures: Case empty).
+type FixtureResult struct {
+	Rule   string
+	File   string // the fixtures file
+	Case   string
+	Status string // pass, fail or none (no fixtures)
+	Detail string // why it failed
+}
+
+// Fixture statuses.
+const (
+	FixturePass = "pass"
+	FixtureFail = "fail"
+	FixtureNone = "none"
+)
+
+// TestRules loads the rules under dir and runs every rule's fixtures through the engine. The
+// error is the rule set's problems, or a fixtures file that cannot be read.
+func TestRules(fsys fs.FS, dir string, opt Options) ([]FixtureResult, error) {
+	rules, err := LoadFS(fsys, dir)
+	if err != nil {
+		return nil, err
+	}
+	sort.Slice(rules, func(i, j int) bool { return rules[i].File < rules[j].File })
+	var out []FixtureResult
+	for _, r := range rules {
+		file, ff, err := readFixtures(fsys, r.File)
+		if err != nil {
+			return out, err
+		}
+		if ff == nil {
+			out = append(out, FixtureResult{Rule: r.ID, Status: FixtureNone})
+			continue
+		}
+		for i, c := range ff.Cases {
+			name := c.Name
+			if name == "" {
+				name = fmt.Sprintf("case %d", i+1)
+			}
+			res := FixtureResult{Rule: r.ID, File: file, Case: name, Status: FixturePass}
+			o := opt
+			o.AllowedLateness = ff.Lateness
+			if d := runCase(r, c, name, o); d != "" {
+				res.Status, res.Detail = FixtureFail, d
+			}
+			out = append(out, res)
+		}
+	}
+	return out, nil
+}
+
+// readFixtures finds and parses the fixtures of a rule file; nil when it has none.
+func readFixtures(fsys fs.FS, ruleFile string) (string, *FixtureFile, error) {
+	base := strings.TrimSuffix(ruleFile, path.Ext(ruleFile))
+	for _, ext := range []string{".fixtures.yaml", ".fixtures.yml", ".fixtures.json"} {
+		data, err := fs.ReadFile(fsys, base+ext)
+		if err != nil {
+			continue
+		}
+		var ff FixtureFile
+		dec := yaml.NewDecoder(strings.NewReader(string(data)))
+		dec.KnownFields(true)
+		if err := dec.Decode(&ff); err != nil {
+			return base + ext, nil, fmt.Errorf("%s:%d: %v", base+ext, yamlErrLine(err), err)
+		}
+		return base + ext, &ff, nil
+	}
+	return "", nil, nil
+}
+
+// runCase returns "" when the case passes, else what differed.
+func runCase(r *Rule, c FixtureCase, name string, opt Options) string {
+	e, err := New([]*Rule{r}, opt)
+	if err != nil {
+		return err.Error()
+	}
+	var alerts []*Alert
+	for i, raw := range c.Events {
+		ev, err := FixtureEvent(r.Source, raw, fmt.Sprintf("%s-%d", strings.ReplaceAll(name, " ", "-"), i+1))
+		if err != nil {
+			return fmt.Sprintf("event %d: %v", i+1, err)
+		}
+		as, err := e.Process(0, ev)
+		if err != nil {
+			return fmt.Sprintf("event %d: %v", i+1, err)
+		}
+		alerts = append(alerts, as...)
+	}
+	alerts = append(alerts, e.Advance(0, math.MaxInt64/2)...)
+	return compareAlerts(c.Expect, alerts)
+}
+
+// FixtureEvent builds an event from a fixture's fields over the zero event of its kind.
+func FixtureEvent(source string, raw map[string]any, id string) (map[string]any, error) {
+	kind := source
+	if k, ok := raw["kind"].(string); ok {
+		kind = k
+	}
+	ev, err := ZeroEvent(kind)
+	if err != nil {
+		return nil, err
+	}
+	ev["event_id"], ev["kind"] = id, kind
+	ev["host"] = map[string]any{"id": "host-1", "name": "host-1"}
+	if en, ok := raw["enrichment"].(map[string]any); ok {
+		ev["enrichment"] = overlay(ZeroRecord(kind, "crumbs.Enrichment"), en, "crumbs.")
+	}
+	for k, v := range raw {
+		if k == "enrichment" {
+			continue
+		}
+		if k == "time" {
+			t, err := fixtureTime(v)
+			if err != nil {
+				return nil, err
+			}
+			ev["time"] = t
+			continue
+		}
+		if base, ok := ev[k].(map[string]any); ok {
+			if vm, ok := v.(map[string]any); ok {
+				ev[k] = overlay(base, vm, "")
+				continue
+			}
+		}
+		ev[k] = fromYAML(v)
+	}
+	return ev, nil
+}
+
+func fixtureTime(v any) (int64, error) {
+	switch x := v.(type) {
+	case int:
+		return int64(x), nil
+	case int64:
+		return x, nil
+	case string:
+		t, err := time.Parse(time.RFC3339Nano, x)
+		if err != nil {
+			return 0, fmt.Errorf("time %q: want RFC 3339 or nanoseconds: %w", x, err)
+		}
+		return t.UnixNano(), nil
+	case time.Time:
+		return x.UnixNano(), nil
+	}
+	return 0, fmt.Errorf("time %v: want RFC 3339 or nanoseconds", v)
+}
+
+// overlay sets the fields of add over base, recursively; optional records are given whole.
+func overlay(base, add map[string]any, _ string) map[string]any {
+	out := make(map[string]any, len(base)+len(add))
+	for k, v := range base {
+		out[k] = v
+	}
+	for k, v := range add {
+		if bm, ok := out[k].(map[string]any); ok {
+			if vm, ok := v.(map[string]any); ok {
+				out[k] = overlay(bm, vm, "")
+				continue
+			}
+		}
+		out[k] = fromYAML(v)
+	}
+	return out
+}
+
+// fromYAML turns YAML's decoded values into the event's: ints become int64.
+func fromYAML(v any) any {
+	switch x := v.(type) {
+	case int:
+		return int64(x)
+	case map[string]any:
+		out := make(map[string]any, len(x))
+		for k, vv := range x {
+			out[k] = fromYAML(vv)
+		}
+		return out
+	case []any:
+		out := make([]any, len(x))
+		for i, vv := range x {
+			out[i] = fromYAML(vv)
+		}
+		return out
+	case time.Time:
+		return x.UnixNano()
+	}
+	return v
+}
+
+// compareAlerts checks the alerts against the expected ones, in order, on the keys given.
+func compareAlerts(want []map[string]any, got []*Alert) string {
+	var diffs []string
+	for i := 0; i < max(len(want), len(got)); i++ {
+		if i >= len(want) {
+			diffs = append(diffs, fmt.Sprintf("unexpected alert %d: %s", i+1, got[i].Summary))
+			continue
+		}
+		if i >= len(got) {
+			diffs = append(diffs, fmt.Sprintf("missing alert %d: %v", i+1, want[i]))
+			continue
+		}
+		g := got[i].Native()
+		keys := make([]string, 0, len(want[i]))
+		for k := range want[i] {
+			keys = append(keys, k)
+		}
+		sort.Strings(keys)
+		for _, k := range keys {
+			wv := want[i][k]
+			switch k {
+			case "summary_contains":
+				if !strings.Contains(got[i].Summary, fmt.Sprint(wv)) {
+					diffs = append(diffs, fmt.Sprintf("alert %d: summary %q does not contain %q", i+1, got[i].Summary, wv))
+				}
+				continue
+			case "time", "window_start", "window_end":
+				if s, ok := wv.(string); ok {
+					if t, err := fixtureTime(s); err == nil {
+						wv = t
+					}
+				}
+			case "host":
+				g[k] = fmt.Sprint(got[i].Host.Name)
+			}
+			gv, ok := g[k]
+			if !ok {
+				diffs = append(diffs, fmt.Sprintf("alert %d: no field %q", i+1, k))
+				continue
+			}
+			if fmt.Sprint(fromYAML(wv)) != fmt.Sprint(gv) {
+				diffs = append(diffs, fmt.Sprintf("alert %d: %s: want %v, got %v", i+1, k, wv, gv))
+			}
+		}
+	}
+	return strings.Join(diffs, "; ")
+}

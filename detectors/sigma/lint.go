@@ -1,0 +1,137 @@
+package sigma
+
+import (
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+)
+
+// LintResult is what became of one rule file: loaded (every rule in it compiled) or refused.
+type LintResult struct {
+	File         string
+	Logsource    string      // "category" or "service" of its first rule, for the report
+	Rules        []*Compiled // the file's detection rules, when loaded
+	Correlations []*Rule     // the file's correlation rules, when loaded
+	Err          error       // why the file was refused; nil when loaded
+}
+
+// Loaded tells whether every rule of the file compiled.
+func (r LintResult) Loaded() bool { return r.Err == nil }
+
+// LintFile parses and compiles one file's rules; the file is refused as a whole when one of
+// its rules is.
+func LintFile(path string, data []byte) LintResult {
+	res := LintResult{File: path}
+	rules, err := ParseFile(path, data)
+	if err != nil {
+		res.Err = err
+		return res
+	}
+	res.Logsource = logsourceName(rules[0])
+	for _, r := range rules {
+		if r.Correlation != nil {
+			res.Correlations = append(res.Correlations, r)
+			continue
+		}
+		c, err := r.Compile()
+		if err != nil {
+			res.Rules, res.Correlations, res.Err = nil, nil, err
+			return res
+		}
+		res.Rules = append(res.Rules, c)
+	}
+	return res
+}
+
+func logsourceName(r *Rule) string {
+	switch {
+	case r.Correlation != nil:
+		return "correlation"
+	case r.Logsource.Category != "":
+		return r.Logsource.Category
+	case r.Logsource.Service != "":
+		return r.Logsource.Service
+	}
+	return "(none)"
+}
+
+// LintDir lints every .yml and .yaml file under dir (dir may also be one file), in path
+// order. Correlation rules must name rules found among the loaded ones.
+func LintDir(dir string) ([]LintResult, error) {
+	var files []string
+	err := filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		if !d.IsDir() && (strings.HasSuffix(p, ".yml") || strings.HasSuffix(p, ".yaml")) {
+			files = append(files, p)
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("walk sigma rules in %s: %w", dir, err)
+	}
+	sort.Strings(files)
+	results := make([]LintResult, 0, len(files))
+	for _, f := range files {
+		data, err := os.ReadFile(f)
+		if err != nil {
+			return nil, fmt.Errorf("read sigma rule %s: %w", f, err)
+		}
+		results = append(results, LintFile(f, data))
+	}
+	resolveCorrelations(results)
+	return results, nil
+}
+
+// resolveCorrelations refuses the correlation rules naming rules that did not load, or
+// grouping by a field one of those rules' events lack.
+func resolveCorrelations(results []LintResult) {
+	known := map[string]*Compiled{}
+	for _, r := range results {
+		for _, c := range r.Rules {
+			known[c.ID] = c
+			if c.Name != "" {
+				known[c.Name] = c
+			}
+		}
+	}
+	for i := range results {
+		r := &results[i]
+		for _, c := range r.Correlations {
+			if err := checkCorrelation(c.Correlation, known); err != nil {
+				r.Err = &RuleError{File: r.File, Title: c.Title, Reason: "correlation: " + err.Error()}
+				r.Rules, r.Correlations = nil, nil
+				break
+			}
+		}
+	}
+}
+
+func checkCorrelation(c *Correlation, known map[string]*Compiled) error {
+	for _, ref := range c.Rules {
+		rule, ok := known[ref]
+		if !ok {
+			return fmt.Errorf("rules: %q is not a loaded rule id or name", ref)
+		}
+		fields := append([]string(nil), c.GroupBy...)
+		if c.Condition != nil && c.Condition.Field != "" {
+			fields = append(fields, c.Condition.Field)
+		}
+		for _, f := range fields {
+			if per, ok := c.Aliases[f]; ok {
+				alias := f
+				if f, ok = per[ref]; !ok {
+					return fmt.Errorf("aliases: %s: no field given for rule %s", alias, ref)
+				}
+			}
+			if _, ok := rule.FieldPaths(f); !ok {
+				return fmt.Errorf("group-by %s: crumbs has no equivalent in the events of rule %s", f, ref)
+			}
+		}
+	}
+	return nil
+}
