@@ -2,11 +2,12 @@ package enrichers
 
 import (
 	"context"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"log/slog"
-	"slices"
 	"sync"
+	"unsafe"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/twmb/franz-go/pkg/kgo"
@@ -24,14 +25,27 @@ type Deps struct {
 	Counters        *telemetry.StageCounters
 	Serde           *avro.Serde
 	TransactionalID string // stable per instance; default group + "-0"
+	// KafkaOpts are appended to the transactional client's options (e.g. a shorter
+	// kgo.SessionTimeout). Default none.
+	KafkaOpts []kgo.Opt
 }
 
 // Enricher is the enrich stage.
 type Enricher struct {
-	cfg       Config
-	kcfg      kafka.Config
-	deps      Deps
-	inventory *Inventory
+	cfg    Config
+	kcfg   kafka.Config
+	deps   Deps
+	tables *ContextTables
+	// fast reads events by writer-schema fingerprint without goavro (see scan.go); schemas
+	// missing here go through goavro.
+	fast   map[uint64]*fastSchema
+	topics kafka.Topics
+}
+
+// fastSchema is an event schema the scanner reads.
+type fastSchema struct {
+	name    string
+	scanner *scanner
 }
 
 // New returns an enricher; nothing is opened until Run.
@@ -55,72 +69,159 @@ func New(cfg Config, kcfg kafka.Config, deps Deps) (*Enricher, error) {
 	if deps.TransactionalID == "" {
 		deps.TransactionalID = cfg.Group + "-0"
 	}
-	e := &Enricher{cfg: cfg, kcfg: kcfg, deps: deps, inventory: NewInventory(cfg.MaxContextRecords)}
+	e := &Enricher{cfg: cfg, kcfg: kcfg, deps: deps, tables: NewContextTables(cfg.MaxContextRecords, cfg.DeployHistory),
+		fast: map[uint64]*fastSchema{}, topics: kcfg.Topics()}
+	if err := e.compileScanners(); err != nil {
+		return nil, err
+	}
 	if deps.Metrics != nil {
-		_ = deps.Metrics.Register(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
-			Name: "crumbs_enricher_context_records", Help: "Context records held in memory.",
-			ConstLabels: prometheus.Labels{"kind": "inventory"},
-		}, func() float64 { n, _ := e.inventory.Len(); return float64(n) }))
+		if err := registerTableMetrics(deps.Metrics, e.tables); err != nil {
+			return nil, fmt.Errorf("enricher: register metrics: %w", err)
+		}
 	}
 	return e, nil
 }
 
+// compileScanners builds a scanner for every event schema whose enrichment field has the
+// shape the fast encoder writes.
+func (e *Enricher) compileScanners() error {
+	for _, name := range schemas.EventSchemas {
+		sc, ok := e.deps.Serde.Lookup(name)
+		if !ok {
+			return fmt.Errorf("enricher: schema %s is not known to the serde", name)
+		}
+		s, err := newScanner(sc.Codec.Schema())
+		if err != nil {
+			return fmt.Errorf("enricher: compile scanner for %s: %w", name, err)
+		}
+		if s.shape != enrichmentShape {
+			e.deps.Log.Warn("enrichment field has a shape the fast encoder does not write; using goavro", "schema", name)
+			continue
+		}
+		e.fast[sc.Fingerprint] = &fastSchema{name: name, scanner: s}
+	}
+	return nil
+}
+
+// registerTableMetrics exports the tables' size per kind.
+func registerTableMetrics(reg prometheus.Registerer, t *ContextTables) error {
+	for _, kind := range ContextKinds {
+		labels := prometheus.Labels{"kind": kind}
+		cs := []prometheus.Collector{
+			prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "crumbs_enricher_context_records", ConstLabels: labels,
+				Help: "Context records held in memory."}, func() float64 { return float64(t.Stats().Held[kind]) }),
+			prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "crumbs_enricher_context_bytes", ConstLabels: labels,
+				Help: "Estimated memory held by context records."}, func() float64 { return float64(t.Stats().Bytes[kind]) }),
+			prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "crumbs_enricher_context_evicted_total", ConstLabels: labels,
+				Help: "Context records evicted for the memory bound (enricher.max_context_records)."}, func() float64 { return float64(t.Stats().Evicted[kind]) }),
+		}
+		for _, c := range cs {
+			if err := reg.Register(c); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+// Tables returns the materialised context the enricher joins with.
+func (e *Enricher) Tables() *ContextTables { return e.tables }
+
 // Run materialises the context topics, waits until they are read in full, then enriches
 // events until ctx is done.
 func (e *Enricher) Run(ctx context.Context) error {
-	t := e.kcfg.Topics()
-	table, err := kafka.OpenTable(ctx, e.kcfg, []string{t.Context("inventory")}, e.applyContext, e.deps.Log)
-	if err != nil {
-		return fmt.Errorf("enricher: %w", err)
-	}
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	var wg sync.WaitGroup
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
-		_ = table.Run(ctx)
-	}()
 	defer wg.Wait()
-
+	ready, err := materialise(ctx, &wg, e.kcfg, e.deps.Serde, e.tables, e.deps.Log)
+	if err != nil {
+		return fmt.Errorf("enricher: %w", err)
+	}
 	select {
-	case <-table.Ready():
+	case <-ready:
 	case <-ctx.Done():
 		return nil
 	}
-	held, _ := e.inventory.Len()
-	e.deps.Log.Info("context materialised", "stage", "enrich", "inventory", held)
+	e.deps.Log.Info("context materialised", "stage", "enrich", "records", e.tables.Stats().Held)
 
 	topics := make([]string, len(e.cfg.Kinds))
 	for i, k := range e.cfg.Kinds {
-		topics[i] = t.Raw(k)
+		topics[i] = e.topics.Raw(k)
 	}
 	c := e.deps.Counters
 	return kafka.RunTransact(ctx, e.kcfg, kafka.TransactConfig{
 		Stage: "enrich", Group: e.cfg.Group, TransactionalID: e.deps.TransactionalID,
 		Topics: topics, MaxPollRecords: e.cfg.MaxPollRecords, Log: e.deps.Log,
 		OnRecords: func(in, out, dlq int) { c.In(in); c.Out(out); c.DeadLettered(dlq) },
-	}, e.enrich)
+	}, e.enrich, e.deps.KafkaOpts...)
 }
 
-// applyContext applies one context record; undecodable ones are logged and skipped, since
-// they were refused at publish time and cannot be re-published from here.
-func (e *Enricher) applyContext(r *kgo.Record) {
-	if r.Value == nil {
-		e.inventory.Delete(string(r.Key))
-		return
+// materialise reads the four context topics into tables in a goroutine added to wg, which
+// stops when ctx is done. The channel is closed once the records present at start are applied.
+func materialise(ctx context.Context, wg *sync.WaitGroup, kcfg kafka.Config, serde *avro.Serde, tables *ContextTables, log *slog.Logger) (<-chan struct{}, error) {
+	t := kcfg.Topics()
+	kinds := map[string]string{}
+	var topics []string
+	for _, k := range ContextKinds {
+		kinds[t.Context(k)] = k
+		topics = append(topics, t.Context(k))
 	}
-	_, native, err := e.deps.Serde.Decode(r.Value)
+	apply := func(r *kgo.Record) {
+		kind := kinds[r.Topic]
+		if r.Value == nil {
+			tables.Delete(kind, string(r.Key))
+			return
+		}
+		rec, source, err := decodeContext(serde, kind, r.Value)
+		if err == nil {
+			err = tables.Put(rec, source)
+		}
+		if err != nil {
+			// Refused at publish time already; nothing here can re-publish it.
+			log.Warn("invalid context record skipped", "topic", r.Topic, "partition", r.Partition, "offset", r.Offset, "err", err)
+		}
+	}
+	table, err := kafka.OpenTable(ctx, kcfg, topics, apply, log)
 	if err != nil {
-		e.deps.Log.Warn("undecodable context record", "topic", r.Topic, "offset", r.Offset, "err", err)
-		return
+		return nil, err
 	}
-	rec, err := schemas.InventoryFromNative(native)
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		_ = table.Run(ctx)
+	}()
+	return table.Ready(), nil
+}
+
+// decodeContext decodes a context record of a kind from its Avro frame.
+func decodeContext(serde *avro.Serde, kind string, value []byte) (any, string, error) {
+	sc, native, err := serde.Decode(value)
 	if err != nil {
-		e.deps.Log.Warn("invalid context record", "topic", r.Topic, "offset", r.Offset, "err", err)
-		return
+		return nil, "", err
 	}
-	e.inventory.Put(rec)
+	if want := schemas.ContextSchemas[kind]; sc.Name != want {
+		return nil, "", fmt.Errorf("schema %s on the %s topic, want %s", sc.Name, kind, want)
+	}
+	m, _ := native.(map[string]any)
+	source, _ := m["source"].(string)
+	var rec any
+	switch kind {
+	case schemas.ContextInventory:
+		rec, err = schemas.InventoryFromNative(native)
+	case schemas.ContextChange:
+		r := &schemas.ChangeRecord{}
+		rec, err = r, schemas.FromNative(native, r)
+	case schemas.ContextDeploy:
+		r := &schemas.DeployRecord{}
+		rec, err = r, schemas.FromNative(native, r)
+	case schemas.ContextAccount:
+		r := &schemas.AccountRecord{}
+		rec, err = r, schemas.FromNative(native, r)
+	default:
+		err = fmt.Errorf("unknown context kind %q", kind)
+	}
+	return rec, source, err
 }
 
 // errNotAnEvent is the dead-letter reason for records whose schema is not an event's.
@@ -128,31 +229,194 @@ var errNotAnEvent = errors.New("record is not an event")
 
 // enrich sets the enrichment of one raw event and returns the enriched record.
 func (e *Enricher) enrich(r *kgo.Record) ([]*kgo.Record, error) {
-	sc, native, err := e.deps.Serde.Decode(r.Value)
+	value, kind, err := e.EnrichValue(r.Value)
 	if err != nil {
 		return nil, err
 	}
+	return []*kgo.Record{{Topic: e.topics.Enriched(kind), Key: r.Key, Value: value, Headers: r.Headers}}, nil
+}
+
+// EnrichValue returns the enriched form of one framed raw event and its kind.
+func (e *Enricher) EnrichValue(value []byte) ([]byte, string, error) {
+	if len(value) >= 10 && value[0] == 0xC3 && value[1] == 0x01 {
+		if fs := e.fast[binary.LittleEndian.Uint64(value[2:10])]; fs != nil {
+			return e.enrichFast(fs, value)
+		}
+	}
+	return e.enrichNative(value)
+}
+
+// enrichFast scans the fields the join needs and splices the encoded enrichment into the raw
+// bytes; the writer schema stays the same.
+func (e *Enricher) enrichFast(fs *fastSchema, value []byte) ([]byte, string, error) {
+	w := scratchPool.Get().(*scratch)
+	defer scratchPool.Put(w)
+	sc := &w.sc
+	body := value[10:]
+	if err := fs.scanner.scan(body, sc); err != nil {
+		return nil, "", &avro.DecodeError{Schema: fs.name, Err: err}
+	}
+	kind, ok := kindNames[string(sc.strs[slotKind])]
+	if !ok || schemas.EventSchemas[kind] != fs.name {
+		return nil, "", fmt.Errorf("%w: kind %q in a %s", errNotAnEvent, sc.strs[slotKind], fs.name)
+	}
+	// The subject's strings point into value, which outlives the call; Join keeps none of them.
+	w.subject = subjectOf(kind, sc.time, func(slot int) string {
+		if b := sc.strs[slot]; len(b) > 0 {
+			return unsafe.String(&b[0], len(b))
+		}
+		return ""
+	})
+	w.en = schemas.Enrichment{}
+	e.tables.Join(&w.subject, &w.en, &w.j)
+	out := make([]byte, 0, len(value)+256)
+	out = append(out, value[:10]...)
+	out = append(out, body[:sc.enStart]...)
+	out = appendEnrichmentUnion(out, &w.en, &w.j)
+	out = append(out, body[sc.enEd:]...)
+	w.subject, w.sc = Subject{}, scanned{}
+	return out, kind, nil
+}
+
+// kindNames interns the event kinds, so reading one from an event does not allocate.
+var kindNames = func() map[string]string {
+	m := map[string]string{}
+	for k := range schemas.EventSchemas {
+		m[k] = k
+	}
+	return m
+}()
+
+// scratch is what one fast enrichment works in, pooled to spare the allocations.
+type scratch struct {
+	sc      scanned
+	subject Subject
+	en      schemas.Enrichment
+	j       joined
+}
+
+var scratchPool = sync.Pool{New: func() any { return &scratch{j: joined{changes: make([]*change, 0, 8)}} }}
+
+// nativePaths are the dotted field paths of each capture slot, for the goavro path.
+var nativePaths = func() map[int][]string {
+	m := map[int][]string{}
+	for p, s := range slotPaths {
+		m[s] = splitPath(p)
+	}
+	return m
+}()
+
+func splitPath(p string) []string {
+	var out []string
+	start := 0
+	for i := 0; i <= len(p); i++ {
+		if i == len(p) || p[i] == '.' {
+			out = append(out, p[start:i])
+			start = i + 1
+		}
+	}
+	return out
+}
+
+// enrichNative decodes with goavro, sets the enrichment and re-encodes: for schemas the
+// scanner does not read (Confluent framing, an enrichment of another shape).
+func (e *Enricher) enrichNative(value []byte) ([]byte, string, error) {
+	sc, native, err := e.deps.Serde.Decode(value)
+	if err != nil {
+		return nil, "", err
+	}
 	m, ok := native.(map[string]any)
 	if !ok || m["kind"] == nil {
-		return nil, fmt.Errorf("%w: schema %s", errNotAnEvent, sc.Name)
+		return nil, "", fmt.Errorf("%w: schema %s", errNotAnEvent, sc.Name)
 	}
 	env, err := schemas.EnvelopeFromNative(m)
 	if err != nil {
-		return nil, fmt.Errorf("%w: %v", errNotAnEvent, err)
+		return nil, "", fmt.Errorf("%w: %v", errNotAnEvent, err)
 	}
-	if !slices.Contains(kafka.Kinds, env.Kind) {
-		return nil, fmt.Errorf("%w: unknown kind %q", errNotAnEvent, env.Kind)
+	if schemas.EventSchemas[env.Kind] != sc.Name {
+		return nil, "", fmt.Errorf("%w: kind %q in a %s", errNotAnEvent, env.Kind, sc.Name)
 	}
+	s := subjectOf(env.Kind, env.Time, func(slot int) string { return nativeString(m, nativePaths[slot]) })
 	en := &schemas.Enrichment{}
-	if inv, ok := e.inventory.Lookup(env.Host.Name); ok {
-		en.Service, en.Environment, en.Role = inv.Service, inv.Environment, inv.Role
-	}
+	var j joined
+	e.tables.Join(&s, en, &j)
+	j.into(en)
 	m["enrichment"] = schemas.EnrichmentNative(en)
-	value, err := e.deps.Serde.Encode(nil, sc.Name, m)
+	out, err := e.deps.Serde.Encode(nil, sc.Name, m)
 	if err != nil {
-		return nil, fmt.Errorf("re-encode enriched event: %w", err)
+		return nil, "", fmt.Errorf("re-encode enriched event: %w", err)
 	}
-	return []*kgo.Record{{
-		Topic: e.kcfg.Topics().Enriched(env.Kind), Key: r.Key, Value: value, Headers: r.Headers,
-	}}, nil
+	return out, env.Kind, nil
+}
+
+func nativeString(m map[string]any, path []string) string {
+	for i, p := range path {
+		v := m[p]
+		if i == len(path)-1 {
+			s, _ := v.(string)
+			return s
+		}
+		next, ok := v.(map[string]any)
+		if !ok {
+			return ""
+		}
+		m = next
+	}
+	return ""
+}
+
+// subjectOf says what the join looks at for an event of a kind: the executable of a process
+// exec, the file of a file event, and the account a process runs as or an identity event acts
+// on.
+func subjectOf(kind string, at int64, get func(slot int) string) Subject {
+	s := Subject{Host: get(slotHost), Time: at}
+	switch kind {
+	case schemas.KindProcess:
+		s.User = get(slotProcUser)
+		if get(slotAction) == schemas.ActionExec {
+			s.Path, s.SHA256 = get(slotProcPath), get(slotProcSHA)
+		}
+	case schemas.KindFile:
+		s.User = get(slotProcUser)
+		s.Path = get(slotFilePath)
+		if np := get(slotFileNewPath); np != "" {
+			s.Path = np
+		}
+		s.SHA256, s.Owner, s.Group, s.Mode = get(slotFileSHA), get(slotFileOwner), get(slotFileGroup), get(slotFileMode)
+		switch get(slotAction) {
+		case schemas.ActionDelete, schemas.ActionScanRemoved:
+			s.Deleted = true
+		}
+	case schemas.KindIdentity:
+		s.User = get(slotIdentTarget)
+		if s.User == "" {
+			s.User = get(slotIdentUser)
+		}
+	case schemas.KindNetwork:
+		s.User = get(slotProcUser)
+	}
+	return s
+}
+
+// ReadContext materialises the context topics once, up to their ends at the time of the call,
+// and returns the tables: what `crumbs context publish` checks services against.
+func ReadContext(ctx context.Context, kcfg kafka.Config, serde *avro.Serde, log *slog.Logger) (*ContextTables, error) {
+	if log == nil {
+		log = slog.Default()
+	}
+	tables := NewContextTables(DefaultConfig().MaxContextRecords, DefaultConfig().DeployHistory)
+	ctx, cancel := context.WithCancel(ctx)
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	defer cancel()
+	ready, err := materialise(ctx, &wg, kcfg, serde, tables, log)
+	if err != nil {
+		return nil, fmt.Errorf("read context: %w", err)
+	}
+	select {
+	case <-ready:
+		return tables, nil
+	case <-ctx.Done():
+		return nil, fmt.Errorf("read context: %w", ctx.Err())
+	}
 }

@@ -1,9 +1,11 @@
 package main
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"os"
+	"strings"
 
 	"github.com/spf13/cobra"
 
@@ -11,12 +13,20 @@ import (
 )
 
 func contextCmd() *cobra.Command {
-	c := &cobra.Command{Use: "context", Short: "Publish context records (inventory, changes, deploys, accounts)"}
+	c := &cobra.Command{Use: "context", Short: "Publish and delete context records (inventory, changes, deploys, accounts)"}
+	c.AddCommand(contextPublishCmd(), contextDeleteCmd())
+	return c
+}
+
+func contextPublishCmd() *cobra.Command {
 	var kind, file string
 	pub := &cobra.Command{
 		Use:   "publish --kind KIND -f FILE",
 		Short: "Publish context records from a JSON or YAML file (one record or a list); all or nothing",
-		Args:  cobra.NoArgs,
+		Long: "Publish context records from a JSON or YAML file (one record or a list). Every record is\n" +
+			"validated first, services against the inventory already published and the inventory\n" +
+			"records of the same file; on any problem nothing is published and the command exits 2.",
+		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			cfg, err := loadConfig(cmd)
 			if err != nil {
@@ -29,21 +39,22 @@ func contextCmd() *cobra.Command {
 			if err != nil {
 				return &exitCode{2, fmt.Errorf("read %s: %w", file, err)}
 			}
-			recs, err := enrichers.ParseContext(kind, file, data)
-			if err != nil {
+			// Refuse what can be refused before connecting to Kafka.
+			if _, err := enrichers.ParseContext(data, enrichers.ParseOptions{Kind: kind, Source: file}); err != nil {
 				return &exitCode{2, err}
 			}
-			if len(cfg.Kafka.Brokers) == 0 {
-				cfg.Kafka.Brokers = []string{fmt.Sprintf("127.0.0.1:%d", cfg.Kafka.Embedded.Port)}
-			}
-			rt, err := newRuntime(cfg)
+			rt, ctx, cancel, err := contextRuntime(cmd, cfg)
 			if err != nil {
 				return err
 			}
-			ctx, cancel := signalContext(cmd)
 			defer cancel()
-			if err := rt.ensureTopics(ctx); err != nil {
+			tables, err := enrichers.ReadContext(ctx, cfg.Kafka, rt.serde, rt.log)
+			if err != nil {
 				return err
+			}
+			recs, err := enrichers.ParseContext(data, enrichers.ParseOptions{Kind: kind, Source: file, Origin: "cli", Known: tables.KnownService})
+			if err != nil {
+				return &exitCode{2, err}
 			}
 			if err := enrichers.PublishContext(ctx, cfg.Kafka, rt.serde, recs); err != nil {
 				return err
@@ -52,9 +63,62 @@ func contextCmd() *cobra.Command {
 			return nil
 		},
 	}
-	pub.Flags().StringVar(&kind, "kind", "", "kind of the records: inventory")
+	pub.Flags().StringVar(&kind, "kind", "", "kind of the records: "+strings.Join(enrichers.ContextKinds, ", "))
 	pub.Flags().StringVarP(&file, "file", "f", "", "JSON or YAML file with one record or a list")
 	_ = pub.MarkFlagRequired("kind")
-	c.AddCommand(pub)
-	return c
+	return pub
+}
+
+func contextDeleteCmd() *cobra.Command {
+	var kind string
+	del := &cobra.Command{
+		Use:   "delete --kind KIND ID...",
+		Short: "Delete context records by id (tombstones on the compacted topic); all or nothing",
+		Args:  cobra.MinimumNArgs(1),
+		RunE: func(cmd *cobra.Command, ids []string) error {
+			cfg, err := loadConfig(cmd)
+			if err != nil {
+				return err
+			}
+			var recs []enrichers.ContextRecord
+			for _, id := range ids {
+				r, err := enrichers.Tombstone(kind, id)
+				if err != nil {
+					return &exitCode{2, err}
+				}
+				recs = append(recs, r)
+			}
+			rt, ctx, cancel, err := contextRuntime(cmd, cfg)
+			if err != nil {
+				return err
+			}
+			defer cancel()
+			if err := enrichers.PublishContext(ctx, cfg.Kafka, rt.serde, recs); err != nil {
+				return err
+			}
+			fmt.Fprintf(cmd.OutOrStdout(), "deleted %d %s record(s) from %s\n", len(recs), kind, cfg.Kafka.Topics().Context(kind))
+			return nil
+		},
+	}
+	del.Flags().StringVar(&kind, "kind", "", "kind of the records: "+strings.Join(enrichers.ContextKinds, ", "))
+	_ = del.MarkFlagRequired("kind")
+	return del
+}
+
+// contextRuntime connects to the configured brokers (the embedded one of `crumbs up` when none
+// are configured) and makes sure the topics exist.
+func contextRuntime(cmd *cobra.Command, cfg *Config) (*runtime, context.Context, context.CancelFunc, error) {
+	if len(cfg.Kafka.Brokers) == 0 {
+		cfg.Kafka.Brokers = []string{fmt.Sprintf("127.0.0.1:%d", cfg.Kafka.Embedded.Port)}
+	}
+	rt, err := newRuntime(cfg)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	ctx, cancel := signalContext(cmd)
+	if err := rt.ensureTopics(ctx); err != nil {
+		cancel()
+		return nil, nil, nil, err
+	}
+	return rt, ctx, cancel, nil
 }

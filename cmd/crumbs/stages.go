@@ -67,12 +67,33 @@ func (rt *runtime) stageCounters(stage, group string) *telemetry.StageCounters {
 // same host, so a restarted instance fences its predecessor and aborts its open transaction.
 func (rt *runtime) txnID(group string) string { return group + "-" + rt.cfg.Host.Name }
 
+// enricher builds the enricher, with the context API and the context directory sync when
+// they are configured (enricher.api.listen, enricher.context_dir).
 func (rt *runtime) enricher() (stage, error) {
 	c := rt.cfg
-	return enrichers.New(c.Enricher, c.Kafka, enrichers.Deps{
+	e, err := enrichers.New(c.Enricher, c.Kafka, enrichers.Deps{
 		Log: rt.log, Metrics: rt.reg, Counters: rt.stageCounters("enrich", c.Enricher.Group),
 		Serde: rt.serde, TransactionalID: rt.txnID(c.Enricher.Group),
 	})
+	if err != nil {
+		return nil, err
+	}
+	group := stageGroup{e}
+	if c.Enricher.API.Listen != "" {
+		api, err := enrichers.NewContextAPI(c.Enricher, c.Kafka, rt.serde, rt.log)
+		if err != nil {
+			return nil, err
+		}
+		group = append(group, api)
+	}
+	if c.Enricher.ContextDir != "" {
+		dir, err := enrichers.NewContextDir(c.Enricher, c.Kafka, rt.serde, rt.log)
+		if err != nil {
+			return nil, err
+		}
+		group = append(group, dir)
+	}
+	return group, nil
 }
 
 func (rt *runtime) detector() (stage, error) {
@@ -242,10 +263,10 @@ func (p *collectorStage[E]) Run(ctx context.Context) error {
 	return errors.Join(err, p.pub.Close(fctx))
 }
 
-// collectAll runs every collector as one stage.
-type collectAll []stage
+// stageGroup runs stages side by side as one; Run returns when all have returned.
+type stageGroup []stage
 
-func (cs collectAll) Run(ctx context.Context) error {
+func (cs stageGroup) Run(ctx context.Context) error {
 	errs := make([]error, len(cs))
 	var wg sync.WaitGroup
 	for i, s := range cs {
@@ -264,7 +285,7 @@ func (rt *runtime) collectStage() (stage, error) {
 	if len(cs) == 0 {
 		return nil, errors.New("collectors: every collector is disabled")
 	}
-	return collectAll(cs), nil
+	return stageGroup(cs), nil
 }
 
 // serveMetrics serves /metrics and /healthz until ctx is done.

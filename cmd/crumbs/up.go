@@ -74,7 +74,7 @@ func runUp(cmd *cobra.Command, _ []string) error {
 	}
 	var col stage
 	if len(cols) > 0 {
-		col = collectAll(cols)
+		col = stageGroup(cols)
 	}
 
 	downCtx, stopDown := context.WithCancel(context.WithoutCancel(ctx))

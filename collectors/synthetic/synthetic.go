@@ -25,6 +25,10 @@ type Config struct {
 
 var images = []string{"/usr/bin/ls", "/usr/bin/cat", "/usr/bin/grep", "/usr/sbin/nginx", "/usr/bin/python3", "/usr/lib/jvm/bin/java", "/usr/bin/curl", "/usr/bin/systemctl"}
 
+// parents start the images; none is a service runtime, so that only the events made
+// suspicious on purpose raise the built-in rules.
+var parents = []string{"/usr/lib/systemd/systemd", "/usr/sbin/cron", "/usr/bin/bash", "/usr/sbin/sshd"}
+
 // Generator makes events.
 type Generator struct {
 	cfg   Config
@@ -51,7 +55,7 @@ func (g *Generator) Next() *schemas.ProcessEvent {
 	g.n++
 	h := g.hosts[g.rng.IntN(len(g.hosts))]
 	img := images[g.rng.IntN(len(images))]
-	parent := images[g.rng.IntN(len(images))]
+	parent := parents[g.rng.IntN(len(parents))]
 	if g.cfg.SuspiciousEach > 0 && g.n%g.cfg.SuspiciousEach == 0 {
 		img, parent = "/bin/sh", "/opt/app/bin/java"
 	}

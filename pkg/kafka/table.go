@@ -27,6 +27,9 @@ func OpenTable(ctx context.Context, cfg Config, topics []string, apply func(*kgo
 		kgo.ConsumeTopics(topics...),
 		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()),
 		kgo.FetchIsolationLevel(kgo.ReadCommitted()),
+		// Commit markers are delivered so that a topic written with transactions, whose
+		// last offset is a marker, is seen to be read to its end.
+		kgo.KeepControlRecords(),
 	)
 	cl, err := kgo.NewClient(opts...)
 	if err != nil {
@@ -69,7 +72,9 @@ func (t *Table) Run(ctx context.Context) error {
 			t.log.Warn("context table fetch error", "topic", topic, "partition", p, "err", err)
 		})
 		fetches.EachRecord(func(r *kgo.Record) {
-			t.apply(r)
+			if !r.Attrs.IsControl() {
+				t.apply(r)
+			}
 			t.checkReady(r)
 		})
 	}
