@@ -34,6 +34,8 @@ type Config struct {
 	MaxBufferedRecords int `mapstructure:"max_buffered_records"`
 	// Embedded configures the broker `crumbs up` runs when Brokers is empty.
 	Embedded EmbeddedConfig `mapstructure:"embedded"`
+	// Security configures TLS and SASL to the brokers; off by default.
+	Security SecurityConfig `mapstructure:"security"`
 }
 
 // EmbeddedConfig configures the embedded broker (franz-go kfake).
@@ -83,18 +85,21 @@ func (c Config) Validate() error {
 	if c.Embedded.Port < 0 || c.Embedded.Port > 65535 {
 		errs = append(errs, fmt.Errorf("kafka.embedded.port: %d: not a port", c.Embedded.Port))
 	}
+	if err := c.Security.Validate(); err != nil {
+		errs = append(errs, err)
+	}
 	return errors.Join(errs...)
 }
 
 // ClientOpts returns the options every crumbs client starts from.
 func (c Config) ClientOpts() []kgo.Opt {
-	return []kgo.Opt{
+	return append([]kgo.Opt{
 		kgo.SeedBrokers(c.Brokers...),
 		kgo.ClientID(c.ClientID),
 		kgo.MaxBufferedRecords(c.MaxBufferedRecords),
 		kgo.ProducerBatchCompression(kgo.NoCompression()),
 		kgo.ProducerLinger(5 * time.Millisecond),
-	}
+	}, c.Security.ClientOpts()...)
 }
 
 // Topics returns the topic names under this configuration.

@@ -1,7 +1,7 @@
 -- process_events: one row per process exec, fork or exit from crumbs.enriched.process.
 -- Idempotent on event_id: ReplacingMergeTree collapses rows with the same sorting key, and
 -- the sink filters replays before inserting. `date` is the UTC day of `time`, set by the sink.
-CREATE TABLE IF NOT EXISTS {{.Database}}.process_events
+CREATE TABLE IF NOT EXISTS {{.Table "process_events"}}{{.OnCluster}}
 (
     event_id          String,
     time              DateTime,
@@ -39,6 +39,7 @@ CREATE TABLE IF NOT EXISTS {{.Database}}.process_events
     environment       {{.LowCardinality "String"}},
     role              {{.LowCardinality "String"}}
 )
-ENGINE = ReplacingMergeTree()
+ENGINE = {{.Engine "process_events" "ReplacingMergeTree"}}
 PARTITION BY toYYYYMMDD(date)
 ORDER BY (host_name, time, event_id);
+{{.Distributed "process_events" "cityHash64(event_id)"}}

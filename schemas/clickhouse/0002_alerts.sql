@@ -1,7 +1,7 @@
 -- alerts: one row per alert from crumbs.alerts. Idempotent on alert_id (deterministic per
 -- rule, group key and window). Alerts are few, so partitions are monthly. `date` is the UTC
 -- day of `time`, set by the sink.
-CREATE TABLE IF NOT EXISTS {{.Database}}.alerts
+CREATE TABLE IF NOT EXISTS {{.Table "alerts"}}{{.OnCluster}}
 (
     alert_id        String,
     time            DateTime,
@@ -23,6 +23,7 @@ CREATE TABLE IF NOT EXISTS {{.Database}}.alerts
     evidence        Array(String),
     summary         String
 )
-ENGINE = ReplacingMergeTree()
+ENGINE = {{.Engine "alerts" "ReplacingMergeTree"}}
 PARTITION BY toYYYYMM(date)
 ORDER BY (rule_id, time, alert_id);
+{{.Distributed "alerts" "cityHash64(alert_id)"}}

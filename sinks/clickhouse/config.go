@@ -1,9 +1,13 @@
 package clickhouse
 
 import (
+	"crypto/tls"
+	"crypto/x509"
 	"errors"
 	"fmt"
+	"os"
 	"regexp"
+	"sort"
 	"time"
 )
 
@@ -35,6 +39,84 @@ type Config struct {
 	RetryBackoff time.Duration `mapstructure:"retry_backoff"`
 	// DialTimeout bounds connecting to ClickHouse (clickhouse.Options.DialTimeout). Default 5s.
 	DialTimeout time.Duration `mapstructure:"dial_timeout"`
+	// Cluster, when set, makes the migrations create every table ON CLUSTER with a Replicated
+	// engine and a Distributed table in front (README, Store). The servers need the cluster
+	// in remote_servers and the {shard} and {replica} macros. Default empty: one server.
+	Cluster string `mapstructure:"cluster"`
+	// TLS configures TLS to the servers (clickhouse.Options.TLS); off by default.
+	TLS TLSConfig `mapstructure:"tls"`
+	// Retention is how many days each table keeps.
+	Retention RetentionConfig `mapstructure:"retention"`
+	// RetentionInterval is how often the sink drops partitions past retention. Default 1h.
+	RetentionInterval time.Duration `mapstructure:"retention_interval"`
+}
+
+// TLSConfig configures TLS to ClickHouse's secure native port (9440 by default).
+type TLSConfig struct {
+	// Enabled turns TLS on. Default false.
+	Enabled bool `mapstructure:"enabled"`
+	// CAFile is a PEM file of the CAs to trust; empty: the system's. Default empty.
+	CAFile string `mapstructure:"ca_file"`
+	// CertFile and KeyFile are a PEM client certificate and key, for servers that require
+	// one. Default empty.
+	CertFile string `mapstructure:"cert_file"`
+	// KeyFile is the client certificate's key (see CertFile). Default empty.
+	KeyFile string `mapstructure:"key_file"`
+	// ServerName overrides the name checked in the server's certificate. Default empty.
+	ServerName string `mapstructure:"server_name"`
+	// InsecureSkipVerify skips checking the server's certificate (tests only). Default false.
+	InsecureSkipVerify bool `mapstructure:"insecure_skip_verify"`
+}
+
+// RetentionConfig is how many days of data each table keeps (key prefix
+// `clickhouse.retention.`); 0 keeps a table's data forever. The sink drops whole partitions
+// (days or months) older than that on every server version, and sets a TTL on servers that
+// have TTL (19.6 and later).
+type RetentionConfig struct {
+	// ProcessEvents: days of process_events. Default 30.
+	ProcessEvents int `mapstructure:"process_events"`
+	// NetworkEvents: days of network_events. Default 30.
+	NetworkEvents int `mapstructure:"network_events"`
+	// FileEvents: days of file_events. Default 90.
+	FileEvents int `mapstructure:"file_events"`
+	// IdentityEvents: days of identity_events. Default 180.
+	IdentityEvents int `mapstructure:"identity_events"`
+	// SystemEvents: days of system_events. Default 30.
+	SystemEvents int `mapstructure:"system_events"`
+	// Alerts: days of alerts (monthly partitions: a month goes once its last day is past).
+	// Default 365.
+	Alerts int `mapstructure:"alerts"`
+	// AlertsHourly: days of alerts_hourly. Default 365.
+	AlertsHourly int `mapstructure:"alerts_hourly"`
+	// ServiceGraphMinute: days of service_graph_minute. Default 90.
+	ServiceGraphMinute int `mapstructure:"service_graph_minute"`
+	// ExecutionsByService: days of executions_by_service (monthly partitions). Default 365.
+	ExecutionsByService int `mapstructure:"executions_by_service"`
+	// LoginsByAccount: days of logins_by_account (monthly partitions). Default 365.
+	LoginsByAccount int `mapstructure:"logins_by_account"`
+	// ServiceActivity: days of service_activity. Default 90.
+	ServiceActivity int `mapstructure:"service_activity"`
+}
+
+// DefaultRetention returns the retention defaults documented on RetentionConfig.
+func DefaultRetention() RetentionConfig {
+	return RetentionConfig{
+		ProcessEvents: 30, NetworkEvents: 30, FileEvents: 90, IdentityEvents: 180, SystemEvents: 30,
+		Alerts: 365, AlertsHourly: 365, ServiceGraphMinute: 90, ExecutionsByService: 365,
+		LoginsByAccount: 365, ServiceActivity: 90,
+	}
+}
+
+// Days returns the retention of every table that has one, by table name.
+func (r RetentionConfig) Days() map[string]int {
+	return map[string]int{
+		ProcessEventsTable: r.ProcessEvents, NetworkEventsTable: r.NetworkEvents,
+		FileEventsTable: r.FileEvents, IdentityEventsTable: r.IdentityEvents,
+		SystemEventsTable: r.SystemEvents, AlertsTable: r.Alerts,
+		"alerts_hourly": r.AlertsHourly, "service_graph_minute": r.ServiceGraphMinute,
+		"executions_by_service": r.ExecutionsByService, "logins_by_account": r.LoginsByAccount,
+		"service_activity": r.ServiceActivity,
+	}
 }
 
 // DefaultConfig returns the defaults documented on Config.
@@ -49,6 +131,9 @@ func DefaultConfig() Config {
 		MaxRetries:   5,
 		RetryBackoff: 500 * time.Millisecond,
 		DialTimeout:  5 * time.Second,
+
+		Retention:         DefaultRetention(),
+		RetentionInterval: time.Hour,
 	}
 }
 
@@ -90,5 +175,55 @@ func (c Config) Validate() error {
 	if c.DialTimeout <= 0 {
 		errs = append(errs, fmt.Errorf("clickhouse.dial_timeout: %s: must be positive", c.DialTimeout))
 	}
+	if c.Cluster != "" && !identifier.MatchString(c.Cluster) {
+		errs = append(errs, fmt.Errorf("clickhouse.cluster: %q: must be letters, digits and underscores, not starting with a digit", c.Cluster))
+	}
+	if (c.TLS.CertFile == "") != (c.TLS.KeyFile == "") {
+		errs = append(errs, errors.New("clickhouse.tls.cert_file, clickhouse.tls.key_file: set both or neither"))
+	}
+	for _, table := range sortedKeys(c.Retention.Days()) {
+		if d := c.Retention.Days()[table]; d < 0 {
+			errs = append(errs, fmt.Errorf("clickhouse.retention.%s: %d: must not be negative (0 keeps forever)", table, d))
+		}
+	}
+	if c.RetentionInterval < time.Minute {
+		errs = append(errs, fmt.Errorf("clickhouse.retention_interval: %s: must be at least 1m", c.RetentionInterval))
+	}
 	return errors.Join(errs...)
+}
+
+func sortedKeys[V any](m map[string]V) []string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	return keys
+}
+
+// Config returns the *tls.Config for the driver, nil when TLS is off.
+func (t TLSConfig) Config() (*tls.Config, error) {
+	if !t.Enabled {
+		return nil, nil
+	}
+	c := &tls.Config{ServerName: t.ServerName, InsecureSkipVerify: t.InsecureSkipVerify, MinVersion: tls.VersionTLS12} //nolint:gosec // documented as tests only
+	if t.CAFile != "" {
+		pem, err := os.ReadFile(t.CAFile)
+		if err != nil {
+			return nil, fmt.Errorf("clickhouse.tls.ca_file: %w", err)
+		}
+		pool := x509.NewCertPool()
+		if !pool.AppendCertsFromPEM(pem) {
+			return nil, fmt.Errorf("clickhouse.tls.ca_file: %s: no PEM certificate in it", t.CAFile)
+		}
+		c.RootCAs = pool
+	}
+	if t.CertFile != "" {
+		cert, err := tls.LoadX509KeyPair(t.CertFile, t.KeyFile)
+		if err != nil {
+			return nil, fmt.Errorf("clickhouse.tls.cert_file, clickhouse.tls.key_file: %w", err)
+		}
+		c.Certificates = []tls.Certificate{cert}
+	}
+	return c, nil
 }

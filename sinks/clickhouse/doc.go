@@ -1,13 +1,20 @@
-// Package clickhouse is the sink stage: it lands the pipeline's output in ClickHouse.
+// Package clickhouse is the sink stage and the forensic store: it lands the pipeline's output
+// in ClickHouse and answers the questions analysts ask of it.
 //
-// In: enriched process events (crumbs.enriched.process) and alerts (crumbs.alerts), Avro
-// records consumed from Kafka as the consumer group crumbs-sink. Out: rows in the
-// process_events and alerts tables of the configured database (created and upgraded by the
-// versioned migrations in schemas/clickhouse), and records that cannot be written, with their
-// reason, on crumbs.dlq.
+// In: enriched events of every kind (crumbs.enriched.{process,network,file,identity,system}),
+// alerts (crumbs.alerts) and context records (the compacted crumbs.context.{change,deploy,
+// inventory,account}), Avro records consumed as the consumer group crumbs-sink. Each record
+// is dispatched by its schema to the writer of its table, which batches it. Out: rows in the
+// <kind>_events, alerts and context_* tables of the configured database (created and upgraded
+// by the versioned migrations in schemas/clickhouse, which also create the materialised views
+// dashboards read), and records that cannot be written, with their reason, on crumbs.dlq.
 //
 // Offsets are committed only after ClickHouse acknowledged the rows of every record before
 // them, so a crash replays records rather than losing them. Replays leave no duplicates: the
-// tables are ReplacingMergeTree keyed on the event id, and after a (re)start or a partition
-// assignment the sink looks up which ids of a batch are already written and skips them.
+// event tables are ReplacingMergeTree keyed on the event id, and after a (re)start or a
+// partition assignment the sink looks up which ids of a batch are already written and skips
+// them; context tables keep the latest version per id (ReplacingMergeTree(updated_at)).
+// A goroutine of the sink drops partitions past each table's retention.
+//
+// Store.Timeline, Store.Alerts and Store.Alert answer `crumbs timeline` and `crumbs alerts`.
 package clickhouse

@@ -3,6 +3,7 @@ package clickhouse
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"io/fs"
 	"path"
@@ -12,6 +13,7 @@ import (
 	"text/template"
 	"time"
 
+	ch "github.com/ClickHouse/clickhouse-go/v2"
 	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
 
 	"github.com/threatcrumbs/crumbs/schemas"
@@ -56,6 +58,68 @@ type MigrationTemplate struct {
 	Database string
 	// Server is the version of the server the migration is rendered for.
 	Server ServerVersion
+	// Cluster is the cluster (remote_servers) the tables are created on; empty for one server.
+	Cluster string
+}
+
+// localSuffix names the storage table behind a Distributed table on a cluster.
+const localSuffix = "_local"
+
+// Table returns the qualified name of the table that stores rows for name: name itself on
+// one server, name_local on a cluster (name is then the Distributed table in front of it).
+func (m MigrationTemplate) Table(name string) string {
+	if m.Cluster != "" {
+		return m.Database + "." + name + localSuffix
+	}
+	return m.Database + "." + name
+}
+
+// OnCluster returns " ON CLUSTER <cluster>" on a cluster, nothing on one server.
+func (m MigrationTemplate) OnCluster() string {
+	if m.Cluster != "" {
+		return " ON CLUSTER " + m.Cluster
+	}
+	return ""
+}
+
+// Engine returns the table engine for table: engine(args...) on one server, its Replicated
+// variant with a ZooKeeper path per shard and table on a cluster.
+func (m MigrationTemplate) Engine(table, engine string, args ...string) string {
+	if m.Cluster != "" {
+		zk := "'/clickhouse/tables/{shard}/" + m.Database + "/" + table + "', '{replica}'"
+		return "Replicated" + engine + "(" + strings.Join(append([]string{zk}, args...), ", ") + ")"
+	}
+	return engine + "(" + strings.Join(args, ", ") + ")"
+}
+
+// Distributed returns, on a cluster, the statement creating the Distributed table named
+// table in front of table_local, sharding rows by shardKey; nothing on one server.
+func (m MigrationTemplate) Distributed(table, shardKey string) string {
+	if m.Cluster == "" {
+		return ""
+	}
+	return "CREATE TABLE IF NOT EXISTS " + m.Database + "." + table + " ON CLUSTER " + m.Cluster +
+		" AS " + m.Table(table) + "\nENGINE = Distributed(" + m.Cluster + ", " + m.Database + ", " +
+		table + localSuffix + ", " + shardKey + ");"
+}
+
+// AddColumn returns the statements adding a column to table (and to its Distributed table on
+// a cluster). Servers before 20.1 lack ADD COLUMN IF NOT EXISTS; Migrate treats their
+// "already exists" error as success, so the statements stay idempotent everywhere.
+func (m MigrationTemplate) AddColumn(table, column, typ string) string {
+	ine := ""
+	if m.Server.AtLeast(20, 1) {
+		ine = "IF NOT EXISTS "
+	}
+	targets := []string{m.Table(table)}
+	if m.Cluster != "" {
+		targets = append(targets, m.Database+"."+table)
+	}
+	var b strings.Builder
+	for _, t := range targets {
+		b.WriteString("ALTER TABLE " + t + m.OnCluster() + " ADD COLUMN " + ine + column + " " + typ + ";\n")
+	}
+	return b.String()
 }
 
 // LowCardinality returns LowCardinality(t) on servers where it is a stable type (20.1 and
@@ -75,14 +139,14 @@ type Migration struct {
 }
 
 // RenderMigrations renders every migration in schemas.ClickHouse, in file-name order, for a
-// server of version v and the given database.
-func RenderMigrations(v ServerVersion, database string) ([]Migration, error) {
+// server of version v, the given database and cluster (empty: one server).
+func RenderMigrations(v ServerVersion, database, cluster string) ([]Migration, error) {
 	files, err := fs.Glob(schemas.ClickHouse, "clickhouse/*.sql")
 	if err != nil {
 		return nil, fmt.Errorf("list migrations: %w", err)
 	}
 	sort.Strings(files)
-	data := MigrationTemplate{Database: database, Server: v}
+	data := MigrationTemplate{Database: database, Server: v, Cluster: cluster}
 	var out []Migration
 	seen := map[uint32]string{}
 	for _, f := range files {
@@ -165,25 +229,27 @@ func splitStatements(sql string) []string {
 
 // Migrate brings database up to date on the server behind conn: it reads the server's
 // version, creates the database and the schema_migrations table when missing, and applies
-// the migrations not yet recorded there, in order, recording each. Every statement is
-// idempotent, so running Migrate again, or from two processes at once, is safe.
-func Migrate(ctx context.Context, conn driver.Conn, database string) error {
+// the migrations not yet recorded there, in order, recording each. With cluster set the
+// tables are created ON CLUSTER with Replicated engines and Distributed tables in front.
+// Every statement is idempotent, so running Migrate again, or from two processes at once, is
+// safe.
+func Migrate(ctx context.Context, conn driver.Conn, database, cluster string) error {
 	if !identifier.MatchString(database) {
 		return fmt.Errorf("migrate: database %q is not a plain identifier", database)
 	}
-	var raw string
-	if err := conn.QueryRow(ctx, "SELECT version()").Scan(&raw); err != nil {
-		return fmt.Errorf("migrate: read server version: %w", err)
+	if cluster != "" && !identifier.MatchString(cluster) {
+		return fmt.Errorf("migrate: cluster %q is not a plain identifier", cluster)
 	}
-	ver, err := ParseServerVersion(raw)
+	ver, err := QueryServerVersion(ctx, conn)
 	if err != nil {
 		return fmt.Errorf("migrate: %w", err)
 	}
-	migrations, err := RenderMigrations(ver, database)
+	migrations, err := RenderMigrations(ver, database, cluster)
 	if err != nil {
 		return fmt.Errorf("migrate: %w", err)
 	}
-	if err := conn.Exec(ctx, "CREATE DATABASE IF NOT EXISTS "+database); err != nil {
+	onCluster := MigrationTemplate{Cluster: cluster}.OnCluster()
+	if err := conn.Exec(ctx, "CREATE DATABASE IF NOT EXISTS "+database+onCluster); err != nil {
 		return fmt.Errorf("migrate: create database %s: %w", database, err)
 	}
 	if err := conn.Exec(ctx, "CREATE TABLE IF NOT EXISTS "+database+".schema_migrations "+
@@ -203,7 +269,7 @@ func Migrate(ctx context.Context, conn driver.Conn, database string) error {
 			continue
 		}
 		for i, stmt := range m.Statements {
-			if err := conn.Exec(ctx, stmt); err != nil {
+			if err := conn.Exec(ctx, stmt); err != nil && !columnExists(stmt, err) {
 				return fmt.Errorf("migrate: apply %04d_%s statement %d: %w", m.Version, m.Name, i+1, err)
 			}
 		}
@@ -212,6 +278,27 @@ func Migrate(ctx context.Context, conn driver.Conn, database string) error {
 		}
 	}
 	return nil
+}
+
+// QueryServerVersion asks the server behind conn for its version.
+func QueryServerVersion(ctx context.Context, conn driver.Conn) (ServerVersion, error) {
+	var raw string
+	if err := conn.QueryRow(ctx, "SELECT version()").Scan(&raw); err != nil {
+		return ServerVersion{}, fmt.Errorf("read server version: %w", err)
+	}
+	return ParseServerVersion(raw)
+}
+
+// errIllegalColumn is ClickHouse's ILLEGAL_COLUMN, which servers before ADD COLUMN IF NOT
+// EXISTS return when the column is already there.
+const errIllegalColumn = 44
+
+// columnExists reports whether err says an ADD COLUMN statement found its column already
+// added (by an earlier, interrupted run of the same migration).
+func columnExists(stmt string, err error) bool {
+	var ex *ch.Exception
+	return strings.Contains(stmt, " ADD COLUMN ") && errors.As(err, &ex) &&
+		ex.Code == errIllegalColumn && strings.Contains(ex.Message, "already exists")
 }
 
 // AppliedMigrations returns the versions recorded in database.schema_migrations, ascending.

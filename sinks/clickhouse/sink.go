@@ -131,13 +131,18 @@ func (s *Sink) Run(ctx context.Context) error {
 	if err := s.ensureTopics(ctx); err != nil {
 		return fmt.Errorf("clickhouse sink: %w", err)
 	}
+	writers := newWriters(topics)
 	b := &batcher{
-		sink: s, store: store, dlqTopic: topics.DLQ(),
-		last: map[topicPartition]*kgo.Record{}, suspect: map[topicPartition]bool{},
+		sink: s, store: store, dlqTopic: topics.DLQ(), writers: writers, order: sortedKeys(writers),
+		byTopic: map[string]tableWriter{},
+		last:    map[topicPartition]*kgo.Record{}, suspect: map[topicPartition]bool{},
+	}
+	for _, w := range writers {
+		b.byTopic[w.topic()] = w
 	}
 	opts := append(s.kcfg.ClientOpts(),
 		kgo.ConsumerGroup(s.cfg.Group),
-		kgo.ConsumeTopics(topics.Enriched(schemas.KindProcess), topics.Alerts()),
+		kgo.ConsumeTopics(consumedTopics(writers)...),
 		kgo.DisableAutoCommit(),
 		kgo.BlockRebalanceOnPoll(),
 		kgo.FetchIsolationLevel(kgo.ReadCommitted()),
@@ -155,7 +160,15 @@ func (s *Sink) Run(ctx context.Context) error {
 	s.log.Info("sink started", "group", s.cfg.Group, "database", s.cfg.Database,
 		"batch_size", s.cfg.BatchSize, "batch_max_age", s.cfg.BatchMaxAge)
 
+	rctx, stopRetention := context.WithCancel(ctx)
+	retentionDone := make(chan struct{})
+	go func() {
+		defer close(retentionDone)
+		s.enforceRetention(rctx, store)
+	}()
 	loopErr := b.loop(ctx)
+	stopRetention()
+	<-retentionDone
 
 	// Final flush: the stage's context is done, so give it a bounded one of its own.
 	fctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), shutdownGrace)
@@ -182,9 +195,14 @@ func (s *Sink) ensureTopics(ctx context.Context) error {
 	}
 	defer admin.Close()
 	t := s.kcfg.Topics()
-	return s.kcfg.EnsureTopics(ctx, admin, []kafka.TopicSpec{
-		{Name: t.Enriched(schemas.KindProcess)}, {Name: t.Alerts()}, {Name: t.DLQ()},
-	})
+	specs := []kafka.TopicSpec{{Name: t.Alerts()}, {Name: t.DLQ()}}
+	for _, k := range kafka.Kinds {
+		specs = append(specs, kafka.TopicSpec{Name: t.Enriched(k)})
+	}
+	for _, k := range kafka.ContextKinds {
+		specs = append(specs, kafka.TopicSpec{Name: t.Context(k), Compacted: true})
+	}
+	return s.kcfg.EnsureTopics(ctx, admin, specs)
 }
 
 type topicPartition struct {
@@ -193,16 +211,6 @@ type topicPartition struct {
 }
 
 func tpOf(r *kgo.Record) topicPartition { return topicPartition{r.Topic, r.Partition} }
-
-type pendingEvent struct {
-	rec *kgo.Record
-	ev  *schemas.ProcessEvent
-}
-
-type pendingAlert struct {
-	rec *kgo.Record
-	a   *schemas.Alert
-}
 
 // batcher is one Run's state. The poll loop holds mu from the moment a poll returns until
 // it allows rebalancing again; the rebalance callbacks take it too, so they see the buffers
@@ -213,9 +221,13 @@ type batcher struct {
 	client   *kgo.Client
 	dlqTopic string
 
-	mu     sync.Mutex
-	events []pendingEvent
-	alerts []pendingAlert
+	// writers buffer rows per table, by the schema they take; order is their flush order.
+	writers map[string]tableWriter
+	order   []string
+	// byTopic finds the writer of a tombstone, which has no schema.
+	byTopic map[string]tableWriter
+
+	mu sync.Mutex
 	// last is the last record taken per partition since the last commit: everything up to
 	// it is buffered, dead-lettered, or written.
 	last map[topicPartition]*kgo.Record
@@ -264,11 +276,20 @@ func (b *batcher) pollContext(ctx context.Context) (context.Context, context.Can
 func (b *batcher) room() int {
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	return max(b.sink.cfg.BatchSize-len(b.events)-len(b.alerts), 1)
+	return max(b.sink.cfg.BatchSize-b.pending(), 1)
+}
+
+// pending is how many rows all writers buffer.
+func (b *batcher) pending() int {
+	n := 0
+	for _, w := range b.writers {
+		n += w.pending()
+	}
+	return n
 }
 
 func (b *batcher) due(now time.Time) bool {
-	if len(b.events)+len(b.alerts) >= b.sink.cfg.BatchSize {
+	if b.pending() >= b.sink.cfg.BatchSize {
 		return true
 	}
 	return !b.since.IsZero() && now.Sub(b.since) >= b.sink.cfg.BatchMaxAge
@@ -303,35 +324,28 @@ func (b *batcher) handle(ctx context.Context, fetches kgo.Fetches) error {
 	return b.deadLetter(ctx, dead)
 }
 
-// take decodes r and buffers it for its table, or says why it cannot be written.
+// take decodes r and buffers it for its table, or says why it cannot be written. A record
+// is taken only from the topic of its schema's table; a tombstone only from a context topic.
 func (b *batcher) take(r *kgo.Record) error {
+	if r.Value == nil {
+		w, ok := b.byTopic[r.Topic]
+		if !ok {
+			return fmt.Errorf("%w: tombstone on %s", ErrInvalidRecord, r.Topic)
+		}
+		return w.take(r, nil)
+	}
 	sc, native, err := b.sink.serde.Decode(r.Value)
 	if err != nil {
 		return err
 	}
-	switch sc.Name {
-	case schemas.ProcessSchema:
-		ev, err := schemas.ProcessEventFromNative(native)
-		if err != nil {
-			return fmt.Errorf("%w: %s: %w", ErrInvalidRecord, sc.Name, err)
-		}
-		if err := checkRow(ev.EventID, ev.Time); err != nil {
-			return fmt.Errorf("%s: %w", sc.Name, err)
-		}
-		b.events = append(b.events, pendingEvent{rec: r, ev: ev})
-	case schemas.AlertSchema:
-		a, err := schemas.AlertFromNative(native)
-		if err != nil {
-			return fmt.Errorf("%w: %s: %w", ErrInvalidRecord, sc.Name, err)
-		}
-		if err := checkRow(a.AlertID, a.Time); err != nil {
-			return fmt.Errorf("%s: %w", sc.Name, err)
-		}
-		b.alerts = append(b.alerts, pendingAlert{rec: r, a: a})
-	default:
+	w, ok := b.writers[sc.Name]
+	if !ok {
 		return fmt.Errorf("%w: %s", ErrUnexpectedSchema, sc.Name)
 	}
-	return nil
+	if w.topic() != r.Topic {
+		return fmt.Errorf("%w: %s on %s (its table %s reads %s)", ErrUnexpectedSchema, sc.Name, r.Topic, w.table(), w.topic())
+	}
+	return w.take(r, native)
 }
 
 // checkRow refuses what would break idempotency or the DateTime column.
@@ -345,18 +359,17 @@ func checkRow(id string, ns int64) error {
 	return nil
 }
 
-// flush writes both buffers, then commits every record taken so far. A batch ClickHouse
-// refuses MaxRetries+1 times is dead-lettered. When ctx ends first, the buffers are kept and
-// nothing is committed.
+// flush writes every table's buffer, then commits every record taken so far. A batch
+// ClickHouse refuses MaxRetries+1 times is dead-lettered and the other tables go on. When ctx
+// ends first, the buffers are kept and nothing is committed.
 func (b *batcher) flush(ctx context.Context) error {
-	if len(b.last) == 0 && len(b.events) == 0 && len(b.alerts) == 0 {
+	if len(b.last) == 0 && b.pending() == 0 {
 		return nil
 	}
-	if err := b.flushEvents(ctx); err != nil {
-		return err
-	}
-	if err := b.flushAlerts(ctx); err != nil {
-		return err
+	for _, name := range b.order {
+		if err := b.flushTable(ctx, b.writers[name]); err != nil {
+			return err
+		}
 	}
 	recs := make([]*kgo.Record, 0, len(b.last))
 	for _, r := range b.last {
@@ -371,81 +384,22 @@ func (b *batcher) flush(ctx context.Context) error {
 	return nil
 }
 
-func (b *batcher) flushEvents(ctx context.Context) error {
-	if len(b.events) == 0 {
+// flushTable writes one writer's buffer, retrying, then dead-lettering it.
+func (b *batcher) flushTable(ctx context.Context, w tableWriter) error {
+	if w.pending() == 0 {
 		return nil
-	}
-	s := b.sink
-	recs := make([]*kgo.Record, len(b.events))
-	for i, p := range b.events {
-		recs[i] = p.rec
 	}
 	var written int
-	err := b.retry(ctx, recs, func(ctx context.Context) error {
-		todo, err := dropReplayed(ctx, b, ProcessEventsTable, b.events, func(p pendingEvent) (*kgo.Record, string) { return p.rec, p.ev.EventID },
-			func(ctx context.Context, ps []pendingEvent) (map[string]bool, error) {
-				return b.store.ExistingEventIDs(ctx, evsOf(ps))
-			})
-		if err != nil {
-			return err
-		}
-		evs := evsOf(todo)
-		if err := b.store.InsertProcessEvents(ctx, evs); err != nil {
-			return err
-		}
-		now := time.Now()
-		lat := make([]time.Duration, len(evs))
-		for i, e := range evs {
-			lat[i] = now.Sub(time.Unix(0, e.Time))
-		}
-		b.observe(ProcessEventsTable, lat)
-		written = len(evs)
-		return nil
+	err := b.retry(ctx, w.records(), func(ctx context.Context) error {
+		n, err := w.write(ctx, b)
+		written = n
+		return err
 	})
 	if err != nil {
 		return err
 	}
-	s.counters.Out(written)
-	b.events = b.events[:0]
-	return nil
-}
-
-func (b *batcher) flushAlerts(ctx context.Context) error {
-	if len(b.alerts) == 0 {
-		return nil
-	}
-	s := b.sink
-	recs := make([]*kgo.Record, len(b.alerts))
-	for i, p := range b.alerts {
-		recs[i] = p.rec
-	}
-	var written int
-	err := b.retry(ctx, recs, func(ctx context.Context) error {
-		todo, err := dropReplayed(ctx, b, AlertsTable, b.alerts, func(p pendingAlert) (*kgo.Record, string) { return p.rec, p.a.AlertID },
-			func(ctx context.Context, ps []pendingAlert) (map[string]bool, error) {
-				return b.store.ExistingAlertIDs(ctx, alertsOf(ps))
-			})
-		if err != nil {
-			return err
-		}
-		as := alertsOf(todo)
-		if err := b.store.InsertAlerts(ctx, as); err != nil {
-			return err
-		}
-		now := time.Now()
-		lat := make([]time.Duration, len(as))
-		for i, a := range as {
-			lat[i] = now.Sub(time.Unix(0, a.Time))
-		}
-		b.observe(AlertsTable, lat)
-		written = len(as)
-		return nil
-	})
-	if err != nil {
-		return err
-	}
-	s.counters.Out(written)
-	b.alerts = b.alerts[:0]
+	b.sink.counters.Out(written)
+	w.clear()
 	return nil
 }
 
@@ -455,22 +409,6 @@ func (b *batcher) observe(table string, lat []time.Duration) {
 		h.Observe(d.Seconds())
 	}
 	b.sink.samples.observe(lat)
-}
-
-func evsOf(ps []pendingEvent) []*schemas.ProcessEvent {
-	out := make([]*schemas.ProcessEvent, len(ps))
-	for i, p := range ps {
-		out[i] = p.ev
-	}
-	return out
-}
-
-func alertsOf(ps []pendingAlert) []*schemas.Alert {
-	out := make([]*schemas.Alert, len(ps))
-	for i, p := range ps {
-		out[i] = p.a
-	}
-	return out
 }
 
 // dropReplayed returns rows without those of suspect partitions that table already holds.
@@ -632,20 +570,9 @@ func (b *batcher) drop(parts map[string][]int32) {
 			delete(b.last, topicPartition{t, p})
 		}
 	}
-	evs := b.events[:0]
-	for _, p := range b.events {
-		if !gone[tpOf(p.rec)] {
-			evs = append(evs, p)
-		}
+	for _, w := range b.writers {
+		w.drop(gone)
 	}
-	b.events = evs
-	as := b.alerts[:0]
-	for _, p := range b.alerts {
-		if !gone[tpOf(p.rec)] {
-			as = append(as, p)
-		}
-	}
-	b.alerts = as
 	if len(b.last) == 0 {
 		b.since = time.Time{}
 	}

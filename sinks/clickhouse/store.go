@@ -15,12 +15,27 @@ import (
 
 // Table names, fixed by DESIGN.md (dashboards query them).
 const (
-	ProcessEventsTable = "process_events"
-	AlertsTable        = "alerts"
+	ProcessEventsTable    = "process_events"
+	NetworkEventsTable    = "network_events"
+	FileEventsTable       = "file_events"
+	IdentityEventsTable   = "identity_events"
+	SystemEventsTable     = "system_events"
+	AlertsTable           = "alerts"
+	ContextChangesTable   = "context_changes"
+	ContextDeploysTable   = "context_deploys"
+	ContextInventoryTable = "context_inventory"
+	ContextAccountsTable  = "context_accounts"
 )
 
-// processColumns are the columns of process_events in the order InsertProcessEvents fills
-// them.
+// EventTables maps each event kind to its table.
+var EventTables = map[string]string{
+	schemas.KindProcess: ProcessEventsTable, schemas.KindNetwork: NetworkEventsTable,
+	schemas.KindFile: FileEventsTable, schemas.KindIdentity: IdentityEventsTable,
+	schemas.KindSystem: SystemEventsTable,
+}
+
+// processColumns are the columns of process_events the first migration created, in the
+// order InsertProcessEvents fills them; the enrichment columns follow.
 var processColumns = []string{
 	"event_id", "time", "time_ns", "date", "kind", "host_id", "host_name", "action",
 	"pid", "ppid", "cmd_line", "args", "args_truncated", "cwd", "exe_path", "exe_name", "exe_sha256",
@@ -40,23 +55,22 @@ var alertColumns = []string{
 // max_query_size (256 KiB by default).
 const existsChunk = 2000
 
-// Store writes process events and alerts into ClickHouse over the native protocol. It is
-// safe for concurrent use.
+// Store writes events, alerts and context records into ClickHouse over the native protocol.
+// It is safe for concurrent use.
 type Store struct {
 	conn     driver.Conn
 	database string
+	cluster  string
 }
 
-// Open connects to the servers in cfg, checks that one answers, and applies the migrations.
-func Open(ctx context.Context, cfg Config) (*Store, error) {
-	// No default database in Auth: it may not exist yet, and every statement names it.
-	conn, err := ch.Open(&ch.Options{
-		Addr:        cfg.Addr,
-		Auth:        ch.Auth{Username: cfg.Username, Password: cfg.Password},
-		DialTimeout: cfg.DialTimeout,
-		Compression: &ch.Compression{Method: ch.CompressionLZ4},
-		ClientInfo:  ch.ClientInfo{Products: []struct{ Name, Version string }{{Name: "crumbs-sink", Version: "1"}}},
-	})
+// Connect connects to the servers in cfg and checks that one answers; it changes nothing
+// (the query commands use it; the sink uses Open).
+func Connect(ctx context.Context, cfg Config) (*Store, error) {
+	opts, err := options(cfg)
+	if err != nil {
+		return nil, err
+	}
+	conn, err := ch.Open(opts)
 	if err != nil {
 		return nil, fmt.Errorf("open clickhouse %v: %w", cfg.Addr, err)
 	}
@@ -64,14 +78,41 @@ func Open(ctx context.Context, cfg Config) (*Store, error) {
 		conn.Close()
 		return nil, fmt.Errorf("ping clickhouse %v: %w", cfg.Addr, err)
 	}
-	if err := Migrate(ctx, conn, cfg.Database); err != nil {
-		conn.Close()
-		return nil, err
-	}
-	return &Store{conn: conn, database: cfg.Database}, nil
+	return &Store{conn: conn, database: cfg.Database, cluster: cfg.Cluster}, nil
 }
 
-// NewStore returns a Store on an open connection to a migrated database. Close closes conn.
+// Open connects to the servers in cfg, checks that one answers, and applies the migrations.
+func Open(ctx context.Context, cfg Config) (*Store, error) {
+	st, err := Connect(ctx, cfg)
+	if err != nil {
+		return nil, err
+	}
+	if err := Migrate(ctx, st.conn, cfg.Database, cfg.Cluster); err != nil {
+		st.Close()
+		return nil, err
+	}
+	return st, nil
+}
+
+// options returns the driver options for cfg. No default database in Auth: it may not exist
+// yet, and every statement names it.
+func options(cfg Config) (*ch.Options, error) {
+	tlsCfg, err := cfg.TLS.Config()
+	if err != nil {
+		return nil, err
+	}
+	return &ch.Options{
+		Addr:        cfg.Addr,
+		Auth:        ch.Auth{Username: cfg.Username, Password: cfg.Password},
+		TLS:         tlsCfg,
+		DialTimeout: cfg.DialTimeout,
+		Compression: &ch.Compression{Method: ch.CompressionLZ4},
+		ClientInfo:  ch.ClientInfo{Products: []struct{ Name, Version string }{{Name: "crumbs-sink", Version: "1"}}},
+	}, nil
+}
+
+// NewStore returns a Store on an open connection to a migrated database on one server.
+// Close closes conn.
 func NewStore(conn driver.Conn, database string) *Store {
 	return &Store{conn: conn, database: database}
 }
@@ -89,89 +130,67 @@ func (s *Store) Close() error { return s.conn.Close() }
 // ClickHouse acknowledged the rows, or with an error, in which case none, some or all of
 // them may have been written.
 func (s *Store) InsertProcessEvents(ctx context.Context, evs []*schemas.ProcessEvent) error {
-	if len(evs) == 0 {
-		return nil
-	}
-	n := len(evs)
-	var (
-		eventID, kind, hostID, hostName, action, cmdLine, cwd, exePath, exeName, exeSHA  = mk[string](n), mk[string](n), mk[string](n), mk[string](n), mk[string](n), mk[string](n), mk[string](n), mk[string](n), mk[string](n), mk[string](n)
-		userName, groupName, tty, unit, container, pExePath, pExeName, pExeSHA, pCmdLine = mk[string](n), mk[string](n), mk[string](n), mk[string](n), mk[string](n), mk[string](n), mk[string](n), mk[string](n), mk[string](n)
-		service, environment, role                                                       = mk[string](n), mk[string](n), mk[string](n)
-		ts, dates                                                                        = mk[time.Time](n), mk[time.Time](n)
-		timeNs                                                                           = mk[uint64](n)
-		pid, ppid, exitCode, pPID                                                        = mk[int32](n), mk[int32](n), mk[int32](n), mk[int32](n)
-		uid, gid, loginUID, cgroupID                                                     = mk[int64](n), mk[int64](n), mk[int64](n), mk[int64](n)
-		args                                                                             = mk[[]string](n)
-		argsTrunc                                                                        = mk[uint8](n)
-	)
-	for _, e := range evs {
-		p := &e.Process
-		t, d, tn := eventTime(e.Time)
-		eventID, ts, timeNs, dates = append(eventID, e.EventID), append(ts, t), append(timeNs, tn), append(dates, d)
-		kind, hostID, hostName, action = append(kind, e.Kind), append(hostID, e.Host.ID), append(hostName, e.Host.Name), append(action, e.Action)
-		pid, ppid, cmdLine = append(pid, p.PID), append(ppid, p.PPID), append(cmdLine, p.CmdLine)
-		a := p.Args
-		if a == nil {
-			a = []string{}
-		}
-		args, argsTrunc, cwd = append(args, a), append(argsTrunc, boolUInt8(p.ArgsTruncated)), append(cwd, p.CWD)
-		exePath, exeName, exeSHA = append(exePath, p.File.Path), append(exeName, p.File.Name), append(exeSHA, p.File.SHA256)
-		uid, userName, gid, groupName = append(uid, p.UID), append(userName, p.UserName), append(gid, p.GID), append(groupName, p.GroupName)
-		loginUID, tty, cgroupID, unit = append(loginUID, p.LoginUID), append(tty, p.TTY), append(cgroupID, p.CgroupID), append(unit, p.SystemdUnit)
-		container, exitCode = append(container, p.ContainerID), append(exitCode, p.ExitCode)
-		pPID, pExePath, pExeName = append(pPID, p.Parent.PID), append(pExePath, p.Parent.File.Path), append(pExeName, p.Parent.File.Name)
-		pExeSHA, pCmdLine = append(pExeSHA, p.Parent.File.SHA256), append(pCmdLine, p.Parent.CmdLine)
-		var en schemas.Enrichment
-		if e.Enrichment != nil {
-			en = *e.Enrichment
-		}
-		service, environment, role = append(service, en.Service), append(environment, en.Environment), append(role, en.Role)
-	}
-	return s.insertColumns(ctx, ProcessEventsTable, processColumns, []any{
-		eventID, ts, timeNs, dates, kind, hostID, hostName, action,
-		pid, ppid, cmdLine, args, argsTrunc, cwd, exePath, exeName, exeSHA,
-		uid, userName, gid, groupName, loginUID, tty, cgroupID, unit,
-		container, exitCode, pPID, pExePath, pExeName,
-		pExeSHA, pCmdLine, service, environment, role,
-	})
+	return insertRows(ctx, s, ProcessEventsTable, processTable, evs)
+}
+
+// InsertNetworkEvents writes evs into network_events, as InsertProcessEvents does.
+func (s *Store) InsertNetworkEvents(ctx context.Context, evs []*schemas.NetworkEvent) error {
+	return insertRows(ctx, s, NetworkEventsTable, networkTable, evs)
+}
+
+// InsertFileEvents writes evs into file_events, as InsertProcessEvents does.
+func (s *Store) InsertFileEvents(ctx context.Context, evs []*schemas.FileEvent) error {
+	return insertRows(ctx, s, FileEventsTable, fileTable, evs)
+}
+
+// InsertIdentityEvents writes evs into identity_events, as InsertProcessEvents does.
+func (s *Store) InsertIdentityEvents(ctx context.Context, evs []*schemas.IdentityEvent) error {
+	return insertRows(ctx, s, IdentityEventsTable, identityTable, evs)
+}
+
+// InsertSystemEvents writes evs into system_events, as InsertProcessEvents does.
+func (s *Store) InsertSystemEvents(ctx context.Context, evs []*schemas.SystemEvent) error {
+	return insertRows(ctx, s, SystemEventsTable, systemTable, evs)
 }
 
 // InsertAlerts writes as into alerts in one INSERT, with the same guarantee as
 // InsertProcessEvents.
 func (s *Store) InsertAlerts(ctx context.Context, as []*schemas.Alert) error {
-	if len(as) == 0 {
+	return insertRows(ctx, s, AlertsTable, alertTable, as)
+}
+
+// InsertContext writes context rows (of one kind) into their table.
+func (s *Store) InsertContext(ctx context.Context, rows []*ContextRow) error {
+	if len(rows) == 0 {
 		return nil
 	}
-	n := len(as)
-	var (
-		alertID, ruleID, title, severity, groupKey, hostID, hostName, service, summary = mk[string](n), mk[string](n), mk[string](n), mk[string](n), mk[string](n), mk[string](n), mk[string](n), mk[string](n), mk[string](n)
-		ts, dates, wStart, wEnd                                                        = mk[time.Time](n), mk[time.Time](n), mk[time.Time](n), mk[time.Time](n)
-		timeNs, wStartNs, wEndNs                                                       = mk[uint64](n), mk[uint64](n), mk[uint64](n)
-		count                                                                          = mk[int64](n)
-		tags, evidence                                                                 = mk[[]string](n), mk[[]string](n)
-	)
-	for _, a := range as {
-		t, d, tn := eventTime(a.Time)
-		ws, _, wsn := eventTime(a.WindowStart)
-		we, _, wen := eventTime(a.WindowEnd)
-		alertID, ts, timeNs, dates = append(alertID, a.AlertID), append(ts, t), append(timeNs, tn), append(dates, d)
-		ruleID, title, severity = append(ruleID, a.RuleID), append(title, a.Title), append(severity, a.Severity)
-		tags, groupKey = append(tags, nonNil(a.Tags)), append(groupKey, a.GroupKey)
-		hostID, hostName, service = append(hostID, a.Host.ID), append(hostName, a.Host.Name), append(service, a.Service)
-		wStart, wStartNs, wEnd, wEndNs = append(wStart, ws), append(wStartNs, wsn), append(wEnd, we), append(wEndNs, wen)
-		count, evidence, summary = append(count, a.Count), append(evidence, nonNil(a.Evidence)), append(summary, a.Summary)
+	spec, ok := contextTables[rows[0].Kind]
+	if !ok {
+		return fmt.Errorf("insert context: unknown kind %q", rows[0].Kind)
 	}
-	return s.insertColumns(ctx, AlertsTable, alertColumns, []any{
-		alertID, ts, timeNs, dates, ruleID, title, severity, tags, groupKey,
-		hostID, hostName, service, wStart, wStartNs, wEnd,
-		wEndNs, count, evidence, summary,
-	})
+	return insertRows(ctx, s, spec.table, spec.columns, rows)
+}
+
+// insertRows builds the columns of rows and sends them in one INSERT.
+func insertRows[T any](ctx context.Context, s *Store, table string, cols []column[T], rows []T) error {
+	if len(rows) == 0 {
+		return nil
+	}
+	names, values := make([]string, len(cols)), make([]any, len(cols))
+	for i, c := range cols {
+		names[i], values[i] = c.name, c.build(rows)
+	}
+	return s.insertColumns(ctx, table, names, values)
 }
 
 // insertColumns sends one INSERT naming its columns (ClickHouse 18.16 needs the names) with
 // the data given column by column, which the driver encodes far faster than row by row.
 func (s *Store) insertColumns(ctx context.Context, table string, names []string, cols []any) error {
 	q := "INSERT INTO " + s.database + "." + table + " (" + strings.Join(names, ", ") + ")"
+	if s.cluster != "" {
+		// Acknowledged means written to the shard, not queued on this node: offsets follow.
+		ctx = ch.Context(ctx, ch.WithSettings(ch.Settings{"insert_distributed_sync": 1}))
+	}
 	b, err := s.conn.PrepareBatch(ctx, q)
 	if err != nil {
 		return fmt.Errorf("insert into %s: prepare: %w", table, err)
@@ -204,6 +223,11 @@ func (s *Store) ExistingAlertIDs(ctx context.Context, as []*schemas.Alert) (map[
 		ids[i], times[i] = a.AlertID, a.Time
 	}
 	return s.existingIDs(ctx, AlertsTable, "alert_id", ids, times)
+}
+
+// ExistingIDs returns which of ids (of rows at times, ns) table already holds in idCol.
+func (s *Store) ExistingIDs(ctx context.Context, table, idCol string, ids []string, times []int64) (map[string]bool, error) {
+	return s.existingIDs(ctx, table, idCol, ids, times)
 }
 
 // existingIDs looks ids up in table, narrowing the search to the rows' days and seconds so
@@ -278,4 +302,9 @@ func nonNil(s []string) []string {
 		return []string{}
 	}
 	return s
+}
+
+// withSettings returns ctx carrying ClickHouse settings for the queries made with it.
+func withSettings(ctx context.Context, settings map[string]any) context.Context {
+	return ch.Context(ctx, ch.WithSettings(ch.Settings(settings)))
 }

@@ -1,0 +1,147 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/threatcrumbs/crumbs/sinks/clickhouse"
+)
+
+// alertsCmd is `crumbs alerts`: list and filter alerts; `crumbs alerts show ID` shows one
+// with its evidence events.
+func alertsCmd() *cobra.Command {
+	var (
+		f      clickhouse.AlertFilter
+		since  string
+		format string
+	)
+	c := &cobra.Command{
+		Use:   "alerts",
+		Short: "List alerts from ClickHouse, newest first, filtered by severity, rule, service and time",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if err := checkFormat(format); err != nil {
+				return err
+			}
+			t, err := parseWhen(since, time.Now())
+			if err != nil {
+				return &exitCode{2, fmt.Errorf("alerts: --since: %w", err)}
+			}
+			f.Since = t
+			st, done, err := openQueryStore(cmd)
+			if err != nil {
+				return err
+			}
+			defer done()
+			ctx, cancel := queryContext(cmd.Context())
+			defer cancel()
+			as, err := st.Alerts(ctx, f)
+			if err != nil {
+				return err
+			}
+			if format == "json" {
+				if as == nil {
+					as = []clickhouse.AlertRow{}
+				}
+				return writeJSON(cmd.OutOrStdout(), as)
+			}
+			return writeAlerts(cmd.OutOrStdout(), as)
+		},
+	}
+	fl := c.PersistentFlags()
+	fl.StringVar(&format, "format", "table", "output: table or json")
+	lf := c.Flags()
+	lf.StringVar(&f.Severity, "severity", "", "only alerts of this severity (low, medium, high, critical)")
+	lf.StringVar(&f.Rule, "rule", "", "only alerts of this rule id")
+	lf.StringVar(&f.Service, "service", "", "only alerts of this service")
+	lf.StringVar(&f.Host, "host", "", "only alerts of this host")
+	lf.StringVar(&since, "since", "24h", "RFC 3339 time or a duration before now")
+	lf.IntVar(&f.Limit, "limit", 100, "most alerts listed")
+	c.AddCommand(&cobra.Command{
+		Use:   "show ID",
+		Short: "Show one alert with its evidence events",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if err := checkFormat(format); err != nil {
+				return err
+			}
+			st, done, err := openQueryStore(cmd)
+			if err != nil {
+				return err
+			}
+			defer done()
+			ctx, cancel := queryContext(cmd.Context())
+			defer cancel()
+			a, err := st.Alert(ctx, args[0])
+			if errors.Is(err, clickhouse.ErrNotFound) {
+				return &exitCode{2, err}
+			}
+			if err != nil {
+				return err
+			}
+			if format == "json" {
+				return writeJSON(cmd.OutOrStdout(), a)
+			}
+			return writeAlert(cmd.OutOrStdout(), a)
+		},
+	})
+	return c
+}
+
+func checkFormat(format string) error {
+	if format != "table" && format != "json" {
+		return &exitCode{2, fmt.Errorf("--format %q: must be table or json", format)}
+	}
+	return nil
+}
+
+// openQueryStore connects to ClickHouse with the command's configuration, without migrating.
+func openQueryStore(cmd *cobra.Command) (*clickhouse.Store, func(), error) {
+	cfg, err := loadConfig(cmd)
+	if err != nil {
+		return nil, nil, err
+	}
+	ctx, cancel := queryContext(cmd.Context())
+	defer cancel()
+	st, err := clickhouse.Connect(ctx, cfg.ClickHouse)
+	if err != nil {
+		return nil, nil, err
+	}
+	return st, func() { st.Close() }, nil
+}
+
+func writeAlerts(w io.Writer, as []clickhouse.AlertRow) error {
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, "TIME\tSEVERITY\tRULE\tSERVICE\tHOST\tCOUNT\tID\tTITLE")
+	for _, a := range as {
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%d\t%s\t%s\n", a.Time.Format(time.RFC3339), a.Severity, a.RuleID, a.Service, a.Host, a.Count, a.ID, a.Title)
+	}
+	return tw.Flush()
+}
+
+func writeAlert(w io.Writer, e *clickhouse.AlertEvidence) error {
+	a := e.Alert
+	fmt.Fprintf(w, "Alert %s\n  rule:     %s\n  title:    %s\n  severity: %s\n  time:     %s\n  window:   %s to %s\n  host:     %s\n  service:  %s\n  count:    %d\n  tags:     %s\n  summary:  %s\n",
+		a.ID, a.RuleID, a.Title, a.Severity, a.Time.Format(time.RFC3339Nano), a.WindowStart.Format(time.RFC3339), a.WindowEnd.Format(time.RFC3339),
+		a.Host, a.Service, a.Count, strings.Join(a.Tags, ", "), a.Summary)
+	fmt.Fprintf(w, "\nEvidence (%d of %d events):\n", len(e.Evidence), len(a.Evidence))
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, "TIME\tHOST\tKIND\tID\tWHAT")
+	for _, ev := range e.Evidence {
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", ev.Time.Format("2006-01-02T15:04:05.000Z"), ev.Host, ev.Kind, ev.ID, ev.Summary)
+	}
+	if err := tw.Flush(); err != nil {
+		return err
+	}
+	if len(e.Missing) > 0 {
+		fmt.Fprintf(w, "Not found (expired, or not written yet): %s\n", strings.Join(e.Missing, ", "))
+	}
+	fmt.Fprintf(w, "\nTimeline around it: crumbs timeline --alert %s\n", a.ID)
+	return nil
+}

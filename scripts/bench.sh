@@ -1,0 +1,44 @@
+#!/usr/bin/env bash
+# make bench: every benchmark and load run, each reported with the baseline it is compared
+# with in the same run (the machine is shared and noisy: ratios, not absolute figures, are
+# what to compare across runs). Needs root, eBPF and ClickHouse, like make test.
+# Output: the raw `go test -bench` lines in bench-results/<time>.txt and a summary on stdout.
+set -uo pipefail
+cd "$(dirname "$0")/.."
+out=bench-results/$(date -u +%Y%m%dT%H%M%SZ).txt
+mkdir -p bench-results
+export CRUMBS_STRICT=1
+
+run() { # run PACKAGE PATTERN BENCHTIME
+  echo "== go test $1 -bench '$2' -benchtime $3" | tee -a "$out"
+  go test "$1" -run '^$' -bench "$2" -benchtime "$3" -count 1 -timeout 30m 2>&1 | tee -a "$out" | grep -E '^(Benchmark|ok|FAIL|---)' || true
+}
+
+{
+  echo "machine: $(nproc) cores, $(free -g | awk '/Mem:/{print $2}') GiB, $(uname -r), $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs)"
+  echo "load average before: $(cut -d' ' -f1-3 /proc/loadavg)"
+  echo "clickhouse: $(clickhouse-client --query 'SELECT version()' 2>/dev/null)"
+} | tee "$out"
+
+# Collectors: events per second with zero drops, drops under storms, overhead ratios.
+run ./collectors/process 'ExecStorm' 5000x
+run ./collectors/network 'ConnectStorm' 20000x
+run ./collectors/file '.' 20000x
+run ./collectors/identity 'CredentialStorm' 20000x
+run ./collectors/system 'Sample' 50x
+# Serde.
+run ./schemas 'ProcessEvent' 2s
+# Enricher against a pass-through stage; detector with 10/100/1000 rules and state memory;
+# Sigma corpus against no rules.
+run ./enrichers '.' 1x
+run ./detectors '.' 2s
+run ./detectors/sigma 'Corpus' 2s
+# Sink against clickhouse-client inserting the same rows in Native format.
+run ./sinks/clickhouse 'Sink' 3x
+# Forensics: a one-hour host timeline over 10 million events (loaded once, kept).
+run ./sinks/clickhouse 'TimelineOneHost' 20x
+# End to end: crumbs loadgen -> raw topic -> enricher -> detector -> sink -> ClickHouse rows.
+run ./cmd/crumbs 'EndToEnd' 1x
+
+echo "load average after: $(cut -d' ' -f1-3 /proc/loadavg)" | tee -a "$out"
+echo "raw results: $out"

@@ -1,0 +1,631 @@
+-- 0001_process_events
+-- process_events: one row per process exec, fork or exit from crumbs.enriched.process.
+-- Idempotent on event_id: ReplacingMergeTree collapses rows with the same sorting key, and
+-- the sink filters replays before inserting. `date` is the UTC day of `time`, set by the sink.
+CREATE TABLE IF NOT EXISTS crumbs.process_events_local ON CLUSTER crumbs_cluster
+(
+    event_id          String,
+    time              DateTime,
+    time_ns           UInt64,
+    date              Date,
+    kind              LowCardinality(String),
+    host_id           String,
+    host_name         LowCardinality(String),
+    action            LowCardinality(String),
+    pid               Int32,
+    ppid              Int32,
+    cmd_line          String,
+    args              Array(String),
+    args_truncated    UInt8,
+    cwd               String,
+    exe_path          String,
+    exe_name          LowCardinality(String),
+    exe_sha256        String,
+    uid               Int64,
+    user_name         LowCardinality(String),
+    gid               Int64,
+    group_name        LowCardinality(String),
+    login_uid         Int64,
+    tty               String,
+    cgroup_id         Int64,
+    systemd_unit      LowCardinality(String),
+    container_id      String,
+    exit_code         Int32,
+    parent_pid        Int32,
+    parent_exe_path   String,
+    parent_exe_name   LowCardinality(String),
+    parent_exe_sha256 String,
+    parent_cmd_line   String,
+    service           LowCardinality(String),
+    environment       LowCardinality(String),
+    role              LowCardinality(String)
+)
+ENGINE = ReplicatedReplacingMergeTree('/clickhouse/tables/{shard}/crumbs/process_events', '{replica}')
+PARTITION BY toYYYYMMDD(date)
+ORDER BY (host_name, time, event_id);
+
+-- 0001_process_events
+CREATE TABLE IF NOT EXISTS crumbs.process_events ON CLUSTER crumbs_cluster AS crumbs.process_events_local
+ENGINE = Distributed(crumbs_cluster, crumbs, process_events_local, cityHash64(event_id));
+
+-- 0002_alerts
+-- alerts: one row per alert from crumbs.alerts. Idempotent on alert_id (deterministic per
+-- rule, group key and window). Alerts are few, so partitions are monthly. `date` is the UTC
+-- day of `time`, set by the sink.
+CREATE TABLE IF NOT EXISTS crumbs.alerts_local ON CLUSTER crumbs_cluster
+(
+    alert_id        String,
+    time            DateTime,
+    time_ns         UInt64,
+    date            Date,
+    rule_id         LowCardinality(String),
+    title           String,
+    severity        LowCardinality(String),
+    tags            Array(String),
+    group_key       String,
+    host_id         String,
+    host_name       LowCardinality(String),
+    service         LowCardinality(String),
+    window_start    DateTime,
+    window_start_ns UInt64,
+    window_end      DateTime,
+    window_end_ns   UInt64,
+    count           Int64,
+    evidence        Array(String),
+    summary         String
+)
+ENGINE = ReplicatedReplacingMergeTree('/clickhouse/tables/{shard}/crumbs/alerts', '{replica}')
+PARTITION BY toYYYYMM(date)
+ORDER BY (rule_id, time, alert_id);
+
+-- 0002_alerts
+CREATE TABLE IF NOT EXISTS crumbs.alerts ON CLUSTER crumbs_cluster AS crumbs.alerts_local
+ENGINE = Distributed(crumbs_cluster, crumbs, alerts_local, cityHash64(alert_id));
+
+-- 0003_process_enrichment
+-- process_events gains the enrichment columns every event table has: the change windows
+-- active at the event (ids and types), the deployment current on its host, the artifact
+-- verdict of its executable and the policy of its account. Rows written before stay with
+-- empty values.
+ALTER TABLE crumbs.process_events_local ON CLUSTER crumbs_cluster ADD COLUMN IF NOT EXISTS change_ids Array(String);
+
+-- 0003_process_enrichment
+ALTER TABLE crumbs.process_events ON CLUSTER crumbs_cluster ADD COLUMN IF NOT EXISTS change_ids Array(String);
+
+-- 0003_process_enrichment
+ALTER TABLE crumbs.process_events_local ON CLUSTER crumbs_cluster ADD COLUMN IF NOT EXISTS change_types Array(String);
+
+-- 0003_process_enrichment
+ALTER TABLE crumbs.process_events ON CLUSTER crumbs_cluster ADD COLUMN IF NOT EXISTS change_types Array(String);
+
+-- 0003_process_enrichment
+ALTER TABLE crumbs.process_events_local ON CLUSTER crumbs_cluster ADD COLUMN IF NOT EXISTS deploy_id String;
+
+-- 0003_process_enrichment
+ALTER TABLE crumbs.process_events ON CLUSTER crumbs_cluster ADD COLUMN IF NOT EXISTS deploy_id String;
+
+-- 0003_process_enrichment
+ALTER TABLE crumbs.process_events_local ON CLUSTER crumbs_cluster ADD COLUMN IF NOT EXISTS deploy_version String;
+
+-- 0003_process_enrichment
+ALTER TABLE crumbs.process_events ON CLUSTER crumbs_cluster ADD COLUMN IF NOT EXISTS deploy_version String;
+
+-- 0003_process_enrichment
+ALTER TABLE crumbs.process_events_local ON CLUSTER crumbs_cluster ADD COLUMN IF NOT EXISTS verdict LowCardinality(String);
+
+-- 0003_process_enrichment
+ALTER TABLE crumbs.process_events ON CLUSTER crumbs_cluster ADD COLUMN IF NOT EXISTS verdict LowCardinality(String);
+
+-- 0003_process_enrichment
+ALTER TABLE crumbs.process_events_local ON CLUSTER crumbs_cluster ADD COLUMN IF NOT EXISTS verdict_reason String;
+
+-- 0003_process_enrichment
+ALTER TABLE crumbs.process_events ON CLUSTER crumbs_cluster ADD COLUMN IF NOT EXISTS verdict_reason String;
+
+-- 0003_process_enrichment
+ALTER TABLE crumbs.process_events_local ON CLUSTER crumbs_cluster ADD COLUMN IF NOT EXISTS account_name String;
+
+-- 0003_process_enrichment
+ALTER TABLE crumbs.process_events ON CLUSTER crumbs_cluster ADD COLUMN IF NOT EXISTS account_name String;
+
+-- 0003_process_enrichment
+ALTER TABLE crumbs.process_events_local ON CLUSTER crumbs_cluster ADD COLUMN IF NOT EXISTS account_type LowCardinality(String);
+
+-- 0003_process_enrichment
+ALTER TABLE crumbs.process_events ON CLUSTER crumbs_cluster ADD COLUMN IF NOT EXISTS account_type LowCardinality(String);
+
+-- 0004_event_tables
+-- The event tables of the other kinds: one row per event from crumbs.enriched.<kind>.
+-- Like process_events they are idempotent on event_id (ReplacingMergeTree, and the sink skips
+-- replayed ids), partitioned by the UTC day of the event (`date`, set by the sink) so that
+-- retention drops whole days, and ordered by host and time: a host's timeline reads one
+-- contiguous range per day. Questions by service go through service_activity (0006), which
+-- names the hosts a service ran on per minute. Every table carries the process that caused
+-- the event (pid, executable, command line, user, cgroup) and the enrichment columns.
+
+-- network_events: connection lifecycle steps (connect, accept, update, close), listening
+-- sockets, UDP flows and DNS answers. Bytes and packets on update and close events count what
+-- passed since the connection's previous report.
+CREATE TABLE IF NOT EXISTS crumbs.network_events_local ON CLUSTER crumbs_cluster
+(
+    event_id        String,
+    time            DateTime,
+    time_ns         UInt64,
+    date            Date,
+    host_id         String,
+    host_name       LowCardinality(String),
+    action          LowCardinality(String),
+    pid             Int32,
+    exe_path        String,
+    exe_name        LowCardinality(String),
+    exe_sha256      String,
+    cmd_line        String,
+    uid             Int64,
+    user_name       LowCardinality(String),
+    cgroup_id       Int64,
+    systemd_unit    LowCardinality(String),
+    container_id    String,
+    direction       LowCardinality(String),
+    protocol        LowCardinality(String),
+    ip_version      Int32,
+    src_ip          String,
+    src_port        Int32,
+    src_hostname    String,
+    dst_ip          String,
+    dst_port        Int32,
+    dst_hostname    String,
+    bytes_sent      Int64,
+    bytes_received  Int64,
+    packets         Int64,
+    duration_ns     Int64,
+    dns_answers     Array(String),
+    service         LowCardinality(String),
+    environment     LowCardinality(String),
+    role            LowCardinality(String),
+    change_ids      Array(String),
+    change_types    Array(String),
+    deploy_id       String,
+    deploy_version  String,
+    verdict         LowCardinality(String),
+    verdict_reason  String,
+    account_name    String,
+    account_type    LowCardinality(String)
+)
+ENGINE = ReplicatedReplacingMergeTree('/clickhouse/tables/{shard}/crumbs/network_events', '{replica}')
+PARTITION BY toYYYYMMDD(date)
+ORDER BY (host_name, time, event_id);
+
+-- 0004_event_tables
+CREATE TABLE IF NOT EXISTS crumbs.network_events ON CLUSTER crumbs_cluster AS crumbs.network_events_local
+ENGINE = Distributed(crumbs_cluster, crumbs, network_events_local, cityHash64(event_id));
+
+-- 0004_event_tables
+-- file_events: changes under watched paths (create, write, rename, delete, chmod, chown) and
+-- scan findings (scan_added, scan_removed, scan_changed) with the file's hash, owner and mode.
+CREATE TABLE IF NOT EXISTS crumbs.file_events_local ON CLUSTER crumbs_cluster
+(
+    event_id        String,
+    time            DateTime,
+    time_ns         UInt64,
+    date            Date,
+    host_id         String,
+    host_name       LowCardinality(String),
+    action          LowCardinality(String),
+    pid             Int32,
+    exe_path        String,
+    exe_name        LowCardinality(String),
+    exe_sha256      String,
+    cmd_line        String,
+    uid             Int64,
+    user_name       LowCardinality(String),
+    cgroup_id       Int64,
+    systemd_unit    LowCardinality(String),
+    container_id    String,
+    file_path       String,
+    file_name       String,
+    new_path        String,
+    file_sha256     String,
+    file_size       Int64,
+    file_owner      LowCardinality(String),
+    file_group      LowCardinality(String),
+    file_uid        Int64,
+    file_gid        Int64,
+    file_mode       LowCardinality(String),
+    changed         Array(String),
+    service         LowCardinality(String),
+    environment     LowCardinality(String),
+    role            LowCardinality(String),
+    change_ids      Array(String),
+    change_types    Array(String),
+    deploy_id       String,
+    deploy_version  String,
+    verdict         LowCardinality(String),
+    verdict_reason  String,
+    account_name    String,
+    account_type    LowCardinality(String)
+)
+ENGINE = ReplicatedReplacingMergeTree('/clickhouse/tables/{shard}/crumbs/file_events', '{replica}')
+PARTITION BY toYYYYMMDD(date)
+ORDER BY (host_name, time, event_id);
+
+-- 0004_event_tables
+CREATE TABLE IF NOT EXISTS crumbs.file_events ON CLUSTER crumbs_cluster AS crumbs.file_events_local
+ENGINE = Distributed(crumbs_cluster, crumbs, file_events_local, cityHash64(event_id));
+
+-- 0004_event_tables
+-- identity_events: authentications, sessions and credential changes. identity_service is the
+-- program that authenticated (sshd, sudo, su, login); service is the enrichment's service.
+CREATE TABLE IF NOT EXISTS crumbs.identity_events_local ON CLUSTER crumbs_cluster
+(
+    event_id         String,
+    time             DateTime,
+    time_ns          UInt64,
+    date             Date,
+    host_id          String,
+    host_name        LowCardinality(String),
+    action           LowCardinality(String),
+    pid              Int32,
+    exe_path         String,
+    exe_name         LowCardinality(String),
+    exe_sha256       String,
+    cmd_line         String,
+    uid              Int64,
+    user_name        LowCardinality(String),
+    cgroup_id        Int64,
+    systemd_unit     LowCardinality(String),
+    container_id     String,
+    identity_service LowCardinality(String),
+    user             String,
+    target_user      String,
+    remote_host      String,
+    result           LowCardinality(String),
+    code             Int32,
+    old_uid          Int64,
+    new_uid          Int64,
+    old_gid          Int64,
+    new_gid          Int64,
+    service          LowCardinality(String),
+    environment      LowCardinality(String),
+    role             LowCardinality(String),
+    change_ids       Array(String),
+    change_types     Array(String),
+    deploy_id        String,
+    deploy_version   String,
+    verdict          LowCardinality(String),
+    verdict_reason   String,
+    account_name     String,
+    account_type     LowCardinality(String)
+)
+ENGINE = ReplicatedReplacingMergeTree('/clickhouse/tables/{shard}/crumbs/identity_events', '{replica}')
+PARTITION BY toYYYYMMDD(date)
+ORDER BY (host_name, time, event_id);
+
+-- 0004_event_tables
+CREATE TABLE IF NOT EXISTS crumbs.identity_events ON CLUSTER crumbs_cluster AS crumbs.identity_events_local
+ENGINE = Distributed(crumbs_cluster, crumbs, identity_events_local, cityHash64(event_id));
+
+-- 0004_event_tables
+-- system_events: resource use of a service (systemd unit, cgroup, container) or of the whole
+-- host over one interval.
+CREATE TABLE IF NOT EXISTS crumbs.system_events_local ON CLUSTER crumbs_cluster
+(
+    event_id        String,
+    time            DateTime,
+    time_ns         UInt64,
+    date            Date,
+    host_id         String,
+    host_name       LowCardinality(String),
+    scope           LowCardinality(String),
+    unit            LowCardinality(String),
+    cgroup_id       Int64,
+    interval_ns     Int64,
+    cpu_seconds     Float64,
+    memory_bytes    Int64,
+    process_count   Int64,
+    connections     Int64,
+    bytes_sent      Int64,
+    bytes_received  Int64,
+    service         LowCardinality(String),
+    environment     LowCardinality(String),
+    role            LowCardinality(String),
+    change_ids      Array(String),
+    change_types    Array(String),
+    deploy_id       String,
+    deploy_version  String,
+    verdict         LowCardinality(String),
+    verdict_reason  String,
+    account_name    String,
+    account_type    LowCardinality(String)
+)
+ENGINE = ReplicatedReplacingMergeTree('/clickhouse/tables/{shard}/crumbs/system_events', '{replica}')
+PARTITION BY toYYYYMMDD(date)
+ORDER BY (host_name, time, event_id);
+
+-- 0004_event_tables
+CREATE TABLE IF NOT EXISTS crumbs.system_events ON CLUSTER crumbs_cluster AS crumbs.system_events_local
+ENGINE = Distributed(crumbs_cluster, crumbs, system_events_local, cityHash64(event_id));
+
+-- 0005_context
+-- Context records from the compacted crumbs.context.<kind> topics, as the organisation
+-- planned them. One row per version of a record: ReplacingMergeTree(updated_at) keeps the
+-- latest per id, so read them with FINAL. A tombstone is written as a row with deleted = 1
+-- (and updated_at from the tombstone's Kafka timestamp); readers filter `deleted = 0`.
+-- Context is small and never expires, so the tables are not partitioned.
+
+-- context_changes: planned changes, launches, campaigns and maintenance windows. Empty hosts
+-- means every host of its services. expected_* are the announced effects, index-aligned.
+CREATE TABLE IF NOT EXISTS crumbs.context_changes_local ON CLUSTER crumbs_cluster
+(
+    id                      String,
+    type                    LowCardinality(String),
+    title                   String,
+    services                Array(String),
+    hosts                   Array(String),
+    starts_at               DateTime,
+    ends_at                 DateTime,
+    expected_service        Array(String),
+    expected_metric         Array(String),
+    expected_up_to_factor   Array(Float64),
+    updated_at              UInt64,
+    deleted                 UInt8
+)
+ENGINE = ReplicatedReplacingMergeTree('/clickhouse/tables/{shard}/crumbs/context_changes', '{replica}', updated_at)
+ORDER BY id;
+
+-- 0005_context
+CREATE TABLE IF NOT EXISTS crumbs.context_changes ON CLUSTER crumbs_cluster AS crumbs.context_changes_local
+ENGINE = Distributed(crumbs_cluster, crumbs, context_changes_local, cityHash64(id));
+
+-- 0005_context
+-- context_deploys: deployments of a service version with their artifact manifests
+-- (artifact_* index-aligned).
+CREATE TABLE IF NOT EXISTS crumbs.context_deploys_local ON CLUSTER crumbs_cluster
+(
+    id               String,
+    service          LowCardinality(String),
+    version          String,
+    hosts            Array(String),
+    deployed_at      DateTime,
+    artifact_path    Array(String),
+    artifact_sha256  Array(String),
+    artifact_owner   Array(String),
+    artifact_group   Array(String),
+    artifact_mode    Array(String),
+    updated_at       UInt64,
+    deleted          UInt8
+)
+ENGINE = ReplicatedReplacingMergeTree('/clickhouse/tables/{shard}/crumbs/context_deploys', '{replica}', updated_at)
+ORDER BY id;
+
+-- 0005_context
+CREATE TABLE IF NOT EXISTS crumbs.context_deploys ON CLUSTER crumbs_cluster AS crumbs.context_deploys_local
+ENGINE = Distributed(crumbs_cluster, crumbs, context_deploys_local, cityHash64(id));
+
+-- 0005_context
+-- context_inventory: which service, environment and role a host serves.
+CREATE TABLE IF NOT EXISTS crumbs.context_inventory_local ON CLUSTER crumbs_cluster
+(
+    id           String,
+    host         String,
+    service      LowCardinality(String),
+    environment  LowCardinality(String),
+    role         LowCardinality(String),
+    updated_at   UInt64,
+    deleted      UInt8
+)
+ENGINE = ReplicatedReplacingMergeTree('/clickhouse/tables/{shard}/crumbs/context_inventory', '{replica}', updated_at)
+ORDER BY id;
+
+-- 0005_context
+CREATE TABLE IF NOT EXISTS crumbs.context_inventory ON CLUSTER crumbs_cluster AS crumbs.context_inventory_local
+ENGINE = Distributed(crumbs_cluster, crumbs, context_inventory_local, cityHash64(id));
+
+-- 0005_context
+-- context_accounts: an account's kind and login policy.
+CREATE TABLE IF NOT EXISTS crumbs.context_accounts_local ON CLUSTER crumbs_cluster
+(
+    id               String,
+    name             String,
+    type             LowCardinality(String),
+    interactive      UInt8,
+    allowed_sources  Array(String),
+    allowed_users    Array(String),
+    updated_at       UInt64,
+    deleted          UInt8
+)
+ENGINE = ReplicatedReplacingMergeTree('/clickhouse/tables/{shard}/crumbs/context_accounts', '{replica}', updated_at)
+ORDER BY id;
+
+-- 0005_context
+CREATE TABLE IF NOT EXISTS crumbs.context_accounts ON CLUSTER crumbs_cluster AS crumbs.context_accounts_local
+ENGINE = Distributed(crumbs_cluster, crumbs, context_accounts_local, cityHash64(id));
+
+-- 0006_views
+-- Aggregates that dashboards and `crumbs timeline` read instead of scanning raw events. Each
+-- is a small table fed by materialised views on the raw tables: every INSERT the sink makes
+-- is aggregated as it lands, and background merges fold the rows together (SummingMergeTree
+-- sums the numeric columns outside the key; AggregatingMergeTree merges -State values, read
+-- back with -Merge). Readers still aggregate with GROUP BY, since merging is eventual. The
+-- views see only rows inserted after they exist. The sink skips replayed ids before
+-- inserting, so replays do not inflate the counts.
+-- On a cluster, views and tables are local to each node (the raw rows of a node feed its
+-- aggregates) and the Distributed tables in front of the aggregates read every shard.
+
+-- alerts_hourly: alerts per hour by rule, severity and service.
+CREATE TABLE IF NOT EXISTS crumbs.alerts_hourly_local ON CLUSTER crumbs_cluster
+(
+    hour      DateTime,
+    rule_id   LowCardinality(String),
+    severity  LowCardinality(String),
+    service   LowCardinality(String),
+    alerts    UInt64
+)
+ENGINE = ReplicatedSummingMergeTree('/clickhouse/tables/{shard}/crumbs/alerts_hourly', '{replica}')
+PARTITION BY toYYYYMM(hour)
+ORDER BY (hour, rule_id, severity, service);
+
+-- 0006_views
+CREATE TABLE IF NOT EXISTS crumbs.alerts_hourly ON CLUSTER crumbs_cluster AS crumbs.alerts_hourly_local
+ENGINE = Distributed(crumbs_cluster, crumbs, alerts_hourly_local, rand());
+
+-- 0006_views
+CREATE MATERIALIZED VIEW IF NOT EXISTS crumbs.alerts_hourly_mv ON CLUSTER crumbs_cluster
+TO crumbs.alerts_hourly_local
+AS SELECT toStartOfHour(time) AS hour, rule_id, severity, service, count() AS alerts
+FROM crumbs.alerts_local
+GROUP BY hour, rule_id, severity, service;
+
+-- 0006_views
+-- service_graph_minute: outbound connections per minute from a service (and host) to a
+-- destination (its host name when the collector resolved one, else its address) and port.
+-- connections counts connects and UDP flows; bytes add up what updates and closes report.
+CREATE TABLE IF NOT EXISTS crumbs.service_graph_minute_local ON CLUSTER crumbs_cluster
+(
+    minute          DateTime,
+    src_service     LowCardinality(String),
+    dst             String,
+    dst_port        Int32,
+    protocol        LowCardinality(String),
+    src_host        LowCardinality(String),
+    connections     UInt64,
+    bytes_sent      Int64,
+    bytes_received  Int64
+)
+ENGINE = ReplicatedSummingMergeTree('/clickhouse/tables/{shard}/crumbs/service_graph_minute', '{replica}')
+PARTITION BY toYYYYMMDD(minute)
+ORDER BY (minute, src_service, dst, dst_port, protocol, src_host);
+
+-- 0006_views
+CREATE TABLE IF NOT EXISTS crumbs.service_graph_minute ON CLUSTER crumbs_cluster AS crumbs.service_graph_minute_local
+ENGINE = Distributed(crumbs_cluster, crumbs, service_graph_minute_local, rand());
+
+-- 0006_views
+CREATE MATERIALIZED VIEW IF NOT EXISTS crumbs.service_graph_minute_mv ON CLUSTER crumbs_cluster
+TO crumbs.service_graph_minute_local
+AS SELECT toStartOfMinute(time) AS minute, service AS src_service,
+    if(dst_hostname != '', dst_hostname, dst_ip) AS dst, dst_port, protocol, host_name AS src_host,
+    countIf(action IN ('connect', 'udp_flow')) AS connections,
+    sum(bytes_sent) AS bytes_sent, sum(bytes_received) AS bytes_received
+FROM crumbs.network_events_local
+WHERE direction = 'outbound'
+GROUP BY minute, src_service, dst, dst_port, protocol, src_host;
+
+-- 0006_views
+-- executions_by_service: per service, executable and hash (and its artifact verdict), the
+-- first and last time it was executed, how often and on how many hosts, per month (so that
+-- retention can drop old months; merge months with minMerge/maxMerge/countMerge/uniqMerge).
+CREATE TABLE IF NOT EXISTS crumbs.executions_by_service_local ON CLUSTER crumbs_cluster
+(
+    month       Date,
+    service     LowCardinality(String),
+    exe_path    String,
+    exe_sha256  String,
+    verdict     LowCardinality(String),
+    first_seen  AggregateFunction(min, DateTime),
+    last_seen   AggregateFunction(max, DateTime),
+    executions  AggregateFunction(count),
+    hosts       AggregateFunction(uniq, String)
+)
+ENGINE = ReplicatedAggregatingMergeTree('/clickhouse/tables/{shard}/crumbs/executions_by_service', '{replica}')
+PARTITION BY toYYYYMM(month)
+ORDER BY (service, exe_path, exe_sha256, verdict, month);
+
+-- 0006_views
+CREATE TABLE IF NOT EXISTS crumbs.executions_by_service ON CLUSTER crumbs_cluster AS crumbs.executions_by_service_local
+ENGINE = Distributed(crumbs_cluster, crumbs, executions_by_service_local, rand());
+
+-- 0006_views
+CREATE MATERIALIZED VIEW IF NOT EXISTS crumbs.executions_by_service_mv ON CLUSTER crumbs_cluster
+TO crumbs.executions_by_service_local
+AS SELECT toStartOfMonth(date) AS month, service, exe_path, exe_sha256, verdict,
+    minState(time) AS first_seen, maxState(time) AS last_seen, countState() AS executions,
+    uniqState(host_name) AS hosts
+FROM crumbs.process_events_local
+WHERE action = 'exec'
+GROUP BY month, service, exe_path, exe_sha256, verdict;
+
+-- 0006_views
+-- logins_by_account: authentications and session opens per hour, by the account logged into
+-- (the target user when there is one, as with su and sudo, else the user), the source (remote
+-- host), the authenticating program and the result.
+CREATE TABLE IF NOT EXISTS crumbs.logins_by_account_local ON CLUSTER crumbs_cluster
+(
+    hour              DateTime,
+    account           String,
+    source            String,
+    result            LowCardinality(String),
+    identity_service  LowCardinality(String),
+    user              String,
+    host_name         LowCardinality(String),
+    service           LowCardinality(String),
+    account_type      LowCardinality(String),
+    logins            UInt64
+)
+ENGINE = ReplicatedSummingMergeTree('/clickhouse/tables/{shard}/crumbs/logins_by_account', '{replica}')
+PARTITION BY toYYYYMM(hour)
+ORDER BY (hour, account, source, result, identity_service, user, host_name, service, account_type);
+
+-- 0006_views
+CREATE TABLE IF NOT EXISTS crumbs.logins_by_account ON CLUSTER crumbs_cluster AS crumbs.logins_by_account_local
+ENGINE = Distributed(crumbs_cluster, crumbs, logins_by_account_local, rand());
+
+-- 0006_views
+CREATE MATERIALIZED VIEW IF NOT EXISTS crumbs.logins_by_account_mv ON CLUSTER crumbs_cluster
+TO crumbs.logins_by_account_local
+AS SELECT toStartOfHour(time) AS hour, if(target_user != '', target_user, user) AS account,
+    remote_host AS source, result, identity_service, user, host_name, service, account_type,
+    count() AS logins
+FROM crumbs.identity_events_local
+WHERE action IN ('auth', 'session_open')
+GROUP BY hour, account, source, result, identity_service, user, host_name, service, account_type;
+
+-- 0006_views
+-- service_activity: events per minute, service, host and kind. It is the index of questions
+-- by service: which hosts a service ran on in a time range, so that its timeline reads the
+-- raw tables by (host_name, time), their sorting key.
+CREATE TABLE IF NOT EXISTS crumbs.service_activity_local ON CLUSTER crumbs_cluster
+(
+    minute     DateTime,
+    service    LowCardinality(String),
+    host_name  LowCardinality(String),
+    kind       LowCardinality(String),
+    events     UInt64
+)
+ENGINE = ReplicatedSummingMergeTree('/clickhouse/tables/{shard}/crumbs/service_activity', '{replica}')
+PARTITION BY toYYYYMMDD(minute)
+ORDER BY (service, minute, host_name, kind);
+
+-- 0006_views
+CREATE TABLE IF NOT EXISTS crumbs.service_activity ON CLUSTER crumbs_cluster AS crumbs.service_activity_local
+ENGINE = Distributed(crumbs_cluster, crumbs, service_activity_local, rand());
+
+-- 0006_views
+CREATE MATERIALIZED VIEW IF NOT EXISTS crumbs.service_activity_process_mv ON CLUSTER crumbs_cluster
+TO crumbs.service_activity_local
+AS SELECT toStartOfMinute(time) AS minute, service, host_name, 'process' AS kind, count() AS events
+FROM crumbs.process_events_local GROUP BY minute, service, host_name;
+
+-- 0006_views
+CREATE MATERIALIZED VIEW IF NOT EXISTS crumbs.service_activity_network_mv ON CLUSTER crumbs_cluster
+TO crumbs.service_activity_local
+AS SELECT toStartOfMinute(time) AS minute, service, host_name, 'network' AS kind, count() AS events
+FROM crumbs.network_events_local GROUP BY minute, service, host_name;
+
+-- 0006_views
+CREATE MATERIALIZED VIEW IF NOT EXISTS crumbs.service_activity_file_mv ON CLUSTER crumbs_cluster
+TO crumbs.service_activity_local
+AS SELECT toStartOfMinute(time) AS minute, service, host_name, 'file' AS kind, count() AS events
+FROM crumbs.file_events_local GROUP BY minute, service, host_name;
+
+-- 0006_views
+CREATE MATERIALIZED VIEW IF NOT EXISTS crumbs.service_activity_identity_mv ON CLUSTER crumbs_cluster
+TO crumbs.service_activity_local
+AS SELECT toStartOfMinute(time) AS minute, service, host_name, 'identity' AS kind, count() AS events
+FROM crumbs.identity_events_local GROUP BY minute, service, host_name;
+
+-- 0006_views
+CREATE MATERIALIZED VIEW IF NOT EXISTS crumbs.service_activity_system_mv ON CLUSTER crumbs_cluster
+TO crumbs.service_activity_local
+AS SELECT toStartOfMinute(time) AS minute, service, host_name, 'system' AS kind, count() AS events
+FROM crumbs.system_events_local GROUP BY minute, service, host_name;
+
