@@ -5,9 +5,11 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"slices"
 	"strings"
 	"time"
 
+	crumbscollectors "github.com/threatcrumbs/crumbs/collectors"
 	"github.com/threatcrumbs/crumbs/collectors/file"
 	"github.com/threatcrumbs/crumbs/collectors/identity"
 	"github.com/threatcrumbs/crumbs/collectors/network"
@@ -26,6 +28,7 @@ type Config struct {
 	Host       HostConfig        `mapstructure:"host"`
 	Metrics    MetricsConfig     `mapstructure:"metrics"`
 	Status     StatusConfig      `mapstructure:"status"`
+	Up         UpConfig          `mapstructure:"up"`
 	Kafka      kafka.Config      `mapstructure:"kafka"`
 	ClickHouse clickhouse.Config `mapstructure:"clickhouse"`
 	Collectors CollectorsConfig  `mapstructure:"collectors"`
@@ -62,6 +65,16 @@ type StatusConfig struct {
 	Interval time.Duration `mapstructure:"interval"`
 }
 
+// UpConfig configures `crumbs up`.
+type UpConfig struct {
+	// Stages are the stages `crumbs up` runs beside its embedded broker: collect, enrich,
+	// detect and sink. Leave some out to run them apart (`crumbs detect`, ...). Default all.
+	Stages []string `mapstructure:"stages"`
+}
+
+// upStages are the stages `crumbs up` can run.
+var upStages = []string{"collect", "enrich", "detect", "sink"}
+
 // CollectorsConfig configures the collectors (keys under `collectors.`).
 type CollectorsConfig struct {
 	Process  process.Config  `mapstructure:"process"`
@@ -69,6 +82,10 @@ type CollectorsConfig struct {
 	File     file.Config     `mapstructure:"file"`
 	Identity identity.Config `mapstructure:"identity"`
 	System   system.Config   `mapstructure:"system"`
+	// Spool, Redact and Health apply to every collector.
+	Spool  crumbscollectors.SpoolConfig  `mapstructure:"spool"`
+	Redact crumbscollectors.RedactConfig `mapstructure:"redact"`
+	Health crumbscollectors.HealthConfig `mapstructure:"health"`
 }
 
 // defaultConfig returns every key's default.
@@ -77,10 +94,12 @@ func defaultConfig() Config {
 		Log:        LogConfig{Level: "info", Format: "text"},
 		Metrics:    MetricsConfig{Listen: "127.0.0.1:9464"},
 		Status:     StatusConfig{Interval: time.Second},
+		Up:         UpConfig{Stages: slices.Clone(upStages)},
 		Kafka:      kafka.DefaultConfig(),
 		ClickHouse: clickhouse.DefaultConfig(),
 		Collectors: CollectorsConfig{Process: process.DefaultConfig(), File: file.DefaultConfig(), Network: network.DefaultConfig(),
-			Identity: identity.DefaultConfig(), System: system.DefaultConfig()},
+			Identity: identity.DefaultConfig(), System: system.DefaultConfig(),
+			Spool: crumbscollectors.DefaultSpoolConfig(), Redact: crumbscollectors.DefaultRedactConfig(), Health: crumbscollectors.DefaultHealthConfig()},
 		Enricher: enrichers.DefaultConfig(),
 		Detector: detectors.DefaultConfig(),
 	}
@@ -97,11 +116,16 @@ func (c *Config) Validate() error {
 	if c.Log.Format != "text" && c.Log.Format != "json" {
 		errs = append(errs, fmt.Errorf("log.format: %q: must be text or json", c.Log.Format))
 	}
+	for _, st := range c.Up.Stages {
+		if !slices.Contains(upStages, st) {
+			errs = append(errs, fmt.Errorf("up.stages: %q: no such stage (have: %s)", st, strings.Join(upStages, ", ")))
+		}
+	}
 	if c.Status.Interval < 0 {
 		errs = append(errs, fmt.Errorf("status.interval: %s: must not be negative", c.Status.Interval))
 	}
 	for _, v := range []interface{ Validate() error }{c.Kafka, c.ClickHouse, c.Collectors.Process, c.Collectors.File, c.Collectors.Network,
-		c.Collectors.Identity, c.Collectors.System, c.Enricher, c.Detector} {
+		c.Collectors.Identity, c.Collectors.System, c.Collectors.Spool, c.Collectors.Redact, c.Collectors.Health, c.Enricher, c.Detector} {
 		if err := v.Validate(); err != nil {
 			errs = append(errs, err)
 		}

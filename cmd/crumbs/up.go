@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -61,20 +62,28 @@ func runUp(cmd *cobra.Command, _ []string) error {
 	// Downstream stages first, the collector last: the collector stops first on shutdown so
 	// that everything it produced is flushed to Kafka, where a restart finds it.
 	var down []stage
-	for _, build := range []func(*runtime) (stage, error){(*runtime).sink, (*runtime).detector, (*runtime).enricher} {
-		s, err := build(rt)
+	for _, st := range []struct {
+		name  string
+		build func(*runtime) (stage, error)
+	}{{"sink", (*runtime).sink}, {"detect", (*runtime).detector}, {"enrich", (*runtime).enricher}} {
+		if !slices.Contains(cfg.Up.Stages, st.name) {
+			continue
+		}
+		s, err := st.build(rt)
 		if err != nil {
 			return err
 		}
 		down = append(down, s)
 	}
-	cols, err := rt.collectors()
-	if err != nil {
-		return err
-	}
 	var col stage
-	if len(cols) > 0 {
-		col = stageGroup(cols)
+	if slices.Contains(cfg.Up.Stages, "collect") {
+		cols, err := rt.collectors()
+		if err != nil {
+			return err
+		}
+		if len(cols) > 0 {
+			col = stageGroup(cols)
+		}
 	}
 
 	downCtx, stopDown := context.WithCancel(context.WithoutCancel(ctx))
