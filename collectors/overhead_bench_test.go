@@ -1,0 +1,195 @@
+package collectors_test
+
+import (
+	"bufio"
+	"context"
+	"io"
+	"log/slog"
+	"net"
+	"os"
+	"os/exec"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/threatcrumbs/crumbs/collectors/file"
+	"github.com/threatcrumbs/crumbs/collectors/identity"
+	"github.com/threatcrumbs/crumbs/collectors/network"
+	"github.com/threatcrumbs/crumbs/collectors/process"
+	"github.com/threatcrumbs/crumbs/collectors/system"
+	"github.com/threatcrumbs/crumbs/pkg/testenv"
+	"github.com/threatcrumbs/crumbs/schemas"
+)
+
+// allCollectors runs the five collectors with their default configuration (the file
+// collector's scan state in a temporary folder, no scan on start), counting what they emit.
+type allCollectors struct {
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+	events atomic.Int64
+	drops  func() uint64
+}
+
+func startAll(b *testing.B) *allCollectors {
+	b.Helper()
+	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+	host := schemas.Host{ID: "bench", Name: "bench"}
+	ctx, cancel := context.WithCancel(context.Background())
+	a := &allCollectors{cancel: cancel}
+	count := func() { a.events.Add(1) }
+
+	pc, err := process.New(process.DefaultConfig(), host, log)
+	if err != nil {
+		b.Fatal(err)
+	}
+	nc, err := network.New(network.DefaultConfig(), host, log)
+	if err != nil {
+		b.Fatal(err)
+	}
+	fcfg := file.DefaultConfig()
+	fcfg.StateDir = b.TempDir()
+	fcfg.ScanOnStart = false
+	fc, err := file.New(fcfg, host, log)
+	if err != nil {
+		b.Fatal(err)
+	}
+	ic, err := identity.New(identity.DefaultConfig(), host, log)
+	if err != nil {
+		b.Fatal(err)
+	}
+	sc, err := system.New(system.DefaultConfig(), host, log)
+	if err != nil {
+		b.Fatal(err)
+	}
+	a.drops = func() uint64 {
+		return pc.Stats().KernelDrops + nc.Stats().KernelDrops + fc.Stats().KernelDrops + ic.Stats().KernelDrops
+	}
+	runs := []func() error{
+		func() error { return pc.Run(ctx, func(*schemas.ProcessEvent) { count() }) },
+		func() error { return nc.Run(ctx, func(*schemas.NetworkEvent) { count() }) },
+		func() error { return fc.Run(ctx, func(*schemas.FileEvent) { count() }) },
+		func() error { return ic.Run(ctx, func(*schemas.IdentityEvent) { count() }) },
+		func() error { return sc.Run(ctx, func(*schemas.SystemEvent) { count() }) },
+	}
+	for _, run := range runs {
+		a.wg.Go(func() {
+			if err := run(); err != nil {
+				b.Errorf("collector: %v", err)
+			}
+		})
+	}
+	time.Sleep(500 * time.Millisecond) // attached in New; let Run start reading
+	return a
+}
+
+func (a *allCollectors) stop() { a.cancel(); a.wg.Wait() }
+
+// execStorm execs /bin/true n times from 4 goroutines.
+func execStorm(b *testing.B, n int) {
+	var next atomic.Int64
+	var wg sync.WaitGroup
+	for range 4 {
+		wg.Go(func() {
+			for next.Add(1) <= int64(n) {
+				if err := exec.Command("/bin/true").Run(); err != nil {
+					b.Error(err)
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
+}
+
+// connectStorm opens and closes n loopback TCP connections from 4 goroutines.
+func connectStorm(b *testing.B, n int) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer ln.Close()
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			c.Close()
+		}
+	}()
+	var next atomic.Int64
+	var wg sync.WaitGroup
+	for range 4 {
+		wg.Go(func() {
+			for next.Add(1) <= int64(n) {
+				c, err := net.Dial("tcp", ln.Addr().String())
+				if err != nil {
+					b.Error(err)
+					return
+				}
+				c.Close()
+			}
+		})
+	}
+	wg.Wait()
+}
+
+func timed(f func()) time.Duration {
+	start := time.Now()
+	f()
+	return time.Since(start)
+}
+
+func median(ds []float64) float64 {
+	sort.Float64s(ds)
+	return ds[len(ds)/2]
+}
+
+// BenchmarkAllCollectorsOverhead reports, for an exec storm and a loopback connect/close
+// storm, the storm's run time with all five collectors running divided by its run time
+// without them (target: at most 1.05), as the median of rounds that alternate the two, the
+// kernel drops during the runs with collectors, and the peak RSS of this process, which holds
+// the collectors. b.N is the number of rounds.
+func BenchmarkAllCollectorsOverhead(b *testing.B) {
+	testenv.RequireBPF(b)
+	const execs, connects = 1000, 4000
+	var execRatios, connRatios []float64
+	var drops uint64
+	for range b.N {
+		execBase := timed(func() { execStorm(b, execs) })
+		connBase := timed(func() { connectStorm(b, connects) })
+		a := startAll(b)
+		d0 := a.drops()
+		execWith := timed(func() { execStorm(b, execs) })
+		connWith := timed(func() { connectStorm(b, connects) })
+		drops += a.drops() - d0
+		a.stop()
+		execRatios = append(execRatios, execWith.Seconds()/execBase.Seconds())
+		connRatios = append(connRatios, connWith.Seconds()/connBase.Seconds())
+	}
+	b.ReportMetric(median(execRatios), "exec-ratio")
+	b.ReportMetric(median(connRatios), "connect-ratio")
+	b.ReportMetric(float64(drops), "drops")
+	b.ReportMetric(float64(peakRSS()), "peak-RSS-MiB")
+}
+
+// peakRSS returns this process's peak resident set size (VmHWM) in MiB.
+func peakRSS() int64 {
+	f, err := os.Open("/proc/self/status")
+	if err != nil {
+		return 0
+	}
+	defer f.Close()
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		if v, ok := strings.CutPrefix(sc.Text(), "VmHWM:"); ok {
+			kb, _ := strconv.ParseInt(strings.TrimSuffix(strings.TrimSpace(v), " kB"), 10, 64)
+			return kb / 1024
+		}
+	}
+	return 0
+}
