@@ -21,6 +21,7 @@ import (
 
 	"github.com/threatcrumbs/crumbs/detectors/engine"
 	"github.com/threatcrumbs/crumbs/detectors/rules"
+	"github.com/threatcrumbs/crumbs/detectors/sigma"
 	"github.com/threatcrumbs/crumbs/pkg/avro"
 	"github.com/threatcrumbs/crumbs/pkg/kafka"
 	"github.com/threatcrumbs/crumbs/pkg/telemetry"
@@ -46,6 +47,13 @@ type Config struct {
 	// MaxStateKeys caps the window states (rule, partition, group key) held in memory; the
 	// least recently updated is evicted beyond it. Default 1000000.
 	MaxStateKeys int `mapstructure:"max_state_keys"`
+	// SigmaDirs are extra folders of Sigma rules, loaded beside RulesDir (or the built-in
+	// pack) as one set. Default none.
+	SigmaDirs []string `mapstructure:"sigma_dirs"`
+	// SigmaRefused is what a Sigma file crumbs cannot evaluate does to the rule set: fail
+	// (the set is invalid, as with a bad native rule) or skip (the file is logged with its
+	// reason, counted in crumbs_detector_sigma_files_refused, and the rest loads). Default fail.
+	SigmaRefused string `mapstructure:"sigma_refused"`
 	// ReloadInterval is how often RulesDir is checked for changes (SIGHUP reloads at once).
 	// Default 5s.
 	ReloadInterval time.Duration `mapstructure:"reload_interval"`
@@ -54,7 +62,8 @@ type Config struct {
 // DefaultConfig returns the defaults documented on Config.
 func DefaultConfig() Config {
 	return Config{Group: "crumbs-detect", Sources: slices.Clone(kafka.Kinds), MaxEvidence: 20, MaxPollRecords: 5000,
-		AllowedLateness: 30 * time.Second, MaxStateKeys: 1000000, ReloadInterval: 5 * time.Second}
+		AllowedLateness: 30 * time.Second, MaxStateKeys: 1000000, ReloadInterval: 5 * time.Second,
+		SigmaRefused: sigma.RefusedFail}
 }
 
 // Validate reports every invalid key.
@@ -76,6 +85,14 @@ func (c Config) Validate() error {
 			errs = append(errs, fmt.Errorf("detector.rules_dir: %q: not a readable folder", c.RulesDir))
 		}
 	}
+	for i, dir := range c.SigmaDirs {
+		if st, err := os.Stat(dir); err != nil || !st.IsDir() {
+			errs = append(errs, fmt.Errorf("detector.sigma_dirs.%d: %q: not a readable folder", i, dir))
+		}
+	}
+	if c.SigmaRefused != sigma.RefusedFail && c.SigmaRefused != sigma.RefusedSkip {
+		errs = append(errs, fmt.Errorf("detector.sigma_refused: %q: must be fail or skip", c.SigmaRefused))
+	}
 	if c.MaxEvidence < 1 {
 		errs = append(errs, fmt.Errorf("detector.max_evidence: %d: must be at least 1", c.MaxEvidence))
 	}
@@ -94,12 +111,33 @@ func (c Config) Validate() error {
 	return errors.Join(errs...)
 }
 
-// LoadRules loads the configured rule set: RulesDir, or the built-in pack.
+// LoadRules loads the configured rule set: RulesDir (or the built-in pack) and SigmaDirs, as
+// one set; Sigma files in any of them are read as Sigma. Refused Sigma files that
+// sigma_refused skips are logged with slog's default logger.
 func (c Config) LoadRules() ([]*engine.Rule, error) {
-	if c.RulesDir == "" {
-		return engine.LoadFS(rules.FS, rules.Dir)
+	rs, _, err := c.loadRules(slog.Default())
+	return rs, err
+}
+
+// loadRules loads the rule set and returns how many Sigma files were refused and skipped.
+func (c Config) loadRules(log *slog.Logger) ([]*engine.Rule, int, error) {
+	dirs := []engine.RuleDir{{FS: rules.FS, Dir: rules.Dir}}
+	if c.RulesDir != "" {
+		dirs = []engine.RuleDir{{FS: os.DirFS(c.RulesDir), Dir: ".", Prefix: c.RulesDir}}
 	}
-	return engine.LoadFS(os.DirFS(c.RulesDir), ".")
+	for _, d := range c.SigmaDirs {
+		dirs = append(dirs, engine.RuleDir{FS: os.DirFS(d), Dir: ".", Prefix: d})
+	}
+	skipped := 0
+	f := &sigma.Format{Refused: c.SigmaRefused, OnSkip: func(r sigma.LintResult) {
+		skipped++
+		log.Warn("sigma rule file refused and skipped (detector.sigma_refused: skip)", "file", r.File, "reason", r.Reason())
+	}}
+	rs, err := engine.LoadDirs(dirs, f)
+	if skipped > 0 && err == nil {
+		log.Warn("sigma rule files skipped", "refused", skipped, "loaded", len(f.Results)-skipped)
+	}
+	return rs, skipped, err
 }
 
 func (c Config) engineOptions() engine.Options {
@@ -131,7 +169,7 @@ type Detector struct {
 	owned   map[string]map[int32]bool // topic -> assigned partitions
 	pending atomic.Pointer[[]*engine.Rule]
 
-	late, evicted, keys, reloads, refused atomic.Int64
+	late, evicted, keys, reloads, refused, sigmaSkipped atomic.Int64
 }
 
 // New loads the rules and returns a detector; a rule set with any invalid rule is refused.
@@ -139,15 +177,22 @@ func New(cfg Config, kcfg kafka.Config, deps Deps) (*Detector, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
+	if deps.Log == nil {
+		deps.Log = slog.Default()
+	}
+	d := &Detector{cfg: cfg, kcfg: kcfg, owned: map[string]map[int32]bool{}}
 	if deps.LoadRules == nil {
-		deps.LoadRules = cfg.LoadRules
+		deps.LoadRules = func() ([]*engine.Rule, error) {
+			rs, skipped, err := cfg.loadRules(deps.Log)
+			if err == nil {
+				d.sigmaSkipped.Store(int64(skipped))
+			}
+			return rs, err
+		}
 	}
 	rs, err := deps.LoadRules()
 	if err != nil {
 		return nil, fmt.Errorf("load rules:\n%w", err)
-	}
-	if deps.Log == nil {
-		deps.Log = slog.Default()
 	}
 	if deps.Counters == nil {
 		deps.Counters = telemetry.NewStageCounters(nil, "detect", cfg.Group)
@@ -164,7 +209,7 @@ func New(cfg Config, kcfg kafka.Config, deps Deps) (*Detector, error) {
 	if err != nil {
 		return nil, fmt.Errorf("load rules:\n%w", err)
 	}
-	d := &Detector{cfg: cfg, kcfg: kcfg, deps: deps, engine: eng, owned: map[string]map[int32]bool{}}
+	d.deps, d.engine = deps, eng
 	if err := d.registerMetrics(); err != nil {
 		return nil, err
 	}
@@ -186,6 +231,9 @@ func (d *Detector) registerMetrics() error {
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "crumbs_detector_state_keys", ConstLabels: labels,
 			Help: "Window states held in memory."},
 			func() float64 { return float64(d.keys.Load()) }),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "crumbs_detector_sigma_files_refused", ConstLabels: labels,
+			Help: "Sigma rule files refused and skipped (detector.sigma_refused: skip) in the last rule set loaded; each is logged with its reason."},
+			func() float64 { return float64(d.sigmaSkipped.Load()) }),
 		prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "crumbs_detector_rule_reloads_total", ConstLabels: labels,
 			Help: "Rule sets reloaded without a restart."},
 			func() float64 { return float64(d.reloads.Load()) }),

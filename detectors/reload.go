@@ -32,7 +32,7 @@ func (d *Detector) watchRules(ctx context.Context) {
 				continue
 			}
 			last = fp
-			d.deps.Log.Info("rules folder changed: reloading rules", "dir", d.cfg.RulesDir)
+			d.deps.Log.Info("rules folder changed: reloading rules", "dir", d.cfg.RulesDir, "sigma_dirs", d.cfg.SigmaDirs)
 		}
 		if err := d.Reload(); err != nil {
 			d.deps.Log.Error("rule reload refused", "err", err)
@@ -40,21 +40,27 @@ func (d *Detector) watchRules(ctx context.Context) {
 	}
 }
 
-// rulesFingerprint hashes the names, sizes and modification times of the rules folder's
-// files; "" when rules are built in.
+// rulesFingerprint hashes the names, sizes and modification times of the files of the rules
+// folder and the Sigma folders; "" when the rules are only built in.
 func (d *Detector) rulesFingerprint() string {
-	if d.cfg.RulesDir == "" {
+	dirs := d.cfg.SigmaDirs
+	if d.cfg.RulesDir != "" {
+		dirs = append([]string{d.cfg.RulesDir}, dirs...)
+	}
+	if len(dirs) == 0 {
 		return ""
 	}
 	h := sha256.New()
-	_ = fs.WalkDir(os.DirFS(d.cfg.RulesDir), ".", func(p string, e fs.DirEntry, err error) error {
-		if err != nil || e.IsDir() {
+	for _, dir := range dirs {
+		_ = fs.WalkDir(os.DirFS(dir), ".", func(p string, e fs.DirEntry, err error) error {
+			if err != nil || e.IsDir() {
+				return nil
+			}
+			if info, err := e.Info(); err == nil {
+				fmt.Fprintf(h, "%s\x00%s\x00%d\x00%d\n", dir, p, info.Size(), info.ModTime().UnixNano())
+			}
 			return nil
-		}
-		if info, err := e.Info(); err == nil {
-			fmt.Fprintf(h, "%s\x00%d\x00%d\n", p, info.Size(), info.ModTime().UnixNano())
-		}
-		return nil
-	})
+		})
+	}
 	return string(h.Sum(nil))
 }

@@ -16,6 +16,18 @@ type Alert struct {
 	Count       int64
 	Evidence    []string
 	Summary     string
+	// Author is the rule's author, credited where the alert is shown (Sigma's licence asks it).
+	Author string
+	// Level is a Sigma rule's level as written; empty for native rules.
+	Level string
+	// RuleSource is the rule's format: native or sigma.
+	RuleSource string
+	// OriginalSeverity is the rule's severity when an explaining change lowered it; else "".
+	OriginalSeverity string
+	// Changes are the ids of the change windows that explain the alert.
+	Changes []string
+	// Explanation names the changes, their type and their expected effects.
+	Explanation string
 }
 
 // Native returns the alert in goavro's native form.
@@ -35,6 +47,13 @@ func (a *Alert) Native() map[string]any {
 		"count":        a.Count,
 		"evidence":     anySlice(a.Evidence),
 		"summary":      a.Summary,
+		"author":       a.Author,
+		"level":        a.Level,
+		"rule_source":  a.RuleSource,
+
+		"original_severity": a.OriginalSeverity,
+		"changes":           anySlice(a.Changes),
+		"explanation":       a.Explanation,
 	}
 }
 
@@ -58,6 +77,16 @@ func AlertFromNative(v any) (*Alert, error) {
 		Count:       r.i64(m, "count"),
 		Evidence:    r.strs(m, "evidence"),
 		Summary:     r.str(m, "summary"),
+	}
+	// Alerts written before these fields existed decode with their defaults.
+	if _, ok := m["author"]; ok {
+		a.Author, a.Level, a.RuleSource = r.str(m, "author"), r.str(m, "level"), r.str(m, "rule_source")
+	} else {
+		a.RuleSource = "native"
+	}
+	a.OriginalSeverity, a.Changes, a.Explanation = r.str(m, "original_severity"), r.strs(m, "changes"), r.str(m, "explanation")
+	if len(a.Changes) == 0 {
+		a.Changes = nil
 	}
 	return a, r.err
 }

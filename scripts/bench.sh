@@ -32,8 +32,9 @@ run ./schemas 'ProcessEvent' 2s
 # Enricher against a pass-through stage; detector with 10/100/1000 rules and state memory;
 # Sigma corpus against no rules.
 run ./enrichers '.' 1x
-run ./detectors '.' 2s
+run ./detectors 'Detector[^S]|StateMemory' 2s
 run ./detectors/sigma 'Corpus' 2s
+run ./detectors 'DetectorSigmaCorpus' 20000x
 # Sink against clickhouse-client inserting the same rows in Native format.
 run ./sinks/clickhouse 'Sink' 3x
 # Forensics: a one-hour host timeline over 10 million events (loaded once, kept).

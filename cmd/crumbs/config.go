@@ -9,6 +9,7 @@ import (
 	"strings"
 	"time"
 
+	crumbscollectors "github.com/threatcrumbs/crumbs/collectors"
 	"github.com/threatcrumbs/crumbs/collectors/file"
 	"github.com/threatcrumbs/crumbs/collectors/identity"
 	"github.com/threatcrumbs/crumbs/collectors/network"
@@ -81,6 +82,10 @@ type CollectorsConfig struct {
 	File     file.Config     `mapstructure:"file"`
 	Identity identity.Config `mapstructure:"identity"`
 	System   system.Config   `mapstructure:"system"`
+	// Spool, Redact and Health apply to every collector.
+	Spool  crumbscollectors.SpoolConfig  `mapstructure:"spool"`
+	Redact crumbscollectors.RedactConfig `mapstructure:"redact"`
+	Health crumbscollectors.HealthConfig `mapstructure:"health"`
 }
 
 // defaultConfig returns every key's default.
@@ -93,7 +98,8 @@ func defaultConfig() Config {
 		Kafka:      kafka.DefaultConfig(),
 		ClickHouse: clickhouse.DefaultConfig(),
 		Collectors: CollectorsConfig{Process: process.DefaultConfig(), File: file.DefaultConfig(), Network: network.DefaultConfig(),
-			Identity: identity.DefaultConfig(), System: system.DefaultConfig()},
+			Identity: identity.DefaultConfig(), System: system.DefaultConfig(),
+			Spool: crumbscollectors.DefaultSpoolConfig(), Redact: crumbscollectors.DefaultRedactConfig(), Health: crumbscollectors.DefaultHealthConfig()},
 		Enricher: enrichers.DefaultConfig(),
 		Detector: detectors.DefaultConfig(),
 	}
@@ -119,7 +125,7 @@ func (c *Config) Validate() error {
 		errs = append(errs, fmt.Errorf("status.interval: %s: must not be negative", c.Status.Interval))
 	}
 	for _, v := range []interface{ Validate() error }{c.Kafka, c.ClickHouse, c.Collectors.Process, c.Collectors.File, c.Collectors.Network,
-		c.Collectors.Identity, c.Collectors.System, c.Enricher, c.Detector} {
+		c.Collectors.Identity, c.Collectors.System, c.Collectors.Spool, c.Collectors.Redact, c.Collectors.Health, c.Enricher, c.Detector} {
 		if err := v.Validate(); err != nil {
 			errs = append(errs, err)
 		}

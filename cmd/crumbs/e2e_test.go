@@ -90,6 +90,7 @@ func newPipeline(t testing.TB, extraEnv ...string) *pipeline {
 		"CRUMBS_CLICKHOUSE_BATCH_MAX_AGE=200ms",
 		"CRUMBS_METRICS_LISTEN=",
 		"CRUMBS_STATUS_INTERVAL=2s",
+		"CRUMBS_COLLECTORS_SPOOL_DIR="+tempDir(t),
 	)
 	p.env = append(p.env, extraEnv...)
 	conn, err := ch.Open(&ch.Options{Addr: []string{addr}})

@@ -88,7 +88,7 @@ func configCmd() *cobra.Command {
 			}
 			for _, k := range config.Keys(*cfg) {
 				v := fmt.Sprint(k.Default)
-				if secret(k.Name) && v != "" {
+				if secret(k.Name) && v != "" && v != "[]" {
 					v = "(set)"
 				}
 				fmt.Fprintf(cmd.OutOrStdout(), "%-46s %-52s %s\n", k.Name, k.Env(), v)

@@ -6,25 +6,27 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"sort"
 	"text/tabwriter"
 
 	"github.com/spf13/cobra"
 
 	"github.com/threatcrumbs/crumbs/detectors/engine"
+	"github.com/threatcrumbs/crumbs/detectors/sigma"
 )
 
 // rulesCmd serves detection engineers: lint and test rule folders without running a pipeline.
 func rulesCmd() *cobra.Command {
 	cmd := &cobra.Command{Use: "rules", Short: "Check and test detection rules"}
 	cmd.AddCommand(&cobra.Command{
-		Use:   "lint DIR...",
-		Short: "Report every problem of the rules in the folders as file:line: message (exit 1 if any)",
+		Use:   "lint PATH...",
+		Short: "Load the rule files and folders as one set (Sigma files as Sigma); report every problem as file:line: message or file: reason, and a Sigma summary (exit 1 if any)",
 		Args:  cobra.MinimumNArgs(1),
-		RunE: func(cmd *cobra.Command, dirs []string) error {
-			return rulesLint(cmd.OutOrStdout(), dirs)
+		RunE: func(cmd *cobra.Command, paths []string) error {
+			return rulesLint(cmd.OutOrStdout(), paths)
 		},
 	}, &cobra.Command{
-		Use:   "test DIR...",
+		Use:   "test PATH...",
 		Short: "Run each rule's fixtures (<rule>.fixtures.yaml) through the engine and print a pass/fail table (exit 1 on failure)",
 		Args:  cobra.MinimumNArgs(1),
 		RunE: func(cmd *cobra.Command, dirs []string) error {
@@ -34,37 +36,87 @@ func rulesCmd() *cobra.Command {
 	return cmd
 }
 
-// rulesLint prints the problems of every folder's rule set.
-func rulesLint(w io.Writer, dirs []string) error {
-	n := 0
-	for _, dir := range dirs {
-		for _, p := range rulesProblems(dir) {
-			fmt.Fprintln(w, p.Error())
-			n++
-		}
+// rulesLint loads every file and folder named as one rule set (Sigma files read as Sigma),
+// prints each problem as file:line: message (file: reason for a refused Sigma file), then a
+// summary of the Sigma files loaded and refused by logsource category.
+func rulesLint(w io.Writer, paths []string) error {
+	f := &sigma.Format{Refused: sigma.RefusedFail}
+	dirs, err := ruleDirs(paths)
+	if err != nil {
+		return &exitCode{1, fmt.Errorf("rules lint: %w", err)}
 	}
-	if n > 0 {
-		return &exitCode{1, fmt.Errorf("rules lint: %d problem(s)", n)}
+	var ps engine.Problems
+	if _, err := engine.LoadDirs(dirs, f); err != nil && !errors.As(err, &ps) {
+		return &exitCode{1, fmt.Errorf("rules lint: %w", err)}
+	}
+	for _, p := range ps {
+		fmt.Fprintln(w, p.Error())
+	}
+	if err := sigmaSummary(w, f.Results); err != nil {
+		return err
+	}
+	if len(ps) > 0 {
+		return &exitCode{1, fmt.Errorf("rules lint: %d problem(s)", len(ps))}
 	}
 	return nil
 }
 
-// rulesProblems loads a folder and returns its problems, with paths under dir.
-func rulesProblems(dir string) engine.Problems {
-	_, err := engine.LoadFS(os.DirFS(dir), ".")
-	if err == nil {
+// ruleDirs names each path, a folder or one rule file, as a rule folder.
+func ruleDirs(paths []string) ([]engine.RuleDir, error) {
+	out := make([]engine.RuleDir, 0, len(paths))
+	for _, p := range paths {
+		st, err := os.Stat(p)
+		if err != nil {
+			return nil, fmt.Errorf("read rules: %w", err)
+		}
+		if st.IsDir() {
+			out = append(out, engine.RuleDir{FS: os.DirFS(p), Dir: ".", Prefix: p})
+			continue
+		}
+		out = append(out, engine.RuleDir{FS: os.DirFS(filepath.Dir(p)), Dir: filepath.Base(p), Prefix: filepath.Dir(p)})
+	}
+	return out, nil
+}
+
+// sigmaSummary prints the Sigma files loaded and refused per logsource; nothing without any.
+func sigmaSummary(w io.Writer, results []sigma.LintResult) error {
+	if len(results) == 0 {
 		return nil
 	}
-	var ps engine.Problems
-	if !errors.As(err, &ps) {
-		return engine.Problems{{File: dir, Line: 0, Msg: err.Error()}}
+	type counts struct{ loaded, refused int }
+	by := map[string]*counts{}
+	var total counts
+	for _, r := range results {
+		c := by[r.Logsource]
+		if c == nil {
+			c = &counts{}
+			by[r.Logsource] = c
+		}
+		if r.Loaded() {
+			c.loaded++
+			total.loaded++
+		} else {
+			c.refused++
+			total.refused++
+		}
 	}
-	out := make(engine.Problems, len(ps))
-	for i, p := range ps {
-		p.File = filepath.Join(dir, p.File)
-		out[i] = p
+	names := make([]string, 0, len(by))
+	for n := range by {
+		names = append(names, n)
 	}
-	return out
+	sort.Strings(names)
+	fmt.Fprintln(w)
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "SIGMA LOGSOURCE\tFILES\tLOADED\tREFUSED")
+	for _, n := range names {
+		c := by[n]
+		fmt.Fprintf(tw, "%s\t%d\t%d\t%d\n", n, c.loaded+c.refused, c.loaded, c.refused)
+	}
+	fmt.Fprintf(tw, "all\t%d\t%d\t%d\n", total.loaded+total.refused, total.loaded, total.refused)
+	if err := tw.Flush(); err != nil {
+		return fmt.Errorf("rules lint: write summary: %w", err)
+	}
+	return nil
 }
 
 // rulesTest runs the fixtures of every folder and prints one row per case.
@@ -73,7 +125,11 @@ func rulesTest(w io.Writer, dirs []string) error {
 	fmt.Fprintln(tw, "RULE\tCASE\tRESULT\tDETAIL")
 	failed, broken := 0, 0
 	for _, dir := range dirs {
-		res, err := engine.TestRules(os.DirFS(dir), ".", engine.Options{})
+		fsys, root := os.DirFS(dir), "."
+		if st, err := os.Stat(dir); err == nil && !st.IsDir() {
+			fsys, root = os.DirFS(filepath.Dir(dir)), filepath.Base(dir)
+		}
+		res, err := engine.TestRules(fsys, root, engine.Options{}, &sigma.Format{Refused: sigma.RefusedFail})
 		if err != nil {
 			var ps engine.Problems
 			if errors.As(err, &ps) {

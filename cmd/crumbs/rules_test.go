@@ -3,12 +3,15 @@ package main
 import (
 	"bytes"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
+
+	"github.com/threatcrumbs/crumbs/detectors/sigma"
 )
 
 func TestRulesTestBuiltinPack(t *testing.T) {
@@ -52,5 +55,70 @@ func TestRulesLintAndTestReportProblems(t *testing.T) {
 	}
 	if !strings.Contains(out.String(), "expects an alert that never comes  fail") {
 		t.Errorf("table does not show the failed case:\n%s", out.String())
+	}
+}
+
+// TestRulesLintSigmaCorpus: every refused file of the shared corpus is listed with its
+// reason, a summary follows, and the exit code is 1.
+func TestRulesLintSigmaCorpus(t *testing.T) {
+	corpus := filepath.Join("..", "..", "..", "shared", "sigma", "rules")
+	res, err := sigma.LintDir(corpus)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var wantLines []string
+	loaded := 0
+	for _, r := range res {
+		if r.Loaded() {
+			loaded++
+			continue
+		}
+		wantLines = append(wantLines, r.File+": "+r.Reason())
+	}
+	if len(wantLines) == 0 {
+		t.Fatal("the corpus has no refused file; this test needs one")
+	}
+	var out bytes.Buffer
+	err = rulesLint(&out, []string{corpus})
+	var ec *exitCode
+	if !errors.As(err, &ec) || ec.code != 1 {
+		t.Fatalf("lint of the corpus: got %v, want exit code 1", err)
+	}
+	body, summary, _ := strings.Cut(out.String(), "\n\n")
+	if d := cmp.Diff(wantLines, strings.Split(body, "\n")); d != "" {
+		t.Errorf("refused files (-want +got):\n%s", d)
+	}
+	wantAll := fmt.Sprintf("all %d %d %d", len(res), loaded, len(wantLines))
+	if !strings.Contains(strings.Join(strings.Fields(summary), " "), wantAll) {
+		t.Errorf("summary lacks %q:\n%s", wantAll, summary)
+	}
+}
+
+// TestRulesLintFilesAndSigmaBesideNative: lint takes single files, reads a Sigma file beside
+// native ones, and loads a valid set without output.
+func TestRulesLintFilesAndSigmaBesideNative(t *testing.T) {
+	dir := t.TempDir()
+	native := filepath.Join(dir, "native.yaml")
+	sig := filepath.Join(dir, "shell.yml")
+	for name, body := range map[string]string{
+		native: "id: ok\ntitle: OK\nseverity: low\nsource: process\nkind: match\ncondition: action == 'exec'\n",
+		sig:    "title: Shell\nid: s1\nlogsource:\n  category: process_creation\ndetection:\n  s:\n    Image|endswith: /sh\n  condition: s\n",
+	} {
+		if err := os.WriteFile(name, []byte(body), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, args := range [][]string{{dir}, {native, sig}} {
+		var out bytes.Buffer
+		if err := rulesLint(&out, args); err != nil {
+			t.Errorf("lint %v: %v\n%s", args, err, out.String())
+		}
+		if !strings.Contains(out.String(), "process_creation") {
+			t.Errorf("lint %v: no Sigma summary:\n%s", args, out.String())
+		}
+	}
+	var out bytes.Buffer
+	if err := rulesTest(&out, []string{sig}); err != nil || !strings.Contains(out.String(), "s1") {
+		t.Errorf("rules test of a Sigma file: %v\n%s", err, out.String())
 	}
 }

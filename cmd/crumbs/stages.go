@@ -125,7 +125,14 @@ type collectorStage[E any] struct {
 
 func newCollectorStage[E any](rt *runtime, name string, run func(context.Context, func(E)) error, native func(E) any, drops func() uint64) (*collectorStage[E], error) {
 	counters := rt.stageCounters(name, "")
-	pub, err := crumbscollectors.NewPublisher(rt.cfg.Kafka, rt.serde, counters)
+	cc := rt.cfg.Collectors
+	red, err := crumbscollectors.NewRedactor(cc.Redact)
+	if err != nil {
+		return nil, err
+	}
+	pub, err := crumbscollectors.NewPublisher(rt.cfg.Kafka, rt.serde, counters,
+		crumbscollectors.WithCollector(name, rt.cfg.host(), rt.log), crumbscollectors.WithSpool(cc.Spool),
+		crumbscollectors.WithRedactor(red), crumbscollectors.WithHealth(cc.Health, drops, rt.reg))
 	if err != nil {
 		return nil, err
 	}

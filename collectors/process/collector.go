@@ -66,6 +66,7 @@ type Stats struct {
 	HashCacheHits  uint64 // sha256 sums served from the cache
 	HashCacheMiss  uint64 // sha256 sums computed
 	TableEvictions uint64 // live processes evicted from the full process table
+	Filtered       uint64 // events dropped by exclude_executables or exclude_users
 }
 
 // Collector reads process events from the kernel. Create it with New, then call Run once.
@@ -79,6 +80,7 @@ type Collector struct {
 	reader *ringbuf.Reader
 
 	proc       procFS
+	filter     eventFilter
 	table      *processTable
 	users      *idNames
 	groups     *idNames
@@ -92,7 +94,7 @@ type Collector struct {
 	closed bool
 
 	events, decodeErrors, hashTimeouts, hashSkipped atomic.Uint64
-	kernelDrops, tableEvictions                     atomic.Uint64
+	kernelDrops, tableEvictions, filtered           atomic.Uint64
 	hashCounters                                    hashCounters
 	reportedDrops                                   uint64 // kernel drops already logged; reader goroutine only
 }
@@ -115,6 +117,7 @@ func New(cfg Config, host schemas.Host, log *slog.Logger) (*Collector, error) {
 		host:   host,
 		log:    log.With("collector", "process"),
 		proc:   procFS{root: "/proc"},
+		filter: newEventFilter(cfg),
 		users:  newIDNames("/etc/passwd"),
 		groups: newIDNames("/etc/group"),
 	}
@@ -275,6 +278,7 @@ func (c *Collector) Stats() Stats {
 		HashCacheHits:  c.hashCounters.cacheHits.Load(),
 		HashCacheMiss:  c.hashCounters.cacheMisses.Load(),
 		TableEvictions: c.tableEvictions.Load(),
+		Filtered:       c.filtered.Load(),
 	}
 }
 
@@ -371,6 +375,10 @@ func (c *Collector) handle(raw []byte, queue chan<- pending, jobs chan<- *hashJo
 	if err != nil {
 		c.decodeErrors.Add(1)
 		c.log.Debug("undecodable process record", "error", err)
+		return
+	}
+	if c.filter.excludes(p.ev) {
+		c.filtered.Add(1)
 		return
 	}
 	if p.hash != nil {

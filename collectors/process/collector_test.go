@@ -544,6 +544,8 @@ func TestConfigValidate(t *testing.T) {
 		{name: "max arg bytes over kernel buffer", modify: func(c *Config) { c.MaxArgBytes = maxArgBytesLimit + 1 }, wantKey: "max_arg_bytes"},
 		{name: "hash workers", modify: func(c *Config) { c.HashWorkers = 0 }, wantKey: "hash_workers"},
 		{name: "hash cache", modify: func(c *Config) { c.HashCacheEntries = 0 }, wantKey: "hash_cache_entries"},
+		{name: "exclude glob", modify: func(c *Config) { c.ExcludeExecutables = []string{"/usr/[bin"} }, wantKey: "collectors.process.exclude_executables"},
+		{name: "exclude user", modify: func(c *Config) { c.ExcludeUsers = []string{""} }, wantKey: "collectors.process.exclude_users"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"path/filepath"
 )
 
 // Largest argv the kernel program can copy per exec (ARGS_MAX_BYTES in bpf/include/process.h).
@@ -31,6 +32,12 @@ type Config struct {
 	// HashCacheEntries bounds the sha256 cache, keyed by device, inode, mtime and size.
 	// Default 65536.
 	HashCacheEntries int `mapstructure:"hash_cache_entries"`
+	// ExcludeExecutables drops the exec, fork and exit events of processes whose executable
+	// path matches one of these path.Match patterns (e.g. /usr/lib/systemd/*). Default none.
+	ExcludeExecutables []string `mapstructure:"exclude_executables"`
+	// ExcludeUsers drops the events of processes running as one of these users (name or
+	// numeric uid). Default none.
+	ExcludeUsers []string `mapstructure:"exclude_users"`
 }
 
 // DefaultConfig returns the documented defaults.
@@ -50,7 +57,7 @@ func DefaultConfig() Config {
 func (c Config) Validate() error {
 	var errs []error
 	bad := func(key, format string, a ...any) {
-		errs = append(errs, fmt.Errorf("process collector: %s: "+format, append([]any{key}, a...)...))
+		errs = append(errs, fmt.Errorf("collectors.process.%s: "+format, append([]any{key}, a...)...))
 	}
 	page := os.Getpagesize()
 	rb := c.RingBufferBytes
@@ -71,6 +78,16 @@ func (c Config) Validate() error {
 	}
 	if c.HashCacheEntries < 1 {
 		bad("hash_cache_entries", "%d is less than 1", c.HashCacheEntries)
+	}
+	for _, pat := range c.ExcludeExecutables {
+		if _, err := filepath.Match(pat, ""); err != nil {
+			bad("exclude_executables", "%s: %v", pat, err)
+		}
+	}
+	for _, u := range c.ExcludeUsers {
+		if u == "" {
+			bad("exclude_users", "an empty name")
+		}
 	}
 	return errors.Join(errs...)
 }

@@ -10,31 +10,12 @@ import (
 	"github.com/threatcrumbs/crumbs/schemas"
 )
 
-// Alert is an alert with the fields change awareness adds to schemas.Alert; Native includes
-// them (schema crumbs.Alert, fields with defaults, so older readers ignore them).
+// Alert is an alert as the engine raises it: the schema's alert and the partition of the
+// events behind it.
 type Alert struct {
 	schemas.Alert
-	// OriginalSeverity is the rule's severity when an explaining change lowered it; else "".
-	OriginalSeverity string
-	// Changes are the ids of the change windows that explain the alert.
-	Changes []string
-	// Explanation names the changes, their type and their expected effects.
-	Explanation string
 	// Partition is the partition of the events behind the alert (not encoded).
 	Partition int32
-}
-
-// Native returns the alert in goavro's native form of crumbs.Alert.
-func (a *Alert) Native() map[string]any {
-	m := a.Alert.Native()
-	m["original_severity"] = a.OriginalSeverity
-	ch := make([]any, len(a.Changes))
-	for i, c := range a.Changes {
-		ch[i] = c
-	}
-	m["changes"] = ch
-	m["explanation"] = a.Explanation
-	return m
 }
 
 // AlertID is deterministic: a hash of the rule, the group key and the window, so a replayed

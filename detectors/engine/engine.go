@@ -243,6 +243,7 @@ func (e *Engine) matchAlert(part int32, r *Rule, act map[string]any, t int64) *A
 func (e *Engine) newAlert(r *Rule, part int32, key, id string, first, start, end, count int64, evidence []string) *Alert {
 	return &Alert{Alert: schemas.Alert{
 		AlertID: id, Time: first, RuleID: r.ID, Title: r.Title, Severity: r.Severity, Tags: r.Tags,
+		Author: r.Author, Level: r.Level, RuleSource: r.Format,
 		GroupKey: key, WindowStart: start, WindowEnd: end, Count: count, Evidence: evidence,
 		Summary: r.Title,
 	}, Partition: part}

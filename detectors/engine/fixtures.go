@@ -56,10 +56,10 @@ const (
 	FixtureNone = "none"
 )
 
-// TestRules loads the rules under dir and runs every rule's fixtures through the engine. The
+// TestRules loads the rules under dir (formats as for LoadFS) and runs every rule's fixtures through the engine. The
 // error is the rule set's problems, or a fixtures file that cannot be read.
-func TestRules(fsys fs.FS, dir string, opt Options) ([]FixtureResult, error) {
-	rules, err := LoadFS(fsys, dir)
+func TestRules(fsys fs.FS, dir string, opt Options, formats ...Format) ([]FixtureResult, error) {
+	rules, err := LoadFS(fsys, dir, formats...)
 	if err != nil {
 		return nil, err
 	}

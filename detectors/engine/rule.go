@@ -19,6 +19,12 @@ import (
 	"go.yaml.in/yaml/v3"
 )
 
+// Rule file formats.
+const (
+	FormatNative = "native" // crumbs' own YAML rules
+	FormatSigma  = "sigma"  // Sigma rules, built by detectors/sigma
+)
+
 // Rule kinds.
 const (
 	KindMatch     = "match"     // every event that satisfies the condition
@@ -59,6 +65,12 @@ type Rule struct {
 	Description string   `yaml:"description"`
 	Severity    string   `yaml:"severity"`
 	Tags        []string `yaml:"tags"`
+	// Author is credited in the rule's alerts (the Sigma licence requires it).
+	Author string `yaml:"author"`
+	// Level is a Sigma rule's level as written (empty when it has none, and for native rules).
+	Level string `yaml:"-"`
+	// Format is the rule's file format: native (default) or sigma; alerts carry it.
+	Format string `yaml:"-"`
 	// Source is the event kind read (enriched topic); sequence steps may name others.
 	Source string `yaml:"source"`
 	// Kind is one of Kinds.
@@ -191,7 +203,13 @@ type Problem struct {
 	Msg  string
 }
 
-func (p Problem) Error() string { return fmt.Sprintf("%s:%d: %s", p.File, p.Line, p.Msg) }
+// Error is file:line: message, or file: message when the line is unknown (0).
+func (p Problem) Error() string {
+	if p.Line <= 0 {
+		return p.File + ": " + p.Msg
+	}
+	return fmt.Sprintf("%s:%d: %s", p.File, p.Line, p.Msg)
+}
 
 // Problems is every problem found in a rule set; its Error lists them one per line.
 type Problems []Problem
@@ -206,7 +224,7 @@ func (ps Problems) Error() string {
 
 // allowedKeys lists the keys each YAML mapping of a rule may hold ("*" is a list element).
 var allowedKeys = map[string][]string{
-	"":                 {"id", "title", "description", "severity", "tags", "source", "kind", "condition", "group_by", "on_change", "window", "threshold", "sequence", "new_term", "spike"},
+	"":                 {"id", "title", "description", "severity", "tags", "author", "source", "kind", "condition", "group_by", "on_change", "window", "threshold", "sequence", "new_term", "spike"},
 	"threshold":        {"aggregate", "field", "op", "value", "slide", "max_distinct"},
 	"sequence":         {"unordered", "steps"},
 	"sequence.steps.*": {"name", "source", "condition", "group_by", "count", "absent"},
@@ -284,6 +302,9 @@ func Prepare(r *Rule) Problems {
 	}
 	if r.File == "" {
 		r.File = "rule " + r.ID
+	}
+	if r.Format == "" {
+		r.Format = FormatNative
 	}
 	c := &checker{r: r}
 	c.common()
@@ -560,31 +581,78 @@ func (c *checker) spike() {
 	}
 }
 
-// LoadFS reads every *.yml and *.yaml file under dir in fsys. The set is refused as a whole
+// SourceFile is one rule file: its path (as named in problems) and content.
+type SourceFile struct {
+	Path string
+	Data []byte
+}
+
+// Format reads rule files of a format other than crumbs' own (Sigma) into rules.
+type Format interface {
+	// Claims tells whether a file's content is of this format.
+	Claims(data []byte) bool
+	// Load turns the claimed files of one rule set (in path order) into prepared rules; a
+	// problem refuses the set.
+	Load(files []SourceFile) ([]*Rule, Problems)
+}
+
+// RuleDir is a folder (or one file) of rules: Dir in FS, its files named Prefix/path.
+type RuleDir struct {
+	FS     fs.FS
+	Dir    string
+	Prefix string // joined before the paths in FS; empty leaves them as they are
+}
+
+// LoadFS reads every *.yml and *.yaml file under dir in fsys. A file claimed by one of
+// formats (Sigma) is read by it; the others are crumbs rules. The set is refused as a whole
 // when any rule has a problem, or two rules share an id.
-func LoadFS(fsys fs.FS, dir string) ([]*Rule, error) {
+func LoadFS(fsys fs.FS, dir string, formats ...Format) ([]*Rule, error) {
+	return LoadDirs([]RuleDir{{FS: fsys, Dir: dir}}, formats...)
+}
+
+// LoadDirs reads the rule files of every folder as one set, as LoadFS does for one.
+func LoadDirs(dirs []RuleDir, formats ...Format) ([]*Rule, error) {
 	var rules []*Rule
 	var ps Problems
-	err := fs.WalkDir(fsys, dir, func(p string, d fs.DirEntry, err error) error {
-		if err != nil {
-			return err
-		}
-		if d.IsDir() || !IsRuleFile(p) {
+	claimed := make([][]SourceFile, len(formats))
+	for _, d := range dirs {
+		err := fs.WalkDir(d.FS, d.Dir, func(p string, e fs.DirEntry, err error) error {
+			if err != nil {
+				return err
+			}
+			if e.IsDir() || !IsRuleFile(p) {
+				return nil
+			}
+			data, err := fs.ReadFile(d.FS, p)
+			if err != nil {
+				return err
+			}
+			name := p
+			if d.Prefix != "" {
+				name = path.Join(d.Prefix, p)
+			}
+			for i, f := range formats {
+				if f.Claims(data) {
+					claimed[i] = append(claimed[i], SourceFile{Path: name, Data: data})
+					return nil
+				}
+			}
+			r, rps := ParseRule(name, data)
+			ps = append(ps, rps...)
+			if r != nil {
+				rules = append(rules, r)
+			}
 			return nil
-		}
-		data, err := fs.ReadFile(fsys, p)
+		})
 		if err != nil {
-			return err
+			return nil, fmt.Errorf("read rules in %s: %w", path.Join(d.Prefix, d.Dir), err)
 		}
-		r, rps := ParseRule(p, data)
-		ps = append(ps, rps...)
-		if r != nil {
-			rules = append(rules, r)
-		}
-		return nil
-	})
-	if err != nil {
-		return nil, fmt.Errorf("read rules in %s: %w", dir, err)
+	}
+	for i, f := range formats {
+		sort.Slice(claimed[i], func(a, b int) bool { return claimed[i][a].Path < claimed[i][b].Path })
+		rs, fps := f.Load(claimed[i])
+		rules = append(rules, rs...)
+		ps = append(ps, fps...)
 	}
 	ps = append(ps, duplicateIDs(rules)...)
 	if len(ps) > 0 {
@@ -594,11 +662,18 @@ func LoadFS(fsys fs.FS, dir string) ([]*Rule, error) {
 	return rules, nil
 }
 
+// perSource tells the engine rules of one Sigma rule that reads several event kinds apart
+// from two rules sharing an id: match rules of one file, each reading its own kind.
+func perSource(a, b *Rule) bool {
+	return a.Format == FormatSigma && b.Format == FormatSigma && a.Kind == KindMatch && b.Kind == KindMatch &&
+		a.File == b.File && a.Source != b.Source
+}
+
 func duplicateIDs(rules []*Rule) Problems {
 	var ps Problems
 	seen := map[string]*Rule{}
 	for _, r := range rules {
-		if first, ok := seen[r.ID]; ok {
+		if first, ok := seen[r.ID]; ok && !perSource(first, r) {
 			ps = append(ps, Problem{r.File, r.Line, fmt.Sprintf("id %q already used by %s:%d", r.ID, first.File, first.Line)})
 			continue
 		}

@@ -111,20 +111,50 @@ func (a atLeast) eval(act map[string]any) bool {
 }
 
 func (l *leaf) eval(act map[string]any) bool {
+	if g, ok := l.m.(*glob); ok && !g.cased {
+		s, ok := lowerField(act, &l.spec)
+		return ok && g.matchNormalized(s)
+	}
 	v, ok := l.spec.get(act)
 	return l.m.match(v, ok)
 }
 
+// lowerCacheKey is the key, in an activation, of the fields already read and lower-cased for
+// it: the rules of a set share them instead of each lower-casing the same command line. An
+// activation is not changed once built (engine.Activation makes one per event).
+const lowerCacheKey = "\x00sigma.lower"
+
+// lowered is a field read as a lower-cased string; ok false when absent or not a scalar.
+type lowered struct {
+	s  string
+	ok bool
+}
+
+// lowerField reads a field of the activation as a lower-cased string, once per activation.
+func lowerField(act map[string]any, spec *fieldSpec) (string, bool) {
+	cache, _ := act[lowerCacheKey].(map[string]lowered)
+	if cache == nil {
+		cache = make(map[string]lowered, 16)
+		act[lowerCacheKey] = cache
+	}
+	if l, ok := cache[spec.Path]; ok {
+		return l.s, l.ok
+	}
+	var l lowered
+	if v, ok := spec.get(act); ok {
+		if l.s, l.ok = valueString(v); l.ok {
+			l.s = strings.ToLower(l.s)
+		}
+	}
+	cache[spec.Path] = l
+	return l.s, l.ok
+}
+
 func (g *globs) eval(act map[string]any) bool {
-	v, ok := g.spec.get(act)
+	s, ok := lowerField(act, &g.spec)
 	if !ok {
 		return false
 	}
-	s, ok := valueString(v)
-	if !ok {
-		return false
-	}
-	s = strings.ToLower(s)
 	for _, gl := range g.gs {
 		if gl.matchNormalized(s) {
 			return true

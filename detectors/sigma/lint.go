@@ -2,6 +2,8 @@ package sigma
 
 import (
 	"fmt"
+
+	"github.com/threatcrumbs/crumbs/detectors/engine"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -12,10 +14,11 @@ import (
 // LintResult is what became of one rule file: loaded (every rule in it compiled) or refused.
 type LintResult struct {
 	File         string
-	Logsource    string      // "category" or "service" of its first rule, for the report
-	Rules        []*Compiled // the file's detection rules, when loaded
-	Correlations []*Rule     // the file's correlation rules, when loaded
-	Err          error       // why the file was refused; nil when loaded
+	Logsource    string         // "category" or "service" of its first rule, for the report
+	Rules        []*Compiled    // the file's detection rules, when loaded
+	Correlations []*Rule        // the file's correlation rules, when loaded
+	Engine       []*engine.Rule // what the engine runs of the file, when loaded as part of a set (LintFiles)
+	Err          error          // why the file was refused; nil when loaded
 }
 
 // Loaded tells whether every rule of the file compiled.
@@ -58,8 +61,8 @@ func logsourceName(r *Rule) string {
 	return "(none)"
 }
 
-// LintDir lints every .yml and .yaml file under dir (dir may also be one file), in path
-// order. Correlation rules must name rules found among the loaded ones.
+// LintDir lints every .yml and .yaml file under dir (dir may also be one file) as one set,
+// in path order (see LintFiles).
 func LintDir(dir string) ([]LintResult, error) {
 	var files []string
 	err := filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
@@ -75,16 +78,15 @@ func LintDir(dir string) ([]LintResult, error) {
 		return nil, fmt.Errorf("walk sigma rules in %s: %w", dir, err)
 	}
 	sort.Strings(files)
-	results := make([]LintResult, 0, len(files))
+	set := make([]engine.SourceFile, 0, len(files))
 	for _, f := range files {
 		data, err := os.ReadFile(f)
 		if err != nil {
 			return nil, fmt.Errorf("read sigma rule %s: %w", f, err)
 		}
-		results = append(results, LintFile(f, data))
+		set = append(set, engine.SourceFile{Path: f, Data: data})
 	}
-	resolveCorrelations(results)
-	return results, nil
+	return LintFiles(set), nil
 }
 
 // resolveCorrelations refuses the correlation rules naming rules that did not load, or

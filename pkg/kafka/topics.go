@@ -32,7 +32,7 @@ func (c Config) AllTopics(detectorGroups ...string) []TopicSpec {
 	for _, k := range ContextKinds {
 		specs = append(specs, TopicSpec{Name: t.Context(k), Compacted: true})
 	}
-	specs = append(specs, TopicSpec{Name: t.Alerts()}, TopicSpec{Name: t.DLQ()})
+	specs = append(specs, TopicSpec{Name: t.Alerts()}, TopicSpec{Name: t.DLQ()}, TopicSpec{Name: t.Health()})
 	for _, g := range detectorGroups {
 		specs = append(specs, TopicSpec{Name: t.State(g), Compacted: true})
 	}

@@ -263,5 +263,11 @@ var alertTable = []column[alert]{
 	col("window_end_ns", func(a alert) uint64 { _, _, ns := eventTime(a.WindowEnd); return ns }),
 	col("count", func(a alert) int64 { return a.Count }),
 	col("evidence", func(a alert) []string { return nonNil(a.Evidence) }),
+	col("author", func(a alert) string { return a.Author }),
+	col("level", func(a alert) string { return a.Level }),
+	col("rule_source", func(a alert) string { return a.RuleSource }),
+	col("original_severity", func(a alert) string { return a.OriginalSeverity }),
+	col("changes", func(a alert) []string { return nonNil(a.Changes) }),
+	col("explanation", func(a alert) string { return a.Explanation }),
 	col("summary", func(a alert) string { return a.Summary }),
 }

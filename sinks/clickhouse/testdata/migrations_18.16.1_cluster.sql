@@ -629,3 +629,43 @@ TO crumbs.service_activity_local
 AS SELECT toStartOfMinute(time) AS minute, service, host_name, 'system' AS kind, count() AS events
 FROM crumbs.system_events_local GROUP BY minute, service, host_name;
 
+-- 0007_alert_metadata
+-- alerts gain the rule's author and Sigma level (Sigma's licence asks for the author's credit
+-- where matches are shown), the rule's format, and what change awareness did: the severity
+-- before an explaining change lowered it, the change ids and the explanation. Rows written
+-- before stay with empty values.
+ALTER TABLE crumbs.alerts_local ON CLUSTER crumbs_cluster ADD COLUMN author String;
+
+-- 0007_alert_metadata
+ALTER TABLE crumbs.alerts ON CLUSTER crumbs_cluster ADD COLUMN author String;
+
+-- 0007_alert_metadata
+ALTER TABLE crumbs.alerts_local ON CLUSTER crumbs_cluster ADD COLUMN level String;
+
+-- 0007_alert_metadata
+ALTER TABLE crumbs.alerts ON CLUSTER crumbs_cluster ADD COLUMN level String;
+
+-- 0007_alert_metadata
+ALTER TABLE crumbs.alerts_local ON CLUSTER crumbs_cluster ADD COLUMN rule_source String;
+
+-- 0007_alert_metadata
+ALTER TABLE crumbs.alerts ON CLUSTER crumbs_cluster ADD COLUMN rule_source String;
+
+-- 0007_alert_metadata
+ALTER TABLE crumbs.alerts_local ON CLUSTER crumbs_cluster ADD COLUMN original_severity String;
+
+-- 0007_alert_metadata
+ALTER TABLE crumbs.alerts ON CLUSTER crumbs_cluster ADD COLUMN original_severity String;
+
+-- 0007_alert_metadata
+ALTER TABLE crumbs.alerts_local ON CLUSTER crumbs_cluster ADD COLUMN changes Array(String);
+
+-- 0007_alert_metadata
+ALTER TABLE crumbs.alerts ON CLUSTER crumbs_cluster ADD COLUMN changes Array(String);
+
+-- 0007_alert_metadata
+ALTER TABLE crumbs.alerts_local ON CLUSTER crumbs_cluster ADD COLUMN explanation String;
+
+-- 0007_alert_metadata
+ALTER TABLE crumbs.alerts ON CLUSTER crumbs_cluster ADD COLUMN explanation String;
+

@@ -545,3 +545,25 @@ TO crumbs.service_activity
 AS SELECT toStartOfMinute(time) AS minute, service, host_name, 'system' AS kind, count() AS events
 FROM crumbs.system_events GROUP BY minute, service, host_name;
 
+-- 0007_alert_metadata
+-- alerts gain the rule's author and Sigma level (Sigma's licence asks for the author's credit
+-- where matches are shown), the rule's format, and what change awareness did: the severity
+-- before an explaining change lowered it, the change ids and the explanation. Rows written
+-- before stay with empty values.
+ALTER TABLE crumbs.alerts ADD COLUMN IF NOT EXISTS author String;
+
+-- 0007_alert_metadata
+ALTER TABLE crumbs.alerts ADD COLUMN IF NOT EXISTS level LowCardinality(String);
+
+-- 0007_alert_metadata
+ALTER TABLE crumbs.alerts ADD COLUMN IF NOT EXISTS rule_source LowCardinality(String);
+
+-- 0007_alert_metadata
+ALTER TABLE crumbs.alerts ADD COLUMN IF NOT EXISTS original_severity LowCardinality(String);
+
+-- 0007_alert_metadata
+ALTER TABLE crumbs.alerts ADD COLUMN IF NOT EXISTS changes Array(String);
+
+-- 0007_alert_metadata
+ALTER TABLE crumbs.alerts ADD COLUMN IF NOT EXISTS explanation String;
+
