@@ -2,6 +2,9 @@ package schemas_test
 
 import (
 	"bytes"
+	"encoding/binary"
+	"flag"
+	"fmt"
 	"encoding/json"
 	"errors"
 	"os"
@@ -372,5 +375,47 @@ func TestGitVersions(t *testing.T) {
 	want := []string{"T.a: type changed from long to int", "T.a: type changed from long to int", "T.a: type changed from long to int"}
 	if diff := cmp.Diff(want, problems); diff != "" {
 		t.Errorf("problems (-want +got):\n%s", diff)
+	}
+}
+
+var update = flag.Bool("update", false, "write the missing earlier schema versions to avro/history")
+
+// TestEveryCommittedVersionDecodes: a record written with any committed version of a schema
+// decodes, because every earlier version is embedded under avro/history (go test -update
+// adds the missing ones).
+func TestEveryCommittedVersionDecodes(t *testing.T) {
+	top := gitTop(t)
+	serde, err := schemas.NewSerde()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, name := range schemas.AvroFiles() {
+		abs, err := filepath.Abs(name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		rel, err := filepath.Rel(top, realPath(t, abs))
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, v := range gitVersions(t, top, filepath.ToSlash(rel)) {
+			fresh := avro.NewSerde()
+			sc, err := fresh.Register(v.text)
+			if err != nil {
+				t.Fatalf("%s at %s: %v", v.path, v.commit, err)
+			}
+			// A frame of this version with an empty body: known fingerprints get past framing.
+			frame := append([]byte{0xC3, 0x01}, binary.LittleEndian.AppendUint64(nil, sc.Fingerprint)...)
+			if _, _, err := serde.Decode(frame); errors.Is(err, avro.ErrUnknownSchema) {
+				if !*update {
+					t.Errorf("%s as of commit %s is not embedded; run go test ./schemas -run TestEveryCommittedVersionDecodes -update", v.path, v.commit)
+					continue
+				}
+				out := filepath.Join("avro", "history", fmt.Sprintf("%s-%016x.avsc", strings.TrimSuffix(filepath.Base(v.path), ".avsc"), sc.Fingerprint))
+				if err := os.WriteFile(out, []byte(v.text), 0o644); err != nil {
+					t.Fatal(err)
+				}
+			}
+		}
 	}
 }

@@ -12,9 +12,10 @@ import (
 	"github.com/threatcrumbs/crumbs/pkg/avro"
 )
 
-// Avro holds the Avro schema files.
+// Avro holds the Avro schema files, and under avro/history every earlier committed version
+// of them, so that records written before a schema changed still decode.
 //
-//go:embed avro/*.avsc
+//go:embed avro/*.avsc avro/history/*.avsc
 var Avro embed.FS
 
 // ClickHouse holds the ClickHouse migrations, applied in file-name order.
@@ -46,6 +47,16 @@ func NewSerde() (*avro.Serde, error) {
 			return nil, err
 		}
 		if _, err := s.Register(string(b)); err != nil {
+			return nil, fmt.Errorf("schemas/%s: %w", name, err)
+		}
+	}
+	earlier, _ := fs.Glob(Avro, "avro/history/*.avsc")
+	for _, name := range earlier {
+		b, err := Avro.ReadFile(name)
+		if err != nil {
+			return nil, err
+		}
+		if _, err := s.RegisterEarlier(string(b)); err != nil {
 			return nil, fmt.Errorf("schemas/%s: %w", name, err)
 		}
 	}

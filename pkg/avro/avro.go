@@ -66,6 +66,36 @@ func NewSerde() *Serde {
 // Registering a second schema with the same name replaces the writer schema for that name;
 // records written with the earlier one can still be decoded by fingerprint.
 func (s *Serde) Register(schemaJSON string) (*Schema, error) {
+	sc, err := parseSchema(schemaJSON)
+	if err != nil {
+		return nil, err
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.byName[sc.Name] = sc
+	s.byFP[sc.Fingerprint] = sc
+	return sc, nil
+}
+
+// RegisterEarlier makes an earlier version of a schema known for decoding only: records
+// written with it decode by their fingerprint, while Encode keeps writing the version
+// registered under the name. A fingerprint already known is left as it is.
+func (s *Serde) RegisterEarlier(schemaJSON string) (*Schema, error) {
+	sc, err := parseSchema(schemaJSON)
+	if err != nil {
+		return nil, err
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if known, ok := s.byFP[sc.Fingerprint]; ok {
+		return known, nil
+	}
+	s.byFP[sc.Fingerprint] = sc
+	return sc, nil
+}
+
+// parseSchema parses one named schema.
+func parseSchema(schemaJSON string) (*Schema, error) {
 	codec, err := goavro.NewCodec(schemaJSON)
 	if err != nil {
 		return nil, fmt.Errorf("parse schema: %w", err)
@@ -78,12 +108,7 @@ func (s *Serde) Register(schemaJSON string) (*Schema, error) {
 	if err != nil {
 		return nil, err
 	}
-	sc := &Schema{Name: name, Codec: codec, Fingerprint: uint64(codec.SchemaCRC64Avro()), tree: tree}
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.byName[sc.Name] = sc
-	s.byFP[sc.Fingerprint] = sc
-	return sc, nil
+	return &Schema{Name: name, Codec: codec, Fingerprint: uint64(codec.SchemaCRC64Avro()), tree: tree}, nil
 }
 
 // SetRegistryID records the schema registry id of a registered schema, so that it is written
