@@ -5,13 +5,26 @@
  *
  * exec and exit use the classic sched tracepoints. fork uses tp_btf because the classic
  * tracepoint's record only carries thread ids, which cannot tell a new process from a new
- * thread; tp_btf hands over the child task_struct. */
+ * thread; tp_btf hands over the child task_struct.
+ *
+ * exec walks the working directory and the executable in the kernel (path.h), because a
+ * short-lived process is gone before user space could read /proc/<pid>/cwd or exe. */
 #include "vmlinux.h"
 #include <bpf/bpf_helpers.h>
 #include <bpf/bpf_core_read.h>
 #include <bpf/bpf_tracing.h>
 
 #include "process.h"
+#include "path.h"
+
+#define __stringify_1(x) #x
+#define __stringify(x) __stringify_1(x)
+
+/* The walked paths take data[0, WALK_AREA_BYTES); offsets in it are masked with WALK_MASK
+ * (a literal, for the asm below: 2 * WALK_AREA_BYTES - 1). */
+#define WALK_AREA_BYTES (2 * WALK_MAX_BYTES)
+#define WALK_MASK 2047
+_Static_assert(WALK_MASK == 2 * WALK_AREA_BYTES - 1, "WALK_MASK");
 
 char LICENSE[] SEC("license") = "GPL";
 
@@ -35,7 +48,7 @@ struct {
  * fixed-size reservation of the largest record would waste most of the ring. */
 struct exec_scratch {
 	struct exec_event hdr;
-	char data[FILENAME_MAX_BYTES + ARGS_MAX_BYTES];
+	char data[WALK_AREA_BYTES + FILENAME_MAX_BYTES + ARGS_MAX_BYTES];
 };
 
 struct {
@@ -74,6 +87,77 @@ static __always_inline void read_tty(struct task_struct *task, char *dst)
 	dst[0] = '\0';
 	if (tty)
 		bpf_probe_read_kernel_str(dst, TTY_BYTES, &tty->name);
+}
+
+/* walk_step copies one component of a walk into the scratch, or crosses one mount; it
+ * returns 1 to stop. A bpf_loop callback is verified once, where an unrolled loop would be
+ * verified per step. */
+static long walk_step(__u32 k, void *arg)
+{
+	struct path_walk *w = arg;
+	struct exec_scratch *s;
+	__u32 zero = 0;
+	__u64 off;
+	long n;
+
+	if (path_walk_up(w) != PATH_WALK_NAME)
+		return w->status != PATH_WALK_RUNNING;
+	off = w->off;
+	if (off - w->start >= WALK_MAX_BYTES)
+		goto cut;
+	s = bpf_map_lookup_elem(&exec_scratch, &zero);
+	if (!s)
+		goto cut;
+	/* Mask where the verifier sees it: the compiler drops a mask it proves redundant. */
+	asm volatile("%0 &= " __stringify(WALK_MASK) : "+r"(off));
+	if (off >= WALK_AREA_BYTES)
+		goto cut;
+	n = bpf_probe_read_kernel_str(&s->data[off], WALK_NAME_BYTES, w->name);
+	if (n <= 0 || off + n - w->start > WALK_MAX_BYTES)
+		goto cut;
+	path_walk_next(w, n);
+	return 0;
+cut:
+	w->status = PATH_WALK_CUT;
+	return 1;
+}
+
+/* walk_path writes dentry's path (path.h) at data[off] and returns how many bytes it
+ * wrote; *complete says whether it reached the task's root. */
+static __always_inline __u32 walk_path(struct task_struct *task, struct dentry *dentry,
+				       struct vfsmount *vfsmnt, __u32 off, bool *complete)
+{
+	struct path_walk w;
+
+	path_walk_init(&w, task, dentry, vfsmnt, off);
+	bpf_loop(WALK_MAX_STEPS, walk_step, &w, 0);
+	*complete = w.status == PATH_WALK_ROOT;
+	if (w.off < off || w.off - off > WALK_MAX_BYTES)
+		return 0;
+	return w.off - off;
+}
+
+/* walk_cwd_and_exe writes the working directory, then the executable, at data[0] and
+ * returns the bytes written. */
+static __always_inline __u32 walk_cwd_and_exe(struct exec_event *e, struct task_struct *task)
+{
+	struct file *exe = BPF_CORE_READ(task, mm, exe_file);
+	bool complete = false;
+	__u32 cwd_len, exe_len = 0;
+
+	cwd_len = walk_path(task, BPF_CORE_READ(task, fs, pwd.dentry), BPF_CORE_READ(task, fs, pwd.mnt), 0,
+			    &complete);
+	if (!complete)
+		e->flags |= EXEC_FLAG_CWD_TRUNCATED;
+	complete = false;
+	if (exe)
+		exe_len = walk_path(task, BPF_CORE_READ(exe, f_path.dentry), BPF_CORE_READ(exe, f_path.mnt), cwd_len,
+				    &complete);
+	if (!complete)
+		e->flags |= EXEC_FLAG_EXE_TRUNCATED;
+	e->cwd_len = cwd_len;
+	e->exe_len = exe_len;
+	return cwd_len + exe_len;
 }
 
 /* read_args copies argv from the new image's stack to dst, at most cap bytes, and returns
@@ -116,9 +200,10 @@ int handle_exec(struct trace_event_raw_sched_process_exec *ctx)
 	struct exec_scratch *s;
 	struct exec_event *e;
 	struct task_struct *task;
-	__u64 ugid, total;
+	__u64 ugid, total, walked;
 	long n;
 	__u32 fn_len;
+	char *fn;
 
 	if (tgid == self_tgid)
 		return 0;
@@ -140,11 +225,22 @@ int handle_exec(struct trace_event_raw_sched_process_exec *ctx)
 	e->gid = ugid >> 32;
 	e->loginuid = read_loginuid(task);
 	e->args_size = 0;
+	e->_pad = 0;
 	bpf_get_current_comm(e->comm, sizeof(e->comm));
 	read_tty(task, e->tty);
 
+	walked = walk_cwd_and_exe(e, task);
+	asm volatile("" : "+r"(walked)); /* check the register the pointer math gets */
+	if (walked > WALK_AREA_BYTES) { /* cannot happen; keep the event, without the paths */
+		walked = 0;
+		e->cwd_len = 0;
+		e->exe_len = 0;
+		e->flags |= EXEC_FLAG_CWD_TRUNCATED | EXEC_FLAG_EXE_TRUNCATED;
+	}
+	fn = s->data + walked;
+
 	/* __data_loc: the low 16 bits are the string's offset from the record's start. */
-	n = bpf_probe_read_kernel_str(s->data, FILENAME_MAX_BYTES,
+	n = bpf_probe_read_kernel_str(fn, FILENAME_MAX_BYTES,
 				      (void *)ctx + (ctx->__data_loc_filename & 0xffff));
 	fn_len = n > 0 ? n : 0;
 	if (fn_len >= FILENAME_MAX_BYTES)
@@ -152,9 +248,9 @@ int handle_exec(struct trace_event_raw_sched_process_exec *ctx)
 	if (fn_len > FILENAME_MAX_BYTES)
 		fn_len = FILENAME_MAX_BYTES;
 	e->filename_len = fn_len;
-	e->args_len = read_args(e, s->data + fn_len, task);
+	e->args_len = read_args(e, fn + fn_len, task);
 
-	total = sizeof(*e) + fn_len + e->args_len;
+	total = sizeof(*e) + walked + fn_len + e->args_len;
 	if (total > sizeof(*s))
 		return 0;
 	if (bpf_ringbuf_output(&events, s, total, 0) < 0)

@@ -4,10 +4,18 @@
 #ifndef CRUMBS_PROCESS_H
 #define CRUMBS_PROCESS_H
 
-/* Largest filename and argv the exec program copies. The per-CPU scratch value holding both
- * must stay under 32 KiB, the kernel's limit for a per-CPU map value. */
+/* Largest filename and argv the exec program copies. The per-CPU scratch value holding
+ * these and the walked paths must stay under 32 KiB, the kernel's limit for a per-CPU map
+ * value. */
 #define FILENAME_MAX_BYTES 4096
 #define ARGS_MAX_BYTES 16384
+
+/* The working directory and the executable are each walked at most WALK_MAX_BYTES long
+ * (components and their NULs), WALK_MAX_STEPS steps (a component or a mount crossed) deep;
+ * WALK_NAME_BYTES is the longest component (NAME_MAX and its NUL). */
+#define WALK_MAX_BYTES 512
+#define WALK_MAX_STEPS 64
+#define WALK_NAME_BYTES 256
 
 #define COMM_BYTES 16
 #define TTY_BYTES 64
@@ -28,10 +36,20 @@ enum exec_flag {
 	EXEC_FLAG_ARGS_UNREADABLE = 2,
 	/* The filename was longer than FILENAME_MAX_BYTES and was cut. */
 	EXEC_FLAG_FILENAME_TRUNCATED = 4,
+	/* The working directory was not walked to the task's root (too long, too deep,
+	 * unreadable, or outside that root): cwd_len bytes are a part of it at most. */
+	EXEC_FLAG_CWD_TRUNCATED = 8,
+	/* The same for the executable (exe_len). A memfd or a deleted file's pseudo path
+	 * ends here too. */
+	EXEC_FLAG_EXE_TRUNCATED = 16,
 };
 
-/* exec_event is followed in the ring buffer by filename_len bytes of filename (NUL
- * terminated) and args_len bytes of argv (NUL separated, as in mm->arg_start..arg_end). */
+/* exec_event is followed in the ring buffer by cwd_len bytes of the working directory and
+ * exe_len bytes of the executable (each walked from current->fs->pwd and mm->exe_file up to
+ * the task's root: components leaf first, each NUL terminated; none is the root itself),
+ * then filename_len bytes of filename (NUL terminated; as passed to execve, so possibly
+ * relative to the working directory) and args_len bytes of argv (NUL separated, as in
+ * mm->arg_start..arg_end). */
 struct exec_event {
 	__u32 kind;
 	__u32 flags;
@@ -48,6 +66,9 @@ struct exec_event {
 	__u64 args_size; /* arg_end - arg_start: argv's full size before the cap */
 	char comm[COMM_BYTES];
 	char tty[TTY_BYTES];
+	__u16 cwd_len;
+	__u16 exe_len;
+	__u32 _pad;
 };
 
 /* fork_event: a new process (not a thread) was created. */

@@ -1,7 +1,9 @@
 // Package process collects process lifecycle events from the kernel.
 //
 // In: the exec, fork and exit records that bpf/process.bpf.c writes into a BPF ring buffer
-// (plus what /proc, /etc/passwd and /etc/group say about the processes named in them).
+// (exec records carry the working directory and executable walked in the kernel, so a
+// process that is gone before its record is read keeps them), plus what /proc, /etc/passwd
+// and /etc/group say about the processes named in them.
 // Out: one *schemas.ProcessEvent per record, handed to the caller's emit function in
 // ring-buffer order, with the executable's sha256 computed off the reading goroutine.
 // Records the kernel could not write because the ring buffer was full are counted in
@@ -67,6 +69,7 @@ type Stats struct {
 	HashCacheMiss  uint64 // sha256 sums computed
 	TableEvictions uint64 // live processes evicted from the full process table
 	Filtered       uint64 // events dropped by exclude_executables or exclude_users
+	CWDFallbacks   uint64 // exec events whose cwd the kernel could not walk, read from /proc instead
 }
 
 // Collector reads process events from the kernel. Create it with New, then call Run once.
@@ -95,6 +98,7 @@ type Collector struct {
 
 	events, decodeErrors, hashTimeouts, hashSkipped atomic.Uint64
 	kernelDrops, tableEvictions, filtered           atomic.Uint64
+	cwdFallbacks                                    atomic.Uint64
 	hashCounters                                    hashCounters
 	reportedDrops                                   uint64 // kernel drops already logged; reader goroutine only
 }
@@ -279,6 +283,7 @@ func (c *Collector) Stats() Stats {
 		HashCacheMiss:  c.hashCounters.cacheMisses.Load(),
 		TableEvictions: c.tableEvictions.Load(),
 		Filtered:       c.filtered.Load(),
+		CWDFallbacks:   c.cwdFallbacks.Load(),
 	}
 }
 
@@ -456,11 +461,13 @@ func (c *Collector) decodeExec(raw []byte, now time.Time) (pending, error) {
 		return pending{}, fmt.Errorf("decode exec record: %w", err)
 	}
 	data := raw[n:]
-	if int(hdr.FilenameLen)+int(hdr.ArgsLen) > len(data) {
-		return pending{}, fmt.Errorf("exec record: %d bytes of filename and argv, %d present", hdr.FilenameLen+hdr.ArgsLen, len(data))
+	lens := []int{int(hdr.CwdLen), int(hdr.ExeLen), int(hdr.FilenameLen), int(hdr.ArgsLen)}
+	parts, err := splitData(data, lens)
+	if err != nil {
+		return pending{}, fmt.Errorf("exec record: %w", err)
 	}
-	filename := cstring(data[:hdr.FilenameLen])
-	args, truncated := splitArgs(data[hdr.FilenameLen:hdr.FilenameLen+hdr.ArgsLen], c.cfg.MaxArgs)
+	filename := cstring(parts[2])
+	args, truncated := splitArgs(parts[3], c.cfg.MaxArgs)
 
 	pid := int32(hdr.Pid)
 	ev := c.newEvent(hdr.KtimeNs, schemas.ActionExec)
@@ -468,8 +475,8 @@ func (c *Collector) decodeExec(raw []byte, now time.Time) (pending, error) {
 	p.PID, p.PPID = pid, int32(hdr.Ppid)
 	p.Args, p.CmdLine = args, schemas.JoinArgs(args)
 	p.ArgsTruncated = truncated || hdr.Flags&uint32(processExecFlagEXEC_FLAG_ARGS_TRUNCATED) != 0
-	p.CWD = c.proc.cwd(pid)
-	exe := c.proc.exe(pid)
+	p.CWD = c.cwd(pid, parts[0], hdr.Flags)
+	exe := c.exe(pid, parts[1], hdr.Flags)
 	path := resolveExecPath(filename, exe, p.CWD)
 	p.File = schemas.File{Path: path, Name: filepath.Base(path)}
 	c.fillCreds(p, hdr.Uid, hdr.Gid, now)
@@ -483,6 +490,25 @@ func (c *Collector) decodeExec(raw []byte, now time.Time) (pending, error) {
 
 	job := newHashJob(pid, path, exe != "" && exe == path)
 	return pending{ev: ev, hash: job, deadline: now.Add(hashTimeout)}, nil
+}
+
+// cwd returns the working directory the kernel walked, or /proc/<pid>/cwd when the walk did
+// not reach the process's root.
+func (c *Collector) cwd(pid int32, walked []byte, flags uint32) string {
+	if flags&uint32(processExecFlagEXEC_FLAG_CWD_TRUNCATED) == 0 {
+		return walkedPath(walked)
+	}
+	c.cwdFallbacks.Add(1)
+	return c.proc.cwd(pid)
+}
+
+// exe returns the executable the kernel walked, or /proc/<pid>/exe when the walk did not
+// reach the process's root (a memfd, for one).
+func (c *Collector) exe(pid int32, walked []byte, flags uint32) string {
+	if flags&uint32(processExecFlagEXEC_FLAG_EXE_TRUNCATED) == 0 {
+		return walkedPath(walked)
+	}
+	return c.proc.exe(pid)
 }
 
 func (c *Collector) decodeFork(raw []byte, now time.Time) (pending, error) {

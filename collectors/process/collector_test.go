@@ -3,6 +3,7 @@ package process
 import (
 	"context"
 	"crypto/sha256"
+	"encoding/binary"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -565,11 +566,12 @@ func TestConfigValidate(t *testing.T) {
 // FuzzDecodeRecord feeds arbitrary ring-buffer records to the decoder: bad records are
 // errors, never panics.
 func FuzzDecodeRecord(f *testing.F) {
-	exec := make([]byte, 144+8)
-	exec[0] = byte(processEventKindEVENT_KIND_EXEC)
-	exec[48], exec[52] = 4, 4 // filename_len, args_len
-	copy(exec[144:], "/ls\x00ls\x00-l")
-	f.Add(exec)
+	hdr := processExecEvent{Kind: uint32(processEventKindEVENT_KIND_EXEC), CwdLen: 4, ExeLen: 7, FilenameLen: 4, ArgsLen: 4}
+	exec, err := binary.Append(nil, binary.LittleEndian, &hdr)
+	if err != nil {
+		f.Fatalf("encode exec record: %v", err)
+	}
+	f.Add(append(exec, "tmp\x00ls\x00bin\x00/ls\x00ls\x00-l"...))
 	f.Add([]byte{2, 0, 0, 0, 1, 0, 0, 0})
 	f.Add([]byte{3, 0, 0, 0})
 	f.Fuzz(func(t *testing.T, raw []byte) {

@@ -2,8 +2,10 @@ package process
 
 import (
 	"bytes"
+	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 )
@@ -87,9 +89,34 @@ func cstring[T ~int8 | ~byte](b []T) string {
 	return string(out)
 }
 
+// splitData cuts a record's data into consecutive parts of the given lengths.
+func splitData(data []byte, lens []int) ([][]byte, error) {
+	parts := make([][]byte, len(lens))
+	for i, n := range lens {
+		if n > len(data) {
+			return nil, fmt.Errorf("part %d of %d bytes overruns the %d bytes left", i, n, len(data))
+		}
+		parts[i], data = data[:n], data[n:]
+	}
+	return parts, nil
+}
+
+// walkedPath turns a path the kernel walked (components leaf first, each NUL terminated;
+// none for the root) into an absolute path.
+func walkedPath(b []byte) string {
+	b = bytes.TrimRight(b, "\x00")
+	if len(b) == 0 {
+		return "/"
+	}
+	names := strings.Split(string(b), "\x00")
+	slices.Reverse(names)
+	return "/" + strings.Join(names, "/")
+}
+
 // resolveExecPath makes the exec's filename absolute. A relative filename was resolved by
-// the kernel against the working directory, which a process that just started has rarely
-// changed; /proc/<pid>/exe is the fallback (it names the interpreter, not the script, for
+// the kernel against the working directory at exec, which cwd is (walked in the kernel at
+// that moment, or read from /proc); exe, the walked executable or /proc/<pid>/exe, is the
+// fallback (it names the interpreter, not the script, for
 // a script). fexecve's /dev/fd/N names nothing useful, so exe wins there too.
 func resolveExecPath(filename, exe, cwd string) string {
 	switch {

@@ -38,6 +38,9 @@ type processExecEvent struct {
 	ArgsSize    uint64
 	Comm        [16]int8
 	Tty         [64]int8
+	CwdLen      uint16
+	ExeLen      uint16
+	Pad         uint32
 }
 
 type processExecFlag uint32
@@ -46,12 +49,14 @@ const (
 	processExecFlagEXEC_FLAG_ARGS_TRUNCATED     processExecFlag = 1
 	processExecFlagEXEC_FLAG_ARGS_UNREADABLE    processExecFlag = 2
 	processExecFlagEXEC_FLAG_FILENAME_TRUNCATED processExecFlag = 4
+	processExecFlagEXEC_FLAG_CWD_TRUNCATED      processExecFlag = 8
+	processExecFlagEXEC_FLAG_EXE_TRUNCATED      processExecFlag = 16
 )
 
 type processExecScratch struct {
 	_    structs.HostLayout
 	Hdr  processExecEvent
-	Data [20480]int8
+	Data [21504]int8
 }
 
 type processExitEvent struct {
