@@ -28,11 +28,8 @@ import (
 	"time"
 
 	"github.com/cilium/ebpf"
-	"github.com/cilium/ebpf/link"
-	"github.com/cilium/ebpf/ringbuf"
-	"github.com/cilium/ebpf/rlimit"
-	"golang.org/x/sys/unix"
 
+	"github.com/threatcrumbs/crumbs/collectors/internal/kernel"
 	"github.com/threatcrumbs/crumbs/schemas"
 )
 
@@ -78,18 +75,12 @@ type Collector struct {
 	scanner    *Scanner
 
 	objs       fileObjects
-	links      []link.Link
-	reader     *ringbuf.Reader
+	ring       *kernel.Ring
 	bootOffset int64 // wall clock minus CLOCK_BOOTTIME, ns
 
 	ran atomic.Bool
 
-	// mapMu guards reading the drops map against closing it.
-	mapMu  sync.Mutex
-	closed bool
-
-	events, decodeErrors, filtered, truncated, statErrors, scanEvents, kernelDrops atomic.Uint64
-	reportedDrops                                                                  uint64 // reader goroutine only
+	events, decodeErrors, filtered, truncated, statErrors, scanEvents atomic.Uint64
 }
 
 // New loads the file programs into the kernel and attaches them. Changes are buffered in
@@ -115,6 +106,9 @@ func New(cfg Config, host schemas.Host, log *slog.Logger) (*Collector, error) {
 		excludeExe: newGlobSet(cfg.ExcludeExecutables), users: newUserSet(cfg.ExcludeUsers),
 		owners: newOwners(), procs: newProcCache("/proc"), scanner: scanner,
 	}
+	c.ring = kernel.NewRing(kernel.RingConfig{
+		Name: "file", Dropped: "file events", RingBufferBytes: cfg.RingBufferBytes, Log: c.log,
+	}, &c.objs)
 	if err := c.open(); err != nil {
 		c.close()
 		return nil, err
@@ -123,21 +117,16 @@ func New(cfg Config, host schemas.Host, log *slog.Logger) (*Collector, error) {
 }
 
 func (c *Collector) open() error {
-	if err := rlimit.RemoveMemlock(); err != nil {
-		return fmt.Errorf("remove memlock rlimit: %w", err)
-	}
 	if err := c.load(); err != nil {
 		return err
 	}
 	if err := c.attach(); err != nil {
 		return err
 	}
-	rd, err := ringbuf.NewReader(c.objs.Events)
-	if err != nil {
-		return fmt.Errorf("open ring buffer reader: %w", err)
+	if err := c.ring.Open(c.objs.Events, c.objs.Drops); err != nil {
+		return err
 	}
-	c.reader = rd
-	offset, err := bootTimeOffset()
+	offset, err := kernel.BootTimeOffset()
 	if err != nil {
 		return err
 	}
@@ -152,18 +141,11 @@ func (c *Collector) load() error {
 	}
 	spec.Maps[fileMapEvents].MaxEntries = uint32(c.cfg.RingBufferBytes)
 	tops, filter := c.watch.tops()
-	if err := spec.Variables[fileVarSelfTgid].Set(uint32(os.Getpid())); err != nil {
-		return fmt.Errorf("set self_tgid: %w", err)
-	}
-	if err := spec.Variables[fileVarFilterTops].Set(boolU32(filter)); err != nil {
-		return fmt.Errorf("set filter_tops: %w", err)
-	}
-	if err := spec.LoadAndAssign(&c.objs, nil); err != nil {
-		var verr *ebpf.VerifierError
-		if errors.As(err, &verr) {
-			return fmt.Errorf("load file programs: %+v", verr)
-		}
-		return fmt.Errorf("load file programs: %w", err)
+	err = kernel.Load(spec, &c.objs, "file",
+		kernel.Var{Name: fileVarSelfTgid, Value: uint32(os.Getpid())},
+		kernel.Var{Name: fileVarFilterTops, Value: boolU32(filter)})
+	if err != nil {
+		return err
 	}
 	for _, top := range tops {
 		var key fileTopKey
@@ -237,87 +219,26 @@ func (c *Collector) attach() error {
 		{"sys_exit_fchown", p.ExitPath, false},
 	}
 	for _, tp := range tracepoints {
-		l, err := link.Tracepoint("syscalls", tp.name, tp.prog, nil)
-		if err != nil {
+		if err := c.ring.Tracepoint("syscalls", tp.name, tp.prog); err != nil {
 			if tp.optional && errors.Is(err, os.ErrNotExist) {
 				c.log.Debug("tracepoint missing", "tracepoint", tp.name)
 				continue
 			}
-			return fmt.Errorf("attach syscalls/%s: %w", tp.name, err)
+			return err
 		}
-		c.links = append(c.links, l)
 	}
 	return nil
 }
 
 // close releases the kernel objects; safe to call more than once.
-func (c *Collector) close() {
-	c.mapMu.Lock()
-	defer c.mapMu.Unlock()
-	if c.closed {
-		return
-	}
-	c.closed = true
-	if c.objs.Drops != nil {
-		if n, err := sumDrops(c.objs.Drops); err == nil {
-			c.kernelDrops.Store(n)
-		}
-	}
-	if c.reader != nil {
-		c.reader.Close()
-	}
-	for _, l := range c.links {
-		l.Close()
-	}
-	c.objs.Close()
-}
-
-// bootTimeOffset returns wall-clock time minus CLOCK_BOOTTIME (bpf_ktime_get_boot_ns),
-// taking the tightest of a few samples.
-func bootTimeOffset() (int64, error) {
-	best, bestSpan := int64(0), int64(-1)
-	for range 5 {
-		var before, after unix.Timespec
-		if err := unix.ClockGettime(unix.CLOCK_BOOTTIME, &before); err != nil {
-			return 0, fmt.Errorf("read CLOCK_BOOTTIME: %w", err)
-		}
-		wall := time.Now().UnixNano()
-		if err := unix.ClockGettime(unix.CLOCK_BOOTTIME, &after); err != nil {
-			return 0, fmt.Errorf("read CLOCK_BOOTTIME: %w", err)
-		}
-		span := after.Nano() - before.Nano()
-		if bestSpan < 0 || span < bestSpan {
-			best, bestSpan = wall-(before.Nano()+span/2), span
-		}
-	}
-	return best, nil
-}
-
-func sumDrops(m *ebpf.Map) (uint64, error) {
-	var perCPU []uint64
-	if err := m.Lookup(uint32(0), &perCPU); err != nil {
-		return 0, fmt.Errorf("read drops map: %w", err)
-	}
-	var n uint64
-	for _, v := range perCPU {
-		n += v
-	}
-	return n, nil
-}
+func (c *Collector) close() { c.ring.Close() }
 
 // Stats returns the counters so far. KernelDrops is read from the kernel while the
 // collector is open.
 func (c *Collector) Stats() Stats {
-	c.mapMu.Lock()
-	if !c.closed {
-		if n, err := sumDrops(c.objs.Drops); err == nil {
-			c.kernelDrops.Store(n)
-		}
-	}
-	c.mapMu.Unlock()
 	return Stats{
 		Events:       c.events.Load(),
-		KernelDrops:  c.kernelDrops.Load(),
+		KernelDrops:  c.ring.Drops(),
 		DecodeErrors: c.decodeErrors.Load(),
 		Filtered:     c.filtered.Load(),
 		Truncated:    c.truncated.Load(),
@@ -361,21 +282,13 @@ func (c *Collector) Run(ctx context.Context, emit func(*schemas.FileEvent)) erro
 	queue := make(chan change, pipelineDepth)
 	wg.Go(func() { c.completeChanges(queue, emitOne) })
 	readDone := make(chan struct{})
-	wg.Go(func() {
-		// Closing the reader is what interrupts a blocked read.
-		select {
-		case <-ctx.Done():
-			c.reader.Close()
-		case <-readDone:
-		}
-	})
 	wg.Go(func() { c.scanLoop(ctx, readDone, emitOne) })
 
-	err := c.readLoop(ctx, queue)
+	err := c.ring.Read(ctx, housekeepingEvery, func(raw []byte) { c.handle(raw, queue) }, func(time.Time) { c.ring.ReportDrops() })
 	close(readDone)
 	close(queue)
 	wg.Wait()
-	c.reportDrops()
+	c.ring.ReportDrops()
 	return err
 }
 
@@ -418,41 +331,6 @@ func (c *Collector) scanAndEmit(ctx context.Context, emit func(*schemas.FileEven
 		c.scanEvents.Add(1)
 	}
 	c.log.Info("scan done", "changes", len(events), "took", time.Since(start).Round(time.Millisecond))
-}
-
-func (c *Collector) readLoop(ctx context.Context, queue chan<- change) error {
-	var rec ringbuf.Record
-	nextChore := time.Now().Add(housekeepingEvery)
-	for {
-		c.reader.SetDeadline(nextChore)
-		err := c.reader.ReadInto(&rec)
-		switch {
-		case errors.Is(err, os.ErrDeadlineExceeded):
-		case errors.Is(err, ringbuf.ErrClosed):
-			if ctx.Err() != nil {
-				return nil
-			}
-			return fmt.Errorf("read file ring buffer: %w", err)
-		case err != nil:
-			return fmt.Errorf("read file ring buffer: %w", err)
-		default:
-			c.handle(rec.RawSample, queue)
-		}
-		if now := time.Now(); !now.Before(nextChore) {
-			c.reportDrops()
-			nextChore = now.Add(housekeepingEvery)
-		}
-	}
-}
-
-// reportDrops logs the kernel drops since the last report.
-func (c *Collector) reportDrops() {
-	total := c.Stats().KernelDrops
-	if total > c.reportedDrops {
-		c.log.Warn("file events dropped in the kernel: ring buffer full",
-			"dropped", total-c.reportedDrops, "dropped_total", total, "ring_buffer_bytes", c.cfg.RingBufferBytes)
-		c.reportedDrops = total
-	}
 }
 
 // handle decodes one record, applies the filters and queues the change.
@@ -533,13 +411,13 @@ func (c *Collector) decode(raw []byte, now time.Time) (change, error) {
 	}
 	cmdLine := joinArgs(data[:hdr.ArgsLen])
 	if cmdLine == "" {
-		cmdLine = cstring(hdr.Comm[:])
+		cmdLine = kernel.CString(hdr.Comm[:])
 	}
 	info := c.procs.lookup(hdr.Pid, now)
 	ev.Process = schemas.Actor{
 		PID:         int32(hdr.Pid),
 		CmdLine:     cmdLine,
-		User:        schemas.User{UID: int64(hdr.Uid), Name: c.owners.users.name(hdr.Uid)},
+		User:        schemas.User{UID: int64(hdr.Uid), Name: c.owners.user(hdr.Uid)},
 		CgroupID:    int64(hdr.CgroupId),
 		SystemdUnit: info.unit,
 		ContainerID: info.container,
@@ -571,7 +449,7 @@ func decodePath(data []byte, depth, dirLen, strLen uint32) (string, []byte, erro
 	}
 	slices.Reverse(names)
 	dir := "/" + strings.Join(names, "/")
-	str := cstring(data[dirLen : dirLen+strLen])
+	str := kernel.CString(data[dirLen : dirLen+strLen])
 	rest := data[dirLen+strLen:]
 	switch {
 	case str == "":
@@ -590,17 +468,6 @@ func joinArgs(b []byte) string {
 		return ""
 	}
 	return schemas.JoinArgs(strings.Split(string(b), "\x00"))
-}
-
-func cstring[T int8 | byte](b []T) string {
-	buf := make([]byte, 0, len(b))
-	for _, c := range b {
-		if c == 0 {
-			break
-		}
-		buf = append(buf, byte(c))
-	}
-	return string(buf)
 }
 
 // completeChanges stats (and for content changes hashes) each changed file, then emits it.
@@ -633,7 +500,7 @@ func (c *Collector) fillFile(ev *schemas.FileEvent) {
 		f.Size = a.Size
 	}
 	f.UID, f.GID, f.Mode = int64(a.UID), int64(a.GID), modeString(a.Mode)
-	f.Owner, f.Group = c.owners.users.name(a.UID), c.owners.groups.name(a.GID)
+	f.Owner, f.Group = c.owners.user(a.UID), c.owners.group(a.GID)
 	switch ev.Action {
 	case schemas.ActionWrite, schemas.ActionRename:
 		if a.Regular && a.Size <= c.cfg.HashMaxFileBytes {

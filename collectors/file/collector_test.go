@@ -1,7 +1,6 @@
 package file
 
 import (
-	"context"
 	"crypto/sha256"
 	"encoding/hex"
 	"io"
@@ -17,6 +16,7 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 
+	"github.com/threatcrumbs/crumbs/collectors/internal/collectortest"
 	"github.com/threatcrumbs/crumbs/pkg/testenv"
 	"github.com/threatcrumbs/crumbs/schemas"
 )
@@ -54,24 +54,7 @@ func runCollector(t testing.TB, cfg Config) (*Collector, <-chan *schemas.FileEve
 	if err != nil {
 		t.Fatalf("New: %v", err)
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	events := make(chan *schemas.FileEvent, 1<<14)
-	runErr := make(chan error, 1)
-	go func() {
-		runErr <- c.Run(ctx, func(e *schemas.FileEvent) {
-			select {
-			case events <- e:
-			case <-ctx.Done():
-			}
-		})
-	}()
-	t.Cleanup(func() {
-		cancel()
-		if err := <-runErr; err != nil {
-			t.Errorf("Run: %v", err)
-		}
-	})
-	return c, events
+	return c, collectortest.Run(t, c.Run, 1<<14)
 }
 
 // runHelperProcess runs the test binary as a helper doing ops and returns its pid.

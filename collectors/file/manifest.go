@@ -66,8 +66,8 @@ func BuildArtifacts(ctx context.Context, dir, prefix string) ([]Artifact, error)
 		out = append(out, Artifact{
 			Path:   path.Join(prefix, filepath.ToSlash(rel)),
 			SHA256: sum,
-			Owner:  nameOr(names.users.name(a.UID), a.UID),
-			Group:  nameOr(names.groups.name(a.GID), a.GID),
+			Owner:  nameOr(names.user(a.UID), a.UID),
+			Group:  nameOr(names.group(a.GID), a.GID),
 			Mode:   modeString(a.Mode),
 		})
 		return nil

@@ -266,7 +266,7 @@ func (s *Scanner) scanEvent(action, path string, e scanEntry, changed []string, 
 func (s *Scanner) targetFile(path string, e scanEntry, changed []string) schemas.TargetFile {
 	return schemas.TargetFile{
 		Path: path, Name: filepath.Base(path), SHA256: e.SHA256, Size: e.Size,
-		Owner: s.owners.users.name(e.UID), Group: s.owners.groups.name(e.GID),
+		Owner: s.owners.user(e.UID), Group: s.owners.group(e.GID),
 		UID: int64(e.UID), GID: int64(e.GID), Mode: modeString(e.Mode),
 		Changed: changed,
 	}

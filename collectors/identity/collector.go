@@ -20,16 +20,15 @@ import (
 	"log/slog"
 	"os"
 	"slices"
-	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/cilium/ebpf"
 	"github.com/cilium/ebpf/link"
-	"github.com/cilium/ebpf/ringbuf"
-	"github.com/cilium/ebpf/rlimit"
 	"golang.org/x/sys/unix"
 
+	"github.com/threatcrumbs/crumbs/collectors/internal/hostinfo"
+	"github.com/threatcrumbs/crumbs/collectors/internal/kernel"
 	"github.com/threatcrumbs/crumbs/schemas"
 )
 
@@ -64,25 +63,19 @@ type Collector struct {
 	host schemas.Host
 	log  *slog.Logger
 
-	objs   identityObjects
-	links  []link.Link
-	reader *ringbuf.Reader
+	objs identityObjects
+	ring *kernel.Ring
 
 	libPAM     string // the probed library; empty when PAM is not probed
-	users      *userNames
+	proc       hostinfo.Proc
+	users      *hostinfo.IDNames
 	exclude    map[string]bool
 	repeats    *threadRepeats
 	bootOffset int64 // wall clock minus CLOCK_BOOTTIME, ns
 
 	ran atomic.Bool
 
-	// mapMu guards reading the drops map against closing it.
-	mapMu  sync.Mutex
-	closed bool
-
 	events, decodeErrors, filtered, threadRepeatsN, unknownHandles atomic.Uint64
-	kernelDrops                                                    atomic.Uint64
-	reportedDrops                                                  uint64 // reader goroutine only
 }
 
 // New loads the identity programs into the kernel and attaches them. Events are buffered
@@ -102,10 +95,14 @@ func New(cfg Config, host schemas.Host, log *slog.Logger) (*Collector, error) {
 		cfg:     cfg,
 		host:    host,
 		log:     log.With("collector", "identity"),
-		users:   &userNames{path: "/etc/passwd"},
+		proc:    hostinfo.Proc{Root: "/proc"},
+		users:   hostinfo.NewIDNames("/etc/passwd"),
 		exclude: make(map[string]bool),
 		repeats: newThreadRepeats(threadRepeatWindow, threadRepeatEntries),
 	}
+	c.ring = kernel.NewRing(kernel.RingConfig{
+		Name: "identity", Dropped: "identity events", RingBufferBytes: cfg.RingBufferBytes, Log: c.log,
+	}, &c.objs)
 	for _, u := range cfg.ExcludeUsers {
 		c.exclude[u] = true
 	}
@@ -120,9 +117,6 @@ func New(cfg Config, host schemas.Host, log *slog.Logger) (*Collector, error) {
 func (c *Collector) LibPAM() string { return c.libPAM }
 
 func (c *Collector) open() error {
-	if err := rlimit.RemoveMemlock(); err != nil {
-		return fmt.Errorf("remove memlock rlimit: %w", err)
-	}
 	if err := c.load(); err != nil {
 		return err
 	}
@@ -132,12 +126,10 @@ func (c *Collector) open() error {
 	if err := c.attachPAM(); err != nil {
 		return err
 	}
-	rd, err := ringbuf.NewReader(c.objs.Events)
-	if err != nil {
-		return fmt.Errorf("open identity ring buffer reader: %w", err)
+	if err := c.ring.Open(c.objs.Events, c.objs.Drops); err != nil {
+		return err
 	}
-	c.reader = rd
-	offset, err := bootTimeOffset()
+	offset, err := kernel.BootTimeOffset()
 	if err != nil {
 		return err
 	}
@@ -151,17 +143,7 @@ func (c *Collector) load() error {
 		return fmt.Errorf("read identity programs: %w", err)
 	}
 	spec.Maps[identityMapEvents].MaxEntries = uint32(c.cfg.RingBufferBytes)
-	if err := spec.Variables[identityVarSelfTgid].Set(uint32(os.Getpid())); err != nil {
-		return fmt.Errorf("set self_tgid: %w", err)
-	}
-	if err := spec.LoadAndAssign(&c.objs, nil); err != nil {
-		var verr *ebpf.VerifierError
-		if errors.As(err, &verr) {
-			return fmt.Errorf("load identity programs: %+v", verr)
-		}
-		return fmt.Errorf("load identity programs: %w", err)
-	}
-	return nil
+	return kernel.Load(spec, &c.objs, "identity", kernel.Var{Name: identityVarSelfTgid, Value: uint32(os.Getpid())})
 }
 
 // credSyscalls are the setuid-family syscalls whose tracepoints are attached.
@@ -169,23 +151,14 @@ var credSyscalls = []string{"setuid", "setreuid", "setresuid", "setfsuid", "setg
 
 func (c *Collector) attachCreds() error {
 	for _, name := range credSyscalls {
-		for _, tp := range []struct {
-			event string
-			prog  *ebpf.Program
-		}{{"sys_enter_" + name, c.objs.CredsEnter}, {"sys_exit_" + name, c.objs.CredsExit}} {
-			l, err := link.Tracepoint("syscalls", tp.event, tp.prog, nil)
-			if err != nil {
-				return fmt.Errorf("attach syscalls/%s: %w", tp.event, err)
-			}
-			c.links = append(c.links, l)
+		if err := c.ring.Tracepoint("syscalls", "sys_enter_"+name, c.objs.CredsEnter); err != nil {
+			return err
+		}
+		if err := c.ring.Tracepoint("syscalls", "sys_exit_"+name, c.objs.CredsExit); err != nil {
+			return err
 		}
 	}
-	l, err := link.Tracepoint("sched", "sched_process_exec", c.objs.SetuidExec, nil)
-	if err != nil {
-		return fmt.Errorf("attach sched/sched_process_exec: %w", err)
-	}
-	c.links = append(c.links, l)
-	return nil
+	return c.ring.Tracepoint("sched", "sched_process_exec", c.objs.SetuidExec)
 }
 
 // attachPAM probes libpam. Without a configured path and without a libpam on the host,
@@ -237,7 +210,7 @@ func (c *Collector) attachPAM() error {
 			}
 			return fmt.Errorf("probe %s in %s: %w", p.symbol, path, err)
 		}
-		c.links = append(c.links, l)
+		c.ring.Add(l)
 	}
 	c.libPAM = path
 	c.log.Debug("probing libpam", "path", path)
@@ -245,52 +218,14 @@ func (c *Collector) attachPAM() error {
 }
 
 // close releases the kernel objects; safe to call more than once.
-func (c *Collector) close() {
-	c.mapMu.Lock()
-	defer c.mapMu.Unlock()
-	if c.closed {
-		return
-	}
-	c.closed = true
-	if c.objs.Drops != nil {
-		if n, err := sumDrops(c.objs.Drops); err == nil {
-			c.kernelDrops.Store(n)
-		}
-	}
-	if c.reader != nil {
-		c.reader.Close()
-	}
-	for _, l := range c.links {
-		l.Close()
-	}
-	c.objs.Close()
-}
-
-func sumDrops(m *ebpf.Map) (uint64, error) {
-	var perCPU []uint64
-	if err := m.Lookup(uint32(0), &perCPU); err != nil {
-		return 0, fmt.Errorf("read drops map: %w", err)
-	}
-	var n uint64
-	for _, v := range perCPU {
-		n += v
-	}
-	return n, nil
-}
+func (c *Collector) close() { c.ring.Close() }
 
 // Stats returns the counters so far. KernelDrops is read from the kernel while the
 // collector is open.
 func (c *Collector) Stats() Stats {
-	c.mapMu.Lock()
-	if !c.closed {
-		if n, err := sumDrops(c.objs.Drops); err == nil {
-			c.kernelDrops.Store(n)
-		}
-	}
-	c.mapMu.Unlock()
 	return Stats{
 		Events:         c.events.Load(),
-		KernelDrops:    c.kernelDrops.Load(),
+		KernelDrops:    c.ring.Drops(),
 		DecodeErrors:   c.decodeErrors.Load(),
 		Filtered:       c.filtered.Load(),
 		ThreadRepeats:  c.threadRepeatsN.Load(),
@@ -309,57 +244,12 @@ func (c *Collector) Run(ctx context.Context, emit func(*schemas.IdentityEvent)) 
 	}
 	defer c.close()
 
-	var wg sync.WaitGroup
-	readDone := make(chan struct{})
-	wg.Go(func() {
-		// Closing the reader is what interrupts a blocked read.
-		select {
-		case <-ctx.Done():
-			c.reader.Close()
-		case <-readDone:
-		}
+	err := c.ring.Read(ctx, housekeepingEvery, func(raw []byte) { c.handle(raw, emit) }, func(now time.Time) {
+		c.repeats.expire(now)
+		c.ring.ReportDrops()
 	})
-	err := c.readLoop(ctx, emit)
-	close(readDone)
-	wg.Wait()
-	c.reportDrops()
+	c.ring.ReportDrops()
 	return err
-}
-
-func (c *Collector) readLoop(ctx context.Context, emit func(*schemas.IdentityEvent)) error {
-	var rec ringbuf.Record
-	nextChore := time.Now().Add(housekeepingEvery)
-	for {
-		c.reader.SetDeadline(nextChore)
-		err := c.reader.ReadInto(&rec)
-		switch {
-		case errors.Is(err, os.ErrDeadlineExceeded):
-		case errors.Is(err, ringbuf.ErrClosed):
-			if ctx.Err() != nil {
-				return nil
-			}
-			return fmt.Errorf("read identity ring buffer: %w", err)
-		case err != nil:
-			return fmt.Errorf("read identity ring buffer: %w", err)
-		default:
-			c.handle(rec.RawSample, emit)
-		}
-		if now := time.Now(); !now.Before(nextChore) {
-			c.repeats.expire(now)
-			c.reportDrops()
-			nextChore = now.Add(housekeepingEvery)
-		}
-	}
-}
-
-// reportDrops logs the kernel drops since the last report.
-func (c *Collector) reportDrops() {
-	total := c.Stats().KernelDrops
-	if total > c.reportedDrops {
-		c.log.Warn("identity events dropped in the kernel: ring buffer full",
-			"dropped", total-c.reportedDrops, "dropped_total", total, "ring_buffer_bytes", c.cfg.RingBufferBytes)
-		c.reportedDrops = total
-	}
 }
 
 func (c *Collector) handle(raw []byte, emit func(*schemas.IdentityEvent)) {

@@ -1,7 +1,6 @@
 package identity
 
 import (
-	"context"
 	"errors"
 	"io"
 	"log/slog"
@@ -16,6 +15,7 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 
+	"github.com/threatcrumbs/crumbs/collectors/internal/collectortest"
 	"github.com/threatcrumbs/crumbs/pkg/testenv"
 	"github.com/threatcrumbs/crumbs/schemas"
 )
@@ -36,41 +36,13 @@ func runCollector(t testing.TB, cfg Config) (*Collector, <-chan *schemas.Identit
 	if err != nil {
 		t.Fatalf("New: %v", err)
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	events := make(chan *schemas.IdentityEvent, 1<<12)
-	runErr := make(chan error, 1)
-	go func() {
-		runErr <- c.Run(ctx, func(e *schemas.IdentityEvent) {
-			select {
-			case events <- e:
-			case <-ctx.Done():
-			}
-		})
-	}()
-	t.Cleanup(func() {
-		cancel()
-		if err := <-runErr; err != nil {
-			t.Errorf("Run: %v", err)
-		}
-	})
-	return c, events
+	return c, collectortest.Run(t, c.Run, 1<<12)
 }
 
 // waitEvent returns the first event that match accepts, failing the test after waitLimit.
 func waitEvent(t testing.TB, events <-chan *schemas.IdentityEvent, what string, match func(*schemas.IdentityEvent) bool) *schemas.IdentityEvent {
 	t.Helper()
-	limit := time.After(waitLimit)
-	for {
-		select {
-		case e := <-events:
-			if match(e) {
-				return e
-			}
-		case <-limit:
-			t.Fatalf("no %s event within %v", what, waitLimit)
-			return nil
-		}
-	}
+	return collectortest.WaitEvent(t, events, waitLimit, what, match)
 }
 
 func ofPID(pid int, actions ...string) func(*schemas.IdentityEvent) bool {

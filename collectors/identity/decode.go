@@ -6,6 +6,7 @@ import (
 	"path/filepath"
 	"time"
 
+	"github.com/threatcrumbs/crumbs/collectors/internal/kernel"
 	"github.com/threatcrumbs/crumbs/schemas"
 )
 
@@ -52,15 +53,15 @@ func (c *Collector) decodePAM(raw []byte, now time.Time) (*schemas.IdentityEvent
 		return nil, fmt.Errorf("pam record of unknown call %d", rec.Op)
 	}
 	ev := c.newEvent(rec.KtimeNs, action)
-	ev.Process = c.actor(rec.Pid, rec.Uid, cstring(rec.Comm[:]), rec.CgroupId, now)
+	ev.Process = c.actor(rec.Pid, rec.Uid, kernel.CString(rec.Comm[:]), rec.CgroupId, now)
 	if rec.Known == 0 {
 		c.unknownHandles.Add(1)
 	}
 	ev.Identity = pamIdentity(pamItems{
-		Service: cstring(rec.Items.Service[:]),
-		User:    cstring(rec.Items.User[:]),
-		RUser:   cstring(rec.Items.Ruser[:]),
-		RHost:   cstring(rec.Items.Rhost[:]),
+		Service: kernel.CString(rec.Items.Service[:]),
+		User:    kernel.CString(rec.Items.User[:]),
+		RUser:   kernel.CString(rec.Items.Ruser[:]),
+		RHost:   kernel.CString(rec.Items.Rhost[:]),
 	}, rec.Rc, ev.Process.User.Name)
 	return ev, nil
 }
@@ -110,10 +111,10 @@ func (c *Collector) decodeCreds(raw []byte, now time.Time) (*schemas.IdentityEve
 		action = schemas.ActionSetUID
 	}
 	ev := c.newEvent(rec.KtimeNs, action)
-	ev.Process = c.actor(rec.Pid, rec.Old.Uid, cstring(rec.Comm[:]), rec.CgroupId, now)
+	ev.Process = c.actor(rec.Pid, rec.Old.Uid, kernel.CString(rec.Comm[:]), rec.CgroupId, now)
 	ev.Identity = credsIdentity(rec.Old, rec.New, rec.Ret)
-	ev.Identity.User = c.users.name(uint32(ev.Identity.OldUID), now)
-	ev.Identity.TargetUser = c.users.name(uint32(ev.Identity.NewUID), now)
+	ev.Identity.User = c.users.Name(uint32(ev.Identity.OldUID), now)
+	ev.Identity.TargetUser = c.users.Name(uint32(ev.Identity.NewUID), now)
 	return ev, nil
 }
 
@@ -146,14 +147,14 @@ func (c *Collector) decodeSetuidExec(raw []byte, now time.Time) (*schemas.Identi
 		return nil, fmt.Errorf("decode setuid exec record: %w", err)
 	}
 	ev := c.newEvent(rec.KtimeNs, schemas.ActionSetUIDExec)
-	ev.Process = c.actor(rec.Pid, rec.Creds.Uid, cstring(rec.Comm[:]), rec.CgroupId, now)
-	if path := cstring(rec.Path[:]); filepath.IsAbs(path) {
+	ev.Process = c.actor(rec.Pid, rec.Creds.Uid, kernel.CString(rec.Comm[:]), rec.CgroupId, now)
+	if path := kernel.CString(rec.Path[:]); filepath.IsAbs(path) {
 		// The exec'd path, not /proc's answer: the process may already be gone.
 		ev.Process.File = schemas.File{Path: filepath.Clean(path), Name: filepath.Base(path), SHA256: ev.Process.File.SHA256}
 	}
 	ev.Identity = schemas.Identity{
-		User:       c.users.name(rec.Creds.Uid, now),
-		TargetUser: c.users.name(rec.Creds.Euid, now),
+		User:       c.users.Name(rec.Creds.Uid, now),
+		TargetUser: c.users.Name(rec.Creds.Euid, now),
 		Result:     schemas.ResultSuccess,
 		OldUID:     int64(rec.Creds.Uid), NewUID: int64(rec.Creds.Euid),
 		OldGID: int64(rec.Creds.Gid), NewGID: int64(rec.Creds.Egid),

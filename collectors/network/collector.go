@@ -38,10 +38,10 @@ import (
 
 	"github.com/cilium/ebpf"
 	"github.com/cilium/ebpf/link"
-	"github.com/cilium/ebpf/ringbuf"
-	"github.com/cilium/ebpf/rlimit"
 	"golang.org/x/sys/unix"
 
+	"github.com/threatcrumbs/crumbs/collectors/internal/hostinfo"
+	"github.com/threatcrumbs/crumbs/collectors/internal/kernel"
 	"github.com/threatcrumbs/crumbs/schemas"
 )
 
@@ -95,35 +95,29 @@ type Collector struct {
 	host schemas.Host
 	log  *slog.Logger
 
-	objs   networkObjects
-	links  []link.Link
-	iter   *link.Iter
-	reader *ringbuf.Reader
+	objs networkObjects
+	ring *kernel.Ring
+	iter *link.Iter // also held by ring, which closes it
 
 	bootOffset int64 // wall clock minus CLOCK_BOOTTIME, ns
 	procs      *procCache
-	users      *userNames
+	users      *hostinfo.IDNames
 	names      *hostnames
 	filter     eventFilter
 
 	// Reader goroutine only.
-	conns         map[uint64]*openConn // by the kernel's sock address
-	listens       map[listenKey]struct{}
-	reportedDrops uint64
-	nextRefresh   time.Time
-	nextFlush     time.Time
+	conns       map[uint64]*openConn // by the kernel's sock address
+	listens     map[listenKey]struct{}
+	nextRefresh time.Time
+	nextFlush   time.Time
 
 	trafficMu sync.Mutex
 	traffic   map[uint64]*CgroupTraffic
 
 	ran atomic.Bool
 
-	// mapMu guards reading the kernel maps from Stats against closing them.
-	mapMu  sync.Mutex
-	closed bool
-
 	events, decodeErrors, filtered, dnsErrors atomic.Uint64
-	kernelDrops, connsFull, openConns         atomic.Uint64
+	connsFull, openConns                      atomic.Uint64
 }
 
 // openConn is a TCP connection reported open: the event it was reported with, and the
@@ -160,13 +154,16 @@ func New(cfg Config, host schemas.Host, log *slog.Logger) (*Collector, error) {
 		host:    host,
 		log:     log.With("collector", "network"),
 		procs:   newProcCache("/proc", procCacheEntries, procCacheAge),
-		users:   &userNames{path: "/etc/passwd"},
+		users:   hostinfo.NewIDNames("/etc/passwd"),
 		names:   newHostnames(hostnameEntries, hostnameAge),
 		filter:  newEventFilter(cfg),
 		conns:   make(map[uint64]*openConn),
 		listens: make(map[listenKey]struct{}),
 		traffic: make(map[uint64]*CgroupTraffic),
 	}
+	c.ring = kernel.NewRing(kernel.RingConfig{
+		Name: "network", Dropped: "network records", RingBufferBytes: cfg.RingBufferBytes, Log: c.log,
+	}, &c.objs)
 	if err := c.open(); err != nil {
 		c.close()
 		return nil, err
@@ -175,21 +172,16 @@ func New(cfg Config, host schemas.Host, log *slog.Logger) (*Collector, error) {
 }
 
 func (c *Collector) open() error {
-	if err := rlimit.RemoveMemlock(); err != nil {
-		return fmt.Errorf("remove memlock rlimit: %w", err)
-	}
 	if err := c.load(); err != nil {
 		return err
 	}
 	if err := c.attach(); err != nil {
 		return err
 	}
-	rd, err := ringbuf.NewReader(c.objs.Events)
-	if err != nil {
-		return fmt.Errorf("open network ring buffer reader: %w", err)
+	if err := c.ring.Open(c.objs.Events, c.objs.Drops); err != nil {
+		return err
 	}
-	c.reader = rd
-	offset, err := bootTimeOffset()
+	offset, err := kernel.BootTimeOffset()
 	if err != nil {
 		return err
 	}
@@ -205,24 +197,13 @@ func (c *Collector) load() error {
 	spec.Maps[networkMapEvents].MaxEntries = uint32(c.cfg.RingBufferBytes)
 	spec.Maps[networkMapConns].MaxEntries = uint32(c.cfg.MaxConnections)
 	spec.Maps[networkMapUdpFlows].MaxEntries = uint32(c.cfg.MaxConnections)
-	if err := spec.Variables[networkVarSelfTgid].Set(uint32(os.Getpid())); err != nil {
-		return fmt.Errorf("set self_tgid: %w", err)
-	}
 	dns := uint8(0)
 	if c.cfg.DNS {
 		dns = 1
 	}
-	if err := spec.Variables[networkVarDnsEnabled].Set(dns); err != nil {
-		return fmt.Errorf("set dns_enabled: %w", err)
-	}
-	if err := spec.LoadAndAssign(&c.objs, nil); err != nil {
-		var verr *ebpf.VerifierError
-		if errors.As(err, &verr) {
-			return fmt.Errorf("load network programs: %+v", verr)
-		}
-		return fmt.Errorf("load network programs: %w", err)
-	}
-	return nil
+	return kernel.Load(spec, &c.objs, "network",
+		kernel.Var{Name: networkVarSelfTgid, Value: uint32(os.Getpid())},
+		kernel.Var{Name: networkVarDnsEnabled, Value: dns})
 }
 
 func (c *Collector) attach() error {
@@ -235,11 +216,9 @@ func (c *Collector) attach() error {
 		{"sys_exit_recvfrom", c.objs.HandleRecvfromExit},
 		{"sys_exit_recvmsg", c.objs.HandleRecvmsgExit},
 	} {
-		l, err := link.Tracepoint("syscalls", tp.name, tp.prog, nil)
-		if err != nil {
-			return fmt.Errorf("attach %s: %w", tp.name, err)
+		if err := c.ring.Tracepoint("syscalls", tp.name, tp.prog); err != nil {
+			return err
 		}
-		c.links = append(c.links, l)
 	}
 	for _, tp := range []struct {
 		name string
@@ -250,96 +229,40 @@ func (c *Collector) attach() error {
 		{"sock_send_length", c.objs.HandleSendLength},
 		{"sock_recv_length", c.objs.HandleRecvLength},
 	} {
-		l, err := link.AttachTracing(link.TracingOptions{Program: tp.prog, AttachType: ebpf.AttachTraceRawTp})
-		if err != nil {
-			return fmt.Errorf("attach %s: %w", tp.name, err)
+		if err := c.ring.RawTracepoint(tp.name, tp.prog); err != nil {
+			return err
 		}
-		c.links = append(c.links, l)
 	}
 	it, err := link.AttachIter(link.IterOptions{Program: c.objs.RefreshBytes, Map: c.objs.Conns})
 	if err != nil {
 		return fmt.Errorf("attach connection byte iterator: %w", err)
 	}
 	c.iter = it
+	c.ring.Add(it)
 	return nil
 }
 
 // close releases the kernel objects; safe to call more than once.
 func (c *Collector) close() {
-	c.mapMu.Lock()
-	defer c.mapMu.Unlock()
-	if c.closed {
-		return
-	}
-	c.closed = true
-	c.readKernelCounters()
-	if c.reader != nil {
-		c.reader.Close()
-	}
-	if c.iter != nil {
-		c.iter.Close()
-	}
-	for _, l := range c.links {
-		l.Close()
-	}
-	c.objs.Close()
+	c.ring.ReadMaps(c.readConnsFull)
+	c.ring.Close()
 }
 
-// readKernelCounters copies the kernel's drop counters; mapMu must be held.
-func (c *Collector) readKernelCounters() {
-	if c.objs.Drops != nil {
-		if n, err := sumPerCPU(c.objs.Drops); err == nil {
-			c.kernelDrops.Store(n)
-		}
-	}
+// readConnsFull copies the kernel's count of connections it could not track; call it
+// through ring.ReadMaps.
+func (c *Collector) readConnsFull() {
 	if c.objs.ConnsFull != nil {
-		if n, err := sumPerCPU(c.objs.ConnsFull); err == nil {
+		if n, err := kernel.SumPerCPU(c.objs.ConnsFull); err == nil {
 			c.connsFull.Store(n)
 		}
 	}
 }
 
-func sumPerCPU(m *ebpf.Map) (uint64, error) {
-	var perCPU []uint64
-	if err := m.Lookup(uint32(0), &perCPU); err != nil {
-		return 0, fmt.Errorf("read per-CPU counter: %w", err)
-	}
-	var n uint64
-	for _, v := range perCPU {
-		n += v
-	}
-	return n, nil
-}
-
-// bootTimeOffset returns wall-clock time minus CLOCK_BOOTTIME (bpf_ktime_get_boot_ns),
-// taking the tightest of a few samples.
-func bootTimeOffset() (int64, error) {
-	best, bestSpan := int64(0), int64(-1)
-	for range 5 {
-		var before, after unix.Timespec
-		if err := unix.ClockGettime(unix.CLOCK_BOOTTIME, &before); err != nil {
-			return 0, fmt.Errorf("read CLOCK_BOOTTIME: %w", err)
-		}
-		wall := time.Now().UnixNano()
-		if err := unix.ClockGettime(unix.CLOCK_BOOTTIME, &after); err != nil {
-			return 0, fmt.Errorf("read CLOCK_BOOTTIME: %w", err)
-		}
-		span := after.Nano() - before.Nano()
-		if bestSpan < 0 || span < bestSpan {
-			best, bestSpan = wall-(before.Nano()+span/2), span
-		}
-	}
-	return best, nil
-}
-
 // Stats returns the counters so far. Kernel counters are read from the kernel while the
 // collector is open.
 func (c *Collector) Stats() Stats {
-	c.mapMu.Lock()
-	if !c.closed {
-		c.readKernelCounters()
-	}
-	c.mapMu.Unlock()
+	c.ring.ReadMaps(c.readConnsFull)
+	kernelDrops := c.ring.Drops()
 	c.trafficMu.Lock()
 	cgroups := make(map[uint64]CgroupTraffic, len(c.traffic))
 	for id, t := range c.traffic {
@@ -348,7 +271,7 @@ func (c *Collector) Stats() Stats {
 	c.trafficMu.Unlock()
 	return Stats{
 		Events:          c.events.Load(),
-		KernelDrops:     c.kernelDrops.Load(),
+		KernelDrops:     kernelDrops,
 		DecodeErrors:    c.decodeErrors.Load(),
 		Filtered:        c.filtered.Load(),
 		ConnTableFull:   c.connsFull.Load(),
@@ -370,49 +293,12 @@ func (c *Collector) Run(ctx context.Context, emit func(*schemas.NetworkEvent)) e
 	}
 	defer c.close()
 
-	var wg sync.WaitGroup
-	readDone := make(chan struct{})
-	wg.Go(func() {
-		// Closing the reader is what interrupts a blocked read.
-		select {
-		case <-ctx.Done():
-			c.reader.Close()
-		case <-readDone:
-		}
-	})
-	err := c.readLoop(ctx, emit)
-	close(readDone)
-	wg.Wait()
-	c.reportDrops()
-	return err
-}
-
-func (c *Collector) readLoop(ctx context.Context, emit func(*schemas.NetworkEvent)) error {
-	var rec ringbuf.Record
 	now := time.Now()
-	nextChore := now.Add(choreEvery)
 	c.nextRefresh = now.Add(c.refreshEvery())
 	c.nextFlush = now.Add(c.cfg.UDPFlowInterval)
-	for {
-		c.reader.SetDeadline(nextChore)
-		err := c.reader.ReadInto(&rec)
-		switch {
-		case errors.Is(err, os.ErrDeadlineExceeded):
-		case errors.Is(err, ringbuf.ErrClosed):
-			if ctx.Err() != nil {
-				return nil
-			}
-			return fmt.Errorf("read network ring buffer: %w", err)
-		case err != nil:
-			return fmt.Errorf("read network ring buffer: %w", err)
-		default:
-			c.handle(rec.RawSample, time.Now(), emit)
-		}
-		if now := time.Now(); !now.Before(nextChore) {
-			c.chores(now, emit)
-			nextChore = now.Add(choreEvery)
-		}
-	}
+	err := c.ring.Read(ctx, choreEvery, func(raw []byte) { c.handle(raw, time.Now(), emit) }, func(now time.Time) { c.chores(now, emit) })
+	c.ring.ReportDrops()
+	return err
 }
 
 // refreshEvery is how often open connections' bytes are read from the kernel.
@@ -421,7 +307,7 @@ func (c *Collector) refreshEvery() time.Duration {
 }
 
 func (c *Collector) chores(now time.Time, emit func(*schemas.NetworkEvent)) {
-	c.reportDrops()
+	c.ring.ReportDrops()
 	if !now.Before(c.nextRefresh) {
 		if err := c.refresh(now, emit); err != nil {
 			c.log.Warn("refresh open connections", "error", err)
@@ -433,16 +319,6 @@ func (c *Collector) chores(now time.Time, emit func(*schemas.NetworkEvent)) {
 			c.log.Warn("flush udp flows", "error", err)
 		}
 		c.nextFlush = now.Add(c.cfg.UDPFlowInterval)
-	}
-}
-
-// reportDrops logs the kernel drops since the last report.
-func (c *Collector) reportDrops() {
-	total := c.Stats().KernelDrops
-	if total > c.reportedDrops {
-		c.log.Warn("network records dropped in the kernel: ring buffer full",
-			"dropped", total-c.reportedDrops, "dropped_total", total, "ring_buffer_bytes", c.cfg.RingBufferBytes)
-		c.reportedDrops = total
 	}
 }
 
@@ -503,7 +379,7 @@ func (c *Collector) handleConn(raw []byte, now time.Time, emit func(*schemas.Net
 // connEvent builds a TCP event from a connection record.
 func (c *Collector) connEvent(rec *networkConnEvent, action string, now time.Time) *schemas.NetworkEvent {
 	ev := c.newEvent(int64(rec.KtimeNs)+c.bootOffset, action)
-	ev.Process = c.procs.actor(rec.Pid, rec.Uid, cstring(rec.Comm[:]), rec.CgroupId, c.users, now)
+	ev.Process = c.procs.actor(rec.Pid, rec.Uid, kernel.CString(rec.Comm[:]), rec.CgroupId, c.users, now)
 	local := endpoint(rec.T.Family, rec.T.Saddr, rec.T.Sport)
 	remote := endpoint(rec.T.Family, rec.T.Daddr, rec.T.Dport)
 	remote.Hostname = c.hostname(remote.IP, now)
@@ -679,7 +555,7 @@ func (c *Collector) flushUDP(now time.Time, emit func(*schemas.NetworkEvent)) er
 
 func (c *Collector) udpEvent(k *networkUdpKey, f *networkUdpFlow, now time.Time) *schemas.NetworkEvent {
 	ev := c.newEvent(int64(f.LastNs)+c.bootOffset, schemas.ActionUDPFlow)
-	ev.Process = c.procs.actor(k.Pid, f.Uid, cstring(f.Comm[:]), f.CgroupId, c.users, now)
+	ev.Process = c.procs.actor(k.Pid, f.Uid, kernel.CString(f.Comm[:]), f.CgroupId, c.users, now)
 	local := endpoint(k.Family, f.LocalAddr, f.LocalPort)
 	remote := endpoint(k.Family, k.Addr, k.Port)
 	remote.Hostname = c.hostname(remote.IP, now)
@@ -720,7 +596,7 @@ func (c *Collector) handleDNS(raw []byte, now time.Time, emit func(*schemas.Netw
 		answers = append(answers, a.Unmap().String())
 	}
 	ev := c.newEvent(int64(rec.KtimeNs)+c.bootOffset, schemas.ActionDNS)
-	ev.Process = c.procs.actor(rec.Pid, rec.Uid, cstring(rec.Comm[:]), rec.CgroupId, c.users, now)
+	ev.Process = c.procs.actor(rec.Pid, rec.Uid, kernel.CString(rec.Comm[:]), rec.CgroupId, c.users, now)
 	server := endpoint(rec.T.Family, rec.T.Saddr, rec.T.Sport)
 	server.Hostname = resp.Name
 	net := &ev.Network
@@ -753,18 +629,6 @@ func ipVersion(family uint16, b [16]uint8) int32 {
 		return 4
 	}
 	return 6
-}
-
-// cstring returns b up to its first NUL.
-func cstring(b []int8) string {
-	out := make([]byte, 0, len(b))
-	for _, c := range b {
-		if c == 0 {
-			break
-		}
-		out = append(out, byte(c))
-	}
-	return string(out)
 }
 
 // eventFilter drops the events the exclude_* settings name.

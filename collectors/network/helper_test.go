@@ -20,6 +20,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/threatcrumbs/crumbs/collectors/internal/collectortest"
 	"github.com/threatcrumbs/crumbs/schemas"
 )
 
@@ -348,24 +349,7 @@ func runCollector(t testing.TB, cfg Config) (*Collector, <-chan *schemas.Network
 	if err != nil {
 		t.Fatalf("New: %v", err)
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	events := make(chan *schemas.NetworkEvent, 1<<14)
-	runErr := make(chan error, 1)
-	go func() {
-		runErr <- c.Run(ctx, func(e *schemas.NetworkEvent) {
-			select {
-			case events <- e:
-			case <-ctx.Done():
-			}
-		})
-	}()
-	t.Cleanup(func() {
-		cancel()
-		if err := <-runErr; err != nil {
-			t.Errorf("Run: %v", err)
-		}
-	})
-	return c, events
+	return c, collectortest.Run(t, c.Run, 1<<14)
 }
 
 // collect gathers events until done accepts the events so far, failing after waitLimit.

@@ -190,29 +190,3 @@ func TestConfigValidate(t *testing.T) {
 		})
 	}
 }
-
-func TestParseCgroup(t *testing.T) {
-	const id = "3f1c2a9b8e7d6c5b4a3928171615141312111009080706050403020100abcdef"
-	tests := []struct {
-		content, unit, container string
-	}{
-		{content: "0::/system.slice/nginx.service\n", unit: "nginx.service"},
-		{content: "0::/system.slice/docker-" + id + ".scope\n", unit: "docker-" + id + ".scope", container: id},
-		{content: "1:name=systemd:/system.slice/cron.service\n", unit: "cron.service"},
-		{content: "0::/\n"},
-	}
-	for _, tt := range tests {
-		unit, container := parseCgroup(tt.content)
-		if unit != tt.unit || container != tt.container {
-			t.Errorf("parseCgroup(%q): want %q %q, got %q %q", tt.content, tt.unit, tt.container, unit, container)
-		}
-	}
-}
-
-func TestParsePasswd(t *testing.T) {
-	got := parsePasswd([]byte("root:x:0:0:root:/root:/bin/bash\n# comment\nbad line\ntoor:x:0:0::/:/bin/sh\nnobody:x:65534:65534::/:/usr/sbin/nologin\n"))
-	want := map[uint32]string{0: "root", 65534: "nobody"}
-	if diff := cmp.Diff(want, got); diff != "" {
-		t.Errorf("parsePasswd (-want +got):\n%s", diff)
-	}
-}

@@ -22,12 +22,8 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/cilium/ebpf"
-	"github.com/cilium/ebpf/link"
-	"github.com/cilium/ebpf/ringbuf"
-	"github.com/cilium/ebpf/rlimit"
-	"golang.org/x/sys/unix"
-
+	"github.com/threatcrumbs/crumbs/collectors/internal/hostinfo"
+	"github.com/threatcrumbs/crumbs/collectors/internal/kernel"
 	"github.com/threatcrumbs/crumbs/schemas"
 )
 
@@ -78,29 +74,23 @@ type Collector struct {
 	host schemas.Host
 	log  *slog.Logger
 
-	objs   processObjects
-	links  []link.Link
-	reader *ringbuf.Reader
+	objs processObjects
+	ring *kernel.Ring
 
-	proc       procFS
+	proc       hostinfo.Proc
 	filter     eventFilter
 	table      *processTable
-	users      *idNames
-	groups     *idNames
+	users      *hostinfo.IDNames
+	groups     *hostinfo.IDNames
 	hasher     *fileHasher
 	bootOffset int64 // wall clock minus CLOCK_BOOTTIME, ns
 
 	ran atomic.Bool
 
-	// mapMu guards reading the drops map against closing it.
-	mapMu  sync.Mutex
-	closed bool
-
 	events, decodeErrors, hashTimeouts, hashSkipped atomic.Uint64
-	kernelDrops, tableEvictions, filtered           atomic.Uint64
+	tableEvictions, filtered                        atomic.Uint64
 	cwdFallbacks                                    atomic.Uint64
 	hashCounters                                    hashCounters
-	reportedDrops                                   uint64 // kernel drops already logged; reader goroutine only
 }
 
 // New loads the process programs into the kernel and attaches them. Events are buffered
@@ -120,11 +110,14 @@ func New(cfg Config, host schemas.Host, log *slog.Logger) (*Collector, error) {
 		cfg:    cfg,
 		host:   host,
 		log:    log.With("collector", "process"),
-		proc:   procFS{root: "/proc"},
+		proc:   hostinfo.Proc{Root: "/proc"},
 		filter: newEventFilter(cfg),
-		users:  newIDNames("/etc/passwd"),
-		groups: newIDNames("/etc/group"),
+		users:  hostinfo.NewIDNames("/etc/passwd"),
+		groups: hostinfo.NewIDNames("/etc/group"),
 	}
+	c.ring = kernel.NewRing(kernel.RingConfig{
+		Name: "process", Dropped: "process events", RingBufferBytes: cfg.RingBufferBytes, Log: c.log,
+	}, &c.objs)
 	c.hasher = &fileHasher{cache: newHashCache(cfg.HashCacheEntries), maxBytes: cfg.HashMaxFileBytes, counters: &c.hashCounters}
 	if err := c.open(); err != nil {
 		c.close()
@@ -134,21 +127,16 @@ func New(cfg Config, host schemas.Host, log *slog.Logger) (*Collector, error) {
 }
 
 func (c *Collector) open() error {
-	if err := rlimit.RemoveMemlock(); err != nil {
-		return fmt.Errorf("remove memlock rlimit: %w", err)
-	}
 	if err := c.load(); err != nil {
 		return err
 	}
 	if err := c.attach(); err != nil {
 		return err
 	}
-	rd, err := ringbuf.NewReader(c.objs.Events)
-	if err != nil {
-		return fmt.Errorf("open ring buffer reader: %w", err)
+	if err := c.ring.Open(c.objs.Events, c.objs.Drops); err != nil {
+		return err
 	}
-	c.reader = rd
-	offset, err := bootTimeOffset()
+	offset, err := kernel.BootTimeOffset()
 	if err != nil {
 		return err
 	}
@@ -167,113 +155,30 @@ func (c *Collector) load() error {
 		return fmt.Errorf("read process programs: %w", err)
 	}
 	spec.Maps[processMapEvents].MaxEntries = uint32(c.cfg.RingBufferBytes)
-	if err := spec.Variables[processVarSelfTgid].Set(uint32(os.Getpid())); err != nil {
-		return fmt.Errorf("set self_tgid: %w", err)
-	}
-	if err := spec.Variables[processVarMaxArgBytes].Set(uint32(c.cfg.MaxArgBytes)); err != nil {
-		return fmt.Errorf("set max_arg_bytes: %w", err)
-	}
-	if err := spec.LoadAndAssign(&c.objs, nil); err != nil {
-		var verr *ebpf.VerifierError
-		if errors.As(err, &verr) {
-			return fmt.Errorf("load process programs: %+v", verr)
-		}
-		return fmt.Errorf("load process programs: %w", err)
-	}
-	return nil
+	return kernel.Load(spec, &c.objs, "process",
+		kernel.Var{Name: processVarSelfTgid, Value: uint32(os.Getpid())},
+		kernel.Var{Name: processVarMaxArgBytes, Value: uint32(c.cfg.MaxArgBytes)})
 }
 
 func (c *Collector) attach() error {
-	tracepoints := []struct {
-		name string
-		prog *ebpf.Program
-	}{
-		{"sched_process_exec", c.objs.HandleExec},
-		{"sched_process_exit", c.objs.HandleExit},
+	if err := c.ring.Tracepoint("sched", "sched_process_exec", c.objs.HandleExec); err != nil {
+		return err
 	}
-	for _, tp := range tracepoints {
-		l, err := link.Tracepoint("sched", tp.name, tp.prog, nil)
-		if err != nil {
-			return fmt.Errorf("attach %s: %w", tp.name, err)
-		}
-		c.links = append(c.links, l)
+	if err := c.ring.Tracepoint("sched", "sched_process_exit", c.objs.HandleExit); err != nil {
+		return err
 	}
-	l, err := link.AttachTracing(link.TracingOptions{Program: c.objs.HandleFork, AttachType: ebpf.AttachTraceRawTp})
-	if err != nil {
-		return fmt.Errorf("attach sched_process_fork: %w", err)
-	}
-	c.links = append(c.links, l)
-	return nil
+	return c.ring.RawTracepoint("sched_process_fork", c.objs.HandleFork)
 }
 
 // close releases the kernel objects; safe to call more than once.
-func (c *Collector) close() {
-	c.mapMu.Lock()
-	defer c.mapMu.Unlock()
-	if c.closed {
-		return
-	}
-	c.closed = true
-	if c.objs.Drops != nil {
-		if n, err := sumDrops(c.objs.Drops); err == nil {
-			c.kernelDrops.Store(n)
-		}
-	}
-	if c.reader != nil {
-		c.reader.Close()
-	}
-	for _, l := range c.links {
-		l.Close()
-	}
-	c.objs.Close()
-}
-
-// bootTimeOffset returns wall-clock time minus CLOCK_BOOTTIME (bpf_ktime_get_boot_ns),
-// taking the tightest of a few samples.
-func bootTimeOffset() (int64, error) {
-	best, bestSpan := int64(0), int64(-1)
-	for range 5 {
-		var before, after unix.Timespec
-		if err := unix.ClockGettime(unix.CLOCK_BOOTTIME, &before); err != nil {
-			return 0, fmt.Errorf("read CLOCK_BOOTTIME: %w", err)
-		}
-		wall := time.Now().UnixNano()
-		if err := unix.ClockGettime(unix.CLOCK_BOOTTIME, &after); err != nil {
-			return 0, fmt.Errorf("read CLOCK_BOOTTIME: %w", err)
-		}
-		span := after.Nano() - before.Nano()
-		if bestSpan < 0 || span < bestSpan {
-			best, bestSpan = wall-(before.Nano()+span/2), span
-		}
-	}
-	return best, nil
-}
-
-func sumDrops(m *ebpf.Map) (uint64, error) {
-	var perCPU []uint64
-	if err := m.Lookup(uint32(0), &perCPU); err != nil {
-		return 0, fmt.Errorf("read drops map: %w", err)
-	}
-	var n uint64
-	for _, v := range perCPU {
-		n += v
-	}
-	return n, nil
-}
+func (c *Collector) close() { c.ring.Close() }
 
 // Stats returns the counters so far. KernelDrops is read from the kernel while the
 // collector is open.
 func (c *Collector) Stats() Stats {
-	c.mapMu.Lock()
-	if !c.closed {
-		if n, err := sumDrops(c.objs.Drops); err == nil {
-			c.kernelDrops.Store(n)
-		}
-	}
-	c.mapMu.Unlock()
 	return Stats{
 		Events:         c.events.Load(),
-		KernelDrops:    c.kernelDrops.Load(),
+		KernelDrops:    c.ring.Drops(),
 		DecodeErrors:   c.decodeErrors.Load(),
 		HashErrors:     c.hashCounters.errors.Load(),
 		HashTimeouts:   c.hashTimeouts.Load(),
@@ -313,64 +218,19 @@ func (c *Collector) Run(ctx context.Context, emit func(*schemas.ProcessEvent)) e
 	}
 	queue := make(chan pending, pipelineDepth)
 	wg.Go(func() { c.emitInOrder(queue, emit) })
-	readDone := make(chan struct{})
-	wg.Go(func() {
-		// Closing the reader is what interrupts a blocked read.
-		select {
-		case <-ctx.Done():
-			c.reader.Close()
-		case <-readDone:
-		}
-	})
 
-	err := c.readLoop(ctx, queue, jobs)
-	close(readDone)
+	err := c.ring.Read(ctx, housekeepingEvery, func(raw []byte) { c.handle(raw, queue, jobs) }, c.housekeeping)
 	close(queue)
 	close(jobs)
 	wg.Wait()
-	c.reportDrops()
+	c.ring.ReportDrops()
 	return err
-}
-
-func (c *Collector) readLoop(ctx context.Context, queue chan<- pending, jobs chan<- *hashJob) error {
-	var rec ringbuf.Record
-	nextChore := time.Now().Add(housekeepingEvery)
-	for {
-		c.reader.SetDeadline(nextChore)
-		err := c.reader.ReadInto(&rec)
-		switch {
-		case errors.Is(err, os.ErrDeadlineExceeded):
-		case errors.Is(err, ringbuf.ErrClosed):
-			if ctx.Err() != nil {
-				return nil
-			}
-			return fmt.Errorf("read process ring buffer: %w", err)
-		case err != nil:
-			return fmt.Errorf("read process ring buffer: %w", err)
-		default:
-			c.handle(rec.RawSample, queue, jobs)
-		}
-		if now := time.Now(); !now.Before(nextChore) {
-			c.housekeeping(now)
-			nextChore = now.Add(housekeepingEvery)
-		}
-	}
 }
 
 func (c *Collector) housekeeping(now time.Time) {
 	c.table.expire(now)
 	c.tableEvictions.Store(c.table.evictions)
-	c.reportDrops()
-}
-
-// reportDrops logs the kernel drops since the last report.
-func (c *Collector) reportDrops() {
-	total := c.Stats().KernelDrops
-	if total > c.reportedDrops {
-		c.log.Warn("process events dropped in the kernel: ring buffer full",
-			"dropped", total-c.reportedDrops, "dropped_total", total, "ring_buffer_bytes", c.cfg.RingBufferBytes)
-		c.reportedDrops = total
-	}
+	c.ring.ReportDrops()
 }
 
 // handle decodes one record and queues its event; a full hash queue leaves the event
@@ -466,8 +326,8 @@ func (c *Collector) decodeExec(raw []byte, now time.Time) (pending, error) {
 	if err != nil {
 		return pending{}, fmt.Errorf("exec record: %w", err)
 	}
-	filename := cstring(parts[2])
-	args, truncated := splitArgs(parts[3], c.cfg.MaxArgs)
+	filename := kernel.CString(parts[2])
+	args, truncated := hostinfo.SplitArgs(parts[3], c.cfg.MaxArgs)
 
 	pid := int32(hdr.Pid)
 	ev := c.newEvent(hdr.KtimeNs, schemas.ActionExec)
@@ -481,9 +341,9 @@ func (c *Collector) decodeExec(raw []byte, now time.Time) (pending, error) {
 	p.File = schemas.File{Path: path, Name: filepath.Base(path)}
 	c.fillCreds(p, hdr.Uid, hdr.Gid, now)
 	p.LoginUID = loginUID(hdr.Loginuid)
-	p.TTY = cstring(hdr.Tty[:])
+	p.TTY = kernel.CString(hdr.Tty[:])
 	p.CgroupID = int64(hdr.CgroupId)
-	cg := c.proc.cgroup(pid)
+	cg := c.proc.Cgroup(int(pid))
 	p.SystemdUnit, p.ContainerID = cg.SystemdUnit, cg.ContainerID
 	p.Parent = c.parent(p.PPID)
 	c.table.exec(pid, path, p.Args)
@@ -499,7 +359,7 @@ func (c *Collector) cwd(pid int32, walked []byte, flags uint32) string {
 		return walkedPath(walked)
 	}
 	c.cwdFallbacks.Add(1)
-	return c.proc.cwd(pid)
+	return c.proc.Cwd(int(pid))
 }
 
 // exe returns the executable the kernel walked, or /proc/<pid>/exe when the walk did not
@@ -508,7 +368,7 @@ func (c *Collector) exe(pid int32, walked []byte, flags uint32) string {
 	if flags&uint32(processExecFlagEXEC_FLAG_EXE_TRUNCATED) == 0 {
 		return walkedPath(walked)
 	}
-	return c.proc.exe(pid)
+	return c.proc.Exe(int(pid))
 }
 
 func (c *Collector) decodeFork(raw []byte, now time.Time) (pending, error) {
@@ -548,8 +408,8 @@ func (c *Collector) decodeExit(raw []byte, now time.Time) (pending, error) {
 }
 
 func (c *Collector) fillCreds(p *schemas.Process, uid, gid uint32, now time.Time) {
-	p.UID, p.UserName = int64(uid), c.users.name(uid, now)
-	p.GID, p.GroupName = int64(gid), c.groups.name(gid, now)
+	p.UID, p.UserName = int64(uid), c.users.Name(uid, now)
+	p.GID, p.GroupName = int64(gid), c.groups.Name(gid, now)
 }
 
 // fillImage sets the executable and argv the process table knows for p.PID.

@@ -1,7 +1,6 @@
 package process
 
 import (
-	"context"
 	"crypto/sha256"
 	"encoding/binary"
 	"encoding/hex"
@@ -21,6 +20,8 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 
+	"github.com/threatcrumbs/crumbs/collectors/internal/collectortest"
+	"github.com/threatcrumbs/crumbs/collectors/internal/hostinfo"
 	"github.com/threatcrumbs/crumbs/pkg/testenv"
 	"github.com/threatcrumbs/crumbs/schemas"
 )
@@ -38,41 +39,13 @@ func runCollector(t testing.TB, cfg Config) (*Collector, <-chan *schemas.Process
 	if err != nil {
 		t.Fatalf("New: %v", err)
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	events := make(chan *schemas.ProcessEvent, 1<<14)
-	runErr := make(chan error, 1)
-	go func() {
-		runErr <- c.Run(ctx, func(e *schemas.ProcessEvent) {
-			select {
-			case events <- e:
-			case <-ctx.Done():
-			}
-		})
-	}()
-	t.Cleanup(func() {
-		cancel()
-		if err := <-runErr; err != nil {
-			t.Errorf("Run: %v", err)
-		}
-	})
-	return c, events
+	return c, collectortest.Run(t, c.Run, 1<<14)
 }
 
 // waitEvent returns the first event that match accepts, failing the test after waitLimit.
 func waitEvent(t testing.TB, events <-chan *schemas.ProcessEvent, what string, match func(*schemas.ProcessEvent) bool) *schemas.ProcessEvent {
 	t.Helper()
-	limit := time.After(waitLimit)
-	for {
-		select {
-		case e := <-events:
-			if match(e) {
-				return e
-			}
-		case <-limit:
-			t.Fatalf("no %s event within %v", what, waitLimit)
-			return nil
-		}
-	}
+	return collectortest.WaitEvent(t, events, waitLimit, what, match)
 }
 
 func isAction(pid int, action string) func(*schemas.ProcessEvent) bool {
@@ -277,88 +250,6 @@ func TestForkInheritsParentImage(t *testing.T) {
 	}
 }
 
-func TestParseCgroup(t *testing.T) {
-	const id = "3f1c2a9b8e7d6c5b4a3928171615141312111009080706050403020100abcdef"
-	tests := []struct {
-		name    string
-		content string
-		want    cgroupInfo
-	}{
-		{
-			name:    "v2 service",
-			content: "0::/system.slice/ssh.service\n",
-			want:    cgroupInfo{Path: "/system.slice/ssh.service", SystemdUnit: "ssh.service"},
-		},
-		{
-			name:    "v2 user session scope",
-			content: "0::/user.slice/user-1000.slice/session-4.scope\n",
-			want:    cgroupInfo{Path: "/user.slice/user-1000.slice/session-4.scope", SystemdUnit: "session-4.scope"},
-		},
-		{
-			name:    "docker scope",
-			content: "0::/system.slice/docker-" + id + ".scope\n",
-			want:    cgroupInfo{Path: "/system.slice/docker-" + id + ".scope", SystemdUnit: "docker-" + id + ".scope", ContainerID: id},
-		},
-		{
-			name:    "kubernetes containerd",
-			content: "0::/kubepods.slice/kubepods-burstable.slice/kubepods-burstable-pod1.slice/cri-containerd-" + id + ".scope\n",
-			want: cgroupInfo{
-				Path:        "/kubepods.slice/kubepods-burstable.slice/kubepods-burstable-pod1.slice/cri-containerd-" + id + ".scope",
-				SystemdUnit: "cri-containerd-" + id + ".scope", ContainerID: id,
-			},
-		},
-		{
-			name:    "cgroupfs docker",
-			content: "0::/docker/" + id + "\n",
-			want:    cgroupInfo{Path: "/docker/" + id, ContainerID: id},
-		},
-		{
-			name:    "service inside container",
-			content: "0::/docker/" + id + "/system.slice/nginx.service\n",
-			want:    cgroupInfo{Path: "/docker/" + id + "/system.slice/nginx.service", SystemdUnit: "nginx.service", ContainerID: id},
-		},
-		{
-			name:    "hybrid prefers v2",
-			content: "12:pids:/system.slice/cron.service\n1:name=systemd:/system.slice/cron.service\n0::/system.slice/cron.service\n",
-			want:    cgroupInfo{Path: "/system.slice/cron.service", SystemdUnit: "cron.service"},
-		},
-		{
-			name:    "v1 only uses name=systemd",
-			content: "4:memory:/foo\n1:name=systemd:/system.slice/cron.service\n",
-			want:    cgroupInfo{Path: "/system.slice/cron.service", SystemdUnit: "cron.service"},
-		},
-		{
-			name:    "root",
-			content: "0::/\n",
-			want:    cgroupInfo{Path: "/"},
-		},
-		{
-			name:    "not a container id",
-			content: "0::/system.slice/docker-" + id[:63] + "g.scope\n",
-			want:    cgroupInfo{Path: "/system.slice/docker-" + id[:63] + "g.scope", SystemdUnit: "docker-" + id[:63] + "g.scope"},
-		},
-		{name: "empty", content: "", want: cgroupInfo{}},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			if diff := cmp.Diff(tt.want, parseCgroup(tt.content)); diff != "" {
-				t.Errorf("parseCgroup (-want +got):\n%s", diff)
-			}
-		})
-	}
-}
-
-func FuzzParseCgroup(f *testing.F) {
-	f.Add("0::/system.slice/docker-3f1c2a9b8e7d6c5b4a3928171615141312111009080706050403020100abcdef.scope\n")
-	f.Add("1:name=systemd:/user.slice/session-1.scope\n")
-	f.Fuzz(func(t *testing.T, content string) {
-		info := parseCgroup(content)
-		if info.ContainerID != "" && !isContainerID(info.ContainerID) {
-			t.Errorf("container id %q is not 64 hex digits", info.ContainerID)
-		}
-	})
-}
-
 func TestHashCache(t *testing.T) {
 	key := func(ino uint64) fileKey { return fileKey{Dev: 1, Ino: ino, MtimeNs: 10, Size: 100} }
 	type op struct {
@@ -478,31 +369,6 @@ func TestResolveExecPath(t *testing.T) {
 	}
 }
 
-func TestSplitArgs(t *testing.T) {
-	tests := []struct {
-		name      string
-		in        string
-		max       int
-		want      []string
-		truncated bool
-	}{
-		{name: "empty", in: "", want: nil},
-		{name: "one", in: "ls\x00", want: []string{"ls"}},
-		{name: "empty arg kept", in: "echo\x00\x00x\x00", want: []string{"echo", "", "x"}},
-		{name: "cut mid-arg", in: "echo\x00hel", want: []string{"echo", "hel"}},
-		{name: "capped", in: "a\x00b\x00c\x00", max: 2, want: []string{"a", "b"}, truncated: true},
-		{name: "exactly max", in: "a\x00b\x00", max: 2, want: []string{"a", "b"}},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			got, truncated := splitArgs([]byte(tt.in), tt.max)
-			if diff := cmp.Diff(tt.want, got); diff != "" || truncated != tt.truncated {
-				t.Errorf("splitArgs (-want +got):\n%s\ntruncated: want %v, got %v", diff, tt.truncated, truncated)
-			}
-		})
-	}
-}
-
 func TestExitCode(t *testing.T) {
 	tests := []struct {
 		status uint32
@@ -518,17 +384,6 @@ func TestExitCode(t *testing.T) {
 		if got := exitCode(tt.status); got != tt.want {
 			t.Errorf("exitCode(%#x): want %d, got %d", tt.status, tt.want, got)
 		}
-	}
-}
-
-func TestParseIDNames(t *testing.T) {
-	b, err := os.ReadFile("testdata/passwd")
-	if err != nil {
-		t.Fatal(err)
-	}
-	want := map[uint32]string{0: "root", 1: "daemon", 65534: "nobody"}
-	if diff := cmp.Diff(want, parseIDNames(b)); diff != "" {
-		t.Errorf("parseIDNames (-want +got):\n%s", diff)
 	}
 }
 
@@ -575,13 +430,13 @@ func FuzzDecodeRecord(f *testing.F) {
 	f.Add([]byte{2, 0, 0, 0, 1, 0, 0, 0})
 	f.Add([]byte{3, 0, 0, 0})
 	f.Fuzz(func(t *testing.T, raw []byte) {
-		proc := procFS{root: "/nonexistent/proc"} // no process to read: records only
+		proc := hostinfo.Proc{Root: "/nonexistent/proc"} // no process to read: records only
 		c := &Collector{
 			cfg:    DefaultConfig(),
 			proc:   proc,
 			table:  newProcessTable(16, time.Second, proc),
-			users:  newIDNames("testdata/passwd"),
-			groups: newIDNames("testdata/passwd"),
+			users:  hostinfo.NewIDNames("testdata/passwd"),
+			groups: hostinfo.NewIDNames("testdata/passwd"),
 		}
 		p, err := c.decode(raw, time.Now())
 		if err == nil && p.ev == nil {

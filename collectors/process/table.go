@@ -4,6 +4,8 @@ import (
 	"os"
 	"strconv"
 	"time"
+
+	"github.com/threatcrumbs/crumbs/collectors/internal/hostinfo"
 )
 
 // procEntry is what the process table knows of a live (or recently exited) process.
@@ -30,16 +32,16 @@ type processTable struct {
 	entries   map[int32]*procEntry
 	exits     []exitMark // oldest first
 	evictions uint64
-	proc      procFS
+	proc      hostinfo.Proc
 }
 
-func newProcessTable(max int, exitDelay time.Duration, proc procFS) *processTable {
+func newProcessTable(max int, exitDelay time.Duration, proc hostinfo.Proc) *processTable {
 	return &processTable{max: max, exitDelay: exitDelay, entries: make(map[int32]*procEntry), proc: proc}
 }
 
 // seed adds every process under /proc.
 func (t *processTable) seed() error {
-	ents, err := os.ReadDir(t.proc.root)
+	ents, err := os.ReadDir(t.proc.Root)
 	if err != nil {
 		return err
 	}
@@ -59,8 +61,8 @@ func (t *processTable) lookup(pid int32) *procEntry {
 	if e, ok := t.entries[pid]; ok {
 		return e
 	}
-	exe := t.proc.exe(pid)
-	args := t.proc.args(pid)
+	exe := t.proc.Exe(int(pid))
+	args := t.proc.Args(int(pid))
 	if exe == "" && len(args) == 0 {
 		return nil
 	}

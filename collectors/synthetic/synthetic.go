@@ -66,8 +66,8 @@ func (g *Generator) Next() *schemas.ProcessEvent {
 		Action:   schemas.ActionExec,
 		Process: schemas.Process{
 			PID: pid, PPID: pid - 1, Args: args, CmdLine: schemas.JoinArgs(args), CWD: "/",
-			File:     schemas.File{Path: img, Name: baseName(img), SHA256: fmt.Sprintf("%064x", g.rng.Uint64())},
-			UID:      1000, UserName: "app", GID: 1000, GroupName: "app", LoginUID: 4294967295,
+			File: schemas.File{Path: img, Name: baseName(img), SHA256: fmt.Sprintf("%064x", g.rng.Uint64())},
+			UID:  1000, UserName: "app", GID: 1000, GroupName: "app", LoginUID: 4294967295,
 			CgroupID: 1, SystemdUnit: "app.service",
 			Parent: schemas.Parent{PID: pid - 1, File: schemas.File{Path: parent, Name: baseName(parent)}, CmdLine: parent},
 		},

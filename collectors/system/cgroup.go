@@ -5,6 +5,8 @@ import (
 	"path/filepath"
 	"strings"
 	"syscall"
+
+	"github.com/threatcrumbs/crumbs/collectors/internal/hostinfo"
 )
 
 // walkLimit caps the cgroup directories visited per sample, so that a host with an
@@ -79,7 +81,7 @@ func (w *cgroupWalk) visit(rel string, e os.DirEntry, owner *service) *service {
 	id := inodeOf(e)
 	pids := readPIDs(dir)
 	name := e.Name()
-	unitLike := isUnitName(name) || containerIDIn(name) != ""
+	unitLike := hostinfo.IsUnitName(name) || hostinfo.ContainerIDIn(name) != ""
 	claimed := owner != nil && owner.grouped
 	if !claimed && (unitLike || len(pids) > 0) {
 		s := &service{rel: rel, unit: unitOf(rel, name, unitLike), id: id, grouped: unitLike,
@@ -113,39 +115,16 @@ func readPIDs(dir string) []int {
 	return parsePIDs(b)
 }
 
-func isUnitName(name string) bool {
-	return strings.HasSuffix(name, ".service") || strings.HasSuffix(name, ".scope")
-}
-
 // unitOf names a service: a container by its id, a systemd unit by its name, any other
 // cgroup by its path.
 func unitOf(rel, name string, unitLike bool) string {
-	if id := containerIDIn(name); id != "" {
+	if id := hostinfo.ContainerIDIn(name); id != "" {
 		return id
 	}
 	if unitLike {
 		return name
 	}
 	return rel
-}
-
-// containerIDIn returns the container id a cgroup name holds: 64 hex digits, bare
-// (cgroupfs drivers) or inside a runtime's scope (docker-<id>.scope,
-// cri-containerd-<id>.scope, libpod-<id>.scope).
-func containerIDIn(name string) string {
-	name = strings.TrimSuffix(name, ".scope")
-	if i := strings.LastIndexAny(name, "-:"); i >= 0 {
-		name = name[i+1:]
-	}
-	if len(name) != 64 {
-		return ""
-	}
-	for _, r := range name {
-		if !('0' <= r && r <= '9' || 'a' <= r && r <= 'f') {
-			return ""
-		}
-	}
-	return name
 }
 
 // readUsage fills s's CPU, memory and process count from its cgroup files. Without the

@@ -1,7 +1,6 @@
 package system
 
 import (
-	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -17,6 +16,7 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 
+	"github.com/threatcrumbs/crumbs/collectors/internal/collectortest"
 	"github.com/threatcrumbs/crumbs/pkg/testenv"
 	"github.com/threatcrumbs/crumbs/schemas"
 )
@@ -37,24 +37,7 @@ func runCollector(t testing.TB, cfg Config, opts ...Option) (*Collector, <-chan 
 	if err != nil {
 		t.Fatalf("New: %v", err)
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	events := make(chan *schemas.SystemEvent, 1<<12)
-	runErr := make(chan error, 1)
-	go func() {
-		runErr <- c.Run(ctx, func(e *schemas.SystemEvent) {
-			select {
-			case events <- e:
-			case <-ctx.Done():
-			}
-		})
-	}()
-	t.Cleanup(func() {
-		cancel()
-		if err := <-runErr; err != nil {
-			t.Errorf("Run: %v", err)
-		}
-	})
-	return c, events
+	return c, collectortest.Run(t, c.Run, 1<<12)
 }
 
 // newTestCgroup creates a cgroup for the test below the collector's cgroup root and removes
@@ -251,24 +234,6 @@ func TestHostParsers(t *testing.T) {
 	want := result{CPU: 1.7, Mem: 1024 * 1024, Rx: 1010, Tx: 205, Established: 2, PIDs: []int{1, 22}, Usage: 123, CurrEstab: 7}
 	if diff := cmp.Diff(want, got); diff != "" {
 		t.Errorf("parsers (-want +got):\n%s", diff)
-	}
-}
-
-func TestContainerIDIn(t *testing.T) {
-	const id = "3f1c2a9b8e7d6c5b4a3928171615141312111009080706050403020100abcdef"
-	tests := []struct{ name, want string }{
-		{"docker-" + id + ".scope", id},
-		{"cri-containerd-" + id + ".scope", id},
-		{id, id},
-		{"ssh.service", ""},
-		{"docker-" + strings.ToUpper(id) + ".scope", ""},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			if got := containerIDIn(tt.name); got != tt.want {
-				t.Errorf("containerIDIn(%q): want %q, got %q", tt.name, tt.want, got)
-			}
-		})
 	}
 }
 

@@ -1,30 +1,36 @@
-package process
+package hostinfo
 
 import (
 	"bufio"
 	"bytes"
 	"os"
 	"strconv"
+	"sync"
 	"time"
 )
 
-// idNames maps numeric ids to names from a passwd(5) or group(5) file. It re-reads the file
-// when its mtime changes, checking at most once per recheck interval. Used from one
-// goroutine only.
-type idNames struct {
+// IDNames maps numeric ids to names from a passwd(5) or group(5) file. It re-reads the file
+// when its mtime changes, checking at most once a second. Safe for concurrent use.
+type IDNames struct {
 	path    string
 	recheck time.Duration
+
+	mu      sync.Mutex
 	checked time.Time
 	mtime   time.Time
 	names   map[uint32]string
 }
 
-func newIDNames(path string) *idNames {
-	return &idNames{path: path, recheck: time.Second}
+// NewIDNames returns the names listed in path ("/etc/passwd", "/etc/group"), read on first use.
+func NewIDNames(path string) *IDNames {
+	return &IDNames{path: path, recheck: time.Second}
 }
 
-// name returns the name of id, or "" when the file does not list it.
-func (n *idNames) name(id uint32, now time.Time) string {
+// Name returns the name of id, or "" when the file does not list it. now is the caller's
+// clock, used to decide whether to look at the file again.
+func (n *IDNames) Name(id uint32, now time.Time) string {
+	n.mu.Lock()
+	defer n.mu.Unlock()
 	if now.Sub(n.checked) >= n.recheck {
 		n.checked = now
 		n.refresh()
@@ -32,7 +38,7 @@ func (n *idNames) name(id uint32, now time.Time) string {
 	return n.names[id]
 }
 
-func (n *idNames) refresh() {
+func (n *IDNames) refresh() {
 	fi, err := os.Stat(n.path)
 	if err != nil {
 		n.names, n.mtime = nil, time.Time{}
@@ -45,12 +51,12 @@ func (n *idNames) refresh() {
 	if err != nil {
 		return
 	}
-	n.names, n.mtime = parseIDNames(b), fi.ModTime()
+	n.names, n.mtime = ParseIDNames(b), fi.ModTime()
 }
 
-// parseIDNames reads "name:x:id:..." lines; the first name listed for an id wins, as with
+// ParseIDNames reads "name:x:id:..." lines; the first name listed for an id wins, as with
 // getpwuid(3).
-func parseIDNames(b []byte) map[uint32]string {
+func ParseIDNames(b []byte) map[uint32]string {
 	names := make(map[uint32]string)
 	sc := bufio.NewScanner(bytes.NewReader(b))
 	for sc.Scan() {

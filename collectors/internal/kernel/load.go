@@ -1,0 +1,89 @@
+package kernel
+
+import (
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/cilium/ebpf"
+	"github.com/cilium/ebpf/rlimit"
+	"golang.org/x/sys/unix"
+)
+
+// Var is a read-only variable of a BPF program, set before it is loaded.
+type Var struct {
+	Name  string // as in the C source, e.g. "self_tgid"
+	Value any
+}
+
+// Load removes the memlock limit, sets vars in spec and loads spec's programs and maps into
+// objs (a bpf2go objects struct pointer). what names the programs in errors ("process").
+// A verifier error is reported with its full log.
+func Load(spec *ebpf.CollectionSpec, objs any, what string, vars ...Var) error {
+	if err := rlimit.RemoveMemlock(); err != nil {
+		return fmt.Errorf("remove memlock rlimit: %w", err)
+	}
+	for _, v := range vars {
+		sv, ok := spec.Variables[v.Name]
+		if !ok {
+			return fmt.Errorf("set %s: no such variable in the %s programs", v.Name, what)
+		}
+		if err := sv.Set(v.Value); err != nil {
+			return fmt.Errorf("set %s: %w", v.Name, err)
+		}
+	}
+	if err := spec.LoadAndAssign(objs, nil); err != nil {
+		var verr *ebpf.VerifierError
+		if errors.As(err, &verr) {
+			return fmt.Errorf("load %s programs: %+v", what, verr)
+		}
+		return fmt.Errorf("load %s programs: %w", what, err)
+	}
+	return nil
+}
+
+// SumPerCPU returns the sum over CPUs of key 0 of a per-CPU array of uint64 counters.
+func SumPerCPU(m *ebpf.Map) (uint64, error) {
+	var perCPU []uint64
+	if err := m.Lookup(uint32(0), &perCPU); err != nil {
+		return 0, fmt.Errorf("read per-CPU counter: %w", err)
+	}
+	var n uint64
+	for _, v := range perCPU {
+		n += v
+	}
+	return n, nil
+}
+
+// BootTimeOffset returns wall-clock time minus CLOCK_BOOTTIME (bpf_ktime_get_boot_ns), in
+// nanoseconds, taking the tightest of a few samples.
+func BootTimeOffset() (int64, error) {
+	best, bestSpan := int64(0), int64(-1)
+	for range 5 {
+		var before, after unix.Timespec
+		if err := unix.ClockGettime(unix.CLOCK_BOOTTIME, &before); err != nil {
+			return 0, fmt.Errorf("read CLOCK_BOOTTIME: %w", err)
+		}
+		wall := time.Now().UnixNano()
+		if err := unix.ClockGettime(unix.CLOCK_BOOTTIME, &after); err != nil {
+			return 0, fmt.Errorf("read CLOCK_BOOTTIME: %w", err)
+		}
+		span := after.Nano() - before.Nano()
+		if bestSpan < 0 || span < bestSpan {
+			best, bestSpan = wall-(before.Nano()+span/2), span
+		}
+	}
+	return best, nil
+}
+
+// CString returns b up to its first NUL.
+func CString[T ~int8 | ~byte](b []T) string {
+	out := make([]byte, 0, len(b))
+	for _, c := range b {
+		if c == 0 {
+			break
+		}
+		out = append(out, byte(c))
+	}
+	return string(out)
+}

@@ -1,0 +1,193 @@
+package kernel
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/cilium/ebpf"
+	"github.com/cilium/ebpf/link"
+	"github.com/cilium/ebpf/ringbuf"
+)
+
+// RingConfig names a collector's ring buffer in errors and logs.
+type RingConfig struct {
+	Name            string // the collector: "read <Name> ring buffer: ..."
+	Dropped         string // what the kernel drops: "<Dropped> dropped in the kernel: ring buffer full"
+	RingBufferBytes int    // logged with the drops
+	Log             *slog.Logger
+}
+
+// Ring owns the kernel side of one collector: its loaded objects, the links attaching its
+// programs, the reader of its ring buffer and its per-CPU drop counter. Close releases them
+// all; it is safe to call at any point of opening, and more than once.
+type Ring struct {
+	cfg    RingConfig
+	objs   io.Closer
+	links  []link.Link
+	reader *ringbuf.Reader
+	drops  *ebpf.Map
+
+	// mu guards reading the kernel maps against closing them.
+	mu          sync.Mutex
+	closed      bool
+	kernelDrops atomic.Uint64
+	reported    uint64 // drops already logged; reading goroutine only
+}
+
+// NewRing returns a ring that will own objs (a bpf2go objects struct pointer, loaded or not
+// yet).
+func NewRing(cfg RingConfig, objs io.Closer) *Ring {
+	if cfg.Log == nil {
+		cfg.Log = slog.New(slog.DiscardHandler)
+	}
+	return &Ring{cfg: cfg, objs: objs}
+}
+
+// Add hands an attached link to the ring, to be closed with it.
+func (r *Ring) Add(l link.Link) {
+	r.links = append(r.links, l)
+}
+
+// Tracepoint attaches prog to the tracepoint group/name.
+func (r *Ring) Tracepoint(group, name string, prog *ebpf.Program) error {
+	l, err := link.Tracepoint(group, name, prog, nil)
+	if err != nil {
+		return fmt.Errorf("attach %s/%s: %w", group, name, err)
+	}
+	r.Add(l)
+	return nil
+}
+
+// RawTracepoint attaches prog, a BTF raw tracepoint program; what names it in errors.
+func (r *Ring) RawTracepoint(what string, prog *ebpf.Program) error {
+	l, err := link.AttachTracing(link.TracingOptions{Program: prog, AttachType: ebpf.AttachTraceRawTp})
+	if err != nil {
+		return fmt.Errorf("attach %s: %w", what, err)
+	}
+	r.Add(l)
+	return nil
+}
+
+// Open starts reading events, the ring buffer map; drops is the per-CPU counter of the
+// records the kernel could not write to it.
+func (r *Ring) Open(events, drops *ebpf.Map) error {
+	rd, err := ringbuf.NewReader(events)
+	if err != nil {
+		return fmt.Errorf("open %s ring buffer reader: %w", r.cfg.Name, err)
+	}
+	r.mu.Lock()
+	r.reader, r.drops = rd, drops
+	r.mu.Unlock()
+	return nil
+}
+
+// ReadMaps calls f while the kernel maps are open, so that they are not closed under it,
+// and reports whether it did.
+func (r *Ring) ReadMaps(f func()) bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.closed {
+		return false
+	}
+	f()
+	return true
+}
+
+// Drops returns the records the kernel dropped so far, read from the kernel while the
+// ring is open and as last read after it is closed.
+func (r *Ring) Drops() uint64 {
+	r.ReadMaps(r.readDrops)
+	return r.kernelDrops.Load()
+}
+
+// readDrops copies the kernel's drop counter; mu must be held.
+func (r *Ring) readDrops() {
+	if r.drops == nil {
+		return
+	}
+	if n, err := SumPerCPU(r.drops); err == nil {
+		r.kernelDrops.Store(n)
+	}
+}
+
+// Close reads the drop counter a last time and releases the reader, the links and the
+// objects.
+func (r *Ring) Close() {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.closed {
+		return
+	}
+	r.closed = true
+	r.readDrops()
+	if r.reader != nil {
+		r.reader.Close()
+	}
+	for _, l := range r.links {
+		l.Close()
+	}
+	r.objs.Close()
+}
+
+// Read calls handle with each record's bytes, and chore at least every `every` (between
+// records), until ctx is done; then it returns nil. The bytes are only valid during the
+// call. Read returns an error when reading fails for another reason than ctx being done.
+// It is called at most once, from the goroutine that owns the reported-drops count.
+func (r *Ring) Read(ctx context.Context, every time.Duration, handle func(raw []byte), chore func(now time.Time)) error {
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	readDone := make(chan struct{})
+	defer close(readDone)
+	wg.Go(func() {
+		// Closing the reader is what interrupts a blocked read.
+		select {
+		case <-ctx.Done():
+			r.reader.Close()
+		case <-readDone:
+		}
+	})
+	return r.loop(ctx, every, handle, chore)
+}
+
+func (r *Ring) loop(ctx context.Context, every time.Duration, handle func(raw []byte), chore func(now time.Time)) error {
+	var rec ringbuf.Record
+	nextChore := time.Now().Add(every)
+	for {
+		r.reader.SetDeadline(nextChore)
+		err := r.reader.ReadInto(&rec)
+		switch {
+		case errors.Is(err, os.ErrDeadlineExceeded):
+		case errors.Is(err, ringbuf.ErrClosed):
+			if ctx.Err() != nil {
+				return nil
+			}
+			return fmt.Errorf("read %s ring buffer: %w", r.cfg.Name, err)
+		case err != nil:
+			return fmt.Errorf("read %s ring buffer: %w", r.cfg.Name, err)
+		default:
+			handle(rec.RawSample)
+		}
+		if now := time.Now(); !now.Before(nextChore) {
+			chore(now)
+			nextChore = now.Add(every)
+		}
+	}
+}
+
+// ReportDrops logs the kernel drops since the last report. Call it from the goroutine
+// that calls Read, or after Read returned.
+func (r *Ring) ReportDrops() {
+	total := r.Drops()
+	if total > r.reported {
+		r.cfg.Log.Warn(r.cfg.Dropped+" dropped in the kernel: ring buffer full",
+			"dropped", total-r.reported, "dropped_total", total, "ring_buffer_bytes", r.cfg.RingBufferBytes)
+		r.reported = total
+	}
+}
