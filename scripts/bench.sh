@@ -31,8 +31,9 @@ run ./collectors 'AllCollectorsOverhead' 5x
 run ./schemas 'ProcessEvent' 2s
 # Enricher against a pass-through stage; detector with 10/100/1000 rules and state memory;
 # Sigma corpus against no rules.
-run ./enrichers '.' 1x
-run ./detectors 'Detector[^S]|StateMemory' 2s
+run ./enrichers 'Enricher$' 100000x
+run ./enrichers 'EnrichValue' 2s
+run ./detectors 'EngineRules|StateMemory' 2s
 run ./detectors/sigma 'Corpus' 2s
 run ./detectors 'DetectorSigmaCorpus' 20000x
 # Sink against clickhouse-client inserting the same rows in Native format.

@@ -68,7 +68,7 @@ func histogramQuantiles(url, name, label string, qs ...float64) (float64, float6
 		if !strings.HasPrefix(line, name+"_bucket{") || !strings.Contains(line, label) {
 			continue
 		}
-		i := strings.Index(line, `le="`)
+		i := strings.LastIndex(line, `le="`) // the last label: "table=" also ends in le=
 		j := strings.Index(line[i+4:], `"`)
 		leS := line[i+4 : i+4+j]
 		le := math.Inf(1)
