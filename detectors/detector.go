@@ -2,7 +2,9 @@
 // rule engine (detectors/engine) over the built-in pack (detectors/rules) or a rules folder,
 // and produces alerts to crumbs.alerts and window state to crumbs.state.<group>, with the
 // consumed offsets, in one Kafka transaction (exactly once). A partition's state is restored
-// from the changelog when it is assigned; rules reload on file change or SIGHUP.
+// from the changelog when it is assigned; rules reload on file change or SIGHUP. A partition
+// that receives nothing for detector.idle_timeout has its watermark follow the wall clock, so
+// a burst followed by silence still closes its windows (in a transaction of its own).
 package detectors
 
 import (
@@ -44,6 +46,10 @@ type Config struct {
 	// AllowedLateness is how far behind the highest event time seen on a partition an event
 	// may be and still count in its window. Default 30s.
 	AllowedLateness time.Duration `mapstructure:"allowed_lateness"`
+	// IdleTimeout is how long a partition may receive no record before its watermark
+	// follows the wall clock (now - allowed_lateness - idle_timeout, never backwards), so
+	// windows close and alert after a burst followed by silence. 0 turns it off. Default 10s.
+	IdleTimeout time.Duration `mapstructure:"idle_timeout"`
 	// MaxStateKeys caps the window states (rule, partition, group key) held in memory; the
 	// least recently updated is evicted beyond it. Default 1000000.
 	MaxStateKeys int `mapstructure:"max_state_keys"`
@@ -62,7 +68,7 @@ type Config struct {
 // DefaultConfig returns the defaults documented on Config.
 func DefaultConfig() Config {
 	return Config{Group: "crumbs-detect", Sources: slices.Clone(kafka.Kinds), MaxEvidence: 20, MaxPollRecords: 5000,
-		AllowedLateness: 30 * time.Second, MaxStateKeys: 1000000, ReloadInterval: 5 * time.Second,
+		AllowedLateness: 30 * time.Second, IdleTimeout: 10 * time.Second, MaxStateKeys: 1000000, ReloadInterval: 5 * time.Second,
 		SigmaRefused: sigma.RefusedFail}
 }
 
@@ -101,6 +107,9 @@ func (c Config) Validate() error {
 	}
 	if c.AllowedLateness < 0 {
 		errs = append(errs, fmt.Errorf("detector.allowed_lateness: %s: must not be negative", c.AllowedLateness))
+	}
+	if c.IdleTimeout < 0 {
+		errs = append(errs, fmt.Errorf("detector.idle_timeout: %s: must not be negative (0 turns it off)", c.IdleTimeout))
 	}
 	if c.MaxStateKeys < 1 {
 		errs = append(errs, fmt.Errorf("detector.max_state_keys: %d: must be at least 1", c.MaxStateKeys))
@@ -153,8 +162,8 @@ type Deps struct {
 	TransactionalID string // stable per instance; default group + "-0"
 	// LoadRules replaces Config.LoadRules (the Sigma loader adds its rules here).
 	LoadRules func() ([]*engine.Rule, error)
-	// FailFlush, in tests, makes the state flush of a batch fail (aborting its transaction)
-	// when it returns true.
+	// FailFlush, in tests, makes the state flush of a batch or of an idle tick fail (aborting
+	// its transaction) when it returns true.
 	FailFlush func() bool
 }
 
@@ -164,10 +173,11 @@ type Detector struct {
 	kcfg kafka.Config
 	deps Deps
 
-	mu      sync.Mutex // guards engine and owned: the poll loop and the group callbacks use them
-	engine  *engine.Engine
-	owned   map[string]map[int32]bool // topic -> assigned partitions
-	pending atomic.Pointer[[]*engine.Rule]
+	mu       sync.Mutex // guards engine, owned and lastSeen: the poll loop and the group callbacks use them
+	engine   *engine.Engine
+	owned    map[string]map[int32]bool // topic -> assigned partitions
+	lastSeen map[int32]time.Time       // partition -> when it was assigned or last gave a record
+	pending  atomic.Pointer[[]*engine.Rule]
 
 	late, evicted, keys, reloads, refused, sigmaSkipped atomic.Int64
 }
@@ -180,7 +190,7 @@ func New(cfg Config, kcfg kafka.Config, deps Deps) (*Detector, error) {
 	if deps.Log == nil {
 		deps.Log = slog.Default()
 	}
-	d := &Detector{cfg: cfg, kcfg: kcfg, owned: map[string]map[int32]bool{}}
+	d := &Detector{cfg: cfg, kcfg: kcfg, owned: map[string]map[int32]bool{}, lastSeen: map[int32]time.Time{}}
 	if deps.LoadRules == nil {
 		deps.LoadRules = func() ([]*engine.Rule, error) {
 			rs, skipped, err := cfg.loadRules(deps.Log)
@@ -266,6 +276,10 @@ func (d *Detector) Run(ctx context.Context) error {
 	defer func() { stop(); wg.Wait() }()
 	c := d.deps.Counters
 	state := t.State(d.cfg.Group)
+	var tick func() ([]*kgo.Record, []*kgo.Record, error)
+	if d.cfg.IdleTimeout > 0 {
+		tick = d.tick
+	}
 	return kafka.RunStateful(ctx, d.kcfg, kafka.StatefulConfig{
 		TransactConfig: kafka.TransactConfig{
 			Stage: "detect", Group: d.cfg.Group, TransactionalID: d.deps.TransactionalID,
@@ -278,6 +292,8 @@ func (d *Detector) Run(ctx context.Context) error {
 		BeforeBatch:           d.applyReload,
 		Flush:                 d.flush,
 		OnAborted:             d.aborted,
+		Tick:                  tick,
+		InstanceID:            d.deps.TransactionalID, // a restart takes its partitions back at once
 	}, d.judge, kgo.Balancers(kgo.RangeBalancer())) // the same partition of every source on one instance
 }
 
@@ -293,6 +309,7 @@ func (d *Detector) judge(r *kgo.Record) ([]*kgo.Record, error) {
 	}
 	d.mu.Lock()
 	alerts, err := d.engine.Process(r.Partition, m)
+	d.lastSeen[r.Partition] = time.Now()
 	d.mu.Unlock()
 	if err != nil {
 		d.deps.Log.Warn("rule evaluation failed", "err", err)
@@ -312,7 +329,37 @@ func (d *Detector) alertRecords(alerts []*engine.Alert) ([]*kgo.Record, error) {
 	return out, nil
 }
 
-// flush returns the batch's state changes as changelog records, for the same transaction.
+// tick closes the windows of idle partitions: a partition that gave no record for
+// idle_timeout has its clock moved to now - idle_timeout (its watermark to that less the
+// allowed lateness). It returns the alerts and the state changes, produced in a transaction
+// of their own; if that aborts, aborted rolls the state back to the changelog.
+func (d *Detector) tick() (alerts, state []*kgo.Record, err error) {
+	now := time.Now()
+	d.mu.Lock()
+	var closed []*engine.Alert
+	for p := range d.partitionsLocked() {
+		seen, ok := d.lastSeen[p]
+		if !ok || now.Sub(seen) < d.cfg.IdleTimeout {
+			continue
+		}
+		closed = append(closed, d.engine.AdvanceIdle(p, now.Add(-d.cfg.IdleTimeout).UnixNano())...)
+	}
+	changed := d.engine.Pending() // a window may close without an alert
+	d.mu.Unlock()
+	if len(closed) == 0 && !changed {
+		return nil, nil, nil
+	}
+	if alerts, err = d.alertRecords(closed); err != nil {
+		return nil, nil, err
+	}
+	if state, err = d.flush(); err != nil {
+		return nil, nil, err
+	}
+	return alerts, state, nil
+}
+
+// flush returns the state changes since the last flush as changelog records, for the same
+// transaction as the batch or tick that made them.
 func (d *Detector) flush() ([]*kgo.Record, error) {
 	if d.deps.FailFlush != nil && d.deps.FailFlush() {
 		return nil, errors.New("flush failed on purpose (test)")
@@ -355,6 +402,10 @@ func (d *Detector) assigned(ctx context.Context, m map[string][]int32) {
 		}
 	}
 	d.restoreLocked(ctx, fresh)
+	now := time.Now() // idleness counts from when the partition is ready
+	for _, p := range fresh {
+		d.lastSeen[p] = now
+	}
 }
 
 // revoked forgets partitions no longer owned in any source topic.
@@ -371,6 +422,7 @@ func (d *Detector) revoked(_ context.Context, m map[string][]int32) {
 	for p := range before {
 		if !after[p] {
 			d.engine.DropPartition(p)
+			delete(d.lastSeen, p)
 		}
 	}
 }

@@ -123,11 +123,12 @@ func (p *pipeline) alerts(t *testing.T) []*schemas.Alert {
 	return out
 }
 
-// startDetector runs a detector until the returned stop is called.
-func (p *pipeline) startDetector(t *testing.T, failFlush func() bool) (stop func()) {
+// startDetector runs a detector until the returned stop is called; idle is
+// detector.idle_timeout (0: off).
+func (p *pipeline) startDetector(t *testing.T, failFlush func() bool, idle time.Duration) (stop func()) {
 	t.Helper()
 	cfg := detectors.DefaultConfig()
-	cfg.Group, cfg.Sources, cfg.AllowedLateness = p.group, []string{"identity"}, 0
+	cfg.Group, cfg.Sources, cfg.AllowedLateness, cfg.IdleTimeout = p.group, []string{"identity"}, 0, idle
 	d, err := detectors.New(cfg, p.kcfg, detectors.Deps{Log: slog.New(slog.NewTextHandler(io.Discard, nil)), FailFlush: failFlush})
 	if err != nil {
 		t.Fatal(err)
@@ -165,7 +166,7 @@ func TestBruteForceAlertsOnceAcrossACrash(t *testing.T) {
 		once.Do(func() { close(inFlight) })
 		<-release // the crash happens while this batch's transaction is open
 		return true
-	})
+	}, 0)
 	p.waitCommitted(t, 3)
 	armed.Store(true)
 	for i := 3; i < 6; i++ {
@@ -178,7 +179,7 @@ func TestBruteForceAlertsOnceAcrossACrash(t *testing.T) {
 		t.Fatalf("alerts before the window closed: %d", len(got))
 	}
 
-	stopB := p.startDetector(t, nil)
+	stopB := p.startDetector(t, nil, 0)
 	defer stopB()
 	p.failedLogin(t, "after", t0.Add(2*time.Minute), "success") // moves the watermark past the window
 	p.waitCommitted(t, 7)
@@ -200,5 +201,110 @@ func TestBruteForceAlertsOnceAcrossACrash(t *testing.T) {
 	}
 	if d := cmp.Diff(want, got); d != "" {
 		t.Errorf("alerts (-want +got):\n%s", d)
+	}
+}
+
+// committed reports whether the detector's group committed at least n identity records.
+func (p *pipeline) committed(n int64) bool {
+	offs, err := kadm.NewClient(p.cl).FetchOffsets(context.Background(), p.group)
+	if err != nil {
+		return false
+	}
+	var sum int64
+	offs.Each(func(o kadm.OffsetResponse) {
+		if o.Topic == p.kcfg.Topics().Enriched("identity") {
+			sum += o.At
+		}
+	})
+	return sum >= n
+}
+
+// waitAlerts waits until at least one alert is committed and returns every committed alert.
+func (p *pipeline) waitAlerts(t *testing.T) []*schemas.Alert {
+	t.Helper()
+	deadline := time.Now().Add(60 * time.Second)
+	for time.Now().Before(deadline) {
+		if got := p.alerts(t); len(got) > 0 {
+			return got
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	t.Fatal("no alert committed within a minute")
+	return nil
+}
+
+// TestIdlePartitionClosesItsWindows: a brute-force burst followed by silence alerts once, when
+// the partition has been idle for detector.idle_timeout, with no later event to move its
+// watermark; also when the idle tick's transaction aborts, and when the detector dies before
+// that transaction commits (the restarted detector closes the window from the changelog).
+func TestIdlePartitionClosesItsWindows(t *testing.T) {
+	const idle = time.Second
+	for _, tc := range []struct {
+		name      string
+		abortTick bool // fail the first idle tick's flush: its transaction aborts
+		crash     bool // kill the first detector while its failing tick is in flight
+	}{
+		{name: "idle"},
+		{name: "tick aborted", abortTick: true},
+		{name: "crash before the tick commits", crash: true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			p := newPipeline(t)
+			// An hour ago, so the idle watermark (now - idle_timeout) is past the window at once.
+			t0 := time.Now().Add(-time.Hour).Truncate(time.Minute)
+			var ids []string
+			for i := range 5 {
+				ids = append(ids, fmt.Sprint("f", i))
+				p.failedLogin(t, ids[i], t0.Add(time.Duration(i+1)*time.Second), "failure")
+			}
+			// A flush after every failure was committed can only be an idle tick's.
+			var failFlush func() bool
+			var aborted atomic.Int64
+			if tc.abortTick {
+				failFlush = func() bool { return p.committed(5) && aborted.Add(1) == 1 }
+			}
+			inFlight, release := make(chan struct{}), make(chan struct{})
+			if tc.crash {
+				var once sync.Once
+				failFlush = func() bool {
+					if !p.committed(5) {
+						return false
+					}
+					once.Do(func() { close(inFlight) })
+					<-release
+					return true
+				}
+			}
+			stop := p.startDetector(t, failFlush, idle)
+			if tc.crash {
+				<-inFlight
+				if got := p.alerts(t); len(got) != 0 {
+					t.Fatalf("alerts committed by a tick that failed: %d", len(got))
+				}
+				close(release)
+				stop()
+				stop = p.startDetector(t, nil, idle)
+			}
+			p.waitAlerts(t)
+			stop()
+			if tc.abortTick && aborted.Load() == 0 {
+				t.Error("no idle tick was aborted")
+			}
+
+			type view struct {
+				Rule, Key  string
+				Count      int64
+				Start, End time.Time
+				Evidence   []string
+			}
+			var got []view
+			for _, a := range p.alerts(t) {
+				got = append(got, view{a.RuleID, a.GroupKey, a.Count, time.Unix(0, a.WindowStart).UTC(), time.Unix(0, a.WindowEnd).UTC(), a.Evidence})
+			}
+			want := []view{{"crumbs-brute-force-per-account", "web-1|root", 5, t0.UTC(), t0.Add(time.Minute).UTC(), ids}}
+			if d := cmp.Diff(want, got); d != "" {
+				t.Errorf("alerts (-want +got):\n%s", d)
+			}
+		})
 	}
 }

@@ -151,6 +151,7 @@ func (p *pipeline) start() {
 	select {
 	case <-up:
 	case err := <-exited:
+		p.cmd = nil // its exit is consumed: stop must not wait for it
 		p.t.Fatalf("crumbs up exited before it was up: %v\n%s", err, logs.String())
 	case <-time.After(60 * time.Second):
 		p.t.Fatalf("crumbs up not up within 60s:\n%s", logs.String())

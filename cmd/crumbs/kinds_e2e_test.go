@@ -15,31 +15,45 @@ import (
 	"github.com/threatcrumbs/crumbs/pkg/testenv"
 )
 
+// stageProc is a stage process started by startStage.
+type stageProc struct {
+	cmd  *exec.Cmd
+	done chan struct{} // closed when the process has exited
+}
+
+// kill SIGKILLs the stage, as a crash would, and waits for it to exit.
+func (s *stageProc) kill() {
+	_ = s.cmd.Process.Kill()
+	<-s.done
+}
+
 // startStage runs one stage (`crumbs collect|enrich|detect|sink`) against the pipeline's
-// broker until the test ends.
-func (p *pipeline) startStage(stage string) {
+// broker until the test ends or it is killed; env adds CRUMBS_ settings.
+func (p *pipeline) startStage(stage string, env ...string) *stageProc {
 	p.t.Helper()
 	cmd := exec.Command(crumbsBin, stage)
 	cmd.Env = append(append([]string{}, p.env...), fmt.Sprintf("CRUMBS_KAFKA_BROKERS=127.0.0.1:%d", p.port))
+	cmd.Env = append(cmd.Env, env...)
 	logs := &strings.Builder{}
 	cmd.Stdout, cmd.Stderr = logs, logs
 	if err := cmd.Start(); err != nil {
 		p.t.Fatal(err)
 	}
+	s := &stageProc{cmd: cmd, done: make(chan struct{})}
+	go func() { _ = cmd.Wait(); close(s.done) }()
 	p.t.Cleanup(func() {
 		_ = cmd.Process.Signal(syscall.SIGTERM)
-		done := make(chan struct{})
-		go func() { _ = cmd.Wait(); close(done) }()
 		select {
-		case <-done:
+		case <-s.done:
 		case <-time.After(15 * time.Second):
 			_ = cmd.Process.Kill()
-			<-done
+			<-s.done
 		}
 		if p.t.Failed() {
 			p.t.Logf("crumbs %s logs:\n%s", stage, logs.String())
 		}
 	})
+	return s
 }
 
 // buildPAMHelper builds the identity collector's PAM client (cgo, libpam0g-dev).

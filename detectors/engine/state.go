@@ -162,6 +162,20 @@ func (e *Engine) Changes() ([]StateRecord, error) {
 	return out, nil
 }
 
+// Pending reports whether state changed since the last Changes: whether Changes has
+// records to return.
+func (e *Engine) Pending() bool {
+	if len(e.dirty) > 0 {
+		return true
+	}
+	for _, p := range e.parts {
+		if p.wmDirty {
+			return true
+		}
+	}
+	return false
+}
+
 // Restore loads one changelog record of a partition being assigned: a key's state, a
 // tombstone, or the partition's clock. State of rules no longer loaded is skipped.
 func (e *Engine) Restore(key, value []byte) error {

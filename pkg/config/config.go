@@ -119,6 +119,7 @@ func Load(out any, defaults any, path string, fs *pflag.FlagSet) error {
 	v.SetEnvPrefix(EnvPrefix)
 	v.SetEnvKeyReplacer(strings.NewReplacer(".", "_"))
 	v.AutomaticEnv()
+	v.AllowEmptyEnv(true) // CRUMBS_METRICS_LISTEN= turns the endpoint off, as the key says
 	if err := unknownEnv(known); err != nil {
 		return err
 	}

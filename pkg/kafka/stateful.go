@@ -33,6 +33,20 @@ type StatefulConfig struct {
 	// OnAborted is called after a transaction was aborted: consumption rewinds to the last
 	// committed offsets, so the stage must roll its state back to the changelog.
 	OnAborted func(ctx context.Context)
+	// Tick, when set, is called about every TickInterval from the loop, between batches
+	// (also when no record arrives: the stage closes windows of idle partitions here). It
+	// returns output records (counted as produced, like a Transform's) and state records
+	// (like Flush's); both are produced in one transaction of their own, without consumed
+	// offsets. An error, or that transaction aborting, calls OnAborted.
+	Tick func() (out, state []*kgo.Record, err error)
+	// TickInterval is how often Tick is called at least. Default 1s.
+	TickInterval time.Duration
+	// InstanceID, when set, makes the consumer a static group member (KIP-345,
+	// kgo.InstanceID): an instance restarted with the same id (after a crash too) gets its
+	// partitions back at once instead of after the session timeout of its dead predecessor;
+	// an instance stopped for good keeps its partitions until that timeout (45s). Empty: a
+	// dynamic member that leaves the group when it stops.
+	InstanceID string
 }
 
 // RunStateful is RunTransact with partition hooks and a per-batch flush (see StatefulConfig).
@@ -62,41 +76,144 @@ func RunStateful(ctx context.Context, cfg Config, sc StatefulConfig, transform T
 	if sc.OnRevoked != nil {
 		opts = append(opts, kgo.OnPartitionsRevoked(func(ctx context.Context, _ *kgo.Client, m map[string][]int32) { sc.OnRevoked(ctx, m) }))
 	}
+	if sc.InstanceID != "" {
+		opts = append(opts, kgo.InstanceID(sc.InstanceID))
+	}
 	opts = append(opts, extra...)
 	sess, err := kgo.NewGroupTransactSession(opts...)
 	if err != nil {
 		return fmt.Errorf("%s: create transactional session: %w", tc.Stage, err)
 	}
 	defer sess.Close()
+	// Fence a dead predecessor with the same transactional id now: that aborts its open
+	// transaction, whose pending offset commit would otherwise keep this group from fetching
+	// stable offsets (RequireStableFetchOffsets) until the transaction timeout.
+	if _, _, err := sess.Client().ProducerID(ctx); err != nil {
+		if ctx.Err() != nil {
+			return nil
+		}
+		return fmt.Errorf("%s: initialise transactional producer %s: %w", tc.Stage, tc.TransactionalID, err)
+	}
+	if sc.TickInterval <= 0 {
+		sc.TickInterval = time.Second
+	}
 	dlq := cfg.Topics().DLQ()
+	lastTick := time.Now()
 	for {
-		fetches := sess.PollRecords(ctx, tc.MaxPollRecords)
+		fetches := poll(ctx, sess, tc.MaxPollRecords, sc.Tick != nil, sc.TickInterval)
 		if ctx.Err() != nil || fetches.IsClientClosed() {
 			return nil
 		}
 		fetches.EachError(func(topic string, p int32, err error) {
+			if errors.Is(err, context.DeadlineExceeded) {
+				return // the poll's own timeout, for the next tick
+			}
 			log.Warn("fetch error", "stage", tc.Stage, "topic", topic, "partition", p, "err", err)
 		})
-		if fetches.NumRecords() == 0 {
-			continue
+		if fetches.NumRecords() > 0 {
+			runStatefulBatch(ctx, cfg, sc, sess, fetches, transform, dlq, log)
 		}
-		if sc.BeforeBatch != nil {
-			sc.BeforeBatch()
-		}
-		tctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), cfg.TransactionTimeout)
-		in, out, dead, err := runStatefulOne(tctx, sess, fetches, transform, sc.Flush, tc.Stage, dlq, log)
-		cancel()
-		if err != nil {
-			log.Warn("transaction aborted; the batch will be consumed again", "stage", tc.Stage, "err", err)
-			if sc.OnAborted != nil {
-				sc.OnAborted(ctx)
-			}
-			continue
-		}
-		if tc.OnRecords != nil {
-			tc.OnRecords(in, out, dead)
+		if sc.Tick != nil && time.Since(lastTick) >= sc.TickInterval {
+			lastTick = time.Now()
+			runTick(ctx, cfg, sc, sess, log)
 		}
 	}
+}
+
+// poll waits for records; with a tick, no longer than the tick interval.
+func poll(ctx context.Context, sess *kgo.GroupTransactSession, max int, tick bool, every time.Duration) kgo.Fetches {
+	if !tick {
+		return sess.PollRecords(ctx, max)
+	}
+	pctx, cancel := context.WithTimeout(ctx, every)
+	defer cancel()
+	return sess.PollRecords(pctx, max)
+}
+
+// runStatefulBatch runs one polled batch in a transaction, rolling the stage back on abort.
+func runStatefulBatch(ctx context.Context, cfg Config, sc StatefulConfig, sess *kgo.GroupTransactSession, fetches kgo.Fetches,
+	transform Transform, dlq string, log *slog.Logger) {
+	tc := sc.TransactConfig
+	if sc.BeforeBatch != nil {
+		sc.BeforeBatch()
+	}
+	tctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), cfg.TransactionTimeout)
+	in, out, dead, err := runStatefulOne(tctx, sess, fetches, transform, sc.Flush, tc.Stage, dlq, log)
+	cancel()
+	if err != nil {
+		log.Warn("transaction aborted; the batch will be consumed again", "stage", tc.Stage, "err", err)
+		if sc.OnAborted != nil {
+			sc.OnAborted(ctx)
+		}
+		return
+	}
+	if tc.OnRecords != nil {
+		tc.OnRecords(in, out, dead)
+	}
+}
+
+// runTick calls Tick and produces what it returns in a transaction of its own (no offsets),
+// rolling the stage back when Tick fails or the transaction aborts.
+func runTick(ctx context.Context, cfg Config, sc StatefulConfig, sess *kgo.GroupTransactSession, log *slog.Logger) {
+	tc := sc.TransactConfig
+	out, state, err := sc.Tick()
+	if err == nil && len(out)+len(state) == 0 {
+		return
+	}
+	if err == nil {
+		tctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), cfg.TransactionTimeout)
+		err = produceInTransaction(tctx, sess, append(out, state...))
+		cancel()
+	}
+	if err != nil {
+		log.Warn("tick transaction aborted; the stage rolls back to its changelog", "stage", tc.Stage, "err", err)
+		if sc.OnAborted != nil {
+			sc.OnAborted(ctx)
+		}
+		return
+	}
+	if tc.OnRecords != nil {
+		tc.OnRecords(0, len(out), 0)
+	}
+}
+
+// produceInTransaction produces records in one transaction that consumes nothing.
+func produceInTransaction(ctx context.Context, sess *kgo.GroupTransactSession, recs []*kgo.Record) error {
+	if err := sess.Begin(); err != nil {
+		return fmt.Errorf("begin transaction: %w", err)
+	}
+	var (
+		mu      sync.Mutex
+		prodErr error
+	)
+	for _, r := range recs {
+		sess.Produce(ctx, r, func(_ *kgo.Record, err error) {
+			if err != nil {
+				mu.Lock()
+				prodErr = errors.Join(prodErr, err)
+				mu.Unlock()
+			}
+		})
+	}
+	if err := sess.Client().Flush(ctx); err != nil {
+		mu.Lock()
+		prodErr = errors.Join(prodErr, err)
+		mu.Unlock()
+	}
+	mu.Lock()
+	commit := kgo.TransactionEndTry(prodErr == nil)
+	mu.Unlock()
+	committed, err := sess.End(ctx, commit)
+	if err != nil {
+		return fmt.Errorf("end transaction: %w", err)
+	}
+	if !committed {
+		if prodErr != nil {
+			return fmt.Errorf("produce: %w", prodErr)
+		}
+		return errors.New("transaction not committed (group rebalanced)")
+	}
+	return nil
 }
 
 // runStatefulOne transforms one batch and produces its output and the flushed records in one

@@ -59,6 +59,14 @@ func RunTransact(ctx context.Context, cfg Config, tc TransactConfig, transform T
 		return fmt.Errorf("%s: create transactional session: %w", tc.Stage, err)
 	}
 	defer sess.Close()
+	// Registering the transactional id before consuming fences a predecessor that died with a
+	// transaction open and aborts it, instead of waiting out the transaction timeout.
+	if _, _, err := sess.Client().ProducerID(ctx); err != nil {
+		if ctx.Err() != nil {
+			return nil
+		}
+		return fmt.Errorf("%s: register transactional id %s: %w", tc.Stage, tc.TransactionalID, err)
+	}
 	dlq := cfg.Topics().DLQ()
 
 	for {

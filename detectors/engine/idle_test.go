@@ -1,0 +1,77 @@
+package engine_test
+
+import (
+	"strconv"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+
+	"github.com/threatcrumbs/crumbs/detectors/engine"
+)
+
+// TestAdvanceIdleClosesOnlyDueWindows: an idle partition's clock moves only when that closes
+// a window, never backwards, and the clock it moved to is written to the changelog.
+func TestAdvanceIdleClosesOnlyDueWindows(t *testing.T) {
+	const lateness = 5 * time.Second
+	burst := []map[string]any{ // three failures in [0s, 60s) on partition 0
+		authEvent(t, "a", 10, "h", "root", "failure"),
+		authEvent(t, "b", 20, "h", "root", "failure"),
+		authEvent(t, "c", 30, "h", "root", "failure"),
+	}
+	fired := []alertView{{"bf", "h|root", 3, 0, []string{"a", "b", "c"}}}
+	for _, tc := range []struct {
+		name      string
+		events    bool
+		part      int32
+		to        []int64 // AdvanceIdle clock times, in seconds, one after another
+		want      []alertView
+		wantClock int64 // partition 0's clock written by the last call, in seconds; 0: none
+	}{
+		{name: "window not due", events: true, to: []int64{64}},
+		{name: "window due", events: true, to: []int64{65}, want: fired, wantClock: 65},
+		{name: "closes once", events: true, to: []int64{70, 80}, want: fired},
+		{name: "never backwards", events: true, to: []int64{20, 25}},
+		{name: "other partition", events: true, part: 1, to: []int64{1000}},
+		{name: "no events", to: []int64{1000}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			e := mustEngine(t, engine.Options{AllowedLateness: lateness}, mustRule(t, bruteForce))
+			if tc.events {
+				process(t, e, burst...)
+			}
+			if _, err := e.Changes(); err != nil {
+				t.Fatal(err)
+			}
+			var got []*engine.Alert
+			var changes []engine.StateRecord
+			for _, s := range tc.to {
+				got = append(got, e.AdvanceIdle(tc.part, s*sec)...)
+				pending := e.Pending()
+				var err error
+				if changes, err = e.Changes(); err != nil {
+					t.Fatal(err)
+				}
+				if pending != (len(changes) > 0) {
+					t.Errorf("after AdvanceIdle to %ds: Pending() = %v with %d changes", s, pending, len(changes))
+				}
+			}
+			if d := cmp.Diff(tc.want, view(got)); d != "" {
+				t.Errorf("alerts (-want +got):\n%s", d)
+			}
+			var clock int64
+			for _, c := range changes {
+				if string(c.Key) == string(engine.StateKey("\x00watermark", 0, "")) {
+					ns, err := strconv.ParseInt(string(c.Value), 10, 64)
+					if err != nil {
+						t.Fatalf("clock value %q: %v", c.Value, err)
+					}
+					clock = ns / sec
+				}
+			}
+			if clock != tc.wantClock {
+				t.Errorf("clock written: got %ds, want %ds (0: none)", clock, tc.wantClock)
+			}
+		})
+	}
+}
