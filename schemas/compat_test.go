@@ -3,10 +3,10 @@ package schemas_test
 import (
 	"bytes"
 	"encoding/binary"
-	"flag"
-	"fmt"
 	"encoding/json"
 	"errors"
+	"flag"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
