@@ -43,12 +43,15 @@ type Config struct {
 	MaxEvidence int `mapstructure:"max_evidence"`
 	// MaxPollRecords is how many records one transaction carries at most. Default 5000.
 	MaxPollRecords int `mapstructure:"max_poll_records"`
-	// AllowedLateness is how far behind the highest event time seen on a partition an event
-	// may be and still count in its window. Default 30s.
+	// AllowedLateness is how far behind the highest event time seen of its kind on its
+	// partition an event may be and still count in its window. Default 30s.
 	AllowedLateness time.Duration `mapstructure:"allowed_lateness"`
 	// IdleTimeout is how long a partition may receive no record before its watermark
 	// follows the wall clock (now - allowed_lateness - idle_timeout, never backwards), so
-	// windows close and alert after a burst followed by silence. 0 turns it off. Default 10s.
+	// windows close and alert after a burst followed by silence. 0 turns it off. It is also
+	// how far an event kind's clock may lag the partition's highest before the kind is idle
+	// and left out of the partition's watermark (the engine's Options.IdleTimeout; 0 there
+	// means 10s). Default 10s.
 	IdleTimeout time.Duration `mapstructure:"idle_timeout"`
 	// MaxStateKeys caps the window states (rule, partition, group key) held in memory; the
 	// least recently updated is evicted beyond it. Default 1000000.
@@ -150,7 +153,8 @@ func (c Config) loadRules(log *slog.Logger) ([]*engine.Rule, int, error) {
 }
 
 func (c Config) engineOptions() engine.Options {
-	return engine.Options{MaxEvidence: c.MaxEvidence, AllowedLateness: c.AllowedLateness, MaxStateKeys: c.MaxStateKeys}
+	return engine.Options{MaxEvidence: c.MaxEvidence, AllowedLateness: c.AllowedLateness, IdleTimeout: c.IdleTimeout,
+		MaxStateKeys: c.MaxStateKeys}
 }
 
 // Deps are what a Detector uses besides its configuration. Nil fields get defaults.

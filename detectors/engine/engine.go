@@ -15,9 +15,14 @@ import (
 type Options struct {
 	// MaxEvidence caps the evidence event ids of an alert. Default 20.
 	MaxEvidence int
-	// AllowedLateness is subtracted from the highest event time seen on a partition to give
-	// its watermark. Default 0.
+	// AllowedLateness is how far behind its kind's clock (the highest event time seen of
+	// that kind on the partition) an event may be and still count in windows; it is also
+	// subtracted from the clocks to give the partition's watermark. Default 0.
 	AllowedLateness time.Duration
+	// IdleTimeout is how far behind the partition's highest clock a kind's clock may be
+	// before the kind is idle and left out of the watermark (see clock.go). Default 10s
+	// (also when 0).
+	IdleTimeout time.Duration
 	// MaxStateKeys caps the (rule, partition, group key) states held; beyond it the least
 	// recently updated is evicted. Default 1000000.
 	MaxStateKeys int
@@ -25,7 +30,7 @@ type Options struct {
 
 // Stats are the engine's counters since it was built.
 type Stats struct {
-	Late    uint64 // events older than their partition's watermark, left out of windows
+	Late    uint64 // events left out of windows: behind their kind's clock by more than the lateness, or only in closed windows
 	Evicted uint64 // states evicted under MaxStateKeys
 	Keys    int    // states held now
 }
@@ -33,21 +38,15 @@ type Stats struct {
 // Engine evaluates events against a rule set, keeping window state per rule, partition and
 // group key. It is not safe for concurrent use: one goroutine owns it (the detector's loop).
 type Engine struct {
-	set     *ruleSet
-	opt     Options
-	parts   map[int32]*partition
-	entries map[entryKey]*entry
-	lru     *list.List // of *entry, least recently updated first
-	dirty   map[entryKey]struct{}
-	stats   Stats
-	buf     []*target
-}
-
-// partition is the event-time clock of one partition.
-type partition struct {
-	maxTime int64 // highest event time seen; math.MinInt64 before the first event
-	wmDirty bool  // maxTime changed since the last Changes
-	timers  timerHeap
+	set       *ruleSet
+	opt       Options
+	parts     map[int32]*partition
+	entries   map[entryKey]*entry
+	lru       *list.List // of *entry, least recently updated first
+	dirty     map[entryKey]struct{}
+	stats     Stats
+	buf       []*target
+	closedOut bool // the event being processed fell only in closed windows of some rule
 }
 
 // New returns an engine over rules. Rules built in Go that have not passed through Prepare
@@ -62,6 +61,9 @@ func New(rules []*Rule, opt Options) (*Engine, error) {
 	}
 	if opt.MaxStateKeys <= 0 {
 		opt.MaxStateKeys = 1000000
+	}
+	if opt.IdleTimeout <= 0 {
+		opt.IdleTimeout = 10 * time.Second
 	}
 	return &Engine{set: set, opt: opt, parts: map[int32]*partition{}, entries: map[entryKey]*entry{},
 		lru: list.New(), dirty: map[entryKey]struct{}{}}, nil
@@ -97,39 +99,51 @@ func (e *Engine) SetRules(rules []*Rule) error {
 	return nil
 }
 
-// Watermark returns a partition's watermark, and false before its first event.
+// Watermark returns a partition's watermark (the minimum of its active kinds' clocks less the
+// allowed lateness, never backwards; see clock.go), and false before its first event.
 func (e *Engine) Watermark(part int32) (int64, bool) {
 	p := e.parts[part]
-	if p == nil || p.maxTime == math.MinInt64 {
+	if p == nil {
 		return 0, false
 	}
-	return p.maxTime - int64(e.opt.AllowedLateness), true
+	return p.watermark(e.opt.AllowedLateness, e.opt.IdleTimeout)
 }
 
 func (e *Engine) partition(part int32) *partition {
 	p := e.parts[part]
 	if p == nil {
-		p = &partition{maxTime: math.MinInt64}
+		p = newPartition()
 		e.parts[part] = p
 	}
 	return p
 }
 
+// closedBefore is the end after which a partition's windows are still open: windows ending
+// at or before it were closed (math.MinInt64 when none was).
+func (e *Engine) closedBefore(part int32) int64 {
+	if p := e.parts[part]; p != nil {
+		return p.closed
+	}
+	return math.MinInt64
+}
+
 // Process judges one event (goavro's native form of an enriched event) read from a partition
 // and returns the alerts it raises, including those of windows its time closes. A late event
-// (older than the partition's watermark) is still judged by match and new_term rules but left
-// out of windows. An error names a rule that could not be evaluated; the other rules ran.
+// (older than its kind's clock less the allowed lateness) is still judged by match and
+// new_term rules but left out of windows; so is an event whose windows all closed. An error names a rule that could not be evaluated; the other rules ran.
 func (e *Engine) Process(part int32, event map[string]any) ([]*Alert, error) {
 	act := Activation(event)
 	kind, _ := act["kind"].(string)
 	t, _ := act["time"].(int64)
 	p := e.partition(part)
-	late := p.maxTime != math.MinInt64 && t < p.maxTime-int64(e.opt.AllowedLateness)
+	c := p.clock(kind)
+	late := c != math.MinInt64 && t < c-int64(e.opt.AllowedLateness)
 	if late {
 		e.stats.Late++
-	} else if t > p.maxTime {
-		p.maxTime, p.wmDirty = t, true
+	} else {
+		p.observe(kind, t)
 	}
+	e.closedOut = false
 	var alerts []*Alert
 	var errs []string
 	e.buf = e.set.candidates(kind, act, e.buf)
@@ -146,6 +160,9 @@ func (e *Engine) Process(part int32, event map[string]any) ([]*Alert, error) {
 			alerts = append(alerts, e.hit(part, tg, act, t)...)
 		}
 	}
+	if e.closedOut {
+		e.stats.Late++
+	}
 	if !late {
 		alerts = append(alerts, e.fire(part, p)...)
 	}
@@ -155,18 +172,17 @@ func (e *Engine) Process(part int32, event map[string]any) ([]*Alert, error) {
 	return alerts, nil
 }
 
-// Advance moves a partition's clock to event time t as if an event of that time had been
-// seen (an idle partition, or the end of a fixture), closing the windows it passes.
+// Advance moves every clock of a partition (each kind's, and that of kinds not seen yet) to
+// event time t as if events of every kind at that time had been seen (an idle partition, or
+// the end of a fixture), closing the windows its watermark passes.
 func (e *Engine) Advance(part int32, t int64) []*Alert {
 	p := e.partition(part)
-	if t > p.maxTime {
-		p.maxTime, p.wmDirty = t, true
-	}
+	p.advance(t)
 	return e.fire(part, p)
 }
 
-// AdvanceIdle is Advance for a partition that has received nothing for a while: its clock
-// moves to t (never backwards) only when that closes a window, so an idle partition with
+// AdvanceIdle is Advance for a partition that has received nothing for a while: its clocks
+// move to t (never backwards) only when that closes a window, so an idle partition with
 // nothing pending writes no clock to the changelog on every call.
 func (e *Engine) AdvanceIdle(part int32, t int64) []*Alert {
 	p := e.parts[part]
@@ -200,10 +216,13 @@ func (e *Engine) hit(part int32, tg *target, act map[string]any, t int64) []*Ale
 
 // fire runs the timers of a partition that its watermark passed.
 func (e *Engine) fire(part int32, p *partition) []*Alert {
-	if p.maxTime == math.MinInt64 {
+	wm, ok := p.watermark(e.opt.AllowedLateness, e.opt.IdleTimeout)
+	if !ok {
 		return nil
 	}
-	wm := p.maxTime - int64(e.opt.AllowedLateness)
+	if wm > p.closed {
+		p.closed, p.wmDirty = wm, true
+	}
 	var alerts []*Alert
 	for len(p.timers) > 0 && p.timers[0].at <= wm {
 		tm := heap.Pop(&p.timers).(timer)

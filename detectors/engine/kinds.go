@@ -38,15 +38,27 @@ func number(v any) float64 {
 
 // thresholdHit adds an event to its bucket. A tumbling window is a sliding one whose slide is
 // the window, so both close through thresholdClose.
+//
+// Windows ending at or before the partition's closed watermark were judged already: an event
+// only in those (a kind back from idleness behind the others) is left out, and the entry
+// never judges them again.
 func (e *Engine) thresholdHit(part int32, r *Rule, act map[string]any, t int64) {
-	en := e.get(entryKey{r.ID, part, groupKey(r.groupBy, act)})
-	noteEvent(en, act)
 	th := r.Threshold
 	slide := int64(th.Slide)
 	if slide == 0 {
 		slide = int64(r.Window)
 	}
 	start := floorTo(t, slide)
+	open, closed := e.firstOpenEnd(part, slide)
+	if closed && start+int64(r.Window) < open {
+		e.closedOut = true
+		return
+	}
+	en := e.get(entryKey{r.ID, part, groupKey(r.groupBy, act)})
+	noteEvent(en, act)
+	if closed {
+		en.st.NextEnd = max(en.st.NextEnd, open)
+	}
 	i := sort.Search(len(en.st.Buckets), func(i int) bool { return en.st.Buckets[i].Start >= start })
 	if i == len(en.st.Buckets) || en.st.Buckets[i].Start != start {
 		b := &bucket{Start: start, First: t}
@@ -70,6 +82,16 @@ func (e *Engine) thresholdHit(part int32, r *Rule, act map[string]any, t int64) 
 		}
 	}
 	e.schedule(en, e.nextWindowEnd(r, en))
+}
+
+// firstOpenEnd is the end of a partition's first window of step slide not closed yet, and
+// false when no window of the partition closed.
+func (e *Engine) firstOpenEnd(part int32, slide int64) (int64, bool) {
+	closed := e.closedBefore(part)
+	if closed == math.MinInt64 {
+		return 0, false
+	}
+	return floorTo(closed, slide) + slide, true
 }
 
 // nextWindowEnd is the end of the next window to judge: the first after the last judged
@@ -370,13 +392,17 @@ type interval struct {
 func (e *Engine) spikeHit(part int32, r *Rule, act map[string]any, t int64) {
 	sp := r.Spike
 	iv := int64(sp.Interval)
+	start := floorTo(t, iv)
+	if open, closed := e.firstOpenEnd(part, iv); closed && start+iv < open {
+		e.closedOut = true // its interval closed (a kind back from idleness behind the others)
+		return
+	}
 	en := e.get(entryKey{r.ID, part, groupKey(r.groupBy, act)})
 	noteEvent(en, act)
 	if en.st.Spike == nil {
 		en.st.Spike = &spikeState{}
 	}
 	s := en.st.Spike
-	start := floorTo(t, iv)
 	if s.Closed && start <= s.LastClosed {
 		return // its interval was judged already
 	}

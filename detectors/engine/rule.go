@@ -1,8 +1,10 @@
 // Package engine judges enriched events with stateful rules. In: rules (YAML files, one rule
 // each, or built in Go by the Sigma loader) and decoded enriched events with the partition they
 // came from. Out: alerts, and the changes of the per-rule, per-group-key window state, for the
-// changelog topic. Windows run on event time: each partition has a watermark (the highest event
-// time seen less the allowed lateness) and a window closes when the watermark passes its end.
+// changelog topic. Windows run on event time: each partition keeps a clock per event kind (the
+// highest event time seen of that kind; an event is late against its own kind's clock) and a
+// watermark, the minimum of its active kinds' clocks less the allowed lateness; a window closes
+// when the watermark passes its end. clock.go states the rule.
 package engine
 
 import (

@@ -88,7 +88,8 @@ type StateRecord struct {
 	Value     []byte
 }
 
-// watermarkRule is the rule part of a partition clock's changelog key.
+// watermarkRule is the rule part of a partition clocks' changelog key; its value is a
+// clockRecord (JSON), or from older engines one integer, the clock of every kind.
 const watermarkRule = "\x00watermark"
 
 // StateKey is the changelog key of a rule's state for a partition and group key.
@@ -156,8 +157,11 @@ func (e *Engine) Changes() ([]StateRecord, error) {
 	}
 	sort.Slice(parts, func(i, j int) bool { return parts[i] < parts[j] })
 	for _, p := range parts {
-		out = append(out, StateRecord{Partition: p, Key: StateKey(watermarkRule, p, ""),
-			Value: strconv.AppendInt(nil, e.parts[p].maxTime, 10)})
+		v, err := e.parts[p].record()
+		if err != nil {
+			return nil, fmt.Errorf("encode clocks of partition %d: %w", p, err)
+		}
+		out = append(out, StateRecord{Partition: p, Key: StateKey(watermarkRule, p, ""), Value: v})
 	}
 	return out, nil
 }
@@ -187,12 +191,8 @@ func (e *Engine) Restore(key, value []byte) error {
 		if value == nil {
 			return nil
 		}
-		t, err := strconv.ParseInt(string(value), 10, 64)
-		if err != nil {
-			return fmt.Errorf("restore clock of partition %d: %w", k.part, err)
-		}
-		if p := e.partition(k.part); t > p.maxTime {
-			p.maxTime = t
+		if err := e.partition(k.part).restore(value); err != nil {
+			return fmt.Errorf("restore clocks of partition %d: %w", k.part, err)
 		}
 		return nil
 	}
