@@ -216,8 +216,8 @@ func produceInTransaction(ctx context.Context, sess *kgo.GroupTransactSession, r
 	return nil
 }
 
-// runStatefulOne transforms one batch and produces its output and the flushed records in one
-// transaction.
+// runStatefulOne transforms one batch and produces its output and the flushed records (flush
+// may be nil, as for RunTransact) in one transaction.
 func runStatefulOne(ctx context.Context, sess *kgo.GroupTransactSession, fetches kgo.Fetches, transform Transform,
 	flush func() ([]*kgo.Record, error), stage, dlq string, log *slog.Logger) (in, out, dead int, err error) {
 	if err := sess.Begin(); err != nil {

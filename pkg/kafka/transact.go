@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"sync"
 
 	"github.com/twmb/franz-go/pkg/kgo"
 )
@@ -86,7 +85,7 @@ func RunTransact(ctx context.Context, cfg Config, tc TransactConfig, transform T
 		// The transaction in flight is finished even when ctx is cancelled meanwhile, within
 		// the transaction timeout, so a shutdown never leaves half a batch.
 		tctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), cfg.TransactionTimeout)
-		in, out, dead, err := runOne(tctx, sess, fetches, transform, tc.Stage, dlq, log)
+		in, out, dead, err := runStatefulOne(tctx, sess, fetches, transform, nil, tc.Stage, dlq, log)
 		cancel()
 		if err != nil {
 			log.Warn("transaction aborted; the batch will be consumed again", "stage", tc.Stage, "err", err)
@@ -96,55 +95,4 @@ func RunTransact(ctx context.Context, cfg Config, tc TransactConfig, transform T
 			tc.OnRecords(in, out, dead)
 		}
 	}
-}
-
-// runOne transforms one polled batch inside one transaction.
-func runOne(ctx context.Context, sess *kgo.GroupTransactSession, fetches kgo.Fetches, transform Transform, stage, dlq string, log *slog.Logger) (in, out, dead int, err error) {
-	if err := sess.Begin(); err != nil {
-		return 0, 0, 0, fmt.Errorf("begin transaction: %w", err)
-	}
-	var (
-		mu      sync.Mutex
-		prodErr error
-	)
-	promise := func(_ *kgo.Record, err error) {
-		if err != nil {
-			mu.Lock()
-			if prodErr == nil {
-				prodErr = err
-			}
-			mu.Unlock()
-		}
-	}
-	fetches.EachRecord(func(rec *kgo.Record) {
-		in++
-		outs, terr := transform(rec)
-		if terr != nil {
-			dead++
-			log.Debug("dead-lettering record", "stage", stage, "topic", rec.Topic, "partition", rec.Partition, "offset", rec.Offset, "reason", terr)
-			sess.Produce(ctx, DeadLetter(dlq, rec, stage, terr), promise)
-			return
-		}
-		for _, o := range outs {
-			out++
-			sess.Produce(ctx, o, promise)
-		}
-	})
-	if err := sess.Client().Flush(ctx); err != nil {
-		prodErr = errors.Join(prodErr, err)
-	}
-	mu.Lock()
-	commit := kgo.TransactionEndTry(prodErr == nil)
-	mu.Unlock()
-	committed, err := sess.End(ctx, commit)
-	if err != nil {
-		return in, out, dead, fmt.Errorf("end transaction: %w", err)
-	}
-	if !committed {
-		if prodErr != nil {
-			return in, out, dead, fmt.Errorf("produce: %w", prodErr)
-		}
-		return in, out, dead, errors.New("transaction not committed (group rebalanced)")
-	}
-	return in, out, dead, nil
 }
