@@ -138,7 +138,11 @@ func runStatefulBatch(ctx context.Context, cfg Config, sc StatefulConfig, sess *
 		sc.BeforeBatch()
 	}
 	tctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), cfg.TransactionTimeout)
-	in, out, dead, err := runStatefulOne(tctx, sess, fetches, transform, sc.Flush, tc.Stage, dlq, log)
+	batch := tc.Batch
+	if batch == nil {
+		batch = transform.Batch()
+	}
+	in, out, dead, err := runStatefulOne(tctx, sess, fetches, batch, sc.Flush, tc.Stage, dlq, log)
 	cancel()
 	if err != nil {
 		log.Warn("transaction aborted; the batch will be consumed again", "stage", tc.Stage, "err", err)
@@ -218,7 +222,7 @@ func produceInTransaction(ctx context.Context, sess *kgo.GroupTransactSession, r
 
 // runStatefulOne transforms one batch and produces its output and the flushed records (flush
 // may be nil, as for RunTransact) in one transaction.
-func runStatefulOne(ctx context.Context, sess *kgo.GroupTransactSession, fetches kgo.Fetches, transform Transform,
+func runStatefulOne(ctx context.Context, sess *kgo.GroupTransactSession, fetches kgo.Fetches, transform BatchTransform,
 	flush func() ([]*kgo.Record, error), stage, dlq string, log *slog.Logger) (in, out, dead int, err error) {
 	if err := sess.Begin(); err != nil {
 		return 0, 0, 0, fmt.Errorf("begin transaction: %w", err)
@@ -234,20 +238,21 @@ func runStatefulOne(ctx context.Context, sess *kgo.GroupTransactSession, fetches
 			mu.Unlock()
 		}
 	}
-	fetches.EachRecord(func(rec *kgo.Record) {
+	recs := fetches.Records()
+	outs, errs := transform(recs)
+	for i, rec := range recs {
 		in++
-		outs, terr := transform(rec)
-		if terr != nil {
+		if terr := errs[i]; terr != nil {
 			dead++
 			log.Debug("dead-lettering record", "stage", stage, "topic", rec.Topic, "partition", rec.Partition, "offset", rec.Offset, "reason", terr)
 			sess.Produce(ctx, DeadLetter(dlq, rec, stage, terr), promise)
-			return
+			continue
 		}
-		for _, o := range outs {
+		for _, o := range outs[i] {
 			out++
 			sess.Produce(ctx, o, promise)
 		}
-	})
+	}
 	if flush != nil {
 		recs, ferr := flush()
 		if ferr != nil {

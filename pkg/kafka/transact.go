@@ -18,6 +18,23 @@ var ErrBadRecord = errors.New("bad record")
 // An error dead-letters the record with the error as its reason.
 type Transform func(rec *kgo.Record) ([]*kgo.Record, error)
 
+// BatchTransform turns a polled batch into the records to produce: outs[i] and errs[i] are
+// what a Transform returns for recs[i]. A stage that works better on many records at once
+// (the enricher overlaps their memory lookups) gives one instead of a Transform. It must not
+// keep recs.
+type BatchTransform func(recs []*kgo.Record) (outs [][]*kgo.Record, errs []error)
+
+// Batch makes a BatchTransform of a Transform.
+func (t Transform) Batch() BatchTransform {
+	return func(recs []*kgo.Record) ([][]*kgo.Record, []error) {
+		outs, errs := make([][]*kgo.Record, len(recs)), make([]error, len(recs))
+		for i, r := range recs {
+			outs[i], errs[i] = t(r)
+		}
+		return outs, errs
+	}
+}
+
 // TransactConfig configures an exactly-once consume-transform-produce loop.
 type TransactConfig struct {
 	Stage           string   // stage name, for logs and dead-letter headers
@@ -29,6 +46,9 @@ type TransactConfig struct {
 	// OnRecords, when set, is told how many records each committed transaction consumed
 	// and produced, and how many went to the dead-letter topic.
 	OnRecords func(in, out, dlq int)
+	// Batch, when set, transforms each polled batch instead of the Transform RunTransact is
+	// given (which may then be nil).
+	Batch BatchTransform
 }
 
 // RunTransact consumes the topics as a consumer group and, for each polled batch, produces
@@ -67,6 +87,10 @@ func RunTransact(ctx context.Context, cfg Config, tc TransactConfig, transform T
 		return fmt.Errorf("%s: register transactional id %s: %w", tc.Stage, tc.TransactionalID, err)
 	}
 	dlq := cfg.Topics().DLQ()
+	batch := tc.Batch
+	if batch == nil {
+		batch = transform.Batch()
+	}
 
 	for {
 		fetches := sess.PollRecords(ctx, tc.MaxPollRecords)
@@ -85,7 +109,7 @@ func RunTransact(ctx context.Context, cfg Config, tc TransactConfig, transform T
 		// The transaction in flight is finished even when ctx is cancelled meanwhile, within
 		// the transaction timeout, so a shutdown never leaves half a batch.
 		tctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), cfg.TransactionTimeout)
-		in, out, dead, err := runStatefulOne(tctx, sess, fetches, transform, nil, tc.Stage, dlq, log)
+		in, out, dead, err := runStatefulOne(tctx, sess, fetches, batch, nil, tc.Stage, dlq, log)
 		cancel()
 		if err != nil {
 			log.Warn("transaction aborted; the batch will be consumed again", "stage", tc.Stage, "err", err)
