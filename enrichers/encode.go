@@ -74,28 +74,34 @@ func appendAccountRef(b []byte, a *schemas.AccountRef) []byte {
 	return appendStrings(b, a.AllowedUsers)
 }
 
-// appendEnrichmentUnion writes the value of an event's enrichment field: the union branch
-// crumbs.Enrichment (index 1) and the record, taking the refs from j pre-encoded.
-func appendEnrichmentUnion(b []byte, en *schemas.Enrichment, j *joined) []byte {
-	b = appendLong(b, 1)
-	b = appendString(b, en.Service)
-	b = appendString(b, en.Environment)
-	b = appendString(b, en.Role)
-	if len(j.changes) > 0 {
-		b = appendLong(b, int64(len(j.changes)))
-		for _, c := range j.changes {
+// appendHostJoin writes the enrichment's fields that depend on the host and the time:
+// service, environment, role, changes and deploy, taking the refs pre-encoded.
+func appendHostJoin(b []byte, hj *hostJoin) []byte {
+	b = appendString(b, hj.service)
+	b = appendString(b, hj.env)
+	b = appendString(b, hj.role)
+	if len(hj.changes) > 0 {
+		b = appendLong(b, int64(len(hj.changes)))
+		for _, c := range hj.changes {
 			b = append(b, c.enc...)
 		}
 	}
 	b = append(b, 0)
-	if j.deploy != nil {
+	if hj.deploy != nil {
 		b = appendLong(b, 1)
-		b = append(b, j.deploy.enc...)
-	} else {
-		b = appendLong(b, 0)
+		return append(b, hj.deploy.enc...)
 	}
-	b = appendString(b, en.Verdict)
-	b = appendString(b, en.VerdictReason)
+	return appendLong(b, 0)
+}
+
+// appendEnrichmentUnion writes the value of an event's enrichment field: the union branch
+// crumbs.Enrichment (index 1) and the record, from the host's join pre-encoded and the
+// verdict.
+func appendEnrichmentUnion(b []byte, verdict, reason string, j *joined) []byte {
+	b = appendLong(b, 1)
+	b = append(b, j.host.enc...)
+	b = appendString(b, verdict)
+	b = appendString(b, reason)
 	if j.account != nil {
 		b = appendLong(b, 1)
 		b = append(b, j.account.enc...)
@@ -111,3 +117,12 @@ const enrichmentShape = `union<null,{service:string,environment:string,role:stri
 	`changes:array<{id:string,type:string,title:string,expected:array<{service:string,metric:string,up_to_factor:double}>}>,` +
 	`deploy:union<null,{id:string,service:string,version:string,deployed_at:long}>,verdict:string,verdict_reason:string,` +
 	`account:union<null,{name:string,type:string,interactive:boolean,allowed_sources:array<string>,allowed_users:array<string>}>}>`
+
+// enrichedSize bounds the bytes appendEnrichmentUnion writes.
+func enrichedSize(verdict, reason string, j *joined) int {
+	n := 4*binary.MaxVarintLen64 + len(j.host.enc) + len(verdict) + len(reason)
+	if j.account != nil {
+		n += len(j.account.enc)
+	}
+	return n
+}

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math"
 	"sync"
 	"unsafe"
 
@@ -154,7 +155,8 @@ func (e *Enricher) Run(ctx context.Context) error {
 		Stage: "enrich", Group: e.cfg.Group, TransactionalID: e.deps.TransactionalID,
 		Topics: topics, MaxPollRecords: e.cfg.MaxPollRecords, Log: e.deps.Log,
 		OnRecords: func(in, out, dlq int) { c.In(in); c.Out(out); c.DeadLettered(dlq) },
-	}, e.enrich, e.deps.KafkaOpts...)
+		Batch:     e.enrichBatch,
+	}, nil, e.deps.KafkaOpts...)
 }
 
 // materialise reads the four context topics into tables in a goroutine added to wg, which
@@ -238,10 +240,8 @@ func (e *Enricher) enrich(r *kgo.Record) ([]*kgo.Record, error) {
 
 // EnrichValue returns the enriched form of one framed raw event and its kind.
 func (e *Enricher) EnrichValue(value []byte) ([]byte, string, error) {
-	if len(value) >= 10 && value[0] == 0xC3 && value[1] == 0x01 {
-		if fs := e.fast[binary.LittleEndian.Uint64(value[2:10])]; fs != nil {
-			return e.enrichFast(fs, value)
-		}
+	if fs := e.fastSchemaOf(value); fs != nil {
+		return e.enrichFast(fs, value)
 	}
 	return e.enrichNative(value)
 }
@@ -249,33 +249,110 @@ func (e *Enricher) EnrichValue(value []byte) ([]byte, string, error) {
 // enrichFast scans the fields the join needs and splices the encoded enrichment into the raw
 // bytes; the writer schema stays the same.
 func (e *Enricher) enrichFast(fs *fastSchema, value []byte) ([]byte, string, error) {
-	w := scratchPool.Get().(*scratch)
-	defer scratchPool.Put(w)
-	sc := &w.sc
+	var ev scannedEvent
+	if err := ev.scan(fs, value); err != nil {
+		return nil, "", err
+	}
+	var en schemas.Enrichment
+	var j joined
+	e.tables.Join(&ev.subject, &en, &j)
+	return ev.enriched(en.Verdict, en.VerdictReason, &j), ev.kind, nil
+}
+
+// scannedEvent is a raw event read by the scanner: what the join needs of it and where its
+// enrichment lies.
+type scannedEvent struct {
+	value   []byte
+	sc      scanned
+	kind    string
+	subject Subject // its strings point into value
+}
+
+// scan reads a framed raw event of a fast schema.
+func (ev *scannedEvent) scan(fs *fastSchema, value []byte) error {
 	body := value[10:]
-	if err := fs.scanner.scan(body, sc); err != nil {
-		return nil, "", &avro.DecodeError{Schema: fs.name, Err: err}
+	if len(body) > math.MaxInt32 {
+		return &avro.DecodeError{Schema: fs.name, Err: errors.New("event larger than 2 GiB")}
 	}
-	kind, ok := kindNames[string(sc.strs[slotKind])]
-	if !ok || schemas.EventSchemas[kind] != fs.name {
-		return nil, "", fmt.Errorf("%w: kind %q in a %s", errNotAnEvent, sc.strs[slotKind], fs.name)
+	ev.value = value
+	if err := fs.scanner.scan(body, &ev.sc); err != nil {
+		return &avro.DecodeError{Schema: fs.name, Err: err}
 	}
-	// The subject's strings point into value, which outlives the call; Join keeps none of them.
-	w.subject = subjectOf(kind, sc.time, func(slot int) string {
-		if b := sc.strs[slot]; len(b) > 0 {
-			return unsafe.String(&b[0], len(b))
+	str := func(slot int) string {
+		if sp := ev.sc.strs[slot]; sp.end > sp.start {
+			return unsafe.String(&body[sp.start], int(sp.end-sp.start))
 		}
 		return ""
-	})
-	w.en = schemas.Enrichment{}
-	e.tables.Join(&w.subject, &w.en, &w.j)
-	out := make([]byte, 0, len(value)+256)
-	out = append(out, value[:10]...)
-	out = append(out, body[:sc.enStart]...)
-	out = appendEnrichmentUnion(out, &w.en, &w.j)
-	out = append(out, body[sc.enEd:]...)
-	w.subject, w.sc = Subject{}, scanned{}
-	return out, kind, nil
+	}
+	kind, ok := kindNames[str(slotKind)]
+	if !ok || schemas.EventSchemas[kind] != fs.name {
+		return fmt.Errorf("%w: kind %q in a %s", errNotAnEvent, str(slotKind), fs.name)
+	}
+	ev.kind = kind
+	ev.subject = subjectOf(kind, ev.sc.time, str)
+	return nil
+}
+
+// enriched returns the event with its enrichment: the raw bytes with the enrichment field's
+// value replaced, cut from a slab.
+func (ev *scannedEvent) enriched(verdict, reason string, j *joined) []byte {
+	body := ev.value[10:]
+	w := slabPool.Get().(*slab)
+	out := w.alloc(len(ev.value) + enrichedSize(verdict, reason, j))
+	slabPool.Put(w)
+	out = append(out, ev.value[:10]...)
+	out = append(out, body[:ev.sc.enStart]...)
+	out = appendEnrichmentUnion(out, verdict, reason, j)
+	return append(out, body[ev.sc.enEd:]...)
+}
+
+// joinBatch is how many events enrichBatch joins at once.
+const joinBatch = 32
+
+// enrichBatch enriches a polled batch: the events the scanner reads are joined joinBatch at a
+// time (ContextTables.JoinAll), others one by one through enrich.
+func (e *Enricher) enrichBatch(recs []*kgo.Record) ([][]*kgo.Record, []error) {
+	outs, errs := make([][]*kgo.Record, len(recs)), make([]error, len(recs))
+	made, ptrs := make([]kgo.Record, len(recs)), make([]*kgo.Record, len(recs))
+	var (
+		evs   [joinBatch]scannedEvent
+		idx   [joinBatch]int
+		items [joinBatch]joinItem
+	)
+	for base := 0; base < len(recs); base += joinBatch {
+		n := 0
+		for i := base; i < min(base+joinBatch, len(recs)); i++ {
+			value := recs[i].Value
+			fs := e.fastSchemaOf(value)
+			if fs == nil {
+				outs[i], errs[i] = e.enrich(recs[i])
+				continue
+			}
+			if errs[i] = evs[n].scan(fs, value); errs[i] != nil {
+				continue
+			}
+			idx[n], items[n] = i, joinItem{s: &evs[n].subject}
+			n++
+		}
+		e.tables.JoinAll(items[:n])
+		for k := range n {
+			i, ev := idx[k], &evs[k]
+			made[i] = kgo.Record{Topic: e.topics.Enriched(ev.kind), Key: recs[i].Key, Headers: recs[i].Headers,
+				Value: ev.enriched(items[k].verdict, items[k].reason, &items[k].j)}
+			ptrs[i] = &made[i]
+			outs[i] = ptrs[i : i+1 : i+1]
+			*ev, items[k] = scannedEvent{}, joinItem{}
+		}
+	}
+	return outs, errs
+}
+
+// fastSchemaOf returns the scanner's schema of a framed event, or nil when goavro must read it.
+func (e *Enricher) fastSchemaOf(value []byte) *fastSchema {
+	if len(value) >= 10 && value[0] == 0xC3 && value[1] == 0x01 {
+		return e.fast[binary.LittleEndian.Uint64(value[2:10])]
+	}
+	return nil
 }
 
 // kindNames interns the event kinds, so reading one from an event does not allocate.
@@ -287,15 +364,26 @@ var kindNames = func() map[string]string {
 	return m
 }()
 
-// scratch is what one fast enrichment works in, pooled to spare the allocations.
-type scratch struct {
-	sc      scanned
-	subject Subject
-	en      schemas.Enrichment
-	j       joined
+// slab is what enriched values are cut from, pooled, so that an event costs no allocation of
+// its own; a slab is freed when the last value cut from it is.
+type slab struct{ b []byte }
+
+const slabSize = 64 << 10
+
+// alloc returns an empty slice with capacity n cut from the slab.
+func (w *slab) alloc(n int) []byte {
+	if n > slabSize/4 {
+		return make([]byte, 0, n)
+	}
+	if cap(w.b)-len(w.b) < n {
+		w.b = make([]byte, 0, slabSize)
+	}
+	l := len(w.b)
+	w.b = w.b[:l+n]
+	return w.b[l : l : l+n]
 }
 
-var scratchPool = sync.Pool{New: func() any { return &scratch{j: joined{changes: make([]*change, 0, 8)}} }}
+var slabPool = sync.Pool{New: func() any { return &slab{} }}
 
 // nativePaths are the dotted field paths of each capture slot, for the goavro path.
 var nativePaths = func() map[int][]string {

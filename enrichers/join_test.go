@@ -1,6 +1,7 @@
 package enrichers
 
 import (
+	"bytes"
 	"crypto/sha256"
 	"encoding/hex"
 	"os"
@@ -10,6 +11,7 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 	"github.com/google/go-cmp/cmp/cmpopts"
+	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/threatcrumbs/crumbs/pkg/avro"
 	"github.com/threatcrumbs/crumbs/schemas"
@@ -223,6 +225,39 @@ func TestJoin(t *testing.T) {
 			&schemas.Enrichment{Service: "shop-db", Environment: "prod", Role: "db"}},
 	}
 	serde := e.deps.Serde
+	// The batch path (enrichBatch, JoinAll) must give byte for byte what the one-event path
+	// gives, with a record it cannot read and one goavro must read among the others.
+	t.Run("batch", func(t *testing.T) {
+		var recs []*kgo.Record
+		var want [][]byte
+		for range 3 { // more than one JoinAll batch
+			for _, tc := range cases {
+				raw := encodeEvent(t, serde, tc.ev)
+				v, _, err := e.EnrichValue(raw)
+				if err != nil {
+					t.Fatal(err)
+				}
+				recs, want = append(recs, &kgo.Record{Value: raw}), append(want, v)
+			}
+		}
+		confluent := append([]byte{0, 0, 0, 0, 1}, encodeEvent(t, serde, cases[0].ev)[10:]...)
+		recs = append(recs, &kgo.Record{Value: []byte("garbage")}, &kgo.Record{Value: confluent})
+		outs, errs := e.enrichBatch(recs)
+		for i := range want {
+			if errs[i] != nil || len(outs[i]) != 1 {
+				t.Fatalf("record %d: %v, %d outputs", i, errs[i], len(outs[i]))
+			}
+			if !bytes.Equal(outs[i][0].Value, want[i]) {
+				t.Errorf("record %d (%s): batch output differs from the one-event path", i, cases[i%len(cases)].name)
+			}
+		}
+		if errs[len(want)] == nil {
+			t.Errorf("garbage record: no error")
+		}
+		if _, _, err := e.EnrichValue(confluent); (err == nil) != (errs[len(want)+1] == nil) {
+			t.Errorf("Confluent-framed record: batch error %v, one-event error %v", errs[len(want)+1], err)
+		}
+	})
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			raw := encodeEvent(t, serde, tc.ev)
@@ -320,4 +355,111 @@ func FuzzScanner(f *testing.F) {
 			}
 		}
 	})
+}
+
+// TestTablesIndexesFollowPutsAndDeletes joins after sequences of puts, replacements and
+// tombstones, and checks that the per-host and per-service indexes hold nothing once every
+// record is gone.
+func TestTablesIndexesFollowPutsAndDeletes(t *testing.T) {
+	inv := func(id, host, svc string) *schemas.InventoryRecord {
+		return &schemas.InventoryRecord{ID: id, Host: host, Service: svc, Environment: "prod", Role: "web"}
+	}
+	dep := func(id, svc string, hosts []string, paths ...string) *schemas.DeployRecord {
+		d := &schemas.DeployRecord{ID: id, Service: svc, Hosts: hosts, Version: "1", DeployedAt: ts(-time.Hour)}
+		for _, p := range paths {
+			d.Artifacts = append(d.Artifacts, schemas.Artifact{Path: p, SHA256: goodSHA})
+		}
+		return d
+	}
+	chg := func(id string, services, hosts []string) *schemas.ChangeRecord {
+		return &schemas.ChangeRecord{ID: id, Type: schemas.ChangePlanned, Title: id, Services: services, Hosts: hosts, StartsAt: ts(-time.Hour), EndsAt: ts(time.Hour)}
+	}
+	type step struct {
+		put       any
+		del       [2]string // kind, id
+		host      string    // joined after the step with path
+		path      string
+		service   string
+		changes   []string
+		deployID  string
+		verdict   string
+		knownSvcs []string // KnownService must say true for these, false for "gone"
+	}
+	cases := []struct {
+		name  string
+		steps []step
+	}{
+		{"inventory moves a host to another service", []step{
+			{put: inv("i1", "h1", "a")}, {put: chg("c-a", []string{"a"}, nil)}, {put: chg("c-b", []string{"b"}, nil)},
+			{host: "h1", service: "a", changes: []string{"c-a"}, verdict: schemas.VerdictUnmanaged, path: "/x"},
+			{put: inv("i1", "h1", "b"), host: "h1", service: "b", changes: []string{"c-b"}, path: "/x", verdict: schemas.VerdictUnmanaged, knownSvcs: []string{"b"}},
+		}},
+		{"two inventory records name one host: deleting the older keeps the newer", []step{
+			{put: inv("i1", "h1", "a")}, {put: inv("i2", "h1", "b")},
+			{del: [2]string{schemas.ContextInventory, "i1"}, host: "h1", service: "b", knownSvcs: []string{"b"}},
+		}},
+		{"host deploy beats an older service deploy; tombstone falls back", []step{
+			{put: inv("i1", "h1", "a")}, {put: dep("d-svc", "a", nil, "/opt/a/bin/x")},
+			{put: &schemas.DeployRecord{ID: "d-host", Service: "a", Hosts: []string{"h1"}, Version: "2", DeployedAt: ts(-time.Minute)}},
+			{host: "h1", service: "a", deployID: "d-host", path: "/opt/a/bin/x", verdict: schemas.VerdictUnmanaged},
+			{del: [2]string{schemas.ContextDeploy, "d-host"}, host: "h1", service: "a", deployID: "d-svc", path: "/opt/a/bin/x", verdict: schemas.VerdictMatch},
+		}},
+		{"an artifact in / makes every path under a managed directory", []step{
+			{put: inv("i1", "h1", "a")}, {put: dep("d1", "a", nil, "/tool")},
+			{host: "h1", service: "a", deployID: "d1", path: "/usr/bin/curl", verdict: schemas.VerdictUnknown},
+		}},
+		{"a path outside the managed tops is unmanaged, one beside an artifact unknown", []step{
+			{put: inv("i1", "h1", "a")}, {put: dep("d1", "a", nil, "/opt/a/bin/x", "/srv/a/y")},
+			{host: "h1", service: "a", deployID: "d1", path: "/usr/bin/curl", verdict: schemas.VerdictUnmanaged},
+			{host: "h1", service: "a", deployID: "d1", path: "/srv/a/z", verdict: schemas.VerdictUnknown},
+			{host: "h1", service: "a", deployID: "d1", path: "/opt/evil", verdict: schemas.VerdictUnmanaged},
+		}},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			tables := NewContextTables(1000, 10)
+			for i, st := range tc.steps {
+				if st.put != nil {
+					put(t, tables, st.put)
+				}
+				if st.del[0] != "" {
+					tables.Delete(st.del[0], st.del[1])
+				}
+				if st.host == "" {
+					continue
+				}
+				var en schemas.Enrichment
+				var j joined
+				tables.Join(&Subject{Host: st.host, Time: t0.UnixNano(), Path: st.path}, &en, &j)
+				j.into(&en)
+				got := step{host: st.host, path: st.path, service: en.Service, verdict: en.Verdict}
+				for _, c := range en.Changes {
+					got.changes = append(got.changes, c.ID)
+				}
+				if en.Deploy != nil {
+					got.deployID = en.Deploy.ID
+				}
+				want := st
+				want.put, want.del, want.knownSvcs = nil, [2]string{}, nil
+				if diff := cmp.Diff(want, got, cmp.AllowUnexported(step{}), cmpopts.EquateEmpty()); diff != "" {
+					t.Errorf("step %d: join (-want +got):\n%s", i, diff)
+				}
+				for _, s := range st.knownSvcs {
+					if !tables.KnownService(s) {
+						t.Errorf("step %d: service %s not known", i, s)
+					}
+				}
+			}
+			// Tombstone everything: nothing may be left in the indexes.
+			for _, kind := range ContextKinds {
+				for _, r := range tables.List(kind) {
+					_, id := recordKey(r)
+					tables.Delete(kind, id)
+				}
+			}
+			if tables.hosts.len() != 0 || len(tables.services) != 0 {
+				t.Errorf("after deleting every record: %d host and %d service contexts left", tables.hosts.len(), len(tables.services))
+			}
+		})
+	}
 }

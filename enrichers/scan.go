@@ -84,6 +84,7 @@ var slotPaths = map[string]int{
 // scanner reads events of one schema.
 type scanner struct {
 	root  *snode
+	prog  []op   // root flattened: nested records inline, so most fields cost one step
 	shape string // shape of the enrichment field, "" when the schema has none
 }
 
@@ -102,7 +103,11 @@ func newScanner(schemaJSON string) (*scanner, error) {
 		return nil, errors.New("event schema is not a record")
 	}
 	root = compileSlots(root, "")
-	sc := &scanner{root: root}
+	prog, err := compileRecord(nil, root, true, 0)
+	if err != nil {
+		return nil, err
+	}
+	sc := &scanner{root: root, prog: prog}
 	for _, f := range root.fields {
 		if f.name == "enrichment" {
 			sc.shape = shapeOf(f.node, 0)
@@ -266,18 +271,129 @@ func shapeOf(n *snode, depth int) string {
 // scanned is what a scan captured: strings by slot (sub-slices of the body), the event time,
 // and where the enrichment value lies in the body.
 type scanned struct {
-	strs          [numSlots][]byte
+	strs          [numSlots]span // no pointers: clearing one costs no write barriers
 	time          int64
 	enStart, enEd int
 }
 
+// span is where a captured string lies in the body.
+type span struct{ start, end int32 }
+
 var errTruncated = errors.New("truncated Avro body")
+
+// An op is one step of a flattened schema: a value to read or skip, a capture, or a mark.
+// Records are inlined into their parent's program; unions, arrays and maps hold sub-programs.
+type op struct {
+	code uint8
+	slot int8  // opCapture
+	n    int32 // opFixed: size; opEnum: symbols
+	sub  [][]op
+}
+
+const (
+	opNull = iota
+	opBoolean
+	opInt
+	opLong
+	opEnum
+	opFixed  // also float and double
+	opString // also bytes
+	opCapture
+	opTime
+	opUnion
+	opArray
+	opMap
+	opEnrichStart
+	opEnrichEnd
+)
+
+// compileRecord appends the program of record n to prog. Records nest at most 32 deep (a
+// recursive schema is refused: the enricher then uses goavro for it).
+func compileRecord(prog []op, n *snode, top bool, depth int) ([]op, error) {
+	if depth > 32 {
+		return nil, errors.New("records nested too deeply (recursive schema?)")
+	}
+	var err error
+	for _, f := range n.fields {
+		if top && f.name == "enrichment" {
+			prog = append(prog, op{code: opEnrichStart})
+		}
+		switch {
+		case f.slot >= 0 && f.node.typ == tString:
+			prog = append(prog, op{code: opCapture, slot: int8(f.slot)})
+		case f.slot == slotTime:
+			prog = append(prog, op{code: opTime})
+		default:
+			if prog, err = compileValue(prog, f.node, depth+1); err != nil {
+				return nil, err
+			}
+		}
+		if top && f.name == "enrichment" {
+			prog = append(prog, op{code: opEnrichEnd})
+		}
+	}
+	return prog, nil
+}
+
+func compileValue(prog []op, n *snode, depth int) ([]op, error) {
+	if depth > 64 {
+		return nil, errors.New("schema nested too deeply")
+	}
+	switch n.typ {
+	case tNull:
+		return prog, nil
+	case tBoolean:
+		return append(prog, op{code: opBoolean}), nil
+	case tInt:
+		return append(prog, op{code: opInt}), nil
+	case tLong:
+		return append(prog, op{code: opLong}), nil
+	case tEnum:
+		return append(prog, op{code: opEnum, n: int32(n.symbols)}), nil
+	case tFloat:
+		return append(prog, op{code: opFixed, n: 4}), nil
+	case tDouble:
+		return append(prog, op{code: opFixed, n: 8}), nil
+	case tFixed:
+		return append(prog, op{code: opFixed, n: int32(n.size)}), nil
+	case tBytes, tString:
+		return append(prog, op{code: opString}), nil
+	case tRecord:
+		return compileRecord(prog, n, false, depth)
+	case tUnion:
+		o := op{code: opUnion}
+		for _, b := range n.branches {
+			sub, err := compileValue(nil, b, depth+1)
+			if err != nil {
+				return nil, err
+			}
+			o.sub = append(o.sub, sub)
+		}
+		return append(prog, o), nil
+	case tArray, tMap:
+		sub, err := compileValue(nil, n.items, depth+1)
+		if err != nil {
+			return nil, err
+		}
+		code := uint8(opArray)
+		if n.typ == tMap {
+			code = opMap
+		}
+		// n: whether an item may take no bytes (null), which caps hostile counts differently.
+		empty := int32(0)
+		if len(sub) == 0 {
+			empty = 1
+		}
+		return append(prog, op{code: code, n: empty, sub: [][]op{sub}}), nil
+	}
+	return nil, fmt.Errorf("unsupported node type %d", n.typ)
+}
 
 // scan walks body to its end, capturing slots. An error means the body is malformed.
 func (sc *scanner) scan(body []byte, out *scanned) error {
 	*out = scanned{enStart: -1}
 	w := walker{b: body, out: out}
-	if err := w.record(sc.root, true); err != nil {
+	if err := w.run(sc.prog, 0); err != nil {
 		return err
 	}
 	if w.i != len(body) {
@@ -292,7 +408,15 @@ type walker struct {
 	out *scanned
 }
 
+// long reads a zig-zag varint; one-byte values (most lengths and small numbers) take the
+// short path.
 func (w *walker) long() (int64, error) {
+	if w.i < len(w.b) {
+		if c := w.b[w.i]; c < 0x80 {
+			w.i++
+			return int64(c>>1) ^ -int64(c&1), nil
+		}
+	}
 	v, n := binary.Varint(w.b[w.i:])
 	if n <= 0 {
 		return 0, errTruncated
@@ -321,91 +445,98 @@ func (w *walker) bytes() ([]byte, error) {
 	return w.b[start:w.i], nil
 }
 
-func (w *walker) record(n *snode, top bool) error {
-	for _, f := range n.fields {
-		if top && f.name == "enrichment" {
-			w.out.enStart = w.i
-		}
-		switch {
-		case f.slot >= 0 && f.node.typ == tString:
-			s, err := w.bytes()
+// run executes a program over the body from the current position.
+func (w *walker) run(prog []op, depth int) error {
+	if depth > 64 {
+		return errors.New("value nested too deeply")
+	}
+	for k := range prog {
+		o := &prog[k]
+		switch o.code {
+		case opString:
+			n, err := w.long()
 			if err != nil {
 				return err
 			}
-			w.out.strs[f.slot] = s
-		case f.slot == slotTime:
+			if err := w.skip(n); err != nil {
+				return err
+			}
+		case opLong:
+			if _, err := w.long(); err != nil {
+				return err
+			}
+		case opInt:
+			v, err := w.long()
+			if err != nil {
+				return err
+			}
+			if v < math.MinInt32 || v > math.MaxInt32 {
+				return fmt.Errorf("int %d out of range", v)
+			}
+		case opCapture:
+			n, err := w.long()
+			if err != nil {
+				return err
+			}
+			start := w.i
+			if err := w.skip(n); err != nil {
+				return err
+			}
+			w.out.strs[o.slot] = span{int32(start), int32(w.i)}
+		case opTime:
 			v, err := w.long()
 			if err != nil {
 				return err
 			}
 			w.out.time = v
-		default:
-			if err := w.value(f.node, 0); err != nil {
+		case opBoolean:
+			if w.i >= len(w.b) || w.b[w.i] > 1 {
+				return errors.New("boolean is neither 0 nor 1")
+			}
+			w.i++
+		case opEnum:
+			v, err := w.long()
+			if err != nil {
 				return err
 			}
-		}
-		if top && f.name == "enrichment" {
+			if v < 0 || v >= int64(o.n) {
+				return fmt.Errorf("enum index %d out of range", v)
+			}
+		case opFixed:
+			if err := w.skip(int64(o.n)); err != nil {
+				return err
+			}
+		case opUnion:
+			idx, err := w.long()
+			if err != nil {
+				return err
+			}
+			if idx < 0 || idx >= int64(len(o.sub)) {
+				return fmt.Errorf("union index %d out of range", idx)
+			}
+			if sub := o.sub[idx]; len(sub) > 0 {
+				if err := w.run(sub, depth+1); err != nil {
+					return err
+				}
+			}
+		case opArray, opMap:
+			if err := w.blocks(o, depth); err != nil {
+				return err
+			}
+		case opEnrichStart:
+			w.out.enStart = w.i
+		case opEnrichEnd:
 			w.out.enEd = w.i
+		case opNull:
+		default:
+			return fmt.Errorf("unsupported op %d", o.code)
 		}
 	}
 	return nil
 }
 
-func (w *walker) value(n *snode, depth int) error {
-	if depth > 64 {
-		return errors.New("value nested too deeply")
-	}
-	switch n.typ {
-	case tNull:
-		return nil
-	case tBoolean:
-		if w.i >= len(w.b) || w.b[w.i] > 1 {
-			return errors.New("boolean is neither 0 nor 1")
-		}
-		w.i++
-		return nil
-	case tInt:
-		v, err := w.long()
-		if err == nil && (v < math.MinInt32 || v > math.MaxInt32) {
-			err = fmt.Errorf("int %d out of range", v)
-		}
-		return err
-	case tLong:
-		_, err := w.long()
-		return err
-	case tEnum:
-		v, err := w.long()
-		if err == nil && (v < 0 || v >= int64(n.symbols)) {
-			err = fmt.Errorf("enum index %d out of range", v)
-		}
-		return err
-	case tFloat:
-		return w.skip(4)
-	case tDouble:
-		return w.skip(8)
-	case tBytes, tString:
-		_, err := w.bytes()
-		return err
-	case tFixed:
-		return w.skip(int64(n.size))
-	case tRecord:
-		return w.record(n, false)
-	case tUnion:
-		idx, err := w.long()
-		if err != nil {
-			return err
-		}
-		if idx < 0 || idx >= int64(len(n.branches)) {
-			return fmt.Errorf("union index %d out of range", idx)
-		}
-		return w.value(n.branches[idx], depth+1)
-	case tArray, tMap:
-		return w.blocks(n, depth)
-	}
-	return fmt.Errorf("unsupported node type %d", n.typ)
-}
-
-func (w *walker) blocks(n *snode, depth int) error {
+func (w *walker) blocks(o *op, depth int) error {
+	items := o.sub[0]
 	for {
 		count, err := w.long()
 		if err != nil {
@@ -422,16 +553,16 @@ func (w *walker) blocks(n *snode, depth int) error {
 		}
 		// Every item but a null takes at least one byte; nulls are capped so that a hostile
 		// count cannot spin.
-		if count > int64(len(w.b)-w.i) && (n.items.typ != tNull || count > 1<<20) {
+		if count > int64(len(w.b)-w.i) && (o.n == 0 || count > 1<<20) {
 			return errTruncated
 		}
 		for k := int64(0); k < count; k++ {
-			if n.typ == tMap {
+			if o.code == opMap {
 				if _, err := w.bytes(); err != nil {
 					return err
 				}
 			}
-			if err := w.value(n.items, depth+1); err != nil {
+			if err := w.run(items, depth+1); err != nil {
 				return err
 			}
 		}

@@ -3,35 +3,34 @@ package enrichers
 import (
 	"cmp"
 	"fmt"
+	"maps"
+	"math"
 	"path"
 	"slices"
 	"sort"
+	"strings"
 	"sync"
+	"sync/atomic"
 
 	"github.com/threatcrumbs/crumbs/schemas"
 )
 
-// ContextTables is the materialised context of all four kinds, indexed for the join: inventory
-// by host, changes by host and by service, deploys by host and by service in deployed_at order
-// (history, so an event gets the deploy current at its time), manifests by path, accounts by
-// name. Memory is bounded: at most maxRecords records per kind and deployHistory deploys per
+// ContextTables is the materialised context of all four kinds, indexed for the join: per host
+// its inventory, changes and deploys and a pointer to its service's, so that an event costs one
+// lookup by host name; deploys in deployed_at order (history, so an event gets the deploy
+// current at its time), manifests by path, accounts by name. Memory is bounded: at most maxRecords records per kind and deployHistory deploys per
 // service or host; beyond that the oldest are evicted and counted. Safe for concurrent use.
 type ContextTables struct {
 	mu            sync.RWMutex
 	maxRecords    int
 	deployHistory int
 
-	inventory   map[string]*schemas.InventoryRecord // by id
-	invByHost   map[string]*schemas.InventoryRecord
-	serviceRefs map[string]int // service -> inventory records listing it
-
-	changes          map[string]*change // by id
-	changesByHost    map[string][]*change
-	changesByService map[string][]*change
-
-	deploys          map[string]*deploy // by id
-	deploysByHost    map[string][]*deploy
-	deploysByService map[string][]*deploy
+	inventory map[string]*schemas.InventoryRecord // by id
+	changes   map[string]*change                  // by id
+	deploys   map[string]*deploy                  // by id
+	hosts     hostIndex
+	services  map[string]*serviceContext // by service name
+	gen       uint64                     // bumped by every change, so hosts' joins are redone
 
 	accounts       map[string]*account // by id
 	accountsByName map[string]*account
@@ -41,6 +40,47 @@ type ContextTables struct {
 	bytes   map[string]int64  // estimated bytes held per kind
 	sizes   map[[2]string]int64
 	sources map[[2]string]string // where each record was published from
+}
+
+// hostContext is what applies to one host: its inventory record, the changes and deploys that
+// name it, and its service's context (nil without inventory). It is removed when empty.
+type hostContext struct {
+	name    string // in nameBuf when it fits
+	nameBuf [32]byte
+	next    *hostContext // of another name with the same hash
+	inv     *schemas.InventoryRecord
+	changes []*change
+	deploys []*deploy // by deployed_at
+	svc     *serviceContext
+	// last is the host's most recent join, reused by events of the host in the interval it
+	// holds for (until any context changes): most events then cost two lookups, the host's
+	// and the manifest's, instead of one for every record the join reads.
+	last atomic.Pointer[hostJoin]
+}
+
+// hostJoin is what applies to one host over an interval of event time: its inventory, the
+// change windows active and the current deploy, with the Avro encoding of those enrichment
+// fields. It is never changed once made.
+type hostJoin struct {
+	gen      uint64
+	from, to int64 // event times [from, to) it holds for
+	service  string
+	env      string
+	role     string
+	changes  []*change
+	deploy   *deploy
+	enc      []byte // service, environment, role, changes and deploy, as appendEnrichmentUnion writes them
+}
+
+// noHost is the join of a host without context.
+var noHost = &hostJoin{enc: appendHostJoin(nil, &hostJoin{})}
+
+// serviceContext is what applies to every host of a service. It is removed when empty and no
+// inventory record lists the service, so a host's svc pointer is always the live one.
+type serviceContext struct {
+	changes []*change
+	deploys []*deploy // by deployed_at
+	refs    int       // inventory records listing the service
 }
 
 // change is a change window with its reference as the enrichment carries it.
@@ -55,8 +95,9 @@ type deploy struct {
 	rec      *schemas.DeployRecord
 	ref      schemas.DeployRef
 	enc      []byte
-	manifest map[string]*schemas.Artifact
+	manifest *manifestIndex
 	dirs     map[string]struct{} // directories holding an artifact
+	tops     []string            // first path elements of dirs, to call most paths unmanaged at once
 }
 
 // account is an account policy as the enrichment carries it.
@@ -71,9 +112,8 @@ type account struct {
 func NewContextTables(maxRecords, deployHistory int) *ContextTables {
 	return &ContextTables{
 		maxRecords: maxRecords, deployHistory: deployHistory,
-		inventory: map[string]*schemas.InventoryRecord{}, invByHost: map[string]*schemas.InventoryRecord{}, serviceRefs: map[string]int{},
-		changes: map[string]*change{}, changesByHost: map[string][]*change{}, changesByService: map[string][]*change{},
-		deploys: map[string]*deploy{}, deploysByHost: map[string][]*deploy{}, deploysByService: map[string][]*deploy{},
+		inventory: map[string]*schemas.InventoryRecord{}, changes: map[string]*change{}, deploys: map[string]*deploy{},
+		hosts: newHostIndex(), services: map[string]*serviceContext{},
 		accounts: map[string]*account{}, accountsByName: map[string]*account{},
 		held: map[string]int{}, evicted: map[string]uint64{}, bytes: map[string]int64{}, sizes: map[[2]string]int64{}, sources: map[[2]string]string{},
 	}
@@ -84,6 +124,7 @@ func NewContextTables(maxRecords, deployHistory int) *ContextTables {
 func (t *ContextTables) Put(rec any, source string) error {
 	t.mu.Lock()
 	defer t.mu.Unlock()
+	t.gen++
 	kind, id := recordKey(rec)
 	if kind == "" {
 		return fmt.Errorf("context tables: not a context record: %T", rec)
@@ -116,6 +157,7 @@ func (t *ContextTables) Put(rec any, source string) error {
 func (t *ContextTables) Delete(kind, id string) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
+	t.gen++
 	t.deleteLocked(kind, id)
 }
 
@@ -148,10 +190,37 @@ func recordKey(rec any) (kind, id string) {
 	return "", ""
 }
 
+// host returns the context of a host, creating it.
+func (t *ContextTables) host(name string) *hostContext {
+	return t.hosts.add(name)
+}
+
+// service returns the context of a service, creating it.
+func (t *ContextTables) service(name string) *serviceContext {
+	s := t.services[name]
+	if s == nil {
+		s = &serviceContext{}
+		t.services[name] = s
+	}
+	return s
+}
+
+// tidy removes a host's and a service's context when nothing is left in them.
+func (t *ContextTables) tidy(host, service string) {
+	if h := t.hosts.get(host); h != nil && h.inv == nil && len(h.changes) == 0 && len(h.deploys) == 0 {
+		t.hosts.remove(host)
+	}
+	if s := t.services[service]; s != nil && s.refs <= 0 && len(s.changes) == 0 && len(s.deploys) == 0 {
+		delete(t.services, service)
+	}
+}
+
 func (t *ContextTables) putInventory(r *schemas.InventoryRecord) {
 	t.inventory[r.ID] = r
-	t.invByHost[r.Host] = r
-	t.serviceRefs[r.Service]++
+	svc := t.service(r.Service)
+	svc.refs++
+	h := t.host(r.Host)
+	h.inv, h.svc = r, svc
 	t.track(schemas.ContextInventory, r.ID, recordOverhead+int64(len(r.ID)+len(r.Host)+len(r.Service)+len(r.Environment)+len(r.Role)))
 }
 
@@ -160,12 +229,14 @@ func (t *ContextTables) putChange(r *schemas.ChangeRecord) {
 	c.enc = appendChangeRef(nil, &c.ref)
 	t.changes[r.ID] = c
 	if len(r.Hosts) > 0 { // named hosts only; empty hosts means every host of its services
-		for _, h := range r.Hosts {
-			t.changesByHost[h] = append(t.changesByHost[h], c)
+		for _, name := range r.Hosts {
+			h := t.host(name)
+			h.changes = append(h.changes, c)
 		}
 	} else {
-		for _, s := range r.Services {
-			t.changesByService[s] = append(t.changesByService[s], c)
+		for _, name := range r.Services {
+			s := t.service(name)
+			s.changes = append(s.changes, c)
 		}
 	}
 	t.track(schemas.ContextChange, r.ID, recordOverhead+int64(2*len(c.enc)+len(r.Services)*24+len(r.Hosts)*24))
@@ -173,22 +244,31 @@ func (t *ContextTables) putChange(r *schemas.ChangeRecord) {
 
 func (t *ContextTables) putDeploy(r *schemas.DeployRecord) {
 	d := &deploy{rec: r, ref: schemas.DeployRef{ID: r.ID, Service: r.Service, Version: r.Version, DeployedAt: int64(r.DeployedAt)},
-		manifest: make(map[string]*schemas.Artifact, len(r.Artifacts)), dirs: map[string]struct{}{}}
+		manifest: newManifestIndex(r.Artifacts), dirs: map[string]struct{}{}}
+	tops := map[string]struct{}{}
 	d.enc = appendDeployRef(nil, &d.ref)
 	size := recordOverhead + int64(len(d.enc))
 	for i := range r.Artifacts {
 		a := &r.Artifacts[i]
-		d.manifest[a.Path] = a
-		d.dirs[path.Dir(a.Path)] = struct{}{}
+		dir := path.Dir(a.Path)
+		d.dirs[dir] = struct{}{}
+		tops[topOf(dir)] = struct{}{}
 		size += artifactOverhead + int64(len(a.Path)+len(a.SHA256)+len(a.Owner)+len(a.Group)+len(a.Mode))
+	}
+	size += d.manifest.size()
+	d.tops = slices.Sorted(maps.Keys(tops))
+	if slices.ContainsFunc(d.tops, func(top string) bool { return len(top) < 2 || top[0] != '/' }) {
+		d.tops = nil // an artifact in / (or a relative path): every path may be under a managed directory
 	}
 	t.deploys[r.ID] = d
 	if len(r.Hosts) > 0 {
-		for _, h := range r.Hosts {
-			t.deploysByHost[h] = t.insertDeploy(t.deploysByHost[h], d)
+		for _, name := range r.Hosts {
+			h := t.host(name)
+			h.deploys = t.insertDeploy(h.deploys, d)
 		}
 	} else {
-		t.deploysByService[r.Service] = t.insertDeploy(t.deploysByService[r.Service], d)
+		s := t.service(r.Service)
+		s.deploys = t.insertDeploy(s.deploys, d)
 	}
 	t.track(schemas.ContextDeploy, r.ID, size)
 }
@@ -226,23 +306,30 @@ func (t *ContextTables) deleteLocked(kind, id string) {
 			return
 		}
 		delete(t.inventory, id)
-		if t.invByHost[r.Host] == r {
-			delete(t.invByHost, r.Host)
+		if s := t.services[r.Service]; s != nil {
+			s.refs--
 		}
-		if t.serviceRefs[r.Service]--; t.serviceRefs[r.Service] <= 0 {
-			delete(t.serviceRefs, r.Service)
+		if h := t.hosts.get(r.Host); h != nil && h.inv == r {
+			h.inv, h.svc = nil, nil
 		}
+		t.tidy(r.Host, r.Service)
 	case schemas.ContextChange:
 		c, ok := t.changes[id]
 		if !ok {
 			return
 		}
 		delete(t.changes, id)
-		for _, h := range c.rec.Hosts {
-			dropFrom(t.changesByHost, h, c)
+		for _, name := range c.rec.Hosts {
+			if h := t.hosts.get(name); h != nil {
+				h.changes = dropFrom(h.changes, c)
+				t.tidy(name, "")
+			}
 		}
-		for _, s := range c.rec.Services {
-			dropFrom(t.changesByService, s, c)
+		for _, name := range c.rec.Services {
+			if s := t.services[name]; s != nil {
+				s.changes = dropFrom(s.changes, c)
+				t.tidy("", name)
+			}
 		}
 	case schemas.ContextDeploy:
 		d, ok := t.deploys[id]
@@ -250,10 +337,16 @@ func (t *ContextTables) deleteLocked(kind, id string) {
 			return
 		}
 		delete(t.deploys, id)
-		for _, h := range d.rec.Hosts {
-			dropFrom(t.deploysByHost, h, d)
+		for _, name := range d.rec.Hosts {
+			if h := t.hosts.get(name); h != nil {
+				h.deploys = dropFrom(h.deploys, d)
+				t.tidy(name, "")
+			}
 		}
-		dropFrom(t.deploysByService, d.rec.Service, d)
+		if s := t.services[d.rec.Service]; s != nil {
+			s.deploys = dropFrom(s.deploys, d)
+			t.tidy("", d.rec.Service)
+		}
 	case schemas.ContextAccount:
 		a, ok := t.accounts[id]
 		if !ok {
@@ -269,16 +362,11 @@ func (t *ContextTables) deleteLocked(kind, id string) {
 	t.untrack(kind, id)
 }
 
-func dropFrom[T comparable](idx map[string][]T, key string, v T) {
-	s := idx[key]
+func dropFrom[T comparable](s []T, v T) []T {
 	if i := slices.Index(s, v); i >= 0 {
 		s = slices.Delete(s, i, i+1)
 	}
-	if len(s) == 0 {
-		delete(idx, key)
-	} else {
-		idx[key] = s
-	}
+	return s
 }
 
 // makeRoom evicts records of kind when it is full: the oldest tenth of the bound at once (by
@@ -341,7 +429,8 @@ func (t *ContextTables) Stats() Stats {
 func (t *ContextTables) KnownService(service string) bool {
 	t.mu.RLock()
 	defer t.mu.RUnlock()
-	return t.serviceRefs[service] > 0
+	s := t.services[service]
+	return s != nil && s.refs > 0
 }
 
 // Get returns the record of a kind with id.
@@ -430,50 +519,117 @@ type Subject struct {
 	User                       string // account name whose policy applies; empty: none
 }
 
-// Join finds the context of s at its time: it sets the inventory fields and the artifact
-// verdict on en, and puts the active change windows, the current deploy and the account
-// policy in j (j.into sets them on en). s's strings are not kept.
+// Join finds the context of s at its time: it sets the artifact verdict on en and puts the
+// host's join (inventory, active change windows, current deploy) and the account policy in j
+// (j.into sets them on en). s's strings are not kept.
 func (t *ContextTables) Join(s *Subject, en *schemas.Enrichment, j *joined) {
+	items := [1]joinItem{{s: s}}
+	t.JoinAll(items[:])
+	*j = items[0].j
+	en.Verdict, en.VerdictReason = items[0].verdict, items[0].reason
+}
+
+// joinItem is one event's join: its subject in, what Join finds out.
+type joinItem struct {
+	s               *Subject
+	j               joined
+	verdict, reason string
+	host            *hostContext
+	entry           manifestEntry
+}
+
+// JoinAll joins many events at once, step by step across all of them: the host lookups, then
+// the hosts' joins, then the manifest lookups, then the verdicts. The context is far larger
+// than the caches and every step of one event waits on memory for the one before; across
+// events the steps do not depend on each other, so the processor overlaps their misses.
+// Batches of a few dozen keep the items themselves in the cache.
+func (t *ContextTables) JoinAll(items []joinItem) {
 	t.mu.RLock()
 	defer t.mu.RUnlock()
-	*j = joined{changes: j.changes[:0]}
-	service := ""
-	if inv := t.invByHost[s.Host]; inv != nil {
-		service = inv.Service
-		en.Service, en.Environment, en.Role = inv.Service, inv.Environment, inv.Role
+	for i := range items {
+		items[i].host = t.hosts.get(items[i].s.Host)
 	}
-	j.changes = activeChanges(j.changes, t.changesByHost[s.Host], s.Time)
-	if service != "" {
-		j.changes = activeChanges(j.changes, t.changesByService[service], s.Time)
-	}
-	if len(j.changes) > 1 {
-		slices.SortFunc(j.changes, func(a, b *change) int {
-			return cmp.Or(cmp.Compare(a.rec.StartsAt, b.rec.StartsAt), cmp.Compare(a.rec.ID, b.rec.ID))
-		})
-	}
-	d := currentDeploy(t.deploysByHost[s.Host], s.Time)
-	if service != "" {
-		if ds := currentDeploy(t.deploysByService[service], s.Time); ds != nil && (d == nil || ds.ref.DeployedAt > d.ref.DeployedAt) {
-			d = ds
+	for i := range items {
+		it := &items[i]
+		it.j = joined{host: noHost}
+		if h := it.host; h != nil {
+			hj := h.last.Load()
+			if hj == nil || hj.gen != t.gen || it.s.Time < hj.from || it.s.Time >= hj.to {
+				hj = t.joinHost(h, it.s.Time)
+				h.last.Store(hj)
+			}
+			it.j.host = hj
 		}
 	}
-	j.deploy = d
-	if s.Path != "" {
-		en.Verdict, en.VerdictReason = judge(d, s)
+	for i := range items {
+		it := &items[i]
+		if d := it.j.host.deploy; d != nil && it.s.Path != "" {
+			it.entry = d.manifest.lookup(it.s.Path)
+		}
 	}
-	if s.User != "" {
-		j.account = t.accountsByName[s.User]
+	for i := range items {
+		it := &items[i]
+		if it.s.Path != "" {
+			it.verdict, it.reason = judge(it.j.host.deploy, it.entry, it.s)
+		}
+		if it.s.User != "" {
+			it.j.account = t.accountsByName[it.s.User]
+		}
+		it.host, it.entry = nil, nil
 	}
 }
 
-// into sets the refs found by Join on en (the fast encoder writes them pre-encoded instead).
+// joinHost makes the join of a host at time at, and the interval around it over which none
+// of the host's or its service's change windows starts or ends and no deploy happens.
+func (t *ContextTables) joinHost(h *hostContext, at int64) *hostJoin {
+	hj := &hostJoin{gen: t.gen, from: math.MinInt64, to: math.MaxInt64}
+	bound := func(b int64) {
+		if b <= at {
+			hj.from = max(hj.from, b)
+		} else {
+			hj.to = min(hj.to, b)
+		}
+	}
+	if inv := h.inv; inv != nil {
+		hj.service, hj.env, hj.role = inv.Service, inv.Environment, inv.Role
+	}
+	changeLists, deployLists := [][]*change{h.changes}, [][]*deploy{h.deploys}
+	if h.svc != nil {
+		changeLists, deployLists = append(changeLists, h.svc.changes), append(deployLists, h.svc.deploys)
+	}
+	for _, cs := range changeLists {
+		hj.changes = activeChanges(hj.changes, cs, at)
+		for _, c := range cs {
+			bound(int64(c.rec.StartsAt))
+			bound(int64(c.rec.EndsAt))
+		}
+	}
+	if len(hj.changes) > 1 {
+		slices.SortFunc(hj.changes, func(a, b *change) int {
+			return cmp.Or(cmp.Compare(a.rec.StartsAt, b.rec.StartsAt), cmp.Compare(a.rec.ID, b.rec.ID))
+		})
+	}
+	for _, ds := range deployLists {
+		if d := currentDeploy(ds, at); d != nil && (hj.deploy == nil || d.ref.DeployedAt > hj.deploy.ref.DeployedAt) {
+			hj.deploy = d
+		}
+		for _, d := range ds {
+			bound(d.ref.DeployedAt)
+		}
+	}
+	hj.enc = appendHostJoin(nil, hj)
+	return hj
+}
+
+// into sets the join found by Join on en (the fast encoder writes it pre-encoded instead).
 func (j *joined) into(en *schemas.Enrichment) {
+	en.Service, en.Environment, en.Role = j.host.service, j.host.env, j.host.role
 	en.Changes = en.Changes[:0]
-	for _, c := range j.changes {
+	for _, c := range j.host.changes {
 		en.Changes = append(en.Changes, c.ref)
 	}
-	if j.deploy != nil {
-		en.Deploy = &j.deploy.ref
+	if j.host.deploy != nil {
+		en.Deploy = &j.host.deploy.ref
 	}
 	if j.account != nil {
 		en.Account = &j.account.ref
@@ -482,8 +638,7 @@ func (j *joined) into(en *schemas.Enrichment) {
 
 // joined is what Join found, for the fast encoder.
 type joined struct {
-	changes []*change
-	deploy  *deploy
+	host    *hostJoin
 	account *account
 }
 
@@ -505,13 +660,16 @@ func currentDeploy(hist []*deploy, at int64) *deploy {
 	return hist[i-1]
 }
 
-// judge compares an executable or file with the manifest of the deploy current at its time.
-func judge(d *deploy, s *Subject) (verdict, reason string) {
+// judge compares an executable or file with the manifest of the deploy current at its time;
+// entry is the manifest's entry for its path (nil: none).
+func judge(d *deploy, entry manifestEntry, s *Subject) (verdict, reason string) {
 	if d == nil {
 		return schemas.VerdictUnmanaged, "no deployment on the host at the event's time"
 	}
-	a, ok := d.manifest[s.Path]
-	if !ok {
+	if entry == nil {
+		if d.tops != nil && !slices.Contains(d.tops, topOf(s.Path)) {
+			return schemas.VerdictUnmanaged, ""
+		}
 		for dir := path.Dir(s.Path); ; dir = path.Dir(dir) {
 			if _, managed := d.dirs[dir]; managed {
 				return schemas.VerdictUnknown, fmt.Sprintf("in %s, managed by deploy %s (%s %s), but in no manifest", dir, d.ref.ID, d.ref.Service, d.ref.Version)
@@ -521,11 +679,13 @@ func judge(d *deploy, s *Subject) (verdict, reason string) {
 			}
 		}
 	}
+	// The artifact as published is read only where the slot does not say enough.
+	a := &d.rec.Artifacts[entry.artifact()]
 	var diffs []string
 	if s.Deleted {
 		diffs = append(diffs, "deleted")
 	}
-	if s.SHA256 != "" && s.SHA256 != a.SHA256 {
+	if same, decided := entry.sameSHA256(s.SHA256); s.SHA256 != "" && !same && (decided || s.SHA256 != a.SHA256) {
 		diffs = append(diffs, fmt.Sprintf("sha256 %s, manifest %s", s.SHA256, a.SHA256))
 	}
 	if s.Owner != "" && a.Owner != "" && s.Owner != a.Owner {
@@ -535,9 +695,8 @@ func judge(d *deploy, s *Subject) (verdict, reason string) {
 		diffs = append(diffs, fmt.Sprintf("group %s, manifest %s", s.Group, a.Group))
 	}
 	if s.Mode != "" && a.Mode != "" {
-		got, err1 := schemas.ParseMode(s.Mode)
-		want, err2 := schemas.ParseMode(a.Mode)
-		if err1 != nil || err2 != nil || got != want {
+		got, err := schemas.ParseMode(s.Mode)
+		if want, ok := entry.mode(); err != nil || !ok || got != want {
 			diffs = append(diffs, fmt.Sprintf("mode %s, manifest %s", s.Mode, a.Mode))
 		}
 	}
@@ -549,6 +708,17 @@ func judge(d *deploy, s *Subject) (verdict, reason string) {
 		return schemas.VerdictMatch, "sha256 not compared: the event carries none" + where()
 	}
 	return schemas.VerdictMatch, ""
+}
+
+// topOf returns the first element of an absolute path with its slash ("/opt" of
+// "/opt/shop/bin"), or the path itself when it has no other.
+func topOf(p string) string {
+	if len(p) > 1 {
+		if i := strings.IndexByte(p[1:], '/'); i >= 0 {
+			return p[:i+1]
+		}
+	}
+	return p
 }
 
 func joinDiffs(d []string) string {
