@@ -19,6 +19,7 @@
 #include <bpf/bpf_tracing.h>
 
 #include "file.h"
+#include "wakeup.h"
 
 char LICENSE[] SEC("license") = "GPL";
 
@@ -350,7 +351,7 @@ static __always_inline void submit(struct scratch *s, __u32 off)
 	asm volatile("" : "+r"(total)); /* check the register the helper gets */
 	if (total > sizeof(*s))
 		return;
-	if (bpf_ringbuf_output(&events, s, total, 0) < 0)
+	if (bpf_ringbuf_output(&events, s, total, wakeup_flags(&events)) < 0)
 		count_drop();
 }
 

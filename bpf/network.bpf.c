@@ -15,6 +15,7 @@
 #include <bpf/bpf_endian.h>
 
 #include "network.h"
+#include "wakeup.h"
 
 char LICENSE[] SEC("license") = "GPL";
 
@@ -198,7 +199,7 @@ static __always_inline void emit_conn(__u32 kind, struct sock *sk, struct conn_i
 	__builtin_memset(&e->t, 0, sizeof(e->t));
 	read_tuple(sk, &e->t);
 	__builtin_memcpy(e->comm, ci->comm, sizeof(e->comm));
-	bpf_ringbuf_submit(e, 0);
+	bpf_ringbuf_submit(e, wakeup_flags(&events));
 }
 
 static __always_inline void on_set_state(struct sock *sk, int oldstate, int newstate)
@@ -555,7 +556,7 @@ static __always_inline void emit_dns(struct udp_key *peer, __u16 family, __u16 l
 	__builtin_memcpy(s->hdr.t.saddr, peer->addr, 16);
 	__builtin_memcpy(s->hdr.t.daddr, local_addr, 16);
 	bpf_get_current_comm(s->hdr.comm, sizeof(s->hdr.comm));
-	if (bpf_ringbuf_output(&events, s, sizeof(s->hdr) + n, 0) < 0)
+	if (bpf_ringbuf_output(&events, s, sizeof(s->hdr) + n, wakeup_flags(&events)) < 0)
 		count(&drops);
 }
 

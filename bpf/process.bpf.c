@@ -15,6 +15,7 @@
 #include <bpf/bpf_tracing.h>
 
 #include "process.h"
+#include "wakeup.h"
 #include "path.h"
 
 #define __stringify_1(x) #x
@@ -253,7 +254,7 @@ int handle_exec(struct trace_event_raw_sched_process_exec *ctx)
 	total = sizeof(*e) + walked + fn_len + e->args_len;
 	if (total > sizeof(*s))
 		return 0;
-	if (bpf_ringbuf_output(&events, s, total, 0) < 0)
+	if (bpf_ringbuf_output(&events, s, total, wakeup_flags(&events)) < 0)
 		count_drop();
 	return 0;
 }
@@ -282,7 +283,7 @@ int BPF_PROG(handle_fork, struct task_struct *parent, struct task_struct *child)
 	e->uid = (__u32)ugid;
 	e->gid = ugid >> 32;
 	e->loginuid = read_loginuid(child);
-	bpf_ringbuf_submit(e, 0);
+	bpf_ringbuf_submit(e, wakeup_flags(&events));
 	return 0;
 }
 
@@ -323,6 +324,6 @@ int handle_exit(struct trace_event_raw_sched_process_exit *ctx)
 	e->gid = ugid >> 32;
 	e->loginuid = read_loginuid(task);
 	e->_pad = 0;
-	bpf_ringbuf_submit(e, 0);
+	bpf_ringbuf_submit(e, wakeup_flags(&events));
 	return 0;
 }

@@ -15,7 +15,6 @@ package file
 import (
 	"bytes"
 	"context"
-	"encoding/binary"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -143,7 +142,8 @@ func (c *Collector) load() error {
 	tops, filter := c.watch.tops()
 	err = kernel.Load(spec, &c.objs, "file",
 		kernel.Var{Name: fileVarSelfTgid, Value: uint32(os.Getpid())},
-		kernel.Var{Name: fileVarFilterTops, Value: boolU32(filter)})
+		kernel.Var{Name: fileVarFilterTops, Value: boolU32(filter)},
+		kernel.WakeupVar(c.cfg.RingBufferBytes))
 	if err != nil {
 		return err
 	}
@@ -284,7 +284,7 @@ func (c *Collector) Run(ctx context.Context, emit func(*schemas.FileEvent)) erro
 	readDone := make(chan struct{})
 	wg.Go(func() { c.scanLoop(ctx, readDone, emitOne) })
 
-	err := c.ring.Read(ctx, housekeepingEvery, func(raw []byte) { c.handle(raw, queue) }, func(time.Time) { c.ring.ReportDrops() })
+	err := c.ring.Read(ctx, housekeepingEvery, func(raw []byte, now time.Time) { c.handle(raw, now, queue) }, func(time.Time) { c.ring.ReportDrops() })
 	close(readDone)
 	close(queue)
 	wg.Wait()
@@ -334,8 +334,8 @@ func (c *Collector) scanAndEmit(ctx context.Context, emit func(*schemas.FileEven
 }
 
 // handle decodes one record, applies the filters and queues the change.
-func (c *Collector) handle(raw []byte, queue chan<- change) {
-	ch, err := c.decode(raw, time.Now())
+func (c *Collector) handle(raw []byte, now time.Time, queue chan<- change) {
+	ch, err := c.decode(raw, now)
 	if err != nil {
 		c.decodeErrors.Add(1)
 		c.log.Debug("undecodable file record", "error", err)
@@ -368,7 +368,7 @@ func (c *Collector) wanted(ch change) bool {
 // systemd unit and container id from /proc, read while the process likely still exists.
 func (c *Collector) decode(raw []byte, now time.Time) (change, error) {
 	var hdr fileFileEvent
-	n, err := binary.Decode(raw, binary.LittleEndian, &hdr)
+	n, err := kernel.Decode(raw, &hdr)
 	if err != nil {
 		return change{}, fmt.Errorf("decode file record: %w", err)
 	}
@@ -392,7 +392,7 @@ func (c *Collector) decode(raw []byte, now time.Time) (change, error) {
 		c.truncated.Add(1)
 	}
 	ev := &schemas.FileEvent{
-		Envelope: schemas.Envelope{EventID: schemas.NewEventID(), Time: int64(hdr.KtimeNs) + c.bootOffset, Host: c.host, Kind: schemas.KindFile},
+		Envelope: schemas.Envelope{EventID: schemas.NewEventIDAt(int64(hdr.KtimeNs) + c.bootOffset), Time: int64(hdr.KtimeNs) + c.bootOffset, Host: c.host, Kind: schemas.KindFile},
 		Action:   action,
 		File:     schemas.TargetFile{Path: paths[0], Name: filepath.Base(paths[0])},
 	}

@@ -119,6 +119,7 @@ const (
 	fileVarUnusedFileEvent   = "unused_file_event"
 	fileVarUnusedFileFlag    = "unused_file_flag"
 	fileVarUnusedFileOp      = "unused_file_op"
+	fileVarWakeupBytes       = "wakeup_bytes"
 )
 
 // loadFile returns the embedded CollectionSpec for file.
@@ -206,6 +207,7 @@ type fileVariableSpecs struct {
 	UnusedFileEvent *ebpf.VariableSpec `ebpf:"unused_file_event"`
 	UnusedFileFlag  *ebpf.VariableSpec `ebpf:"unused_file_flag"`
 	UnusedFileOp    *ebpf.VariableSpec `ebpf:"unused_file_op"`
+	WakeupBytes     *ebpf.VariableSpec `ebpf:"wakeup_bytes"`
 }
 
 // fileObjects contains all objects after they have been loaded into the kernel.
@@ -256,6 +258,7 @@ type fileVariables struct {
 	UnusedFileEvent *ebpf.Variable `ebpf:"unused_file_event"`
 	UnusedFileFlag  *ebpf.Variable `ebpf:"unused_file_flag"`
 	UnusedFileOp    *ebpf.Variable `ebpf:"unused_file_op"`
+	WakeupBytes     *ebpf.Variable `ebpf:"wakeup_bytes"`
 }
 
 // filePrograms contains all programs after they have been loaded into the kernel.

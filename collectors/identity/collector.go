@@ -143,7 +143,8 @@ func (c *Collector) load() error {
 		return fmt.Errorf("read identity programs: %w", err)
 	}
 	spec.Maps[identityMapEvents].MaxEntries = uint32(c.cfg.RingBufferBytes)
-	return kernel.Load(spec, &c.objs, "identity", kernel.Var{Name: identityVarSelfTgid, Value: uint32(os.Getpid())})
+	return kernel.Load(spec, &c.objs, "identity", kernel.Var{Name: identityVarSelfTgid, Value: uint32(os.Getpid())},
+		kernel.WakeupVar(c.cfg.RingBufferBytes))
 }
 
 // credSyscalls are the setuid-family syscalls whose tracepoints are attached.
@@ -244,7 +245,7 @@ func (c *Collector) Run(ctx context.Context, emit func(*schemas.IdentityEvent)) 
 	}
 	defer c.close()
 
-	err := c.ring.Read(ctx, housekeepingEvery, func(raw []byte) { c.handle(raw, emit) }, func(now time.Time) {
+	err := c.ring.Read(ctx, housekeepingEvery, func(raw []byte, now time.Time) { c.handle(raw, now, emit) }, func(now time.Time) {
 		c.repeats.expire(now)
 		c.ring.ReportDrops()
 	})
@@ -252,8 +253,8 @@ func (c *Collector) Run(ctx context.Context, emit func(*schemas.IdentityEvent)) 
 	return err
 }
 
-func (c *Collector) handle(raw []byte, emit func(*schemas.IdentityEvent)) {
-	ev, err := c.decode(raw, time.Now())
+func (c *Collector) handle(raw []byte, now time.Time, emit func(*schemas.IdentityEvent)) {
+	ev, err := c.decode(raw, now)
 	if err != nil {
 		c.decodeErrors.Add(1)
 		c.log.Debug("undecodable identity record", "error", err)
@@ -273,7 +274,7 @@ func (c *Collector) handle(raw []byte, emit func(*schemas.IdentityEvent)) {
 func (c *Collector) newEvent(ktime uint64, action string) *schemas.IdentityEvent {
 	return &schemas.IdentityEvent{
 		Envelope: schemas.Envelope{
-			EventID: schemas.NewEventID(),
+			EventID: schemas.NewEventIDAt(int64(ktime) + c.bootOffset),
 			Time:    int64(ktime) + c.bootOffset,
 			Host:    c.host,
 			Kind:    schemas.KindIdentity,

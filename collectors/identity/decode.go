@@ -45,7 +45,7 @@ var pamActions = map[identityPamOp]string{
 
 func (c *Collector) decodePAM(raw []byte, now time.Time) (*schemas.IdentityEvent, error) {
 	var rec identityPamEvent
-	if _, err := binary.Decode(raw, binary.LittleEndian, &rec); err != nil {
+	if _, err := kernel.Decode(raw, &rec); err != nil {
 		return nil, fmt.Errorf("decode pam record: %w", err)
 	}
 	action, ok := pamActions[identityPamOp(rec.Op)]
@@ -99,7 +99,7 @@ func pamIdentity(items pamItems, rc int32, processUser string) schemas.Identity 
 
 func (c *Collector) decodeCreds(raw []byte, now time.Time) (*schemas.IdentityEvent, error) {
 	var rec identityCredsEvent
-	if _, err := binary.Decode(raw, binary.LittleEndian, &rec); err != nil {
+	if _, err := kernel.Decode(raw, &rec); err != nil {
 		return nil, fmt.Errorf("decode credentials record: %w", err)
 	}
 	if c.repeats.seen(rec, now) {
@@ -143,7 +143,7 @@ func changed(old, new [3]uint32) (int64, int64) {
 
 func (c *Collector) decodeSetuidExec(raw []byte, now time.Time) (*schemas.IdentityEvent, error) {
 	var rec identitySetuidExecEvent
-	if _, err := binary.Decode(raw, binary.LittleEndian, &rec); err != nil {
+	if _, err := kernel.Decode(raw, &rec); err != nil {
 		return nil, fmt.Errorf("decode setuid exec record: %w", err)
 	}
 	ev := c.newEvent(rec.KtimeNs, schemas.ActionSetUIDExec)

@@ -150,6 +150,7 @@ const (
 	identityVarUnusedPamOp           = "unused_pam_op"
 	identityVarUnusedRecordKind      = "unused_record_kind"
 	identityVarUnusedSetuidExecEvent = "unused_setuid_exec_event"
+	identityVarWakeupBytes           = "wakeup_bytes"
 )
 
 // loadIdentity returns the embedded CollectionSpec for identity.
@@ -231,6 +232,7 @@ type identityVariableSpecs struct {
 	UnusedPamOp           *ebpf.VariableSpec `ebpf:"unused_pam_op"`
 	UnusedRecordKind      *ebpf.VariableSpec `ebpf:"unused_record_kind"`
 	UnusedSetuidExecEvent *ebpf.VariableSpec `ebpf:"unused_setuid_exec_event"`
+	WakeupBytes           *ebpf.VariableSpec `ebpf:"wakeup_bytes"`
 }
 
 // identityObjects contains all objects after they have been loaded into the kernel.
@@ -282,6 +284,7 @@ type identityVariables struct {
 	UnusedPamOp           *ebpf.Variable `ebpf:"unused_pam_op"`
 	UnusedRecordKind      *ebpf.Variable `ebpf:"unused_record_kind"`
 	UnusedSetuidExecEvent *ebpf.Variable `ebpf:"unused_setuid_exec_event"`
+	WakeupBytes           *ebpf.Variable `ebpf:"wakeup_bytes"`
 }
 
 // identityPrograms contains all programs after they have been loaded into the kernel.

@@ -203,7 +203,8 @@ func (c *Collector) load() error {
 	}
 	return kernel.Load(spec, &c.objs, "network",
 		kernel.Var{Name: networkVarSelfTgid, Value: uint32(os.Getpid())},
-		kernel.Var{Name: networkVarDnsEnabled, Value: dns})
+		kernel.Var{Name: networkVarDnsEnabled, Value: dns},
+		kernel.WakeupVar(c.cfg.RingBufferBytes))
 }
 
 func (c *Collector) attach() error {
@@ -296,7 +297,7 @@ func (c *Collector) Run(ctx context.Context, emit func(*schemas.NetworkEvent)) e
 	now := time.Now()
 	c.nextRefresh = now.Add(c.refreshEvery())
 	c.nextFlush = now.Add(c.cfg.UDPFlowInterval)
-	err := c.ring.Read(ctx, choreEvery, func(raw []byte) { c.handle(raw, time.Now(), emit) }, func(now time.Time) { c.chores(now, emit) })
+	err := c.ring.Read(ctx, choreEvery, func(raw []byte, now time.Time) { c.handle(raw, now, emit) }, func(now time.Time) { c.chores(now, emit) })
 	c.ring.ReportDrops()
 	return err
 }
@@ -355,14 +356,14 @@ func (c *Collector) handle(raw []byte, now time.Time, emit func(*schemas.Network
 
 func (c *Collector) newEvent(at int64, action string) *schemas.NetworkEvent {
 	return &schemas.NetworkEvent{
-		Envelope: schemas.Envelope{EventID: schemas.NewEventID(), Time: at, Host: c.host, Kind: schemas.KindNetwork},
+		Envelope: schemas.Envelope{EventID: schemas.NewEventIDAt(at), Time: at, Host: c.host, Kind: schemas.KindNetwork},
 		Action:   action,
 	}
 }
 
 func (c *Collector) handleConn(raw []byte, now time.Time, emit func(*schemas.NetworkEvent)) error {
 	var rec networkConnEvent
-	if _, err := binary.Decode(raw, binary.LittleEndian, &rec); err != nil {
+	if _, err := kernel.Decode(raw, &rec); err != nil {
 		return fmt.Errorf("decode connection record: %w", err)
 	}
 	switch networkNetEventKind(rec.Kind) {
@@ -436,7 +437,7 @@ func (c *Collector) connClosed(rec *networkConnEvent, now time.Time, emit func(*
 // copyEvent returns a new event for the same connection as ev.
 func (c *Collector) copyEvent(ev *schemas.NetworkEvent, at int64, action string) *schemas.NetworkEvent {
 	out := *ev
-	out.Envelope.EventID = schemas.NewEventID()
+	out.Envelope.EventID = schemas.NewEventIDAt(at)
 	out.Envelope.Time = at
 	out.Action = action
 	return &out
@@ -577,7 +578,7 @@ func (c *Collector) udpEvent(k *networkUdpKey, f *networkUdpFlow, now time.Time)
 
 func (c *Collector) handleDNS(raw []byte, now time.Time, emit func(*schemas.NetworkEvent)) error {
 	var rec networkDnsEvent
-	n, err := binary.Decode(raw, binary.LittleEndian, &rec)
+	n, err := kernel.Decode(raw, &rec)
 	if err != nil {
 		return fmt.Errorf("decode dns record: %w", err)
 	}

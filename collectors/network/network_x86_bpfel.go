@@ -162,6 +162,7 @@ const (
 	networkVarUnusedDirection       = "unused_direction"
 	networkVarUnusedDnsEvent        = "unused_dns_event"
 	networkVarUnusedKind            = "unused_kind"
+	networkVarWakeupBytes           = "wakeup_bytes"
 )
 
 // loadNetwork returns the embedded CollectionSpec for network.
@@ -241,6 +242,7 @@ type networkVariableSpecs struct {
 	UnusedDirection *ebpf.VariableSpec `ebpf:"unused_direction"`
 	UnusedDnsEvent  *ebpf.VariableSpec `ebpf:"unused_dns_event"`
 	UnusedKind      *ebpf.VariableSpec `ebpf:"unused_kind"`
+	WakeupBytes     *ebpf.VariableSpec `ebpf:"wakeup_bytes"`
 }
 
 // networkObjects contains all objects after they have been loaded into the kernel.
@@ -296,6 +298,7 @@ type networkVariables struct {
 	UnusedDirection *ebpf.Variable `ebpf:"unused_direction"`
 	UnusedDnsEvent  *ebpf.Variable `ebpf:"unused_dns_event"`
 	UnusedKind      *ebpf.Variable `ebpf:"unused_kind"`
+	WakeupBytes     *ebpf.Variable `ebpf:"wakeup_bytes"`
 }
 
 // networkPrograms contains all programs after they have been loaded into the kernel.

@@ -157,7 +157,8 @@ func (c *Collector) load() error {
 	spec.Maps[processMapEvents].MaxEntries = uint32(c.cfg.RingBufferBytes)
 	return kernel.Load(spec, &c.objs, "process",
 		kernel.Var{Name: processVarSelfTgid, Value: uint32(os.Getpid())},
-		kernel.Var{Name: processVarMaxArgBytes, Value: uint32(c.cfg.MaxArgBytes)})
+		kernel.Var{Name: processVarMaxArgBytes, Value: uint32(c.cfg.MaxArgBytes)},
+		kernel.WakeupVar(c.cfg.RingBufferBytes))
 }
 
 func (c *Collector) attach() error {
@@ -219,7 +220,7 @@ func (c *Collector) Run(ctx context.Context, emit func(*schemas.ProcessEvent)) e
 	queue := make(chan pending, pipelineDepth)
 	wg.Go(func() { c.emitInOrder(queue, emit) })
 
-	err := c.ring.Read(ctx, housekeepingEvery, func(raw []byte) { c.handle(raw, queue, jobs) }, c.housekeeping)
+	err := c.ring.Read(ctx, housekeepingEvery, func(raw []byte, now time.Time) { c.handle(raw, now, queue, jobs) }, c.housekeeping)
 	close(queue)
 	close(jobs)
 	wg.Wait()
@@ -235,8 +236,8 @@ func (c *Collector) housekeeping(now time.Time) {
 
 // handle decodes one record and queues its event; a full hash queue leaves the event
 // without sha256 rather than block.
-func (c *Collector) handle(raw []byte, queue chan<- pending, jobs chan<- *hashJob) {
-	p, err := c.decode(raw, time.Now())
+func (c *Collector) handle(raw []byte, now time.Time, queue chan<- pending, jobs chan<- *hashJob) {
+	p, err := c.decode(raw, now)
 	if err != nil {
 		c.decodeErrors.Add(1)
 		c.log.Debug("undecodable process record", "error", err)
@@ -305,7 +306,7 @@ func (c *Collector) decode(raw []byte, now time.Time) (pending, error) {
 func (c *Collector) newEvent(ktime uint64, action string) *schemas.ProcessEvent {
 	return &schemas.ProcessEvent{
 		Envelope: schemas.Envelope{
-			EventID: schemas.NewEventID(),
+			EventID: schemas.NewEventIDAt(int64(ktime) + c.bootOffset),
 			Time:    int64(ktime) + c.bootOffset,
 			Host:    c.host,
 			Kind:    schemas.KindProcess,
@@ -316,7 +317,7 @@ func (c *Collector) newEvent(ktime uint64, action string) *schemas.ProcessEvent 
 
 func (c *Collector) decodeExec(raw []byte, now time.Time) (pending, error) {
 	var hdr processExecEvent
-	n, err := binary.Decode(raw, binary.LittleEndian, &hdr)
+	n, err := kernel.Decode(raw, &hdr)
 	if err != nil {
 		return pending{}, fmt.Errorf("decode exec record: %w", err)
 	}
@@ -373,7 +374,7 @@ func (c *Collector) exe(pid int32, walked []byte, flags uint32) string {
 
 func (c *Collector) decodeFork(raw []byte, now time.Time) (pending, error) {
 	var rec processForkEvent
-	if _, err := binary.Decode(raw, binary.LittleEndian, &rec); err != nil {
+	if _, err := kernel.Decode(raw, &rec); err != nil {
 		return pending{}, fmt.Errorf("decode fork record: %w", err)
 	}
 	ev := c.newEvent(rec.KtimeNs, schemas.ActionFork)
@@ -391,7 +392,7 @@ func (c *Collector) decodeFork(raw []byte, now time.Time) (pending, error) {
 
 func (c *Collector) decodeExit(raw []byte, now time.Time) (pending, error) {
 	var rec processExitEvent
-	if _, err := binary.Decode(raw, binary.LittleEndian, &rec); err != nil {
+	if _, err := kernel.Decode(raw, &rec); err != nil {
 		return pending{}, fmt.Errorf("decode exit record: %w", err)
 	}
 	ev := c.newEvent(rec.KtimeNs, schemas.ActionExit)

@@ -101,6 +101,7 @@ const (
 	processVarUnusedExecFlag  = "unused_exec_flag"
 	processVarUnusedExitEvent = "unused_exit_event"
 	processVarUnusedForkEvent = "unused_fork_event"
+	processVarWakeupBytes     = "wakeup_bytes"
 )
 
 // loadProcess returns the embedded CollectionSpec for process.
@@ -169,6 +170,7 @@ type processVariableSpecs struct {
 	UnusedExecFlag  *ebpf.VariableSpec `ebpf:"unused_exec_flag"`
 	UnusedExitEvent *ebpf.VariableSpec `ebpf:"unused_exit_event"`
 	UnusedForkEvent *ebpf.VariableSpec `ebpf:"unused_fork_event"`
+	WakeupBytes     *ebpf.VariableSpec `ebpf:"wakeup_bytes"`
 }
 
 // processObjects contains all objects after they have been loaded into the kernel.
@@ -214,6 +216,7 @@ type processVariables struct {
 	UnusedExecFlag  *ebpf.Variable `ebpf:"unused_exec_flag"`
 	UnusedExitEvent *ebpf.Variable `ebpf:"unused_exit_event"`
 	UnusedForkEvent *ebpf.Variable `ebpf:"unused_fork_event"`
+	WakeupBytes     *ebpf.Variable `ebpf:"wakeup_bytes"`
 }
 
 // processPrograms contains all programs after they have been loaded into the kernel.

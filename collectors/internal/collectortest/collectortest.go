@@ -8,8 +8,13 @@ package collectortest
 
 import (
 	"context"
+	"encoding/binary"
+	"math/rand/v2"
+	"reflect"
 	"testing"
 	"time"
+
+	"github.com/threatcrumbs/crumbs/collectors/internal/kernel"
 )
 
 // Run starts run (a collector's Run method) in a goroutine and returns the channel its
@@ -53,5 +58,31 @@ func WaitEvent[E any](t testing.TB, events <-chan E, limit time.Duration, what s
 			var zero E
 			return zero
 		}
+	}
+}
+
+// CheckLayout checks that kernel.Decode reads a record of type T as encoding/binary does,
+// from random bytes: same size, same fields. T must be a bpf2go record type.
+func CheckLayout[T any](t *testing.T) {
+	t.Helper()
+	var zero T
+	raw := make([]byte, binary.Size(zero)+7)
+	for i := range raw {
+		raw[i] = byte(rand.IntN(256))
+	}
+	var want, got T
+	wn, err := binary.Decode(raw, binary.LittleEndian, &want)
+	if err != nil {
+		t.Fatalf("%T: binary.Decode: %v", zero, err)
+	}
+	gn, err := kernel.Decode(raw, &got)
+	if err != nil {
+		t.Fatalf("%T: kernel.Decode: %v", zero, err)
+	}
+	if wn != gn || !reflect.DeepEqual(want, got) {
+		t.Errorf("%T: kernel.Decode read %d bytes as %+v, encoding/binary %d bytes as %+v", zero, gn, got, wn, want)
+	}
+	if _, err := kernel.Decode(raw[:gn-1], &got); err == nil {
+		t.Errorf("%T: kernel.Decode of a short record: no error", zero)
 	}
 }

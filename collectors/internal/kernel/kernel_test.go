@@ -153,7 +153,7 @@ func TestRingLifecycle(t *testing.T) {
 	var got result
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	got.ReadErr = r.Read(ctx, 10*time.Millisecond, func([]byte) { got.Records++ }, func(time.Time) {
+	got.ReadErr = r.Read(ctx, 10*time.Millisecond, func([]byte, time.Time) { got.Records++ }, func(time.Time) {
 		got.Chores++
 		if got.Chores == 2 {
 			cancel()

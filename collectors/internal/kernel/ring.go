@@ -16,6 +16,19 @@ import (
 	"github.com/cilium/ebpf/ringbuf"
 )
 
+// Wake-ups (bpf/include/wakeup.h): a record wakes the reader only once WakeupBytes of the
+// ring are waiting, instead of once per record, and the reader looks at the ring every
+// PollInterval, so a record waits at most that long. Waking the reader for every event costs
+// a context switch per event on the CPUs the workload runs on.
+const PollInterval = 20 * time.Millisecond
+
+// clockEvery is how many records the reader handles between two reads of the clock while
+// records keep coming.
+const clockEvery = 64
+
+// WakeupVar sets wakeup_bytes for a ring of ringBytes: a sixteenth of it.
+func WakeupVar(ringBytes int) Var { return Var{Name: "wakeup_bytes", Value: uint64(ringBytes / 16)} }
+
 // RingConfig names a collector's ring buffer in errors and logs.
 type RingConfig struct {
 	Name            string // the collector: "read <Name> ring buffer: ..."
@@ -136,11 +149,13 @@ func (r *Ring) Close() {
 	r.objs.Close()
 }
 
-// Read calls handle with each record's bytes, and chore at least every `every` (between
-// records), until ctx is done; then it returns nil. The bytes are only valid during the
-// call. Read returns an error when reading fails for another reason than ctx being done.
+// Read calls handle with each record's bytes and about the time it was read (the clock is
+// read before each wait and once per clockEvery records, so it may be behind by up to
+// PollInterval), and chore at least
+// every `every` (between records), until ctx is done; then it returns nil. The bytes are only
+// valid during the call. Read returns an error when reading fails for another reason than ctx being done.
 // It is called at most once, from the goroutine that owns the reported-drops count.
-func (r *Ring) Read(ctx context.Context, every time.Duration, handle func(raw []byte), chore func(now time.Time)) error {
+func (r *Ring) Read(ctx context.Context, every time.Duration, handle func(raw []byte, now time.Time), chore func(now time.Time)) error {
 	var wg sync.WaitGroup
 	defer wg.Wait()
 	readDone := make(chan struct{})
@@ -156,14 +171,24 @@ func (r *Ring) Read(ctx context.Context, every time.Duration, handle func(raw []
 	return r.loop(ctx, every, handle, chore)
 }
 
-func (r *Ring) loop(ctx context.Context, every time.Duration, handle func(raw []byte), chore func(now time.Time)) error {
+func (r *Ring) loop(ctx context.Context, every time.Duration, handle func(raw []byte, now time.Time), chore func(now time.Time)) error {
 	var rec ringbuf.Record
-	nextChore := time.Now().Add(every)
-	for {
-		r.reader.SetDeadline(nextChore)
+	now := time.Now()
+	nextChore := now.Add(every)
+	for n := 0; ; n++ {
+		// The clock is read after every wait and every clockEvery records in between.
+		if n%clockEvery == 0 {
+			now = time.Now()
+			deadline := nextChore
+			if poll := now.Add(PollInterval); poll.Before(deadline) {
+				deadline = poll
+			}
+			r.reader.SetDeadline(deadline)
+		}
 		err := r.reader.ReadInto(&rec)
 		switch {
 		case errors.Is(err, os.ErrDeadlineExceeded):
+			n = -1 // the next record comes after a wait
 		case errors.Is(err, ringbuf.ErrClosed):
 			if ctx.Err() != nil {
 				return nil
@@ -172,9 +197,9 @@ func (r *Ring) loop(ctx context.Context, every time.Duration, handle func(raw []
 		case err != nil:
 			return fmt.Errorf("read %s ring buffer: %w", r.cfg.Name, err)
 		default:
-			handle(rec.RawSample)
+			handle(rec.RawSample, now)
 		}
-		if now := time.Now(); !now.Before(nextChore) {
+		if !now.Before(nextChore) {
 			chore(now)
 			nextChore = now.Add(every)
 		}

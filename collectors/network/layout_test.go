@@ -1,0 +1,14 @@
+package network
+
+import (
+	"testing"
+
+	"github.com/threatcrumbs/crumbs/collectors/internal/collectortest"
+)
+
+// TestRecordLayouts checks that the records the ring buffer carries decode without
+// reflection exactly as encoding/binary decodes them.
+func TestRecordLayouts(t *testing.T) {
+	collectortest.CheckLayout[networkConnEvent](t)
+	collectortest.CheckLayout[networkDnsEvent](t)
+}

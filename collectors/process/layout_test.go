@@ -1,0 +1,15 @@
+package process
+
+import (
+	"testing"
+
+	"github.com/threatcrumbs/crumbs/collectors/internal/collectortest"
+)
+
+// TestRecordLayouts checks that the records the ring buffer carries decode without
+// reflection exactly as encoding/binary decodes them.
+func TestRecordLayouts(t *testing.T) {
+	collectortest.CheckLayout[processExecEvent](t)
+	collectortest.CheckLayout[processForkEvent](t)
+	collectortest.CheckLayout[processExitEvent](t)
+}
