@@ -39,8 +39,9 @@ type Enricher struct {
 	tables *ContextTables
 	// fast reads events by writer-schema fingerprint without goavro (see scan.go); schemas
 	// missing here go through goavro.
-	fast   map[uint64]*fastSchema
-	topics kafka.Topics
+	fast     map[uint64]*fastSchema
+	topics   kafka.Topics
+	enriched map[string]string // enriched topic by kind
 }
 
 // fastSchema is an event schema the scanner reads.
@@ -71,7 +72,10 @@ func New(cfg Config, kcfg kafka.Config, deps Deps) (*Enricher, error) {
 		deps.TransactionalID = cfg.Group + "-0"
 	}
 	e := &Enricher{cfg: cfg, kcfg: kcfg, deps: deps, tables: NewContextTables(cfg.MaxContextRecords, cfg.DeployHistory),
-		fast: map[uint64]*fastSchema{}, topics: kcfg.Topics()}
+		fast: map[uint64]*fastSchema{}, topics: kcfg.Topics(), enriched: map[string]string{}}
+	for kind := range schemas.EventSchemas {
+		e.enriched[kind] = e.topics.Enriched(kind)
+	}
 	if err := e.compileScanners(); err != nil {
 		return nil, err
 	}
@@ -337,7 +341,7 @@ func (e *Enricher) enrichBatch(recs []*kgo.Record) ([][]*kgo.Record, []error) {
 		e.tables.JoinAll(items[:n])
 		for k := range n {
 			i, ev := idx[k], &evs[k]
-			made[i] = kgo.Record{Topic: e.topics.Enriched(ev.kind), Key: recs[i].Key, Headers: recs[i].Headers,
+			made[i] = kgo.Record{Topic: e.enriched[ev.kind], Key: recs[i].Key, Headers: recs[i].Headers,
 				Value: ev.enriched(items[k].verdict, items[k].reason, &items[k].j)}
 			ptrs[i] = &made[i]
 			outs[i] = ptrs[i : i+1 : i+1]

@@ -679,25 +679,25 @@ func judge(d *deploy, entry manifestEntry, s *Subject) (verdict, reason string) 
 			}
 		}
 	}
-	// The artifact as published is read only where the slot does not say enough.
-	a := &d.rec.Artifacts[entry.artifact()]
+	// The artifact as published is read only where the entry does not say enough.
+	a := func() *schemas.Artifact { return &d.rec.Artifacts[entry.artifact()] }
 	var diffs []string
 	if s.Deleted {
 		diffs = append(diffs, "deleted")
 	}
-	if same, decided := entry.sameSHA256(s.SHA256); s.SHA256 != "" && !same && (decided || s.SHA256 != a.SHA256) {
-		diffs = append(diffs, fmt.Sprintf("sha256 %s, manifest %s", s.SHA256, a.SHA256))
+	if same, decided := entry.sameSHA256(s.SHA256); s.SHA256 != "" && !same && (decided || s.SHA256 != a().SHA256) {
+		diffs = append(diffs, fmt.Sprintf("sha256 %s, manifest %s", s.SHA256, a().SHA256))
 	}
-	if s.Owner != "" && a.Owner != "" && s.Owner != a.Owner {
-		diffs = append(diffs, fmt.Sprintf("owner %s, manifest %s", s.Owner, a.Owner))
+	if s.Owner != "" && a().Owner != "" && s.Owner != a().Owner {
+		diffs = append(diffs, fmt.Sprintf("owner %s, manifest %s", s.Owner, a().Owner))
 	}
-	if s.Group != "" && a.Group != "" && s.Group != a.Group {
-		diffs = append(diffs, fmt.Sprintf("group %s, manifest %s", s.Group, a.Group))
+	if s.Group != "" && a().Group != "" && s.Group != a().Group {
+		diffs = append(diffs, fmt.Sprintf("group %s, manifest %s", s.Group, a().Group))
 	}
-	if s.Mode != "" && a.Mode != "" {
+	if s.Mode != "" && a().Mode != "" {
 		got, err := schemas.ParseMode(s.Mode)
 		if want, ok := entry.mode(); err != nil || !ok || got != want {
-			diffs = append(diffs, fmt.Sprintf("mode %s, manifest %s", s.Mode, a.Mode))
+			diffs = append(diffs, fmt.Sprintf("mode %s, manifest %s", s.Mode, a().Mode))
 		}
 	}
 	where := func() string { return fmt.Sprintf(" (deploy %s, %s %s)", d.ref.ID, d.ref.Service, d.ref.Version) }
