@@ -31,7 +31,7 @@ run ./collectors 'AllCollectorsOverhead' 5x
 run ./schemas 'ProcessEvent' 2s
 # Enricher against a pass-through stage; detector with 10/100/1000 rules and state memory;
 # Sigma corpus against no rules.
-run ./enrichers 'Enricher$' 100000x
+run ./enrichers 'Enricher$' 300000x
 run ./enrichers 'EnrichValue' 2s
 run ./detectors 'EngineRules|StateMemory' 2s
 run ./detectors/sigma 'Corpus' 2s
