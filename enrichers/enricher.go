@@ -2,7 +2,6 @@ package enrichers
 
 import (
 	"context"
-	"encoding/binary"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -239,7 +238,7 @@ func (e *Enricher) enrich(r *kgo.Record) ([]*kgo.Record, error) {
 	if err != nil {
 		return nil, err
 	}
-	return []*kgo.Record{{Topic: e.topics.Enriched(kind), Key: r.Key, Value: value, Headers: r.Headers}}, nil
+	return []*kgo.Record{{Topic: e.enriched[kind], Key: r.Key, Value: value, Headers: r.Headers}}, nil
 }
 
 // EnrichValue returns the enriched form of one framed raw event and its kind.
@@ -353,8 +352,8 @@ func (e *Enricher) enrichBatch(recs []*kgo.Record) ([][]*kgo.Record, []error) {
 
 // fastSchemaOf returns the scanner's schema of a framed event, or nil when goavro must read it.
 func (e *Enricher) fastSchemaOf(value []byte) *fastSchema {
-	if len(value) >= 10 && value[0] == 0xC3 && value[1] == 0x01 {
-		return e.fast[binary.LittleEndian.Uint64(value[2:10])]
+	if fp, ok := avro.SingleObjectFingerprint(value); ok {
+		return e.fast[fp]
 	}
 	return nil
 }

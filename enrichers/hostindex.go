@@ -55,6 +55,15 @@ func (x *hostIndex) add(name string) *hostContext {
 	return h
 }
 
+// each calls f with every host's context.
+func (x *hostIndex) each(f func(*hostContext)) {
+	for _, h := range x.m {
+		for ; h != nil; h = h.next {
+			f(h)
+		}
+	}
+}
+
 // remove drops the context of the host name.
 func (x *hostIndex) remove(name string) {
 	key := x.key(name)

@@ -84,7 +84,7 @@ func TestHostIndex(t *testing.T) {
 			x := newHostIndex()
 			x.hash = hash.fn
 			for _, n := range names {
-				if x.add(n) != x.add(n) {
+				if first := x.add(n); x.add(n) != first {
 					t.Fatalf("add(%s) twice gave two contexts", n)
 				}
 			}

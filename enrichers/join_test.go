@@ -463,3 +463,32 @@ func TestTablesIndexesFollowPutsAndDeletes(t *testing.T) {
 		})
 	}
 }
+
+// TestRemovedContextLeavesNoJoin: once a deploy or change is tombstoned, no host keeps a join
+// that holds it (the memory is freed), and the next event joins without it.
+func TestRemovedContextLeavesNoJoin(t *testing.T) {
+	tables := NewContextTables(1000, 10)
+	put(t, tables,
+		&schemas.InventoryRecord{ID: "i1", Host: "h1", Service: "a"},
+		&schemas.DeployRecord{ID: "d1", Service: "a", Version: "1", DeployedAt: ts(-time.Hour), Artifacts: []schemas.Artifact{{Path: "/opt/a/x", SHA256: goodSHA}}},
+		&schemas.ChangeRecord{ID: "c1", Type: schemas.ChangePlanned, Title: "c1", Services: []string{"a"}, StartsAt: ts(-time.Hour), EndsAt: ts(time.Hour)})
+	join := func() *hostJoin {
+		var en schemas.Enrichment
+		var j joined
+		tables.Join(&Subject{Host: "h1", Time: t0.UnixNano(), Path: "/opt/a/x"}, &en, &j)
+		return j.host
+	}
+	if hj := join(); hj.deploy == nil || len(hj.changes) != 1 {
+		t.Fatalf("join before the tombstones: deploy %v, %d changes", hj.deploy, len(hj.changes))
+	}
+	for _, kind := range []string{schemas.ContextDeploy, schemas.ContextChange} {
+		id := map[string]string{schemas.ContextDeploy: "d1", schemas.ContextChange: "c1"}[kind]
+		tables.Delete(kind, id)
+		if last := tables.hosts.get("h1").last.Load(); last != nil {
+			t.Errorf("after tombstoning %s %s the host still holds a join", kind, id)
+		}
+	}
+	if hj := join(); hj.deploy != nil || len(hj.changes) != 0 {
+		t.Errorf("join after the tombstones: deploy %v, %d changes", hj.deploy, len(hj.changes))
+	}
+}

@@ -50,7 +50,6 @@ type sfield struct {
 	name string
 	node *snode
 	slot int // capture slot of a string or long field at this path; -1: none
-	mark bool
 }
 
 // Capture slots: the fields the join reads. A schema without one of them leaves it empty.
@@ -83,8 +82,7 @@ var slotPaths = map[string]int{
 
 // scanner reads events of one schema.
 type scanner struct {
-	root  *snode
-	prog  []op   // root flattened: nested records inline, so most fields cost one step
+	prog  []op   // the schema flattened: nested records inline, so most fields cost one step
 	shape string // shape of the enrichment field, "" when the schema has none
 }
 
@@ -107,7 +105,7 @@ func newScanner(schemaJSON string) (*scanner, error) {
 	if err != nil {
 		return nil, err
 	}
-	sc := &scanner{root: root, prog: prog}
+	sc := &scanner{prog: prog}
 	for _, f := range root.fields {
 		if f.name == "enrichment" {
 			sc.shape = shapeOf(f.node, 0)

@@ -18,8 +18,8 @@ import (
 // ContextTables is the materialised context of all four kinds, indexed for the join: per host
 // its inventory, changes and deploys and a pointer to its service's, so that an event costs one
 // lookup by host name; deploys in deployed_at order (history, so an event gets the deploy
-// current at its time), manifests by path, accounts by name. Memory is bounded: at most maxRecords records per kind and deployHistory deploys per
-// service or host; beyond that the oldest are evicted and counted. Safe for concurrent use.
+// current at its time), manifests by path, accounts by name. Memory is bounded: at most
+// maxRecords records per kind and deployHistory deploys per service or host; beyond that the oldest are evicted and counted. Safe for concurrent use.
 type ContextTables struct {
 	mu            sync.RWMutex
 	maxRecords    int
@@ -31,6 +31,9 @@ type ContextTables struct {
 	hosts     hostIndex
 	services  map[string]*serviceContext // by service name
 	gen       uint64                     // bumped by every change, so hosts' joins are redone
+	// dropJoins is set when a change or deploy is removed: the hosts' last joins may hold it,
+	// and are dropped once the Put or Delete is done, so that removed context is freed.
+	dropJoins bool
 
 	accounts       map[string]*account // by id
 	accountsByName map[string]*account
@@ -125,6 +128,7 @@ func (t *ContextTables) Put(rec any, source string) error {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	t.gen++
+	defer t.dropStaleJoins()
 	kind, id := recordKey(rec)
 	if kind == "" {
 		return fmt.Errorf("context tables: not a context record: %T", rec)
@@ -159,6 +163,16 @@ func (t *ContextTables) Delete(kind, id string) {
 	defer t.mu.Unlock()
 	t.gen++
 	t.deleteLocked(kind, id)
+	t.dropStaleJoins()
+}
+
+// dropStaleJoins forgets every host's last join after a change or deploy was removed (one
+// sweep for all the records a Put evicts at once).
+func (t *ContextTables) dropStaleJoins() {
+	if t.dropJoins {
+		t.hosts.each(func(h *hostContext) { h.last.Store(nil) })
+		t.dropJoins = false
+	}
 }
 
 func (t *ContextTables) track(kind, id string, size int64) {
@@ -190,11 +204,6 @@ func recordKey(rec any) (kind, id string) {
 	return "", ""
 }
 
-// host returns the context of a host, creating it.
-func (t *ContextTables) host(name string) *hostContext {
-	return t.hosts.add(name)
-}
-
 // service returns the context of a service, creating it.
 func (t *ContextTables) service(name string) *serviceContext {
 	s := t.services[name]
@@ -219,7 +228,7 @@ func (t *ContextTables) putInventory(r *schemas.InventoryRecord) {
 	t.inventory[r.ID] = r
 	svc := t.service(r.Service)
 	svc.refs++
-	h := t.host(r.Host)
+	h := t.hosts.add(r.Host)
 	h.inv, h.svc = r, svc
 	t.track(schemas.ContextInventory, r.ID, recordOverhead+int64(len(r.ID)+len(r.Host)+len(r.Service)+len(r.Environment)+len(r.Role)))
 }
@@ -230,7 +239,7 @@ func (t *ContextTables) putChange(r *schemas.ChangeRecord) {
 	t.changes[r.ID] = c
 	if len(r.Hosts) > 0 { // named hosts only; empty hosts means every host of its services
 		for _, name := range r.Hosts {
-			h := t.host(name)
+			h := t.hosts.add(name)
 			h.changes = append(h.changes, c)
 		}
 	} else {
@@ -263,7 +272,7 @@ func (t *ContextTables) putDeploy(r *schemas.DeployRecord) {
 	t.deploys[r.ID] = d
 	if len(r.Hosts) > 0 {
 		for _, name := range r.Hosts {
-			h := t.host(name)
+			h := t.hosts.add(name)
 			h.deploys = t.insertDeploy(h.deploys, d)
 		}
 	} else {
@@ -319,6 +328,7 @@ func (t *ContextTables) deleteLocked(kind, id string) {
 			return
 		}
 		delete(t.changes, id)
+		t.dropJoins = true
 		for _, name := range c.rec.Hosts {
 			if h := t.hosts.get(name); h != nil {
 				h.changes = dropFrom(h.changes, c)
@@ -337,6 +347,7 @@ func (t *ContextTables) deleteLocked(kind, id string) {
 			return
 		}
 		delete(t.deploys, id)
+		t.dropJoins = true
 		for _, name := range d.rec.Hosts {
 			if h := t.hosts.get(name); h != nil {
 				h.deploys = dropFrom(h.deploys, d)
@@ -685,8 +696,11 @@ func judge(d *deploy, entry manifestEntry, s *Subject) (verdict, reason string) 
 	if s.Deleted {
 		diffs = append(diffs, "deleted")
 	}
-	if same, decided := entry.sameSHA256(s.SHA256); s.SHA256 != "" && !same && (decided || s.SHA256 != a().SHA256) {
-		diffs = append(diffs, fmt.Sprintf("sha256 %s, manifest %s", s.SHA256, a().SHA256))
+	if s.SHA256 != "" {
+		// Compared decoded; as text when the manifest's did not decode.
+		if same, decided := entry.sameSHA256(s.SHA256); !same && (decided || s.SHA256 != a().SHA256) {
+			diffs = append(diffs, fmt.Sprintf("sha256 %s, manifest %s", s.SHA256, a().SHA256))
+		}
 	}
 	if s.Owner != "" && a().Owner != "" && s.Owner != a().Owner {
 		diffs = append(diffs, fmt.Sprintf("owner %s, manifest %s", s.Owner, a().Owner))

@@ -205,13 +205,23 @@ func (sc *Schema) nativeFromBinary(body []byte) (native any, rest []byte, err er
 	return sc.Codec.NativeFromBinary(body)
 }
 
+// SingleObjectFingerprint returns the writer schema's fingerprint of a record in Avro
+// single-object encoding (C3 01, then the CRC-64-AVRO fingerprint, little-endian), and false
+// for any other framing.
+func SingleObjectFingerprint(b []byte) (uint64, bool) {
+	if len(b) >= 10 && b[0] == 0xC3 && b[1] == 0x01 {
+		return binary.LittleEndian.Uint64(b[2:10]), true
+	}
+	return 0, false
+}
+
 // frame splits a framed record into its writer schema and body.
 func (s *Serde) frame(b []byte) (*Schema, []byte, error) {
 	s.mu.RLock()
 	defer s.mu.RUnlock()
+	fp, single := SingleObjectFingerprint(b)
 	switch {
-	case len(b) >= 10 && b[0] == 0xC3 && b[1] == 0x01:
-		fp := binary.LittleEndian.Uint64(b[2:10])
+	case single:
 		sc, ok := s.byFP[fp]
 		if !ok {
 			return nil, nil, fmt.Errorf("fingerprint %016x: %w", fp, ErrUnknownSchema)

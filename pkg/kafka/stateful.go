@@ -66,7 +66,6 @@ func RunStateful(ctx context.Context, cfg Config, sc StatefulConfig, transform T
 		kgo.TransactionalID(tc.TransactionalID),
 		kgo.TransactionTimeout(cfg.TransactionTimeout),
 		kgo.FetchIsolationLevel(kgo.ReadCommitted()),
-		kgo.RequireStableFetchOffsets(),
 		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()),
 		kgo.RecordPartitioner(manualFor(sc.ManualPartitionTopics)),
 	)
@@ -87,7 +86,7 @@ func RunStateful(ctx context.Context, cfg Config, sc StatefulConfig, transform T
 	defer sess.Close()
 	// Fence a dead predecessor with the same transactional id now: that aborts its open
 	// transaction, whose pending offset commit would otherwise keep this group from fetching
-	// stable offsets (RequireStableFetchOffsets) until the transaction timeout.
+	// stable offsets (require-stable is always on in franz-go) until the transaction timeout.
 	if _, _, err := sess.Client().ProducerID(ctx); err != nil {
 		if ctx.Err() != nil {
 			return nil

@@ -69,7 +69,6 @@ func RunTransact(ctx context.Context, cfg Config, tc TransactConfig, transform T
 		kgo.TransactionalID(tc.TransactionalID),
 		kgo.TransactionTimeout(cfg.TransactionTimeout),
 		kgo.FetchIsolationLevel(kgo.ReadCommitted()),
-		kgo.RequireStableFetchOffsets(),
 		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()),
 	)
 	opts = append(opts, extra...)
