@@ -31,6 +31,7 @@ import (
 	"log/slog"
 	"net/netip"
 	"os"
+	"slices"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -107,6 +108,7 @@ type Collector struct {
 
 	// Reader goroutine only.
 	conns       map[uint64]*openConn // by the kernel's sock address
+	unreported  []pendingOpen        // connections not reported yet, in the order they opened
 	listens     map[listenKey]struct{}
 	nextRefresh time.Time
 	nextFlush   time.Time
@@ -129,6 +131,14 @@ type openConn struct {
 	sent, recv uint64
 	lastReport time.Time
 	missing    bool // absent from the kernel map at the last refresh
+	reported   bool // its connect or accept event was emitted
+}
+
+// pendingOpen is a connection held back by the coalesce window.
+type pendingOpen struct {
+	sockID uint64
+	oc     *openConn
+	at     time.Time
 }
 
 type listenKey struct {
@@ -298,6 +308,8 @@ func (c *Collector) Run(ctx context.Context, emit func(*schemas.NetworkEvent)) e
 	c.nextRefresh = now.Add(c.refreshEvery())
 	c.nextFlush = now.Add(c.cfg.UDPFlowInterval)
 	err := c.ring.Read(ctx, choreEvery, func(raw []byte, now time.Time) { c.handle(raw, now, emit) }, func(now time.Time) { c.chores(now, emit) })
+	// Connections held back by the coalesce window are reported before stopping.
+	c.reportOpened(time.Now().Add(c.cfg.CoalesceWindow), emit)
 	c.ring.ReportDrops()
 	return err
 }
@@ -309,6 +321,7 @@ func (c *Collector) refreshEvery() time.Duration {
 
 func (c *Collector) chores(now time.Time, emit func(*schemas.NetworkEvent)) {
 	c.ring.ReportDrops()
+	c.reportOpened(now, emit)
 	if !now.Before(c.nextRefresh) {
 		if err := c.refresh(now, emit); err != nil {
 			c.log.Warn("refresh open connections", "error", err)
@@ -408,8 +421,34 @@ func (c *Collector) connOpened(rec *networkConnEvent, now time.Time, emit func(*
 		c.openConns.Add(1)
 		c.addTraffic(rec.CgroupId, 1, 0, 0)
 	}
-	c.conns[rec.SockId] = &openConn{ev: ev, cgroupID: rec.CgroupId, startNs: rec.StartNs, lastReport: now}
+	oc := &openConn{ev: ev, cgroupID: rec.CgroupId, startNs: rec.StartNs, lastReport: now}
+	c.conns[rec.SockId] = oc
+	// Held back for the coalesce window, unless holding is off or too many are held already.
+	if c.cfg.CoalesceWindow > 0 && len(c.unreported) < c.cfg.MaxConnections {
+		c.unreported = append(c.unreported, pendingOpen{sockID: rec.SockId, oc: oc, at: now})
+		return
+	}
+	oc.reported = true
 	c.emit(ev, emit)
+}
+
+// reportOpened emits the connect or accept events of the connections still open after the
+// coalesce window.
+func (c *Collector) reportOpened(now time.Time, emit func(*schemas.NetworkEvent)) {
+	n := 0
+	for _, p := range c.unreported {
+		if now.Sub(p.at) < c.cfg.CoalesceWindow {
+			break
+		}
+		n++
+		if !p.oc.reported && c.conns[p.sockID] == p.oc {
+			p.oc.reported, p.oc.lastReport = true, now
+			c.emit(p.oc.ev, emit)
+		}
+	}
+	if n > 0 {
+		c.unreported = slices.Delete(c.unreported, 0, n)
+	}
 }
 
 // connClosed reports a connection's close with its final bytes. A connection whose connect or
@@ -421,7 +460,13 @@ func (c *Collector) connClosed(rec *networkConnEvent, now time.Time, emit func(*
 		delete(c.conns, rec.SockId)
 		c.openConns.Add(^uint64(0))
 		c.addTraffic(oc.cgroupID, -1, int64(rec.BytesSent-oc.sent), int64(rec.BytesReceived-oc.recv))
-		ev = c.copyEvent(oc.ev, int64(rec.KtimeNs)+c.bootOffset, schemas.ActionClose)
+		if oc.reported {
+			ev = c.copyEvent(oc.ev, int64(rec.KtimeNs)+c.bootOffset, schemas.ActionClose)
+		} else {
+			// Closed within the coalesce window: its one event is the connect or accept.
+			oc.reported = true
+			ev = oc.ev
+		}
 	} else {
 		c.addTraffic(rec.CgroupId, 0, int64(rec.BytesSent), int64(rec.BytesReceived))
 		ev = c.connEvent(rec, schemas.ActionClose, now)
@@ -492,6 +537,10 @@ func (c *Collector) refresh(now time.Time, emit func(*schemas.NetworkEvent)) err
 			// Gone from the kernel without a close record: either it is still in the ring
 			// buffer, or it was lost. Forget it at the next refresh.
 			if oc.missing {
+				if !oc.reported { // its close record was lost too: report it as it opened
+					oc.reported = true
+					c.emit(oc.ev, emit)
+				}
 				delete(c.conns, id)
 				c.openConns.Add(^uint64(0))
 				c.addTraffic(oc.cgroupID, -1, 0, 0)
@@ -504,7 +553,7 @@ func (c *Collector) refresh(now time.Time, emit func(*schemas.NetworkEvent)) err
 			c.addTraffic(oc.cgroupID, 0, int64(info.BytesSent-oc.sent), int64(info.BytesReceived-oc.recv))
 			oc.sent, oc.recv = info.BytesSent, info.BytesReceived
 		}
-		if now.Sub(oc.lastReport) >= c.cfg.UpdateInterval {
+		if oc.reported && now.Sub(oc.lastReport) >= c.cfg.UpdateInterval {
 			oc.lastReport = now
 			ev := c.copyEvent(oc.ev, now.UnixNano(), schemas.ActionUpdate)
 			ev.Network.BytesSent, ev.Network.BytesReceived = int64(oc.sent), int64(oc.recv)

@@ -31,9 +31,26 @@ func summarize(e *schemas.NetworkEvent) connSummary {
 	}
 }
 
+// TestTCPConnectionLifecycle: a loopback server and client exchange a known number of bytes
+// and close. With the default coalesce window each side's connection is one event, connect or
+// accept, carrying the byte counts; with the window off, each side gets its connect or accept
+// when it opens and a close with the byte counts.
 func TestTCPConnectionLifecycle(t *testing.T) {
 	testenv.RequireBPF(t)
-	_, events := runCollector(t, DefaultConfig())
+	for _, mode := range []struct {
+		name   string
+		window time.Duration
+	}{{"coalesced", DefaultConfig().CoalesceWindow}, {"every transition", 0}} {
+		t.Run(mode.name, func(t *testing.T) {
+			cfg := DefaultConfig()
+			cfg.CoalesceWindow = mode.window
+			_, events := runCollector(t, cfg)
+			testLifecycle(t, events, mode.window > 0)
+		})
+	}
+}
+
+func testLifecycle(t *testing.T, events <-chan *schemas.NetworkEvent, coalesced bool) {
 	tests := []struct {
 		name      string
 		listen    string
@@ -60,17 +77,27 @@ func TestTCPConnectionLifecycle(t *testing.T) {
 			serverPID := int32(server.Process.Pid)
 
 			pids := map[int32]bool{int32(clientPID): true, serverPID: true}
-			got := collect(t, events, "connect, accept, two closes and a listen",
-				func(e *schemas.NetworkEvent) bool { return pids[e.Process.PID] },
-				func(got []*schemas.NetworkEvent) bool {
-					closes := 0
+			what, done := "connect, accept, two closes and a listen", func(got []*schemas.NetworkEvent) bool {
+				closes := 0
+				for _, e := range got {
+					if e.Action == schemas.ActionClose {
+						closes++
+					}
+				}
+				return closes == 2
+			}
+			if coalesced {
+				what, done = "connect and accept with their bytes, and a listen", func(got []*schemas.NetworkEvent) bool {
+					n := 0
 					for _, e := range got {
-						if e.Action == schemas.ActionClose {
-							closes++
+						if e.Action == schemas.ActionConnect || e.Action == schemas.ActionAccept {
+							n++
 						}
 					}
-					return closes == 2
-				})
+					return n == 2
+				}
+			}
+			got := collect(t, events, what, func(e *schemas.NetworkEvent) bool { return pids[e.Process.PID] }, done)
 
 			var clientPort int32
 			for _, e := range got {
@@ -92,6 +119,14 @@ func TestTCPConnectionLifecycle(t *testing.T) {
 				"close inbound": {Action: "close", Direction: "inbound", Protocol: "tcp", PID: serverPID, IPVersion: tt.ipVersion,
 					Src: client, Dst: srv, BytesSent: serverSends, BytesReceived: clientSends},
 			}
+			if coalesced {
+				for key, close := range map[string]string{"connect": "close outbound", "accept": "close inbound"} {
+					w := want[close]
+					w.Action = key
+					want[key] = w
+					delete(want, close)
+				}
+			}
 			gotByKey := make(map[string]connSummary)
 			for _, e := range got {
 				key := e.Action
@@ -102,6 +137,9 @@ func TestTCPConnectionLifecycle(t *testing.T) {
 					t.Errorf("second %s event: %s", key, describe([]*schemas.NetworkEvent{e}))
 				}
 				gotByKey[key] = summarize(e)
+				if coalesced && (key == "connect" || key == "accept") && e.Network.DurationNs <= 0 {
+					t.Errorf("%s event of a closed connection without its duration", key)
+				}
 			}
 			if diff := cmp.Diff(want, gotByKey); diff != "" {
 				t.Errorf("connection events (-want +got):\n%s", diff)
@@ -126,10 +164,19 @@ func TestLongConnectionUpdates(t *testing.T) {
 		t.Fatalf("wait for the exchange: %v", err)
 	}
 	pid := int32(client.Process.Pid)
-	got := collect(t, events, "an update of the open connection",
-		func(e *schemas.NetworkEvent) bool { return e.Process.PID == pid && e.Action == schemas.ActionUpdate },
-		func(evs []*schemas.NetworkEvent) bool { return len(evs) > 0 })
-	update := got[0]
+	// Open longer than the coalesce window: its connect is reported while it is open, then
+	// its updates.
+	got := collect(t, events, "the connect and an update of the open connection",
+		func(e *schemas.NetworkEvent) bool {
+			return e.Process.PID == pid && (e.Action == schemas.ActionUpdate || e.Action == schemas.ActionConnect)
+		},
+		func(evs []*schemas.NetworkEvent) bool {
+			return len(evs) > 0 && evs[len(evs)-1].Action == schemas.ActionUpdate
+		})
+	if got[0].Action != schemas.ActionConnect || got[0].Network.DurationNs != 0 {
+		t.Errorf("first event of the open connection: %s (duration %d), want its connect, not yet closed", got[0].Action, got[0].Network.DurationNs)
+	}
+	update := got[len(got)-1]
 	type bytes struct{ Sent, Received int64 }
 	if diff := cmp.Diff(bytes{clientSends, serverSends}, bytes{update.Network.BytesSent, update.Network.BytesReceived}); diff != "" {
 		t.Errorf("update bytes (-want +got):\n%s", diff)

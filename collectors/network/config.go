@@ -17,6 +17,12 @@ type Config struct {
 	// space (the BPF map's max_entries). A power of two and a multiple of the page size.
 	// When it is full, records are dropped in the kernel and counted. Default 4 MiB.
 	RingBufferBytes int `mapstructure:"ring_buffer_bytes"`
+	// CoalesceWindow is how long a new TCP connection may stay unreported: one that closes
+	// within it is reported by a single event, its connect or accept, carrying its bytes and
+	// duration; one still open after it is reported then (within twice the window), and by a
+	// close event when it ends. 0 reports every connection when it opens and when it closes.
+	// At most update_interval. Default 1s.
+	CoalesceWindow time.Duration `mapstructure:"coalesce_window"`
 	// UpdateInterval is how long a TCP connection stays open before it gets an update event
 	// with its bytes so far, and then again every interval. At least 1s. Default 60s.
 	UpdateInterval time.Duration `mapstructure:"update_interval"`
@@ -44,6 +50,7 @@ func DefaultConfig() Config {
 	return Config{
 		Enabled:         true,
 		RingBufferBytes: 4 << 20,
+		CoalesceWindow:  time.Second,
 		UpdateInterval:  60 * time.Second,
 		UDPFlowInterval: 10 * time.Second,
 		DNS:             true,
@@ -63,6 +70,9 @@ func (c Config) Validate() error {
 	}
 	if c.UpdateInterval < time.Second {
 		bad("update_interval", c.UpdateInterval, "must be at least 1s")
+	}
+	if c.CoalesceWindow < 0 || c.CoalesceWindow > c.UpdateInterval {
+		bad("coalesce_window", c.CoalesceWindow, "must be within 0..update_interval (%v)", c.UpdateInterval)
 	}
 	if c.UDPFlowInterval < time.Second {
 		bad("udp_flow_interval", c.UDPFlowInterval, "must be at least 1s")
