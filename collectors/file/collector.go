@@ -28,6 +28,7 @@ import (
 
 	"github.com/cilium/ebpf"
 
+	"github.com/threatcrumbs/crumbs/collectors/internal/hostinfo"
 	"github.com/threatcrumbs/crumbs/collectors/internal/kernel"
 	"github.com/threatcrumbs/crumbs/schemas"
 )
@@ -70,7 +71,7 @@ type Collector struct {
 	excludeExe globSet
 	users      userSet
 	owners     owners
-	procs      *procCache
+	cgroups    *hostinfo.CgroupCache
 	scanner    *Scanner
 
 	objs       fileObjects
@@ -103,7 +104,7 @@ func New(cfg Config, host schemas.Host, log *slog.Logger) (*Collector, error) {
 		cfg: cfg, host: host, log: log.With("collector", "file"),
 		watch: newGlobSet(cfg.Paths), exclude: newGlobSet(cfg.ExcludePaths),
 		excludeExe: newGlobSet(cfg.ExcludeExecutables), users: newUserSet(cfg.ExcludeUsers),
-		owners: newOwners(), procs: newProcCache("/proc"), scanner: scanner,
+		owners: newOwners(), cgroups: hostinfo.NewCgroupCache(hostinfo.CgroupCacheEntries), scanner: scanner,
 	}
 	c.ring = kernel.NewRing(kernel.RingConfig{
 		Name: "file", Dropped: "file events", RingBufferBytes: cfg.RingBufferBytes, Log: c.log,
@@ -413,14 +414,14 @@ func (c *Collector) decode(raw []byte, now time.Time) (change, error) {
 	if cmdLine == "" {
 		cmdLine = kernel.CString(hdr.Comm[:])
 	}
-	info := c.procs.lookup(hdr.Pid, now)
+	cg := c.cgroups.Lookup(hdr.CgroupId, int(hdr.Pid))
 	ev.Process = schemas.Actor{
 		PID:         int32(hdr.Pid),
 		CmdLine:     cmdLine,
 		User:        schemas.User{UID: int64(hdr.Uid), Name: c.owners.user(hdr.Uid)},
 		CgroupID:    int64(hdr.CgroupId),
-		SystemdUnit: info.unit,
-		ContainerID: info.container,
+		SystemdUnit: cg.SystemdUnit,
+		ContainerID: cg.ContainerID,
 	}
 	if exe != "" {
 		ev.Process.File = schemas.File{Path: exe, Name: filepath.Base(exe)}

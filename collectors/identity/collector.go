@@ -68,6 +68,7 @@ type Collector struct {
 
 	libPAM     string // the probed library; empty when PAM is not probed
 	proc       hostinfo.Proc
+	cgroups    *hostinfo.CgroupCache
 	users      *hostinfo.IDNames
 	exclude    map[string]bool
 	repeats    *threadRepeats
@@ -96,6 +97,7 @@ func New(cfg Config, host schemas.Host, log *slog.Logger) (*Collector, error) {
 		host:    host,
 		log:     log.With("collector", "identity"),
 		proc:    hostinfo.Proc{Root: "/proc"},
+		cgroups: hostinfo.NewCgroupCache(hostinfo.CgroupCacheEntries),
 		users:   hostinfo.NewIDNames("/etc/passwd"),
 		exclude: make(map[string]bool),
 		repeats: newThreadRepeats(threadRepeatWindow, threadRepeatEntries),

@@ -9,7 +9,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/threatcrumbs/crumbs/collectors/internal/hostinfo"
 	"github.com/threatcrumbs/crumbs/schemas"
 )
 
@@ -28,22 +27,9 @@ func (c *Collector) actor(pid, uid uint32, comm string, cgroupID uint64, now tim
 	if exe := c.proc.Exe(int(pid)); exe != "" {
 		a.File = schemas.File{Path: exe, Name: filepath.Base(exe)}
 	}
-	a.SystemdUnit, a.ContainerID = unitOf(c.proc.CgroupPath(int(pid)))
+	cg := c.cgroups.Lookup(cgroupID, int(pid))
+	a.SystemdUnit, a.ContainerID = cg.SystemdUnit, cg.ContainerID
 	return a
-}
-
-// unitOf returns the last *.service or *.scope element of a cgroup path and the last
-// container id (64 hex digits, bare or inside a runtime's scope name) in it.
-func unitOf(path string) (unit, container string) {
-	for el := range strings.SplitSeq(path, "/") {
-		if hostinfo.IsUnitName(el) {
-			unit = el
-		}
-		if id := hostinfo.ContainerIDIn(el); id != "" {
-			container = id
-		}
-	}
-	return unit, container
 }
 
 // findLibPAM returns the path of libpam.so.0 from the dynamic linker's cache, falling back

@@ -78,6 +78,7 @@ type Collector struct {
 	ring *kernel.Ring
 
 	proc       hostinfo.Proc
+	cgroups    *hostinfo.CgroupCache
 	filter     eventFilter
 	table      *processTable
 	users      *hostinfo.IDNames
@@ -107,13 +108,14 @@ func New(cfg Config, host schemas.Host, log *slog.Logger) (*Collector, error) {
 		log = slog.New(slog.DiscardHandler)
 	}
 	c := &Collector{
-		cfg:    cfg,
-		host:   host,
-		log:    log.With("collector", "process"),
-		proc:   hostinfo.Proc{Root: "/proc"},
-		filter: newEventFilter(cfg),
-		users:  hostinfo.NewIDNames("/etc/passwd"),
-		groups: hostinfo.NewIDNames("/etc/group"),
+		cfg:     cfg,
+		host:    host,
+		log:     log.With("collector", "process"),
+		proc:    hostinfo.Proc{Root: "/proc"},
+		cgroups: hostinfo.NewCgroupCache(hostinfo.CgroupCacheEntries),
+		filter:  newEventFilter(cfg),
+		users:   hostinfo.NewIDNames("/etc/passwd"),
+		groups:  hostinfo.NewIDNames("/etc/group"),
 	}
 	c.ring = kernel.NewRing(kernel.RingConfig{
 		Name: "process", Dropped: "process events", RingBufferBytes: cfg.RingBufferBytes, Log: c.log,
@@ -344,7 +346,7 @@ func (c *Collector) decodeExec(raw []byte, now time.Time) (pending, error) {
 	p.LoginUID = loginUID(hdr.Loginuid)
 	p.TTY = kernel.CString(hdr.Tty[:])
 	p.CgroupID = int64(hdr.CgroupId)
-	cg := c.proc.Cgroup(int(pid))
+	cg := c.cgroups.Lookup(hdr.CgroupId, int(pid))
 	p.SystemdUnit, p.ContainerID = cg.SystemdUnit, cg.ContainerID
 	p.Parent = c.parent(p.PPID)
 	c.table.exec(pid, path, p.Args)

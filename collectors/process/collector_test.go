@@ -432,11 +432,12 @@ func FuzzDecodeRecord(f *testing.F) {
 	f.Fuzz(func(t *testing.T, raw []byte) {
 		proc := hostinfo.Proc{Root: "/nonexistent/proc"} // no process to read: records only
 		c := &Collector{
-			cfg:    DefaultConfig(),
-			proc:   proc,
-			table:  newProcessTable(16, time.Second, proc),
-			users:  hostinfo.NewIDNames("testdata/passwd"),
-			groups: hostinfo.NewIDNames("testdata/passwd"),
+			cfg:     DefaultConfig(),
+			proc:    proc,
+			cgroups: &hostinfo.CgroupCache{Proc: proc, CgroupRoot: "/nonexistent/cgroup", Max: 16},
+			table:   newProcessTable(16, time.Second, proc),
+			users:   hostinfo.NewIDNames("testdata/passwd"),
+			groups:  hostinfo.NewIDNames("testdata/passwd"),
 		}
 		p, err := c.decode(raw, time.Now())
 		if err == nil && p.ev == nil {
