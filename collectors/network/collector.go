@@ -31,7 +31,6 @@ import (
 	"log/slog"
 	"net/netip"
 	"os"
-	"slices"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -379,6 +378,7 @@ func (c *Collector) handleConn(raw []byte, now time.Time, emit func(*schemas.Net
 	if _, err := kernel.Decode(raw, &rec); err != nil {
 		return fmt.Errorf("decode connection record: %w", err)
 	}
+	c.reportOpened(now, emit)
 	switch networkNetEventKind(rec.Kind) {
 	case networkNetEventKindNET_EVENT_CONNECT, networkNetEventKindNET_EVENT_ACCEPT:
 		c.connOpened(&rec, now, emit)
@@ -434,21 +434,23 @@ func (c *Collector) connOpened(rec *networkConnEvent, now time.Time, emit func(*
 
 // reportOpened emits the connect or accept events of the connections still open after the
 // coalesce window.
+// It is called for every connection record and from the chores: it costs a comparison when
+// nothing is due.
 func (c *Collector) reportOpened(now time.Time, emit func(*schemas.NetworkEvent)) {
-	n := 0
-	for _, p := range c.unreported {
-		if now.Sub(p.at) < c.cfg.CoalesceWindow {
-			break
-		}
-		n++
+	q := c.unreported
+	for len(q) > 0 && now.Sub(q[0].at) >= c.cfg.CoalesceWindow {
+		p := q[0]
+		q[0] = pendingOpen{}
+		q = q[1:]
 		if !p.oc.reported && c.conns[p.sockID] == p.oc {
 			p.oc.reported, p.oc.lastReport = true, now
 			c.emit(p.oc.ev, emit)
 		}
 	}
-	if n > 0 {
-		c.unreported = slices.Delete(c.unreported, 0, n)
+	if len(q) == 0 {
+		q = c.unreported[:0] // start over at the front of the same array
 	}
+	c.unreported = q
 }
 
 // connClosed reports a connection's close with its final bytes. A connection whose connect or
@@ -463,9 +465,10 @@ func (c *Collector) connClosed(rec *networkConnEvent, now time.Time, emit func(*
 		if oc.reported {
 			ev = c.copyEvent(oc.ev, int64(rec.KtimeNs)+c.bootOffset, schemas.ActionClose)
 		} else {
-			// Closed within the coalesce window: its one event is the connect or accept.
+			// Closed within the coalesce window: its one event is the connect or accept. The
+			// pending list keeps oc until the window ends; not the event.
 			oc.reported = true
-			ev = oc.ev
+			ev, oc.ev = oc.ev, nil
 		}
 	} else {
 		c.addTraffic(rec.CgroupId, 0, int64(rec.BytesSent), int64(rec.BytesReceived))
