@@ -34,6 +34,9 @@ type ContextTables struct {
 	// dropJoins is set when a change or deploy is removed: the hosts' last joins may hold it,
 	// and are dropped once the Put or Delete is done, so that removed context is freed.
 	dropJoins bool
+	// joinsMade is set when a host's join is made, so that removals before any event (a
+	// topic of tombstones read at start) sweep nothing. Atomic: joins are made under RLock.
+	joinsMade atomic.Bool
 
 	accounts       map[string]*account // by id
 	accountsByName map[string]*account
@@ -169,10 +172,10 @@ func (t *ContextTables) Delete(kind, id string) {
 // dropStaleJoins forgets every host's last join after a change or deploy was removed (one
 // sweep for all the records a Put evicts at once).
 func (t *ContextTables) dropStaleJoins() {
-	if t.dropJoins {
+	if t.dropJoins && t.joinsMade.Swap(false) {
 		t.hosts.each(func(h *hostContext) { h.last.Store(nil) })
-		t.dropJoins = false
 	}
+	t.dropJoins = false
 }
 
 func (t *ContextTables) track(kind, id string, size int64) {
@@ -568,6 +571,7 @@ func (t *ContextTables) JoinAll(items []joinItem) {
 			if hj == nil || hj.gen != t.gen || it.s.Time < hj.from || it.s.Time >= hj.to {
 				hj = t.joinHost(h, it.s.Time)
 				h.last.Store(hj)
+				t.joinsMade.Store(true)
 			}
 			it.j.host = hj
 		}
