@@ -36,6 +36,11 @@ char LICENSE[] SEC("license") = "GPL";
 /* Set by the loader before load. */
 volatile const __u32 self_tgid = 0; /* this process's sockets are not reported */
 volatile const __u8 dns_enabled = 1;
+/* Connections are first reported by announce_conns once established this long (ns); one
+ * that closes sooner gets one record for its whole life. 0: reported when established. */
+volatile const __u64 coalesce_ns = 0;
+/* Set by user space before each run of announce_conns (CLOCK_BOOTTIME, ns). */
+volatile __u64 announce_before = 0;
 
 struct {
 	__uint(type, BPF_MAP_TYPE_RINGBUF);
@@ -107,6 +112,7 @@ const struct conn_event *unused_conn_event __attribute__((unused));
 const struct dns_event *unused_dns_event __attribute__((unused));
 const enum net_event_kind *unused_kind __attribute__((unused));
 const enum net_direction *unused_direction __attribute__((unused));
+const enum net_report *unused_report __attribute__((unused));
 
 static __always_inline void count(void *map)
 {
@@ -173,9 +179,33 @@ static __always_inline void data_bytes(struct sock *sk, int state, __u8 directio
 	*received = rcvd;
 }
 
-/* emit_conn writes a connect, accept, close or listen record for sk owned by ci; a close
- * record carries the bytes of sk in state. */
-static __always_inline void emit_conn(__u32 kind, struct sock *sk, struct conn_info *ci, int state)
+/* write_conn fills e, a record of kind for the connection sock owned by ci, at ktime. */
+static __always_inline void write_conn(struct conn_event *e, __u32 kind, __u64 sock, struct conn_info *ci, __u64 ktime)
+{
+	e->kind = kind;
+	e->pid = ci->pid;
+	e->ktime_ns = ktime;
+	e->sock_id = sock;
+	e->cgroup_id = ci->cgroup_id;
+	e->start_ns = ci->start_ns;
+	e->uid = ci->uid;
+	e->direction = ci->direction;
+	e->closed = 0;
+	e->stale = 0;
+	e->_pad = 0;
+	e->bytes_sent = 0;
+	e->bytes_received = 0;
+	__builtin_memcpy(&e->t, &ci->t, sizeof(e->t));
+	__builtin_memcpy(e->comm, ci->comm, sizeof(e->comm));
+}
+
+static __always_inline __u32 open_kind(struct conn_info *ci)
+{
+	return ci->direction == NET_DIR_INBOUND ? NET_EVENT_ACCEPT : NET_EVENT_CONNECT;
+}
+
+/* emit_conn writes a record of kind for sk owned by ci, now. */
+static __always_inline void emit_conn(__u32 kind, struct sock *sk, struct conn_info *ci)
 {
 	struct conn_event *e = bpf_ringbuf_reserve(&events, sizeof(*e), 0);
 
@@ -183,32 +213,78 @@ static __always_inline void emit_conn(__u32 kind, struct sock *sk, struct conn_i
 		count(&drops);
 		return;
 	}
-	e->kind = kind;
-	e->pid = ci->pid;
-	e->ktime_ns = bpf_ktime_get_boot_ns();
-	e->sock_id = (__u64)sk;
-	e->cgroup_id = ci->cgroup_id;
-	e->start_ns = ci->start_ns;
-	e->uid = ci->uid;
-	e->direction = ci->direction;
-	e->_pad[0] = e->_pad[1] = e->_pad[2] = 0;
-	e->bytes_sent = 0;
-	e->bytes_received = 0;
-	if (kind == NET_EVENT_CLOSE)
-		data_bytes(sk, state, ci->direction, &e->bytes_sent, &e->bytes_received);
-	__builtin_memset(&e->t, 0, sizeof(e->t));
-	read_tuple(sk, &e->t);
-	__builtin_memcpy(e->comm, ci->comm, sizeof(e->comm));
+	write_conn(e, kind, (__u64)sk, ci, bpf_ktime_get_boot_ns());
 	bpf_ringbuf_submit(e, wakeup_flags(&events));
+}
+
+/* emit_last writes the last record of the connection sock owned by ci: its close, or, when
+ * it was never reported, its connect or accept marked closed. Either carries the final bytes,
+ * read from sk, closing from state; or, when sk is NULL because the close was not seen, the
+ * bytes of the last refresh, and the record is marked stale. */
+static __always_inline void emit_last(__u64 sock, struct conn_info *ci, struct sock *sk, int state)
+{
+	__u32 was = __sync_lock_test_and_set(&ci->reported, REPORT_CLOSED);
+	struct conn_event *e;
+
+	if (was == REPORT_CLOSED)
+		return;
+	e = bpf_ringbuf_reserve(&events, sizeof(*e), 0);
+	if (!e) {
+		count(&drops);
+		return;
+	}
+	write_conn(e, was == REPORT_NONE ? open_kind(ci) : NET_EVENT_CLOSE, sock, ci, bpf_ktime_get_boot_ns());
+	e->closed = was == REPORT_NONE;
+	if (sk) {
+		data_bytes(sk, state, ci->direction, &e->bytes_sent, &e->bytes_received);
+	} else {
+		e->stale = 1;
+		e->bytes_sent = ci->bytes_sent;
+		e->bytes_received = ci->bytes_received;
+	}
+	bpf_ringbuf_submit(e, wakeup_flags(&events));
+}
+
+#define EEXIST 17
+
+/* track enters info as the connection of the sock at key. An established connection already
+ * there is one whose close was not seen, the sock's memory holding a new connection now: its
+ * last record is written first. */
+static __always_inline bool track(__u64 key, struct conn_info *info)
+{
+	long err = bpf_map_update_elem(&conns, &key, info, BPF_NOEXIST);
+
+	if (err == -EEXIST) {
+		struct conn_info *old = bpf_map_lookup_elem(&conns, &key);
+
+		if (old && old->established)
+			emit_last(key, old, NULL, 0);
+		err = bpf_map_update_elem(&conns, &key, info, BPF_ANY);
+	}
+	if (err < 0) {
+		count(&conns_full);
+		return false;
+	}
+	return true;
+}
+
+/* established completes ci, whose socket sk is now connected or accepted, and reports it
+ * right away when there is no coalesce window. */
+static __always_inline void established(struct sock *sk, struct conn_info *ci)
+{
+	ci->start_ns = bpf_ktime_get_boot_ns();
+	ci->sport = BPF_CORE_READ(sk, __sk_common.skc_num);
+	__builtin_memset(&ci->t, 0, sizeof(ci->t));
+	read_tuple(sk, &ci->t);
+	ci->reported = coalesce_ns ? REPORT_NONE : REPORT_OPEN;
+	asm volatile("" ::: "memory"); /* the iterator reads established first */
+	ci->established = 1;
 }
 
 static __always_inline void on_set_state(struct sock *sk, int oldstate, int newstate)
 {
 	__u64 key = (__u64)sk;
 	struct conn_info *ci;
-
-	if (sk->sk_protocol != IPPROTO_TCP)
-		return;
 
 	switch (newstate) {
 	case TCP_SYN_SENT: {
@@ -220,20 +296,16 @@ static __always_inline void on_set_state(struct sock *sk, int oldstate, int news
 		fill_owner(&info);
 		info.direction = NET_DIR_OUTBOUND;
 		info.start_ns = bpf_ktime_get_boot_ns();
-		if (bpf_map_update_elem(&conns, &key, &info, BPF_ANY) < 0)
-			count(&conns_full);
+		track(key, &info);
 		return;
 	}
 	case TCP_ESTABLISHED:
-		if (oldstate != TCP_SYN_SENT)
-			return;
 		ci = bpf_map_lookup_elem(&conns, &key);
 		if (!ci)
 			return;
-		ci->start_ns = bpf_ktime_get_boot_ns();
-		ci->sport = BPF_CORE_READ(sk, __sk_common.skc_num);
-		ci->announced = 1;
-		emit_conn(NET_EVENT_CONNECT, sk, ci, 0);
+		established(sk, ci);
+		if (!coalesce_ns)
+			emit_conn(NET_EVENT_CONNECT, sk, ci);
 		return;
 	case TCP_LISTEN: {
 		/* In the listen call. */
@@ -243,18 +315,38 @@ static __always_inline void on_set_state(struct sock *sk, int oldstate, int news
 			return;
 		fill_owner(&info);
 		info.start_ns = bpf_ktime_get_boot_ns();
-		emit_conn(NET_EVENT_LISTEN, sk, &info, 0);
+		read_tuple(sk, &info.t);
+		emit_conn(NET_EVENT_LISTEN, sk, &info);
 		return;
 	}
 	case TCP_CLOSE:
 		ci = bpf_map_lookup_elem(&conns, &key);
 		if (!ci)
 			return;
-		if (ci->announced)
-			emit_conn(NET_EVENT_CLOSE, sk, ci, oldstate);
+		if (ci->established)
+			emit_last(key, ci, sk, oldstate);
 		bpf_map_delete_elem(&conns, &key);
 		return;
 	}
+}
+
+/* interesting is whether a state change is one on_set_state acts on: it runs for every
+ * change of every TCP socket, and most are not. */
+static __always_inline bool interesting(struct sock *sk, int oldstate, int newstate)
+{
+	switch (newstate) {
+	case TCP_SYN_SENT:
+	case TCP_LISTEN:
+	case TCP_CLOSE:
+		break;
+	case TCP_ESTABLISHED:
+		if (oldstate != TCP_SYN_SENT)
+			return false;
+		break;
+	default:
+		return false;
+	}
+	return sk->sk_protocol == IPPROTO_TCP;
 }
 
 /* A tracing program does not run while it is already running on the same CPU: a state
@@ -276,10 +368,13 @@ int BPF_PROG(handle_set_state, struct sock *sk, int oldstate, int newstate)
 	__u32 zero = 0;
 	__u32 *busy = bpf_map_lookup_elem(&set_state_busy, &zero);
 
+	/* Busy from the first instruction to the last, whether this change is of interest or
+	 * not: the kernel skips this program for the whole of its run. */
 	if (!busy)
 		return 0;
 	*busy = 1;
-	on_set_state(sk, oldstate, newstate);
+	if (interesting(sk, oldstate, newstate))
+		on_set_state(sk, oldstate, newstate);
 	*busy = 0;
 	return 0;
 }
@@ -288,8 +383,11 @@ SEC("tp_btf/inet_sock_set_state")
 int BPF_PROG(handle_set_state_nested, struct sock *sk, int oldstate, int newstate)
 {
 	__u32 zero = 0;
-	__u32 *busy = bpf_map_lookup_elem(&set_state_busy, &zero);
+	__u32 *busy;
 
+	if (!interesting(sk, oldstate, newstate))
+		return 0;
+	busy = bpf_map_lookup_elem(&set_state_busy, &zero);
 	if (busy && *busy)
 		on_set_state(sk, oldstate, newstate);
 	return 0;
@@ -331,14 +429,11 @@ static __always_inline int on_accept(long ret)
 	key = (__u64)sk;
 	fill_owner(&info);
 	info.direction = NET_DIR_INBOUND;
-	info.start_ns = bpf_ktime_get_boot_ns();
-	info.sport = BPF_CORE_READ(sk, __sk_common.skc_num);
-	info.announced = 1;
-	if (bpf_map_update_elem(&conns, &key, &info, BPF_ANY) < 0) {
-		count(&conns_full);
+	established(sk, &info);
+	if (!track(key, &info))
 		return 0;
-	}
-	emit_conn(NET_EVENT_ACCEPT, sk, &info, 0);
+	if (!coalesce_ns)
+		emit_conn(NET_EVENT_ACCEPT, sk, &info);
 	return 0;
 }
 
@@ -364,12 +459,38 @@ int refresh_bytes(struct bpf_iter__bpf_map_elem *ctx)
 	struct conn_info *ci = ctx->value;
 	struct sock *sk;
 
-	if (!key || !ci || !ci->announced)
+	if (!key || !ci || !ci->established)
 		return 0;
 	sk = (struct sock *)*key;
 	if (BPF_CORE_READ(sk, __sk_common.skc_num) != ci->sport)
 		return 0;
 	data_bytes(sk, BPF_CORE_READ(sk, __sk_common.skc_state), ci->direction, &ci->bytes_sent, &ci->bytes_received);
+	return 0;
+}
+
+/* announce_conns runs over the conns map when user space reads the iterator: it writes the
+ * connect or accept record of each connection established before announce_before and not
+ * yet reported. The record is reserved before the connection is claimed, so that a close
+ * that finds it claimed writes its record after this one. A full ring buffer leaves the
+ * connection for the next run (or its close). */
+SEC("iter/bpf_map_elem")
+int announce_conns(struct bpf_iter__bpf_map_elem *ctx)
+{
+	__u64 *key = ctx->key;
+	struct conn_info *ci = ctx->value;
+	struct conn_event *e;
+
+	if (!key || !ci || !ci->established || ci->reported != REPORT_NONE || ci->start_ns > announce_before)
+		return 0;
+	e = bpf_ringbuf_reserve(&events, sizeof(*e), 0);
+	if (!e)
+		return 0;
+	if (__sync_val_compare_and_swap(&ci->reported, REPORT_NONE, REPORT_OPEN) != REPORT_NONE) {
+		bpf_ringbuf_discard(e, BPF_RB_NO_WAKEUP);
+		return 0;
+	}
+	write_conn(e, open_kind(ci), *key, ci, ci->start_ns);
+	bpf_ringbuf_submit(e, wakeup_flags(&events));
 	return 0;
 }
 

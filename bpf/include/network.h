@@ -12,7 +12,7 @@
 enum net_event_kind {
 	NET_EVENT_CONNECT = 1, /* an outbound TCP connection was established */
 	NET_EVENT_ACCEPT = 2,  /* an inbound TCP connection was accepted */
-	NET_EVENT_CLOSE = 3,   /* a reported TCP connection closed; bytes are final */
+	NET_EVENT_CLOSE = 3,   /* a connection reported open closed; bytes are final */
 	NET_EVENT_LISTEN = 4,  /* a TCP socket started listening */
 	NET_EVENT_DNS = 5,     /* a DNS response (UDP from port 53) was read by a process */
 };
@@ -33,6 +33,14 @@ struct tuple {
 	__u16 _pad;
 };
 
+/* How far a connection's reporting went (conn_info.reported), changed atomically: the
+ * close of a connection still at REPORT_NONE writes one record for its whole life. */
+enum net_report {
+	REPORT_NONE = 0,   /* established, no record written yet (within the coalesce window) */
+	REPORT_OPEN = 1,   /* its connect or accept record was written */
+	REPORT_CLOSED = 2, /* its last record was written */
+};
+
 /* conn_info: the "conns" map's value, keyed by the kernel address of the struct sock, from
  * the moment a process owns the socket (connect: SYN_SENT; accept: the accept call's
  * return) until it closes. bytes_* are refreshed by the refresh_bytes iterator. */
@@ -45,12 +53,15 @@ struct conn_info {
 	__u32 uid;
 	__u16 sport; /* to check that the sock the key names is still this connection */
 	__u8 direction;
-	__u8 announced; /* a connect or accept record was written */
-	__u32 _pad;
+	__u8 established; /* connected or accepted: t is set */
+	__u32 reported;   /* enum net_report */
+	struct tuple t;
 	char comm[COMM_BYTES];
 };
 
-/* conn_event: connect, accept, close and listen records. */
+/* conn_event: connect, accept, close and listen records. A connect or accept record with
+ * closed set is a connection that closed within the coalesce window: ktime_ns is its close,
+ * start_ns its establishment, and the bytes are final. */
 struct conn_event {
 	__u32 kind;
 	__u32 pid;
@@ -62,7 +73,9 @@ struct conn_event {
 	__u64 bytes_received; /* close: tcp_sock.bytes_received */
 	__u32 uid;
 	__u8 direction;
-	__u8 _pad[3];
+	__u8 closed;
+	__u8 stale; /* its close was not seen (the sock was reused): bytes as last refreshed */
+	__u8 _pad;
 	struct tuple t;
 	char comm[COMM_BYTES];
 };

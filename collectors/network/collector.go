@@ -4,10 +4,14 @@
 // In: the records that bpf/network.bpf.c writes into a BPF ring buffer (connect, accept,
 // close, listen, DNS response payloads), the UDP flows it sums in a BPF map, the byte
 // counters of open connections it copies into its connection map when asked (a BPF map
-// iterator), and what /proc and /etc/passwd say about the processes named in them.
+// iterator), the connect or accept records of connections open longer than coalesce_window
+// (another iterator, run by the chores), and what /proc and /etc/passwd say about the
+// processes named in them.
 // Out: *schemas.NetworkEvent values, handed to the caller's emit function from one
-// goroutine: connect or accept when a TCP connection is established, update every
-// update_interval while it stays open, close with its final byte counts, listen once per
+// goroutine: for a TCP connection that closes within coalesce_window, its connect or accept
+// with its bytes and duration; for a longer one, its connect or accept once the window has
+// passed, update every update_interval while it stays open, and close with its final byte
+// counts; listen once per
 // (pid, port), udp_flow per (pid, remote endpoint) every udp_flow_interval, and dns per
 // response read by a process. No per-packet events. Per-cgroup totals of open connections
 // and bytes are kept for the system collector (Stats.Cgroups).
@@ -29,6 +33,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"math"
 	"net/netip"
 	"os"
 	"strconv"
@@ -70,11 +75,15 @@ const (
 // Stats counts what the collector did. Counters only grow; OpenConnections and Cgroups are
 // the state at the time of the call.
 type Stats struct {
-	Events          uint64 // events emitted
-	KernelDrops     uint64 // records the kernel dropped because the ring buffer was full
-	DecodeErrors    uint64 // records that could not be decoded
-	Filtered        uint64 // events left out by the exclude_* settings
-	ConnTableFull   uint64 // connections not tracked because max_connections were open
+	Events        uint64 // events emitted
+	KernelDrops   uint64 // records the kernel dropped because the ring buffer was full
+	DecodeErrors  uint64 // records that could not be decoded
+	Filtered      uint64 // events left out by the exclude_* settings
+	ConnTableFull uint64 // connections not tracked because max_connections were open
+	// ClosesMissed counts connections whose close the kernel did not see (its program was
+	// busy on that CPU): each was reported when its socket's memory held a new connection,
+	// with the bytes last read.
+	ClosesMissed    uint64
 	DNSParseErrors  uint64 // datagrams from port 53 that were not DNS responses
 	OpenConnections uint64 // TCP connections reported open and not yet closed
 	// Cgroups holds, per cgroup id, its open TCP connections and the bytes its TCP
@@ -95,9 +104,10 @@ type Collector struct {
 	host schemas.Host
 	log  *slog.Logger
 
-	objs networkObjects
-	ring *kernel.Ring
-	iter *link.Iter // also held by ring, which closes it
+	objs     networkObjects
+	ring     *kernel.Ring
+	iter     *link.Iter // refresh_bytes; also held by ring, which closes it
+	announce *link.Iter // announce_conns; also held by ring
 
 	bootOffset int64 // wall clock minus CLOCK_BOOTTIME, ns
 	procs      *procCache
@@ -107,7 +117,6 @@ type Collector struct {
 
 	// Reader goroutine only.
 	conns       map[uint64]*openConn // by the kernel's sock address
-	unreported  []pendingOpen        // connections not reported yet, in the order they opened
 	listens     map[listenKey]struct{}
 	nextRefresh time.Time
 	nextFlush   time.Time
@@ -118,7 +127,7 @@ type Collector struct {
 	ran atomic.Bool
 
 	events, decodeErrors, filtered, dnsErrors atomic.Uint64
-	connsFull, openConns                      atomic.Uint64
+	connsFull, openConns, closesMissed        atomic.Uint64
 }
 
 // openConn is a TCP connection reported open: the event it was reported with, and the
@@ -130,14 +139,6 @@ type openConn struct {
 	sent, recv uint64
 	lastReport time.Time
 	missing    bool // absent from the kernel map at the last refresh
-	reported   bool // its connect or accept event was emitted
-}
-
-// pendingOpen is a connection held back by the coalesce window.
-type pendingOpen struct {
-	sockID uint64
-	oc     *openConn
-	at     time.Time
 }
 
 type listenKey struct {
@@ -172,6 +173,8 @@ func New(cfg Config, host schemas.Host, log *slog.Logger) (*Collector, error) {
 	}
 	c.ring = kernel.NewRing(kernel.RingConfig{
 		Name: "network", Dropped: "network records", RingBufferBytes: cfg.RingBufferBytes, Log: c.log,
+		// Connections still within the coalesce window are reported before stopping.
+		BeforeStop: func() { c.announceOpen(math.MaxUint64) },
 	}, &c.objs)
 	if err := c.open(); err != nil {
 		c.close()
@@ -213,6 +216,7 @@ func (c *Collector) load() error {
 	return kernel.Load(spec, &c.objs, "network",
 		kernel.Var{Name: networkVarSelfTgid, Value: uint32(os.Getpid())},
 		kernel.Var{Name: networkVarDnsEnabled, Value: dns},
+		kernel.Var{Name: networkVarCoalesceNs, Value: uint64(c.cfg.CoalesceWindow)},
 		kernel.WakeupVar(c.cfg.RingBufferBytes))
 }
 
@@ -248,6 +252,12 @@ func (c *Collector) attach() error {
 		return fmt.Errorf("attach connection byte iterator: %w", err)
 	}
 	c.iter = it
+	c.ring.Add(it)
+	it, err = link.AttachIter(link.IterOptions{Program: c.objs.AnnounceConns, Map: c.objs.Conns})
+	if err != nil {
+		return fmt.Errorf("attach connection announcer: %w", err)
+	}
+	c.announce = it
 	c.ring.Add(it)
 	return nil
 }
@@ -285,6 +295,7 @@ func (c *Collector) Stats() Stats {
 		DecodeErrors:    c.decodeErrors.Load(),
 		Filtered:        c.filtered.Load(),
 		ConnTableFull:   c.connsFull.Load(),
+		ClosesMissed:    c.closesMissed.Load(),
 		DNSParseErrors:  c.dnsErrors.Load(),
 		OpenConnections: c.openConns.Load(),
 		Cgroups:         cgroups,
@@ -306,11 +317,18 @@ func (c *Collector) Run(ctx context.Context, emit func(*schemas.NetworkEvent)) e
 	now := time.Now()
 	c.nextRefresh = now.Add(c.refreshEvery())
 	c.nextFlush = now.Add(c.cfg.UDPFlowInterval)
-	err := c.ring.Read(ctx, choreEvery, func(raw []byte, now time.Time) { c.handle(raw, now, emit) }, func(now time.Time) { c.chores(now, emit) })
-	// Connections held back by the coalesce window are reported before stopping.
-	c.reportOpened(time.Now().Add(c.cfg.CoalesceWindow), emit)
+	err := c.ring.Read(ctx, c.choreEvery(), func(raw []byte, now time.Time) { c.handle(raw, now, emit) }, func(now time.Time) { c.chores(now, emit) })
 	c.ring.ReportDrops()
 	return err
+}
+
+// choreEvery is the period of the chores: choreEvery, or half the coalesce window when that
+// is shorter, so that a connection still open after the window is reported within 1.5 times it.
+func (c *Collector) choreEvery() time.Duration {
+	if w := c.cfg.CoalesceWindow / 2; w > 0 && w < choreEvery {
+		return w
+	}
+	return choreEvery
 }
 
 // refreshEvery is how often open connections' bytes are read from the kernel.
@@ -320,7 +338,9 @@ func (c *Collector) refreshEvery() time.Duration {
 
 func (c *Collector) chores(now time.Time, emit func(*schemas.NetworkEvent)) {
 	c.ring.ReportDrops()
-	c.reportOpened(now, emit)
+	if c.cfg.CoalesceWindow > 0 {
+		c.announceOpen(uint64(now.UnixNano() - c.bootOffset - int64(c.cfg.CoalesceWindow)))
+	}
 	if !now.Before(c.nextRefresh) {
 		if err := c.refresh(now, emit); err != nil {
 			c.log.Warn("refresh open connections", "error", err)
@@ -378,10 +398,16 @@ func (c *Collector) handleConn(raw []byte, now time.Time, emit func(*schemas.Net
 	if _, err := kernel.Decode(raw, &rec); err != nil {
 		return fmt.Errorf("decode connection record: %w", err)
 	}
-	c.reportOpened(now, emit)
+	if rec.Stale != 0 {
+		c.closesMissed.Add(1)
+	}
 	switch networkNetEventKind(rec.Kind) {
 	case networkNetEventKindNET_EVENT_CONNECT, networkNetEventKindNET_EVENT_ACCEPT:
-		c.connOpened(&rec, now, emit)
+		if rec.Closed != 0 {
+			c.connShort(&rec, now, emit)
+		} else {
+			c.connOpened(&rec, now, emit)
+		}
 	case networkNetEventKindNET_EVENT_CLOSE:
 		c.connClosed(&rec, now, emit)
 	case networkNetEventKindNET_EVENT_LISTEN:
@@ -390,9 +416,14 @@ func (c *Collector) handleConn(raw []byte, now time.Time, emit func(*schemas.Net
 	return nil
 }
 
-// connEvent builds a TCP event from a connection record.
+// connEvent builds a TCP event from a connection record, at the record's time.
 func (c *Collector) connEvent(rec *networkConnEvent, action string, now time.Time) *schemas.NetworkEvent {
-	ev := c.newEvent(int64(rec.KtimeNs)+c.bootOffset, action)
+	return c.connEventAt(rec, int64(rec.KtimeNs)+c.bootOffset, action, now)
+}
+
+// connEventAt builds a TCP event from a connection record, at the time at.
+func (c *Collector) connEventAt(rec *networkConnEvent, at int64, action string, now time.Time) *schemas.NetworkEvent {
+	ev := c.newEvent(at, action)
 	ev.Process = c.procs.actor(rec.Pid, rec.Uid, kernel.CString(rec.Comm[:]), rec.CgroupId, c.users, now)
 	local := endpoint(rec.T.Family, rec.T.Saddr, rec.T.Sport)
 	remote := endpoint(rec.T.Family, rec.T.Daddr, rec.T.Dport)
@@ -411,46 +442,49 @@ func (c *Collector) connEvent(rec *networkConnEvent, action string, now time.Tim
 	return ev
 }
 
-func (c *Collector) connOpened(rec *networkConnEvent, now time.Time, emit func(*schemas.NetworkEvent)) {
-	action := schemas.ActionConnect
+// openAction is the action of a connection record's connect or accept.
+func openAction(rec *networkConnEvent) string {
 	if networkNetEventKind(rec.Kind) == networkNetEventKindNET_EVENT_ACCEPT {
-		action = schemas.ActionAccept
+		return schemas.ActionAccept
 	}
-	ev := c.connEvent(rec, action, now)
+	return schemas.ActionConnect
+}
+
+// connOpened reports a connection still open: established, and either the coalesce window
+// is off or the connection outlived it.
+func (c *Collector) connOpened(rec *networkConnEvent, now time.Time, emit func(*schemas.NetworkEvent)) {
+	ev := c.connEvent(rec, openAction(rec), now)
 	if _, dup := c.conns[rec.SockId]; !dup {
 		c.openConns.Add(1)
 		c.addTraffic(rec.CgroupId, 1, 0, 0)
 	}
-	oc := &openConn{ev: ev, cgroupID: rec.CgroupId, startNs: rec.StartNs, lastReport: now}
-	c.conns[rec.SockId] = oc
-	// Held back for the coalesce window, unless holding is off or too many are held already.
-	if c.cfg.CoalesceWindow > 0 && len(c.unreported) < c.cfg.MaxConnections {
-		c.unreported = append(c.unreported, pendingOpen{sockID: rec.SockId, oc: oc, at: now})
-		return
-	}
-	oc.reported = true
+	c.conns[rec.SockId] = &openConn{ev: ev, cgroupID: rec.CgroupId, startNs: rec.StartNs, lastReport: now}
 	c.emit(ev, emit)
 }
 
-// reportOpened emits the connect or accept events of the connections still open after the
-// coalesce window.
-// It is called for every connection record and from the chores: it costs a comparison when
-// nothing is due.
-func (c *Collector) reportOpened(now time.Time, emit func(*schemas.NetworkEvent)) {
-	q := c.unreported
-	for len(q) > 0 && now.Sub(q[0].at) >= c.cfg.CoalesceWindow {
-		p := q[0]
-		q[0] = pendingOpen{}
-		q = q[1:]
-		if !p.oc.reported && c.conns[p.sockID] == p.oc {
-			p.oc.reported, p.oc.lastReport = true, now
-			c.emit(p.oc.ev, emit)
-		}
+// connShort reports a connection that closed within the coalesce window by one event, its
+// connect or accept at the time it was established, with its final bytes and its duration.
+func (c *Collector) connShort(rec *networkConnEvent, now time.Time, emit func(*schemas.NetworkEvent)) {
+	c.addTraffic(rec.CgroupId, 0, int64(rec.BytesSent), int64(rec.BytesReceived))
+	ev := c.connEventAt(rec, int64(rec.StartNs)+c.bootOffset, openAction(rec), now)
+	ev.Network.BytesSent = int64(rec.BytesSent)
+	ev.Network.BytesReceived = int64(rec.BytesReceived)
+	if rec.KtimeNs > rec.StartNs {
+		ev.Network.DurationNs = int64(rec.KtimeNs - rec.StartNs)
 	}
-	if len(q) == 0 {
-		q = c.unreported[:0] // start over at the front of the same array
+	c.emit(ev, emit)
+}
+
+// announceOpen has the kernel write the connect or accept records of the connections
+// established before the CLOCK_BOOTTIME time before (ns) and not reported yet.
+func (c *Collector) announceOpen(before uint64) {
+	if err := c.objs.AnnounceBefore.Set(before); err != nil {
+		c.log.Warn("report open connections", "error", err)
+		return
 	}
-	c.unreported = q
+	if err := runIter(c.announce); err != nil {
+		c.log.Warn("report open connections", "error", err)
+	}
 }
 
 // connClosed reports a connection's close with its final bytes. A connection whose connect or
@@ -462,14 +496,7 @@ func (c *Collector) connClosed(rec *networkConnEvent, now time.Time, emit func(*
 		delete(c.conns, rec.SockId)
 		c.openConns.Add(^uint64(0))
 		c.addTraffic(oc.cgroupID, -1, int64(rec.BytesSent-oc.sent), int64(rec.BytesReceived-oc.recv))
-		if oc.reported {
-			ev = c.copyEvent(oc.ev, int64(rec.KtimeNs)+c.bootOffset, schemas.ActionClose)
-		} else {
-			// Closed within the coalesce window: its one event is the connect or accept. The
-			// pending list keeps oc until the window ends; not the event.
-			oc.reported = true
-			ev, oc.ev = oc.ev, nil
-		}
+		ev = c.copyEvent(oc.ev, int64(rec.KtimeNs)+c.bootOffset, schemas.ActionClose)
 	} else {
 		c.addTraffic(rec.CgroupId, 0, int64(rec.BytesSent), int64(rec.BytesReceived))
 		ev = c.connEvent(rec, schemas.ActionClose, now)
@@ -531,7 +558,7 @@ func (c *Collector) refresh(now time.Time, emit func(*schemas.NetworkEvent)) err
 	if len(c.conns) == 0 {
 		return nil
 	}
-	if err := c.runIter(); err != nil {
+	if err := runIter(c.iter); err != nil {
 		return err
 	}
 	var info networkConnInfo
@@ -540,10 +567,6 @@ func (c *Collector) refresh(now time.Time, emit func(*schemas.NetworkEvent)) err
 			// Gone from the kernel without a close record: either it is still in the ring
 			// buffer, or it was lost. Forget it at the next refresh.
 			if oc.missing {
-				if !oc.reported { // its close record was lost too: report it as it opened
-					oc.reported = true
-					c.emit(oc.ev, emit)
-				}
 				delete(c.conns, id)
 				c.openConns.Add(^uint64(0))
 				c.addTraffic(oc.cgroupID, -1, 0, 0)
@@ -556,7 +579,7 @@ func (c *Collector) refresh(now time.Time, emit func(*schemas.NetworkEvent)) err
 			c.addTraffic(oc.cgroupID, 0, int64(info.BytesSent-oc.sent), int64(info.BytesReceived-oc.recv))
 			oc.sent, oc.recv = info.BytesSent, info.BytesReceived
 		}
-		if oc.reported && now.Sub(oc.lastReport) >= c.cfg.UpdateInterval {
+		if now.Sub(oc.lastReport) >= c.cfg.UpdateInterval {
 			oc.lastReport = now
 			ev := c.copyEvent(oc.ev, now.UnixNano(), schemas.ActionUpdate)
 			ev.Network.BytesSent, ev.Network.BytesReceived = int64(oc.sent), int64(oc.recv)
@@ -567,15 +590,15 @@ func (c *Collector) refresh(now time.Time, emit func(*schemas.NetworkEvent)) err
 	return nil
 }
 
-// runIter runs the refresh_bytes iterator over the kernel's connection map.
-func (c *Collector) runIter() error {
-	r, err := c.iter.Open()
+// runIter runs an iterator program over the kernel's connection map.
+func runIter(it *link.Iter) error {
+	r, err := it.Open()
 	if err != nil {
-		return fmt.Errorf("open connection byte iterator: %w", err)
+		return fmt.Errorf("open connection map iterator: %w", err)
 	}
 	defer r.Close()
 	if _, err := io.Copy(io.Discard, r); err != nil {
-		return fmt.Errorf("run connection byte iterator: %w", err)
+		return fmt.Errorf("run connection map iterator: %w", err)
 	}
 	return nil
 }

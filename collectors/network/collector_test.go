@@ -1,10 +1,14 @@
 package network
 
 import (
+	"context"
 	"fmt"
+	"io"
+	"log/slog"
 	"net"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -188,6 +192,68 @@ func TestLongConnectionUpdates(t *testing.T) {
 	cg := c.Stats().Cgroups[uint64(update.Process.CgroupID)]
 	if cg.Connections < 2 || cg.BytesSent < clientSends+serverSends || cg.BytesReceived < clientSends+serverSends {
 		t.Errorf("cgroup %d totals %+v: want at least both ends of the connection open and their bytes", update.Process.CgroupID, cg)
+	}
+	clientOut.stdin.Close()
+	if err := client.Wait(); err != nil {
+		t.Fatalf("client: %v", err)
+	}
+	if err := server.Wait(); err != nil {
+		t.Fatalf("server: %v", err)
+	}
+}
+
+// TestOpenConnectionsReportedAtStop: a connection still within the coalesce window when the
+// collector stops is reported by its connect and accept before Run returns.
+func TestOpenConnectionsReportedAtStop(t *testing.T) {
+	testenv.RequireBPF(t)
+	cfg := DefaultConfig()
+	cfg.CoalesceWindow = 30 * time.Second
+	c, err := New(cfg, testHost, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	if err != nil {
+		t.Fatalf("New: %v", err)
+	}
+	var (
+		mu  sync.Mutex
+		got []*schemas.NetworkEvent
+	)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	runErr := make(chan error, 1)
+	go func() {
+		runErr <- c.Run(ctx, func(e *schemas.NetworkEvent) {
+			mu.Lock()
+			got = append(got, e)
+			mu.Unlock()
+		})
+	}()
+
+	server, out := startHelper(t, "tcp-server", "127.0.0.1:0,10,20")
+	line, err := out.ReadString('\n')
+	if err != nil {
+		t.Fatalf("read the server's port: %v", err)
+	}
+	client, clientOut := startHelperStdin(t, "tcp-client-hold", fmt.Sprintf("127.0.0.1:%s,10,20", strings.TrimSpace(line)))
+	if _, err := clientOut.out.ReadString('\n'); err != nil {
+		t.Fatalf("wait for the exchange: %v", err)
+	}
+	pids := map[int32]bool{int32(client.Process.Pid): true, int32(server.Process.Pid): true}
+	cancel()
+	if err := <-runErr; err != nil {
+		t.Fatalf("Run: %v", err)
+	}
+	mu.Lock()
+	actions := make(map[string]int)
+	for _, e := range got {
+		if pids[e.Process.PID] && e.Action != schemas.ActionListen {
+			actions[e.Action]++
+			if e.Network.DurationNs != 0 || e.Network.BytesSent != 0 {
+				t.Errorf("%s of a connection still open has duration %d and bytes %d", e.Action, e.Network.DurationNs, e.Network.BytesSent)
+			}
+		}
+	}
+	mu.Unlock()
+	if diff := cmp.Diff(map[string]int{schemas.ActionConnect: 1, schemas.ActionAccept: 1}, actions); diff != "" {
+		t.Errorf("events of the open connection at stop (-want +got):\n%s", diff)
 	}
 	clientOut.stdin.Close()
 	if err := client.Wait(); err != nil {

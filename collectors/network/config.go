@@ -19,9 +19,10 @@ type Config struct {
 	RingBufferBytes int `mapstructure:"ring_buffer_bytes"`
 	// CoalesceWindow is how long a new TCP connection may stay unreported: one that closes
 	// within it is reported by a single event, its connect or accept, carrying its bytes and
-	// duration; one still open after it is reported then (within twice the window), and by a
-	// close event when it ends. 0 reports every connection when it opens and when it closes.
-	// At most update_interval. Default 1s.
+	// duration; one still open after it is reported then (within 1.5 times the window), and
+	// by a close event when it ends. The kernel holds the connection meanwhile, so a short
+	// connection is one ring-buffer record. 0 reports every connection when it opens and when
+	// it closes. At most update_interval. Default 1s.
 	CoalesceWindow time.Duration `mapstructure:"coalesce_window"`
 	// UpdateInterval is how long a TCP connection stays open before it gets an update event
 	// with its bytes so far, and then again every interval. At least 1s. Default 60s.

@@ -25,7 +25,9 @@ type networkConnEvent struct {
 	BytesReceived uint64
 	Uid           uint32
 	Direction     uint8
-	Pad           [3]uint8
+	Closed        uint8
+	Stale         uint8
+	Pad           uint8
 	T             struct {
 		_      structs.HostLayout
 		Saddr  [16]uint8
@@ -48,9 +50,18 @@ type networkConnInfo struct {
 	Uid           uint32
 	Sport         uint16
 	Direction     uint8
-	Announced     uint8
-	Pad           uint32
-	Comm          [16]int8
+	Established   uint8
+	Reported      uint32
+	T             struct {
+		_      structs.HostLayout
+		Saddr  [16]uint8
+		Daddr  [16]uint8
+		Sport  uint16
+		Dport  uint16
+		Family uint16
+		Pad    uint16
+	}
+	Comm [16]int8
 }
 
 type networkDnsEvent struct {
@@ -97,6 +108,14 @@ const (
 	networkNetEventKindNET_EVENT_CLOSE   networkNetEventKind = 3
 	networkNetEventKindNET_EVENT_LISTEN  networkNetEventKind = 4
 	networkNetEventKindNET_EVENT_DNS     networkNetEventKind = 5
+)
+
+type networkNetReport uint32
+
+const (
+	networkNetReportREPORT_NONE   networkNetReport = 0
+	networkNetReportREPORT_OPEN   networkNetReport = 1
+	networkNetReportREPORT_CLOSED networkNetReport = 2
 )
 
 type networkUdpFlow struct {
@@ -147,6 +166,7 @@ const (
 	networkMapSetStateBusy          = "set_state_busy"
 	networkMapUdpFlows              = "udp_flows"
 	networkMapUdpRecvPending        = "udp_recv_pending"
+	networkProgAnnounceConns        = "announce_conns"
 	networkProgHandleAccept         = "handle_accept"
 	networkProgHandleAccept4        = "handle_accept4"
 	networkProgHandleRecvLength     = "handle_recv_length"
@@ -156,12 +176,15 @@ const (
 	networkProgHandleSetState       = "handle_set_state"
 	networkProgHandleSetStateNested = "handle_set_state_nested"
 	networkProgRefreshBytes         = "refresh_bytes"
+	networkVarAnnounceBefore        = "announce_before"
+	networkVarCoalesceNs            = "coalesce_ns"
 	networkVarDnsEnabled            = "dns_enabled"
 	networkVarSelfTgid              = "self_tgid"
 	networkVarUnusedConnEvent       = "unused_conn_event"
 	networkVarUnusedDirection       = "unused_direction"
 	networkVarUnusedDnsEvent        = "unused_dns_event"
 	networkVarUnusedKind            = "unused_kind"
+	networkVarUnusedReport          = "unused_report"
 	networkVarWakeupBytes           = "wakeup_bytes"
 )
 
@@ -207,6 +230,7 @@ type networkSpecs struct {
 //
 // It can be passed ebpf.CollectionSpec.Assign.
 type networkProgramSpecs struct {
+	AnnounceConns        *ebpf.ProgramSpec `ebpf:"announce_conns"`
 	HandleAccept         *ebpf.ProgramSpec `ebpf:"handle_accept"`
 	HandleAccept4        *ebpf.ProgramSpec `ebpf:"handle_accept4"`
 	HandleRecvLength     *ebpf.ProgramSpec `ebpf:"handle_recv_length"`
@@ -236,12 +260,15 @@ type networkMapSpecs struct {
 //
 // It can be passed ebpf.CollectionSpec.Assign.
 type networkVariableSpecs struct {
+	AnnounceBefore  *ebpf.VariableSpec `ebpf:"announce_before"`
+	CoalesceNs      *ebpf.VariableSpec `ebpf:"coalesce_ns"`
 	DnsEnabled      *ebpf.VariableSpec `ebpf:"dns_enabled"`
 	SelfTgid        *ebpf.VariableSpec `ebpf:"self_tgid"`
 	UnusedConnEvent *ebpf.VariableSpec `ebpf:"unused_conn_event"`
 	UnusedDirection *ebpf.VariableSpec `ebpf:"unused_direction"`
 	UnusedDnsEvent  *ebpf.VariableSpec `ebpf:"unused_dns_event"`
 	UnusedKind      *ebpf.VariableSpec `ebpf:"unused_kind"`
+	UnusedReport    *ebpf.VariableSpec `ebpf:"unused_report"`
 	WakeupBytes     *ebpf.VariableSpec `ebpf:"wakeup_bytes"`
 }
 
@@ -292,12 +319,15 @@ func (m *networkMaps) Close() error {
 //
 // It can be passed to loadNetworkObjects or ebpf.CollectionSpec.LoadAndAssign.
 type networkVariables struct {
+	AnnounceBefore  *ebpf.Variable `ebpf:"announce_before"`
+	CoalesceNs      *ebpf.Variable `ebpf:"coalesce_ns"`
 	DnsEnabled      *ebpf.Variable `ebpf:"dns_enabled"`
 	SelfTgid        *ebpf.Variable `ebpf:"self_tgid"`
 	UnusedConnEvent *ebpf.Variable `ebpf:"unused_conn_event"`
 	UnusedDirection *ebpf.Variable `ebpf:"unused_direction"`
 	UnusedDnsEvent  *ebpf.Variable `ebpf:"unused_dns_event"`
 	UnusedKind      *ebpf.Variable `ebpf:"unused_kind"`
+	UnusedReport    *ebpf.Variable `ebpf:"unused_report"`
 	WakeupBytes     *ebpf.Variable `ebpf:"wakeup_bytes"`
 }
 
@@ -305,6 +335,7 @@ type networkVariables struct {
 //
 // It can be passed to loadNetworkObjects or ebpf.CollectionSpec.LoadAndAssign.
 type networkPrograms struct {
+	AnnounceConns        *ebpf.Program `ebpf:"announce_conns"`
 	HandleAccept         *ebpf.Program `ebpf:"handle_accept"`
 	HandleAccept4        *ebpf.Program `ebpf:"handle_accept4"`
 	HandleRecvLength     *ebpf.Program `ebpf:"handle_recv_length"`
@@ -318,6 +349,7 @@ type networkPrograms struct {
 
 func (p *networkPrograms) Close() error {
 	return _NetworkClose(
+		p.AnnounceConns,
 		p.HandleAccept,
 		p.HandleAccept4,
 		p.HandleRecvLength,

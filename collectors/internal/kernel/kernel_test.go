@@ -138,7 +138,8 @@ func TestRingLifecycle(t *testing.T) {
 	}
 	drops := newDrops(t, perCPU)
 	objs := &closer{}
-	r := NewRing(RingConfig{Name: "test", Dropped: "test records", RingBufferBytes: 4096}, objs)
+	beforeStop := 0
+	r := NewRing(RingConfig{Name: "test", Dropped: "test records", RingBufferBytes: 4096, BeforeStop: func() { beforeStop++ }}, objs)
 	if err := r.Open(newEvents(t), drops); err != nil {
 		t.Fatal(err)
 	}
@@ -146,6 +147,7 @@ func TestRingLifecycle(t *testing.T) {
 	type result struct {
 		ReadErr                error
 		Records, Chores        int
+		BeforeStop             int
 		DropsOpen, DropsClosed uint64
 		MapsReadAfterClose     bool
 		ObjectsClosed          int
@@ -159,6 +161,7 @@ func TestRingLifecycle(t *testing.T) {
 			cancel()
 		}
 	})
+	got.BeforeStop = beforeStop
 	got.DropsOpen = r.Drops()
 	r.ReportDrops()
 	r.Close()
@@ -171,7 +174,7 @@ func TestRingLifecycle(t *testing.T) {
 	got.MapsReadAfterClose = r.ReadMaps(func() {})
 	got.ObjectsClosed = objs.n
 
-	want := result{Chores: 2, DropsOpen: total, DropsClosed: total, ObjectsClosed: 1}
+	want := result{Chores: 2, BeforeStop: 1, DropsOpen: total, DropsClosed: total, ObjectsClosed: 1}
 	if diff := cmp.Diff(want, got, cmp.Comparer(func(a, b error) bool { return a == b })); diff != "" {
 		t.Errorf("ring lifecycle (-want +got):\n%s", diff)
 	}

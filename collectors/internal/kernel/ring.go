@@ -35,6 +35,9 @@ type RingConfig struct {
 	Dropped         string // what the kernel drops: "<Dropped> dropped in the kernel: ring buffer full"
 	RingBufferBytes int    // logged with the drops
 	Log             *slog.Logger
+	// BeforeStop, if set, runs once Read's context is done, before the records still in the
+	// ring are read: the last chance to have the kernel write records.
+	BeforeStop func()
 }
 
 // Ring owns the kernel side of one collector: its loaded objects, the links attaching its
@@ -151,33 +154,22 @@ func (r *Ring) Close() {
 
 // Read calls handle with each record's bytes and about the time it was read (the clock is
 // read before each wait and once per clockEvery records, so it may be behind by up to
-// PollInterval), and chore at least
-// every `every` (between records), until ctx is done; then it returns nil. The bytes are only
-// valid during the call. Read returns an error when reading fails for another reason than ctx being done.
-// It is called at most once, from the goroutine that owns the reported-drops count.
+// PollInterval), and chore at least every `every` (between records), until ctx is done;
+// then it runs BeforeStop, hands over the records the ring holds at that point, and returns
+// nil. Stopping takes at most PollInterval after ctx is done. The bytes are only valid
+// during the call. Read returns an error when reading fails for another reason than ctx
+// being done. It is called at most once, from the goroutine that owns the reported-drops
+// count.
 func (r *Ring) Read(ctx context.Context, every time.Duration, handle func(raw []byte, now time.Time), chore func(now time.Time)) error {
-	var wg sync.WaitGroup
-	defer wg.Wait()
-	readDone := make(chan struct{})
-	defer close(readDone)
-	wg.Go(func() {
-		// Closing the reader is what interrupts a blocked read.
-		select {
-		case <-ctx.Done():
-			r.reader.Close()
-		case <-readDone:
-		}
-	})
-	return r.loop(ctx, every, handle, chore)
-}
-
-func (r *Ring) loop(ctx context.Context, every time.Duration, handle func(raw []byte, now time.Time), chore func(now time.Time)) error {
 	var rec ringbuf.Record
 	now := time.Now()
 	nextChore := now.Add(every)
 	for n := 0; ; n++ {
 		// The clock is read after every wait and every clockEvery records in between.
 		if n%clockEvery == 0 {
+			if ctx.Err() != nil {
+				return r.drain(handle)
+			}
 			now = time.Now()
 			deadline := nextChore
 			if poll := now.Add(PollInterval); poll.Before(deadline) {
@@ -189,11 +181,6 @@ func (r *Ring) loop(ctx context.Context, every time.Duration, handle func(raw []
 		switch {
 		case errors.Is(err, os.ErrDeadlineExceeded):
 			n = -1 // the next record comes after a wait
-		case errors.Is(err, ringbuf.ErrClosed):
-			if ctx.Err() != nil {
-				return nil
-			}
-			return fmt.Errorf("read %s ring buffer: %w", r.cfg.Name, err)
 		case err != nil:
 			return fmt.Errorf("read %s ring buffer: %w", r.cfg.Name, err)
 		default:
@@ -204,6 +191,29 @@ func (r *Ring) loop(ctx context.Context, every time.Duration, handle func(raw []
 			nextChore = now.Add(every)
 		}
 	}
+}
+
+// drain runs BeforeStop, then hands over the records in the ring, as many as it holds now.
+func (r *Ring) drain(handle func(raw []byte, now time.Time)) error {
+	if r.cfg.BeforeStop != nil {
+		r.cfg.BeforeStop()
+	}
+	avail := r.reader.AvailableBytes()
+	var rec ringbuf.Record
+	now := time.Now()
+	r.reader.SetDeadline(now)
+	for read := 0; read < avail; {
+		err := r.reader.ReadInto(&rec)
+		switch {
+		case errors.Is(err, os.ErrDeadlineExceeded):
+			return nil
+		case err != nil:
+			return fmt.Errorf("read %s ring buffer: %w", r.cfg.Name, err)
+		}
+		handle(rec.RawSample, now)
+		read += (len(rec.RawSample)+7)&^7 + 8 // an 8-byte header, the sample padded to 8 bytes
+	}
+	return nil
 }
 
 // ReportDrops logs the kernel drops since the last report. Call it from the goroutine
