@@ -128,21 +128,48 @@ static __always_inline bool is_self(void)
 	return (bpf_get_current_pid_tgid() >> 32) == self_tgid;
 }
 
-/* read_tuple fills t from the socket's own addresses and ports. */
+/* A sock's fields are read in two ways. A sock the verifier knows, as a tp_btf program's
+ * argument, is read by direct loads (SK_DIRECT), which cost next to nothing: these programs run
+ * on every TCP state change. Any other (found through a file descriptor, or a map key) goes
+ * through bpf_probe_read_kernel, a helper call per field (SK_PROBE). */
+#define SK_DIRECT(sk, field) ((sk)->field)
+#define SK_PROBE(sk, field) BPF_CORE_READ(sk, field)
+
+/* TUPLE fills t (zeroed) from the socket sk's own addresses and ports, read with GET. */
+#define TUPLE(sk, t, GET)                                                                          \
+	do {                                                                                       \
+		__u16 family_ = GET(sk, __sk_common.skc_family);                                   \
+		__u32 *s_ = (__u32 *)(t)->saddr, *d_ = (__u32 *)(t)->daddr;                        \
+		(t)->family = family_;                                                             \
+		(t)->sport = GET(sk, __sk_common.skc_num);                                         \
+		(t)->dport = bpf_ntohs(GET(sk, __sk_common.skc_dport));                            \
+		if (family_ == AF_INET6) {                                                         \
+			s_[0] = GET(sk, __sk_common.skc_v6_rcv_saddr.in6_u.u6_addr32[0]);          \
+			s_[1] = GET(sk, __sk_common.skc_v6_rcv_saddr.in6_u.u6_addr32[1]);          \
+			s_[2] = GET(sk, __sk_common.skc_v6_rcv_saddr.in6_u.u6_addr32[2]);          \
+			s_[3] = GET(sk, __sk_common.skc_v6_rcv_saddr.in6_u.u6_addr32[3]);          \
+			d_[0] = GET(sk, __sk_common.skc_v6_daddr.in6_u.u6_addr32[0]);              \
+			d_[1] = GET(sk, __sk_common.skc_v6_daddr.in6_u.u6_addr32[1]);              \
+			d_[2] = GET(sk, __sk_common.skc_v6_daddr.in6_u.u6_addr32[2]);              \
+			d_[3] = GET(sk, __sk_common.skc_v6_daddr.in6_u.u6_addr32[3]);              \
+		} else {                                                                           \
+			s_[0] = GET(sk, __sk_common.skc_rcv_saddr);                                \
+			d_[0] = GET(sk, __sk_common.skc_daddr);                                    \
+		}                                                                                  \
+	} while (0)
+
+/* read_tuple fills t from the socket's own addresses and ports; sk is a tp_btf argument. */
 static __always_inline void read_tuple(struct sock *sk, struct tuple *t)
 {
-	__u16 family = BPF_CORE_READ(sk, __sk_common.skc_family);
+	__builtin_memset(t, 0, sizeof(*t));
+	TUPLE(sk, t, SK_DIRECT);
+}
 
-	t->family = family;
-	t->sport = BPF_CORE_READ(sk, __sk_common.skc_num);
-	t->dport = bpf_ntohs(BPF_CORE_READ(sk, __sk_common.skc_dport));
-	if (family == AF_INET6) {
-		BPF_CORE_READ_INTO(&t->saddr, sk, __sk_common.skc_v6_rcv_saddr.in6_u.u6_addr8);
-		BPF_CORE_READ_INTO(&t->daddr, sk, __sk_common.skc_v6_daddr.in6_u.u6_addr8);
-	} else {
-		BPF_CORE_READ_INTO((__u32 *)t->saddr, sk, __sk_common.skc_rcv_saddr);
-		BPF_CORE_READ_INTO((__u32 *)t->daddr, sk, __sk_common.skc_daddr);
-	}
+/* probe_tuple is read_tuple for any other sock. */
+static __always_inline void probe_tuple(struct sock *sk, struct tuple *t)
+{
+	__builtin_memset(t, 0, sizeof(*t));
+	TUPLE(sk, t, SK_PROBE);
 }
 
 static __always_inline void fill_owner(struct conn_info *ci)
@@ -155,28 +182,45 @@ static __always_inline void fill_owner(struct conn_info *ci)
 	bpf_get_current_comm(ci->comm, sizeof(ci->comm));
 }
 
-/* data_bytes reads the data bytes a TCP socket in state has had acknowledged and has
- * received. tcp_sock.bytes_acked and bytes_received count sequence space, which also holds
- * the SYN (acknowledged to the side that connected) and each side's FIN: those are taken
- * out, so the counts are what the applications sent and received. */
+/* DATA_BYTES sets sent and received to the data bytes the TCP socket sk (tp, the same as a
+ * tcp_sock) in state has had acknowledged and has received, read with GET.
+ * tcp_sock.bytes_acked and bytes_received count sequence space, which also holds the SYN
+ * (acknowledged to the side that connected) and each side's FIN: those are taken out, so
+ * the counts are what the applications sent and received. */
+#define DATA_BYTES(sk, tp, state, direction, sent, received, GET)                                  \
+	do {                                                                                       \
+		__u64 acked_ = GET(tp, bytes_acked);                                               \
+		__u64 rcvd_ = GET(tp, bytes_received);                                             \
+		unsigned long flags_ = GET(sk, __sk_common.skc_flags);                             \
+		bool fin_queued_ = (state) == TCP_FIN_WAIT1 || (state) == TCP_FIN_WAIT2 ||         \
+				   (state) == TCP_CLOSING || (state) == TCP_LAST_ACK;              \
+		if ((direction) == NET_DIR_OUTBOUND && acked_ > 0)                                 \
+			acked_--;                                                                  \
+		if (fin_queued_ && acked_ > 0 && GET(tp, snd_una) == GET(tp, write_seq))           \
+			acked_--;                                                                  \
+		/* SOCK_DONE: tcp_fin saw the peer's FIN, which bytes_received then counts. */     \
+		if ((flags_ & (1UL << bpf_core_enum_value(enum sock_flags, SOCK_DONE))) && rcvd_ > 0) \
+			rcvd_--;                                                                   \
+		*(sent) = acked_;                                                                  \
+		*(received) = rcvd_;                                                               \
+	} while (0)
+
+/* data_bytes reads the data bytes of sk, a tp_btf argument. */
 static __always_inline void data_bytes(struct sock *sk, int state, __u8 direction, __u64 *sent, __u64 *received)
 {
-	struct tcp_sock *tp = (struct tcp_sock *)sk;
-	__u64 acked = BPF_CORE_READ(tp, bytes_acked);
-	__u64 rcvd = BPF_CORE_READ(tp, bytes_received);
-	unsigned long flags = BPF_CORE_READ(sk, __sk_common.skc_flags);
-	bool fin_queued = state == TCP_FIN_WAIT1 || state == TCP_FIN_WAIT2 || state == TCP_CLOSING ||
-			  state == TCP_LAST_ACK;
+	struct tcp_sock *tp = bpf_skc_to_tcp_sock(sk);
 
-	if (direction == NET_DIR_OUTBOUND && acked > 0)
-		acked--;
-	if (fin_queued && acked > 0 && BPF_CORE_READ(tp, snd_una) == BPF_CORE_READ(tp, write_seq))
-		acked--;
-	/* SOCK_DONE: tcp_fin saw the peer's FIN, which bytes_received then counts. */
-	if ((flags & (1UL << bpf_core_enum_value(enum sock_flags, SOCK_DONE))) && rcvd > 0)
-		rcvd--;
-	*sent = acked;
-	*received = rcvd;
+	*sent = *received = 0;
+	if (tp)
+		DATA_BYTES(sk, tp, state, direction, sent, received, SK_DIRECT);
+}
+
+/* probe_data_bytes is data_bytes for any other TCP sock. */
+static __always_inline void probe_data_bytes(struct sock *sk, int state, __u8 direction, __u64 *sent, __u64 *received)
+{
+	struct tcp_sock *tp = (struct tcp_sock *)sk;
+
+	DATA_BYTES(sk, tp, state, direction, sent, received, SK_PROBE);
 }
 
 /* write_conn fills e, a record of kind for the connection sock owned by ci, at ktime. */
@@ -268,14 +312,12 @@ static __always_inline bool track(__u64 key, struct conn_info *info)
 	return true;
 }
 
-/* established completes ci, whose socket sk is now connected or accepted, and reports it
- * right away when there is no coalesce window. */
-static __always_inline void established(struct sock *sk, struct conn_info *ci)
+/* established completes ci, whose tuple is read and whose socket is now connected or
+ * accepted. */
+static __always_inline void established(struct conn_info *ci)
 {
 	ci->start_ns = bpf_ktime_get_boot_ns();
-	ci->sport = BPF_CORE_READ(sk, __sk_common.skc_num);
-	__builtin_memset(&ci->t, 0, sizeof(ci->t));
-	read_tuple(sk, &ci->t);
+	ci->sport = ci->t.sport;
 	ci->reported = coalesce_ns ? REPORT_NONE : REPORT_OPEN;
 	asm volatile("" ::: "memory"); /* the iterator reads established first */
 	ci->established = 1;
@@ -303,7 +345,8 @@ static __always_inline void on_set_state(struct sock *sk, int oldstate, int news
 		ci = bpf_map_lookup_elem(&conns, &key);
 		if (!ci)
 			return;
-		established(sk, ci);
+		read_tuple(sk, &ci->t);
+		established(ci);
 		if (!coalesce_ns)
 			emit_conn(NET_EVENT_CONNECT, sk, ci);
 		return;
@@ -429,7 +472,8 @@ static __always_inline int on_accept(long ret)
 	key = (__u64)sk;
 	fill_owner(&info);
 	info.direction = NET_DIR_INBOUND;
-	established(sk, &info);
+	probe_tuple(sk, &info.t);
+	established(&info);
 	if (!track(key, &info))
 		return 0;
 	if (!coalesce_ns)
@@ -464,7 +508,7 @@ int refresh_bytes(struct bpf_iter__bpf_map_elem *ctx)
 	sk = (struct sock *)*key;
 	if (BPF_CORE_READ(sk, __sk_common.skc_num) != ci->sport)
 		return 0;
-	data_bytes(sk, BPF_CORE_READ(sk, __sk_common.skc_state), ci->direction, &ci->bytes_sent, &ci->bytes_received);
+	probe_data_bytes(sk, BPF_CORE_READ(sk, __sk_common.skc_state), ci->direction, &ci->bytes_sent, &ci->bytes_received);
 	return 0;
 }
 

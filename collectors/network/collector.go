@@ -65,6 +65,8 @@ const (
 	// hostnameEntries and hostnameAge bound the address-to-name cache of DNS answers.
 	hostnameEntries = 16384
 	hostnameAge     = time.Hour
+	// addrTextEntries bounds the cache of addresses' text.
+	addrTextEntries = 4096
 	// listenEntries bounds the (pid, port) pairs remembered as reported.
 	listenEntries = 65536
 	// maxRefreshEvery caps the period at which open connections' bytes are read, so the
@@ -113,6 +115,7 @@ type Collector struct {
 	procs      *procCache
 	users      *hostinfo.IDNames
 	names      *hostnames
+	addrs      addrTexts
 	filter     eventFilter
 
 	// Reader goroutine only.
@@ -166,6 +169,7 @@ func New(cfg Config, host schemas.Host, log *slog.Logger) (*Collector, error) {
 		procs:   newProcCache("/proc", procCacheEntries, procCacheAge),
 		users:   hostinfo.NewIDNames("/etc/passwd"),
 		names:   newHostnames(hostnameEntries, hostnameAge),
+		addrs:   addrTexts{max: addrTextEntries},
 		filter:  newEventFilter(cfg),
 		conns:   make(map[uint64]*openConn),
 		listens: make(map[listenKey]struct{}),
@@ -424,13 +428,13 @@ func (c *Collector) connEvent(rec *networkConnEvent, action string, now time.Tim
 // connEventAt builds a TCP event from a connection record, at the time at.
 func (c *Collector) connEventAt(rec *networkConnEvent, at int64, action string, now time.Time) *schemas.NetworkEvent {
 	ev := c.newEvent(at, action)
-	ev.Process = c.procs.actor(rec.Pid, rec.Uid, kernel.CString(rec.Comm[:]), rec.CgroupId, c.users, now)
-	local := endpoint(rec.T.Family, rec.T.Saddr, rec.T.Sport)
-	remote := endpoint(rec.T.Family, rec.T.Daddr, rec.T.Dport)
-	remote.Hostname = c.hostname(remote.IP, now)
+	ev.Process = c.procs.actor(rec.Pid, rec.Uid, &rec.Comm, rec.CgroupId, c.users, now)
+	local, _ := c.endpoint(rec.T.Family, rec.T.Saddr, rec.T.Sport)
+	remote, raddr := c.endpoint(rec.T.Family, rec.T.Daddr, rec.T.Dport)
+	remote.Hostname = c.names.lookup(raddr, now)
 	n := &ev.Network
 	n.Protocol = "tcp"
-	n.IPVersion = ipVersion(rec.T.Family, rec.T.Daddr)
+	n.IPVersion = ipVersion(raddr)
 	switch networkNetDirection(rec.Direction) {
 	case networkNetDirectionNET_DIR_OUTBOUND:
 		n.Direction, n.Src, n.Dst = "outbound", local, remote
@@ -543,14 +547,6 @@ func (c *Collector) addTraffic(cgroupID uint64, conns, sent, recv int64) {
 	t.BytesReceived += recv
 }
 
-func (c *Collector) hostname(ip string, now time.Time) string {
-	addr, err := netip.ParseAddr(ip)
-	if err != nil {
-		return ""
-	}
-	return c.names.lookup(addr, now)
-}
-
 // refresh has the kernel copy open connections' byte counters into its connection map,
 // then counts them in their cgroups' totals and emits updates for the connections
 // reported more than update_interval ago.
@@ -631,13 +627,13 @@ func (c *Collector) flushUDP(now time.Time, emit func(*schemas.NetworkEvent)) er
 
 func (c *Collector) udpEvent(k *networkUdpKey, f *networkUdpFlow, now time.Time) *schemas.NetworkEvent {
 	ev := c.newEvent(int64(f.LastNs)+c.bootOffset, schemas.ActionUDPFlow)
-	ev.Process = c.procs.actor(k.Pid, f.Uid, kernel.CString(f.Comm[:]), f.CgroupId, c.users, now)
-	local := endpoint(k.Family, f.LocalAddr, f.LocalPort)
-	remote := endpoint(k.Family, k.Addr, k.Port)
-	remote.Hostname = c.hostname(remote.IP, now)
+	ev.Process = c.procs.actor(k.Pid, f.Uid, &f.Comm, f.CgroupId, c.users, now)
+	local, _ := c.endpoint(k.Family, f.LocalAddr, f.LocalPort)
+	remote, raddr := c.endpoint(k.Family, k.Addr, k.Port)
+	remote.Hostname = c.names.lookup(raddr, now)
 	n := &ev.Network
 	n.Protocol = "udp"
-	n.IPVersion = ipVersion(k.Family, k.Addr)
+	n.IPVersion = ipVersion(raddr)
 	if networkNetDirection(f.Direction) == networkNetDirectionNET_DIR_INBOUND {
 		n.Direction, n.Src, n.Dst = "inbound", remote, local
 	} else {
@@ -672,13 +668,13 @@ func (c *Collector) handleDNS(raw []byte, now time.Time, emit func(*schemas.Netw
 		answers = append(answers, a.Unmap().String())
 	}
 	ev := c.newEvent(int64(rec.KtimeNs)+c.bootOffset, schemas.ActionDNS)
-	ev.Process = c.procs.actor(rec.Pid, rec.Uid, kernel.CString(rec.Comm[:]), rec.CgroupId, c.users, now)
-	server := endpoint(rec.T.Family, rec.T.Saddr, rec.T.Sport)
+	ev.Process = c.procs.actor(rec.Pid, rec.Uid, &rec.Comm, rec.CgroupId, c.users, now)
+	server, saddr := c.endpoint(rec.T.Family, rec.T.Saddr, rec.T.Sport)
 	server.Hostname = resp.Name
 	net := &ev.Network
 	net.Direction, net.Protocol = "outbound", "udp"
-	net.IPVersion = ipVersion(rec.T.Family, rec.T.Saddr)
-	net.Src = endpoint(rec.T.Family, rec.T.Daddr, rec.T.Dport)
+	net.IPVersion = ipVersion(saddr)
+	net.Src, _ = c.endpoint(rec.T.Family, rec.T.Daddr, rec.T.Dport)
 	net.Dst = server
 	net.BytesReceived = int64(rec.Size)
 	net.Packets = 1
@@ -696,15 +692,36 @@ func addrOf(family uint16, b [16]uint8) netip.Addr {
 	return netip.AddrFrom16(b).Unmap()
 }
 
-func endpoint(family uint16, b [16]uint8, port uint16) schemas.Endpoint {
-	return schemas.Endpoint{IP: addrOf(family, b).String(), Port: int32(port)}
+// endpoint returns the endpoint of a record's address and port, and the address.
+func (c *Collector) endpoint(family uint16, b [16]uint8, port uint16) (schemas.Endpoint, netip.Addr) {
+	a := addrOf(family, b)
+	return schemas.Endpoint{IP: c.addrs.text(a), Port: int32(port)}, a
 }
 
-func ipVersion(family uint16, b [16]uint8) int32 {
-	if addrOf(family, b).Is4() {
+func ipVersion(a netip.Addr) int32 {
+	if a.Is4() {
 		return 4
 	}
 	return 6
+}
+
+// addrTexts keeps the text of the addresses seen lately, so that the events of the same
+// peers share it instead of formatting it anew. Reader goroutine only.
+type addrTexts struct {
+	max   int
+	texts map[netip.Addr]string
+}
+
+func (t *addrTexts) text(a netip.Addr) string {
+	if s, ok := t.texts[a]; ok {
+		return s
+	}
+	if t.texts == nil || len(t.texts) >= t.max {
+		t.texts = make(map[netip.Addr]string) // start over: a cache, not a record
+	}
+	s := a.String()
+	t.texts[a] = s
+	return s
 }
 
 // eventFilter drops the events the exclude_* settings name.

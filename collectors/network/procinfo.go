@@ -33,12 +33,18 @@ func newProcCache(root string, max int, maxAge time.Duration) *procCache {
 }
 
 // lookup returns pid's details, reading /proc when they are missing, old, or were read
-// before the process changed its comm (an exec).
-func (p *procCache) lookup(pid uint32, comm string, now time.Time) *procDetail {
-	if d, ok := p.entries[pid]; ok && d.comm == comm && now.Sub(d.readAt) < p.maxAge {
+// before the process changed its comm (an exec). comm is the kernel's, NUL-terminated unless
+// it fills the array; it is copied into a string only when /proc is read.
+func (p *procCache) lookup(pid uint32, comm *[16]int8, now time.Time) *procDetail {
+	var b [16]byte
+	n := 0
+	for ; n < len(comm) && comm[n] != 0; n++ {
+		b[n] = byte(comm[n])
+	}
+	if d, ok := p.entries[pid]; ok && d.comm == string(b[:n]) && now.Sub(d.readAt) < p.maxAge {
 		return d
 	}
-	d := p.read(pid, comm, now)
+	d := p.read(pid, string(b[:n]), now)
 	if _, ok := p.entries[pid]; !ok && len(p.entries) >= p.max {
 		for victim := range p.entries { // any one: the cache only saves /proc reads
 			delete(p.entries, victim)
@@ -63,7 +69,7 @@ func (p *procCache) read(pid uint32, comm string, now time.Time) *procDetail {
 }
 
 // actor builds the event's process from the kernel's record and /proc.
-func (p *procCache) actor(pid, uid uint32, comm string, cgroupID uint64, users *hostinfo.IDNames, now time.Time) schemas.Actor {
+func (p *procCache) actor(pid, uid uint32, comm *[16]int8, cgroupID uint64, users *hostinfo.IDNames, now time.Time) schemas.Actor {
 	d := p.lookup(pid, comm, now)
 	a := schemas.Actor{
 		PID:         int32(pid),
@@ -76,10 +82,10 @@ func (p *procCache) actor(pid, uid uint32, comm string, cgroupID uint64, users *
 	if d.exe != "" {
 		a.File = schemas.File{Path: d.exe, Name: filepath.Base(d.exe)}
 	} else {
-		a.File = schemas.File{Name: comm}
+		a.File = schemas.File{Name: d.comm}
 	}
 	if a.CmdLine == "" {
-		a.CmdLine = comm
+		a.CmdLine = d.comm
 	}
 	return a
 }
