@@ -9,6 +9,7 @@ import (
 	"net"
 	"os"
 	"os/exec"
+	"runtime"
 	"sort"
 	"strconv"
 	"strings"
@@ -33,6 +34,28 @@ type allCollectors struct {
 	wg     sync.WaitGroup
 	events atomic.Int64
 	drops  func() uint64
+	// kernel holds the collectors with kernel programs, which pause and resume detach and
+	// attach again. (The system collector has none: it reads /proc every 10 s.)
+	kernel []pausable
+}
+
+type pausable interface {
+	Pause()
+	Resume() error
+}
+
+func (a *allCollectors) pause() {
+	for _, c := range a.kernel {
+		c.Pause()
+	}
+}
+
+func (a *allCollectors) resume(b *testing.B) {
+	for _, c := range a.kernel {
+		if err := c.Resume(); err != nil {
+			b.Fatal(err)
+		}
+	}
 }
 
 func startAll(b *testing.B) *allCollectors {
@@ -68,6 +91,7 @@ func startAll(b *testing.B) *allCollectors {
 	if err != nil {
 		b.Fatal(err)
 	}
+	a.kernel = []pausable{pc, nc, fc, ic}
 	a.drops = func() uint64 {
 		return pc.Stats().KernelDrops + nc.Stats().KernelDrops + fc.Stats().KernelDrops + ic.Stats().KernelDrops
 	}
@@ -102,6 +126,22 @@ func (n netTotals) ByCgroup() map[uint64]system.NetCounters {
 }
 
 func (a *allCollectors) stop() { a.cancel(); a.wg.Wait() }
+
+// settle waits until the collectors have emitted nothing for 100 ms (at most 3 s), so that
+// the work one storm left them does not weigh on the next.
+func (a *allCollectors) settle() {
+	const quiet, limit = 100 * time.Millisecond, 3 * time.Second
+	deadline := time.Now().Add(limit)
+	last := a.events.Load()
+	for time.Now().Before(deadline) {
+		time.Sleep(quiet)
+		n := a.events.Load()
+		if n == last {
+			return
+		}
+		last = n
+	}
+}
 
 // The storms run in a child process (this test binary again, see TestMain), as workloads run
 // beside the collector agent: sharing the benchmark's Go runtime would add the collectors'
@@ -221,31 +261,48 @@ func median(ds []float64) float64 {
 }
 
 // BenchmarkAllCollectorsOverhead reports, for an exec storm and a loopback connect/close
-// storm run in a child process, the storm's run time with all five collectors running
-// divided by its run time without them (target: at most 1.05), the kernel drops during the
-// runs with collectors, and the peak RSS of this process, which holds the collectors. Each
-// round runs every storm once without the collectors, twice with them and once more
-// without, so that the machine's drift over the round weighs on both sides alike; the
-// figures are the medians over rounds. b.N is the number of rounds.
+// storm run in a child process, the storm's run time with all five collectors collecting
+// divided by its run time without them (target: at most 1.05), the kernel drops while
+// collecting, and the peak RSS of this process, which holds the collectors.
+//
+// The collectors start once and are warmed up; "without" is their kernel programs
+// detached (Pause), so nothing reaches them, and "with" is them attached again (Resume).
+// This machine is shared, and its speed drifts over seconds: so each round runs each storm
+// without, twice with and once more without, close together, and the figures are the
+// medians of the rounds' ratios. Each storm with them starts once the collectors are done
+// with the previous one. (Detaching takes seconds, as the kernel waits for a grace
+// period per syscall tracepoint: it happens once a round, after the storms with.) b.N is
+// the number of rounds.
 func BenchmarkAllCollectorsOverhead(b *testing.B) {
 	testenv.RequireBPF(b)
-	const execs, connects = 2000, 20000
-	var execRatios, connRatios []float64
+	const execs, connects = 1000, 10000
+	a := startAll(b)
+	defer a.stop()
+	// Warm up as an agent that has been running is: the storm child's binary hashed, its
+	// /proc entries seen once, and the garbage of loading the programs (the kernel's BTF,
+	// parsed) collected.
+	storm(b, "exec", 10)
+	storm(b, "connect", 10)
+	runtime.GC()
+	time.Sleep(200 * time.Millisecond)
+	a.pause()
+
 	var drops uint64
+	var execRatios, connRatios []float64
 	for range b.N {
 		execBase, connBase := storm(b, "exec", execs), storm(b, "connect", connects)
-		a := startAll(b)
-		// Warm up as an agent that has been running is: the storm child's binary hashed and
-		// its /proc entries seen once.
-		storm(b, "exec", 10)
-		storm(b, "connect", 10)
-		time.Sleep(200 * time.Millisecond)
+		a.resume(b)
 		d0 := a.drops()
-		execWith, connWith := storm(b, "exec", execs), storm(b, "connect", connects)
-		execWith += storm(b, "exec", execs)
-		connWith += storm(b, "connect", connects)
+		with := func(kind string, n int) time.Duration {
+			a.settle()
+			return storm(b, kind, n)
+		}
+		execWith, connWith := with("exec", execs), with("connect", connects)
+		execWith += with("exec", execs)
+		connWith += with("connect", connects)
+		a.settle()
 		drops += a.drops() - d0
-		a.stop()
+		a.pause()
 		execBase += storm(b, "exec", execs)
 		connBase += storm(b, "connect", connects)
 		b.Logf("exec %v -> %v, connect %v -> %v", execBase/2, execWith/2, connBase/2, connWith/2)

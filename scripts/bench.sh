@@ -26,7 +26,7 @@ run ./collectors/network 'ConnectStorm' 20000x
 run ./collectors/file '.' 20000x
 run ./collectors/identity 'CredentialStorm' 20000x
 run ./collectors/system 'Sample' 50x
-run ./collectors 'AllCollectorsOverhead' 9x
+run ./collectors 'AllCollectorsOverhead' 15x
 # Serde.
 run ./schemas 'ProcessEvent' 2s
 # Enricher against a pass-through stage; detector with 10/100/1000 rules and state memory;

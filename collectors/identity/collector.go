@@ -206,14 +206,15 @@ func (c *Collector) attachPAM() error {
 		if p.ret {
 			attach = ex.Uretprobe
 		}
-		l, err := attach(p.symbol, p.prog, nil)
+		err := c.ring.Hook(fmt.Sprintf("probe %s in %s", p.symbol, path), func() (link.Link, error) {
+			return attach(p.symbol, p.prog, nil)
+		})
 		if err != nil {
 			if p.optional && errors.Is(err, link.ErrNoSymbol) {
 				continue
 			}
-			return fmt.Errorf("probe %s in %s: %w", p.symbol, path, err)
+			return err
 		}
-		c.ring.Add(l)
 	}
 	c.libPAM = path
 	c.log.Debug("probing libpam", "path", path)
@@ -222,6 +223,14 @@ func (c *Collector) attachPAM() error {
 
 // close releases the kernel objects; safe to call more than once.
 func (c *Collector) close() { c.ring.Close() }
+
+// Pause detaches the collector's kernel programs from their hooks: the kernel collects
+// nothing for it until Resume, and its Run goes on reading what was collected before. For
+// comparing a workload with and without the collector in one process.
+func (c *Collector) Pause() { c.ring.Pause() }
+
+// Resume attaches the programs Pause detached again.
+func (c *Collector) Resume() error { return c.ring.Resume() }
 
 // Stats returns the counters so far. KernelDrops is read from the kernel while the
 // collector is open.

@@ -176,6 +176,14 @@ func (c *Collector) attach() error {
 // close releases the kernel objects; safe to call more than once.
 func (c *Collector) close() { c.ring.Close() }
 
+// Pause detaches the collector's kernel programs from their hooks: the kernel collects
+// nothing for it until Resume, and its Run goes on reading what was collected before. For
+// comparing a workload with and without the collector in one process.
+func (c *Collector) Pause() { c.ring.Pause() }
+
+// Resume attaches the programs Pause detached again.
+func (c *Collector) Resume() error { return c.ring.Resume() }
+
 // Stats returns the counters so far. KernelDrops is read from the kernel while the
 // collector is open.
 func (c *Collector) Stats() Stats {

@@ -445,3 +445,31 @@ func FuzzDecodeRecord(f *testing.F) {
 		}
 	})
 }
+
+// TestPauseResume: while the collector is paused, an exec is not collected; once resumed,
+// the next one is.
+func TestPauseResume(t *testing.T) {
+	testenv.RequireBPF(t)
+	c, events := runCollector(t, DefaultConfig())
+	run := func() int {
+		t.Helper()
+		cmd := exec.Command("/bin/true")
+		if err := cmd.Run(); err != nil {
+			t.Fatalf("run /bin/true: %v", err)
+		}
+		return cmd.Process.Pid
+	}
+	c.Pause()
+	paused := run()
+	if err := c.Resume(); err != nil {
+		t.Fatalf("Resume: %v", err)
+	}
+	resumed := run()
+	// Events come in order: the paused exec's, had there been one, before the resumed one's.
+	e := waitEvent(t, events, "exec after Resume", func(e *schemas.ProcessEvent) bool {
+		return e.Action == schemas.ActionExec && (e.Process.PID == int32(paused) || e.Process.PID == int32(resumed))
+	})
+	if e.Process.PID != int32(resumed) {
+		t.Errorf("exec of pid %d collected while paused", paused)
+	}
+}

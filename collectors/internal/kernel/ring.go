@@ -46,11 +46,12 @@ type RingConfig struct {
 type Ring struct {
 	cfg    RingConfig
 	objs   io.Closer
-	links  []link.Link
+	hooks  []*hook     // programs attached to kernel hooks, which Pause detaches
+	links  []link.Link // other links (iterators)
 	reader *ringbuf.Reader
 	drops  *ebpf.Map
 
-	// mu guards reading the kernel maps against closing them.
+	// mu guards reading the kernel maps against closing them, and the hooks' links.
 	mu          sync.Mutex
 	closed      bool
 	kernelDrops atomic.Uint64
@@ -66,28 +67,88 @@ func NewRing(cfg RingConfig, objs io.Closer) *Ring {
 	return &Ring{cfg: cfg, objs: objs}
 }
 
-// Add hands an attached link to the ring, to be closed with it.
+// hook is a program attached to a kernel hook: how to attach it, and its link while attached.
+type hook struct {
+	what   string
+	attach func() (link.Link, error)
+	link   link.Link
+}
+
+// Add hands a link that is not a hook (an iterator) to the ring, to be closed with it.
 func (r *Ring) Add(l link.Link) {
 	r.links = append(r.links, l)
 }
 
+// Hook attaches a program to a kernel hook by calling attach, and keeps the link, to be
+// closed with the ring, detached by Pause and attached again by Resume. what names it in
+// errors, which wrap attach's.
+func (r *Ring) Hook(what string, attach func() (link.Link, error)) error {
+	l, err := attach()
+	if err != nil {
+		return fmt.Errorf("%s: %w", what, err)
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.hooks = append(r.hooks, &hook{what: what, attach: attach, link: l})
+	return nil
+}
+
 // Tracepoint attaches prog to the tracepoint group/name.
 func (r *Ring) Tracepoint(group, name string, prog *ebpf.Program) error {
-	l, err := link.Tracepoint(group, name, prog, nil)
-	if err != nil {
-		return fmt.Errorf("attach %s/%s: %w", group, name, err)
-	}
-	r.Add(l)
-	return nil
+	return r.Hook(fmt.Sprintf("attach %s/%s", group, name), func() (link.Link, error) {
+		return link.Tracepoint(group, name, prog, nil)
+	})
 }
 
 // RawTracepoint attaches prog, a BTF raw tracepoint program; what names it in errors.
 func (r *Ring) RawTracepoint(what string, prog *ebpf.Program) error {
-	l, err := link.AttachTracing(link.TracingOptions{Program: prog, AttachType: ebpf.AttachTraceRawTp})
-	if err != nil {
-		return fmt.Errorf("attach %s: %w", what, err)
+	return r.Hook("attach "+what, func() (link.Link, error) {
+		return link.AttachTracing(link.TracingOptions{Program: prog, AttachType: ebpf.AttachTraceRawTp})
+	})
+}
+
+// Pause detaches the programs from their hooks: the kernel runs none of them until Resume.
+// Records already written are still read.
+func (r *Ring) Pause() {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	var links []link.Link
+	for _, h := range r.hooks {
+		if h.link != nil {
+			links = append(links, h.link)
+			h.link = nil
+		}
 	}
-	r.Add(l)
+	closeAll(links)
+}
+
+// closeAll closes links side by side: detaching a tracepoint waits for an RCU grace period,
+// and waits that overlap end together.
+func closeAll(links []link.Link) {
+	var wg sync.WaitGroup
+	for _, l := range links {
+		wg.Go(func() { l.Close() })
+	}
+	wg.Wait()
+}
+
+// Resume attaches the programs Pause detached again. On error, the ones attached stay so.
+func (r *Ring) Resume() error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.closed {
+		return errors.New("resume " + r.cfg.Name + " collector: closed")
+	}
+	for _, h := range r.hooks {
+		if h.link != nil {
+			continue
+		}
+		l, err := h.attach()
+		if err != nil {
+			return fmt.Errorf("resume %s collector: %s: %w", r.cfg.Name, h.what, err)
+		}
+		h.link = l
+	}
 	return nil
 }
 
@@ -146,9 +207,13 @@ func (r *Ring) Close() {
 	if r.reader != nil {
 		r.reader.Close()
 	}
-	for _, l := range r.links {
-		l.Close()
+	links := r.links
+	for _, h := range r.hooks {
+		if h.link != nil {
+			links = append(links, h.link)
+		}
 	}
+	closeAll(links)
 	r.objs.Close()
 }
 
