@@ -23,6 +23,7 @@ run() { # run PACKAGE PATTERN BENCHTIME
 # Collectors: events per second with zero drops, drops under storms, overhead ratios.
 run ./collectors/process 'ExecStorm' 5000x
 run ./collectors/network 'ConnectStorm' 20000x
+run ./collectors/network 'HandleShortConnection' 300000x
 run ./collectors/file '.' 20000x
 run ./collectors/identity 'CredentialStorm' 20000x
 run ./collectors/system 'Sample' 50x
