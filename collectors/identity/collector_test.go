@@ -7,7 +7,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"runtime"
 	"strings"
 	"syscall"
 	"testing"
@@ -63,7 +62,10 @@ func ofPID(pid int, actions ...string) func(*schemas.IdentityEvent) bool {
 func buildPAMHelper(t *testing.T) string {
 	t.Helper()
 	out := filepath.Join(t.TempDir(), "pamauth")
-	goTool := filepath.Join(runtime.GOROOT(), "bin", "go")
+	goTool, err := exec.LookPath("go")
+	if err != nil {
+		t.Fatalf("build testdata/pamauth: the go command: %v", err)
+	}
 	cmd := exec.Command(goTool, "build", "-o", out, "./testdata/pamauth")
 	cmd.Env = append(os.Environ(), "CGO_ENABLED=1")
 	if b, err := cmd.CombinedOutput(); err != nil {

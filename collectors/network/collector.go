@@ -162,7 +162,22 @@ func New(cfg Config, host schemas.Host, log *slog.Logger) (*Collector, error) {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	c := &Collector{
+	c := newCollector(cfg, host, log)
+	c.ring = kernel.NewRing(kernel.RingConfig{
+		Name: "network", Dropped: "network records", RingBufferBytes: cfg.RingBufferBytes, Log: c.log,
+		// Connections still within the coalesce window are reported before stopping.
+		BeforeStop: func() { c.announceOpen(math.MaxUint64) },
+	}, &c.objs)
+	if err := c.open(); err != nil {
+		c.close()
+		return nil, err
+	}
+	return c, nil
+}
+
+// newCollector returns a collector's user-space side: what turns records into events.
+func newCollector(cfg Config, host schemas.Host, log *slog.Logger) *Collector {
+	return &Collector{
 		cfg:     cfg,
 		host:    host,
 		log:     log.With("collector", "network"),
@@ -175,16 +190,6 @@ func New(cfg Config, host schemas.Host, log *slog.Logger) (*Collector, error) {
 		listens: make(map[listenKey]struct{}),
 		traffic: make(map[uint64]*CgroupTraffic),
 	}
-	c.ring = kernel.NewRing(kernel.RingConfig{
-		Name: "network", Dropped: "network records", RingBufferBytes: cfg.RingBufferBytes, Log: c.log,
-		// Connections still within the coalesce window are reported before stopping.
-		BeforeStop: func() { c.announceOpen(math.MaxUint64) },
-	}, &c.objs)
-	if err := c.open(); err != nil {
-		c.close()
-		return nil, err
-	}
-	return c, nil
 }
 
 func (c *Collector) open() error {

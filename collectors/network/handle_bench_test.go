@@ -8,7 +8,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/threatcrumbs/crumbs/collectors/internal/hostinfo"
 	"github.com/threatcrumbs/crumbs/schemas"
 )
 
@@ -16,18 +15,7 @@ import (
 // connection that closed within the coalesce window (the bulk of a connect storm): decoding
 // it and building its event, the process details cached.
 func BenchmarkHandleShortConnection(b *testing.B) {
-	cfg := DefaultConfig()
-	c := &Collector{
-		cfg: cfg, host: testHost, log: slog.New(slog.DiscardHandler),
-		procs:   newProcCache("/proc", procCacheEntries, procCacheAge),
-		users:   hostinfo.NewIDNames("/etc/passwd"),
-		names:   newHostnames(hostnameEntries, hostnameAge),
-		addrs:   addrTexts{max: addrTextEntries},
-		filter:  newEventFilter(cfg),
-		conns:   make(map[uint64]*openConn),
-		listens: make(map[listenKey]struct{}),
-		traffic: make(map[uint64]*CgroupTraffic),
-	}
+	c := newCollector(DefaultConfig(), testHost, slog.New(slog.DiscardHandler))
 	rec := networkConnEvent{
 		Kind: uint32(networkNetEventKindNET_EVENT_CONNECT), Pid: uint32(os.Getpid()), KtimeNs: 2e9, StartNs: 1e9,
 		SockId: 0xffff8880, CgroupId: 1, BytesSent: 100, BytesReceived: 200, Uid: 0,
