@@ -125,8 +125,9 @@ func New(end time.Time) *Scenario {
 		conn(3*time.Minute, schemas.ActionConnect, ext, 0, 0),
 		conn(3*time.Minute+time.Second, schemas.ActionClose, ext, 310, 48213),
 		conn(5*time.Minute, schemas.ActionConnect, dbEnd, 0, 0),
+		// An update carries the bytes so far, the close the final bytes.
 		conn(6*time.Minute, schemas.ActionUpdate, dbEnd, 2048, 1<<20),
-		conn(8*time.Minute, schemas.ActionClose, dbEnd, 1024, 1<<19),
+		conn(8*time.Minute, schemas.ActionClose, dbEnd, 3072, 1<<20+1<<19),
 	}
 	s.File = []*schemas.FileEvent{{
 		Envelope: schemas.Envelope{EventID: schemas.NewEventID(), Time: at(7 * time.Minute), Host: web, Kind: schemas.KindFile},
