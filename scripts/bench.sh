@@ -27,7 +27,7 @@ run ./collectors/network 'HandleShortConnection' 300000x
 run ./collectors/file '.' 20000x
 run ./collectors/identity 'CredentialStorm' 20000x
 run ./collectors/system 'Sample' 50x
-run ./collectors 'AllCollectorsOverhead' 15x
+run ./collectors 'AllCollectorsOverhead' 25x
 # Serde.
 run ./schemas 'ProcessEvent' 2s
 # Enricher against a pass-through stage; detector with 10/100/1000 rules and state memory;
