@@ -112,6 +112,9 @@ func (r *Ring) RawTracepoint(what string, prog *ebpf.Program) error {
 func (r *Ring) Pause() {
 	r.mu.Lock()
 	defer r.mu.Unlock()
+	if r.closed {
+		return
+	}
 	var links []link.Link
 	for _, h := range r.hooks {
 		if h.link != nil {
@@ -211,6 +214,7 @@ func (r *Ring) Close() {
 	for _, h := range r.hooks {
 		if h.link != nil {
 			links = append(links, h.link)
+			h.link = nil
 		}
 	}
 	closeAll(links)
