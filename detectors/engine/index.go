@@ -2,6 +2,7 @@ package engine
 
 import (
 	"fmt"
+	"slices"
 	"sort"
 	"strings"
 )
@@ -20,6 +21,8 @@ type sourceIndex struct {
 	fields   []string               // pinned fields, sorted
 	paths    [][]string             // fields split
 	pinned   []map[string][]*target // per field: value -> targets
+	keys     []IndexKey             // keys of keyed conditions, in the order first seen
+	keyed    []map[string][]*target // per key: value -> targets
 	unpinned []*target
 }
 
@@ -68,14 +71,19 @@ func (s *ruleSet) add(source string, t *target) {
 		idx = &sourceIndex{}
 		s.bySource[source] = idx
 	}
-	pc, ok := t.cond.(PinnedCondition)
-	if !ok {
-		idx.unpinned = append(idx.unpinned, t)
-		return
+	var (
+		field  string
+		values []string
+	)
+	if pc, ok := t.cond.(PinnedCondition); ok {
+		if f, vs, ok := pc.Pins(); ok {
+			field, values = f, vs
+		}
 	}
-	field, values, ok := pc.Pins()
-	if !ok || field == "" || len(values) == 0 {
-		idx.unpinned = append(idx.unpinned, t)
+	if field == "" || len(values) == 0 {
+		if !idx.addKeyed(t) {
+			idx.unpinned = append(idx.unpinned, t)
+		}
 		return
 	}
 	i := sort.SearchStrings(idx.fields, field)
@@ -87,6 +95,28 @@ func (s *ruleSet) add(source string, t *target) {
 	for _, v := range values {
 		idx.pinned[i][v] = append(idx.pinned[i][v], t)
 	}
+}
+
+// addKeyed indexes t by its condition's key, if it has one, and reports whether it did.
+func (idx *sourceIndex) addKeyed(t *target) bool {
+	kc, ok := t.cond.(KeyedCondition)
+	if !ok {
+		return false
+	}
+	key, values, ok := kc.IndexKey()
+	if !ok || key.Name == "" || key.Of == nil || len(values) == 0 {
+		return false
+	}
+	i := slices.IndexFunc(idx.keys, func(k IndexKey) bool { return k.Name == key.Name })
+	if i < 0 {
+		i = len(idx.keys)
+		idx.keys = append(idx.keys, key)
+		idx.keyed = append(idx.keyed, map[string][]*target{})
+	}
+	for _, v := range values {
+		idx.keyed[i][v] = append(idx.keyed[i][v], t)
+	}
+	return true
 }
 
 // candidates returns the targets an event of a source may match, in rule-set order.
@@ -107,6 +137,16 @@ func (s *ruleSet) candidates(source string, act map[string]any, buf []*target) [
 			pinnedHit = true
 		}
 	}
+	for i, k := range idx.keys {
+		v, ok := k.Of(act)
+		if !ok {
+			continue
+		}
+		if ts := idx.keyed[i][v]; len(ts) > 0 {
+			out = append(out, ts...)
+			pinnedHit = true
+		}
+	}
 	if pinnedHit {
 		sort.Slice(out, func(i, j int) bool { return out[i].id < out[j].id })
 	}
@@ -123,13 +163,20 @@ func (s *ruleSet) describe() string {
 	sort.Strings(srcs)
 	for _, src := range srcs {
 		idx := s.bySource[src]
-		n := 0
+		n, keyed := 0, 0
 		for _, m := range idx.pinned {
 			for _, ts := range m {
 				n += len(ts)
 			}
 		}
-		fmt.Fprintf(&b, "%s: %d pinned on %v, %d unpinned; ", src, n, idx.fields, len(idx.unpinned))
+		names := make([]string, len(idx.keys))
+		for i, m := range idx.keyed {
+			names[i] = idx.keys[i].Name
+			for _, ts := range m {
+				keyed += len(ts)
+			}
+		}
+		fmt.Fprintf(&b, "%s: %d pinned on %v, %d keyed on %v, %d unpinned; ", src, n, idx.fields, keyed, names, len(idx.unpinned))
 	}
 	return strings.TrimSuffix(b.String(), "; ")
 }

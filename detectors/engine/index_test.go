@@ -1,6 +1,7 @@
 package engine
 
 import (
+	"strings"
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
@@ -40,6 +41,51 @@ func TestRulesAreIndexedByPinnedFields(t *testing.T) {
 		}
 		if d := cmp.Diff(tc.want, got); d != "" {
 			t.Errorf("%s %s: candidates (-want +got):\n%s", tc.action, tc.name, d)
+		}
+	}
+}
+
+// keyedCond is a condition keyed by the upper-cased process name.
+type keyedCond struct {
+	values []string
+	calls  *int
+}
+
+func (k keyedCond) Match(map[string]any) (bool, error) { return true, nil }
+
+func (k keyedCond) IndexKey() (IndexKey, []string, bool) {
+	*k.calls++
+	return IndexKey{Name: "upper-name", Of: func(act map[string]any) (string, bool) {
+		p, _ := act["process"].(map[string]any)
+		s, ok := p["name"].(string)
+		return strings.ToUpper(s), ok
+	}}, k.values, len(k.values) > 0
+}
+
+func TestRulesAreIndexedByKeys(t *testing.T) {
+	calls := 0
+	mk := func(id string, values ...string) *Rule {
+		return &Rule{ID: id, Title: "T", Severity: "low", Source: "process", Kind: KindMatch, Cond: keyedCond{values, &calls}}
+	}
+	set, err := newRuleSet([]*Rule{mk("sh", "SH"), mk("shells", "SH", "BASH"), mk("unkeyed"), mk("curl", "CURL")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		act  map[string]any
+		want []string
+	}{
+		{map[string]any{"process": map[string]any{"name": "sh"}}, []string{"sh", "shells", "unkeyed"}},
+		{map[string]any{"process": map[string]any{"name": "bash"}}, []string{"shells", "unkeyed"}},
+		{map[string]any{"process": map[string]any{"name": "ls"}}, []string{"unkeyed"}},
+		{map[string]any{"process": map[string]any{}}, []string{"unkeyed"}}, // no key: only the unkeyed
+	} {
+		var got []string
+		for _, tg := range set.candidates("process", tc.act, nil) {
+			got = append(got, tg.rule.ID)
+		}
+		if d := cmp.Diff(tc.want, got); d != "" {
+			t.Errorf("%v: candidates (-want +got):\n%s", tc.act, d)
 		}
 	}
 }

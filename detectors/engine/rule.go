@@ -198,6 +198,22 @@ type PinnedCondition interface {
 	Pins() (field string, values []string, ok bool)
 }
 
+// KeyedCondition is a Condition that can only match events whose key, a string computed from
+// the event's activation, is one of values; the engine indexes rules by it, computing each key
+// (by name) once per event. Keys of the same name must compute the same thing. Optional; a
+// condition that is pinned (PinnedCondition) is indexed by its pin instead.
+type KeyedCondition interface {
+	Condition
+	IndexKey() (key IndexKey, values []string, ok bool)
+}
+
+// IndexKey names a function of an event's activation (see KeyedCondition); ok is false when
+// the event has no value for it, and then no condition keyed by it can match.
+type IndexKey struct {
+	Name string
+	Of   func(act map[string]any) (value string, ok bool)
+}
+
 // Problem is one thing wrong with a rule file, located at a line.
 type Problem struct {
 	File string

@@ -297,7 +297,9 @@ func not(n node) node {
 // ruleCondition is a compiled rule's engine.Condition: the event's kind and action pick the
 // targets, whose detections are then evaluated.
 type ruleCondition struct {
-	targets []compiledTarget
+	targets   []compiledTarget
+	key       engine.IndexKey // see IndexKey; Name empty when the rule is not keyed
+	keyValues []string
 }
 
 func (c *ruleCondition) Match(act map[string]any) (bool, error) {
@@ -370,7 +372,9 @@ func (r *Rule) Compile() (*Compiled, error) {
 		return nil, fail(errors.New("condition can never hold on the crumbs events this logsource maps onto"))
 	}
 	sort.Strings(c.Sources)
-	c.Cond = &ruleCondition{targets: c.targets}
+	rc := &ruleCondition{targets: c.targets}
+	rc.key, rc.keyValues = keyOf(c.targets)
+	c.Cond = rc
 	return c, nil
 }
 

@@ -3,10 +3,12 @@ package sigma
 import (
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
+
 	"github.com/threatcrumbs/crumbs/detectors/engine"
 )
 
@@ -108,6 +110,12 @@ func TestCorpusGenerated(t *testing.T) {
 					}
 					if !matches(c, pos) {
 						t.Errorf("positive does not raise the rule: %v", pos)
+					}
+					// The engine evaluates a keyed rule only for events with one of its keys.
+					if k, vals, ok := c.Cond.(engine.KeyedCondition).IndexKey(); ok {
+						if v, present := k.Of(engine.Activation(pos)); !present || !slices.Contains(vals, v) {
+							t.Errorf("keyed by %s on %q, but the positive's is %q (present %v)", k.Name, vals, v, present)
+						}
 					}
 					if matches(c, neg) {
 						t.Errorf("negative raises the rule: %v", neg)
