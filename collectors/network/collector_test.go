@@ -6,6 +6,9 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"os"
+	"os/exec"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -261,5 +264,60 @@ func TestOpenConnectionsReportedAtStop(t *testing.T) {
 	}
 	if err := server.Wait(); err != nil {
 		t.Fatalf("server: %v", err)
+	}
+}
+
+// TestMissedCloseReported: a connection whose close the kernel programs did not see (here,
+// because the collector was paused) is reported, marked stale, once a new socket takes its
+// memory, and counted in ClosesMissed; it is not lost under the new connection.
+func TestMissedCloseReported(t *testing.T) {
+	testenv.RequireBPF(t)
+	c, events := runCollector(t, DefaultConfig())
+	server, out := startHelper(t, "tcp-server", "127.0.0.1:0,10,20")
+	line, err := out.ReadString('\n')
+	if err != nil {
+		t.Fatalf("read the server's port: %v", err)
+	}
+	client, clientOut := startHelperStdin(t, "tcp-client-hold", fmt.Sprintf("127.0.0.1:%s,10,20", strings.TrimSpace(line)))
+	if _, err := clientOut.out.ReadString('\n'); err != nil {
+		t.Fatalf("wait for the exchange: %v", err)
+	}
+	pid := int32(client.Process.Pid)
+	c.Pause()
+	clientOut.stdin.Close()
+	if err := client.Wait(); err != nil {
+		t.Fatalf("client: %v", err)
+	}
+	if err := server.Wait(); err != nil {
+		t.Fatalf("server: %v", err)
+	}
+	if err := c.Resume(); err != nil {
+		t.Fatalf("Resume: %v", err)
+	}
+	// New sockets take the closed ones' memory: the allocator hands out what was freed last.
+	storms := make(chan error, 1)
+	go func() {
+		for i := 0; i < 10 && c.Stats().ClosesMissed == 0; i++ {
+			cmd := exec.Command(os.Args[0], "-test.run=^TestHelperProcess$", "--", "2000,1")
+			cmd.Env = append(cmd.Environ(), helperEnv+"=tcp-storm")
+			if b, err := cmd.CombinedOutput(); err != nil {
+				storms <- fmt.Errorf("storm: %v\n%s", err, b)
+				return
+			}
+		}
+		storms <- nil
+	}()
+	got := collect(t, events, "the end of the connection whose close was missed",
+		func(e *schemas.NetworkEvent) bool { return e.Process.PID == pid },
+		func(evs []*schemas.NetworkEvent) bool {
+			return slices.ContainsFunc(evs, func(e *schemas.NetworkEvent) bool {
+				return e.Action == schemas.ActionClose || e.Network.DurationNs > 0
+			})
+		})
+	if err := <-storms; err != nil {
+		t.Fatal(err)
+	}
+	if n := c.Stats().ClosesMissed; n == 0 {
+		t.Errorf("ClosesMissed = 0 after the end of %s was reported", describe(got))
 	}
 }
