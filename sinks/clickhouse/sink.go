@@ -23,6 +23,9 @@ const StageName = "sink"
 // shutdownGrace bounds the final flush and commit once Run's context is done.
 const shutdownGrace = 5 * time.Second
 
+// insertTimeout bounds one insert attempt, which runs to its end even when the stage stops.
+const insertTimeout = 30 * time.Second
+
 // maxBackoff caps the wait between two attempts of an insert or a dead-letter produce.
 const maxBackoff = 30 * time.Second
 
@@ -468,14 +471,19 @@ func (b *batcher) retry(ctx context.Context, recs []*kgo.Record, insert func(con
 			}
 			backoff = min(2*backoff, maxBackoff)
 		}
-		if err = insert(ctx); err == nil {
+		// An attempt is not cut short when the stage stops: an insert abandoned half way may
+		// still land after the replay check that follows it, and be written twice.
+		actx, cancel := context.WithTimeout(context.WithoutCancel(ctx), insertTimeout)
+		err = insert(actx)
+		cancel()
+		if err == nil {
 			return nil
-		}
-		if ctx.Err() != nil {
-			return fmt.Errorf("insert: %w", err)
 		}
 		for _, r := range recs {
 			b.suspect[tpOf(r)] = true
+		}
+		if ctx.Err() != nil {
+			return fmt.Errorf("insert: %w", err)
 		}
 		s.log.Warn("insert failed", "attempt", attempt+1, "of", s.cfg.MaxRetries+1, "err", err)
 	}
