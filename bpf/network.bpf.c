@@ -337,7 +337,6 @@ static __always_inline void on_set_state(struct sock *sk, int oldstate, int news
 			return;
 		fill_owner(&info);
 		info.direction = NET_DIR_OUTBOUND;
-		info.start_ns = bpf_ktime_get_boot_ns();
 		track(key, &info);
 		return;
 	}

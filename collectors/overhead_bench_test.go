@@ -87,7 +87,7 @@ func startAll(b *testing.B) *allCollectors {
 	}
 	// As crumbs up wires them: the system collector takes connections and bytes per cgroup
 	// from the network collector instead of reading /proc/net/tcp.
-	sc, err := system.New(system.DefaultConfig(), host, log, system.WithNetTotals(netTotals{nc}))
+	sc, err := system.New(system.DefaultConfig(), host, log, system.WithNetTotals(nc))
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -111,18 +111,6 @@ func startAll(b *testing.B) *allCollectors {
 	}
 	time.Sleep(500 * time.Millisecond) // attached in New; let Run start reading
 	return a
-}
-
-// netTotals gives the system collector the network collector's per-cgroup traffic.
-type netTotals struct{ nc *network.Collector }
-
-func (n netTotals) ByCgroup() map[uint64]system.NetCounters {
-	st := n.nc.Stats()
-	out := make(map[uint64]system.NetCounters, len(st.Cgroups))
-	for id, t := range st.Cgroups {
-		out[id] = system.NetCounters{Connections: t.Connections, BytesSent: uint64(t.BytesSent), BytesReceived: uint64(t.BytesReceived)}
-	}
-	return out
 }
 
 func (a *allCollectors) stop() { a.cancel(); a.wg.Wait() }

@@ -45,7 +45,7 @@ enum net_report {
  * the moment a process owns the socket (connect: SYN_SENT; accept: the accept call's
  * return) until it closes. bytes_* are refreshed by the refresh_bytes iterator. */
 struct conn_info {
-	__u64 start_ns; /* CLOCK_BOOTTIME: when it was established (SYN_SENT until then) */
+	__u64 start_ns; /* CLOCK_BOOTTIME: when it was established (0 until then) */
 	__u64 cgroup_id;
 	__u64 bytes_sent;     /* tcp_sock.bytes_acked at the last refresh */
 	__u64 bytes_received; /* tcp_sock.bytes_received at the last refresh */

@@ -201,7 +201,7 @@ func (rt *runtime) collectors() ([]stage, error) {
 			return fail(err)
 		}
 		out = append(out, s)
-		netTotals = networkTotals{col}
+		netTotals = col
 	}
 	if c.Collectors.System.Enabled {
 		var opts []system.Option
@@ -220,18 +220,6 @@ func (rt *runtime) collectors() ([]stage, error) {
 		out = append(out, s)
 	}
 	return out, nil
-}
-
-// networkTotals gives the system collector the network collector's per-cgroup traffic.
-type networkTotals struct{ col *network.Collector }
-
-func (n networkTotals) ByCgroup() map[uint64]system.NetCounters {
-	st := n.col.Stats()
-	out := make(map[uint64]system.NetCounters, len(st.Cgroups))
-	for id, t := range st.Cgroups {
-		out[id] = system.NetCounters{Connections: t.Connections, BytesSent: uint64(t.BytesSent), BytesReceived: uint64(t.BytesReceived)}
-	}
-	return out
 }
 
 func (p *collectorStage[E]) abandon() { _ = p.pub.Close(context.Background()) }

@@ -47,6 +47,7 @@ import (
 
 	"github.com/threatcrumbs/crumbs/collectors/internal/hostinfo"
 	"github.com/threatcrumbs/crumbs/collectors/internal/kernel"
+	"github.com/threatcrumbs/crumbs/collectors/system"
 	"github.com/threatcrumbs/crumbs/schemas"
 )
 
@@ -287,6 +288,18 @@ func (c *Collector) readConnsFull() {
 	}
 }
 
+// ByCgroup returns each cgroup's open connections and bytes so far (Stats.Cgroups), in the
+// form the system collector takes them (system.WithNetTotals).
+func (c *Collector) ByCgroup() map[uint64]system.NetCounters {
+	c.trafficMu.Lock()
+	defer c.trafficMu.Unlock()
+	out := make(map[uint64]system.NetCounters, len(c.traffic))
+	for id, t := range c.traffic {
+		out[id] = system.NetCounters{Connections: t.Connections, BytesSent: uint64(t.BytesSent), BytesReceived: uint64(t.BytesReceived)}
+	}
+	return out
+}
+
 // Pause detaches the collector's kernel programs from their hooks: the kernel collects
 // nothing for it until Resume, and its Run goes on reading what was collected before. For
 // comparing a workload with and without the collector in one process.
@@ -484,12 +497,17 @@ func (c *Collector) connOpened(rec *networkConnEvent, now time.Time, emit func(*
 func (c *Collector) connShort(rec *networkConnEvent, now time.Time, emit func(*schemas.NetworkEvent)) {
 	c.addTraffic(rec.CgroupId, 0, int64(rec.BytesSent), int64(rec.BytesReceived))
 	ev := c.connEventAt(rec, int64(rec.StartNs)+c.bootOffset, openAction(rec), now)
+	setFinal(ev, rec)
+	c.emit(ev, emit)
+}
+
+// setFinal gives ev the final bytes of the connection that rec ends, and its duration.
+func setFinal(ev *schemas.NetworkEvent, rec *networkConnEvent) {
 	ev.Network.BytesSent = int64(rec.BytesSent)
 	ev.Network.BytesReceived = int64(rec.BytesReceived)
 	if rec.KtimeNs > rec.StartNs {
 		ev.Network.DurationNs = int64(rec.KtimeNs - rec.StartNs)
 	}
-	c.emit(ev, emit)
 }
 
 // announceOpen has the kernel write the connect or accept records of the connections
@@ -518,11 +536,7 @@ func (c *Collector) connClosed(rec *networkConnEvent, now time.Time, emit func(*
 		c.addTraffic(rec.CgroupId, 0, int64(rec.BytesSent), int64(rec.BytesReceived))
 		ev = c.connEvent(rec, schemas.ActionClose, now)
 	}
-	ev.Network.BytesSent = int64(rec.BytesSent)
-	ev.Network.BytesReceived = int64(rec.BytesReceived)
-	if rec.KtimeNs > rec.StartNs {
-		ev.Network.DurationNs = int64(rec.KtimeNs - rec.StartNs)
-	}
+	setFinal(ev, rec)
 	c.emit(ev, emit)
 }
 

@@ -161,16 +161,8 @@ func TestLongConnectionUpdates(t *testing.T) {
 	cfg.UpdateInterval = time.Second
 	c, events := runCollector(t, cfg)
 	const clientSends, serverSends = 4_096, 1_000
-	server, out := startHelper(t, "tcp-server", fmt.Sprintf("127.0.0.1:0,%d,%d", clientSends, serverSends))
-	line, err := out.ReadString('\n')
-	if err != nil {
-		t.Fatalf("read the server's port: %v", err)
-	}
-	client, clientOut := startHelperStdin(t, "tcp-client-hold", fmt.Sprintf("127.0.0.1:%s,%d,%d", strings.TrimSpace(line), clientSends, serverSends))
-	if _, err := clientOut.out.ReadString('\n'); err != nil {
-		t.Fatalf("wait for the exchange: %v", err)
-	}
-	pid := int32(client.Process.Pid)
+	conn := holdConnection(t, clientSends, serverSends)
+	pid := conn.clientPID()
 	// Open longer than the coalesce window: its connect is reported while it is open, then
 	// its updates.
 	got := collect(t, events, "the connect and an update of the open connection",
@@ -196,13 +188,7 @@ func TestLongConnectionUpdates(t *testing.T) {
 	if cg.Connections < 2 || cg.BytesSent < clientSends+serverSends || cg.BytesReceived < clientSends+serverSends {
 		t.Errorf("cgroup %d totals %+v: want at least both ends of the connection open and their bytes", update.Process.CgroupID, cg)
 	}
-	clientOut.stdin.Close()
-	if err := client.Wait(); err != nil {
-		t.Fatalf("client: %v", err)
-	}
-	if err := server.Wait(); err != nil {
-		t.Fatalf("server: %v", err)
-	}
+	conn.end()
 }
 
 // TestOpenConnectionsReportedAtStop: a connection still within the coalesce window when the
@@ -230,16 +216,8 @@ func TestOpenConnectionsReportedAtStop(t *testing.T) {
 		})
 	}()
 
-	server, out := startHelper(t, "tcp-server", "127.0.0.1:0,10,20")
-	line, err := out.ReadString('\n')
-	if err != nil {
-		t.Fatalf("read the server's port: %v", err)
-	}
-	client, clientOut := startHelperStdin(t, "tcp-client-hold", fmt.Sprintf("127.0.0.1:%s,10,20", strings.TrimSpace(line)))
-	if _, err := clientOut.out.ReadString('\n'); err != nil {
-		t.Fatalf("wait for the exchange: %v", err)
-	}
-	pids := map[int32]bool{int32(client.Process.Pid): true, int32(server.Process.Pid): true}
+	conn := holdConnection(t, 10, 20)
+	pids := map[int32]bool{conn.clientPID(): true, conn.serverPID(): true}
 	cancel()
 	if err := <-runErr; err != nil {
 		t.Fatalf("Run: %v", err)
@@ -258,13 +236,7 @@ func TestOpenConnectionsReportedAtStop(t *testing.T) {
 	if diff := cmp.Diff(map[string]int{schemas.ActionConnect: 1, schemas.ActionAccept: 1}, actions); diff != "" {
 		t.Errorf("events of the open connection at stop (-want +got):\n%s", diff)
 	}
-	clientOut.stdin.Close()
-	if err := client.Wait(); err != nil {
-		t.Fatalf("client: %v", err)
-	}
-	if err := server.Wait(); err != nil {
-		t.Fatalf("server: %v", err)
-	}
+	conn.end()
 }
 
 // TestMissedCloseReported: a connection whose close the kernel programs did not see (here,
@@ -273,24 +245,10 @@ func TestOpenConnectionsReportedAtStop(t *testing.T) {
 func TestMissedCloseReported(t *testing.T) {
 	testenv.RequireBPF(t)
 	c, events := runCollector(t, DefaultConfig())
-	server, out := startHelper(t, "tcp-server", "127.0.0.1:0,10,20")
-	line, err := out.ReadString('\n')
-	if err != nil {
-		t.Fatalf("read the server's port: %v", err)
-	}
-	client, clientOut := startHelperStdin(t, "tcp-client-hold", fmt.Sprintf("127.0.0.1:%s,10,20", strings.TrimSpace(line)))
-	if _, err := clientOut.out.ReadString('\n'); err != nil {
-		t.Fatalf("wait for the exchange: %v", err)
-	}
-	pid := int32(client.Process.Pid)
+	conn := holdConnection(t, 10, 20)
+	pid := conn.clientPID()
 	c.Pause()
-	clientOut.stdin.Close()
-	if err := client.Wait(); err != nil {
-		t.Fatalf("client: %v", err)
-	}
-	if err := server.Wait(); err != nil {
-		t.Fatalf("server: %v", err)
-	}
+	conn.end()
 	if err := c.Resume(); err != nil {
 		t.Fatalf("Resume: %v", err)
 	}

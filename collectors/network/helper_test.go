@@ -378,3 +378,42 @@ func describe(evs []*schemas.NetworkEvent) string {
 	}
 	return sb.String()
 }
+
+// heldConn is a loopback TCP connection between a tcp-server and a tcp-client-hold helper,
+// which exchanged their bytes and stay connected until end.
+type heldConn struct {
+	t              *testing.T
+	server, client *exec.Cmd
+	stdin          io.Closer
+}
+
+// holdConnection opens a held connection whose client sends clientSends bytes and whose
+// server sends serverSends, and returns once both were exchanged.
+func holdConnection(t *testing.T, clientSends, serverSends int) *heldConn {
+	t.Helper()
+	server, out := startHelper(t, "tcp-server", fmt.Sprintf("127.0.0.1:0,%d,%d", clientSends, serverSends))
+	line, err := out.ReadString('\n')
+	if err != nil {
+		t.Fatalf("read the server's port: %v", err)
+	}
+	client, pipes := startHelperStdin(t, "tcp-client-hold", fmt.Sprintf("127.0.0.1:%s,%d,%d", strings.TrimSpace(line), clientSends, serverSends))
+	if _, err := pipes.out.ReadString('\n'); err != nil {
+		t.Fatalf("wait for the exchange: %v", err)
+	}
+	return &heldConn{t: t, server: server, client: client, stdin: pipes.stdin}
+}
+
+func (h *heldConn) clientPID() int32 { return int32(h.client.Process.Pid) }
+func (h *heldConn) serverPID() int32 { return int32(h.server.Process.Pid) }
+
+// end closes the connection and waits for both helpers to exit.
+func (h *heldConn) end() {
+	h.t.Helper()
+	h.stdin.Close()
+	if err := h.client.Wait(); err != nil {
+		h.t.Fatalf("client: %v", err)
+	}
+	if err := h.server.Wait(); err != nil {
+		h.t.Fatalf("server: %v", err)
+	}
+}

@@ -115,14 +115,18 @@ func (r *Ring) Pause() {
 	if r.closed {
 		return
 	}
-	var links []link.Link
+	closeAll(r.detach(nil))
+}
+
+// detach takes the attached hooks' links out of them, appended to links; mu must be held.
+func (r *Ring) detach(links []link.Link) []link.Link {
 	for _, h := range r.hooks {
 		if h.link != nil {
 			links = append(links, h.link)
 			h.link = nil
 		}
 	}
-	closeAll(links)
+	return links
 }
 
 // closeAll closes links side by side: detaching a tracepoint waits for an RCU grace period,
@@ -210,14 +214,7 @@ func (r *Ring) Close() {
 	if r.reader != nil {
 		r.reader.Close()
 	}
-	links := r.links
-	for _, h := range r.hooks {
-		if h.link != nil {
-			links = append(links, h.link)
-			h.link = nil
-		}
-	}
-	closeAll(links)
+	closeAll(r.detach(r.links))
 	r.objs.Close()
 }
 
