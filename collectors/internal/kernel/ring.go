@@ -9,11 +9,13 @@ import (
 	"os"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/cilium/ebpf"
 	"github.com/cilium/ebpf/link"
 	"github.com/cilium/ebpf/ringbuf"
+	"golang.org/x/sys/unix"
 )
 
 // Wake-ups (bpf/include/wakeup.h): a record wakes the reader only once WakeupBytes of the
@@ -50,6 +52,9 @@ type Ring struct {
 	links  []link.Link // other links (iterators)
 	reader *ringbuf.Reader
 	drops  *ebpf.Map
+	// poll is the ring's descriptor in the Go runtime's poller, for waiting (see wait).
+	poll     *os.File
+	pollConn syscall.RawConn
 
 	// mu guards reading the kernel maps against closing them, and the hooks' links.
 	mu          sync.Mutex
@@ -166,10 +171,36 @@ func (r *Ring) Open(events, drops *ebpf.Map) error {
 	if err != nil {
 		return fmt.Errorf("open %s ring buffer reader: %w", r.cfg.Name, err)
 	}
+	poll, pollConn, err := pollable(events)
+	if err != nil {
+		rd.Close()
+		return fmt.Errorf("open %s ring buffer reader: %w", r.cfg.Name, err)
+	}
 	r.mu.Lock()
-	r.reader, r.drops = rd, drops
+	r.reader, r.drops, r.poll, r.pollConn = rd, drops, poll, pollConn
 	r.mu.Unlock()
 	return nil
+}
+
+// pollable returns a non-blocking copy of the ring buffer map's descriptor as a file the
+// Go runtime's poller watches (edge-triggered: each wake-up of the ring's readers makes it
+// readable once), and its raw connection.
+func pollable(events *ebpf.Map) (*os.File, syscall.RawConn, error) {
+	fd, err := unix.FcntlInt(uintptr(events.FD()), unix.F_DUPFD_CLOEXEC, 0)
+	if err != nil {
+		return nil, nil, fmt.Errorf("duplicate ring buffer descriptor: %w", err)
+	}
+	if err := unix.SetNonblock(fd, true); err != nil {
+		unix.Close(fd)
+		return nil, nil, fmt.Errorf("ring buffer descriptor: %w", err)
+	}
+	f := os.NewFile(uintptr(fd), "ring buffer")
+	rc, err := f.SyscallConn()
+	if err != nil {
+		f.Close()
+		return nil, nil, err
+	}
+	return f, rc, nil
 }
 
 // ReadMaps calls f while the kernel maps are open, so that they are not closed under it,
@@ -213,13 +244,14 @@ func (r *Ring) Close() {
 	r.readDrops()
 	if r.reader != nil {
 		r.reader.Close()
+		r.poll.Close()
 	}
 	closeAll(r.detach(r.links))
 	r.objs.Close()
 }
 
 // Read calls handle with each record's bytes and about the time it was read (the clock is
-// read before each wait and once per clockEvery records, so it may be behind by up to
+// read after each wait and once per clockEvery records, so it may be behind by up to
 // PollInterval), and chore at least every `every` (between records), until ctx is done;
 // then it runs BeforeStop, hands over the records the ring holds at that point, and returns
 // nil. Stopping takes at most PollInterval after ctx is done. The bytes are only valid
@@ -230,33 +262,61 @@ func (r *Ring) Read(ctx context.Context, every time.Duration, handle func(raw []
 	var rec ringbuf.Record
 	now := time.Now()
 	nextChore := now.Add(every)
-	for n := 0; ; n++ {
-		// The clock is read after every wait and every clockEvery records in between.
-		if n%clockEvery == 0 {
-			if ctx.Err() != nil {
-				return r.drain(handle)
-			}
-			now = time.Now()
-			deadline := nextChore
-			if poll := now.Add(PollInterval); poll.Before(deadline) {
-				deadline = poll
-			}
-			r.reader.SetDeadline(deadline)
+	for {
+		if ctx.Err() != nil {
+			return r.drain(handle)
 		}
-		err := r.reader.ReadInto(&rec)
-		switch {
-		case errors.Is(err, os.ErrDeadlineExceeded):
-			n = -1 // the next record comes after a wait
-		case err != nil:
-			return fmt.Errorf("read %s ring buffer: %w", r.cfg.Name, err)
-		default:
+		// The ring's records, read without waiting, until it is empty.
+		r.reader.SetDeadline(now)
+		for n := 1; ; n++ {
+			err := r.reader.ReadInto(&rec)
+			if errors.Is(err, os.ErrDeadlineExceeded) {
+				break
+			}
+			if err != nil {
+				return fmt.Errorf("read %s ring buffer: %w", r.cfg.Name, err)
+			}
 			handle(rec.RawSample, now)
+			if n%clockEvery == 0 {
+				now = time.Now()
+				if !now.Before(nextChore) {
+					chore(now)
+					nextChore = now.Add(every)
+				}
+			}
 		}
+		now = time.Now()
 		if !now.Before(nextChore) {
 			chore(now)
 			nextChore = now.Add(every)
 		}
+		deadline := nextChore
+		if poll := now.Add(PollInterval); poll.Before(deadline) {
+			deadline = poll
+		}
+		if err := r.wait(deadline); err != nil {
+			return fmt.Errorf("read %s ring buffer: %w", r.cfg.Name, err)
+		}
+		now = time.Now()
 	}
+}
+
+// wait returns when the kernel wakes the ring's readers, or at deadline. It waits in the Go
+// runtime's poller, on a copy of the ring's descriptor, not in a blocking system call: a
+// thread blocked in a system call has the runtime's monitor take its processor back and
+// then poll every 20 µs for a while, at every wait.
+func (r *Ring) wait(deadline time.Time) error {
+	if r.reader.AvailableBytes() > 0 {
+		return nil
+	}
+	if err := r.poll.SetReadDeadline(deadline); err != nil {
+		return err
+	}
+	err := r.pollConn.Read(func(uintptr) bool { return r.reader.AvailableBytes() > 0 })
+	if errors.Is(err, os.ErrDeadlineExceeded) {
+		return nil
+	}
+	return err
 }
 
 // drain runs BeforeStop, then hands over the records in the ring, as many as it holds now.
