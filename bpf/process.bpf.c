@@ -138,6 +138,41 @@ static __always_inline __u32 walk_path(struct task_struct *task, struct dentry *
 	return w.off - off;
 }
 
+/* The inode's change time, as kernels before 6.11 (timespec64 __i_ctime, from 6.6) and
+ * before 6.6 (timespec64 i_ctime) hold it. */
+struct inode___pre611 {
+	struct timespec64 __i_ctime;
+} __attribute__((preserve_access_index));
+
+struct inode___pre66 {
+	struct timespec64 i_ctime;
+} __attribute__((preserve_access_index));
+
+/* read_exe_id sets the exe_* identity of e from the executable file exe: a change to the
+ * file's content changes its change time, which user space cannot set. */
+static __always_inline void read_exe_id(struct exec_event *e, struct file *exe)
+{
+	struct inode *inode = BPF_CORE_READ(exe, f_inode);
+	__u64 sec, nsec;
+
+	e->exe_dev = BPF_CORE_READ(inode, i_sb, s_dev);
+	e->exe_ino = BPF_CORE_READ(inode, i_ino);
+	e->exe_size = BPF_CORE_READ(inode, i_size);
+	if (bpf_core_field_exists(inode->i_ctime_sec)) {
+		sec = BPF_CORE_READ(inode, i_ctime_sec);
+		nsec = BPF_CORE_READ(inode, i_ctime_nsec);
+	} else if (bpf_core_field_exists(((struct inode___pre611 *)inode)->__i_ctime)) {
+		sec = BPF_CORE_READ((struct inode___pre611 *)inode, __i_ctime.tv_sec);
+		nsec = BPF_CORE_READ((struct inode___pre611 *)inode, __i_ctime.tv_nsec);
+	} else {
+		sec = BPF_CORE_READ((struct inode___pre66 *)inode, i_ctime.tv_sec);
+		nsec = BPF_CORE_READ((struct inode___pre66 *)inode, i_ctime.tv_nsec);
+	}
+	/* From 6.13 the top bit of i_ctime_nsec flags a ctime someone read (multigrain
+	 * timestamps); nanoseconds need 30 bits. */
+	e->exe_ctime_ns = sec * 1000000000ULL + (nsec & ((1U << 30) - 1));
+}
+
 /* walk_cwd_and_exe writes the working directory, then the executable, at data[0] and
  * returns the bytes written. */
 static __always_inline __u32 walk_cwd_and_exe(struct exec_event *e, struct task_struct *task)
@@ -151,6 +186,12 @@ static __always_inline __u32 walk_cwd_and_exe(struct exec_event *e, struct task_
 	if (!complete)
 		e->flags |= EXEC_FLAG_CWD_TRUNCATED;
 	complete = false;
+	e->exe_dev = 0;
+	e->exe_ino = 0;
+	e->exe_size = 0;
+	e->exe_ctime_ns = 0;
+	if (exe)
+		read_exe_id(e, exe);
 	if (exe)
 		exe_len = walk_path(task, BPF_CORE_READ(exe, f_path.dentry), BPF_CORE_READ(exe, f_path.mnt), cwd_len,
 				    &complete);
@@ -226,7 +267,6 @@ int handle_exec(struct trace_event_raw_sched_process_exec *ctx)
 	e->gid = ugid >> 32;
 	e->loginuid = read_loginuid(task);
 	e->args_size = 0;
-	e->_pad = 0;
 	bpf_get_current_comm(e->comm, sizeof(e->comm));
 	read_tty(task, e->tty);
 

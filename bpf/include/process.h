@@ -68,7 +68,10 @@ struct exec_event {
 	char tty[TTY_BYTES];
 	__u16 cwd_len;
 	__u16 exe_len;
-	__u32 _pad;
+	__u32 exe_dev; /* the executable's inode: device (kernel encoding), inode number, */
+	__u64 exe_ino; /* size and change time, which key the sha256 cache (0: unknown) */
+	__u64 exe_size;
+	__u64 exe_ctime_ns;
 };
 
 /* fork_event: a new process (not a thread) was created. */

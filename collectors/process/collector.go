@@ -63,6 +63,7 @@ type Stats struct {
 	HashTooLarge   uint64 // executables over hash_max_file_bytes
 	HashCacheHits  uint64 // sha256 sums served from the cache
 	HashCacheMiss  uint64 // sha256 sums computed
+	HashJobs       uint64 // executables opened to hash: those the cache did not hold as the kernel identified them
 	TableEvictions uint64 // live processes evicted from the full process table
 	Filtered       uint64 // events dropped by exclude_executables or exclude_users
 	CWDFallbacks   uint64 // exec events whose cwd the kernel could not walk, read from /proc instead
@@ -197,6 +198,7 @@ func (c *Collector) Stats() Stats {
 		HashTooLarge:   c.hashCounters.tooLarge.Load(),
 		HashCacheHits:  c.hashCounters.cacheHits.Load(),
 		HashCacheMiss:  c.hashCounters.cacheMisses.Load(),
+		HashJobs:       c.hashCounters.jobs.Load(),
 		TableEvictions: c.tableEvictions.Load(),
 		Filtered:       c.filtered.Load(),
 		CWDFallbacks:   c.cwdFallbacks.Load(),
@@ -359,7 +361,13 @@ func (c *Collector) decodeExec(raw []byte, now time.Time) (pending, error) {
 	p.Parent = c.parent(p.PPID)
 	c.table.exec(pid, path, p.Args)
 
-	job := newHashJob(pid, path, exe != "" && exe == path)
+	// An executable hashed before, as the kernel identifies it, needs no hashing job.
+	key := kernelKey(hdr.ExeDev, hdr.ExeIno, hdr.ExeSize, hdr.ExeCtimeNs)
+	if sum, ok := c.hasher.cached(key); ok {
+		p.File.SHA256 = sum
+		return pending{ev: ev}, nil
+	}
+	job := newHashJob(pid, path, exe != "" && exe == path, key)
 	return pending{ev: ev, hash: job, deadline: now.Add(hashTimeout)}, nil
 }
 

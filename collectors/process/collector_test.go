@@ -15,6 +15,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -251,7 +252,7 @@ func TestForkInheritsParentImage(t *testing.T) {
 }
 
 func TestHashCache(t *testing.T) {
-	key := func(ino uint64) fileKey { return fileKey{Dev: 1, Ino: ino, MtimeNs: 10, Size: 100} }
+	key := func(ino uint64) fileKey { return fileKey{Dev: 1, Ino: ino, CtimeNs: 10, Size: 100} }
 	type op struct {
 		put bool
 		ino uint64
@@ -306,6 +307,73 @@ func TestHashCache(t *testing.T) {
 	}
 }
 
+// TestExecHashedByKernelIdentity checks that an executable hashed once is not opened again
+// at its next exec, the kernel's identity of it (device, inode, size and change time) finding
+// its sum, and that a change to it is hashed again even when its size and modification time
+// are put back.
+func TestExecHashedByKernelIdentity(t *testing.T) {
+	testenv.RequireBPF(t)
+	c, events := runCollector(t, DefaultConfig())
+	path, sum := copyExecutable(t, "/bin/true", "crumbs-true")
+	run := func(what string) *schemas.ProcessEvent {
+		t.Helper()
+		cmd := exec.Command(path)
+		if err := cmd.Start(); err != nil {
+			t.Fatalf("%s: start %s: %v", what, path, err)
+		}
+		pid := cmd.Process.Pid
+		if err := cmd.Wait(); err != nil {
+			t.Fatalf("%s: %s: %v", what, path, err)
+		}
+		return waitEvent(t, events, what, isAction(pid, schemas.ActionExec))
+	}
+
+	if got := run("first exec").Process.File.SHA256; got != sum {
+		t.Fatalf("first exec: want sha256 %s, got %q", sum, got)
+	}
+	jobs := c.Stats().HashJobs
+	if got := run("second exec").Process.File.SHA256; got != sum {
+		t.Errorf("second exec: want sha256 %s, got %q", sum, got)
+	}
+	if n := c.Stats().HashJobs - jobs; n != 0 {
+		t.Errorf("second exec of an unchanged executable: want it served from the cache, got %d hashing jobs", n)
+	}
+
+	// The same size, the same modification time, another last byte (in the section headers,
+	// which exec does not read).
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	before, err := os.Stat(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b[len(b)-1] ^= 0xff
+	changed := sha256.Sum256(b)
+	for ctime := ctimeOf(t, path); ctimeOf(t, path) == ctime; {
+		if err := os.WriteFile(path, b, 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Chtimes(path, before.ModTime(), before.ModTime()); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if got, want := run("exec after a change").Process.File.SHA256, hex.EncodeToString(changed[:]); got != want {
+		t.Errorf("exec after a change that kept size and mtime: want sha256 %s, got %q", want, got)
+	}
+}
+
+// ctimeOf returns path's change time (ns).
+func ctimeOf(t *testing.T, path string) int64 {
+	t.Helper()
+	var st syscall.Stat_t
+	if err := syscall.Stat(path, &st); err != nil {
+		t.Fatal(err)
+	}
+	return st.Ctim.Nano()
+}
+
 func TestFileHasher(t *testing.T) {
 	const wantSum = "6ddeb0c3468d88160a6f59a663700524aff00273383ca9ea85df10fd0efe043a"
 	path, err := filepath.Abs("testdata/hashme")
@@ -333,7 +401,7 @@ func TestFileHasher(t *testing.T) {
 			var last *hashJob
 			for range tt.runs {
 				// pid 0 has no /proc entry: the hasher falls back to the path.
-				last = newHashJob(0, path, true)
+				last = newHashJob(0, path, true, fileKey{})
 				jobs <- last
 			}
 			close(jobs)

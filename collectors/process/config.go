@@ -29,7 +29,7 @@ type Config struct {
 	// HashMaxFileBytes is the largest executable that gets a sha256; larger ones are
 	// reported without one. Default 256 MiB.
 	HashMaxFileBytes int64 `mapstructure:"hash_max_file_bytes"`
-	// HashCacheEntries bounds the sha256 cache, keyed by device, inode, mtime and size.
+	// HashCacheEntries bounds the sha256 cache, keyed by device, inode, change time and size.
 	// Default 65536.
 	HashCacheEntries int `mapstructure:"hash_cache_entries"`
 	// ExcludeExecutables drops the exec, fork and exit events of processes whose executable

@@ -12,17 +12,34 @@ import (
 	"sync"
 	"sync/atomic"
 	"syscall"
+
+	"golang.org/x/sys/unix"
 )
 
 // errTooLarge says a file is over HashMaxFileBytes and gets no sha256.
 var errTooLarge = errors.New("file larger than hash_max_file_bytes")
 
-// fileKey identifies one version of a file: a changed file gets a new mtime or size.
+// fileKey identifies one version of a file: a change to its content changes its change
+// time (ctime), which, unlike the modification time, no one can set back.
 type fileKey struct {
 	Dev, Ino uint64
-	MtimeNs  int64
+	CtimeNs  int64
 	Size     int64
 }
+
+// kernelKey is the fileKey of the executable the kernel reported with an exec, from its inode
+// (dev in the kernel's encoding); the zero key when it reported none.
+func kernelKey(dev uint32, ino, size, ctimeNs uint64) fileKey {
+	if ino == 0 {
+		return fileKey{}
+	}
+	return fileKey{Dev: unix.Mkdev(dev>>20, dev&0xfffff), Ino: ino, CtimeNs: int64(ctimeNs), Size: int64(size)}
+}
+
+// sameVersion says whether a and b are the same version of a file as far as size and change
+// time tell: a filesystem may report another device or inode number to stat (overlayfs,
+// btrfs subvolumes) than its inode holds.
+func sameVersion(a, b fileKey) bool { return a.CtimeNs == b.CtimeNs && a.Size == b.Size }
 
 // hashCache is a bounded LRU of sha256 sums by fileKey, safe for concurrent use.
 type hashCache struct {
@@ -78,19 +95,20 @@ func (c *hashCache) len() int {
 // emitter waits on with a deadline.
 type hashJob struct {
 	pid    int32
-	path   string // absolute path of the executable
-	viaExe bool   // /proc/<pid>/exe names path: open it there, immune to path replacement
+	path   string  // absolute path of the executable
+	viaExe bool    // /proc/<pid>/exe names path: open it there, immune to path replacement
+	key    fileKey // the executable's version as the kernel reported it, if it did
 	done   chan struct{}
 	sum    string // hex sha256; empty when it could not be computed
 }
 
-func newHashJob(pid int32, path string, viaExe bool) *hashJob {
-	return &hashJob{pid: pid, path: path, viaExe: viaExe, done: make(chan struct{})}
+func newHashJob(pid int32, path string, viaExe bool, key fileKey) *hashJob {
+	return &hashJob{pid: pid, path: path, viaExe: viaExe, key: key, done: make(chan struct{})}
 }
 
 // hashCounters are the hashing parts of Stats.
 type hashCounters struct {
-	errors, tooLarge, cacheHits, cacheMisses atomic.Uint64
+	errors, tooLarge, cacheHits, cacheMisses, jobs atomic.Uint64
 }
 
 // fileHasher computes executables' sha256 for hashJobs, through a hashCache.
@@ -100,9 +118,22 @@ type fileHasher struct {
 	counters *hashCounters
 }
 
+// cached returns the sum cached for key, if there is one (the zero key has none).
+func (h *fileHasher) cached(key fileKey) (string, bool) {
+	if key == (fileKey{}) {
+		return "", false
+	}
+	sum, ok := h.cache.get(key)
+	if ok {
+		h.counters.cacheHits.Add(1)
+	}
+	return sum, ok
+}
+
 // work hashes jobs until the channel is closed.
 func (h *fileHasher) work(jobs <-chan *hashJob) {
 	for j := range jobs {
+		h.counters.jobs.Add(1)
 		sum, err := h.hash(j)
 		switch {
 		case errors.Is(err, errTooLarge):
@@ -125,20 +156,23 @@ func (h *fileHasher) hash(j *hashJob) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	if sum, ok := h.cache.get(key); ok {
-		h.counters.cacheHits.Add(1)
-		return sum, nil
+	sum, ok := h.cached(key)
+	if !ok {
+		h.counters.cacheMisses.Add(1)
+		if key.Size > h.maxBytes {
+			return "", fmt.Errorf("hash %s: %w", j.path, errTooLarge)
+		}
+		d := sha256.New()
+		if _, err := io.Copy(d, io.LimitReader(f, h.maxBytes+1)); err != nil {
+			return "", fmt.Errorf("hash %s: %w", j.path, err)
+		}
+		sum = hex.EncodeToString(d.Sum(nil))
+		h.cache.put(key, sum)
 	}
-	h.counters.cacheMisses.Add(1)
-	if key.Size > h.maxBytes {
-		return "", fmt.Errorf("hash %s: %w", j.path, errTooLarge)
+	// The next exec of this version finds its sum by the kernel's key, without a job.
+	if j.key != key && j.key != (fileKey{}) && sameVersion(j.key, key) {
+		h.cache.put(j.key, sum)
 	}
-	d := sha256.New()
-	if _, err := io.Copy(d, io.LimitReader(f, h.maxBytes+1)); err != nil {
-		return "", fmt.Errorf("hash %s: %w", j.path, err)
-	}
-	sum := hex.EncodeToString(d.Sum(nil))
-	h.cache.put(key, sum)
 	return sum, nil
 }
 
@@ -167,5 +201,5 @@ func keyOf(f *os.File) (fileKey, error) {
 	if !ok {
 		return fileKey{}, fmt.Errorf("stat executable %s: no device and inode", f.Name())
 	}
-	return fileKey{Dev: st.Dev, Ino: st.Ino, MtimeNs: fi.ModTime().UnixNano(), Size: fi.Size()}, nil
+	return fileKey{Dev: st.Dev, Ino: st.Ino, CtimeNs: st.Ctim.Nano(), Size: fi.Size()}, nil
 }

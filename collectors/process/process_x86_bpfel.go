@@ -40,7 +40,10 @@ type processExecEvent struct {
 	Tty         [64]int8
 	CwdLen      uint16
 	ExeLen      uint16
-	Pad         uint32
+	ExeDev      uint32
+	ExeIno      uint64
+	ExeSize     uint64
+	ExeCtimeNs  uint64
 }
 
 type processExecFlag uint32
