@@ -4,7 +4,7 @@
  * By default the kernel wakes the reader for every record written while the reader waits:
  * under a storm of events that is a context switch per event, on the CPUs the workload runs
  * on. The collectors set wakeup_bytes instead: a record wakes the reader only once that much
- * data is waiting, and the reader looks at the ring on its own every few milliseconds
+ * data is waiting, and the reader looks at the ring on its own every 100 ms
  * (kernel.PollInterval), so a record waits at most that long. 0 keeps the kernel's way. */
 #pragma once
 

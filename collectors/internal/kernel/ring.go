@@ -22,7 +22,7 @@ import (
 // ring are waiting, instead of once per record, and the reader looks at the ring every
 // PollInterval, so a record waits at most that long. Waking the reader for every event costs
 // a context switch per event on the CPUs the workload runs on.
-const PollInterval = 20 * time.Millisecond
+const PollInterval = 100 * time.Millisecond
 
 // clockEvery is how many records the reader handles between two reads of the clock while
 // records keep coming.
@@ -254,7 +254,7 @@ func (r *Ring) Close() {
 // read after each wait and once per clockEvery records, so it may be behind by up to
 // PollInterval), and chore at least every `every` (between records), until ctx is done;
 // then it runs BeforeStop, hands over the records the ring holds at that point, and returns
-// nil. Stopping takes at most PollInterval after ctx is done. The bytes are only valid
+// nil. The bytes are only valid
 // during the call. Read returns an error when reading fails for another reason than ctx
 // being done. It is called at most once, from the goroutine that owns the reported-drops
 // count.
@@ -262,6 +262,8 @@ func (r *Ring) Read(ctx context.Context, every time.Duration, handle func(raw []
 	var rec ringbuf.Record
 	now := time.Now()
 	nextChore := now.Add(every)
+	// Stop waiting as soon as ctx is done (wait checks ctx after setting its deadline).
+	defer context.AfterFunc(ctx, func() { r.poll.SetReadDeadline(time.Now()) })()
 	for {
 		if ctx.Err() != nil {
 			return r.drain(handle)
@@ -294,23 +296,27 @@ func (r *Ring) Read(ctx context.Context, every time.Duration, handle func(raw []
 		if poll := now.Add(PollInterval); poll.Before(deadline) {
 			deadline = poll
 		}
-		if err := r.wait(deadline); err != nil {
+		if err := r.wait(ctx, deadline); err != nil {
 			return fmt.Errorf("read %s ring buffer: %w", r.cfg.Name, err)
 		}
 		now = time.Now()
 	}
 }
 
-// wait returns when the kernel wakes the ring's readers, or at deadline. It waits in the Go
+// wait returns when the kernel wakes the ring's readers, at deadline, or once ctx is done
+// (Read's AfterFunc moves the deadline). It waits in the Go
 // runtime's poller, on a copy of the ring's descriptor, not in a blocking system call: a
 // thread blocked in a system call has the runtime's monitor take its processor back and
 // then poll every 20 µs for a while, at every wait.
-func (r *Ring) wait(deadline time.Time) error {
+func (r *Ring) wait(ctx context.Context, deadline time.Time) error {
 	if r.reader.AvailableBytes() > 0 {
 		return nil
 	}
 	if err := r.poll.SetReadDeadline(deadline); err != nil {
 		return err
+	}
+	if ctx.Err() != nil {
+		return nil
 	}
 	err := r.pollConn.Read(func(uintptr) bool { return r.reader.AvailableBytes() > 0 })
 	if errors.Is(err, os.ErrDeadlineExceeded) {
