@@ -351,7 +351,7 @@ static __always_inline void submit(struct scratch *s, __u32 off)
 	asm volatile("" : "+r"(total)); /* check the register the helper gets */
 	if (total > sizeof(*s))
 		return;
-	if (bpf_ringbuf_output(&events, s, total, wakeup_flags(&events)) < 0)
+	if (bpf_ringbuf_output(&events, s, total, output_wakeup_flags(&events, total)) < 0)
 		count_drop();
 }
 

@@ -268,7 +268,7 @@ static __always_inline int call_exit(int rc)
 		bpf_probe_read_kernel(&e->items, sizeof(e->items), items);
 	else
 		bpf_probe_read_kernel(&e->items, sizeof(e->items), &empty_items);
-	bpf_ringbuf_submit(e, wakeup_flags(&events));
+	bpf_ringbuf_submit(e, wakeup_flags(&events, sizeof(*e)));
 out:
 	bpf_map_delete_elem(&pam_calls, &id);
 	return 0;
@@ -389,7 +389,7 @@ int creds_exit(struct sys_exit_record *ctx)
 	e->old = *old;
 	e->new = now;
 	bpf_get_current_comm(e->comm, sizeof(e->comm));
-	bpf_ringbuf_submit(e, wakeup_flags(&events));
+	bpf_ringbuf_submit(e, wakeup_flags(&events, sizeof(*e)));
 out:
 	bpf_map_delete_elem(&creds_before, &id);
 	return 0;
@@ -434,6 +434,6 @@ int setuid_exec(struct trace_event_raw_sched_process_exec *ctx)
 	n = bpf_probe_read_kernel_str(e->path, sizeof(e->path),
 				      (void *)ctx + (ctx->__data_loc_filename & 0xffff));
 	e->path_len = n > 0 ? n : 0;
-	bpf_ringbuf_submit(e, wakeup_flags(&events));
+	bpf_ringbuf_submit(e, wakeup_flags(&events, sizeof(*e)));
 	return 0;
 }

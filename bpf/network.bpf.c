@@ -258,7 +258,7 @@ static __always_inline void emit_conn(__u32 kind, struct sock *sk, struct conn_i
 		return;
 	}
 	write_conn(e, kind, (__u64)sk, ci, bpf_ktime_get_boot_ns());
-	bpf_ringbuf_submit(e, wakeup_flags(&events));
+	bpf_ringbuf_submit(e, wakeup_flags(&events, sizeof(*e)));
 }
 
 /* emit_last writes the last record of the connection sock owned by ci: its close, or, when
@@ -286,7 +286,7 @@ static __always_inline void emit_last(__u64 sock, struct conn_info *ci, struct s
 		e->bytes_sent = ci->bytes_sent;
 		e->bytes_received = ci->bytes_received;
 	}
-	bpf_ringbuf_submit(e, wakeup_flags(&events));
+	bpf_ringbuf_submit(e, wakeup_flags(&events, sizeof(*e)));
 }
 
 #define EEXIST 17
@@ -533,7 +533,7 @@ int announce_conns(struct bpf_iter__bpf_map_elem *ctx)
 		return 0;
 	}
 	write_conn(e, open_kind(ci), *key, ci, ci->start_ns);
-	bpf_ringbuf_submit(e, wakeup_flags(&events));
+	bpf_ringbuf_submit(e, wakeup_flags(&events, sizeof(*e)));
 	return 0;
 }
 
@@ -720,7 +720,7 @@ static __always_inline void emit_dns(struct udp_key *peer, __u16 family, __u16 l
 	__builtin_memcpy(s->hdr.t.saddr, peer->addr, 16);
 	__builtin_memcpy(s->hdr.t.daddr, local_addr, 16);
 	bpf_get_current_comm(s->hdr.comm, sizeof(s->hdr.comm));
-	if (bpf_ringbuf_output(&events, s, sizeof(s->hdr) + n, wakeup_flags(&events)) < 0)
+	if (bpf_ringbuf_output(&events, s, sizeof(s->hdr) + n, output_wakeup_flags(&events, sizeof(s->hdr) + n)) < 0)
 		count(&drops);
 }
 

@@ -294,7 +294,7 @@ int handle_exec(struct trace_event_raw_sched_process_exec *ctx)
 	total = sizeof(*e) + walked + fn_len + e->args_len;
 	if (total > sizeof(*s))
 		return 0;
-	if (bpf_ringbuf_output(&events, s, total, wakeup_flags(&events)) < 0)
+	if (bpf_ringbuf_output(&events, s, total, output_wakeup_flags(&events, total)) < 0)
 		count_drop();
 	return 0;
 }
@@ -323,7 +323,7 @@ int BPF_PROG(handle_fork, struct task_struct *parent, struct task_struct *child)
 	e->uid = (__u32)ugid;
 	e->gid = ugid >> 32;
 	e->loginuid = read_loginuid(child);
-	bpf_ringbuf_submit(e, wakeup_flags(&events));
+	bpf_ringbuf_submit(e, wakeup_flags(&events, sizeof(*e)));
 	return 0;
 }
 
@@ -364,6 +364,6 @@ int handle_exit(struct trace_event_raw_sched_process_exit *ctx)
 	e->gid = ugid >> 32;
 	e->loginuid = read_loginuid(task);
 	e->_pad = 0;
-	bpf_ringbuf_submit(e, wakeup_flags(&events));
+	bpf_ringbuf_submit(e, wakeup_flags(&events, sizeof(*e)));
 	return 0;
 }
