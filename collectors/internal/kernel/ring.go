@@ -18,10 +18,11 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// Wake-ups (bpf/include/wakeup.h): a record wakes the reader only once WakeupBytes of the
-// ring are waiting, instead of once per record, and the reader looks at the ring every
-// PollInterval, so a record waits at most that long. Waking the reader for every event costs
-// a context switch per event on the CPUs the workload runs on.
+// Wake-ups (bpf/include/wakeup.h): a record wakes the reader when the data waiting in the
+// ring crosses a multiple of wakeup_bytes (WakeupVar), instead of once per record, and the
+// reader looks at the ring every PollInterval, so a record waits at most that long. Waking
+// the reader for every event costs a context switch per event on the CPUs the workload runs
+// on.
 const PollInterval = 100 * time.Millisecond
 
 // clockEvery is how many records the reader handles between two reads of the clock while
@@ -254,10 +255,9 @@ func (r *Ring) Close() {
 // read after each wait and once per clockEvery records, so it may be behind by up to
 // PollInterval), and chore at least every `every` (between records), until ctx is done;
 // then it runs BeforeStop, hands over the records the ring holds at that point, and returns
-// nil. The bytes are only valid
-// during the call. Read returns an error when reading fails for another reason than ctx
-// being done. It is called at most once, from the goroutine that owns the reported-drops
-// count.
+// nil. The bytes are only valid during the call. Read returns an error when reading fails
+// for another reason than ctx being done. It is called at most once, from the goroutine that
+// owns the reported-drops count.
 func (r *Ring) Read(ctx context.Context, every time.Duration, handle func(raw []byte, now time.Time), chore func(now time.Time)) error {
 	var rec ringbuf.Record
 	now := time.Now()
@@ -304,10 +304,10 @@ func (r *Ring) Read(ctx context.Context, every time.Duration, handle func(raw []
 }
 
 // wait returns when the kernel wakes the ring's readers, at deadline, or once ctx is done
-// (Read's AfterFunc moves the deadline). It waits in the Go
-// runtime's poller, on a copy of the ring's descriptor, not in a blocking system call: a
-// thread blocked in a system call has the runtime's monitor take its processor back and
-// then poll every 20 µs for a while, at every wait.
+// (Read's AfterFunc moves the deadline). It waits in the Go runtime's poller, on a copy of
+// the ring's descriptor, not in a blocking system call: a thread blocked in a system call
+// has the runtime's monitor take its processor back and then poll every 20 µs for a while,
+// at every wait.
 func (r *Ring) wait(ctx context.Context, deadline time.Time) error {
 	if r.reader.AvailableBytes() > 0 {
 		return nil
