@@ -186,15 +186,16 @@ static __always_inline __u32 walk_cwd_and_exe(struct exec_event *e, struct task_
 	if (!complete)
 		e->flags |= EXEC_FLAG_CWD_TRUNCATED;
 	complete = false;
-	e->exe_dev = 0;
-	e->exe_ino = 0;
-	e->exe_size = 0;
-	e->exe_ctime_ns = 0;
-	if (exe)
+	if (exe) {
 		read_exe_id(e, exe);
-	if (exe)
 		exe_len = walk_path(task, BPF_CORE_READ(exe, f_path.dentry), BPF_CORE_READ(exe, f_path.mnt), cwd_len,
 				    &complete);
+	} else {
+		e->exe_dev = 0;
+		e->exe_ino = 0;
+		e->exe_size = 0;
+		e->exe_ctime_ns = 0;
+	}
 	if (!complete)
 		e->flags |= EXEC_FLAG_EXE_TRUNCATED;
 	e->cwd_len = cwd_len;

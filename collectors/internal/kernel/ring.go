@@ -264,12 +264,12 @@ func (r *Ring) Read(ctx context.Context, every time.Duration, handle func(raw []
 	nextChore := now.Add(every)
 	// Stop waiting as soon as ctx is done (wait checks ctx after setting its deadline).
 	defer context.AfterFunc(ctx, func() { r.poll.SetReadDeadline(time.Now()) })()
+	r.reader.SetDeadline(now) // in the past from now on: the reader never waits, wait does
 	for {
 		if ctx.Err() != nil {
 			return r.drain(handle)
 		}
 		// The ring's records, read without waiting, until it is empty.
-		r.reader.SetDeadline(now)
 		for n := 1; ; n++ {
 			err := r.reader.ReadInto(&rec)
 			if errors.Is(err, os.ErrDeadlineExceeded) {
@@ -333,8 +333,7 @@ func (r *Ring) drain(handle func(raw []byte, now time.Time)) error {
 	avail := r.reader.AvailableBytes()
 	var rec ringbuf.Record
 	now := time.Now()
-	r.reader.SetDeadline(now)
-	for read := 0; read < avail; {
+	for read := 0; read < avail; { // Read's deadline, in the past, holds: nothing waits
 		err := r.reader.ReadInto(&rec)
 		switch {
 		case errors.Is(err, os.ErrDeadlineExceeded):
