@@ -127,8 +127,9 @@ func runUp(cmd *cobra.Command, _ []string) error {
 	return runErr
 }
 
-// statusLine prints each stage's records in and out per second, its consumer lag and its
-// drops every status.interval; on a terminal the line refreshes in place.
+// statusLine prints each stage's records in and out per second (or, for a stage waiting for
+// its store, how long and why), its consumer lag and its drops every status.interval; on a
+// terminal the line refreshes in place.
 func (rt *runtime) statusLine(ctx context.Context, w io.Writer) (stop func()) {
 	every := rt.cfg.Status.Interval
 	if every <= 0 {
@@ -168,6 +169,9 @@ func (rt *runtime) statusLine(ctx context.Context, w io.Writer) (stop func()) {
 				prev[c] = s
 				sec := every.Seconds()
 				part := fmt.Sprintf("%s in %.0f/s out %.0f/s", c.Stage, float64(s.In-p.In)/sec, float64(s.Out-p.Out)/sec)
+				if !s.WaitingSince.IsZero() {
+					part = fmt.Sprintf("%s waiting %s (%s)", c.Stage, time.Since(s.WaitingSince).Round(time.Second), s.WaitReason)
+				}
 				if c.Group != "" {
 					part += fmt.Sprintf(" lag %d", lags[c.Group])
 				}

@@ -123,5 +123,9 @@ func (t Topics) Alerts() string { return t.Prefix + ".alerts" }
 // DLQ is the dead-letter topic.
 func (t Topics) DLQ() string { return t.Prefix + ".dlq" }
 
+// Retry is the topic a stage reads replayed dead letters from, when other stages read its
+// input topics too (the sink: `crumbs dlq replay` sends its dead letters there).
+func (t Topics) Retry(stage string) string { return t.Prefix + ".retry." + stage }
+
 // State is the compacted changelog topic of a detector group's window state.
 func (t Topics) State(group string) string { return t.Prefix + ".state." + group }

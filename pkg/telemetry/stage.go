@@ -4,7 +4,9 @@
 package telemetry
 
 import (
+	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 )
@@ -18,6 +20,10 @@ type StageCounters struct {
 	out     atomic.Uint64
 	dropped atomic.Uint64
 	dlq     atomic.Uint64
+
+	waitMu       sync.Mutex
+	waitingSince time.Time // zero: not waiting
+	waitReason   string
 }
 
 // NewStageCounters returns counters for a stage and registers them as Prometheus metrics on
@@ -39,6 +45,14 @@ func NewStageCounters(reg prometheus.Registerer, stage, group string) *StageCoun
 			_ = reg.Register(prometheus.NewCounterFunc(prometheus.CounterOpts{Name: c.name, Help: c.help, ConstLabels: labels},
 				func() float64 { return float64(v.Load()) }))
 		}
+		_ = reg.Register(prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "crumbs_stage_waiting_seconds",
+			Help:        "How long the stage has been waiting for its store or output to take a write again (0: not waiting).",
+			ConstLabels: labels}, func() float64 {
+			if since := s.Snapshot().WaitingSince; !since.IsZero() {
+				return time.Since(since).Seconds()
+			}
+			return 0
+		}))
 	}
 	return s
 }
@@ -58,12 +72,40 @@ func (s *StageCounters) DeadLettered(n int) { s.dlq.Add(uint64(n)) }
 // SetDropped sets the dropped total (for counts read from the kernel).
 func (s *StageCounters) SetDropped(n uint64) { s.dropped.Store(n) }
 
+// Waiting records that the stage holds its records and waits for its store or output to
+// take them again, since its first failed attempt, for reason (one line, e.g.
+// "clickhouse: connection refused"). Calling it again keeps the first since and updates the
+// reason.
+func (s *StageCounters) Waiting(since time.Time, reason string) {
+	s.waitMu.Lock()
+	defer s.waitMu.Unlock()
+	if s.waitingSince.IsZero() {
+		s.waitingSince = since
+	}
+	s.waitReason = reason
+}
+
+// Resumed records that the stage's writes go through again.
+func (s *StageCounters) Resumed() {
+	s.waitMu.Lock()
+	defer s.waitMu.Unlock()
+	s.waitingSince, s.waitReason = time.Time{}, ""
+}
+
 // Snapshot is a reading of a stage's counters.
 type Snapshot struct {
 	In, Out, Dropped, DeadLettered uint64
+	// WaitingSince is when the stage started waiting for its store or output; zero when it
+	// is not waiting. WaitReason says why.
+	WaitingSince time.Time
+	WaitReason   string
 }
 
 // Snapshot reads the counters.
 func (s *StageCounters) Snapshot() Snapshot {
-	return Snapshot{In: s.in.Load(), Out: s.out.Load(), Dropped: s.dropped.Load(), DeadLettered: s.dlq.Load()}
+	s.waitMu.Lock()
+	since, reason := s.waitingSince, s.waitReason
+	s.waitMu.Unlock()
+	return Snapshot{In: s.in.Load(), Out: s.out.Load(), Dropped: s.dropped.Load(), DeadLettered: s.dlq.Load(),
+		WaitingSince: since, WaitReason: reason}
 }

@@ -31,12 +31,13 @@ type Config struct {
 	// BatchMaxAge is how long a consumed record waits at most before its batch is flushed.
 	// Default 1s.
 	BatchMaxAge time.Duration `mapstructure:"batch_max_age"`
-	// MaxRetries is how many times a failed insert is retried before its batch is
-	// dead-lettered. Default 5.
-	MaxRetries int `mapstructure:"max_retries"`
-	// RetryBackoff is the wait before the first retry; it doubles with every retry, up to
-	// 30s. Default 500ms.
+	// RetryBackoff bounds the wait before the first retry of a write ClickHouse could not
+	// take (away, overloaded, read-only: a transient failure). Each wait is drawn between half
+	// and all of its bound, which doubles with every failure in a row, up to MaxBackoff. The
+	// sink retries without limit, holding its batch and offsets. Default 500ms.
 	RetryBackoff time.Duration `mapstructure:"retry_backoff"`
+	// MaxBackoff caps the wait between two retries. Default 30s.
+	MaxBackoff time.Duration `mapstructure:"max_backoff"`
 	// DialTimeout bounds connecting to ClickHouse (clickhouse.Options.DialTimeout). Default 5s.
 	DialTimeout time.Duration `mapstructure:"dial_timeout"`
 	// Cluster, when set, makes the migrations create every table ON CLUSTER with a Replicated
@@ -128,8 +129,8 @@ func DefaultConfig() Config {
 		Group:        "crumbs-sink",
 		BatchSize:    10000,
 		BatchMaxAge:  time.Second,
-		MaxRetries:   5,
 		RetryBackoff: 500 * time.Millisecond,
+		MaxBackoff:   30 * time.Second,
 		DialTimeout:  5 * time.Second,
 
 		Retention:         DefaultRetention(),
@@ -166,11 +167,11 @@ func (c Config) Validate() error {
 	if c.BatchMaxAge <= 0 {
 		errs = append(errs, fmt.Errorf("clickhouse.batch_max_age: %s: must be positive", c.BatchMaxAge))
 	}
-	if c.MaxRetries < 0 {
-		errs = append(errs, fmt.Errorf("clickhouse.max_retries: %d: must not be negative", c.MaxRetries))
-	}
 	if c.RetryBackoff <= 0 {
 		errs = append(errs, fmt.Errorf("clickhouse.retry_backoff: %s: must be positive", c.RetryBackoff))
+	}
+	if c.MaxBackoff < c.RetryBackoff {
+		errs = append(errs, fmt.Errorf("clickhouse.max_backoff: %s: must be at least clickhouse.retry_backoff (%s)", c.MaxBackoff, c.RetryBackoff))
 	}
 	if c.DialTimeout <= 0 {
 		errs = append(errs, fmt.Errorf("clickhouse.dial_timeout: %s: must be positive", c.DialTimeout))

@@ -13,6 +13,7 @@ import (
 
 	"github.com/threatcrumbs/crumbs/pkg/avro"
 	"github.com/threatcrumbs/crumbs/pkg/kafka"
+	"github.com/threatcrumbs/crumbs/pkg/retry"
 	"github.com/threatcrumbs/crumbs/pkg/telemetry"
 	"github.com/threatcrumbs/crumbs/schemas"
 )
@@ -26,17 +27,15 @@ const shutdownGrace = 5 * time.Second
 // insertTimeout bounds one insert attempt, which runs to its end even when the stage stops.
 const insertTimeout = 30 * time.Second
 
-// maxBackoff caps the wait between two attempts of an insert or a dead-letter produce.
-const maxBackoff = 30 * time.Second
-
 // Reasons a record is dead-lettered rather than written; they wrap the cause.
 var (
 	// ErrUnexpectedSchema: the record decoded, but with a schema the sink has no table for.
 	ErrUnexpectedSchema = errors.New("schema has no ClickHouse table")
 	// ErrInvalidRecord: the record decoded but cannot be stored (no id, time out of range).
 	ErrInvalidRecord = errors.New("invalid record")
-	// ErrInsertFailed: ClickHouse refused the record's batch on every attempt.
-	ErrInsertFailed = errors.New("insert failed")
+	// ErrRefused: ClickHouse refused the record's row for its content (the row alone, once
+	// its batch was split down to it); the cause says what ClickHouse answered.
+	ErrRefused = errors.New("clickhouse refused the row")
 )
 
 // Deps are what a Sink uses from its process; every field may be nil.
@@ -55,6 +54,7 @@ type Sink struct {
 	serde    *avro.Serde
 	latency  *prometheus.HistogramVec
 	replayed *prometheus.CounterVec
+	attempts *prometheus.CounterVec
 	samples  latencyReservoir
 }
 
@@ -86,6 +86,10 @@ func New(cfg Config, kcfg kafka.Config, deps Deps) (*Sink, error) {
 		Name: "crumbs_sink_replayed_rows_total",
 		Help: "Consumed rows skipped because ClickHouse already held their id (replays after a restart or rebalance).",
 	}, []string{"table"}))
+	s.attempts = register(deps.Metrics, prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "crumbs_sink_failed_writes_total",
+		Help: "Failed writes by class: transient (ClickHouse or Kafka could not take them; the batch is retried) or permanent (ClickHouse refused an INSERT for its content; the batch is split to find the refused rows).",
+	}, []string{"class"}))
 	return s, nil
 }
 
@@ -118,34 +122,52 @@ func (s *Sink) LatencySamples() []time.Duration { return s.samples.snapshot() }
 func (s *Sink) ResetLatencySamples() { s.samples.reset() }
 
 // Run consumes, writes and commits until ctx is done; then it flushes what it holds, commits,
-// closes its clients and returns nil, within a few seconds. It returns an error when it
-// cannot start (ClickHouse or Kafka unreachable, migrations failing), when Kafka refuses the
-// dead letters it must write before going on, or when the final flush fails (the records
-// are then replayed by the next run). Bad records and batches ClickHouse keeps refusing are
-// dead-lettered and do not stop it. Run may be called once.
+// closes its clients and returns nil, within a few seconds.
+//
+// When ClickHouse is away, overloaded or read-only (a transient failure, pkg/retry), the
+// sink holds its batch and its offsets, stops fetching, and tries again with backoff and
+// jitter, without limit: Kafka keeps the records meanwhile. Counters().Snapshot() and the
+// crumbs_stage_waiting_seconds metric show it waiting, and why. That holds at start too: Run
+// waits for ClickHouse to answer before it consumes. When ClickHouse refuses a batch for its
+// content, the sink splits the batch until it has the refused rows, writes the others, and
+// dead-letters only those (ErrRefused, with ClickHouse's answer). Undecodable records are
+// dead-lettered too; every dead letter replays through Topics.Retry(StageName).
+//
+// Run returns an error only when the Kafka client fails for good or a migration fails; a
+// stop while ClickHouse is away is not an error (the records held are consumed again by the
+// next run). Run may be called once.
 func (s *Sink) Run(ctx context.Context) error {
-	store, err := Open(ctx, s.cfg)
+	store, err := s.open(ctx)
 	if err != nil {
 		return fmt.Errorf("clickhouse sink: %w", err)
+	}
+	if store == nil { // stopped while waiting for ClickHouse
+		return nil
 	}
 	defer store.Close()
 
 	topics := s.kcfg.Topics()
 	if err := s.ensureTopics(ctx); err != nil {
+		if ctx.Err() != nil {
+			return nil
+		}
 		return fmt.Errorf("clickhouse sink: %w", err)
 	}
 	writers := newWriters(topics)
 	b := &batcher{
-		sink: s, store: store, dlqTopic: topics.DLQ(), writers: writers, order: sortedKeys(writers),
+		sink: s, store: store, dlqTopic: topics.DLQ(), retryTopic: topics.Retry(StageName),
+		writers: writers, order: sortedKeys(writers),
 		byTopic: map[string]tableWriter{},
 		last:    map[topicPartition]*kgo.Record{}, suspect: map[topicPartition]bool{},
+		backoff: retry.Backoff{Initial: s.cfg.RetryBackoff, Max: s.cfg.MaxBackoff},
 	}
 	for _, w := range writers {
 		b.byTopic[w.topic()] = w
 	}
+	b.consumed = append(consumedTopics(writers), b.retryTopic)
 	opts := append(s.kcfg.ClientOpts(),
 		kgo.ConsumerGroup(s.cfg.Group),
-		kgo.ConsumeTopics(consumedTopics(writers)...),
+		kgo.ConsumeTopics(b.consumed...),
 		kgo.DisableAutoCommit(),
 		kgo.BlockRebalanceOnPoll(),
 		kgo.FetchIsolationLevel(kgo.ReadCommitted()),
@@ -177,16 +199,52 @@ func (s *Sink) Run(ctx context.Context) error {
 	fctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), shutdownGrace)
 	defer cancel()
 	b.mu.Lock()
+	held := b.pending() + len(b.dead)
 	flushErr := b.flush(fctx)
 	b.mu.Unlock()
 	if loopErr != nil {
 		return fmt.Errorf("clickhouse sink: %w", loopErr)
 	}
 	if flushErr != nil {
-		return fmt.Errorf("clickhouse sink: final flush (its records will be replayed): %w", flushErr)
+		// Nothing is lost: the records are not committed, and the next run consumes them again.
+		s.log.Warn("sink stopped without writing what it held; the next run writes it",
+			"records", held, "err", flushErr)
+		return nil
 	}
+	s.counters.Resumed()
 	s.log.Info("sink stopped")
 	return nil
+}
+
+// open connects to ClickHouse and migrates, waiting for as long as ClickHouse is away (a
+// transient failure). It returns a nil Store when ctx ends first.
+func (s *Sink) open(ctx context.Context) (*Store, error) {
+	bo := retry.Backoff{Initial: s.cfg.RetryBackoff, Max: s.cfg.MaxBackoff}
+	var since time.Time
+	for {
+		store, err := Open(ctx, s.cfg)
+		if err == nil {
+			if !since.IsZero() {
+				s.log.Info("ClickHouse answers; the sink starts", "waited", time.Since(since).Round(time.Millisecond))
+				s.counters.Resumed()
+			}
+			return store, nil
+		}
+		if ctx.Err() != nil {
+			return nil, nil
+		}
+		if retry.Classify(err) == retry.Permanent {
+			return nil, err
+		}
+		if since.IsZero() {
+			since = time.Now()
+			s.log.Warn("ClickHouse is not answering; the sink waits for it before consuming", "addr", s.cfg.Addr, "err", err)
+		}
+		s.counters.Waiting(since, "clickhouse: "+retry.Reason(err))
+		if sleep(ctx, bo.Next()) != nil {
+			return nil, nil
+		}
+	}
 }
 
 // ensureTopics creates the topics the sink reads and writes when they are missing, before
@@ -198,7 +256,7 @@ func (s *Sink) ensureTopics(ctx context.Context) error {
 	}
 	defer admin.Close()
 	t := s.kcfg.Topics()
-	specs := []kafka.TopicSpec{{Name: t.Alerts()}, {Name: t.DLQ()}}
+	specs := []kafka.TopicSpec{{Name: t.Alerts()}, {Name: t.DLQ()}, {Name: t.Retry(StageName)}}
 	for _, k := range kafka.Kinds {
 		specs = append(specs, kafka.TopicSpec{Name: t.Enriched(k)})
 	}
@@ -219,10 +277,12 @@ func tpOf(r *kgo.Record) topicPartition { return topicPartition{r.Topic, r.Parti
 // it allows rebalancing again; the rebalance callbacks take it too, so they see the buffers
 // only between polls.
 type batcher struct {
-	sink     *Sink
-	store    *Store
-	client   *kgo.Client
-	dlqTopic string
+	sink       *Sink
+	store      *Store
+	client     *kgo.Client
+	dlqTopic   string
+	retryTopic string
+	consumed   []string
 
 	// writers buffer rows per table, by the schema they take; order is their flush order.
 	writers map[string]tableWriter
@@ -239,21 +299,28 @@ type batcher struct {
 	// suspect partitions may replay records already written: assigned since the last batch
 	// that found none of its ids in ClickHouse, or part of a batch whose insert failed.
 	suspect map[topicPartition]bool
+	// dead are dead letters not yet on the dead-letter topic; offsets are committed only
+	// once they are.
+	dead []pendingDead
+
+	// waiting is when the first of the failed flushes in a row failed; zero when the last
+	// flush went through. While waiting, fetching is paused and the next flush is tried at
+	// retryAt.
+	waiting time.Time
+	retryAt time.Time
+	backoff retry.Backoff
 }
 
 func (b *batcher) loop(ctx context.Context) error {
-	s := b.sink
 	for ctx.Err() == nil {
 		pctx, cancel := b.pollContext(ctx)
 		fetches := b.client.PollRecords(pctx, b.room())
 		cancel()
 
 		b.mu.Lock()
-		err := b.handle(ctx, fetches)
+		err := b.handle(fetches)
 		if err == nil && b.due(time.Now()) {
-			if ferr := b.flush(ctx); ferr != nil && ctx.Err() == nil {
-				s.log.Warn("flush failed; records stay buffered", "err", ferr)
-			}
+			b.flushOrWait(ctx)
 		}
 		b.mu.Unlock()
 		b.client.AllowRebalance()
@@ -264,22 +331,27 @@ func (b *batcher) loop(ctx context.Context) error {
 	return nil
 }
 
-// pollContext bounds a poll by the time the oldest pending record must be flushed.
+// pollContext bounds a poll by the time the oldest pending record must be flushed, or while
+// waiting, by the next attempt.
 func (b *batcher) pollContext(ctx context.Context) (context.Context, context.CancelFunc) {
 	b.mu.Lock()
-	since := b.since
+	deadline := b.since.Add(b.sink.cfg.BatchMaxAge)
+	if !b.waiting.IsZero() {
+		deadline = b.retryAt
+	}
+	pending := !b.since.IsZero() || !b.waiting.IsZero()
 	b.mu.Unlock()
-	if since.IsZero() {
+	if !pending {
 		return context.WithCancel(ctx)
 	}
-	return context.WithDeadline(ctx, since.Add(b.sink.cfg.BatchMaxAge))
+	return context.WithDeadline(ctx, deadline)
 }
 
 // room is how many records a poll may return without the buffers exceeding BatchSize.
 func (b *batcher) room() int {
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	return max(b.sink.cfg.BatchSize-b.pending(), 1)
+	return max(b.sink.cfg.BatchSize-b.pending()-len(b.dead), 1)
 }
 
 // pending is how many rows all writers buffer.
@@ -292,15 +364,69 @@ func (b *batcher) pending() int {
 }
 
 func (b *batcher) due(now time.Time) bool {
-	if b.pending() >= b.sink.cfg.BatchSize {
+	if !b.waiting.IsZero() {
+		return !now.Before(b.retryAt)
+	}
+	if b.pending()+len(b.dead) >= b.sink.cfg.BatchSize {
 		return true
 	}
 	return !b.since.IsZero() && now.Sub(b.since) >= b.sink.cfg.BatchMaxAge
 }
 
-// handle takes a poll's records into the buffers and dead-letters the bad ones. It returns
+// flushOrWait flushes; when the flush fails (transiently: flush settles content refusals
+// itself) it starts or goes on waiting: fetching paused, the next attempt after a backoff.
+func (b *batcher) flushOrWait(ctx context.Context) {
+	s := b.sink
+	err := b.flush(ctx)
+	now := time.Now()
+	if err == nil {
+		if !b.waiting.IsZero() {
+			s.log.Info("ClickHouse takes rows again; the sink goes on", "waited", now.Sub(b.waiting).Round(time.Millisecond),
+				"attempts", b.backoff.Attempts()+1)
+			b.client.ResumeFetchTopics(b.consumed...)
+			s.counters.Resumed()
+		}
+		b.waiting = time.Time{}
+		b.backoff.Reset()
+		return
+	}
+	if ctx.Err() != nil {
+		return
+	}
+	s.attempts.WithLabelValues(retry.Transient.String()).Inc()
+	if b.waiting.IsZero() {
+		b.waiting = now
+		b.client.PauseFetchTopics(b.consumed...)
+		s.log.Warn("ClickHouse cannot take rows now; the sink holds its batch and retries until it can",
+			"rows", b.pending(), "err", err)
+	} else {
+		s.log.Debug("retry failed", "err", err)
+	}
+	b.retryAt = now.Add(b.backoff.Next())
+	s.counters.Waiting(b.waiting, waitReason(err))
+}
+
+// waitReason is the status line's account of a failed flush.
+func waitReason(err error) string {
+	var ke *kafkaError
+	if errors.As(err, &ke) {
+		return "kafka: " + retry.Reason(ke.err)
+	}
+	return "clickhouse: " + retry.Reason(err)
+}
+
+// kafkaError marks a flush that failed on Kafka (dead letters or the commit), not ClickHouse.
+type kafkaError struct {
+	what string
+	err  error
+}
+
+func (e *kafkaError) Error() string { return e.what + ": " + e.err.Error() }
+func (e *kafkaError) Unwrap() error { return e.err }
+
+// handle takes a poll's records into the buffers; bad ones become dead letters. It returns
 // an error only when the stage must stop.
-func (b *batcher) handle(ctx context.Context, fetches kgo.Fetches) error {
+func (b *batcher) handle(fetches kgo.Fetches) error {
 	s := b.sink
 	for _, fe := range fetches.Errors() {
 		switch {
@@ -311,7 +437,6 @@ func (b *batcher) handle(ctx context.Context, fetches kgo.Fetches) error {
 			s.log.Warn("fetch error; the client retries", "topic", fe.Topic, "partition", fe.Partition, "err", fe.Err)
 		}
 	}
-	var dead []*kgo.Record
 	now := time.Now()
 	fetches.EachRecord(func(r *kgo.Record) {
 		s.counters.In(1)
@@ -321,19 +446,35 @@ func (b *batcher) handle(ctx context.Context, fetches kgo.Fetches) error {
 		b.last[tpOf(r)] = r
 		if err := b.take(r); err != nil {
 			s.log.Debug("dead-lettering record", "topic", r.Topic, "partition", r.Partition, "offset", r.Offset, "reason", err)
-			dead = append(dead, kafka.DeadLetter(b.dlqTopic, r, StageName, err))
+			b.dead = append(b.dead, b.deadLetter(r, err))
 		}
 	})
-	return b.deadLetter(ctx, dead)
+	return nil
+}
+
+// pendingDead is a dead letter not yet produced, and the partition its record came from.
+type pendingDead struct {
+	letter *kgo.Record
+	from   topicPartition
+}
+
+// deadLetter is r's dead letter; a replay sends it to the sink's retry topic.
+func (b *batcher) deadLetter(r *kgo.Record, reason error) pendingDead {
+	return pendingDead{kafka.DeadLetterReplayedTo(b.dlqTopic, r, StageName, reason, b.retryTopic), tpOf(r)}
 }
 
 // take decodes r and buffers it for its table, or says why it cannot be written. A record
-// is taken only from the topic of its schema's table; a tombstone only from a context topic.
+// is taken only from the topic of its schema's table (a replayed one: the topic it was first
+// consumed from); a tombstone only from a context topic.
 func (b *batcher) take(r *kgo.Record) error {
+	topic := r.Topic
+	if topic == b.retryTopic {
+		topic, _, _ = kafka.OriginOf(r)
+	}
 	if r.Value == nil {
-		w, ok := b.byTopic[r.Topic]
+		w, ok := b.byTopic[topic]
 		if !ok {
-			return fmt.Errorf("%w: tombstone on %s", ErrInvalidRecord, r.Topic)
+			return fmt.Errorf("%w: tombstone on %s", ErrInvalidRecord, topic)
 		}
 		return w.take(r, nil)
 	}
@@ -345,8 +486,8 @@ func (b *batcher) take(r *kgo.Record) error {
 	if !ok {
 		return fmt.Errorf("%w: %s", ErrUnexpectedSchema, sc.Name)
 	}
-	if w.topic() != r.Topic {
-		return fmt.Errorf("%w: %s on %s (its table %s reads %s)", ErrUnexpectedSchema, sc.Name, r.Topic, w.table(), w.topic())
+	if w.topic() != topic {
+		return fmt.Errorf("%w: %s on %s (its table %s reads %s)", ErrUnexpectedSchema, sc.Name, topic, w.table(), w.topic())
 	}
 	return w.take(r, native)
 }
@@ -362,11 +503,12 @@ func checkRow(id string, ns int64) error {
 	return nil
 }
 
-// flush writes every table's buffer, then commits every record taken so far. A batch
-// ClickHouse refuses MaxRetries+1 times is dead-lettered and the other tables go on. When ctx
-// ends first, the buffers are kept and nothing is committed.
+// flush writes every table's buffer, produces the dead letters (records ClickHouse refused
+// for their content among them), then commits every record taken so far. It returns a
+// transient error when ClickHouse or Kafka could not take the writes now; what is not yet
+// written stays buffered, nothing is committed, and the next flush goes on from there.
 func (b *batcher) flush(ctx context.Context) error {
-	if len(b.last) == 0 && b.pending() == 0 {
+	if len(b.last) == 0 && b.pending() == 0 && len(b.dead) == 0 {
 		return nil
 	}
 	for _, name := range b.order {
@@ -374,36 +516,51 @@ func (b *batcher) flush(ctx context.Context) error {
 			return err
 		}
 	}
+	if err := b.produceDead(ctx); err != nil {
+		return err
+	}
 	recs := make([]*kgo.Record, 0, len(b.last))
 	for _, r := range b.last {
 		recs = append(recs, r)
 	}
 	if err := b.client.CommitRecords(ctx, recs...); err != nil {
 		// The rows are written; a replay of them is filtered after the next assignment.
-		return fmt.Errorf("commit offsets: %w", err)
+		return &kafkaError{"commit offsets", err}
 	}
 	clear(b.last)
 	b.since = time.Time{}
 	return nil
 }
 
-// flushTable writes one writer's buffer, retrying, then dead-lettering it.
+// flushTable writes one writer's buffer; rows refused for content join the dead letters.
 func (b *batcher) flushTable(ctx context.Context, w tableWriter) error {
 	if w.pending() == 0 {
 		return nil
 	}
-	var written int
-	err := b.retry(ctx, w.records(), func(ctx context.Context) error {
-		n, err := w.write(ctx, b)
-		written = n
-		return err
-	})
-	if err != nil {
-		return err
-	}
+	written, dead, err := w.write(ctx, b)
 	b.sink.counters.Out(written)
-	w.clear()
-	return nil
+	b.dead = append(b.dead, dead...)
+	return err
+}
+
+// attempt runs one insert. An attempt is not cut short when the stage stops: an insert
+// abandoned half way may still land after the replay check that follows it, and be written
+// twice. A failed attempt marks recs' partitions suspect, since ClickHouse may have written
+// some rows before the error reached us.
+func (b *batcher) attempt(ctx context.Context, recs []*kgo.Record, insert func(context.Context) error) error {
+	actx, cancel := context.WithTimeout(context.WithoutCancel(ctx), insertTimeout)
+	err := insert(actx)
+	cancel()
+	if err == nil {
+		return nil
+	}
+	for _, r := range recs {
+		b.suspect[tpOf(r)] = true
+	}
+	if retry.Classify(err) == retry.Permanent {
+		b.sink.attempts.WithLabelValues(retry.Permanent.String()).Inc()
+	}
+	return err
 }
 
 func (b *batcher) observe(table string, lat []time.Duration) {
@@ -414,15 +571,20 @@ func (b *batcher) observe(table string, lat []time.Duration) {
 	b.sink.samples.observe(lat)
 }
 
-// dropReplayed returns rows without those of suspect partitions that table already holds.
-// A suspect partition none of whose rows in the batch were found is cleared: its replay,
-// which starts right at the committed offset, is over.
-func dropReplayed[P any](ctx context.Context, b *batcher, table string, rows []P,
+// checkedAlways reports whether r's row is looked up in ClickHouse before every insert:
+// replayed dead letters may have landed already (their stage wrote them before it failed).
+func (b *batcher) checkedAlways(r *kgo.Record) bool { return r.Topic == b.retryTopic }
+
+// dropReplayed returns rows without those ClickHouse already holds, looking up the rows of
+// suspect partitions (or, with all, every row). Without all, a suspect partition none of
+// whose rows in the batch were found is cleared: its replay, which starts right at the
+// committed offset, is over.
+func dropReplayed[P any](ctx context.Context, b *batcher, table string, rows []P, all bool,
 	key func(P) (*kgo.Record, string), existing func(context.Context, []P) (map[string]bool, error),
 ) ([]P, error) {
 	var check []P
 	for _, p := range rows {
-		if r, _ := key(p); b.suspect[tpOf(r)] {
+		if r, _ := key(p); all || b.suspect[tpOf(r)] || b.checkedAlways(r) {
 			check = append(check, p)
 		}
 	}
@@ -443,10 +605,12 @@ func dropReplayed[P any](ctx context.Context, b *batcher, table string, rows []P
 		}
 		out = append(out, p)
 	}
-	for _, p := range check {
-		r, _ := key(p)
-		if tp := tpOf(r); !still[tp] {
-			delete(b.suspect, tp)
+	if !all {
+		for _, p := range check {
+			r, _ := key(p)
+			if tp := tpOf(r); !still[tp] {
+				delete(b.suspect, tp)
+			}
 		}
 	}
 	if n := len(rows) - len(out); n > 0 {
@@ -456,66 +620,46 @@ func dropReplayed[P any](ctx context.Context, b *batcher, table string, rows []P
 	return out, nil
 }
 
-// retry runs insert until it succeeds, backing off exponentially between attempts. After
-// MaxRetries+1 failures it dead-letters recs and returns nil; when ctx ends first it returns
-// ctx's error and leaves recs to the caller. A failed attempt marks recs' partitions
-// suspect, since ClickHouse may have written the rows before the error reached us.
-func (b *batcher) retry(ctx context.Context, recs []*kgo.Record, insert func(context.Context) error) error {
-	s := b.sink
-	backoff := s.cfg.RetryBackoff
-	var err error
-	for attempt := 0; attempt <= s.cfg.MaxRetries; attempt++ {
-		if attempt > 0 {
-			if werr := sleep(ctx, backoff); werr != nil {
-				return fmt.Errorf("retry insert (last error: %v): %w", err, werr)
-			}
-			backoff = min(2*backoff, maxBackoff)
-		}
-		// An attempt is not cut short when the stage stops: an insert abandoned half way may
-		// still land after the replay check that follows it, and be written twice.
-		actx, cancel := context.WithTimeout(context.WithoutCancel(ctx), insertTimeout)
-		err = insert(actx)
-		cancel()
-		if err == nil {
-			return nil
-		}
-		for _, r := range recs {
-			b.suspect[tpOf(r)] = true
-		}
-		if ctx.Err() != nil {
-			return fmt.Errorf("insert: %w", err)
-		}
-		s.log.Warn("insert failed", "attempt", attempt+1, "of", s.cfg.MaxRetries+1, "err", err)
-	}
-	reason := fmt.Errorf("%w after %d attempts: %w", ErrInsertFailed, s.cfg.MaxRetries+1, err)
-	dead := make([]*kgo.Record, len(recs))
-	for i, r := range recs {
-		dead[i] = kafka.DeadLetter(b.dlqTopic, r, StageName, reason)
-	}
-	s.log.Error("dead-lettering batch ClickHouse refused", "records", len(recs), "err", err)
-	return b.deadLetter(ctx, dead)
-}
-
-// deadLetter produces dead letters synchronously, retrying until Kafka takes them or ctx
-// ends: offsets are never committed past a record that is neither written nor dead-lettered.
-func (b *batcher) deadLetter(ctx context.Context, dead []*kgo.Record) error {
-	if len(dead) == 0 {
+// produceDead produces the pending dead letters synchronously. A dead letter Kafka refuses
+// for good (too large for the topic) is counted as dropped and logged with where it came
+// from, so that it can still be found there.
+func (b *batcher) produceDead(ctx context.Context) error {
+	if len(b.dead) == 0 {
 		return nil
 	}
 	s := b.sink
-	backoff := s.cfg.RetryBackoff
-	for {
-		err := b.client.ProduceSync(ctx, dead...).FirstErr()
-		if err == nil {
-			s.counters.DeadLettered(len(dead))
-			return nil
-		}
-		s.log.Warn("produce dead letters failed; retrying", "records", len(dead), "err", err)
-		if werr := sleep(ctx, backoff); werr != nil {
-			return fmt.Errorf("produce %d dead letters to %s (last error: %v): %w", len(dead), b.dlqTopic, err, werr)
-		}
-		backoff = min(2*backoff, maxBackoff)
+	from := make(map[*kgo.Record]topicPartition, len(b.dead))
+	letters := make([]*kgo.Record, len(b.dead))
+	for i, d := range b.dead {
+		from[d.letter], letters[i] = d.from, d.letter
 	}
+	results := b.client.ProduceSync(ctx, letters...)
+	var kept []pendingDead
+	var firstErr error
+	produced, dropped := 0, 0
+	for _, res := range results {
+		switch {
+		case res.Err == nil:
+			produced++
+		case retry.Classify(res.Err) == retry.Permanent:
+			dropped++
+			topic, p, o := kafka.OriginOf(res.Record)
+			s.log.Error("Kafka refused a dead letter; the record stays only where it was consumed",
+				"topic", topic, "partition", p, "offset", o, "reason", kafka.Header(res.Record, kafka.HeaderReason), "err", res.Err)
+		default:
+			kept = append(kept, pendingDead{res.Record, from[res.Record]})
+			if firstErr == nil {
+				firstErr = res.Err
+			}
+		}
+	}
+	s.counters.DeadLettered(produced)
+	s.counters.Dropped(dropped)
+	b.dead = kept
+	if firstErr != nil {
+		return &kafkaError{fmt.Sprintf("produce %d dead letters to %s", len(kept), b.dlqTopic), firstErr}
+	}
+	return nil
 }
 
 func sleep(ctx context.Context, d time.Duration) error {
@@ -542,7 +686,8 @@ func (b *batcher) assigned(_ context.Context, _ *kgo.Client, parts map[string][]
 }
 
 // revoked flushes and commits everything before partitions go to another member, so that
-// it starts where this one stopped.
+// it starts where this one stopped; if that fails (ClickHouse away), what was taken from
+// them is dropped, uncommitted, for their next owner to consume again.
 func (b *batcher) revoked(ctx context.Context, _ *kgo.Client, parts map[string][]int32) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
@@ -581,6 +726,13 @@ func (b *batcher) drop(parts map[string][]int32) {
 	for _, w := range b.writers {
 		w.drop(gone)
 	}
+	kept := b.dead[:0]
+	for _, d := range b.dead {
+		if !gone[d.from] {
+			kept = append(kept, d)
+		}
+	}
+	b.dead = kept
 	if len(b.last) == 0 {
 		b.since = time.Time{}
 	}

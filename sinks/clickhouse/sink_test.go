@@ -355,7 +355,8 @@ func TestConfigValidate(t *testing.T) {
 		{name: "database", edit: func(c *Config) { c.Database = "a-b" }, wantErr: `clickhouse.database: "a-b"`},
 		{name: "addr", edit: func(c *Config) { c.Addr = nil }, wantErr: "clickhouse.addr"},
 		{name: "max age", edit: func(c *Config) { c.BatchMaxAge = 0 }, wantErr: "clickhouse.batch_max_age"},
-		{name: "retries", edit: func(c *Config) { c.MaxRetries = -1 }, wantErr: "clickhouse.max_retries"},
+		{name: "backoff", edit: func(c *Config) { c.RetryBackoff = 0 }, wantErr: "clickhouse.retry_backoff"},
+		{name: "max backoff", edit: func(c *Config) { c.MaxBackoff = c.RetryBackoff / 2 }, wantErr: "clickhouse.max_backoff"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -375,47 +376,3 @@ func TestConfigValidate(t *testing.T) {
 	}
 }
 
-// TestSinkDeadLettersRefusedBatch checks that a batch ClickHouse keeps refusing is retried,
-// then dead-lettered with the reason, and that the stage commits past it and goes on.
-func TestSinkDeadLettersRefusedBatch(t *testing.T) {
-	cfg := testConfig(t)
-	cfg.BatchMaxAge, cfg.MaxRetries, cfg.RetryBackoff = 50*time.Millisecond, 2, 10*time.Millisecond
-	kcfg, cl := startKafka(t)
-	counters := telemetry.NewStageCounters(nil, StageName, cfg.Group)
-	_, stop := runSink(t, cfg, kcfg, counters)
-
-	var st *Store
-	waitFor(t, "the sink to migrate", func() (bool, string) {
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		var err error
-		if st, err = Open(ctx, cfg); err != nil {
-			return false, err.Error()
-		}
-		return true, ""
-	})
-	defer st.Close()
-	// Open recreates missing tables, so drop the table only now that no one will.
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	if err := st.Conn().Exec(ctx, "DROP TABLE "+cfg.Database+".process_events"); err != nil {
-		t.Fatal(err)
-	}
-	now := time.Now()
-	produceAll(t, cl, kcfg, []*schemas.ProcessEvent{sampleEvent(1, now), sampleEvent(2, now), sampleEvent(3, now)}, nil)
-
-	dead := readDLQ(t, kcfg, 3)
-	for _, r := range dead {
-		if reason := kafka.Header(r, kafka.HeaderReason); !strings.Contains(reason, ErrInsertFailed.Error()) {
-			t.Errorf("dead letter reason %q does not say %q", reason, ErrInsertFailed)
-		}
-	}
-	tp := kcfg.Topics()
-	waitFor(t, "committed offsets past the dead-lettered batch", func() (bool, string) {
-		return offsetsCaughtUp(t, cl, cfg.Group, tp.Enriched("process"), tp.Alerts())
-	})
-	stop()
-	if diff := cmp.Diff(telemetry.Snapshot{In: 3, DeadLettered: 3}, counters.Snapshot()); diff != "" {
-		t.Errorf("counters (-want +got):\n%s", diff)
-	}
-}

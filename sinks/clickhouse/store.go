@@ -10,6 +10,7 @@ import (
 	ch "github.com/ClickHouse/clickhouse-go/v2"
 	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
 
+	"github.com/threatcrumbs/crumbs/pkg/retry"
 	"github.com/threatcrumbs/crumbs/schemas"
 )
 
@@ -198,7 +199,8 @@ func (s *Store) insertColumns(ctx context.Context, table string, names []string,
 	defer b.Close()
 	for i, c := range cols {
 		if err := b.Column(i).Append(c); err != nil {
-			return fmt.Errorf("insert into %s: column %s: %w", table, names[i], err)
+			// The driver refuses a value its column's type cannot hold: the rows' content.
+			return fmt.Errorf("insert into %s: column %s: %w", table, names[i], retry.MarkPermanent(err))
 		}
 	}
 	if err := b.Send(); err != nil {

@@ -8,6 +8,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/threatcrumbs/crumbs/pkg/kafka"
+	"github.com/threatcrumbs/crumbs/pkg/retry"
 	"github.com/threatcrumbs/crumbs/schemas"
 )
 
@@ -23,13 +24,12 @@ type tableWriter interface {
 	take(r *kgo.Record, native any) error
 	// pending is how many rows are buffered.
 	pending() int
-	// records returns the records of the buffered rows.
-	records() []*kgo.Record
-	// write inserts the buffered rows, without those a suspect partition replays, and
-	// returns how many were written; the buffer is kept (see clear).
-	write(ctx context.Context, b *batcher) (int, error)
-	// clear forgets the buffered rows.
-	clear()
+	// write inserts the buffered rows, without those ClickHouse already holds (see
+	// dropReplayed), and forgets every row that is settled: written, found written, or
+	// refused by ClickHouse for its content, whose record it returns as a dead letter. It
+	// returns a transient error (pkg/retry) when ClickHouse cannot take rows now; the rows
+	// not yet settled stay buffered for the next call.
+	write(ctx context.Context, b *batcher) (written int, dead []pendingDead, err error)
 	// drop forgets the rows of the given partitions.
 	drop(gone map[topicPartition]bool)
 }
@@ -55,7 +55,6 @@ type pendingRow[T any] struct {
 func (w *rowWriter[T]) table() string { return w.tbl }
 func (w *rowWriter[T]) topic() string { return w.src }
 func (w *rowWriter[T]) pending() int  { return len(w.rows) }
-func (w *rowWriter[T]) clear()        { w.rows = w.rows[:0] }
 
 func (w *rowWriter[T]) take(r *kgo.Record, native any) error {
 	row, err := w.decode(r, native)
@@ -74,19 +73,43 @@ func (w *rowWriter[T]) take(r *kgo.Record, native any) error {
 	return nil
 }
 
-func (w *rowWriter[T]) records() []*kgo.Record {
-	out := make([]*kgo.Record, len(w.rows))
-	for i, p := range w.rows {
-		out[i] = p.rec
-	}
-	return out
+// writeRun is one write call's progress over the buffered rows.
+type writeRun struct {
+	settled []bool // by index in rows
+	written int
+	dead    []pendingDead
 }
 
-func (w *rowWriter[T]) write(ctx context.Context, b *batcher) (int, error) {
-	todo := w.rows
+func (w *rowWriter[T]) write(ctx context.Context, b *batcher) (int, []pendingDead, error) {
+	run := &writeRun{settled: make([]bool, len(w.rows))}
+	idx := make([]int, len(w.rows))
+	for i := range idx {
+		idx[i] = i
+	}
+	err := w.writeRange(ctx, b, run, idx, false)
+	kept := w.rows[:0]
+	for i, p := range w.rows {
+		if !run.settled[i] {
+			kept = append(kept, p)
+		}
+	}
+	clear(w.rows[len(kept):]) // let the settled records go
+	w.rows = kept
+	return run.written, run.dead, err
+}
+
+// writeRange inserts the rows at idx in one INSERT. When ClickHouse refuses it for its
+// content, it splits the rows in halves and writes each, down to single rows, which it
+// dead-letters: a few bad rows cost about 2·log2(len(idx)) inserts each, and every good row
+// lands. split says an attempt on these rows (or rows around them) failed in this write, so
+// some may have landed: each is looked up before it is inserted again.
+func (w *rowWriter[T]) writeRange(ctx context.Context, b *batcher, run *writeRun, idx []int, split bool) error {
 	if w.idCol != "" {
-		var err error
-		todo, err = dropReplayed(ctx, b, w.tbl, w.rows,
+		in := make([]pendingRow[T], len(idx))
+		for i, j := range idx {
+			in[i] = w.rows[j]
+		}
+		todo, err := dropReplayed(ctx, b, w.tbl, in, split,
 			func(p pendingRow[T]) (*kgo.Record, string) { id, _ := w.key(p.row); return p.rec, id },
 			func(ctx context.Context, ps []pendingRow[T]) (map[string]bool, error) {
 				ids, times := make([]string, len(ps)), make([]int64, len(ps))
@@ -96,16 +119,60 @@ func (w *rowWriter[T]) write(ctx context.Context, b *batcher) (int, error) {
 				return b.store.ExistingIDs(ctx, w.tbl, w.idCol, ids, times)
 			})
 		if err != nil {
-			return 0, err
+			return err
+		}
+		if len(todo) != len(in) {
+			unwritten := make(map[*kgo.Record]bool, len(todo))
+			for _, p := range todo {
+				unwritten[p.rec] = true
+			}
+			kept := idx[:0:0]
+			for _, j := range idx {
+				if unwritten[w.rows[j].rec] {
+					kept = append(kept, j)
+				} else {
+					run.settled[j] = true // already in ClickHouse
+				}
+			}
+			idx = kept
 		}
 	}
-	rows := make([]T, len(todo))
-	for i, p := range todo {
-		rows[i] = p.row
+	if len(idx) == 0 {
+		return nil
 	}
-	if err := w.insert(b.store, ctx, rows); err != nil {
-		return 0, err
+	rows := make([]T, len(idx))
+	recs := make([]*kgo.Record, len(idx))
+	for i, j := range idx {
+		rows[i], recs[i] = w.rows[j].row, w.rows[j].rec
 	}
+	err := b.attempt(ctx, recs, func(ctx context.Context) error { return w.insert(b.store, ctx, rows) })
+	if err == nil {
+		for _, j := range idx {
+			run.settled[j] = true
+		}
+		run.written += len(rows)
+		w.observe(b, rows)
+		return nil
+	}
+	if ctx.Err() != nil || retry.Classify(err) == retry.Transient {
+		return err
+	}
+	if len(idx) == 1 {
+		run.settled[idx[0]] = true
+		run.dead = append(run.dead, b.deadLetter(recs[0], fmt.Errorf("%w: %s: %w", ErrRefused, w.tbl, err)))
+		b.sink.log.Warn("ClickHouse refused a row; dead-lettering it", "table", w.tbl,
+			"topic", recs[0].Topic, "partition", recs[0].Partition, "offset", recs[0].Offset, "err", err)
+		return nil
+	}
+	mid := len(idx) / 2
+	if err := w.writeRange(ctx, b, run, idx[:mid], true); err != nil {
+		return err
+	}
+	return w.writeRange(ctx, b, run, idx[mid:], true)
+}
+
+// observe records the latency of rows just written.
+func (w *rowWriter[T]) observe(b *batcher, rows []T) {
 	now := time.Now()
 	lat := make([]time.Duration, 0, len(rows))
 	for _, r := range rows {
@@ -116,7 +183,6 @@ func (w *rowWriter[T]) write(ctx context.Context, b *batcher) (int, error) {
 	if len(lat) > 0 {
 		b.observe(w.tbl, lat)
 	}
-	return len(rows), nil
 }
 
 func (w *rowWriter[T]) drop(gone map[topicPartition]bool) {
