@@ -375,4 +375,3 @@ func TestConfigValidate(t *testing.T) {
 		})
 	}
 }
-
