@@ -80,7 +80,13 @@ func randomName(prefix string) string {
 func newPipeline(t testing.TB, extraEnv ...string) *pipeline {
 	t.Helper()
 	testenv.RequireBPF(t)
-	addr := testenv.ClickHouseAddr(t)
+	return newPipelineAt(t, testenv.ClickHouseAddr(t), extraEnv...)
+}
+
+// newPipelineAt prepares a pipeline writing to the ClickHouse server at addr.
+func newPipelineAt(t testing.TB, addr string, extraEnv ...string) *pipeline {
+	t.Helper()
+	testenv.RequireBPF(t)
 	p := &pipeline{t: t, port: freePort(t), database: randomName("crumbs_e2e_"), dataDir: tempDir(t)}
 	p.env = append(os.Environ(),
 		"CRUMBS_KAFKA_EMBEDDED_PORT="+fmt.Sprint(p.port),
