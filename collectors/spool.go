@@ -13,10 +13,11 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 )
 
 // ErrSpoolFull is returned by Spool.Append when the record does not fit under the spool's
-// byte limit; the caller counts the record as dropped.
+// byte limit, or when the disk under it is full; the caller counts the record as dropped.
 var ErrSpoolFull = errors.New("spool full")
 
 const (
@@ -50,7 +51,9 @@ type SpoolPos struct {
 // the batch is delivered, which deletes finished segments and persists the cursor, so a
 // restart resends from the first record not committed (at least once). A torn record at
 // the end of the last segment (a crash mid-append) is cut off when the spool is opened.
-// Methods are safe for concurrent use.
+// Append writes each record through to its file, so that a disk that fills up is seen at
+// the record that does not fit (refused with ErrSpoolFull, and cut off the file again), never
+// later, and the records before it stay readable. Methods are safe for concurrent use.
 type Spool struct {
 	dir         string
 	maxBytes    int64
@@ -60,7 +63,7 @@ type Spool struct {
 	segs   []uint64 // segment ids on disk, ascending; the last one is written
 	sizes  map[uint64]int64
 	w      *os.File
-	wbuf   *bufio.Writer
+	frame  []byte   // Append's buffer
 	cursor SpoolPos // first record not committed
 	r      *os.File // open on cursor.Segment
 	rseg   uint64
@@ -132,7 +135,13 @@ func (s *Spool) load() error {
 	if err != nil {
 		return fmt.Errorf("open segment for append: %w", err)
 	}
-	s.w, s.wbuf = f, bufio.NewWriterSize(f, 64<<10)
+	s.w = f
+	// The cursor file exists from the start, so that a spool whose disk fills up can still
+	// persist its cursor (writeCursor rewrites it in place then). A disk already full is
+	// not an error here: the cursor is written again at the first commit.
+	if _, err := os.Stat(filepath.Join(s.dir, cursorFile)); errors.Is(err, os.ErrNotExist) {
+		_ = s.writeCursor()
+	}
 	return nil
 }
 
@@ -191,6 +200,20 @@ func (s *Spool) writeCursor() error {
 	binary.BigEndian.PutUint64(b[8:], uint64(s.cursor.Offset))
 	tmp := filepath.Join(s.dir, cursorFile+".tmp")
 	if err := os.WriteFile(tmp, b[:], 0o600); err != nil {
+		_ = os.Remove(tmp)
+		if errors.Is(diskFull(err), ErrSpoolFull) {
+			// A full disk has no block for a new file, but the cursor's own block is there:
+			// rewriting its 16 bytes in place keeps a draining spool moving.
+			if f, oerr := os.OpenFile(filepath.Join(s.dir, cursorFile), os.O_WRONLY, 0); oerr == nil {
+				_, werr := f.WriteAt(b[:], 0)
+				if cerr := f.Close(); werr == nil {
+					werr = cerr
+				}
+				if werr == nil {
+					return nil
+				}
+			}
+		}
 		return fmt.Errorf("write spool cursor: %w", err)
 	}
 	if err := os.Rename(tmp, filepath.Join(s.dir, cursorFile)); err != nil {
@@ -228,31 +251,41 @@ func (s *Spool) appendWithin(r SpoolRecord, limit int64) error {
 		}
 		last = s.segs[len(s.segs)-1]
 	}
-	if err := writeFrame(s.wbuf, r); err != nil {
-		return fmt.Errorf("append to spool: %w", err)
+	s.frame = appendFrame(s.frame[:0], r)
+	if _, err := s.w.Write(s.frame); err != nil {
+		// Cut off what part of the record reached the file, so the segment ends with a whole
+		// record and the ones before stay readable.
+		if terr := s.w.Truncate(s.sizes[last]); terr != nil {
+			err = errors.Join(err, fmt.Errorf("cut the partial record off: %w", terr))
+		}
+		return fmt.Errorf("append to spool: %w", diskFull(err))
 	}
 	s.sizes[last] += n
 	s.bytes += n
 	return nil
 }
 
-func writeFrame(w *bufio.Writer, r SpoolRecord) error {
+// appendFrame appends r's frame (header, then body) to b.
+func appendFrame(b []byte, r SpoolRecord) []byte {
 	body := 4 + len(r.Topic) + len(r.Key) + len(r.Value)
-	var hdr [frameHeader + 4]byte
-	binary.BigEndian.PutUint32(hdr[0:], uint32(body))
-	binary.BigEndian.PutUint16(hdr[8:], uint16(len(r.Topic)))
-	binary.BigEndian.PutUint16(hdr[10:], uint16(len(r.Key)))
-	crc := crc32.Update(0, castagnoli, hdr[8:12])
-	crc = crc32.Update(crc, castagnoli, []byte(r.Topic))
-	crc = crc32.Update(crc, castagnoli, r.Key)
-	crc = crc32.Update(crc, castagnoli, r.Value)
-	binary.BigEndian.PutUint32(hdr[4:], crc)
-	for _, b := range [][]byte{hdr[:], []byte(r.Topic), r.Key, r.Value} {
-		if _, err := w.Write(b); err != nil {
-			return err
-		}
+	start := len(b)
+	b = binary.BigEndian.AppendUint32(b, uint32(body))
+	b = binary.BigEndian.AppendUint32(b, 0) // CRC, below
+	b = binary.BigEndian.AppendUint16(b, uint16(len(r.Topic)))
+	b = binary.BigEndian.AppendUint16(b, uint16(len(r.Key)))
+	b = append(b, r.Topic...)
+	b = append(b, r.Key...)
+	b = append(b, r.Value...)
+	binary.BigEndian.PutUint32(b[start+4:], crc32.Checksum(b[start+frameHeader:], castagnoli))
+	return b
+}
+
+// diskFull wraps err with ErrSpoolFull when it says the disk (or the user's quota) is full.
+func diskFull(err error) error {
+	if errors.Is(err, syscall.ENOSPC) || errors.Is(err, syscall.EDQUOT) || errors.Is(err, syscall.EFBIG) {
+		return fmt.Errorf("%w: disk full: %w", ErrSpoolFull, err)
 	}
-	return nil
+	return err
 }
 
 // readFrame reads one record; it returns io.EOF at a clean end and io.ErrUnexpectedEOF or
@@ -283,22 +316,19 @@ func readFrame(br *bufio.Reader, buf []byte) (rec SpoolRecord, n int64, err erro
 
 var errCorrupt = errors.New("corrupt spool segment")
 
-// rotate starts a new segment; s.mu is held.
+// rotate starts a new segment; s.mu is held. When the new one cannot be created (a full
+// disk), the current one stays open and the spool goes on once there is room.
 func (s *Spool) rotate() error {
-	if err := s.wbuf.Flush(); err != nil {
-		return fmt.Errorf("flush spool segment: %w", err)
-	}
-	if err := s.w.Close(); err != nil {
-		return fmt.Errorf("close spool segment: %w", err)
-	}
 	id := s.segs[len(s.segs)-1] + 1
 	f, err := os.OpenFile(s.segPath(id), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
 	if err != nil {
-		s.w = nil
-		return fmt.Errorf("create spool segment: %w", err)
+		return fmt.Errorf("create spool segment: %w", diskFull(err))
+	}
+	if err := s.w.Close(); err != nil {
+		f.Close()
+		return fmt.Errorf("close spool segment: %w", err)
 	}
 	s.w = f
-	s.wbuf.Reset(f)
 	s.segs = append(s.segs, id)
 	s.sizes[id] = 0
 	return nil
@@ -312,9 +342,6 @@ func (s *Spool) Peek(maxRecords int) ([]SpoolRecord, SpoolPos, error) {
 	defer s.mu.Unlock()
 	if s.w == nil {
 		return nil, s.cursor, errors.New("spool closed")
-	}
-	if err := s.wbuf.Flush(); err != nil {
-		return nil, s.cursor, fmt.Errorf("flush spool: %w", err)
 	}
 	pos := s.cursor
 	var out []SpoolRecord
@@ -406,9 +433,6 @@ func (s *Spool) reset() error {
 			return err
 		}
 	}
-	if err := s.wbuf.Flush(); err != nil {
-		return fmt.Errorf("flush spool: %w", err)
-	}
 	if err := s.w.Truncate(0); err != nil {
 		return fmt.Errorf("empty spool segment: %w", err)
 	}
@@ -427,18 +451,11 @@ func (s *Spool) Bytes() int64 {
 // Empty reports whether every appended record was committed.
 func (s *Spool) Empty() bool { return s.Bytes() == 0 }
 
-// Close flushes the spool to its files and closes them; the records stay for the next open.
+// Close closes the spool's files; the records stay for the next open.
 func (s *Spool) Close() error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	var err error
-	if s.wbuf != nil && s.w != nil {
-		err = s.wbuf.Flush()
-	}
 	s.closeFiles()
-	if err != nil {
-		return fmt.Errorf("flush spool: %w", err)
-	}
 	return nil
 }
 

@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -15,6 +17,8 @@ import (
 
 	"github.com/threatcrumbs/crumbs/pkg/avro"
 	"github.com/threatcrumbs/crumbs/pkg/kafka"
+	"github.com/threatcrumbs/crumbs/pkg/telemetry"
+	"github.com/threatcrumbs/crumbs/pkg/testenv"
 	"github.com/threatcrumbs/crumbs/schemas"
 )
 
@@ -246,4 +250,128 @@ func readHealth(t *testing.T, brokers []string, topic string, serde *avro.Serde,
 		})
 	}
 	return out
+}
+
+// smallDisk mounts a tmpfs of size bytes on a fresh directory: a disk that fills up.
+func smallDisk(t *testing.T, size int) string {
+	t.Helper()
+	testenv.RequireRoot(t)
+	dir := t.TempDir()
+	if err := syscall.Mount("tmpfs", dir, "tmpfs", 0, fmt.Sprintf("size=%d,mode=0700", size)); err != nil {
+		t.Fatalf("mount a %d-byte tmpfs: %v", size, err)
+	}
+	t.Cleanup(func() {
+		if err := syscall.Unmount(dir, syscall.MNT_DETACH); err != nil {
+			t.Errorf("unmount %s: %v", dir, err)
+		}
+	})
+	return dir
+}
+
+// TestSpoolOnAFullDisk: a spool whose disk fills before its byte limit refuses the record
+// that does not fit with ErrSpoolFull, keeps every record before it readable and in order,
+// and takes records again once committing freed room.
+func TestSpoolOnAFullDisk(t *testing.T) {
+	dir := smallDisk(t, 256<<10)
+	s, err := OpenSpool(filepath.Join(dir, "spool"), 64<<20) // a limit the disk cannot hold
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	var stored []SpoolRecord
+	refused := 0
+	for i := 0; refused < 20 && i < 100000; i++ {
+		err := s.Append(rec(i))
+		switch {
+		case err == nil:
+			stored = append(stored, rec(i))
+		case errors.Is(err, ErrSpoolFull) && errors.Is(err, syscall.ENOSPC):
+			refused++
+		default:
+			t.Fatalf("append %d: %v, want nil or ErrSpoolFull for a full disk", i, err)
+		}
+	}
+	if refused == 0 || len(stored) == 0 {
+		t.Fatalf("%d stored, %d refused: the disk never filled", len(stored), refused)
+	}
+	got, end, err := s.Peek(len(stored) + 10)
+	if err != nil {
+		t.Fatalf("peek a full spool: %v", err)
+	}
+	if diff := cmp.Diff(values(stored), values(got)); diff != "" {
+		t.Fatalf("records of a full spool (-want +got):\n%s", diff)
+	}
+	if err := s.Commit(end); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Append(rec(-1)); err != nil {
+		t.Errorf("append once room is freed: %v", err)
+	}
+}
+
+// TestPublisherOnAFullDisk: while the broker is down the spool's disk fills up. Every event
+// the publisher could not keep is counted as dropped (counters, metric, Failed) with the
+// reason spool_full, and once the broker is back every other event reaches Kafka: published =
+// in Kafka + dropped, nothing lost silently.
+func TestPublisherOnAFullDisk(t *testing.T) {
+	dir := smallDisk(t, 512<<10)
+	ecfg := kafka.EmbeddedConfig{DataDir: t.TempDir(), Port: freePort(t)}
+	emb := startBroker(t, ecfg)
+	t.Cleanup(func() { emb.Close() })
+	kcfg := kafka.DefaultConfig()
+	kcfg.Brokers = emb.Addrs()
+	topic := kcfg.Topics().Raw(schemas.KindProcess)
+	ensureTopic(t, kcfg, topic)
+	serde, err := schemas.NewSerde()
+	if err != nil {
+		t.Fatal(err)
+	}
+	host := schemas.Host{ID: "machine-1", Name: "web-1"}
+	counters := telemetry.NewStageCounters(nil, "collect", "")
+	reg := prometheus.NewRegistry()
+	pub, err := NewPublisher(kcfg, serde, counters,
+		WithCollector(schemas.KindProcess, host, nil),
+		WithSpool(SpoolConfig{Dir: dir, MaxBytes: 1 << 30, DeliveryTimeout: time.Second}),
+		WithHealth(HealthConfig{Interval: time.Hour}, func() uint64 { return 0 }, reg),
+		WithRedactor(newTestRedactor(t)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	emb.Close()
+	pub.startSpooling("test: broker stopped")
+	published, full := 0, 0
+	for range 6000 {
+		ev := testEvent(host, published)
+		err := pub.Publish(t.Context(), schemas.KindProcess, schemas.ProcessSchema, host.ID, ev.Native())
+		published++
+		switch {
+		case err == nil:
+		case errors.Is(err, ErrSpoolFull):
+			full++
+		default:
+			t.Fatalf("publish: %v", err)
+		}
+	}
+	if full == 0 {
+		t.Fatal("the spool's disk never filled")
+	}
+	if n, last := pub.Failed(); n != uint64(full) || !strings.Contains(last, "no space left on device") {
+		t.Errorf("Failed() = %d, %q; want %d and the disk-full error", n, last, full)
+	}
+	if got := droppedTotal(t, reg, schemas.KindProcess, ReasonSpoolFull); got != float64(full) {
+		t.Errorf("crumbs_collector_dropped_total{reason=spool_full} = %v, want %d", got, full)
+	}
+	if got := counters.Snapshot().Dropped; got != uint64(full) {
+		t.Errorf("stage counters: %d dropped, want %d", got, full)
+	}
+
+	emb = startBroker(t, ecfg)
+	waitFor(t, 2*time.Minute, "the spool to drain", func() bool { return pub.Spooled() == 0 })
+	if err := pub.Close(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	got := consumeAll(t, emb.Addrs(), topic, published-full, serde)
+	if len(got)+full != published {
+		t.Errorf("%d events in Kafka + %d dropped = %d, want the %d published", len(got), full, len(got)+full, published)
+	}
 }
