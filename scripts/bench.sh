@@ -38,7 +38,9 @@ run ./detectors 'EngineRules|StateMemory' 2s
 run ./detectors/sigma 'Corpus' 2s
 run ./detectors 'DetectorSigmaCorpus' 20000x
 # Sink against clickhouse-client inserting the same rows in Native format.
-run ./sinks/clickhouse 'Sink' 3x
+run ./sinks/clickhouse 'Sink(Insert|VsClickhouseClient|Stage)$' 3x
+# Sink while its private ClickHouse flaps (down 10 s in every 60 s) vs steady, same run.
+run ./sinks/clickhouse 'SinkFlapping' 1x
 # Forensics: a one-hour host timeline over 10 million events (loaded once, kept).
 run ./sinks/clickhouse 'TimelineOneHost' 20x
 # End to end: crumbs loadgen -> raw topic -> enricher -> detector -> sink -> ClickHouse rows.

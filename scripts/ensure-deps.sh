@@ -26,6 +26,8 @@ if [ "${1:-}" = "--generate" ]; then
 fi
 command -v clickhouse-server >/dev/null 2>&1 || need+=(clickhouse-server)
 command -v clickhouse-client >/dev/null 2>&1 || need+=(clickhouse-client)
+# The ClickHouse cluster tests start a private ZooKeeper (ON CLUSTER, Replicated tables).
+[ -f /usr/share/java/zookeeper.jar ] || need+=(zookeeper)
 # The identity collector's tests build a small PAM client with cgo.
 [ -f /usr/include/security/pam_appl.h ] || need+=(libpam0g-dev)
 command -v gcc >/dev/null 2>&1 || need+=(gcc)

@@ -10,3 +10,4 @@
 {{.AddColumn "process_events" "verdict_reason" "String"}}
 {{.AddColumn "process_events" "account_name" "String"}}
 {{.AddColumn "process_events" "account_type" (.LowCardinality "String")}}
+{{.Redistribute "process_events" "cityHash64(event_id)"}}

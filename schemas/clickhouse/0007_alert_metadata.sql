@@ -8,3 +8,4 @@
 {{.AddColumn "alerts" "original_severity" (.LowCardinality "String")}}
 {{.AddColumn "alerts" "changes" "Array(String)"}}
 {{.AddColumn "alerts" "explanation" "String"}}
+{{.Redistribute "alerts" "cityHash64(alert_id)"}}

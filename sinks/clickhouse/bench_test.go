@@ -1,6 +1,7 @@
 package clickhouse
 
 import (
+	"context"
 	"fmt"
 	"net"
 	"os"
@@ -10,7 +11,11 @@ import (
 	"testing"
 	"time"
 
+	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kgo"
+
 	"github.com/threatcrumbs/crumbs/pkg/telemetry"
+	"github.com/threatcrumbs/crumbs/pkg/testenv"
 	"github.com/threatcrumbs/crumbs/schemas"
 )
 
@@ -182,5 +187,95 @@ func BenchmarkQuantile(b *testing.B) {
 	}
 	for b.Loop() {
 		_ = Quantile(s, 0.99)
+	}
+}
+
+// BenchmarkSinkFlapping measures the sink stage with a backlog it cannot keep up with, first
+// for 60 s with ClickHouse up (steady), then for 60 s in which ClickHouse is shut down 10 s
+// (flapping: down 10 s in every 60 s), on a private server, with the default retry settings.
+// It reports the rows/s written in each window and their ratio (flapping / steady); 50/60 =
+// 0.83 would mean the sink loses nothing but the outage itself.
+func BenchmarkSinkFlapping(b *testing.B) {
+	const window, down, downAt = 60 * time.Second, 10 * time.Second, 25 * time.Second
+	srv := testenv.StartClickHouseServer(b)
+	cfg := DefaultConfig()
+	cfg.Addr, cfg.Database = []string{srv.Addr}, "crumbs_bench"
+	kcfg, cl := startKafka(b)
+	topic := kcfg.Topics().Enriched("process")
+	counters := telemetry.NewStageCounters(nil, StageName, cfg.Group)
+	_, stop := runSink(b, cfg, kcfg, counters)
+	defer stop()
+
+	// The feeder keeps about 100,000 records ahead of the sink, and deletes from the topic
+	// what the sink committed, so that the broker's memory stays bounded.
+	serde, err := schemas.NewSerde()
+	if err != nil {
+		b.Fatal(err)
+	}
+	ctx, cancelFeed := context.WithCancel(b.Context())
+	fed := make(chan error, 1)
+	go func() {
+		adm := kadm.NewClient(cl)
+		var produced uint64
+		tmpl := benchEvents(benchBatch)
+		for ctx.Err() == nil {
+			if produced > counters.Snapshot().Out+100000 {
+				time.Sleep(20 * time.Millisecond)
+				continue
+			}
+			recs := make([]*kgo.Record, len(tmpl))
+			now := time.Now().UnixNano()
+			for i, e := range tmpl {
+				e.EventID, e.Time = schemas.NewEventID(), now
+				v, err := serde.Encode(nil, schemas.ProcessSchema, e.Native())
+				if err != nil {
+					fed <- err
+					return
+				}
+				recs[i] = &kgo.Record{Topic: topic, Key: []byte(e.Host.Name), Value: v}
+			}
+			if err := cl.ProduceSync(ctx, recs...).FirstErr(); err != nil {
+				fed <- err
+				return
+			}
+			produced += uint64(len(recs))
+			if committed, err := adm.FetchOffsets(ctx, cfg.Group); err == nil {
+				del := kadm.Offsets{}
+				committed.Each(func(o kadm.OffsetResponse) { del.AddOffset(o.Topic, o.Partition, o.At, -1) })
+				_, _ = adm.DeleteRecords(ctx, del)
+			}
+		}
+		fed <- nil
+	}()
+	defer func() {
+		cancelFeed()
+		if err := <-fed; err != nil && ctx.Err() == nil {
+			b.Errorf("feeder: %v", err)
+		}
+	}()
+
+	measure := func(flap bool) float64 {
+		before, start := counters.Snapshot().Out, time.Now()
+		if flap {
+			time.Sleep(downAt)
+			srv.Stop()
+			time.Sleep(down - time.Since(start) + downAt)
+			srv.Start()
+		}
+		time.Sleep(window - time.Since(start))
+		return float64(counters.Snapshot().Out-before) / time.Since(start).Seconds()
+	}
+	time.Sleep(5 * time.Second) // warm up: migrations, first batches
+	var steady, flapping float64
+	for b.Loop() {
+		steady += measure(false)
+		flapping += measure(true)
+	}
+	n := float64(b.N)
+	b.ReportMetric(steady/n, "steady_rows/s")
+	b.ReportMetric(flapping/n, "flapping_rows/s")
+	b.ReportMetric(flapping/steady, "ratio")
+	if snap := counters.Snapshot(); snap.DeadLettered != 0 {
+		b.Errorf("%d rows dead-lettered while ClickHouse flapped", snap.DeadLettered)
 	}
 }

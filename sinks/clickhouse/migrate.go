@@ -103,23 +103,28 @@ func (m MigrationTemplate) Distributed(table, shardKey string) string {
 		table + localSuffix + ", " + shardKey + ");"
 }
 
-// AddColumn returns the statements adding a column to table (and to its Distributed table on
-// a cluster). Servers before 20.1 lack ADD COLUMN IF NOT EXISTS; Migrate treats their
-// "already exists" error as success, so the statements stay idempotent everywhere.
+// AddColumn returns the statement adding a column to table (on a cluster, to table_local on
+// every shard; follow the columns with Redistribute so that the Distributed table shows
+// them). Servers before 20.1 lack ADD COLUMN IF NOT EXISTS; Migrate treats their "already
+// exists" error as success, so the statements stay idempotent everywhere.
 func (m MigrationTemplate) AddColumn(table, column, typ string) string {
 	ine := ""
 	if m.Server.AtLeast(20, 1) {
 		ine = "IF NOT EXISTS "
 	}
-	targets := []string{m.Table(table)}
-	if m.Cluster != "" {
-		targets = append(targets, m.Database+"."+table)
+	return "ALTER TABLE " + m.Table(table) + m.OnCluster() + " ADD COLUMN " + ine + column + " " + typ + ";\n"
+}
+
+// Redistribute returns, on a cluster, the statements that recreate the Distributed table in
+// front of table_local, so that it takes the columns added to table_local since; nothing on
+// one server. The Distributed table holds no rows (the sink inserts synchronously), and it
+// cannot be altered ON CLUSTER where shards replicate internally (ClickHouse 18.16 refuses
+// an ALTER of a table that is not Replicated on such a cluster).
+func (m MigrationTemplate) Redistribute(table, shardKey string) string {
+	if m.Cluster == "" {
+		return ""
 	}
-	var b strings.Builder
-	for _, t := range targets {
-		b.WriteString("ALTER TABLE " + t + m.OnCluster() + " ADD COLUMN " + ine + column + " " + typ + ";\n")
-	}
-	return b.String()
+	return "DROP TABLE IF EXISTS " + m.Database + "." + table + m.OnCluster() + ";\n" + m.Distributed(table, shardKey)
 }
 
 // LowCardinality returns LowCardinality(t) on servers where it is a stable type (20.1 and

@@ -90,49 +90,32 @@ ENGINE = Distributed(crumbs_cluster, crumbs, alerts_local, cityHash64(alert_id))
 ALTER TABLE crumbs.process_events_local ON CLUSTER crumbs_cluster ADD COLUMN IF NOT EXISTS change_ids Array(String);
 
 -- 0003_process_enrichment
-ALTER TABLE crumbs.process_events ON CLUSTER crumbs_cluster ADD COLUMN IF NOT EXISTS change_ids Array(String);
-
--- 0003_process_enrichment
 ALTER TABLE crumbs.process_events_local ON CLUSTER crumbs_cluster ADD COLUMN IF NOT EXISTS change_types Array(String);
-
--- 0003_process_enrichment
-ALTER TABLE crumbs.process_events ON CLUSTER crumbs_cluster ADD COLUMN IF NOT EXISTS change_types Array(String);
 
 -- 0003_process_enrichment
 ALTER TABLE crumbs.process_events_local ON CLUSTER crumbs_cluster ADD COLUMN IF NOT EXISTS deploy_id String;
 
 -- 0003_process_enrichment
-ALTER TABLE crumbs.process_events ON CLUSTER crumbs_cluster ADD COLUMN IF NOT EXISTS deploy_id String;
-
--- 0003_process_enrichment
 ALTER TABLE crumbs.process_events_local ON CLUSTER crumbs_cluster ADD COLUMN IF NOT EXISTS deploy_version String;
-
--- 0003_process_enrichment
-ALTER TABLE crumbs.process_events ON CLUSTER crumbs_cluster ADD COLUMN IF NOT EXISTS deploy_version String;
 
 -- 0003_process_enrichment
 ALTER TABLE crumbs.process_events_local ON CLUSTER crumbs_cluster ADD COLUMN IF NOT EXISTS verdict LowCardinality(String);
 
 -- 0003_process_enrichment
-ALTER TABLE crumbs.process_events ON CLUSTER crumbs_cluster ADD COLUMN IF NOT EXISTS verdict LowCardinality(String);
-
--- 0003_process_enrichment
 ALTER TABLE crumbs.process_events_local ON CLUSTER crumbs_cluster ADD COLUMN IF NOT EXISTS verdict_reason String;
-
--- 0003_process_enrichment
-ALTER TABLE crumbs.process_events ON CLUSTER crumbs_cluster ADD COLUMN IF NOT EXISTS verdict_reason String;
 
 -- 0003_process_enrichment
 ALTER TABLE crumbs.process_events_local ON CLUSTER crumbs_cluster ADD COLUMN IF NOT EXISTS account_name String;
 
 -- 0003_process_enrichment
-ALTER TABLE crumbs.process_events ON CLUSTER crumbs_cluster ADD COLUMN IF NOT EXISTS account_name String;
-
--- 0003_process_enrichment
 ALTER TABLE crumbs.process_events_local ON CLUSTER crumbs_cluster ADD COLUMN IF NOT EXISTS account_type LowCardinality(String);
 
 -- 0003_process_enrichment
-ALTER TABLE crumbs.process_events ON CLUSTER crumbs_cluster ADD COLUMN IF NOT EXISTS account_type LowCardinality(String);
+DROP TABLE IF EXISTS crumbs.process_events ON CLUSTER crumbs_cluster;
+
+-- 0003_process_enrichment
+CREATE TABLE IF NOT EXISTS crumbs.process_events ON CLUSTER crumbs_cluster AS crumbs.process_events_local
+ENGINE = Distributed(crumbs_cluster, crumbs, process_events_local, cityHash64(event_id));
 
 -- 0004_event_tables
 -- The event tables of the other kinds: one row per event from crumbs.enriched.<kind>.
@@ -637,37 +620,26 @@ FROM crumbs.system_events_local GROUP BY minute, service, host_name;
 ALTER TABLE crumbs.alerts_local ON CLUSTER crumbs_cluster ADD COLUMN IF NOT EXISTS author String;
 
 -- 0007_alert_metadata
-ALTER TABLE crumbs.alerts ON CLUSTER crumbs_cluster ADD COLUMN IF NOT EXISTS author String;
-
--- 0007_alert_metadata
 ALTER TABLE crumbs.alerts_local ON CLUSTER crumbs_cluster ADD COLUMN IF NOT EXISTS level LowCardinality(String);
-
--- 0007_alert_metadata
-ALTER TABLE crumbs.alerts ON CLUSTER crumbs_cluster ADD COLUMN IF NOT EXISTS level LowCardinality(String);
 
 -- 0007_alert_metadata
 ALTER TABLE crumbs.alerts_local ON CLUSTER crumbs_cluster ADD COLUMN IF NOT EXISTS rule_source LowCardinality(String);
 
 -- 0007_alert_metadata
-ALTER TABLE crumbs.alerts ON CLUSTER crumbs_cluster ADD COLUMN IF NOT EXISTS rule_source LowCardinality(String);
-
--- 0007_alert_metadata
 ALTER TABLE crumbs.alerts_local ON CLUSTER crumbs_cluster ADD COLUMN IF NOT EXISTS original_severity LowCardinality(String);
-
--- 0007_alert_metadata
-ALTER TABLE crumbs.alerts ON CLUSTER crumbs_cluster ADD COLUMN IF NOT EXISTS original_severity LowCardinality(String);
 
 -- 0007_alert_metadata
 ALTER TABLE crumbs.alerts_local ON CLUSTER crumbs_cluster ADD COLUMN IF NOT EXISTS changes Array(String);
 
 -- 0007_alert_metadata
-ALTER TABLE crumbs.alerts ON CLUSTER crumbs_cluster ADD COLUMN IF NOT EXISTS changes Array(String);
-
--- 0007_alert_metadata
 ALTER TABLE crumbs.alerts_local ON CLUSTER crumbs_cluster ADD COLUMN IF NOT EXISTS explanation String;
 
 -- 0007_alert_metadata
-ALTER TABLE crumbs.alerts ON CLUSTER crumbs_cluster ADD COLUMN IF NOT EXISTS explanation String;
+DROP TABLE IF EXISTS crumbs.alerts ON CLUSTER crumbs_cluster;
+
+-- 0007_alert_metadata
+CREATE TABLE IF NOT EXISTS crumbs.alerts ON CLUSTER crumbs_cluster AS crumbs.alerts_local
+ENGINE = Distributed(crumbs_cluster, crumbs, alerts_local, cityHash64(alert_id));
 
 -- 0008_service_graph_bytes
 -- service_graph_minute summed the bytes of every outbound network event, but an update
