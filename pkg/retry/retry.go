@@ -97,7 +97,7 @@ func Classify(err error) Class {
 	}
 	var kerrErr *kerr.Error
 	if errors.As(err, &kerrErr) {
-		if kerrErr.Retriable || kafkaAuthCodes[kerrErr.Code] {
+		if kerr.IsRetriable(err) || kafkaAuthCodes[kerrErr.Code] {
 			return Transient
 		}
 		return Permanent
