@@ -143,19 +143,22 @@ func TestClickHouseAwayOneMinuteLosesNothing(t *testing.T) {
 	t.Logf("ClickHouse away for %s", time.Since(down).Round(time.Second))
 	load.wait(t, 3*time.Minute)
 	n := produced(t, load.output())
+	t.Logf("loadgen: %d events acknowledged, %s after the outage began", n, time.Since(down).Round(time.Second))
 	p.exactlyOnce(n)
+	t.Logf("every event in ClickHouse once, %s after the outage began", time.Since(down).Round(time.Second))
 	if out := p.crumbs("dlq", "list", "--stage", "sink"); !strings.Contains(out, "0 dead letters") {
 		t.Errorf("crumbs dlq list --stage sink:\n%s\nwant no dead letters", out)
 	}
 	if err, _ := p.stop(syscall.SIGTERM); err != nil {
 		t.Errorf("crumbs up: %v", err)
 	}
+	var last string
 	for _, l := range strings.Split(p.logs.String(), "\n") {
 		if strings.Contains(l, "sink waiting") {
-			t.Logf("status line during the outage: %s", l)
-			break
+			last = l
 		}
 	}
+	t.Logf("last status line of the outage: %s", last)
 }
 
 // TestSinkKilledWhileClickHouseIsAway: the sink stage runs apart (`crumbs sink`) and is
