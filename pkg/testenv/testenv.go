@@ -1,6 +1,8 @@
 // Package testenv is the one place where tests say what infrastructure they need: root, eBPF,
-// Kafka (embedded kfake needs nothing) or a ClickHouse server. When a need is missing the test
-// is skipped, unless CRUMBS_STRICT=1 (set by .ci/run), in which case it fails.
+// Kafka (embedded kfake needs nothing), the shared ClickHouse server, or private
+// clickhouse-server processes (and a ZooKeeper for a cluster of them) that a test starts,
+// stops and kills itself. When a need is missing the test is skipped, unless CRUMBS_STRICT=1
+// (set by .ci/run), in which case it fails.
 package testenv
 
 import (

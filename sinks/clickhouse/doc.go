@@ -3,11 +3,14 @@
 //
 // In: enriched events of every kind (crumbs.enriched.{process,network,file,identity,system}),
 // alerts (crumbs.alerts) and context records (the compacted crumbs.context.{change,deploy,
-// inventory,account}), Avro records consumed as the consumer group crumbs-sink. Each record
-// is dispatched by its schema to the writer of its table, which batches it. Out: rows in the
-// <kind>_events, alerts and context_* tables of the configured database (created and upgraded
-// by the versioned migrations in schemas/clickhouse, which also create the materialised views
-// dashboards read), and records that cannot be written, with their reason, on crumbs.dlq.
+// inventory,account}) and its replayed dead letters (crumbs.retry.sink), Avro records consumed
+// as the consumer group crumbs-sink. Each record is dispatched by its schema to the writer of
+// its table, which batches it. Out: rows in the <kind>_events, alerts and context_* tables of
+// the configured database (created and upgraded by the versioned migrations in
+// schemas/clickhouse, which also create the materialised views dashboards read), and on
+// crumbs.dlq, with their reason, the records that cannot be decoded and the rows ClickHouse
+// refuses for their content. When ClickHouse is away (pkg/retry: a transient failure) the sink
+// holds its batch and offsets and waits, without limit; it dead-letters nothing for that.
 //
 // Offsets are committed only after ClickHouse acknowledged the rows of every record before
 // them, so a crash replays records rather than losing them. Replays leave no duplicates: the
