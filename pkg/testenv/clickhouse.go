@@ -69,8 +69,7 @@ func FreePort(t testing.TB) int {
 // starting it; Start starts it.
 func NewClickHouseServer(t testing.TB, opts ...ClickHouseServerOption) *ClickHouseServer {
 	t.Helper()
-	bin := clickHouseBinary(t)
-	_ = bin
+	clickHouseBinary(t)
 	dir, err := os.MkdirTemp("", "crumbs-clickhouse-")
 	if err != nil {
 		t.Fatalf("private clickhouse: %v", err)
