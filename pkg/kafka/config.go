@@ -127,5 +127,12 @@ func (t Topics) DLQ() string { return t.Prefix + ".dlq" }
 // input topics too (the sink: `crumbs dlq replay` sends its dead letters there).
 func (t Topics) Retry(stage string) string { return t.Prefix + ".retry." + stage }
 
+// Deliveries is the compacted topic of the alerts stage's delivery state, keyed by alert id
+// and output name.
+func (t Topics) Deliveries() string { return t.Prefix + ".deliveries" }
+
+// Triage is the compacted topic of alerts' triage state, keyed by alert id.
+func (t Topics) Triage() string { return t.Prefix + ".triage" }
+
 // State is the compacted changelog topic of a detector group's window state.
 func (t Topics) State(group string) string { return t.Prefix + ".state." + group }

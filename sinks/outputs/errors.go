@@ -1,0 +1,50 @@
+package outputs
+
+import (
+	"errors"
+	"fmt"
+	"time"
+)
+
+// Why a delivery is dead-lettered rather than delivered; the dead letter's reason wraps one.
+var (
+	// ErrRefused: the receiver refused the alert for its content (HTTP 4xx but 408, 425 and
+	// 429; an SMTP 5xx reply to the message; PagerDuty's 400). Retrying cannot help, so it is
+	// not retried.
+	ErrRefused = errors.New("refused by the receiver")
+	// ErrGaveUp: the delivery kept failing until alerts.outputs[N].retry's bound.
+	ErrGaveUp = errors.New("gave up retrying")
+	// ErrUnrenderable: a template failed on this alert (found at start where it can be).
+	ErrUnrenderable = errors.New("template failed on the alert")
+)
+
+// refused wraps a receiver's answer as ErrRefused.
+func refused(format string, a ...any) error {
+	return fmt.Errorf("%w: %s", ErrRefused, fmt.Sprintf(format, a...))
+}
+
+// retryAfter is a transient failure whose receiver said when to come back (HTTP Retry-After).
+type retryAfter struct {
+	err   error
+	after time.Duration
+}
+
+func (r *retryAfter) Error() string { return r.err.Error() }
+func (r *retryAfter) Unwrap() error { return r.err }
+
+// permanent is the one place that decides whether a failed delivery is worth retrying: only
+// an alert the receiver refused for its content, or one a template cannot render, is not.
+// Everything else (a receiver away, overloaded, timing out, a TLS handshake failing) is
+// retried within the output's bound.
+func permanent(err error) bool {
+	return errors.Is(err, ErrRefused) || errors.Is(err, ErrUnrenderable)
+}
+
+// hintedBackoff is the wait the receiver asked for, if it did.
+func hintedBackoff(err error) (time.Duration, bool) {
+	var ra *retryAfter
+	if errors.As(err, &ra) && ra.after > 0 {
+		return ra.after, true
+	}
+	return 0, false
+}
