@@ -174,9 +174,10 @@ type RateLimitConfig struct {
 }
 
 // RetryConfig bounds the retries of an output (key prefix `alerts.outputs[N].retry.`). A
-// delivery the receiver refused for its content (HTTP 4xx but 408, 425 and 429; SMTP 5xx; a
-// PagerDuty 400) is dead-lettered at once; others are retried with exponential backoff until
-// MaxAttempts or MaxDuration is reached, then dead-lettered.
+// delivery the receiver refused for its content (HTTP 400, 413, 415, 422; SMTP 5xx) is
+// dead-lettered at once; other failures (receiver away, overloaded, timing out, refusing the
+// output's credentials) are retried with exponential backoff until MaxAttempts or MaxDuration
+// is reached, then dead-lettered.
 type RetryConfig struct {
 	// InitialBackoff is the wait after the first failure; it doubles up to MaxBackoff.
 	// Default 1s.

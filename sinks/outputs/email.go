@@ -97,10 +97,12 @@ func (e *email) Send(ctx context.Context, m *message) error {
 	return nil
 }
 
-// smtpErr classifies an SMTP reply: 5xx refuses the alert, anything else is transient.
+// smtpErr classifies an SMTP reply: 5xx refuses the alert, but for the replies about
+// authentication (530, 534, 535, 538), which say the output's configuration is wrong;
+// anything else is transient.
 func smtpErr(step string, err error) error {
 	var te *textproto.Error
-	if errors.As(err, &te) && te.Code >= 500 && te.Code < 600 {
+	if errors.As(err, &te) && te.Code >= 500 && te.Code < 600 && te.Code != 530 && te.Code != 534 && te.Code != 535 && te.Code != 538 {
 		return refused("SMTP %s: %d %s", step, te.Code, te.Msg)
 	}
 	return fmt.Errorf("SMTP %s: %w", step, err)

@@ -8,9 +8,9 @@ import (
 
 // Why a delivery is dead-lettered rather than delivered; the dead letter's reason wraps one.
 var (
-	// ErrRefused: the receiver refused the alert for its content (HTTP 4xx but 408, 425 and
-	// 429; an SMTP 5xx reply to the message; PagerDuty's 400). Retrying cannot help, so it is
-	// not retried.
+	// ErrRefused: the receiver refused the alert for its content (HTTP 400, 413, 415 or 422,
+	// which is PagerDuty's invalid event too; an SMTP 5xx reply to the sender, a recipient or
+	// the message). Retrying cannot help, so it is not retried.
 	ErrRefused = errors.New("refused by the receiver")
 	// ErrGaveUp: the delivery kept failing until alerts.outputs[N].retry's bound.
 	ErrGaveUp = errors.New("gave up retrying")

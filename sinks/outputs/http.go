@@ -42,9 +42,10 @@ func newHTTPPoster(key string, o OutputConfig, rawURL string) (*httpPoster, erro
 	}}, nil
 }
 
-// post sends body and classifies the answer: 2xx is delivered; 408, 425, 429 and 5xx are
-// transient (with the receiver's Retry-After, if any); another 4xx is a refusal; anything
-// else (3xx, a network error) is transient.
+// post sends body and classifies the answer: 2xx is delivered; 400, 413, 415 and 422 refuse
+// the alert for its content; anything else (another 4xx such as 401, 403 or 404, which say the
+// output's credentials or URL are wrong, 429 and 5xx with the receiver's Retry-After, 3xx, a
+// network error) is transient: retried within the output's bound.
 func (p *httpPoster) post(ctx context.Context, body []byte, header http.Header) error {
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, p.url, bytes.NewReader(body))
 	if err != nil {
@@ -66,10 +67,11 @@ func (p *httpPoster) post(ctx context.Context, body []byte, header http.Header) 
 	switch {
 	case code >= 200 && code < 300:
 		return nil
-	case code == http.StatusRequestTimeout || code == http.StatusTooEarly || code == http.StatusTooManyRequests || code >= 500:
-		return &retryAfter{err: fmt.Errorf("HTTP %d from %s: %s", code, redactURL(p.url), clean(snippet)), after: parseRetryAfter(resp.Header.Get("Retry-After"))}
-	case code >= 400:
+	case code == http.StatusBadRequest || code == http.StatusRequestEntityTooLarge || code == http.StatusUnsupportedMediaType ||
+		code == http.StatusUnprocessableEntity:
 		return refused("HTTP %d from %s: %s", code, redactURL(p.url), clean(snippet))
+	case code >= 400:
+		return &retryAfter{err: fmt.Errorf("HTTP %d from %s: %s", code, redactURL(p.url), clean(snippet)), after: parseRetryAfter(resp.Header.Get("Retry-After"))}
 	default:
 		return fmt.Errorf("HTTP %d from %s (redirects are not followed)", code, redactURL(p.url))
 	}
