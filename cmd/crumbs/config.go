@@ -20,6 +20,7 @@ import (
 	"github.com/threatcrumbs/crumbs/pkg/kafka"
 	"github.com/threatcrumbs/crumbs/schemas"
 	"github.com/threatcrumbs/crumbs/sinks/clickhouse"
+	"github.com/threatcrumbs/crumbs/sinks/outputs"
 )
 
 // Config is crumbs' whole configuration; README.md documents every key.
@@ -34,6 +35,7 @@ type Config struct {
 	Collectors CollectorsConfig  `mapstructure:"collectors"`
 	Enricher   enrichers.Config  `mapstructure:"enricher"`
 	Detector   detectors.Config  `mapstructure:"detector"`
+	Alerts     outputs.Config    `mapstructure:"alerts"`
 }
 
 // LogConfig configures logging (log/slog to stderr).
@@ -68,12 +70,13 @@ type StatusConfig struct {
 // UpConfig configures `crumbs up`.
 type UpConfig struct {
 	// Stages are the stages `crumbs up` runs beside its embedded broker: collect, enrich,
-	// detect and sink. Leave some out to run them apart (`crumbs detect`, ...). Default all.
+	// detect, sink and alerts. Leave some out to run them apart (`crumbs detect`, ...).
+	// Default all.
 	Stages []string `mapstructure:"stages"`
 }
 
 // upStages are the stages `crumbs up` can run.
-var upStages = []string{"collect", "enrich", "detect", "sink"}
+var upStages = []string{"collect", "enrich", "detect", "sink", "alerts"}
 
 // CollectorsConfig configures the collectors (keys under `collectors.`).
 type CollectorsConfig struct {
@@ -102,6 +105,7 @@ func defaultConfig() Config {
 			Spool: crumbscollectors.DefaultSpoolConfig(), Redact: crumbscollectors.DefaultRedactConfig(), Health: crumbscollectors.DefaultHealthConfig()},
 		Enricher: enrichers.DefaultConfig(),
 		Detector: detectors.DefaultConfig(),
+		Alerts:   outputs.DefaultConfig(),
 	}
 }
 
@@ -125,7 +129,7 @@ func (c *Config) Validate() error {
 		errs = append(errs, fmt.Errorf("status.interval: %s: must not be negative", c.Status.Interval))
 	}
 	for _, v := range []interface{ Validate() error }{c.Kafka, c.ClickHouse, c.Collectors.Process, c.Collectors.File, c.Collectors.Network,
-		c.Collectors.Identity, c.Collectors.System, c.Collectors.Spool, c.Collectors.Redact, c.Collectors.Health, c.Enricher, c.Detector} {
+		c.Collectors.Identity, c.Collectors.System, c.Collectors.Spool, c.Collectors.Redact, c.Collectors.Health, c.Enricher, c.Detector, c.Alerts} {
 		if err := v.Validate(); err != nil {
 			errs = append(errs, err)
 		}

@@ -65,7 +65,7 @@ func runUp(cmd *cobra.Command, _ []string) error {
 	for _, st := range []struct {
 		name  string
 		build func(*runtime) (stage, error)
-	}{{"sink", (*runtime).sink}, {"detect", (*runtime).detector}, {"enrich", (*runtime).enricher}} {
+	}{{"alerts", (*runtime).alerts}, {"sink", (*runtime).sink}, {"detect", (*runtime).detector}, {"enrich", (*runtime).enricher}} {
 		if !slices.Contains(cfg.Up.Stages, st.name) {
 			continue
 		}

@@ -74,6 +74,9 @@ func walk(v reflect.Value, prefix string, leaf func(string, reflect.Value)) {
 // AddFlags defines one flag per key on fs, named like the key, with the default shown.
 func AddFlags(fs *pflag.FlagSet, defaults any) {
 	for _, k := range Keys(defaults) {
+		if k.Type.Kind() == reflect.Slice && k.Type.Elem().Kind() == reflect.Struct {
+			continue // a list of records (alerts.outputs) is set in the file only
+		}
 		usage := "config key " + k.Name + " (env " + k.Env() + ")"
 		switch d := k.Default.(type) {
 		case time.Duration:

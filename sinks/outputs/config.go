@@ -482,6 +482,7 @@ func (o OutputConfig) foreignKeys(key string) []error {
 
 // String shows the output without its credentials: `crumbs config` prints it.
 func (o OutputConfig) String() string {
+	o = o.withDefaults()
 	s := fmt.Sprintf("{name:%s type:%s min_severity:%s", o.Name, o.Type, o.MinSeverity)
 	if o.URL != "" {
 		s += " url:" + redactURL(o.URL)
