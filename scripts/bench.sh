@@ -43,6 +43,8 @@ run ./sinks/clickhouse 'Sink(Insert|VsClickhouseClient|Stage)$' 3x
 run ./sinks/clickhouse 'SinkFlapping' 1x
 # Forensics: a one-hour host timeline over 10 million events (loaded once, kept).
 run ./sinks/clickhouse 'TimelineOneHost' 20x
+# Alerts stage: alert-to-delivery latency at 100 alerts/s, webhook and syslog over TCP.
+run ./sinks/outputs 'DeliveryLatency' 1x
 # End to end: crumbs loadgen -> raw topic -> enricher -> detector -> sink -> ClickHouse rows.
 run ./cmd/crumbs 'EndToEnd' 1x
 

@@ -33,7 +33,7 @@ type broker struct {
 	cl   *kgo.Client
 }
 
-func newBroker(t *testing.T) *broker {
+func newBroker(t testing.TB) *broker {
 	t.Helper()
 	emb, err := kafka.StartEmbedded(kafka.EmbeddedConfig{Port: 0})
 	if err != nil {
@@ -65,7 +65,7 @@ func alert(i int, severity string) *schemas.Alert {
 }
 
 // produce writes alerts to crumbs.alerts, keyed like the detector keys them.
-func (b *broker) produce(t *testing.T, alerts ...*schemas.Alert) {
+func (b *broker) produce(t testing.TB, alerts ...*schemas.Alert) {
 	t.Helper()
 	serde, err := schemas.NewSerde()
 	if err != nil {

@@ -34,13 +34,17 @@ type received[T any] struct {
 	mu    sync.Mutex
 	order []string
 	byKey map[string][]T
+	first map[string]time.Time // when a key was first accepted
 }
 
 func (r *received[T]) add(key string, v T) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if r.byKey == nil {
-		r.byKey = map[string][]T{}
+		r.byKey, r.first = map[string][]T{}, map[string]time.Time{}
+	}
+	if _, ok := r.first[key]; !ok {
+		r.first[key] = time.Now()
 	}
 	r.order = append(r.order, key)
 	r.byKey[key] = append(r.byKey[key], v)
@@ -57,6 +61,17 @@ func (r *received[T]) get(key string) []T {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	return slices.Clone(r.byKey[key])
+}
+
+// firstAt returns when each key was first accepted.
+func (r *received[T]) firstAt() map[string]time.Time {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	out := make(map[string]time.Time, len(r.first))
+	for k, v := range r.first {
+		out[k] = v
+	}
+	return out
 }
 
 func (r *received[T]) keys() []string {
@@ -229,7 +244,7 @@ func (ar *alertmanagerReceiver) ServeHTTP(w http.ResponseWriter, r *http.Request
 }
 
 // startHTTP serves h over HTTP, or over TLS (with client certificates required when mtls).
-func startHTTP(t *testing.T, h http.Handler, p *pki, mtls bool) *httptest.Server {
+func startHTTP(t testing.TB, h http.Handler, p *pki, mtls bool) *httptest.Server {
 	t.Helper()
 	srv := httptest.NewUnstartedServer(h)
 	if p != nil {
@@ -262,7 +277,7 @@ func (sr *syslogReceiver) closeConns() {
 	sr.conns = nil
 }
 
-func startSyslog(t *testing.T, network string, p *pki) *syslogReceiver {
+func startSyslog(t testing.TB, network string, p *pki) *syslogReceiver {
 	t.Helper()
 	sr := &syslogReceiver{}
 	keep := func(m syslog.Message, err error, raw string) {

@@ -9,7 +9,9 @@ import (
 	"os"
 	"strconv"
 	"strings"
-	"time"
+	"syscall"
+
+	"golang.org/x/sys/unix"
 )
 
 // facilities are the syslog facility codes (RFC 5424, 6.2.1).
@@ -77,19 +79,12 @@ func (s *syslogOutput) Send(ctx context.Context, m *message) error {
 }
 
 // connect opens the connection, or checks that the receiver has not closed the one kept: a
-// syslog receiver never writes, so a read that returns at once means it closed or reset it,
-// and the message goes on a new connection rather than into a dead one.
+// syslog receiver never writes, so anything to read on the socket (its end of stream, a reset,
+// a TLS close_notify) means the connection is dead, and the message goes on a new one rather
+// than into a socket whose peer is gone.
 func (s *syslogOutput) connect(ctx context.Context) error {
-	if s.conn != nil && s.o.Network != "udp" {
-		_ = s.conn.SetReadDeadline(time.Now().Add(time.Millisecond))
-		var b [1]byte
-		_, err := s.conn.Read(b[:])
-		var ne net.Error
-		if !(errors.As(err, &ne) && ne.Timeout()) {
-			s.drop()
-		} else {
-			_ = s.conn.SetReadDeadline(time.Time{})
-		}
+	if s.conn != nil && s.o.Network != "udp" && !alive(s.conn) {
+		s.drop()
 	}
 	if s.conn != nil {
 		return nil
@@ -113,6 +108,29 @@ func (s *syslogOutput) connect(ctx context.Context) error {
 	}
 	s.conn = c
 	return nil
+}
+
+// alive peeks at the socket without blocking or consuming: nothing to read (EAGAIN) is alive.
+func alive(c net.Conn) bool {
+	if tc, ok := c.(*tls.Conn); ok {
+		c = tc.NetConn()
+	}
+	sc, ok := c.(syscall.Conn)
+	if !ok {
+		return true
+	}
+	raw, err := sc.SyscallConn()
+	if err != nil {
+		return false
+	}
+	ok = false
+	err = raw.Read(func(fd uintptr) bool {
+		var b [1]byte
+		_, _, rerr := unix.Recvfrom(int(fd), b[:], unix.MSG_PEEK|unix.MSG_DONTWAIT)
+		ok = errors.Is(rerr, unix.EAGAIN)
+		return true // never wait for readiness
+	})
+	return err == nil && ok
 }
 
 func (s *syslogOutput) drop() {
