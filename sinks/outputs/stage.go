@@ -261,7 +261,7 @@ func (s *Stage) Run(ctx context.Context) error {
 	wg.Wait()
 	fctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), stateTimeout)
 	defer cancel()
-	if err := s.commit(fctx); err != nil {
+	if err := s.commit(fctx, cl); err != nil {
 		s.log.Warn("final commit failed; the records are consumed again by the next run, and not delivered twice", "err", err)
 	}
 	cl.AllowRebalance()
@@ -319,7 +319,7 @@ func (s *Stage) loop(ctx context.Context, consumed []string) {
 		}
 		fetches.EachRecord(func(r *kgo.Record) { s.take(ctx, r) })
 		if time.Since(lastCommit) >= s.cfg.CommitInterval {
-			if err := s.commit(ctx); err != nil && ctx.Err() == nil {
+			if err := s.commit(ctx, cl); err != nil && ctx.Err() == nil {
 				s.log.Warn("commit offsets failed; retrying at the next interval", "err", err)
 			}
 			lastCommit = time.Now()
@@ -452,8 +452,9 @@ func (s *Stage) finish(p *pending) {
 }
 
 // commit commits, per partition, the offset after the last record of the prefix done with,
-// and deletes the delivery state of those records (tombstones on crumbs.deliveries).
-func (s *Stage) commit(ctx context.Context) error {
+// and deletes the delivery state of those records (tombstones on crumbs.deliveries). The
+// group callbacks pass their client: they may run before Run has stored it.
+func (s *Stage) commit(ctx context.Context, cl *kgo.Client) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	var recs []*kgo.Record
@@ -473,7 +474,7 @@ func (s *Stage) commit(ctx context.Context) error {
 	if len(recs) == 0 {
 		return nil
 	}
-	if err := s.client.CommitRecords(ctx, recs...); err != nil {
+	if err := cl.CommitRecords(ctx, recs...); err != nil {
 		return err
 	}
 	for tp, off := range upTo {
@@ -486,7 +487,7 @@ func (s *Stage) commit(ctx context.Context) error {
 	}
 	for key, e := range s.state {
 		if off, ok := upTo[topicPartition{e.d.SourceTopic, e.partition}]; ok && e.d.SourceOffset <= off {
-			s.forgetLocked(ctx, key, e.partition)
+			s.forgetLocked(ctx, cl, key, e.partition)
 		}
 	}
 	return nil
@@ -494,9 +495,9 @@ func (s *Stage) commit(ctx context.Context) error {
 
 // forgetLocked deletes a delivery's state, in memory and on crumbs.deliveries; with s.mu held.
 // A tombstone lost is harmless: the state of a committed record is never looked up again.
-func (s *Stage) forgetLocked(ctx context.Context, key string, partition int32) {
+func (s *Stage) forgetLocked(ctx context.Context, cl *kgo.Client, key string, partition int32) {
 	delete(s.state, key)
-	s.client.Produce(ctx, &kgo.Record{Topic: s.topics.Deliveries(), Partition: partition, Key: []byte(key)},
+	cl.Produce(ctx, &kgo.Record{Topic: s.topics.Deliveries(), Partition: partition, Key: []byte(key)},
 		func(_ *kgo.Record, err error) {
 			if err != nil {
 				s.log.Debug("delivery state tombstone not written", "key", key, "err", err)
@@ -595,7 +596,7 @@ func (s *Stage) assigned(ctx context.Context, cl *kgo.Client, m map[string][]int
 	}
 	for key, e := range s.state {
 		if at, ok := committed[topicPartition{e.d.SourceTopic, e.partition}]; ok && slices.Contains(fresh, e.partition) && e.d.SourceOffset < at {
-			s.forgetLocked(ctx, key, e.partition)
+			s.forgetLocked(ctx, cl, key, e.partition)
 			stale++
 		}
 	}
@@ -605,16 +606,16 @@ func (s *Stage) assigned(ctx context.Context, cl *kgo.Client, m map[string][]int
 // revoked cancels the deliveries of revoked partitions that have not begun, waits for those in
 // an attempt to finish and write their outcome, commits what is done with, and forgets the
 // partitions. Their next owner reads the outcomes back and delivers the rest.
-func (s *Stage) revoked(ctx context.Context, _ *kgo.Client, m map[string][]int32) {
-	s.drop(ctx, m, true)
+func (s *Stage) revoked(ctx context.Context, cl *kgo.Client, m map[string][]int32) {
+	s.drop(ctx, cl, m, true)
 }
 
 // lost forgets partitions no longer ours; committing them would fail.
-func (s *Stage) lost(ctx context.Context, _ *kgo.Client, m map[string][]int32) {
-	s.drop(ctx, m, false)
+func (s *Stage) lost(ctx context.Context, cl *kgo.Client, m map[string][]int32) {
+	s.drop(ctx, cl, m, false)
 }
 
-func (s *Stage) drop(ctx context.Context, m map[string][]int32, commit bool) {
+func (s *Stage) drop(ctx context.Context, cl *kgo.Client, m map[string][]int32, commit bool) {
 	s.mu.Lock()
 	gone := map[topicPartition]bool{}
 	for topic, ps := range m {
@@ -651,7 +652,7 @@ func (s *Stage) drop(ctx context.Context, m map[string][]int32, commit bool) {
 	}
 	s.mu.Unlock()
 	if commit {
-		if err := s.commit(ctx); err != nil {
+		if err := s.commit(ctx, cl); err != nil {
 			s.log.Warn("commit on revoke failed; the next owner consumes the records again, and does not deliver them twice", "err", err)
 		}
 	}
