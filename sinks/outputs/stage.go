@@ -403,7 +403,7 @@ func (s *Stage) jobsFor(r *kgo.Record) ([]*job, error) {
 				continue
 			}
 			key := a.AlertID + "/" + o.cfg.Name
-			if _, done := s.state[key]; done {
+			if s.doneLocked(key, r) {
 				o.m.replays.Inc()
 				continue
 			}
@@ -425,7 +425,7 @@ func (s *Stage) jobsFor(r *kgo.Record) ([]*job, error) {
 				continue
 			}
 			key := fmt.Sprintf("%s/%s/resolve/%d", t.AlertID, o.cfg.Name, t.Version)
-			if _, done := s.state[key]; done {
+			if s.doneLocked(key, r) {
 				o.m.replays.Inc()
 				continue
 			}
@@ -435,6 +435,17 @@ func (s *Stage) jobsFor(r *kgo.Record) ([]*job, error) {
 		return nil, fmt.Errorf("%w: schema %s on %s", ErrBadAlert, sc.Name, r.Topic)
 	}
 	return jobs, nil
+}
+
+// doneLocked reports whether the delivery key is done with for record r: delivered or
+// summarized, or dead-lettered from this very record (consumed again after a restart). A
+// dead letter sent back (crumbs dlq replay) is a new record, and is delivered again.
+func (s *Stage) doneLocked(key string, r *kgo.Record) bool {
+	e, ok := s.state[key]
+	if !ok {
+		return false
+	}
+	return e.d.Status != StatusDeadLettered || (e.d.SourceTopic == r.Topic && e.d.SourceOffset == r.Offset && e.partition == r.Partition)
 }
 
 // finish counts one delivery of p as done.
