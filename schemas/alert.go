@@ -28,6 +28,10 @@ type Alert struct {
 	Changes []string
 	// Explanation names the changes, their type and their expected effects.
 	Explanation string
+	// Version orders the alerts raised under one AlertID: 1 for the first, 2 for the alert
+	// that replaces an early one when its window closes (see the early rule option); the
+	// highest is the alert's current state. 0 in alerts written before versions existed.
+	Version int64
 }
 
 // Native returns the alert in goavro's native form.
@@ -54,6 +58,7 @@ func (a *Alert) Native() map[string]any {
 		"original_severity": a.OriginalSeverity,
 		"changes":           anySlice(a.Changes),
 		"explanation":       a.Explanation,
+		"version":           a.Version,
 	}
 }
 
@@ -88,6 +93,7 @@ func AlertFromNative(v any) (*Alert, error) {
 	if len(a.Changes) == 0 {
 		a.Changes = nil
 	}
+	a.Version = r.i64(m, "version") // 0 in alerts written before versions existed
 	return a, r.err
 }
 
