@@ -5,6 +5,9 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"os"
+	"path/filepath"
+	"sort"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -22,9 +25,10 @@ import (
 
 // pipeline is an embedded broker with the pipeline's topics.
 type pipeline struct {
-	kcfg  kafka.Config
-	cl    *kgo.Client
-	group string
+	kcfg      kafka.Config
+	cl        *kgo.Client
+	group     string
+	configure func(*detectors.Config) // changes the detectors' configuration, when set
 }
 
 func newPipeline(t *testing.T) *pipeline {
@@ -70,6 +74,31 @@ func (p *pipeline) failedLogin(t *testing.T, id string, at time.Time, result str
 	rec := &kgo.Record{Topic: p.kcfg.Topics().Enriched("identity"), Key: []byte("m1"), Value: v}
 	if err := p.cl.ProduceSync(context.Background(), rec).FirstErr(); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// connection produces a synthetic enriched network event of the same host as failedLogin's.
+func (p *pipeline) connection(t *testing.T, id string, at time.Time) {
+	ev, err := engine.FixtureEvent("network", map[string]any{
+		"time": at.UnixNano(), "host": map[string]any{"id": "m1", "name": "web-1"}, "action": "connect",
+	}, id)
+	if err != nil {
+		t.Error(err)
+		return
+	}
+	serde, err := schemas.NewSerde()
+	if err != nil {
+		t.Error(err)
+		return
+	}
+	v, err := serde.Encode(nil, schemas.NetworkSchema, ev)
+	if err != nil {
+		t.Error(err)
+		return
+	}
+	rec := &kgo.Record{Topic: p.kcfg.Topics().Enriched("network"), Key: []byte("m1"), Value: v}
+	if err := p.cl.ProduceSync(context.Background(), rec).FirstErr(); err != nil {
+		t.Error(err)
 	}
 }
 
@@ -129,6 +158,9 @@ func (p *pipeline) startDetector(t *testing.T, failFlush func() bool, idle time.
 	t.Helper()
 	cfg := detectors.DefaultConfig()
 	cfg.Group, cfg.Sources, cfg.AllowedLateness, cfg.IdleTimeout = p.group, []string{"identity"}, 0, idle
+	if p.configure != nil {
+		p.configure(&cfg)
+	}
 	d, err := detectors.New(cfg, p.kcfg, detectors.Deps{Log: slog.New(slog.NewTextHandler(io.Discard, nil)), FailFlush: failFlush})
 	if err != nil {
 		t.Fatal(err)
@@ -175,8 +207,8 @@ func TestBruteForceAlertsOnceAcrossACrash(t *testing.T) {
 	<-inFlight
 	close(release)
 	stopA()
-	if got := p.alerts(t); len(got) != 0 {
-		t.Fatalf("alerts before the window closed: %d", len(got))
+	if got := p.alerts(t); len(got) != 0 { // the early alert at the fifth failure was in the aborted transaction
+		t.Fatalf("alerts committed before the crash: %d", len(got))
 	}
 
 	stopB := p.startDetector(t, nil, 0)
@@ -188,16 +220,22 @@ func TestBruteForceAlertsOnceAcrossACrash(t *testing.T) {
 		Rule, Key string
 		Count     int64
 		Evidence  []string
+		Version   int64
 	}
 	var got []view
 	for _, a := range p.alerts(t) {
-		got = append(got, view{a.RuleID, a.GroupKey, a.Count, a.Evidence})
+		got = append(got, view{a.RuleID, a.GroupKey, a.Count, a.Evidence, a.Version})
 	}
+	sort.Slice(got, func(i, j int) bool {
+		return got[i].Rule < got[j].Rule || (got[i].Rule == got[j].Rule && got[i].Version < got[j].Version)
+	})
 	want := []view{
-		{"crumbs-brute-force-per-account", "web-1|root", 6, []string{"f0", "f1", "f2", "f3", "f4", "f5"}},
+		// early, at the fifth failure, then final when the window closed: one alert id
+		{"crumbs-brute-force-per-account", "web-1|root", 5, []string{"f0", "f1", "f2", "f3", "f4"}, 1},
+		{"crumbs-brute-force-per-account", "web-1|root", 6, []string{"f0", "f1", "f2", "f3", "f4", "f5"}, 2},
 		// the success two minutes later completes the failures-then-success sequence, whose
 		// progress was restored from the changelog as well
-		{"crumbs-brute-force-then-success", "web-1|root", 7, []string{"f0", "f1", "f2", "f3", "f4", "f5", "after"}},
+		{"crumbs-brute-force-then-success", "web-1|root", 7, []string{"f0", "f1", "f2", "f3", "f4", "f5", "after"}, 1},
 	}
 	if d := cmp.Diff(want, got); d != "" {
 		t.Errorf("alerts (-want +got):\n%s", d)
@@ -219,43 +257,86 @@ func (p *pipeline) committed(n int64) bool {
 	return sum >= n
 }
 
-// waitAlerts waits until at least one alert is committed and returns every committed alert.
-func (p *pipeline) waitAlerts(t *testing.T) []*schemas.Alert {
+// closeAlerts returns the committed alerts raised when a window closed: those of version 2,
+// which replace an early alert (see engine.Rule.Early).
+func (p *pipeline) closeAlerts(t *testing.T) []*schemas.Alert {
+	t.Helper()
+	var out []*schemas.Alert
+	for _, a := range p.alerts(t) {
+		if a.Version > 1 {
+			out = append(out, a)
+		}
+	}
+	return out
+}
+
+// waitClosed waits until an alert raised by a window's close is committed, and returns the
+// alerts so raised.
+func (p *pipeline) waitClosed(t *testing.T) []*schemas.Alert {
 	t.Helper()
 	deadline := time.Now().Add(60 * time.Second)
 	for time.Now().Before(deadline) {
-		if got := p.alerts(t); len(got) > 0 {
+		if got := p.closeAlerts(t); len(got) > 0 {
 			return got
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
-	t.Fatal("no alert committed within a minute")
+	t.Fatal("no window closed with an alert within a minute")
 	return nil
 }
 
-// TestIdlePartitionClosesItsWindows: a brute-force burst followed by silence alerts once, when
-// the partition has been idle for detector.idle_timeout, with no later event to move its
-// watermark; also when the idle tick's transaction aborts, and when the detector dies before
-// that transaction commits (the restarted detector closes the window from the changelog).
+// TestIdlePartitionClosesItsWindows: a brute-force burst followed by silence alerts early, at
+// its fifth failure, and again when its window closes: when the partition has been idle for
+// detector.idle_timeout, with no later event to move its watermark; also when the idle tick's
+// transaction aborts, and when the detector dies before that transaction commits (the
+// restarted detector closes the window from the changelog). A burst that just happened closes
+// its window too, on the wall clock, whether the partition then falls silent or other kinds
+// keep flowing on it (a short window, lateness and idle timeout keep that case short).
 func TestIdlePartitionClosesItsWindows(t *testing.T) {
-	const idle = time.Second
 	for _, tc := range []struct {
 		name      string
 		abortTick bool // fail the first idle tick's flush: its transaction aborts
 		crash     bool // kill the first detector while its failing tick is in flight
+		recent    bool // the burst is now, judged by a 2s-window rule; else an hour ago, by the pack's 1m rule
+		flowing   bool // network events of the same host keep coming after the burst
 	}{
 		{name: "idle"},
 		{name: "tick aborted", abortTick: true},
 		{name: "crash before the tick commits", crash: true},
+		{name: "recent burst then silence", recent: true},
+		{name: "recent burst then other kinds flowing", recent: true, flowing: true},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			p := newPipeline(t)
+			idle, window, rule := time.Second, time.Minute, "crumbs-brute-force-per-account"
 			// An hour ago, so the idle watermark (now - idle_timeout) is past the window at once.
 			t0 := time.Now().Add(-time.Hour).Truncate(time.Minute)
+			if tc.recent {
+				dir := t.TempDir()
+				yml := "id: quick-bf\ntitle: Quick brute force\nseverity: high\nsource: identity\nkind: threshold\n" +
+					"condition: action == \"auth\" && identity.result == \"failure\"\ngroup_by: [host.name, identity.target_user]\n" +
+					"window: 2s\nthreshold: {value: 5}\n"
+				if err := os.WriteFile(filepath.Join(dir, "quick-bf.yaml"), []byte(yml), 0o644); err != nil {
+					t.Fatal(err)
+				}
+				p.configure = func(c *detectors.Config) {
+					c.RulesDir, c.Sources, c.AllowedLateness = dir, []string{"identity", "network"}, 300*time.Millisecond
+				}
+				idle, window, rule = 500*time.Millisecond, 2*time.Second, "quick-bf"
+				// The burst within the first half of a window, so that it is one window's.
+				for t0 = time.Now(); t0.Sub(t0.Truncate(window)) > window/2; t0 = time.Now() {
+					time.Sleep(50 * time.Millisecond)
+				}
+				t0 = t0.Truncate(window)
+			}
 			var ids []string
 			for i := range 5 {
 				ids = append(ids, fmt.Sprint("f", i))
-				p.failedLogin(t, ids[i], t0.Add(time.Duration(i+1)*time.Second), "failure")
+				at := t0.Add(time.Duration(i+1) * time.Second)
+				if tc.recent {
+					at = t0.Add(time.Duration(i+1) * time.Millisecond)
+				}
+				p.failedLogin(t, ids[i], at, "failure")
 			}
 			// A flush after every failure was committed can only be an idle tick's.
 			var failFlush func() bool
@@ -278,14 +359,32 @@ func TestIdlePartitionClosesItsWindows(t *testing.T) {
 			stop := p.startDetector(t, failFlush, idle)
 			if tc.crash {
 				<-inFlight
-				if got := p.alerts(t); len(got) != 0 {
+				if got := p.closeAlerts(t); len(got) != 0 {
 					t.Fatalf("alerts committed by a tick that failed: %d", len(got))
 				}
 				close(release)
 				stop()
 				stop = p.startDetector(t, nil, idle)
 			}
-			p.waitAlerts(t)
+			if tc.flowing { // other kinds keep the partition busy: no idle tick, the network clock moves on
+				ctx, cancel := context.WithCancel(context.Background())
+				done := make(chan struct{})
+				go func() {
+					defer close(done)
+					for i := 0; ctx.Err() == nil; i++ {
+						p.connection(t, fmt.Sprint("n", i), time.Now())
+						select {
+						case <-ctx.Done():
+						case <-time.After(100 * time.Millisecond):
+						}
+					}
+				}()
+				p.waitClosed(t)
+				cancel()
+				<-done
+			} else {
+				p.waitClosed(t)
+			}
 			stop()
 			if tc.abortTick && aborted.Load() == 0 {
 				t.Error("no idle tick was aborted")
@@ -296,12 +395,16 @@ func TestIdlePartitionClosesItsWindows(t *testing.T) {
 				Count      int64
 				Start, End time.Time
 				Evidence   []string
+				Version    int64
 			}
 			var got []view
 			for _, a := range p.alerts(t) {
-				got = append(got, view{a.RuleID, a.GroupKey, a.Count, time.Unix(0, a.WindowStart).UTC(), time.Unix(0, a.WindowEnd).UTC(), a.Evidence})
+				got = append(got, view{a.RuleID, a.GroupKey, a.Count, time.Unix(0, a.WindowStart).UTC(), time.Unix(0, a.WindowEnd).UTC(), a.Evidence, a.Version})
 			}
-			want := []view{{"crumbs-brute-force-per-account", "web-1|root", 5, t0.UTC(), t0.Add(time.Minute).UTC(), ids}}
+			want := []view{ // early at the fifth failure, then final at the close
+				{rule, "web-1|root", 5, t0.UTC(), t0.Add(window).UTC(), ids, 1},
+				{rule, "web-1|root", 5, t0.UTC(), t0.Add(window).UTC(), ids, 2},
+			}
 			if d := cmp.Diff(want, got); d != "" {
 				t.Errorf("alerts (-want +got):\n%s", d)
 			}

@@ -201,7 +201,9 @@ func (e *Engine) hit(part int32, tg *target, act map[string]any, t int64) []*Ale
 			return []*Alert{a}
 		}
 	case KindThreshold:
-		e.thresholdHit(part, r, act, t)
+		if a := e.thresholdHit(part, r, act, t); a != nil {
+			return []*Alert{a}
+		}
 	case KindSequence:
 		return e.sequenceHit(part, r, tg.step, act, t)
 	case KindNewTerm:
@@ -209,7 +211,9 @@ func (e *Engine) hit(part int32, tg *target, act map[string]any, t int64) []*Ale
 			return []*Alert{a}
 		}
 	case KindSpike:
-		e.spikeHit(part, r, act, t)
+		if a := e.spikeHit(part, r, act, t); a != nil {
+			return []*Alert{a}
+		}
 	}
 	return nil
 }
@@ -275,7 +279,7 @@ func (e *Engine) newAlert(r *Rule, part int32, key, id string, first, start, end
 		AlertID: id, Time: first, RuleID: r.ID, Title: r.Title, Severity: r.Severity, Tags: r.Tags,
 		Author: r.Author, Level: r.Level, RuleSource: r.Format,
 		GroupKey: key, WindowStart: start, WindowEnd: end, Count: count, Evidence: evidence,
-		Summary: r.Title,
+		Summary: r.Title, Version: 1,
 	}, Partition: part}
 }
 

@@ -54,6 +54,7 @@ condition: action == "auth" && identity.result == "failure"
 group_by: [host.name, identity.target_user]
 window: 1m
 threshold: {value: 3}
+early: false
 `
 
 type alertView struct {

@@ -3,6 +3,7 @@ package engine
 import (
 	"fmt"
 	"math"
+	"slices"
 	"sort"
 	"strings"
 )
@@ -36,23 +37,21 @@ func number(v any) float64 {
 	return 0
 }
 
-// thresholdHit adds an event to its bucket. A tumbling window is a sliding one whose slide is
-// the window, so both close through thresholdClose.
+// thresholdHit adds an event to its bucket and returns the early alert it raises, if any. A
+// tumbling window is a sliding one whose slide is the window, so both close through
+// thresholdClose.
 //
 // Windows ending at or before the partition's closed watermark were judged already: an event
 // only in those (a kind back from idleness behind the others) is left out, and the entry
 // never judges them again.
-func (e *Engine) thresholdHit(part int32, r *Rule, act map[string]any, t int64) {
+func (e *Engine) thresholdHit(part int32, r *Rule, act map[string]any, t int64) *Alert {
 	th := r.Threshold
-	slide := int64(th.Slide)
-	if slide == 0 {
-		slide = int64(r.Window)
-	}
+	slide := r.slide()
 	start := floorTo(t, slide)
 	open, closed := e.firstOpenEnd(part, slide)
 	if closed && start+int64(r.Window) < open {
 		e.closedOut = true
-		return
+		return nil
 	}
 	en := e.get(entryKey{r.ID, part, groupKey(r.groupBy, act)})
 	noteEvent(en, act)
@@ -82,6 +81,44 @@ func (e *Engine) thresholdHit(part int32, r *Rule, act map[string]any, t int64) 
 		}
 	}
 	e.schedule(en, e.nextWindowEnd(r, en))
+	if r.early && en.st.EarlyEnd == 0 {
+		return e.thresholdEarly(r, en, start)
+	}
+	return nil
+}
+
+// slide is the step between the ends of a threshold's windows: its slide, or the window
+// when tumbling.
+func (r *Rule) slide() int64 {
+	if r.Threshold.Slide > 0 {
+		return int64(r.Threshold.Slide)
+	}
+	return int64(r.Window)
+}
+
+// thresholdEarly raises, before it closes, the alert of the first open window holding the
+// bucket that starts at bucket whose aggregate already passes the bound. The aggregate only
+// grows while the window fills (Prepare allows early for such thresholds only), so the
+// window will alert when it closes: that alert, with the same id and the final figures,
+// replaces this one (thresholdClose).
+func (e *Engine) thresholdEarly(r *Rule, en *entry, bucket int64) *Alert {
+	w, slide := int64(r.Window), r.slide()
+	for end := max(bucket+slide, e.nextWindowEnd(r, en)); end <= bucket+w; end += slide {
+		start := end - w
+		if start < en.st.FiredUntil {
+			continue
+		}
+		agg, ok := e.aggregate(r, en, start, end, true)
+		if !ok || agg.count == 0 || !compare(agg.value, r.Threshold.Op, r.Threshold.Value) {
+			continue
+		}
+		a := e.thresholdAlert(r, en, start, end, agg, 1, agg.first, true)
+		if a != nil {
+			en.st.EarlyEnd, en.st.EarlyTime = end, agg.first
+		}
+		return a
+	}
+	return nil
 }
 
 // firstOpenEnd is the end of a partition's first window of step slide not closed yet, and
@@ -97,31 +134,35 @@ func (e *Engine) firstOpenEnd(part int32, slide int64) (int64, bool) {
 // nextWindowEnd is the end of the next window to judge: the first after the last judged
 // that holds the oldest open bucket.
 func (e *Engine) nextWindowEnd(r *Rule, en *entry) int64 {
-	slide := int64(r.Threshold.Slide)
-	if slide == 0 {
-		slide = int64(r.Window)
-	}
-	return max(en.st.NextEnd, en.st.Buckets[0].Start+slide)
+	return max(en.st.NextEnd, en.st.Buckets[0].Start+r.slide())
 }
 
 // thresholdClose judges every window that ended at or before the watermark wm. Windows end
 // every slide (every window when tumbling); one alert at most per group and window, and none
-// for a window overlapping one already alerted.
+// for a window overlapping one already alerted. A window alerted early is alerted again with
+// its final figures, and the windows before it that overlap it are not judged: its alert
+// stands for their events.
 func (e *Engine) thresholdClose(r *Rule, en *entry, wm int64) []*Alert {
-	th := r.Threshold
-	w := int64(r.Window)
-	slide := int64(th.Slide)
-	if slide == 0 {
-		slide = w
-	}
+	w, slide := int64(r.Window), r.slide()
 	var alerts []*Alert
 	for len(en.st.Buckets) > 0 {
 		end := e.nextWindowEnd(r, en)
 		if end > wm {
 			break
 		}
-		if a := e.judgeWindow(r, en, end-w, end); a != nil {
-			alerts = append(alerts, a)
+		switch early := en.st.EarlyEnd; {
+		case early != 0 && end == early:
+			agg, _ := e.aggregate(r, en, end-w, end, false)
+			en.st.FiredUntil = end
+			if a := e.thresholdAlert(r, en, end-w, end, agg, 2, en.st.EarlyTime, false); a != nil {
+				alerts = append(alerts, a)
+			}
+			en.st.EarlyEnd, en.st.EarlyTime = 0, 0
+		case early != 0 && end < early && end > early-w:
+		default:
+			if a := e.judgeWindow(r, en, end-w, end); a != nil {
+				alerts = append(alerts, a)
+			}
 		}
 		en.st.NextEnd = end + slide
 		for len(en.st.Buckets) > 0 && en.st.Buckets[0].Start+w < en.st.NextEnd {
@@ -137,45 +178,82 @@ func (e *Engine) thresholdClose(r *Rule, en *entry, wm int64) []*Alert {
 	return alerts
 }
 
-// judgeWindow aggregates the buckets of window [start, end) and compares with the bound.
-func (e *Engine) judgeWindow(r *Rule, en *entry, start, end int64) *Alert {
+// windowAggregate is what the buckets of one window add up to.
+type windowAggregate struct {
+	value    float64 // the threshold's aggregate
+	count    int64
+	first    int64
+	evidence []string
+}
+
+// aggregate adds up the buckets of window [start, end). With quick, a distinct count whose
+// buckets hold too few values to pass the bound is not merged, and ok is false.
+func (e *Engine) aggregate(r *Rule, en *entry, start, end int64, quick bool) (agg windowAggregate, ok bool) {
 	th := r.Threshold
-	var count int64
 	var sum float64
-	distinct := map[string]bool{}
-	first := int64(math.MaxInt64)
-	var evidence []string
+	agg.first = math.MaxInt64
+	most := 0 // distinct values, counted with repeats across buckets
 	for _, b := range en.st.Buckets {
 		if b.Start < start || b.Start >= end {
 			continue
 		}
-		count += b.Count
+		agg.count += b.Count
 		sum += b.Sum
-		for v := range b.Distinct {
-			distinct[v] = true
-		}
-		first = min(first, b.First)
+		most += len(b.Distinct)
+		agg.first = min(agg.first, b.First)
 		for _, id := range b.Evidence {
-			if len(evidence) < e.opt.MaxEvidence {
-				evidence = append(evidence, id)
+			if len(agg.evidence) < e.opt.MaxEvidence {
+				agg.evidence = append(agg.evidence, id)
 			}
 		}
 	}
-	value := float64(count)
+	agg.value = float64(agg.count)
 	switch th.Aggregate {
 	case AggSum:
-		value = sum
+		agg.value = sum
 	case AggDistinct:
-		value = float64(len(distinct))
+		if quick && !compare(float64(most), th.Op, th.Value) {
+			return agg, false
+		}
+		distinct := map[string]bool{}
+		for _, b := range en.st.Buckets {
+			if b.Start >= start && b.Start < end {
+				for v := range b.Distinct {
+					distinct[v] = true
+				}
+			}
+		}
+		agg.value = float64(len(distinct))
 	}
-	if count == 0 || !compare(value, th.Op, th.Value) || start < en.st.FiredUntil {
+	return agg, true
+}
+
+// judgeWindow aggregates the buckets of window [start, end) and compares with the bound.
+func (e *Engine) judgeWindow(r *Rule, en *entry, start, end int64) *Alert {
+	agg, _ := e.aggregate(r, en, start, end, false)
+	if agg.count == 0 || !compare(agg.value, r.Threshold.Op, r.Threshold.Value) || start < en.st.FiredUntil {
 		return nil
 	}
 	en.st.FiredUntil = end
-	a := e.newAlert(r, en.key.part, en.key.group, AlertID(r.ID, en.key.group, windowID(start, end)), first, start, end, count, evidence)
+	return e.thresholdAlert(r, en, start, end, agg, 1, agg.first, false)
+}
+
+// thresholdAlert is the alert of window [start, end): version 1 raised early (open) or at the
+// close, version 2 the final one replacing an early alert, at the early alert's time. A change
+// that suppresses the rule's alerts does not suppress a final one: its early alert is out.
+func (e *Engine) thresholdAlert(r *Rule, en *entry, start, end int64, agg windowAggregate, version, at int64, open bool) *Alert {
+	th := r.Threshold
+	a := e.newAlert(r, en.key.part, en.key.group, AlertID(r.ID, en.key.group, windowID(start, end)), at, start, end, agg.count, agg.evidence)
+	a.Version = version
 	e.fillFromState(a, en)
-	a.Summary = fmt.Sprintf("%s: %s %g %s %g within %s for %s", r.Title, th.Aggregate, value, th.Op, th.Value, r.Window, en.key.group)
-	if !applyChanges(r, a, en.st.Changes, a.Service, 0) {
+	a.Summary = fmt.Sprintf("%s: %s %g %s %g within %s for %s", r.Title, th.Aggregate, agg.value, th.Op, th.Value, r.Window, en.key.group)
+	switch {
+	case open:
+		a.Summary += " (so far: the window is open)"
+	case version > 1 && !compare(agg.value, th.Op, th.Value):
+		a.Summary = fmt.Sprintf("%s: %s %g, no longer %s %g within %s for %s", r.Title, th.Aggregate, agg.value, th.Op, th.Value, r.Window, en.key.group)
+	}
+	if !applyChanges(r, a, en.st.Changes, a.Service, 0) && version == 1 {
 		return nil
 	}
 	return a
@@ -388,14 +466,15 @@ type interval struct {
 	Changes  []changeNote `json:"changes,omitempty"`
 }
 
-// spikeHit adds an event's value to its interval.
-func (e *Engine) spikeHit(part int32, r *Rule, act map[string]any, t int64) {
+// spikeHit adds an event's value to its interval and returns the early alert it raises, if
+// any.
+func (e *Engine) spikeHit(part int32, r *Rule, act map[string]any, t int64) *Alert {
 	sp := r.Spike
 	iv := int64(sp.Interval)
 	start := floorTo(t, iv)
 	if open, closed := e.firstOpenEnd(part, iv); closed && start+iv < open {
 		e.closedOut = true // its interval closed (a kind back from idleness behind the others)
-		return
+		return nil
 	}
 	en := e.get(entryKey{r.ID, part, groupKey(r.groupBy, act)})
 	noteEvent(en, act)
@@ -404,7 +483,7 @@ func (e *Engine) spikeHit(part int32, r *Rule, act map[string]any, t int64) {
 	}
 	s := en.st.Spike
 	if s.Closed && start <= s.LastClosed {
-		return // its interval was judged already
+		return nil // its interval was judged already
 	}
 	i := sort.Search(len(s.Open), func(i int) bool { return s.Open[i].Start >= start })
 	if i == len(s.Open) || s.Open[i].Start != start {
@@ -423,9 +502,35 @@ func (e *Engine) spikeHit(part int32, r *Rule, act map[string]any, t int64) {
 	}
 	in.Changes = mergeChanges(in.Changes, changesOf(act))
 	e.schedule(en, s.Open[0].Start+iv)
+	// Early: only the oldest open interval, whose baseline is the history so far and the empty
+	// intervals since the last closed one, as spikeClose will judge it.
+	if r.early && i == 0 && s.Closed && en.st.EarlyEnd != start+iv {
+		h := append(slices.Clone(s.History), make([]float64, emptyIntervals(s, in, sp))...)
+		if a := e.judgeSpike(r, en, in, trimHistory(h, sp.Baseline), true); a != nil && a.Version == 1 {
+			en.st.EarlyEnd, en.st.EarlyTime = start+iv, a.Time
+			return a
+		}
+	}
+	return nil
 }
 
-// spikeClose judges the intervals that ended at or before wm against the baseline.
+// emptyIntervals is how many intervals without events lie between the last closed interval
+// and in: each counts as zero in the baseline. A gap longer than the baseline (the key was
+// away) counts as none: the baseline from before it stays.
+func emptyIntervals(s *spikeState, in *interval, sp *Spike) int {
+	if !s.Closed {
+		return 0
+	}
+	gap := (in.Start-s.LastClosed)/int64(sp.Interval) - 1
+	if gap <= 0 || gap > int64(sp.Baseline) {
+		return 0
+	}
+	return int(gap)
+}
+
+// spikeClose judges the intervals that ended at or before wm against the baseline. An
+// interval alerted early is alerted again, final, whatever the judgement now (a late event
+// in an earlier interval may have raised its baseline).
 func (e *Engine) spikeClose(r *Rule, en *entry, wm int64) []*Alert {
 	sp := r.Spike
 	iv := int64(sp.Interval)
@@ -434,13 +539,14 @@ func (e *Engine) spikeClose(r *Rule, en *entry, wm int64) []*Alert {
 	for len(s.Open) > 0 && s.Open[0].Start+iv <= wm {
 		in := s.Open[0]
 		s.Open = s.Open[1:]
-		if s.Closed { // intervals without events count as zero
-			for gap := (in.Start-s.LastClosed)/iv - 1; gap > 0 && gap <= int64(sp.Baseline); gap-- {
-				s.History = pushBounded(s.History, 0, sp.Baseline)
-			}
+		for range emptyIntervals(s, in, sp) {
+			s.History = pushBounded(s.History, 0, sp.Baseline)
 		}
-		if a := e.judgeSpike(r, en, in); a != nil {
+		if a := e.judgeSpike(r, en, in, s.History, false); a != nil {
 			alerts = append(alerts, a)
+		}
+		if en.st.EarlyEnd == in.Start+iv {
+			en.st.EarlyEnd, en.st.EarlyTime = 0, 0
 		}
 		s.History = pushBounded(s.History, in.Value, sp.Baseline)
 		s.LastClosed, s.Closed = in.Start, true
@@ -453,29 +559,36 @@ func (e *Engine) spikeClose(r *Rule, en *entry, wm int64) []*Alert {
 }
 
 func pushBounded(h []float64, v float64, n int) []float64 {
-	h = append(h, v)
+	return trimHistory(append(h, v), n)
+}
+
+func trimHistory(h []float64, n int) []float64 {
 	if len(h) > n {
 		h = h[len(h)-n:]
 	}
 	return h
 }
 
-// judgeSpike compares an interval's value with the baseline.
-func (e *Engine) judgeSpike(r *Rule, en *entry, in *interval) *Alert {
+// judgeSpike compares an interval's value with the baseline h and returns its alert: with
+// open, only an upward spike of the interval still filling (version 1); at its close, a spike
+// (version 1), or the final alert of an interval alerted early whatever the judgement
+// (version 2, at the early alert's time).
+func (e *Engine) judgeSpike(r *Rule, en *entry, in *interval, h []float64, open bool) *Alert {
 	sp := r.Spike
-	h := en.st.Spike.History
-	if len(h) < sp.MinBaseline {
+	end := in.Start + int64(sp.Interval)
+	final := !open && en.st.EarlyEnd == end
+	if len(h) < sp.MinBaseline && !final {
 		return nil
 	}
 	var mean, sd float64
 	for _, v := range h {
 		mean += v
 	}
-	mean /= float64(len(h))
+	mean /= float64(max(len(h), 1))
 	for _, v := range h {
 		sd += (v - mean) * (v - mean)
 	}
-	sd = math.Sqrt(sd / float64(len(h)))
+	sd = math.Sqrt(sd / float64(max(len(h), 1)))
 	sd = math.Max(sd, 0.01*math.Abs(mean)) // a flat baseline must not make every wiggle a spike
 	var up, down bool
 	if sp.Method == "ratio" {
@@ -489,27 +602,37 @@ func (e *Engine) judgeSpike(r *Rule, en *entry, in *interval) *Alert {
 	switch {
 	case up && sp.Direction != "down":
 		dir = "up"
-	case down && sp.Direction != "up":
+	case down && sp.Direction != "up" && !open:
 		dir = "down"
-	default:
+	case !final:
 		return nil
 	}
 	factor := 0.0
 	if mean > 0 {
 		factor = in.Value / mean
 	}
-	end := in.Start + int64(sp.Interval)
-	a := e.newAlert(r, en.key.part, en.key.group, AlertID(r.ID, en.key.group, windowID(in.Start, end)), in.First, in.Start, end, in.Count, in.Evidence)
+	at := in.First
+	a := e.newAlert(r, en.key.part, en.key.group, AlertID(r.ID, en.key.group, windowID(in.Start, end)), at, in.Start, end, in.Count, in.Evidence)
+	if final {
+		a.Version, a.Time = 2, en.st.EarlyTime
+	}
 	e.fillFromState(a, en)
 	what := sp.Field
 	if what == "" {
 		what = "events"
 	}
-	a.Summary = fmt.Sprintf("%s: %s %s to %g against a baseline of %.4g (x%.2f) for %s", r.Title, what, dir, in.Value, mean, factor, en.key.group)
-	if dir == "down" {
+	if dir == "" {
+		a.Summary = fmt.Sprintf("%s: %s at %g against a baseline of %.4g (x%.2f) for %s: no longer a spike when the interval closed", r.Title, what, in.Value, mean, factor, en.key.group)
+	} else {
+		a.Summary = fmt.Sprintf("%s: %s %s to %g against a baseline of %.4g (x%.2f) for %s", r.Title, what, dir, in.Value, mean, factor, en.key.group)
+	}
+	if open {
+		a.Summary += " (so far: the interval is open)"
+	}
+	if dir != "up" {
 		factor = 0
 	}
-	if !applyChanges(r, a, in.Changes, a.Service, factor) {
+	if !applyChanges(r, a, in.Changes, a.Service, factor) && !final {
 		return nil
 	}
 	return a

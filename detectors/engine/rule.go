@@ -85,6 +85,14 @@ type Rule struct {
 	OnChange string `yaml:"on_change"`
 	// Window is the length of a threshold window or the span of a sequence.
 	Window time.Duration `yaml:"window"`
+	// Early makes a threshold or spike rule alert as soon as its condition holds, before its
+	// window (or interval) closes; at the close the same alert (same id) is raised again with
+	// the final figures and a higher Version, which replaces the early one downstream. Only
+	// for aggregates that never decrease while a window fills: a threshold with op > or >=
+	// over count or distinct (default true there) or over sum of a field that is never
+	// negative (default false), a spike upwards (default false). Sequences need no option:
+	// they alert when their last step matches.
+	Early *bool `yaml:"early"`
 
 	Threshold *Threshold `yaml:"threshold"` // kind threshold
 	Sequence  *Sequence  `yaml:"sequence"`  // kind sequence
@@ -100,6 +108,7 @@ type Rule struct {
 
 	lines    map[string]int // dotted YAML key -> line, for problems
 	groupBy  [][]string
+	early    bool // Early resolved with its default
 	order    int  // position in its rule set
 	prepared bool // passed Prepare without problems
 }
@@ -242,7 +251,7 @@ func (ps Problems) Error() string {
 
 // allowedKeys lists the keys each YAML mapping of a rule may hold ("*" is a list element).
 var allowedKeys = map[string][]string{
-	"":                 {"id", "title", "description", "severity", "tags", "author", "source", "kind", "condition", "group_by", "on_change", "window", "threshold", "sequence", "new_term", "spike"},
+	"":                 {"id", "title", "description", "severity", "tags", "author", "source", "kind", "condition", "group_by", "on_change", "window", "early", "threshold", "sequence", "new_term", "spike"},
 	"threshold":        {"aggregate", "field", "op", "value", "slide", "max_distinct"},
 	"sequence":         {"unordered", "steps"},
 	"sequence.steps.*": {"name", "source", "condition", "group_by", "count", "absent"},
@@ -326,6 +335,13 @@ func Prepare(r *Rule) Problems {
 	}
 	c := &checker{r: r}
 	c.common()
+	r.early = false
+	switch r.Kind {
+	case KindMatch, KindNewTerm, KindSequence:
+		if r.Early != nil {
+			c.bad("early", "applies to threshold and spike rules only (a %s rule alerts as soon as its condition holds)", r.Kind)
+		}
+	}
 	switch r.Kind {
 	case KindMatch:
 	case KindThreshold:
@@ -481,6 +497,17 @@ func (c *checker) threshold() {
 	if t.Slide < 0 || (t.Slide > 0 && (t.Slide > c.r.Window || c.r.Window%t.Slide != 0)) {
 		c.bad("threshold.slide", "%s: must divide the window (%s)", t.Slide, c.r.Window)
 	}
+	// Early alerting is sound only when the aggregate never decreases as a window fills
+	// (count, distinct; sum when the author says so) and the bound is a floor.
+	growing := t.Op == ">" || t.Op == ">="
+	switch {
+	case c.r.Early == nil:
+		c.r.early = growing && (t.Aggregate == AggCount || t.Aggregate == AggDistinct)
+	case *c.r.Early && !growing:
+		c.bad("early", "needs threshold.op > or >= (with %s the condition may stop holding before the window closes)", t.Op)
+	default:
+		c.r.early = *c.r.Early
+	}
 }
 
 func (c *checker) sequence() {
@@ -596,6 +623,12 @@ func (c *checker) spike() {
 	}
 	if !slices.Contains([]string{"up", "down", "both"}, s.Direction) {
 		c.bad("spike.direction", "%q: must be up, down or both", s.Direction)
+	}
+	if c.r.Early != nil && *c.r.Early {
+		if s.Direction == "down" {
+			c.bad("early", "a drop shows only when its interval closes: early needs spike.direction up or both")
+		}
+		c.r.early = true
 	}
 }
 

@@ -39,6 +39,13 @@ type entryState struct {
 	Term       *termState  `json:"term,omitempty"`
 	Spike      *spikeState `json:"spike,omitempty"`
 	Deadline   int64       `json:"deadline,omitempty"` // the pending timer, restored with the state
+
+	// EarlyEnd is the end of the window (threshold) or interval (spike) whose alert was raised
+	// early and is raised again, final, when it closes; 0 when none. EarlyTime is that
+	// alert's Time, which the final one keeps (ClickHouse replaces a row by its sorting key,
+	// which holds the time).
+	EarlyEnd  int64 `json:"early_end,omitempty"`
+	EarlyTime int64 `json:"early_time,omitempty"`
 }
 
 // get returns the entry of a key, creating it (and evicting the least recently updated one
