@@ -2,6 +2,7 @@ package engine_test
 
 import (
 	"encoding/json"
+	"fmt"
 	"testing"
 	"time"
 
@@ -71,6 +72,58 @@ func TestAdvanceIdleClosesOnlyDueWindows(t *testing.T) {
 			}
 			if clock != tc.wantClock {
 				t.Errorf("clock written: got %ds, want %ds (0: none)", clock, tc.wantClock)
+			}
+		})
+	}
+}
+
+// TestQuietKindClosesWithinLatenessPlusIdle: after a burst of identity failures the identity
+// kind goes quiet for an hour, while network events of the host keep coming each second or
+// nothing comes at all. The clock is simulated, a step per second: network events go through
+// Process; the stage's idle tick (AdvanceIdle to now - idle_timeout once the partition has
+// received nothing for idle_timeout) runs at every step. Either way the window must have
+// closed once the clock reached its end plus the lateness plus the idle timeout.
+func TestQuietKindClosesWithinLatenessPlusIdle(t *testing.T) {
+	const (
+		lateness = 5 * time.Second
+		idle     = 10 * time.Second
+		end      = 60 // the burst's window is [0s, 60s)
+	)
+	for _, tc := range []struct {
+		name    string
+		flowing bool // network events each second after the burst
+	}{
+		{name: "other kinds keep flowing", flowing: true},
+		{name: "nothing at all"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			e := mustEngine(t, engine.Options{AllowedLateness: lateness, IdleTimeout: idle}, mustRule(t, bruteForce))
+			got := process(t, e,
+				authEvent(t, "a", 10, "h", "root", "failure"),
+				authEvent(t, "b", 20, "h", "root", "failure"),
+				authEvent(t, "c", 30, "h", "root", "failure"))
+			lastSeen := int64(30)
+			closedAt := int64(-1)
+			for now := int64(31); now <= 3600 && closedAt < 0; now++ {
+				if tc.flowing {
+					got = append(got, process(t, e, netEvent(t, fmt.Sprint("n", now), now, "h"))...)
+					lastSeen = now
+				}
+				if now-lastSeen >= int64(idle/time.Second) {
+					got = append(got, e.AdvanceIdle(0, (now-int64(idle/time.Second))*sec)...)
+				}
+				if len(got) > 0 {
+					closedAt = now
+				}
+			}
+			if d := cmp.Diff([]alertView{{"bf", "h|root", 3, 0, []string{"a", "b", "c"}}}, view(got)); d != "" {
+				t.Fatalf("alerts (-want +got):\n%s", d)
+			}
+			if bound := end + int64((lateness+idle)/time.Second); closedAt > bound {
+				t.Errorf("the window closed when the clock reached %ds, after its end plus the lateness plus the idle timeout (%ds)", closedAt, bound)
+			}
+			if closedAt < end+int64(lateness/time.Second) {
+				t.Errorf("the window closed at %ds, before its end plus the lateness (%ds)", closedAt, end+int64(lateness/time.Second))
 			}
 		})
 	}
