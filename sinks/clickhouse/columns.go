@@ -270,4 +270,5 @@ var alertTable = []column[alert]{
 	col("changes", func(a alert) []string { return nonNil(a.Changes) }),
 	col("explanation", func(a alert) string { return a.Explanation }),
 	col("summary", func(a alert) string { return a.Summary }),
+	col("version", func(a alert) uint64 { return uint64(max(a.Version, 0)) }),
 }

@@ -480,6 +480,14 @@ func scanAlert(r interface{ Scan(...any) error }) (AlertRow, error) {
 	return a, err
 }
 
+// latestAlerts is the alerts within rangeWhere (its arguments come first), one row per alert
+// id, its latest version: an alert raised early is raised again when its window closes, and
+// merges fold the two rows only eventually. The versions of an alert share its time; other
+// filters go outside, on the version read (the close may lower the severity).
+func (s *Store) latestAlerts() string {
+	return "(SELECT * FROM " + s.database + ".alerts WHERE " + rangeWhere + " ORDER BY version DESC LIMIT 1 BY alert_id)"
+}
+
 func (a AlertRow) entry() Entry {
 	return Entry{Time: a.Time, Kind: "alert", Action: a.Severity, Host: a.Host, Service: a.Service, ID: a.ID,
 		Summary: fmt.Sprintf("[%s] %s: %s (%s)", a.Severity, a.RuleID, a.Title, a.Summary),
@@ -487,7 +495,7 @@ func (a AlertRow) entry() Entry {
 }
 
 func (s *Store) alert(ctx context.Context, log *queryLog, id string) (AlertRow, error) {
-	q := "SELECT " + alertCols + " FROM " + s.database + ".alerts WHERE alert_id = ? LIMIT 1"
+	q := "SELECT " + alertCols + " FROM " + s.database + ".alerts WHERE alert_id = ? ORDER BY version DESC LIMIT 1"
 	var found []AlertRow
 	err := s.query(ctx, log, "alert", q, []any{id}, func(r interface{ Scan(...any) error }) error {
 		a, err := scanAlert(r)
@@ -519,7 +527,7 @@ func (s *Store) alertsIn(ctx context.Context, log *queryLog, hosts []string, ser
 	if len(cond) == 0 {
 		return nil, nil
 	}
-	q := "SELECT " + alertCols + " FROM " + s.database + ".alerts WHERE " + rangeWhere + " AND (" + strings.Join(cond, " OR ") + ") ORDER BY time"
+	q := "SELECT " + alertCols + " FROM " + s.latestAlerts() + " WHERE " + strings.Join(cond, " OR ") + " ORDER BY time"
 	var out []Entry
 	err := s.query(ctx, log, "alerts", q, args, func(r interface{ Scan(...any) error }) error {
 		a, err := scanAlert(r)
@@ -596,14 +604,14 @@ func (s *Store) Alerts(ctx context.Context, f AlertFilter) ([]AlertRow, error) {
 	if f.Until.IsZero() {
 		f.Until = time.Now()
 	}
-	where, args := rangeWhere, rangeArgs(f.Since, f.Until)
+	where, args := "1", rangeArgs(f.Since, f.Until) // the range is latestAlerts'
 	for _, c := range []struct{ col, v string }{{"severity", f.Severity}, {"rule_id", f.Rule}, {"service", f.Service}, {"host_name", f.Host}} {
 		if c.v != "" {
 			where += " AND " + c.col + " = ?"
 			args = append(args, c.v)
 		}
 	}
-	q := "SELECT " + alertCols + " FROM " + s.database + ".alerts WHERE " + where + fmt.Sprintf(" ORDER BY time DESC, alert_id LIMIT %d", f.Limit)
+	q := "SELECT " + alertCols + " FROM " + s.latestAlerts() + " WHERE " + where + fmt.Sprintf(" ORDER BY time DESC, alert_id LIMIT %d", f.Limit)
 	var out []AlertRow
 	err := s.query(ctx, &queryLog{}, "alerts_list", q, args, func(r interface{ Scan(...any) error }) error {
 		a, err := scanAlert(r)

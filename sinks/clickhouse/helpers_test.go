@@ -89,6 +89,6 @@ func sampleAlert(i int, at time.Time) *schemas.Alert {
 		Tags: []string{"attack.t1105", "web"}, GroupKey: "web-1",
 		Host: schemas.Host{ID: "0f3c1a2b9d8e4f5a", Name: "web-1"}, Service: "shop",
 		WindowStart: at.Add(-time.Minute).UnixNano(), WindowEnd: at.UnixNano(), Count: int64(3 + i),
-		Evidence: []string{schemas.NewEventID(), schemas.NewEventID()}, Summary: "3 curl runs by alice",
+		Evidence: []string{schemas.NewEventID(), schemas.NewEventID()}, Summary: "3 curl runs by alice", Version: 1,
 	}
 }

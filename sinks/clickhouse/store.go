@@ -49,7 +49,7 @@ var processColumns = []string{
 var alertColumns = []string{
 	"alert_id", "time", "time_ns", "date", "rule_id", "title", "severity", "tags", "group_key",
 	"host_id", "host_name", "service", "window_start", "window_start_ns", "window_end",
-	"window_end_ns", "count", "evidence", "summary",
+	"window_end_ns", "count", "evidence", "summary", "version",
 }
 
 // existsChunk bounds the ids in one existence query, keeping it well under ClickHouse's

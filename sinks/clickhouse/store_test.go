@@ -67,15 +67,15 @@ func readAlerts(t testing.TB, st *Store) map[string]*schemas.Alert {
 	out := map[string]*schemas.Alert{}
 	for rows.Next() {
 		var (
-			a                  schemas.Alert
-			ts, date, ws, we   time.Time
-			timeNs, wsNs, weNs uint64
+			a                           schemas.Alert
+			ts, date, ws, we            time.Time
+			timeNs, wsNs, weNs, version uint64
 		)
 		if err := rows.Scan(&a.AlertID, &ts, &timeNs, &date, &a.RuleID, &a.Title, &a.Severity, &a.Tags, &a.GroupKey,
-			&a.Host.ID, &a.Host.Name, &a.Service, &ws, &wsNs, &we, &weNs, &a.Count, &a.Evidence, &a.Summary); err != nil {
+			&a.Host.ID, &a.Host.Name, &a.Service, &ws, &wsNs, &we, &weNs, &a.Count, &a.Evidence, &a.Summary, &version); err != nil {
 			t.Fatalf("scan alerts: %v", err)
 		}
-		a.Time, a.WindowStart, a.WindowEnd = int64(timeNs), int64(wsNs), int64(weNs)
+		a.Time, a.WindowStart, a.WindowEnd, a.Version = int64(timeNs), int64(wsNs), int64(weNs), int64(version)
 		if ws.Unix() != a.WindowStart/1e9 || we.Unix() != a.WindowEnd/1e9 {
 			t.Errorf("alert %s: window %v..%v does not match %d..%d", a.AlertID, ws, we, wsNs, weNs)
 		}

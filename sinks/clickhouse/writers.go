@@ -3,6 +3,7 @@ package clickhouse
 import (
 	"context"
 	"fmt"
+	"strconv"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kgo"
@@ -236,14 +237,18 @@ func newWriters(t kafka.Topics) map[string]tableWriter {
 		schemas.SystemSchema: eventWriter(t.Enriched(schemas.KindSystem), SystemEventsTable,
 			func(e *schemas.SystemEvent) *schemas.Envelope { return &e.Envelope }, (*Store).InsertSystemEvents),
 		schemas.AlertSchema: &rowWriter[*schemas.Alert]{
-			tbl: AlertsTable, src: t.Alerts(), idCol: "alert_id",
+			// A replay is an alert id and version already written: the final version of
+			// an early alert has the id of a row already there.
+			tbl: AlertsTable, src: t.Alerts(), idCol: "concat(alert_id, '/', toString(version))",
 			decode: func(_ *kgo.Record, native any) (*schemas.Alert, error) {
 				if native == nil {
 					return nil, fmt.Errorf("tombstone on the alerts topic")
 				}
 				return schemas.AlertFromNative(native)
 			},
-			key:    func(a *schemas.Alert) (string, int64) { return a.AlertID, a.Time },
+			key: func(a *schemas.Alert) (string, int64) {
+				return a.AlertID + "/" + strconv.FormatInt(a.Version, 10), a.Time
+			},
 			insert: (*Store).InsertAlerts,
 		},
 	}
