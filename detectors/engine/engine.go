@@ -46,6 +46,7 @@ type Engine struct {
 	dirty     map[entryKey]struct{}
 	stats     Stats
 	buf       []*target
+	sc        scratch
 	closedOut bool // the event being processed fell only in closed windows of some rule
 }
 
@@ -146,7 +147,7 @@ func (e *Engine) Process(part int32, event map[string]any) ([]*Alert, error) {
 	e.closedOut = false
 	var alerts []*Alert
 	var errs []string
-	e.buf = e.set.candidates(kind, act, e.buf)
+	e.buf = e.set.candidates(kind, act, e.buf, &e.sc)
 	for _, tg := range e.buf {
 		if late && tg.rule.Kind != KindMatch && tg.rule.Kind != KindNewTerm {
 			continue

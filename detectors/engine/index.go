@@ -5,6 +5,9 @@ import (
 	"slices"
 	"sort"
 	"strings"
+	"unsafe"
+
+	"github.com/coregx/ahocorasick"
 )
 
 // target is one condition the engine evaluates: a rule's, or one step of a sequence.
@@ -16,14 +19,25 @@ type target struct {
 }
 
 // sourceIndex holds the targets of one source kind: those pinned to field values, looked up
-// by the event's value of that field, and the rest, evaluated for every event.
+// by the event's value of that field; those keyed, looked up by a key computed from the event;
+// those with literals, found by searching texts computed from the event for them; and the
+// rest, evaluated for every event.
 type sourceIndex struct {
 	fields   []string               // pinned fields, sorted
 	paths    [][]string             // fields split
 	pinned   []map[string][]*target // per field: value -> targets
 	keys     []IndexKey             // keys of keyed conditions, in the order first seen
 	keyed    []map[string][]*target // per key: value -> targets
+	texts    []*textIndex           // per literal key, in the order first seen
 	unpinned []*target
+}
+
+// textIndex finds the targets whose literals occur in one text of an event.
+type textIndex struct {
+	key      IndexKey
+	literals map[string][]*target // while the set is built: literal -> targets
+	ac       *ahocorasick.Automaton
+	targets  [][]*target // per pattern of ac
 }
 
 // ruleSet is an immutable, indexed set of rules.
@@ -57,6 +71,11 @@ func newRuleSet(rules []*Rule) (*ruleSet, error) {
 		}
 		s.add(r.Source, &target{rule: r, step: -1, cond: r.Cond})
 	}
+	for _, idx := range s.bySource {
+		if err := idx.buildTexts(); err != nil {
+			return nil, err
+		}
+	}
 	return s, nil
 }
 
@@ -81,7 +100,7 @@ func (s *ruleSet) add(source string, t *target) {
 		}
 	}
 	if field == "" || len(values) == 0 {
-		if !idx.addKeyed(t) {
+		if !idx.addKeyed(t) && !idx.addLiterals(t) {
 			idx.unpinned = append(idx.unpinned, t)
 		}
 		return
@@ -119,14 +138,74 @@ func (idx *sourceIndex) addKeyed(t *target) bool {
 	return true
 }
 
+// addLiterals indexes t by its condition's literals, if it has usable ones, and reports
+// whether it did.
+func (idx *sourceIndex) addLiterals(t *target) bool {
+	lc, ok := t.cond.(LiteralCondition)
+	if !ok {
+		return false
+	}
+	sets, ok := lc.Literals()
+	if !ok || len(sets) == 0 {
+		return false
+	}
+	for _, set := range sets {
+		if set.Key.Name == "" || set.Key.Of == nil || len(set.Values) == 0 || slices.Contains(set.Values, "") {
+			return false
+		}
+	}
+	for _, set := range sets {
+		i := slices.IndexFunc(idx.texts, func(ti *textIndex) bool { return ti.key.Name == set.Key.Name })
+		if i < 0 {
+			i = len(idx.texts)
+			idx.texts = append(idx.texts, &textIndex{key: set.Key, literals: map[string][]*target{}})
+		}
+		ti := idx.texts[i]
+		for _, v := range set.Values {
+			if ts := ti.literals[v]; len(ts) == 0 || ts[len(ts)-1] != t {
+				ti.literals[v] = append(ts, t)
+			}
+		}
+	}
+	return true
+}
+
+// buildTexts compiles the literals of each text into an automaton.
+func (idx *sourceIndex) buildTexts() error {
+	for _, ti := range idx.texts {
+		lits := make([]string, 0, len(ti.literals))
+		for l := range ti.literals {
+			lits = append(lits, l)
+		}
+		sort.Strings(lits) // deterministic pattern ids
+		ti.targets = make([][]*target, len(lits))
+		for i, l := range lits {
+			ti.targets[i] = ti.literals[l]
+		}
+		ac, err := ahocorasick.NewBuilder().AddStrings(lits).Build()
+		if err != nil {
+			return fmt.Errorf("index the literals of %s: %w", ti.key.Name, err)
+		}
+		ti.ac, ti.literals = ac, nil
+	}
+	return nil
+}
+
+// scratch is what candidates reuses from one event to the next: the generation at which
+// each target was last taken, so a target whose literals occur several times is taken once.
+type scratch struct {
+	seen []uint32
+	gen  uint32
+}
+
 // candidates returns the targets an event of a source may match, in rule-set order.
-func (s *ruleSet) candidates(source string, act map[string]any, buf []*target) []*target {
+func (s *ruleSet) candidates(source string, act map[string]any, buf []*target, sc *scratch) []*target {
 	idx := s.bySource[source]
 	if idx == nil {
 		return buf[:0]
 	}
 	out := append(buf[:0], idx.unpinned...)
-	pinnedHit := false
+	hit := false
 	for i, p := range idx.paths {
 		v, ok := lookup(act, p).(string)
 		if !ok {
@@ -134,7 +213,7 @@ func (s *ruleSet) candidates(source string, act map[string]any, buf []*target) [
 		}
 		if ts := idx.pinned[i][v]; len(ts) > 0 {
 			out = append(out, ts...)
-			pinnedHit = true
+			hit = true
 		}
 	}
 	for i, k := range idx.keys {
@@ -144,11 +223,36 @@ func (s *ruleSet) candidates(source string, act map[string]any, buf []*target) [
 		}
 		if ts := idx.keyed[i][v]; len(ts) > 0 {
 			out = append(out, ts...)
-			pinnedHit = true
+			hit = true
 		}
 	}
-	if pinnedHit {
-		sort.Slice(out, func(i, j int) bool { return out[i].id < out[j].id })
+	if len(idx.texts) > 0 {
+		if len(sc.seen) < s.targets {
+			sc.seen, sc.gen = make([]uint32, s.targets), 0
+		}
+		if sc.gen++; sc.gen == 0 { // wrapped: forget every mark
+			clear(sc.seen)
+			sc.gen = 1
+		}
+		for _, ti := range idx.texts {
+			text, ok := ti.key.Of(act)
+			if !ok || text == "" {
+				continue
+			}
+			// The automaton only reads the text: view the string's bytes without a copy.
+			for _, m := range ti.ac.FindAllOverlapping(unsafe.Slice(unsafe.StringData(text), len(text))) {
+				for _, t := range ti.targets[m.PatternID] {
+					if sc.seen[t.id] != sc.gen {
+						sc.seen[t.id] = sc.gen
+						out = append(out, t)
+						hit = true
+					}
+				}
+			}
+		}
+	}
+	if hit {
+		slices.SortFunc(out, func(a, b *target) int { return a.id - b.id })
 	}
 	return out
 }
@@ -176,7 +280,26 @@ func (s *ruleSet) describe() string {
 				keyed += len(ts)
 			}
 		}
-		fmt.Fprintf(&b, "%s: %d pinned on %v, %d keyed on %v, %d unpinned; ", src, n, idx.fields, keyed, names, len(idx.unpinned))
+		var texts []string
+		for _, ti := range idx.texts {
+			texts = append(texts, fmt.Sprintf("%s (%d literals)", ti.key.Name, ti.ac.PatternCount()))
+		}
+		fmt.Fprintf(&b, "%s: %d pinned on %v, %d keyed on %v, %d by literals in %v, %d unpinned; ",
+			src, n, idx.fields, keyed, names, literalTargets(idx), texts, len(idx.unpinned))
 	}
 	return strings.TrimSuffix(b.String(), "; ")
+}
+
+// literalTargets counts the targets indexed by literals (a target may have literals in
+// several texts).
+func literalTargets(idx *sourceIndex) int {
+	seen := map[*target]bool{}
+	for _, ti := range idx.texts {
+		for _, ts := range ti.targets {
+			for _, t := range ts {
+				seen[t] = true
+			}
+		}
+	}
+	return len(seen)
 }

@@ -36,7 +36,7 @@ func TestRulesAreIndexedByPinnedFields(t *testing.T) {
 	} {
 		act := map[string]any{"action": tc.action, "process": map[string]any{"file": map[string]any{"name": tc.name}}}
 		var got []string
-		for _, tg := range set.candidates("process", act, nil) {
+		for _, tg := range set.candidates("process", act, nil, &scratch{}) {
 			got = append(got, tg.rule.ID)
 		}
 		if d := cmp.Diff(tc.want, got); d != "" {
@@ -81,7 +81,7 @@ func TestRulesAreIndexedByKeys(t *testing.T) {
 		{map[string]any{"process": map[string]any{}}, []string{"unkeyed"}}, // no key: only the unkeyed
 	} {
 		var got []string
-		for _, tg := range set.candidates("process", tc.act, nil) {
+		for _, tg := range set.candidates("process", tc.act, nil, &scratch{}) {
 			got = append(got, tg.rule.ID)
 		}
 		if d := cmp.Diff(tc.want, got); d != "" {
@@ -89,3 +89,67 @@ func TestRulesAreIndexedByKeys(t *testing.T) {
 		}
 	}
 }
+
+// litCond is a condition with literals in the command line and the parent's.
+type litCond struct {
+	cmd, parent []string
+}
+
+func (litCond) Match(map[string]any) (bool, error) { return true, nil }
+
+func (l litCond) Literals() ([]LiteralSet, bool) {
+	text := func(name, field string) IndexKey {
+		return IndexKey{Name: name, Of: func(act map[string]any) (string, bool) {
+			p, _ := act["process"].(map[string]any)
+			s, ok := p[field].(string)
+			return s, ok
+		}}
+	}
+	var sets []LiteralSet
+	if len(l.cmd) > 0 {
+		sets = append(sets, LiteralSet{Key: text("cmd", "cmd_line"), Values: l.cmd})
+	}
+	if len(l.parent) > 0 {
+		sets = append(sets, LiteralSet{Key: text("parent", "parent_cmd_line"), Values: l.parent})
+	}
+	return sets, len(sets) > 0
+}
+
+func TestRulesAreIndexedByLiterals(t *testing.T) {
+	mk := func(id string, c Condition) *Rule {
+		return &Rule{ID: id, Title: "T", Severity: "low", Source: "process", Kind: KindMatch, Cond: c}
+	}
+	set, err := newRuleSet([]*Rule{
+		mk("b64", litCond{cmd: []string{"base64 -d", "base64 --decode"}}),
+		mk("unindexed", constCondition{}),
+		mk("nc", litCond{cmd: []string{"nc -e"}, parent: []string{"nc"}}),
+		mk("empty", litCond{cmd: []string{""}}), // an empty literal cannot index
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	sc := &scratch{}
+	for _, tc := range []struct {
+		cmd, parent string
+		want        []string
+	}{
+		{"echo x | base64 -d | sh", "", []string{"b64", "unindexed", "empty"}},
+		{"base64 -d; base64 --decode; nc -e sh", "", []string{"b64", "unindexed", "nc", "empty"}}, // each once, in rule order
+		{"ls", "nc -lv", []string{"unindexed", "nc", "empty"}},
+		{"ls", "", []string{"unindexed", "empty"}},
+	} {
+		act := map[string]any{"process": map[string]any{"cmd_line": tc.cmd, "parent_cmd_line": tc.parent}}
+		var got []string
+		for _, tg := range set.candidates("process", act, nil, sc) {
+			got = append(got, tg.rule.ID)
+		}
+		if d := cmp.Diff(tc.want, got); d != "" {
+			t.Errorf("%q / %q: candidates (-want +got):\n%s", tc.cmd, tc.parent, d)
+		}
+	}
+}
+
+// constCondition matches every event and offers nothing to index it by.
+type constCondition struct{}
+
+func (constCondition) Match(map[string]any) (bool, error) { return true, nil }

@@ -223,6 +223,24 @@ type IndexKey struct {
 	Of   func(act map[string]any) (value string, ok bool)
 }
 
+// LiteralCondition is a Condition that can only match events in which one of its literals
+// occurs: a substring of the text its set's key computes from the activation (a command line,
+// lower-cased). The engine indexes such conditions with one Aho-Corasick automaton per key over
+// every literal, computing each key (by name) once per event, and evaluates a condition only
+// when one of its literals occurs. Keys of the same name must compute the same text; a key
+// without a value (ok false) holds no literal. Optional; a pinned or keyed condition is
+// indexed by its pin or key instead.
+type LiteralCondition interface {
+	Condition
+	Literals() (sets []LiteralSet, ok bool)
+}
+
+// LiteralSet is literals searched in the text of Key. Values must not be empty.
+type LiteralSet struct {
+	Key    IndexKey
+	Values []string
+}
+
 // Problem is one thing wrong with a rule file, located at a line.
 type Problem struct {
 	File string

@@ -130,13 +130,19 @@ type lowered struct {
 	ok bool
 }
 
-// lowerField reads a field of the activation as a lower-cased string, once per activation.
-func lowerField(act map[string]any, spec *fieldSpec) (string, bool) {
+// loweredCache is the activation's cache of lower-cased texts, made on first use.
+func loweredCache(act map[string]any) map[string]lowered {
 	cache, _ := act[lowerCacheKey].(map[string]lowered)
 	if cache == nil {
 		cache = make(map[string]lowered, 16)
 		act[lowerCacheKey] = cache
 	}
+	return cache
+}
+
+// lowerField reads a field of the activation as a lower-cased string, once per activation.
+func lowerField(act map[string]any, spec *fieldSpec) (string, bool) {
+	cache := loweredCache(act)
 	if l, ok := cache[spec.Path]; ok {
 		return l.s, l.ok
 	}
@@ -300,6 +306,7 @@ type ruleCondition struct {
 	targets   []compiledTarget
 	key       engine.IndexKey // see IndexKey; Name empty when the rule is not keyed
 	keyValues []string
+	literals  []engine.LiteralSet // see Literals; nil when the detection requires none
 }
 
 func (c *ruleCondition) Match(act map[string]any) (bool, error) {
@@ -374,6 +381,7 @@ func (r *Rule) Compile() (*Compiled, error) {
 	sort.Strings(c.Sources)
 	rc := &ruleCondition{targets: c.targets}
 	rc.key, rc.keyValues = keyOf(c.targets)
+	rc.literals = literalsOfTargets(c.targets)
 	c.Cond = rc
 	return c, nil
 }

@@ -3,6 +3,7 @@ package sigma
 import (
 	"slices"
 	"strings"
+	"unicode/utf8"
 
 	"github.com/threatcrumbs/crumbs/detectors/engine"
 )
@@ -121,4 +122,247 @@ func (g *glob) lastElement() (string, bool) {
 		return "", false
 	}
 	return last[i+1:], true
+}
+
+// Rules that search free text (CommandLine|contains: 'base64 -d') cannot be keyed by a value,
+// but each can only match an event whose text holds some literal: the longest run of plain
+// characters of each value it requires. A rule offers (engine.LiteralCondition) the literals
+// of one conjunct of its detection that must hold, searched in the lower-cased field, as
+// Sigma compares by default; the engine finds every rule's literals in an event at once
+// (Aho-Corasick) and evaluates only the rules whose literals occur. A cased value's literal is
+// lower-cased too: a text that holds it holds its lower-cased form once lower-cased. A regular
+// expression, a comparison, a negation and the like offer nothing, and a conjunct made of
+// them cannot index its rule.
+
+// Literals returns the literals one of which an event must hold for the rule to match, and
+// false when the detection has no conjunct that requires any.
+func (c *ruleCondition) Literals() ([]engine.LiteralSet, bool) {
+	return c.literals, c.literals != nil
+}
+
+// Literals of an event_count's conditions: the union of theirs, when each has some.
+func (a anyCondition) Literals() ([]engine.LiteralSet, bool) {
+	var sets []engine.LiteralSet
+	for _, c := range a {
+		lc, ok := c.(engine.LiteralCondition)
+		if !ok {
+			return nil, false
+		}
+		s, ok := lc.Literals()
+		if !ok {
+			return nil, false
+		}
+		sets = unionLiterals(sets, s)
+	}
+	return sets, len(sets) > 0
+}
+
+// literalsOfTargets is the union of the literals of each target's detection, nil when one
+// has none.
+func literalsOfTargets(targets []compiledTarget) []engine.LiteralSet {
+	var sets []engine.LiteralSet
+	for _, t := range targets {
+		s, ok := literalsOf(t.node)
+		if !ok {
+			return nil
+		}
+		sets = unionLiterals(sets, s)
+	}
+	return sets
+}
+
+// literalsOf returns literal sets such that n holds only on events in which a literal of
+// one of them occurs, and false when there are none.
+func literalsOf(n node) ([]engine.LiteralSet, bool) {
+	switch x := n.(type) {
+	case *leaf:
+		vals, ok := matcherLiterals(x.m)
+		if !ok {
+			return nil, false
+		}
+		return []engine.LiteralSet{{Key: fieldText(x.spec), Values: vals}}, true
+	case *globs:
+		var vals []string
+		for _, g := range x.gs {
+			l, ok := g.literal()
+			if !ok {
+				return nil, false
+			}
+			vals = appendNew(vals, l)
+		}
+		return []engine.LiteralSet{{Key: fieldText(x.spec), Values: vals}}, true
+	case *keyword:
+		vals, ok := matcherLiterals(x.m)
+		if !ok {
+			return nil, false
+		}
+		return []engine.LiteralSet{{Key: keywordText(x.fields), Values: vals}}, true
+	case andNode: // one conjunct is enough: the most selective
+		var best []engine.LiteralSet
+		for _, c := range x {
+			if s, ok := literalsOf(c); ok && (best == nil || selectivity(s).better(selectivity(best))) {
+				best = s
+			}
+		}
+		return best, best != nil
+	case orNode:
+		return unionOf(x)
+	case atLeast: // n >= 1 of the nodes hold: one of them does
+		if x.n < 1 {
+			return nil, false
+		}
+		return unionOf(x.nodes)
+	}
+	return nil, false
+}
+
+func unionOf(ns []node) ([]engine.LiteralSet, bool) {
+	var sets []engine.LiteralSet
+	for _, c := range ns {
+		s, ok := literalsOf(c)
+		if !ok {
+			return nil, false
+		}
+		sets = unionLiterals(sets, s)
+	}
+	return sets, len(sets) > 0
+}
+
+// matcherLiterals returns the literal of each value a matcher accepts (one of which a
+// matching value holds), and false when one has none.
+func matcherLiterals(m matcher) ([]string, bool) {
+	switch x := m.(type) {
+	case *glob:
+		l, ok := x.literal()
+		return []string{l}, ok
+	case anyOf:
+		var vals []string
+		for _, mm := range x {
+			g, ok := mm.(*glob)
+			if !ok {
+				return nil, false
+			}
+			l, ok := g.literal()
+			if !ok {
+				return nil, false
+			}
+			vals = appendNew(vals, l)
+		}
+		return vals, len(vals) > 0
+	}
+	return nil, false
+}
+
+// literal is the longest run of plain characters of the pattern, lower-cased: every value
+// g matches holds it once lower-cased. False when the pattern has none (* alone, an empty value).
+func (g *glob) literal() (string, bool) {
+	var best string
+	switch {
+	case g.runes != nil:
+		start := 0
+		for i := 0; i <= len(g.runes); i++ {
+			// A run ends at a wildcard, and at the replacement character: an invalid byte of
+			// the value decodes to it as a rune but is not its encoding in the text.
+			if i == len(g.runes) || g.runes[i] < 0 || g.runes[i] == utf8.RuneError {
+				if run := string(g.runes[start:i]); len(run) > len(best) {
+					best = run
+				}
+				start = i + 1
+			}
+		}
+	case g.exact:
+		best = g.lit
+	default:
+		for _, s := range g.segs {
+			if len(s) > len(best) {
+				best = s
+			}
+		}
+	}
+	if g.cased || g.runes != nil {
+		best = strings.ToLower(best)
+	}
+	return best, best != ""
+}
+
+// fieldText is the key of a field's lower-cased text, shared with every rule reading it.
+func fieldText(spec fieldSpec) engine.IndexKey {
+	return engine.IndexKey{
+		Name: "sigma: " + spec.Path + ", lower-cased",
+		Of:   func(act map[string]any) (string, bool) { return lowerField(act, &spec) },
+	}
+}
+
+// keywordText is the key of the lower-cased texts of keyword fields, joined by NUL: a
+// keyword is searched in each of them, and a literal found across the join only makes a
+// rule a candidate in vain.
+func keywordText(fields []fieldSpec) engine.IndexKey {
+	paths := make([]string, len(fields))
+	for i, f := range fields {
+		paths[i] = f.Path
+	}
+	name := "sigma: " + strings.Join(paths, " + ") + ", lower-cased"
+	return engine.IndexKey{Name: name, Of: func(act map[string]any) (string, bool) {
+		cache := loweredCache(act)
+		if l, ok := cache[name]; ok {
+			return l.s, l.ok
+		}
+		var b strings.Builder
+		var l lowered
+		for i := range fields {
+			if s, ok := lowerField(act, &fields[i]); ok {
+				if l.ok {
+					b.WriteByte(0)
+				}
+				b.WriteString(s)
+				l.ok = true
+			}
+		}
+		l.s = b.String()
+		cache[name] = l
+		return l.s, l.ok
+	}}
+}
+
+// unionLiterals adds the literal sets of b to a, merging sets of the same key.
+func unionLiterals(a, b []engine.LiteralSet) []engine.LiteralSet {
+	for _, s := range b {
+		i := slices.IndexFunc(a, func(x engine.LiteralSet) bool { return x.Key.Name == s.Key.Name })
+		if i < 0 {
+			a = append(a, engine.LiteralSet{Key: s.Key, Values: slices.Clone(s.Values)})
+			continue
+		}
+		for _, v := range s.Values {
+			a[i].Values = appendNew(a[i].Values, v)
+		}
+	}
+	return a
+}
+
+func appendNew(vals []string, v string) []string {
+	if slices.Contains(vals, v) {
+		return vals
+	}
+	return append(vals, v)
+}
+
+// literalScore ranks literal sets: the shortest literal bounds how often an unrelated text
+// holds one, so the longer it is the better; then the fewer literals.
+type literalScore struct{ shortest, count int }
+
+func selectivity(sets []engine.LiteralSet) literalScore {
+	s := literalScore{shortest: -1}
+	for _, set := range sets {
+		for _, v := range set.Values {
+			if s.shortest < 0 || len(v) < s.shortest {
+				s.shortest = len(v)
+			}
+			s.count++
+		}
+	}
+	return s
+}
+
+func (s literalScore) better(o literalScore) bool {
+	return s.shortest > o.shortest || (s.shortest == o.shortest && s.count < o.count)
 }
