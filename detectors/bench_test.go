@@ -1,4 +1,4 @@
-package detectors_test
+package detectors
 
 import (
 	"fmt"
@@ -9,27 +9,6 @@ import (
 
 	"github.com/threatcrumbs/crumbs/detectors/engine"
 )
-
-// benchRules returns n rules as a detection engineer writes them: most pin the executable
-// name (as the built-in living-off-the-land rule does), some are thresholds on it.
-func benchRules(b *testing.B, n int) []*engine.Rule {
-	b.Helper()
-	rules := make([]*engine.Rule, 0, n)
-	for i := range n {
-		kind := "kind: match"
-		if i%10 == 0 {
-			kind = "kind: threshold\nwindow: 1m\nthreshold: {value: 100}"
-		}
-		yml := fmt.Sprintf("id: r%d\ntitle: R%d\nseverity: low\nsource: process\n%s\ngroup_by: [host.name]\n"+
-			"condition: action == \"exec\" && process.file.name == \"tool%d\" && process.cmd_line.contains(\"-x\")\n", i, i, kind, i)
-		r, ps := engine.ParseRule(fmt.Sprintf("r%d.yaml", i), []byte(yml))
-		if len(ps) > 0 {
-			b.Fatal(ps)
-		}
-		rules = append(rules, r)
-	}
-	return rules
-}
 
 func benchEvents(b *testing.B, n int) []map[string]any {
 	b.Helper()
@@ -55,7 +34,7 @@ func benchEvents(b *testing.B, n int) []map[string]any {
 func BenchmarkEngineRules(b *testing.B) {
 	for _, n := range []int{10, 100, 1000} {
 		b.Run(fmt.Sprintf("rules=%d", n), func(b *testing.B) {
-			e, err := engine.New(benchRules(b, n), engine.Options{})
+			e, err := engine.New(nativeRules(b, n), engine.Options{})
 			if err != nil {
 				b.Fatal(err)
 			}

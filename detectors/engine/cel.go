@@ -280,17 +280,22 @@ func CompileCEL(source, expr string) (Condition, error) {
 	}
 	c := &celCondition{prg: prg}
 	c.field, c.values = pins(checked.NativeRep().Expr())
+	c.onlyPins = onlyPins(checked.NativeRep().Expr())
 	return c, nil
 }
 
 // celCondition is a compiled, type-checked CEL condition.
 type celCondition struct {
-	prg    cel.Program
-	field  string   // a field the condition pins, "" when none
-	values []string // the values it may have
+	prg      cel.Program
+	field    string   // a field the condition pins, "" when none
+	values   []string // the values it may have
+	onlyPins []pinned // the whole condition when it is nothing but pins (see onlyPins)
 }
 
 func (c *celCondition) Match(act map[string]any) (bool, error) {
+	if c.onlyPins != nil {
+		return matchPins(c.onlyPins, act), nil
+	}
 	out, _, err := c.prg.Eval(act)
 	if err != nil {
 		// A field absent from this event (an unset union, a missing map key) is no match.

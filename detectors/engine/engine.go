@@ -5,6 +5,7 @@ import (
 	"container/list"
 	"fmt"
 	"math"
+	"strconv"
 	"strings"
 	"time"
 
@@ -284,13 +285,30 @@ func (e *Engine) newAlert(r *Rule, part int32, key, id string, first, start, end
 	}, Partition: part}
 }
 
-// groupKey joins the values of group-by paths.
+// groupKey joins the values of group-by paths, each as fmt.Sprint prints it.
 func groupKey(paths [][]string, act map[string]any) string {
-	parts := make([]string, len(paths))
-	for i, p := range paths {
-		parts[i] = fmt.Sprint(lookup(act, p))
+	if len(paths) == 1 {
+		return keyPart(lookup(act, paths[0]))
 	}
-	return strings.Join(parts, "|")
+	var b strings.Builder
+	for i, p := range paths {
+		if i > 0 {
+			b.WriteByte('|')
+		}
+		b.WriteString(keyPart(lookup(act, p)))
+	}
+	return b.String()
+}
+
+// keyPart is fmt.Sprint(v), without its cost for the usual strings and integers.
+func keyPart(v any) string {
+	switch x := v.(type) {
+	case string:
+		return x
+	case int64:
+		return strconv.FormatInt(x, 10)
+	}
+	return fmt.Sprint(v)
 }
 
 func lookup(m map[string]any, p []string) any {

@@ -130,11 +130,43 @@ type lowered struct {
 	ok bool
 }
 
+// loweredTexts is an activation's cache of lower-cased texts, by field path (or keyword
+// key). An event's rules read few fields: a short list, searched in order, made with one
+// allocation; a map takes any beyond.
+type loweredTexts struct {
+	n    int
+	keys [16]string
+	vals [16]lowered
+	more map[string]lowered
+}
+
+func (c *loweredTexts) get(key string) (lowered, bool) {
+	for i := range c.n {
+		if c.keys[i] == key {
+			return c.vals[i], true
+		}
+	}
+	l, ok := c.more[key]
+	return l, ok
+}
+
+func (c *loweredTexts) put(key string, l lowered) {
+	if c.n < len(c.keys) {
+		c.keys[c.n], c.vals[c.n] = key, l
+		c.n++
+		return
+	}
+	if c.more == nil {
+		c.more = map[string]lowered{}
+	}
+	c.more[key] = l
+}
+
 // loweredCache is the activation's cache of lower-cased texts, made on first use.
-func loweredCache(act map[string]any) map[string]lowered {
-	cache, _ := act[lowerCacheKey].(map[string]lowered)
+func loweredCache(act map[string]any) *loweredTexts {
+	cache, _ := act[lowerCacheKey].(*loweredTexts)
 	if cache == nil {
-		cache = make(map[string]lowered, 16)
+		cache = &loweredTexts{}
 		act[lowerCacheKey] = cache
 	}
 	return cache
@@ -143,7 +175,7 @@ func loweredCache(act map[string]any) map[string]lowered {
 // lowerField reads a field of the activation as a lower-cased string, once per activation.
 func lowerField(act map[string]any, spec *fieldSpec) (string, bool) {
 	cache := loweredCache(act)
-	if l, ok := cache[spec.Path]; ok {
+	if l, ok := cache.get(spec.Path); ok {
 		return l.s, l.ok
 	}
 	var l lowered
@@ -152,7 +184,7 @@ func lowerField(act map[string]any, spec *fieldSpec) (string, bool) {
 			l.s = strings.ToLower(l.s)
 		}
 	}
-	cache[spec.Path] = l
+	cache.put(spec.Path, l)
 	return l.s, l.ok
 }
 

@@ -304,7 +304,7 @@ func keywordText(fields []fieldSpec) engine.IndexKey {
 	name := "sigma: " + strings.Join(paths, " + ") + ", lower-cased"
 	return engine.IndexKey{Name: name, Of: func(act map[string]any) (string, bool) {
 		cache := loweredCache(act)
-		if l, ok := cache[name]; ok {
+		if l, ok := cache.get(name); ok {
 			return l.s, l.ok
 		}
 		var b strings.Builder
@@ -319,7 +319,7 @@ func keywordText(fields []fieldSpec) engine.IndexKey {
 			}
 		}
 		l.s = b.String()
-		cache[name] = l
+		cache.put(name, l)
 		return l.s, l.ok
 	}}
 }
