@@ -153,6 +153,9 @@ func (e *Engine) Process(part int32, event map[string]any) ([]*Alert, error) {
 		if late && tg.rule.Kind != KindMatch && tg.rule.Kind != KindNewTerm {
 			continue
 		}
+		if e.idleStep(part, tg, act) {
+			continue
+		}
 		hit, err := tg.cond.Match(act)
 		if err != nil {
 			errs = append(errs, fmt.Sprintf("rule %s (%s:%d): %v", tg.rule.ID, tg.rule.File, tg.rule.Line, err))
@@ -192,6 +195,21 @@ func (e *Engine) AdvanceIdle(part int32, t int64) []*Alert {
 		return nil
 	}
 	return e.Advance(part, t)
+}
+
+// idleStep tells whether a target is a step that can only advance a sequence already under
+// way, and none is for the event's group key: a later step of an ordered sequence, or an
+// absent step. Its condition need not be evaluated (sequenceHit would do nothing).
+func (e *Engine) idleStep(part int32, tg *target, act map[string]any) bool {
+	if tg.step < 0 {
+		return false
+	}
+	seq := tg.rule.Sequence
+	st := &seq.Steps[tg.step]
+	if !st.Absent && (seq.Unordered || tg.step == 0) {
+		return false
+	}
+	return e.entries[entryKey{tg.rule.ID, part, groupKey(st.groupBy, act)}] == nil
 }
 
 // hit updates the state of a matched target and returns the alerts it raises now.

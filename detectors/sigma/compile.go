@@ -135,8 +135,8 @@ type lowered struct {
 // allocation; a map takes any beyond.
 type loweredTexts struct {
 	n    int
-	keys [16]string
-	vals [16]lowered
+	keys [8]string
+	vals [8]lowered
 	more map[string]lowered
 }
 

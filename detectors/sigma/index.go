@@ -1,6 +1,7 @@
 package sigma
 
 import (
+	"math"
 	"slices"
 	"strings"
 	"unicode/utf8"
@@ -42,12 +43,18 @@ func keyOf(targets []compiledTarget) (engine.IndexKey, []string) {
 	spec := *best
 	return engine.IndexKey{
 		Name: "sigma: last path element of " + spec.Path + ", lower-cased",
+		// Only the last element is lower-cased ('/' is never part of another character's
+		// encoding, so it is the last element of the lower-cased field).
 		Of: func(act map[string]any) (string, bool) {
-			s, ok := lowerField(act, &spec)
+			v, ok := spec.get(act)
 			if !ok {
 				return "", false
 			}
-			return s[strings.LastIndexByte(s, '/')+1:], true
+			s, ok := valueString(v)
+			if !ok {
+				return "", false
+			}
+			return strings.ToLower(s[strings.LastIndexByte(s, '/')+1:]), true
 		},
 	}, bestVals
 }
@@ -285,12 +292,50 @@ func (g *glob) literal() (string, bool) {
 	return best, best != ""
 }
 
-// fieldText is the key of a field's lower-cased text, shared with every rule reading it.
+// fieldText is the key of a field's lower-cased text, shared with every rule reading it. An
+// element of a list (process.args[2]) is searched for in the whole list's text, its elements
+// lower-cased and joined by NUL: one search for every element any rule reads.
 func fieldText(spec fieldSpec) engine.IndexKey {
-	return engine.IndexKey{
-		Name: "sigma: " + spec.Path + ", lower-cased",
-		Of:   func(act map[string]any) (string, bool) { return lowerField(act, &spec) },
+	list, _, isElem := strings.Cut(spec.Path, "[")
+	if !isElem {
+		return engine.IndexKey{
+			Name: "sigma: " + spec.Path + ", lower-cased",
+			Of:   func(act map[string]any) (string, bool) { return lowerField(act, &spec) },
+		}
 	}
+	name := "sigma: " + list + "[*], lower-cased"
+	get := getter(list)
+	return engine.IndexKey{Name: name, Of: func(act map[string]any) (string, bool) {
+		cache := loweredCache(act)
+		if l, ok := cache.get(name); ok {
+			return l.s, l.ok
+		}
+		var l lowered
+		v, _ := get(act)
+		var b strings.Builder
+		add := func(e any) {
+			if s, ok := valueString(e); ok {
+				if l.ok {
+					b.WriteByte(0)
+				}
+				b.WriteString(strings.ToLower(s))
+				l.ok = true
+			}
+		}
+		switch x := v.(type) {
+		case []any:
+			for _, e := range x {
+				add(e)
+			}
+		case []string:
+			for _, e := range x {
+				add(e)
+			}
+		}
+		l.s = b.String()
+		cache.put(name, l)
+		return l.s, l.ok
+	}}
 }
 
 // keywordText is the key of the lower-cased texts of keyword fields, joined by NUL: a
@@ -346,23 +391,24 @@ func appendNew(vals []string, v string) []string {
 	return append(vals, v)
 }
 
-// literalScore ranks literal sets: the shortest literal bounds how often an unrelated text
-// holds one, so the longer it is the better; then the fewer literals.
-type literalScore struct{ shortest, count int }
+// literalScore ranks literal sets by how often an unrelated text would hold one of them:
+// about count times 4^-length for the shortest (a longer literal is rarer, up to a dozen
+// characters, beyond which real text is not random), so that a conjunct of a thousand
+// package names loses to one path suffix, which also keeps the automata small. Lower is
+// better.
+type literalScore float64
 
 func selectivity(sets []engine.LiteralSet) literalScore {
-	s := literalScore{shortest: -1}
+	shortest, count := -1, 0
 	for _, set := range sets {
 		for _, v := range set.Values {
-			if s.shortest < 0 || len(v) < s.shortest {
-				s.shortest = len(v)
+			if shortest < 0 || len(v) < shortest {
+				shortest = len(v)
 			}
-			s.count++
+			count++
 		}
 	}
-	return s
+	return literalScore(math.Log(float64(count)) - math.Log(4)*float64(min(shortest, 12)))
 }
 
-func (s literalScore) better(o literalScore) bool {
-	return s.shortest > o.shortest || (s.shortest == o.shortest && s.count < o.count)
-}
+func (s literalScore) better(o literalScore) bool { return s < o }
