@@ -318,7 +318,7 @@ func fieldText(spec fieldSpec) engine.IndexKey {
 				if l.ok {
 					b.WriteByte(0)
 				}
-				b.WriteString(strings.ToLower(s))
+				writeLower(&b, s)
 				l.ok = true
 			}
 		}
@@ -367,6 +367,24 @@ func keywordText(fields []fieldSpec) engine.IndexKey {
 		cache.put(name, l)
 		return l.s, l.ok
 	}}
+}
+
+// writeLower writes s lower-cased as strings.ToLower does, without a copy for ASCII text.
+func writeLower(b *strings.Builder, s string) {
+	for i := 0; i < len(s); i++ {
+		if s[i] >= utf8.RuneSelf {
+			b.WriteString(strings.ToLower(s))
+			return
+		}
+	}
+	b.Grow(len(s))
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if 'A' <= c && c <= 'Z' {
+			c += 'a' - 'A'
+		}
+		b.WriteByte(c)
+	}
 }
 
 // unionLiterals adds the literal sets of b to a, merging sets of the same key.
