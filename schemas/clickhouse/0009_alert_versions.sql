@@ -6,6 +6,7 @@
 -- version of each alert_id (ORDER BY version DESC LIMIT 1 BY alert_id). Rows written before
 -- have version 0.
 {{.AddColumn "alerts" "version" "UInt64"}}
+{{.Redistribute "alerts" "cityHash64(alert_id)"}}
 -- alerts_hourly counted every row; it counts each alert once now, by its first version (1, or
 -- 0 for rows of older detectors).
 DROP TABLE IF EXISTS {{.Database}}.alerts_hourly_mv{{.OnCluster}};

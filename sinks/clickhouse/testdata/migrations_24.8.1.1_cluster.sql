@@ -673,7 +673,11 @@ GROUP BY minute, src_service, dst, dst_port, protocol, src_host;
 ALTER TABLE crumbs.alerts_local ON CLUSTER crumbs_cluster ADD COLUMN IF NOT EXISTS version UInt64;
 
 -- 0009_alert_versions
-ALTER TABLE crumbs.alerts ON CLUSTER crumbs_cluster ADD COLUMN IF NOT EXISTS version UInt64;
+DROP TABLE IF EXISTS crumbs.alerts ON CLUSTER crumbs_cluster;
+
+-- 0009_alert_versions
+CREATE TABLE IF NOT EXISTS crumbs.alerts ON CLUSTER crumbs_cluster AS crumbs.alerts_local
+ENGINE = Distributed(crumbs_cluster, crumbs, alerts_local, cityHash64(alert_id));
 
 -- 0009_alert_versions
 -- alerts_hourly counted every row; it counts each alert once now, by its first version (1, or
