@@ -159,6 +159,7 @@ func (e *Engine) thresholdClose(r *Rule, en *entry, wm int64) []*Alert {
 			}
 			en.st.EarlyEnd, en.st.EarlyTime = 0, 0
 		case early != 0 && end < early && end > early-w:
+			// overlaps the window alerted early, whose alert stands for these events
 		default:
 			if a := e.judgeWindow(r, en, end-w, end); a != nil {
 				alerts = append(alerts, a)
