@@ -37,7 +37,7 @@ run ./enrichers 'Enricher$' 300000x
 run ./enrichers 'EnrichValue' 2s
 run ./detectors 'EngineRules|StateMemory' 2s
 run ./detectors/sigma 'Corpus' 2s
-run ./detectors 'Detector$' 20000x
+run ./detectors 'Detector$' 30000x
 # Sink against clickhouse-client inserting the same rows in Native format.
 run ./sinks/clickhouse 'Sink(Insert|VsClickhouseClient|Stage)$' 3x
 # Sink while its private ClickHouse flaps (down 10 s in every 60 s) vs steady, same run.
