@@ -212,7 +212,7 @@ func New(cfg Config, kcfg kafka.Config, deps Deps) (*Detector, error) {
 		deps.Counters = telemetry.NewStageCounters(nil, "detect", cfg.Group)
 	}
 	if deps.Serde == nil {
-		if deps.Serde, err = schemas.NewSerde(); err != nil {
+		if deps.Serde, err = avro.NewBuiltinSerde(); err != nil {
 			return nil, fmt.Errorf("detector: load schemas: %w", err)
 		}
 	}

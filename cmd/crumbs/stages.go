@@ -48,7 +48,7 @@ type runtime struct {
 }
 
 func newRuntime(cfg *Config) (*runtime, error) {
-	serde, err := schemas.NewSerde()
+	serde, err := avro.NewBuiltinSerde()
 	if err != nil {
 		return nil, fmt.Errorf("load schemas: %w", err)
 	}

@@ -15,7 +15,6 @@ import (
 	"github.com/threatcrumbs/crumbs/pkg/kafka"
 	"github.com/threatcrumbs/crumbs/pkg/retry"
 	"github.com/threatcrumbs/crumbs/pkg/telemetry"
-	"github.com/threatcrumbs/crumbs/schemas"
 )
 
 // StageName is the stage name in counters and dead-letter headers.
@@ -66,7 +65,7 @@ func New(cfg Config, kcfg kafka.Config, deps Deps) (*Sink, error) {
 	if err := kcfg.Validate(); err != nil {
 		return nil, fmt.Errorf("clickhouse sink kafka config: %w", err)
 	}
-	serde, err := schemas.NewSerde()
+	serde, err := avro.NewBuiltinSerde()
 	if err != nil {
 		return nil, fmt.Errorf("clickhouse sink: load schemas: %w", err)
 	}
