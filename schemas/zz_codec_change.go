@@ -76,7 +76,7 @@ func (v *ChangeRecord) AppendAvro(b []byte) []byte {
 // optional records and the first items of its arrays, together, when first needed.
 type changeRecordScratch struct {
 	strs                [8]string
-	expectedEffects     [2]ExpectedEffect
+	expectedEffects     [1]ExpectedEffect
 	expectedEffectsUsed int
 }
 

@@ -76,7 +76,7 @@ func (v *DeployRecord) AppendAvro(b []byte) []byte {
 // optional records and the first items of its arrays, together, when first needed.
 type deployRecordScratch struct {
 	strs          [8]string
-	artifacts     [2]Artifact
+	artifacts     [1]Artifact
 	artifactsUsed int
 }
 

@@ -183,9 +183,9 @@ type fileEventScratch struct {
 	enrichment          Enrichment
 	enrichmentDeploy    DeployRef
 	enrichmentAccount   AccountRef
-	changeRefs          [2]ChangeRef
+	changeRefs          [1]ChangeRef
 	changeRefsUsed      int
-	expectedEffects     [2]ExpectedEffect
+	expectedEffects     [1]ExpectedEffect
 	expectedEffectsUsed int
 }
 

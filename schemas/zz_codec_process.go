@@ -189,9 +189,9 @@ type processEventScratch struct {
 	enrichment          Enrichment
 	enrichmentDeploy    DeployRef
 	enrichmentAccount   AccountRef
-	changeRefs          [2]ChangeRef
+	changeRefs          [1]ChangeRef
 	changeRefsUsed      int
-	expectedEffects     [2]ExpectedEffect
+	expectedEffects     [1]ExpectedEffect
 	expectedEffectsUsed int
 }
 

@@ -41,10 +41,10 @@ type pool struct {
 }
 
 // poolSize is how many items of each record type the scratch block holds for arrays, and
-// strPool how many strings for arrays of strings: enough for a typical event (a change or
-// two, a few arguments), beyond which a decode allocates more.
+// strPool how many strings for arrays of strings: enough for a typical event (one change
+// window, which is rare already; a few arguments), beyond which a decode allocates more.
 const (
-	poolSize = 2
+	poolSize = 1
 	strPool  = 8
 )
 
