@@ -64,6 +64,15 @@ type ColumnBuffer interface {
 	Columns() []Column
 }
 
+// Decoder decodes records into memory it reuses from one Decode to the next: the value
+// returned, and everything it points to besides its strings, is valid until the next Decode;
+// the strings view the bytes given, which must stay unchanged while they are used. It
+// allocates nothing for records that fit its scratch space (a few array items). For judging
+// one record at a time.
+type Decoder interface {
+	Decode(body []byte) (Record, error)
+}
+
 // Column is one column of a ColumnBuffer.
 type Column struct {
 	Path   string
@@ -85,6 +94,8 @@ type Codec struct {
 	New func() Record
 	// NewColumns returns an empty column buffer.
 	NewColumns func() ColumnBuffer
+	// NewDecoder returns a decoder that reuses its memory.
+	NewDecoder func() Decoder
 }
 
 // FieldInfo describes one field path of a codec: one column of its column buffer.

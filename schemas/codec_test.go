@@ -173,6 +173,7 @@ func TestCodecAgreesWithGoavro(t *testing.T) {
 			g := goavroCodec(t, c)
 			r := rand.New(rand.NewSource(int64(c.Fingerprint)))
 			cols := c.NewColumns()
+			dec := c.NewDecoder()
 			var natives []map[string]any
 			for i := range 200 {
 				v := randomValue(c, r)
@@ -212,6 +213,13 @@ func TestCodecAgreesWithGoavro(t *testing.T) {
 					if diff := cmp.Diff(v, got); diff != "" {
 						t.Fatalf("value %d: generated decode of goavro's encoding (-want +got):\n%s", i, diff)
 					}
+				}
+				reused, err := dec.Decode(gb)
+				if err != nil {
+					t.Fatalf("value %d: Decoder: %v", i, err)
+				}
+				if diff := cmp.Diff(v, reused); diff != "" {
+					t.Fatalf("value %d: Decoder, reusing its memory (-want +got):\n%s", i, diff)
 				}
 				if err := cols.Append(gb); err != nil {
 					t.Fatalf("value %d: columns: %v", i, err)
@@ -428,6 +436,32 @@ func TestHostileLengthsAllocateNothing(t *testing.T) {
 	}
 }
 
+// TestDecoderAllocatesNothing: a Decoder decodes a typical event (one change window at most,
+// a few arguments) without allocating.
+func TestDecoderAllocatesNothing(t *testing.T) {
+	oneEffect := func(en *schemas.Enrichment) { en.Changes[0].Expected = en.Changes[0].Expected[:1] }
+	process, network := sampleProcessEvent(true), sampleNetworkEvent(true)
+	oneEffect(process.Enrichment)
+	oneEffect(network.Enrichment)
+	for _, v := range []schemas.Record{process, sampleProcessEvent(false), network, sampleAlert()} {
+		name, _ := v.AvroSchema()
+		c, _ := schemas.CodecOf(name)
+		dec := c.NewDecoder()
+		b := v.AppendAvro(nil)
+		allocs := testing.AllocsPerRun(20, func() {
+			if _, err := dec.Decode(b); err != nil {
+				t.Fatal(err)
+			}
+		})
+		if allocs != 0 {
+			t.Errorf("%s: Decoder.Decode allocated %.0f times", name, allocs)
+		}
+		if got, _ := dec.Decode(b); !cmp.Equal(v, got) {
+			t.Errorf("%s: Decoder.Decode: %s", name, cmp.Diff(v, got))
+		}
+	}
+}
+
 // oracleSerde knows the schemas but not the generated codecs: it decodes with goavro.
 func oracleSerde(t testing.TB) *avro.Serde {
 	t.Helper()
@@ -453,6 +487,7 @@ func fuzzCodec(f *testing.F, c *schemas.Codec) {
 		f.Add(v.AppendAvro(nil))
 	}
 	frame := binary.LittleEndian.AppendUint64([]byte{0xC3, 0x01}, c.Fingerprint)
+	dec := c.NewDecoder() // reused across inputs, as a stage would
 	f.Fuzz(func(t *testing.T, b []byte) {
 		v := c.New()
 		err := v.UnmarshalAvroNoCopy(b)
@@ -464,8 +499,15 @@ func fuzzCodec(f *testing.F, c *schemas.Codec) {
 		if cerr := cols.Append(b); (cerr == nil) != (err == nil) {
 			t.Fatalf("columns: %v; generated decode: %v", cerr, err)
 		}
+		reused, derr := dec.Decode(b)
+		if (derr == nil) != (err == nil) {
+			t.Fatalf("Decoder: %v; generated decode: %v", derr, err)
+		}
 		if err != nil {
 			return
+		}
+		if diff := cmp.Diff(v, reused); diff != "" {
+			t.Fatalf("Decoder (-UnmarshalAvro +Decoder):\n%s", diff)
 		}
 		if diff := cmp.Diff(native, any(v.Native())); diff != "" {
 			t.Fatalf("native forms (-goavro +generated):\n%s", diff)
@@ -518,6 +560,16 @@ func BenchmarkCodec(b *testing.B) {
 			for b.Loop() {
 				keep = c.New()
 				if err := keep.UnmarshalAvro(body); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+		b.Run(kind+"/decoder", func(b *testing.B) {
+			dec := c.NewDecoder()
+			b.ReportAllocs()
+			b.SetBytes(int64(len(body)))
+			for b.Loop() {
+				if _, err := dec.Decode(body); err != nil {
 					b.Fatal(err)
 				}
 			}

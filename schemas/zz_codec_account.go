@@ -13,6 +13,7 @@ var AccountRecordCodec = &Codec{
 	Fields:     accountRecordFields,
 	New:        func() Record { return new(AccountRecord) },
 	NewColumns: func() ColumnBuffer { return new(AccountRecordColumns) },
+	NewDecoder: func() Decoder { return new(AccountRecordDecoder) },
 }
 
 // AvroSchema returns "crumbs.context.AccountRecord" and the fingerprint of avro/account.avsc.
@@ -57,14 +58,33 @@ type accountRecordScratch struct {
 }
 
 // UnmarshalAvro sets v from one Avro binary body of avro/account.avsc; its strings view one copy of b.
-func (v *AccountRecord) UnmarshalAvro(b []byte) error { return v.unmarshalAvro(ownCopy(b)) }
+func (v *AccountRecord) UnmarshalAvro(b []byte) error { return v.unmarshalAvro(ownCopy(b), nil) }
 
 // UnmarshalAvroNoCopy is UnmarshalAvro with the strings viewing b, which must then stay unchanged.
-func (v *AccountRecord) UnmarshalAvroNoCopy(b []byte) error { return v.unmarshalAvro(b) }
+func (v *AccountRecord) UnmarshalAvroNoCopy(b []byte) error { return v.unmarshalAvro(b, nil) }
 
-func (v *AccountRecord) unmarshalAvro(b []byte) error {
+// AccountRecordDecoder decodes crumbs.context.AccountRecord bodies into memory it reuses (no allocation for
+// records that fit its scratch space): the value Decode returns, and what it points to
+// besides its strings, is valid until the next Decode. The strings view the body, which must
+// stay unchanged while they are used. For judging one record at a time.
+type AccountRecordDecoder struct {
+	v   AccountRecord
+	scr accountRecordScratch
+}
+
+// Decode decodes one body into the decoder's value.
+func (dec *AccountRecordDecoder) Decode(b []byte) (Record, error) {
+	if err := dec.v.unmarshalAvro(b, &dec.scr); err != nil {
+		return nil, err
+	}
+	return &dec.v, nil
+}
+
+func (v *AccountRecord) unmarshalAvro(b []byte, scr *accountRecordScratch) error {
 	d := decoder{buf: b}
-	var scr *accountRecordScratch
+	if scr != nil {
+		d.pool = scr.strs[:]
+	}
 	*v = AccountRecord{}
 	v.Kind = d.string()
 	v.ID = d.string()

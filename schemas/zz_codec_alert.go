@@ -13,6 +13,7 @@ var AlertCodec = &Codec{
 	Fields:     alertFields,
 	New:        func() Record { return new(Alert) },
 	NewColumns: func() ColumnBuffer { return new(AlertColumns) },
+	NewDecoder: func() Decoder { return new(AlertDecoder) },
 }
 
 // AvroSchema returns "crumbs.Alert" and the fingerprint of avro/alert.avsc.
@@ -79,14 +80,33 @@ type alertScratch struct {
 }
 
 // UnmarshalAvro sets v from one Avro binary body of avro/alert.avsc; its strings view one copy of b.
-func (v *Alert) UnmarshalAvro(b []byte) error { return v.unmarshalAvro(ownCopy(b)) }
+func (v *Alert) UnmarshalAvro(b []byte) error { return v.unmarshalAvro(ownCopy(b), nil) }
 
 // UnmarshalAvroNoCopy is UnmarshalAvro with the strings viewing b, which must then stay unchanged.
-func (v *Alert) UnmarshalAvroNoCopy(b []byte) error { return v.unmarshalAvro(b) }
+func (v *Alert) UnmarshalAvroNoCopy(b []byte) error { return v.unmarshalAvro(b, nil) }
 
-func (v *Alert) unmarshalAvro(b []byte) error {
+// AlertDecoder decodes crumbs.Alert bodies into memory it reuses (no allocation for
+// records that fit its scratch space): the value Decode returns, and what it points to
+// besides its strings, is valid until the next Decode. The strings view the body, which must
+// stay unchanged while they are used. For judging one record at a time.
+type AlertDecoder struct {
+	v   Alert
+	scr alertScratch
+}
+
+// Decode decodes one body into the decoder's value.
+func (dec *AlertDecoder) Decode(b []byte) (Record, error) {
+	if err := dec.v.unmarshalAvro(b, &dec.scr); err != nil {
+		return nil, err
+	}
+	return &dec.v, nil
+}
+
+func (v *Alert) unmarshalAvro(b []byte, scr *alertScratch) error {
 	d := decoder{buf: b}
-	var scr *alertScratch
+	if scr != nil {
+		d.pool = scr.strs[:]
+	}
 	*v = Alert{}
 	v.AlertID = d.string()
 	v.Time = d.long()

@@ -13,6 +13,7 @@ var ChangeRecordCodec = &Codec{
 	Fields:     changeRecordFields,
 	New:        func() Record { return new(ChangeRecord) },
 	NewColumns: func() ColumnBuffer { return new(ChangeRecordColumns) },
+	NewDecoder: func() Decoder { return new(ChangeRecordDecoder) },
 }
 
 // AvroSchema returns "crumbs.context.ChangeRecord" and the fingerprint of avro/change.avsc.
@@ -81,14 +82,34 @@ type changeRecordScratch struct {
 }
 
 // UnmarshalAvro sets v from one Avro binary body of avro/change.avsc; its strings view one copy of b.
-func (v *ChangeRecord) UnmarshalAvro(b []byte) error { return v.unmarshalAvro(ownCopy(b)) }
+func (v *ChangeRecord) UnmarshalAvro(b []byte) error { return v.unmarshalAvro(ownCopy(b), nil) }
 
 // UnmarshalAvroNoCopy is UnmarshalAvro with the strings viewing b, which must then stay unchanged.
-func (v *ChangeRecord) UnmarshalAvroNoCopy(b []byte) error { return v.unmarshalAvro(b) }
+func (v *ChangeRecord) UnmarshalAvroNoCopy(b []byte) error { return v.unmarshalAvro(b, nil) }
 
-func (v *ChangeRecord) unmarshalAvro(b []byte) error {
+// ChangeRecordDecoder decodes crumbs.context.ChangeRecord bodies into memory it reuses (no allocation for
+// records that fit its scratch space): the value Decode returns, and what it points to
+// besides its strings, is valid until the next Decode. The strings view the body, which must
+// stay unchanged while they are used. For judging one record at a time.
+type ChangeRecordDecoder struct {
+	v   ChangeRecord
+	scr changeRecordScratch
+}
+
+// Decode decodes one body into the decoder's value.
+func (dec *ChangeRecordDecoder) Decode(b []byte) (Record, error) {
+	dec.scr.expectedEffectsUsed = 0
+	if err := dec.v.unmarshalAvro(b, &dec.scr); err != nil {
+		return nil, err
+	}
+	return &dec.v, nil
+}
+
+func (v *ChangeRecord) unmarshalAvro(b []byte, scr *changeRecordScratch) error {
 	d := decoder{buf: b}
-	var scr *changeRecordScratch
+	if scr != nil {
+		d.pool = scr.strs[:]
+	}
 	*v = ChangeRecord{}
 	v.Kind = d.string()
 	v.ID = d.string()

@@ -13,6 +13,7 @@ var DeployRecordCodec = &Codec{
 	Fields:     deployRecordFields,
 	New:        func() Record { return new(DeployRecord) },
 	NewColumns: func() ColumnBuffer { return new(DeployRecordColumns) },
+	NewDecoder: func() Decoder { return new(DeployRecordDecoder) },
 }
 
 // AvroSchema returns "crumbs.context.DeployRecord" and the fingerprint of avro/deploy.avsc.
@@ -81,14 +82,34 @@ type deployRecordScratch struct {
 }
 
 // UnmarshalAvro sets v from one Avro binary body of avro/deploy.avsc; its strings view one copy of b.
-func (v *DeployRecord) UnmarshalAvro(b []byte) error { return v.unmarshalAvro(ownCopy(b)) }
+func (v *DeployRecord) UnmarshalAvro(b []byte) error { return v.unmarshalAvro(ownCopy(b), nil) }
 
 // UnmarshalAvroNoCopy is UnmarshalAvro with the strings viewing b, which must then stay unchanged.
-func (v *DeployRecord) UnmarshalAvroNoCopy(b []byte) error { return v.unmarshalAvro(b) }
+func (v *DeployRecord) UnmarshalAvroNoCopy(b []byte) error { return v.unmarshalAvro(b, nil) }
 
-func (v *DeployRecord) unmarshalAvro(b []byte) error {
+// DeployRecordDecoder decodes crumbs.context.DeployRecord bodies into memory it reuses (no allocation for
+// records that fit its scratch space): the value Decode returns, and what it points to
+// besides its strings, is valid until the next Decode. The strings view the body, which must
+// stay unchanged while they are used. For judging one record at a time.
+type DeployRecordDecoder struct {
+	v   DeployRecord
+	scr deployRecordScratch
+}
+
+// Decode decodes one body into the decoder's value.
+func (dec *DeployRecordDecoder) Decode(b []byte) (Record, error) {
+	dec.scr.artifactsUsed = 0
+	if err := dec.v.unmarshalAvro(b, &dec.scr); err != nil {
+		return nil, err
+	}
+	return &dec.v, nil
+}
+
+func (v *DeployRecord) unmarshalAvro(b []byte, scr *deployRecordScratch) error {
 	d := decoder{buf: b}
-	var scr *deployRecordScratch
+	if scr != nil {
+		d.pool = scr.strs[:]
+	}
 	*v = DeployRecord{}
 	v.Kind = d.string()
 	v.ID = d.string()

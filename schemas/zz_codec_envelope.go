@@ -13,6 +13,7 @@ var EnvelopeCodec = &Codec{
 	Fields:     envelopeFields,
 	New:        func() Record { return new(Envelope) },
 	NewColumns: func() ColumnBuffer { return new(EnvelopeColumns) },
+	NewDecoder: func() Decoder { return new(EnvelopeDecoder) },
 }
 
 // AvroSchema returns "crumbs.Envelope" and the fingerprint of avro/envelope.avsc.
@@ -45,6 +46,22 @@ func (v *Envelope) UnmarshalAvro(b []byte) error { return v.unmarshalAvro(ownCop
 
 // UnmarshalAvroNoCopy is UnmarshalAvro with the strings viewing b, which must then stay unchanged.
 func (v *Envelope) UnmarshalAvroNoCopy(b []byte) error { return v.unmarshalAvro(b) }
+
+// EnvelopeDecoder decodes crumbs.Envelope bodies into memory it reuses (no allocation for
+// records that fit its scratch space): the value Decode returns, and what it points to
+// besides its strings, is valid until the next Decode. The strings view the body, which must
+// stay unchanged while they are used. For judging one record at a time.
+type EnvelopeDecoder struct {
+	v Envelope
+}
+
+// Decode decodes one body into the decoder's value.
+func (dec *EnvelopeDecoder) Decode(b []byte) (Record, error) {
+	if err := dec.v.unmarshalAvro(b); err != nil {
+		return nil, err
+	}
+	return &dec.v, nil
+}
 
 func (v *Envelope) unmarshalAvro(b []byte) error {
 	d := decoder{buf: b}

@@ -13,6 +13,7 @@ var FileEventCodec = &Codec{
 	Fields:     fileEventFields,
 	New:        func() Record { return new(FileEvent) },
 	NewColumns: func() ColumnBuffer { return new(FileEventColumns) },
+	NewDecoder: func() Decoder { return new(FileEventDecoder) },
 }
 
 // AvroSchema returns "crumbs.FileEvent" and the fingerprint of avro/file.avsc.
@@ -190,14 +191,35 @@ type fileEventScratch struct {
 }
 
 // UnmarshalAvro sets v from one Avro binary body of avro/file.avsc; its strings view one copy of b.
-func (v *FileEvent) UnmarshalAvro(b []byte) error { return v.unmarshalAvro(ownCopy(b)) }
+func (v *FileEvent) UnmarshalAvro(b []byte) error { return v.unmarshalAvro(ownCopy(b), nil) }
 
 // UnmarshalAvroNoCopy is UnmarshalAvro with the strings viewing b, which must then stay unchanged.
-func (v *FileEvent) UnmarshalAvroNoCopy(b []byte) error { return v.unmarshalAvro(b) }
+func (v *FileEvent) UnmarshalAvroNoCopy(b []byte) error { return v.unmarshalAvro(b, nil) }
 
-func (v *FileEvent) unmarshalAvro(b []byte) error {
+// FileEventDecoder decodes crumbs.FileEvent bodies into memory it reuses (no allocation for
+// records that fit its scratch space): the value Decode returns, and what it points to
+// besides its strings, is valid until the next Decode. The strings view the body, which must
+// stay unchanged while they are used. For judging one record at a time.
+type FileEventDecoder struct {
+	v   FileEvent
+	scr fileEventScratch
+}
+
+// Decode decodes one body into the decoder's value.
+func (dec *FileEventDecoder) Decode(b []byte) (Record, error) {
+	dec.scr.changeRefsUsed = 0
+	dec.scr.expectedEffectsUsed = 0
+	if err := dec.v.unmarshalAvro(b, &dec.scr); err != nil {
+		return nil, err
+	}
+	return &dec.v, nil
+}
+
+func (v *FileEvent) unmarshalAvro(b []byte, scr *fileEventScratch) error {
 	d := decoder{buf: b}
-	var scr *fileEventScratch
+	if scr != nil {
+		d.pool = scr.strs[:]
+	}
 	*v = FileEvent{}
 	v.Envelope.EventID = d.string()
 	v.Envelope.Time = d.long()

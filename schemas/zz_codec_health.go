@@ -13,6 +13,7 @@ var HealthEventCodec = &Codec{
 	Fields:     healthEventFields,
 	New:        func() Record { return new(HealthEvent) },
 	NewColumns: func() ColumnBuffer { return new(HealthEventColumns) },
+	NewDecoder: func() Decoder { return new(HealthEventDecoder) },
 }
 
 // AvroSchema returns "crumbs.HealthEvent" and the fingerprint of avro/health.avsc.
@@ -53,6 +54,22 @@ func (v *HealthEvent) UnmarshalAvro(b []byte) error { return v.unmarshalAvro(own
 
 // UnmarshalAvroNoCopy is UnmarshalAvro with the strings viewing b, which must then stay unchanged.
 func (v *HealthEvent) UnmarshalAvroNoCopy(b []byte) error { return v.unmarshalAvro(b) }
+
+// HealthEventDecoder decodes crumbs.HealthEvent bodies into memory it reuses (no allocation for
+// records that fit its scratch space): the value Decode returns, and what it points to
+// besides its strings, is valid until the next Decode. The strings view the body, which must
+// stay unchanged while they are used. For judging one record at a time.
+type HealthEventDecoder struct {
+	v HealthEvent
+}
+
+// Decode decodes one body into the decoder's value.
+func (dec *HealthEventDecoder) Decode(b []byte) (Record, error) {
+	if err := dec.v.unmarshalAvro(b); err != nil {
+		return nil, err
+	}
+	return &dec.v, nil
+}
 
 func (v *HealthEvent) unmarshalAvro(b []byte) error {
 	d := decoder{buf: b}

@@ -13,6 +13,7 @@ var IdentityEventCodec = &Codec{
 	Fields:     identityEventFields,
 	New:        func() Record { return new(IdentityEvent) },
 	NewColumns: func() ColumnBuffer { return new(IdentityEventColumns) },
+	NewDecoder: func() Decoder { return new(IdentityEventDecoder) },
 }
 
 // AvroSchema returns "crumbs.IdentityEvent" and the fingerprint of avro/identity.avsc.
@@ -190,14 +191,35 @@ type identityEventScratch struct {
 }
 
 // UnmarshalAvro sets v from one Avro binary body of avro/identity.avsc; its strings view one copy of b.
-func (v *IdentityEvent) UnmarshalAvro(b []byte) error { return v.unmarshalAvro(ownCopy(b)) }
+func (v *IdentityEvent) UnmarshalAvro(b []byte) error { return v.unmarshalAvro(ownCopy(b), nil) }
 
 // UnmarshalAvroNoCopy is UnmarshalAvro with the strings viewing b, which must then stay unchanged.
-func (v *IdentityEvent) UnmarshalAvroNoCopy(b []byte) error { return v.unmarshalAvro(b) }
+func (v *IdentityEvent) UnmarshalAvroNoCopy(b []byte) error { return v.unmarshalAvro(b, nil) }
 
-func (v *IdentityEvent) unmarshalAvro(b []byte) error {
+// IdentityEventDecoder decodes crumbs.IdentityEvent bodies into memory it reuses (no allocation for
+// records that fit its scratch space): the value Decode returns, and what it points to
+// besides its strings, is valid until the next Decode. The strings view the body, which must
+// stay unchanged while they are used. For judging one record at a time.
+type IdentityEventDecoder struct {
+	v   IdentityEvent
+	scr identityEventScratch
+}
+
+// Decode decodes one body into the decoder's value.
+func (dec *IdentityEventDecoder) Decode(b []byte) (Record, error) {
+	dec.scr.changeRefsUsed = 0
+	dec.scr.expectedEffectsUsed = 0
+	if err := dec.v.unmarshalAvro(b, &dec.scr); err != nil {
+		return nil, err
+	}
+	return &dec.v, nil
+}
+
+func (v *IdentityEvent) unmarshalAvro(b []byte, scr *identityEventScratch) error {
 	d := decoder{buf: b}
-	var scr *identityEventScratch
+	if scr != nil {
+		d.pool = scr.strs[:]
+	}
 	*v = IdentityEvent{}
 	v.Envelope.EventID = d.string()
 	v.Envelope.Time = d.long()

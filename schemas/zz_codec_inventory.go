@@ -13,6 +13,7 @@ var InventoryRecordCodec = &Codec{
 	Fields:     inventoryRecordFields,
 	New:        func() Record { return new(InventoryRecord) },
 	NewColumns: func() ColumnBuffer { return new(InventoryRecordColumns) },
+	NewDecoder: func() Decoder { return new(InventoryRecordDecoder) },
 }
 
 // AvroSchema returns "crumbs.context.InventoryRecord" and the fingerprint of avro/inventory.avsc.
@@ -53,6 +54,22 @@ func (v *InventoryRecord) UnmarshalAvro(b []byte) error { return v.unmarshalAvro
 
 // UnmarshalAvroNoCopy is UnmarshalAvro with the strings viewing b, which must then stay unchanged.
 func (v *InventoryRecord) UnmarshalAvroNoCopy(b []byte) error { return v.unmarshalAvro(b) }
+
+// InventoryRecordDecoder decodes crumbs.context.InventoryRecord bodies into memory it reuses (no allocation for
+// records that fit its scratch space): the value Decode returns, and what it points to
+// besides its strings, is valid until the next Decode. The strings view the body, which must
+// stay unchanged while they are used. For judging one record at a time.
+type InventoryRecordDecoder struct {
+	v InventoryRecord
+}
+
+// Decode decodes one body into the decoder's value.
+func (dec *InventoryRecordDecoder) Decode(b []byte) (Record, error) {
+	if err := dec.v.unmarshalAvro(b); err != nil {
+		return nil, err
+	}
+	return &dec.v, nil
+}
 
 func (v *InventoryRecord) unmarshalAvro(b []byte) error {
 	d := decoder{buf: b}

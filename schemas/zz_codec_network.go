@@ -13,6 +13,7 @@ var NetworkEventCodec = &Codec{
 	Fields:     networkEventFields,
 	New:        func() Record { return new(NetworkEvent) },
 	NewColumns: func() ColumnBuffer { return new(NetworkEventColumns) },
+	NewDecoder: func() Decoder { return new(NetworkEventDecoder) },
 }
 
 // AvroSchema returns "crumbs.NetworkEvent" and the fingerprint of avro/network.avsc.
@@ -196,14 +197,35 @@ type networkEventScratch struct {
 }
 
 // UnmarshalAvro sets v from one Avro binary body of avro/network.avsc; its strings view one copy of b.
-func (v *NetworkEvent) UnmarshalAvro(b []byte) error { return v.unmarshalAvro(ownCopy(b)) }
+func (v *NetworkEvent) UnmarshalAvro(b []byte) error { return v.unmarshalAvro(ownCopy(b), nil) }
 
 // UnmarshalAvroNoCopy is UnmarshalAvro with the strings viewing b, which must then stay unchanged.
-func (v *NetworkEvent) UnmarshalAvroNoCopy(b []byte) error { return v.unmarshalAvro(b) }
+func (v *NetworkEvent) UnmarshalAvroNoCopy(b []byte) error { return v.unmarshalAvro(b, nil) }
 
-func (v *NetworkEvent) unmarshalAvro(b []byte) error {
+// NetworkEventDecoder decodes crumbs.NetworkEvent bodies into memory it reuses (no allocation for
+// records that fit its scratch space): the value Decode returns, and what it points to
+// besides its strings, is valid until the next Decode. The strings view the body, which must
+// stay unchanged while they are used. For judging one record at a time.
+type NetworkEventDecoder struct {
+	v   NetworkEvent
+	scr networkEventScratch
+}
+
+// Decode decodes one body into the decoder's value.
+func (dec *NetworkEventDecoder) Decode(b []byte) (Record, error) {
+	dec.scr.changeRefsUsed = 0
+	dec.scr.expectedEffectsUsed = 0
+	if err := dec.v.unmarshalAvro(b, &dec.scr); err != nil {
+		return nil, err
+	}
+	return &dec.v, nil
+}
+
+func (v *NetworkEvent) unmarshalAvro(b []byte, scr *networkEventScratch) error {
 	d := decoder{buf: b}
-	var scr *networkEventScratch
+	if scr != nil {
+		d.pool = scr.strs[:]
+	}
 	*v = NetworkEvent{}
 	v.Envelope.EventID = d.string()
 	v.Envelope.Time = d.long()

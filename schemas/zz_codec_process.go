@@ -13,6 +13,7 @@ var ProcessEventCodec = &Codec{
 	Fields:     processEventFields,
 	New:        func() Record { return new(ProcessEvent) },
 	NewColumns: func() ColumnBuffer { return new(ProcessEventColumns) },
+	NewDecoder: func() Decoder { return new(ProcessEventDecoder) },
 }
 
 // AvroSchema returns "crumbs.ProcessEvent" and the fingerprint of avro/process.avsc.
@@ -196,14 +197,35 @@ type processEventScratch struct {
 }
 
 // UnmarshalAvro sets v from one Avro binary body of avro/process.avsc; its strings view one copy of b.
-func (v *ProcessEvent) UnmarshalAvro(b []byte) error { return v.unmarshalAvro(ownCopy(b)) }
+func (v *ProcessEvent) UnmarshalAvro(b []byte) error { return v.unmarshalAvro(ownCopy(b), nil) }
 
 // UnmarshalAvroNoCopy is UnmarshalAvro with the strings viewing b, which must then stay unchanged.
-func (v *ProcessEvent) UnmarshalAvroNoCopy(b []byte) error { return v.unmarshalAvro(b) }
+func (v *ProcessEvent) UnmarshalAvroNoCopy(b []byte) error { return v.unmarshalAvro(b, nil) }
 
-func (v *ProcessEvent) unmarshalAvro(b []byte) error {
+// ProcessEventDecoder decodes crumbs.ProcessEvent bodies into memory it reuses (no allocation for
+// records that fit its scratch space): the value Decode returns, and what it points to
+// besides its strings, is valid until the next Decode. The strings view the body, which must
+// stay unchanged while they are used. For judging one record at a time.
+type ProcessEventDecoder struct {
+	v   ProcessEvent
+	scr processEventScratch
+}
+
+// Decode decodes one body into the decoder's value.
+func (dec *ProcessEventDecoder) Decode(b []byte) (Record, error) {
+	dec.scr.changeRefsUsed = 0
+	dec.scr.expectedEffectsUsed = 0
+	if err := dec.v.unmarshalAvro(b, &dec.scr); err != nil {
+		return nil, err
+	}
+	return &dec.v, nil
+}
+
+func (v *ProcessEvent) unmarshalAvro(b []byte, scr *processEventScratch) error {
 	d := decoder{buf: b}
-	var scr *processEventScratch
+	if scr != nil {
+		d.pool = scr.strs[:]
+	}
 	*v = ProcessEvent{}
 	v.Envelope.EventID = d.string()
 	v.Envelope.Time = d.long()

@@ -13,6 +13,7 @@ var SystemEventCodec = &Codec{
 	Fields:     systemEventFields,
 	New:        func() Record { return new(SystemEvent) },
 	NewColumns: func() ColumnBuffer { return new(SystemEventColumns) },
+	NewDecoder: func() Decoder { return new(SystemEventDecoder) },
 }
 
 // AvroSchema returns "crumbs.SystemEvent" and the fingerprint of avro/system.avsc.
@@ -166,14 +167,35 @@ type systemEventScratch struct {
 }
 
 // UnmarshalAvro sets v from one Avro binary body of avro/system.avsc; its strings view one copy of b.
-func (v *SystemEvent) UnmarshalAvro(b []byte) error { return v.unmarshalAvro(ownCopy(b)) }
+func (v *SystemEvent) UnmarshalAvro(b []byte) error { return v.unmarshalAvro(ownCopy(b), nil) }
 
 // UnmarshalAvroNoCopy is UnmarshalAvro with the strings viewing b, which must then stay unchanged.
-func (v *SystemEvent) UnmarshalAvroNoCopy(b []byte) error { return v.unmarshalAvro(b) }
+func (v *SystemEvent) UnmarshalAvroNoCopy(b []byte) error { return v.unmarshalAvro(b, nil) }
 
-func (v *SystemEvent) unmarshalAvro(b []byte) error {
+// SystemEventDecoder decodes crumbs.SystemEvent bodies into memory it reuses (no allocation for
+// records that fit its scratch space): the value Decode returns, and what it points to
+// besides its strings, is valid until the next Decode. The strings view the body, which must
+// stay unchanged while they are used. For judging one record at a time.
+type SystemEventDecoder struct {
+	v   SystemEvent
+	scr systemEventScratch
+}
+
+// Decode decodes one body into the decoder's value.
+func (dec *SystemEventDecoder) Decode(b []byte) (Record, error) {
+	dec.scr.changeRefsUsed = 0
+	dec.scr.expectedEffectsUsed = 0
+	if err := dec.v.unmarshalAvro(b, &dec.scr); err != nil {
+		return nil, err
+	}
+	return &dec.v, nil
+}
+
+func (v *SystemEvent) unmarshalAvro(b []byte, scr *systemEventScratch) error {
 	d := decoder{buf: b}
-	var scr *systemEventScratch
+	if scr != nil {
+		d.pool = scr.strs[:]
+	}
 	*v = SystemEvent{}
 	v.Envelope.EventID = d.string()
 	v.Envelope.Time = d.long()

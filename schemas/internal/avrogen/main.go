@@ -152,6 +152,7 @@ func emitFile(t *top) []byte {
 	g.p("Fields: %sFields,", t.lower)
 	g.p("New: func() Record { return new(%s) },", T)
 	g.p("NewColumns: func() ColumnBuffer { return new(%sColumns) },", T)
+	g.p("NewDecoder: func() Decoder { return new(%sDecoder) },", T)
 	g.p("}")
 	g.p("")
 	g.p("// AvroSchema returns %q and the fingerprint of %s.", t.name, t.file)
@@ -188,16 +189,53 @@ func emitFile(t *top) []byte {
 		g.p("}")
 		g.p("")
 	}
+	scr := "" // the scratch argument: nil, the decode allocates one when it needs it
+	if t.scratch != "" {
+		scr = ", nil"
+	}
 	g.p("// UnmarshalAvro sets v from one Avro binary body of %s; its strings view one copy of b.", t.file)
-	g.p("func (v *%s) UnmarshalAvro(b []byte) error { return v.unmarshalAvro(ownCopy(b)) }", T)
+	g.p("func (v *%s) UnmarshalAvro(b []byte) error { return v.unmarshalAvro(ownCopy(b)%s) }", T, scr)
 	g.p("")
 	g.p("// UnmarshalAvroNoCopy is UnmarshalAvro with the strings viewing b, which must then stay unchanged.")
-	g.p("func (v *%s) UnmarshalAvroNoCopy(b []byte) error { return v.unmarshalAvro(b) }", T)
+	g.p("func (v *%s) UnmarshalAvroNoCopy(b []byte) error { return v.unmarshalAvro(b%s) }", T, scr)
 	g.p("")
-	g.p("func (v *%s) unmarshalAvro(b []byte) error {", T)
-	g.p("d := decoder{buf: b}")
+	g.p("// %sDecoder decodes %s bodies into memory it reuses (no allocation for", T, t.name)
+	g.p("// records that fit its scratch space): the value Decode returns, and what it points to")
+	g.p("// besides its strings, is valid until the next Decode. The strings view the body, which must")
+	g.p("// stay unchanged while they are used. For judging one record at a time.")
+	g.p("type %sDecoder struct {", T)
+	g.p("v %s", T)
 	if t.scratch != "" {
-		g.p("var scr *%s", t.scratch)
+		g.p("scr %s", t.scratch)
+	}
+	g.p("}")
+	g.p("")
+	g.p("// Decode decodes one body into the decoder's value.")
+	g.p("func (dec *%sDecoder) Decode(b []byte) (Record, error) {", T)
+	if t.scratch != "" {
+		for _, p := range t.pools {
+			g.p("dec.scr.%sUsed = 0", p.name)
+		}
+		g.p("if err := dec.v.unmarshalAvro(b, &dec.scr); err != nil {")
+	} else {
+		g.p("if err := dec.v.unmarshalAvro(b); err != nil {")
+	}
+	g.p("return nil, err")
+	g.p("}")
+	g.p("return &dec.v, nil")
+	g.p("}")
+	g.p("")
+	if t.scratch != "" {
+		g.p("func (v *%s) unmarshalAvro(b []byte, scr *%s) error {", T, t.scratch)
+		g.p("d := decoder{buf: b}")
+		if t.strings {
+			g.p("if scr != nil {")
+			g.p("d.pool = scr.strs[:]")
+			g.p("}")
+		}
+	} else {
+		g.p("func (v *%s) unmarshalAvro(b []byte) error {", T)
+		g.p("d := decoder{buf: b}")
 	}
 	g.p("*v = %s{}", T)
 	g.decodeRecord(t.rec, "v", false)
