@@ -32,6 +32,7 @@ type Record interface {
 	AppendAvro(b []byte) []byte
 	// UnmarshalAvro sets the value from exactly one Avro binary body written with the
 	// schema version the code was generated from; its strings view a private copy of b.
+	// Every field with an avro tag is set; on an error the whole value is zeroed.
 	UnmarshalAvro(b []byte) error
 	// UnmarshalAvroNoCopy is UnmarshalAvro with the strings viewing b itself, which must
 	// stay unchanged for as long as the value is used.

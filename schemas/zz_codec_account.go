@@ -85,7 +85,6 @@ func (v *AccountRecord) unmarshalAvro(b []byte, scr *accountRecordScratch) error
 	if scr != nil {
 		d.pool = scr.strs[:]
 	}
-	*v = AccountRecord{}
 	v.Kind = d.string()
 	v.ID = d.string()
 	v.Name = d.string()

@@ -107,7 +107,6 @@ func (v *Alert) unmarshalAvro(b []byte, scr *alertScratch) error {
 	if scr != nil {
 		d.pool = scr.strs[:]
 	}
-	*v = Alert{}
 	v.AlertID = d.string()
 	v.Time = d.long()
 	v.RuleID = d.string()

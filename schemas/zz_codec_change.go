@@ -110,7 +110,6 @@ func (v *ChangeRecord) unmarshalAvro(b []byte, scr *changeRecordScratch) error {
 	if scr != nil {
 		d.pool = scr.strs[:]
 	}
-	*v = ChangeRecord{}
 	v.Kind = d.string()
 	v.ID = d.string()
 	v.Type = d.string()

@@ -110,7 +110,6 @@ func (v *DeployRecord) unmarshalAvro(b []byte, scr *deployRecordScratch) error {
 	if scr != nil {
 		d.pool = scr.strs[:]
 	}
-	*v = DeployRecord{}
 	v.Kind = d.string()
 	v.ID = d.string()
 	v.Service = d.string()

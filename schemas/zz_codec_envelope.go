@@ -65,7 +65,6 @@ func (dec *EnvelopeDecoder) Decode(b []byte) (Record, error) {
 
 func (v *Envelope) unmarshalAvro(b []byte) error {
 	d := decoder{buf: b}
-	*v = Envelope{}
 	v.EventID = d.string()
 	v.Time = d.long()
 	v.Host.ID = d.string()

@@ -220,7 +220,6 @@ func (v *FileEvent) unmarshalAvro(b []byte, scr *fileEventScratch) error {
 	if scr != nil {
 		d.pool = scr.strs[:]
 	}
-	*v = FileEvent{}
 	v.Envelope.EventID = d.string()
 	v.Envelope.Time = d.long()
 	v.Envelope.Host.ID = d.string()

@@ -73,7 +73,6 @@ func (dec *HealthEventDecoder) Decode(b []byte) (Record, error) {
 
 func (v *HealthEvent) unmarshalAvro(b []byte) error {
 	d := decoder{buf: b}
-	*v = HealthEvent{}
 	v.Envelope.EventID = d.string()
 	v.Envelope.Time = d.long()
 	v.Envelope.Host.ID = d.string()

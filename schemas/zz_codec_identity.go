@@ -220,7 +220,6 @@ func (v *IdentityEvent) unmarshalAvro(b []byte, scr *identityEventScratch) error
 	if scr != nil {
 		d.pool = scr.strs[:]
 	}
-	*v = IdentityEvent{}
 	v.Envelope.EventID = d.string()
 	v.Envelope.Time = d.long()
 	v.Envelope.Host.ID = d.string()

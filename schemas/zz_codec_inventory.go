@@ -73,7 +73,6 @@ func (dec *InventoryRecordDecoder) Decode(b []byte) (Record, error) {
 
 func (v *InventoryRecord) unmarshalAvro(b []byte) error {
 	d := decoder{buf: b}
-	*v = InventoryRecord{}
 	v.Kind = d.string()
 	v.ID = d.string()
 	v.Host = d.string()

@@ -226,7 +226,6 @@ func (v *NetworkEvent) unmarshalAvro(b []byte, scr *networkEventScratch) error {
 	if scr != nil {
 		d.pool = scr.strs[:]
 	}
-	*v = NetworkEvent{}
 	v.Envelope.EventID = d.string()
 	v.Envelope.Time = d.long()
 	v.Envelope.Host.ID = d.string()

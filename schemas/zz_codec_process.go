@@ -226,7 +226,6 @@ func (v *ProcessEvent) unmarshalAvro(b []byte, scr *processEventScratch) error {
 	if scr != nil {
 		d.pool = scr.strs[:]
 	}
-	*v = ProcessEvent{}
 	v.Envelope.EventID = d.string()
 	v.Envelope.Time = d.long()
 	v.Envelope.Host.ID = d.string()

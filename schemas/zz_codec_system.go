@@ -196,7 +196,6 @@ func (v *SystemEvent) unmarshalAvro(b []byte, scr *systemEventScratch) error {
 	if scr != nil {
 		d.pool = scr.strs[:]
 	}
-	*v = SystemEvent{}
 	v.Envelope.EventID = d.string()
 	v.Envelope.Time = d.long()
 	v.Envelope.Host.ID = d.string()

@@ -237,7 +237,8 @@ func emitFile(t *top) []byte {
 		g.p("func (v *%s) unmarshalAvro(b []byte) error {", T)
 		g.p("d := decoder{buf: b}")
 	}
-	g.p("*v = %s{}", T)
+	// Every field the schema has is assigned below (nil for an absent optional record or an
+	// empty array), so the value needs no clearing first; on an error it is cleared.
 	g.decodeRecord(t.rec, "v", false)
 	g.p("if err := d.finish(); err != nil {")
 	g.p("*v = %s{}", T)
