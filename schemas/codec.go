@@ -10,8 +10,8 @@ package schemas
 // (`avro:"user.uid"`) holds a field of a nested record in the enclosing struct, an embedded
 // struct without a tag contributes its fields (the Envelope), a pointer to a struct is the
 // union of null and that record, int32 is Avro int, int64 (or a type over it) long, float64
-// double, slices are arrays. An Avro field no Go field holds must have a default: it is
-// written as its default and skipped when read.
+// double, slices are arrays. Every Avro field needs its Go field, and every tag its Avro
+// field: go generate says which is missing.
 //
 // Ownership of decoded strings: UnmarshalAvro copies the record's bytes once and every string
 // of the value is a view into that copy (so a decode costs a handful of allocations, not one

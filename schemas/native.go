@@ -56,6 +56,6 @@ func EnrichmentNative(en *Enrichment) map[string]any {
 	if en == nil {
 		return nil
 	}
-	e := ProcessEvent{Enrichment: en}
+	e := SystemEvent{Enrichment: en} // the event with the least besides (every kind's enrichment is the same record)
 	return e.Native()["enrichment"].(map[string]any)
 }

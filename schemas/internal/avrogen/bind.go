@@ -28,10 +28,9 @@ type brecord struct {
 // bfield is a record field and where its value lives.
 type bfield struct {
 	a      *afield
-	sel    string // selector from the enclosing struct value; "" for a flattened record or a field not held
-	goName string // the Go field's name; "" for a flattened record or a field not held
+	sel    string // selector from the enclosing struct value; "" for a flattened record
+	goName string // the Go field's name; "" for a flattened record
 	flat   bool   // a record whose fields live in the enclosing struct (tags like "user.uid")
-	held   bool   // false: no Go field holds it; written as its default, skipped when read
 	node   *bnode
 }
 
@@ -68,7 +67,7 @@ func (b *binder) bindRecord(a *atype, goStruct string, fs []gofield, prefix, pat
 			if err != nil {
 				return nil, err
 			}
-			r.fields = append(r.fields, &bfield{a: af, sel: gf.sel, goName: gf.name, held: true, node: n})
+			r.fields = append(r.fields, &bfield{a: af, sel: gf.sel, goName: gf.name, node: n})
 		case af.typ.kind == "record" && hasPrefix(fs, tag+"."):
 			inner, err := b.bindRecord(af.typ, "", fs, tag+".", fpath)
 			if err != nil {
@@ -79,19 +78,13 @@ func (b *binder) bindRecord(a *atype, goStruct string, fs []gofield, prefix, pat
 					used[f.tag] = true
 				}
 			}
-			r.fields = append(r.fields, &bfield{a: af, flat: true, held: true, node: &bnode{a: af.typ, rec: inner}})
-		case af.def != nil:
-			n, err := b.bindUnheld(af.typ, fpath)
-			if err != nil {
-				return nil, err
-			}
-			r.fields = append(r.fields, &bfield{a: af, node: n})
+			r.fields = append(r.fields, &bfield{a: af, flat: true, node: &bnode{a: af.typ, rec: inner}})
 		default:
 			where := goStruct
 			if where == "" {
 				where = "the enclosing struct"
 			}
-			return nil, fmt.Errorf("%s: no field of %s has the tag avro:%q, and the Avro field has no default", fpath, where, tag)
+			return nil, fmt.Errorf("%s: no field of %s has the tag avro:%q (every field of the schema needs one)", fpath, where, tag)
 		}
 	}
 	if prefix == "" {
@@ -177,32 +170,6 @@ func (b *binder) bindNode(a *atype, e ast.Expr, path string) (*bnode, error) {
 		n.conv = id.Name
 	}
 	return n, nil
-}
-
-// bindUnheld describes a field no Go field holds: it is written as its default and skipped
-// when read.
-func (b *binder) bindUnheld(a *atype, path string) (*bnode, error) {
-	switch a.kind {
-	case "record":
-		return nil, fmt.Errorf("%s: a record field without a Go field is not supported", path)
-	case "array":
-		items, err := b.bindUnheld(a.items, path)
-		if err != nil {
-			return nil, err
-		}
-		return &bnode{a: a, items: items}, nil
-	case "union":
-		idx := 0
-		if a.branches[0].kind == "null" {
-			idx = 1
-		}
-		inner, err := b.bindUnheld(a.branches[idx], path)
-		if err != nil {
-			return nil, err
-		}
-		return &bnode{a: a, rec: inner.rec, optional: true, recIndex: idx}, nil
-	}
-	return &bnode{a: a, basic: avroBasic[a.kind]}, nil
 }
 
 func describe(a *atype) string {

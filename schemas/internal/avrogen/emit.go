@@ -2,10 +2,8 @@ package main
 
 import (
 	"bytes"
-	"encoding/binary"
 	"encoding/json"
 	"fmt"
-	"math"
 	"strconv"
 	"strings"
 	"unicode"
@@ -127,9 +125,6 @@ func (t *top) analyse() error {
 
 func (t *top) walkScratch(r *brecord, path string, inArray bool) {
 	for _, f := range r.fields {
-		if !f.held {
-			continue
-		}
 		n := f.node
 		fpath := path + camel(f.a.name)
 		switch {
@@ -164,9 +159,6 @@ func join(path, name string) string {
 
 func (t *top) collect(r *brecord, path, ident string, depth int, optional bool, steps []step) {
 	for _, f := range r.fields {
-		if !f.held {
-			continue
-		}
 		start := len(t.leaves)
 		n := f.node
 		fpath := join(path, f.a.name)
@@ -284,12 +276,6 @@ func scalarOf(n *bnode, x string) string {
 func (g *gen) encodeRecord(r *brecord, base string) {
 	for _, f := range r.fields {
 		switch {
-		case !f.held:
-			b, err := encodeDefault(f.a.typ, f.a.def)
-			if err != nil {
-				panic(err) // checked by checkDefaults
-			}
-			g.p("b = append(b, %s...) // %s: its default", byteLit(b), f.a.name)
 		case f.flat:
 			g.encodeRecord(f.node.rec, base)
 		default:
@@ -336,9 +322,6 @@ func (g *gen) encode(n *bnode, x string) {
 func (g *gen) sizeRecord(r *brecord, base string) {
 	for _, f := range r.fields {
 		switch {
-		case !f.held:
-			b, _ := encodeDefault(f.a.typ, f.a.def)
-			g.p("n += %d // %s: its default", len(b), f.a.name)
 		case f.flat:
 			g.sizeRecord(f.node.rec, base)
 		default:
@@ -381,79 +364,6 @@ func (g *gen) size(n *bnode, x string) {
 	}
 }
 
-// encodeDefault encodes a field's default value.
-func encodeDefault(a *atype, def json.RawMessage) ([]byte, error) {
-	var v any
-	if err := json.Unmarshal(def, &v); err != nil {
-		return nil, err
-	}
-	switch a.kind {
-	case "null":
-		if v != nil {
-			return nil, fmt.Errorf("default %s for a null", def)
-		}
-		return nil, nil
-	case "boolean":
-		b, ok := v.(bool)
-		if !ok {
-			return nil, fmt.Errorf("default %s for a boolean", def)
-		}
-		if b {
-			return []byte{1}, nil
-		}
-		return []byte{0}, nil
-	case "int", "long":
-		f, ok := v.(float64)
-		if !ok || f != math.Trunc(f) {
-			return nil, fmt.Errorf("default %s for a %s", def, a.kind)
-		}
-		return binary.AppendVarint(nil, int64(f)), nil
-	case "double":
-		f, ok := v.(float64)
-		if !ok {
-			return nil, fmt.Errorf("default %s for a double", def)
-		}
-		return binary.LittleEndian.AppendUint64(nil, math.Float64bits(f)), nil
-	case "float":
-		f, ok := v.(float64)
-		if !ok {
-			return nil, fmt.Errorf("default %s for a float", def)
-		}
-		return binary.LittleEndian.AppendUint32(nil, math.Float32bits(float32(f))), nil
-	case "string":
-		s, ok := v.(string)
-		if !ok {
-			return nil, fmt.Errorf("default %s for a string", def)
-		}
-		return append(binary.AppendVarint(nil, int64(len(s))), s...), nil
-	case "array":
-		if a, ok := v.([]any); !ok || len(a) != 0 {
-			return nil, fmt.Errorf("default %s: avrogen supports only [] for arrays", def)
-		}
-		return []byte{0}, nil
-	case "union":
-		// A union's default is of its first branch.
-		if a.branches[0].kind != "null" || v != nil {
-			return nil, fmt.Errorf("default %s: avrogen supports only null for unions, with null first", def)
-		}
-		return []byte{0}, nil
-	}
-	return nil, fmt.Errorf("default for a %s is not supported", a.kind)
-}
-
-func byteLit(b []byte) string {
-	var s strings.Builder
-	s.WriteString("[]byte{")
-	for i, c := range b {
-		if i > 0 {
-			s.WriteString(", ")
-		}
-		fmt.Fprintf(&s, "0x%02x", c)
-	}
-	s.WriteString("}")
-	return s.String()
-}
-
 // defaultLiteral is a Go expression of a scalar field's default, for FromNative.
 func defaultLiteral(n *bnode, def json.RawMessage) string {
 	if def == nil {
@@ -472,42 +382,11 @@ func defaultLiteral(n *bnode, def json.RawMessage) string {
 	return zeroOf(n.basic)
 }
 
-// nativeDefault is the native form of a field no Go field holds.
-func nativeDefault(a *atype, def json.RawMessage) string {
-	var v any
-	_ = json.Unmarshal(def, &v)
-	switch a.kind {
-	case "string":
-		s, _ := v.(string)
-		return strconv.Quote(s)
-	case "boolean":
-		b, _ := v.(bool)
-		return strconv.FormatBool(b)
-	case "int":
-		f, _ := v.(float64)
-		return fmt.Sprintf("int32(%d)", int64(f))
-	case "long":
-		f, _ := v.(float64)
-		return fmt.Sprintf("int64(%d)", int64(f))
-	case "double":
-		f, _ := v.(float64)
-		return fmt.Sprintf("float64(%s)", strconv.FormatFloat(f, 'g', -1, 64))
-	case "float":
-		f, _ := v.(float64)
-		return fmt.Sprintf("float32(%s)", strconv.FormatFloat(f, 'g', -1, 32))
-	case "array":
-		return "[]any{}"
-	}
-	return "nil"
-}
-
 // ---- decoding into the Go value ----
 
 func (g *gen) decodeRecord(r *brecord, base string, inArray bool) {
 	for _, f := range r.fields {
 		switch {
-		case !f.held:
-			g.skip(f.a.typ)
 		case f.flat:
 			g.decodeRecord(f.node.rec, base, inArray)
 		default:
@@ -593,43 +472,11 @@ func (g *gen) decode(f *bfield, n *bnode, x string, inArray bool) {
 	}
 }
 
-// skip reads past a value no Go field holds.
-func (g *gen) skip(a *atype) {
-	switch a.kind {
-	case "null":
-	case "record":
-		for _, f := range a.fields {
-			g.skip(f.typ)
-		}
-	case "union":
-		idx := 0
-		if a.branches[0].kind == "null" {
-			idx = 1
-		}
-		g.p("if d.union() == %d {", idx)
-		g.skip(a.branches[idx])
-		g.p("}")
-	case "array":
-		k := g.tmp("n")
-		g.p("for %s := d.block(%d); %s > 0; %s = d.block(%d) {", k, max(minSize(a.items), 1), k, k, max(minSize(a.items), 1))
-		g.p("for range %s {", k)
-		g.skip(a.items)
-		g.p("}")
-		g.p("}")
-	default:
-		g.p("_ = %s", readCall(avroBasic[a.kind]))
-	}
-}
-
 // ---- decoding into columns ----
 
 func (g *gen) colRecord(r *brecord, depth int) {
 	t := g.top
 	for _, f := range r.fields {
-		if !f.held {
-			g.skip(f.a.typ)
-			continue
-		}
 		n := f.node
 		rng := t.ranges[f]
 		switch {
@@ -749,8 +596,6 @@ func (g *gen) nativeRecord(r *brecord, base string) string {
 	for _, f := range r.fields {
 		var v string
 		switch {
-		case !f.held:
-			v = nativeDefault(f.a.typ, f.a.def)
 		case f.flat:
 			v = g.nativeRecord(f.node.rec, base)
 		default:
@@ -788,9 +633,6 @@ func (g *gen) native(n *bnode, x string) string {
 
 func (g *gen) fromRecord(r *brecord, m, base, path string) {
 	for _, f := range r.fields {
-		if !f.held {
-			continue
-		}
 		n := f.node
 		fpath := join(path, f.a.name)
 		get := fmt.Sprintf("%s[%q]", m, f.a.name)

@@ -4,7 +4,7 @@
 // buffer and field access by path (see schemas/codec.go for what each does), and
 // zz_codecs.go listing them. It runs in the package directory, by go generate.
 //
-// Usage: avrogen [-skip full.Name,...]
+// Every field of such a record must have a Go field (see schemas/codec.go for the binding).
 package main
 
 import (
@@ -21,15 +21,14 @@ import (
 )
 
 func main() {
-	skip := flag.String("skip", "", "comma-separated full names of top-level records whose Go type lives elsewhere")
 	flag.Parse()
-	if err := run(".", strings.Split(*skip, ",")); err != nil {
+	if err := run("."); err != nil {
 		fmt.Fprintln(os.Stderr, "avrogen:", err)
 		os.Exit(1)
 	}
 }
 
-func run(dir string, skip []string) error {
+func run(dir string) error {
 	files, err := filepath.Glob(filepath.Join(dir, "avro", "*.avsc"))
 	if err != nil {
 		return err
@@ -53,12 +52,9 @@ func run(dir string, skip []string) error {
 		if a.kind != "record" {
 			return fmt.Errorf("%s: the top level is not a record", f)
 		}
-		if slices.Contains(skip, a.name) {
-			continue
-		}
 		goType := a.name[strings.LastIndex(a.name, ".")+1:]
 		if _, ok := g.structs[goType]; !ok {
-			return fmt.Errorf("%s: no Go struct %s for %s in the package (pass -skip %s if it lives elsewhere)", f, goType, a.name, a.name)
+			return fmt.Errorf("%s: no Go struct %s for %s in the package", f, goType, a.name)
 		}
 		codec, err := goavro.NewCodec(string(text))
 		if err != nil {
@@ -66,9 +62,6 @@ func run(dir string, skip []string) error {
 		}
 		rec, err := b.bindTop(a, goType)
 		if err != nil {
-			return fmt.Errorf("%s: %w", f, err)
-		}
-		if err := checkDefaults(rec); err != nil {
 			return fmt.Errorf("%s: %w", f, err)
 		}
 		rel, _ := filepath.Rel(dir, f)
@@ -95,27 +88,6 @@ func run(dir string, skip []string) error {
 		}
 	}
 	return write(filepath.Join(dir, "zz_codecs.go"), emitIndex(tops))
-}
-
-// checkDefaults makes sure every field no Go field holds has a default avrogen can write.
-func checkDefaults(r *brecord) error {
-	for _, f := range r.fields {
-		switch {
-		case !f.held:
-			if _, err := encodeDefault(f.a.typ, f.a.def); err != nil {
-				return fmt.Errorf("field %s: %w", f.a.name, err)
-			}
-		case f.node.rec != nil:
-			if err := checkDefaults(f.node.rec); err != nil {
-				return err
-			}
-		case f.node.items != nil && f.node.items.rec != nil:
-			if err := checkDefaults(f.node.items.rec); err != nil {
-				return err
-			}
-		}
-	}
-	return nil
 }
 
 func write(name string, src []byte) error {
