@@ -477,7 +477,7 @@ func (b *batcher) take(r *kgo.Record) error {
 		}
 		return w.take(r, nil)
 	}
-	sc, native, err := b.sink.serde.Decode(r.Value)
+	sc, rec, err := b.sink.serde.DecodeRecord(r.Value)
 	if err != nil {
 		return err
 	}
@@ -488,7 +488,7 @@ func (b *batcher) take(r *kgo.Record) error {
 	if w.topic() != topic {
 		return fmt.Errorf("%w: %s on %s (its table %s reads %s)", ErrUnexpectedSchema, sc.Name, topic, w.table(), w.topic())
 	}
-	return w.take(r, native)
+	return w.take(r, rec)
 }
 
 // checkRow refuses what would break idempotency or the DateTime column.
