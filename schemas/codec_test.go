@@ -38,6 +38,10 @@ func samples() map[string][]schemas.Record {
 		schemas.InventorySchema: {sampleInventoryRecord()},
 		"crumbs.HealthEvent": {&schemas.HealthEvent{Envelope: sampleEnvelope("health"),
 			Health: schemas.Health{Collector: "network", Reason: "ring_buffer_full", Dropped: 12, DroppedTotal: 40}}},
+		schemas.TriageSchema: {&schemas.TriageState{AlertID: "a1", Version: 3, State: schemas.TriageAcknowledged,
+			Assignee: "alice", UpdatedAt: 1_700_000_000_000_000_005, UpdatedBy: "bob"}},
+		schemas.DeliverySchema: {&schemas.Delivery{AlertID: "a1", Output: "pagerduty", Action: "trigger", Status: "delivered",
+			Attempts: 2, At: 1_700_000_000_000_000_006, SourceTopic: "crumbs.alerts", SourceOffset: 4242, Detail: "202 Accepted"}},
 	}
 }
 
@@ -536,6 +540,8 @@ func FuzzDeployCodec(f *testing.F)    { fuzzCodec(f, schemas.DeployRecordCodec) 
 func FuzzAccountCodec(f *testing.F)   { fuzzCodec(f, schemas.AccountRecordCodec) }
 func FuzzInventoryCodec(f *testing.F) { fuzzCodec(f, schemas.InventoryRecordCodec) }
 func FuzzHealthCodec(f *testing.F)    { fuzzCodec(f, schemas.HealthEventCodec) }
+func FuzzTriageCodec(f *testing.F)    { fuzzCodec(f, schemas.TriageStateCodec) }
+func FuzzDeliveryCodec(f *testing.F)  { fuzzCodec(f, schemas.DeliveryCodec) }
 
 // BenchmarkCodec measures, per schema, the generated encoding and decoding of its fullest
 // sample (an enriched event with a change, a deployment and an account) beside goavro's

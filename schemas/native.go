@@ -44,6 +44,18 @@ func InventoryFromNative(v any) (*InventoryRecord, error) {
 	return r, r.FromNative(v)
 }
 
+// TriageFromNative converts goavro's native form of crumbs.TriageState.
+func TriageFromNative(v any) (*TriageState, error) {
+	t := new(TriageState)
+	return t, t.FromNative(v)
+}
+
+// DeliveryFromNative converts goavro's native form of crumbs.Delivery.
+func DeliveryFromNative(v any) (*Delivery, error) {
+	d := new(Delivery)
+	return d, d.FromNative(v)
+}
+
 // EnvelopeFromNative converts goavro's native form of crumbs.Envelope (or any event).
 func EnvelopeFromNative(v any) (Envelope, error) {
 	var e Envelope

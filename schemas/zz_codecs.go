@@ -7,6 +7,7 @@ var Codecs = []*Codec{
 	AccountRecordCodec,
 	AlertCodec,
 	ChangeRecordCodec,
+	DeliveryCodec,
 	DeployRecordCodec,
 	EnvelopeCodec,
 	FileEventCodec,
@@ -16,4 +17,5 @@ var Codecs = []*Codec{
 	NetworkEventCodec,
 	ProcessEventCodec,
 	SystemEventCodec,
+	TriageStateCodec,
 }
