@@ -87,7 +87,7 @@ func (p *pipeline) connection(t *testing.T, id string, at time.Time) {
 		t.Error(err)
 		return
 	}
-	serde, err := schemas.NewSerde()
+	serde, err := avro.NewBuiltinSerde()
 	if err != nil {
 		t.Error(err)
 		return

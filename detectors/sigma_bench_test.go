@@ -110,7 +110,7 @@ func nativeRules(b *testing.B, n int) []*engine.Rule {
 // rule, half no rule's, whatever n.
 func nativeRecords(b *testing.B, n int) []*kgo.Record {
 	b.Helper()
-	serde, err := schemas.NewSerde()
+	serde, err := avro.NewBuiltinSerde()
 	if err != nil {
 		b.Fatal(err)
 	}

@@ -153,7 +153,7 @@ func sampleAlert() *schemas.Alert {
 		Host: schemas.Host{ID: "m", Name: "web-1"}, Service: "checkout",
 		WindowStart: 10, WindowEnd: 20, Count: 3, Evidence: []string{"e1", "e2", "e3"}, Summary: "3 events",
 		Author: "Florian Roth", Level: "high", RuleSource: "sigma", OriginalSeverity: "critical",
-		Changes: []string{"CHG-1042"}, Explanation: "CHG-1042 (launch) expects it",
+		Changes: []string{"CHG-1042"}, Explanation: "CHG-1042 (launch) expects it", Version: 2,
 	}
 }
 

@@ -9,7 +9,7 @@ import (
 
 // AlertCodec is the generated codec of crumbs.Alert (avro/alert.avsc).
 var AlertCodec = &Codec{
-	Schema: "crumbs.Alert", Fingerprint: 0x776eac1aa3fb50cd, File: "avro/alert.avsc",
+	Schema: "crumbs.Alert", Fingerprint: 0x2f301743019d780b, File: "avro/alert.avsc",
 	Fields:     alertFields,
 	New:        func() Record { return new(Alert) },
 	NewColumns: func() ColumnBuffer { return new(AlertColumns) },
@@ -17,7 +17,7 @@ var AlertCodec = &Codec{
 }
 
 // AvroSchema returns "crumbs.Alert" and the fingerprint of avro/alert.avsc.
-func (*Alert) AvroSchema() (string, uint64) { return "crumbs.Alert", 0x776eac1aa3fb50cd }
+func (*Alert) AvroSchema() (string, uint64) { return "crumbs.Alert", 0x2f301743019d780b }
 
 // AvroSize returns the length of the value's Avro binary encoding.
 func (v *Alert) AvroSize() int {
@@ -43,6 +43,7 @@ func (v *Alert) AvroSize() int {
 	n += sizeString(v.Author)
 	n += sizeString(v.Level)
 	n += sizeString(v.RuleSource)
+	n += sizeLong(v.Version)
 	return n
 }
 
@@ -70,6 +71,7 @@ func (v *Alert) AppendAvro(b []byte) []byte {
 	b = appendString(b, v.Author)
 	b = appendString(b, v.Level)
 	b = appendString(b, v.RuleSource)
+	b = appendLong(b, v.Version)
 	return b
 }
 
@@ -152,6 +154,7 @@ func (v *Alert) unmarshalAvro(b []byte, scr *alertScratch) error {
 	v.Author = d.string()
 	v.Level = d.string()
 	v.RuleSource = d.string()
+	v.Version = d.long()
 	if err := d.finish(); err != nil {
 		*v = Alert{}
 		return err
@@ -185,6 +188,7 @@ func (v *Alert) Native() map[string]any {
 		"author":            v.Author,
 		"level":             v.Level,
 		"rule_source":       v.RuleSource,
+		"version":           v.Version,
 	}
 }
 
@@ -219,6 +223,7 @@ func (v *Alert) FromNative(native any) error {
 	v.Author = r.str(m["author"], "author", "")
 	v.Level = r.str(m["level"], "level", "")
 	v.RuleSource = r.str(m["rule_source"], "rule_source", "native")
+	v.Version = r.long(m["version"], "version", 0)
 	if r.err != nil {
 		*v = Alert{}
 		return fmt.Errorf("crumbs.Alert: %w", r.err)
@@ -314,6 +319,10 @@ func (v *Alert) Field(path string) (any, bool) {
 		var out string
 		out = v.RuleSource
 		return out, true
+	case "version":
+		var out int64
+		out = v.Version
+		return out, true
 	}
 	return nil, false
 }
@@ -340,6 +349,7 @@ var alertFields = []FieldInfo{
 	{Path: "author", Type: "string", Arrays: 0, Optional: false, Presence: false},
 	{Path: "level", Type: "string", Arrays: 0, Optional: false, Presence: false},
 	{Path: "rule_source", Type: "string", Arrays: 0, Optional: false, Presence: false},
+	{Path: "version", Type: "long", Arrays: 0, Optional: false, Presence: false},
 }
 
 // AlertColumns holds decoded crumbs.Alert records column by column, one exported slice per
@@ -366,6 +376,7 @@ type AlertColumns struct {
 	Author           []string   // author
 	Level            []string   // level
 	RuleSource       []string   // rule_source
+	Version          []int64    // version
 	tagsL0           []string
 	evidenceL0       []string
 	changesL0        []string
@@ -424,6 +435,8 @@ func (c *AlertColumns) Reset() {
 	c.Level = c.Level[:0]
 	clear(c.RuleSource[:cap(c.RuleSource)])
 	c.RuleSource = c.RuleSource[:0]
+	clear(c.Version[:cap(c.Version)])
+	c.Version = c.Version[:0]
 }
 
 // Columns returns every column with its path, in the order of AlertCodec.Fields.
@@ -450,13 +463,14 @@ func (c *AlertColumns) Columns() []Column {
 		{Path: "author", Values: c.Author},
 		{Path: "level", Values: c.Level},
 		{Path: "rule_source", Values: c.RuleSource},
+		{Path: "version", Values: c.Version},
 	}
 }
 
 // Append decodes one Avro binary body of avro/alert.avsc into one more row; the strings view body.
 // On an error nothing is appended.
 func (c *AlertColumns) Append(body []byte) error {
-	var mark [24]int
+	var mark [25]int
 	mark[0] = len(c.AlertID)
 	mark[1] = len(c.Time)
 	mark[2] = len(c.RuleID)
@@ -481,6 +495,7 @@ func (c *AlertColumns) Append(body []byte) error {
 	mark[21] = len(c.Author)
 	mark[22] = len(c.Level)
 	mark[23] = len(c.RuleSource)
+	mark[24] = len(c.Version)
 	d := decoder{buf: body}
 	c.AlertID = append(c.AlertID, d.string())
 	c.Time = append(c.Time, d.long())
@@ -527,6 +542,7 @@ func (c *AlertColumns) Append(body []byte) error {
 	c.Author = append(c.Author, d.string())
 	c.Level = append(c.Level, d.string())
 	c.RuleSource = append(c.RuleSource, d.string())
+	c.Version = append(c.Version, d.long())
 	if err := d.finish(); err != nil {
 		c.AlertID = c.AlertID[:mark[0]]
 		c.Time = c.Time[:mark[1]]
@@ -552,6 +568,7 @@ func (c *AlertColumns) Append(body []byte) error {
 		c.Author = c.Author[:mark[21]]
 		c.Level = c.Level[:mark[22]]
 		c.RuleSource = c.RuleSource[:mark[23]]
+		c.Version = c.Version[:mark[24]]
 		return err
 	}
 	return nil
