@@ -27,7 +27,7 @@ test: deps ## every test, including the end-to-end ones (root, eBPF, ClickHouse)
 bench: deps build ## Go benchmarks and load runs; figures go to bench-results/
 	scripts/bench.sh
 
-generate: ## regenerate vmlinux.h and the bpf2go output (installs clang, bpftool, libbpf-dev)
+generate: ## regenerate vmlinux.h, the bpf2go output (installs clang, bpftool, libbpf-dev) and the Avro codecs
 	@scripts/ensure-deps.sh --generate
 	scripts/gen-vmlinux.sh
 	$(GO) generate ./...

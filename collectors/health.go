@@ -47,18 +47,10 @@ func (c HealthConfig) Validate() error {
 }
 
 // Health is the body of a health event.
-type Health struct {
-	Collector    string `avro:"collector"`
-	Reason       string `avro:"reason"`
-	Dropped      int64  `avro:"dropped"`       // since the previous health event of this reason
-	DroppedTotal int64  `avro:"dropped_total"` // since the collector started
-}
+type Health = schemas.Health
 
 // HealthEvent reports events a collector lost (schema crumbs.HealthEvent).
-type HealthEvent struct {
-	schemas.Envelope
-	Health Health `avro:"health"`
-}
+type HealthEvent = schemas.HealthEvent
 
 // dropCounts counts a publisher's lost events per reason; kernel drops are read from the
 // collector.

@@ -4,7 +4,7 @@
 // keeps events while Kafka is unreachable; and health events (crumbs.health) that report
 // every event lost. The collectors themselves are its subpackages.
 //
-// In: native Avro events from a collector, and its kernel drop count. Out: records on
+// In: events from a collector (schemas values, or goavro's native form), and its kernel drop count. Out: records on
 // crumbs.raw.<kind> in the order published, health events on crumbs.health, and the
 // crumbs_collector_dropped_total metric.
 package collectors
@@ -226,16 +226,17 @@ func (p *Publisher) closeSpools() error {
 	return errors.Join(errs...)
 }
 
-// Publish redacts native's command lines, encodes it under schema and produces it to the raw
-// topic of kind, keyed by hostID; with a spool, to the spool while Kafka is unreachable.
-// An error means the event was lost (and counted).
-func (p *Publisher) Publish(ctx context.Context, kind, schema, hostID string, native any) error {
-	p.o.redactor.Native(native)
-	return p.publish(ctx, p.topics.Raw(kind), kind, schema, hostID, native)
+// Publish redacts the event's command lines, encodes it under schema and produces it to the
+// raw topic of kind, keyed by hostID; with a spool, to the spool while Kafka is unreachable.
+// The event is a schemas value with a generated codec (the fast path) or goavro's native
+// form. An error means the event was lost (and counted).
+func (p *Publisher) Publish(ctx context.Context, kind, schema, hostID string, event any) error {
+	p.o.redactor.Event(event)
+	return p.publish(ctx, p.topics.Raw(kind), kind, schema, hostID, event)
 }
 
-func (p *Publisher) publish(ctx context.Context, topic, kind, schema, hostID string, native any) error {
-	v, err := p.serde.Encode(nil, schema, native)
+func (p *Publisher) publish(ctx context.Context, topic, kind, schema, hostID string, event any) error {
+	v, err := p.serde.Encode(nil, schema, event)
 	if err != nil {
 		p.lose(&p.drops.unencodable, err)
 		return fmt.Errorf("encode %s event: %w", kind, err)
@@ -431,7 +432,7 @@ func (p *Publisher) reportHealth(ctx context.Context) {
 		evs := p.drops.healthEvents(p.o.collector, p.o.host, time.Now(), reported)
 		for _, ev := range evs {
 			p.log.Warn("events lost", "reason", ev.Health.Reason, "dropped", ev.Health.Dropped, "dropped_total", ev.Health.DroppedTotal)
-			if err := p.publish(ctx, p.topics.Health(), KindHealth, HealthSchema, p.o.host.ID, schemas.ToNative(ev)); err != nil {
+			if err := p.publish(ctx, p.topics.Health(), KindHealth, HealthSchema, p.o.host.ID, ev); err != nil {
 				p.log.Warn("health event not published", "error", err)
 			}
 		}

@@ -60,7 +60,7 @@ func TestPublisherSpoolsWhileBrokerDown(t *testing.T) {
 	kcfg.MaxBufferedRecords = 1000 // small, so the outage also fills the producer buffer
 	ensureTopic(t, kcfg, kcfg.Topics().Raw(schemas.KindProcess))
 
-	serde, err := schemas.NewSerde()
+	serde, err := avro.NewBuiltinSerde()
 	if err != nil {
 		t.Fatal(err)
 	}

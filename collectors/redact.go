@@ -6,6 +6,8 @@ import (
 	"path"
 	"regexp"
 	"strings"
+
+	"github.com/threatcrumbs/crumbs/schemas"
 )
 
 // Redacted replaces every secret the Redactor finds.
@@ -289,6 +291,28 @@ func hasPrefixFold(s, prefix string) bool {
 		}
 	}
 	return true
+}
+
+// Event redacts, in place, the command lines of an event: a generated event value (a
+// process event's command line, argv and parent's command line; the acting process's
+// command line of a network, file or identity event) or goavro's native form (see Native).
+func (r *Redactor) Event(v any) {
+	if r == nil {
+		return
+	}
+	switch e := v.(type) {
+	case *schemas.ProcessEvent:
+		p := &e.Process
+		p.CmdLine, p.Args, p.Parent.CmdLine = r.CmdLine(p.CmdLine), r.Args(p.Args), r.CmdLine(p.Parent.CmdLine)
+	case *schemas.NetworkEvent:
+		e.Process.CmdLine = r.CmdLine(e.Process.CmdLine)
+	case *schemas.FileEvent:
+		e.Process.CmdLine = r.CmdLine(e.Process.CmdLine)
+	case *schemas.IdentityEvent:
+		e.Process.CmdLine = r.CmdLine(e.Process.CmdLine)
+	case map[string]any:
+		r.Native(e)
+	}
 }
 
 // Native redacts, in place, the command lines of an event in goavro's native form:

@@ -5,6 +5,8 @@ import (
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
+
+	"github.com/threatcrumbs/crumbs/schemas"
 )
 
 func newTestRedactor(t testing.TB, patterns ...string) *Redactor {
@@ -101,6 +103,36 @@ func TestRedactNative(t *testing.T) {
 	}
 	var nilR *Redactor
 	nilR.Native(ev) // a nil Redactor redacts nothing
+}
+
+func TestRedactEvent(t *testing.T) {
+	r := newTestRedactor(t)
+	actor := schemas.Actor{CmdLine: "mysql -u root --password=x"}
+	redacted := schemas.Actor{CmdLine: "mysql -u root --password=[REDACTED]"}
+	tests := []struct {
+		name     string
+		in, want any
+	}{
+		{"process", &schemas.ProcessEvent{Process: schemas.Process{
+			CmdLine: "app --password=x", Args: []string{"app", "--password=x"},
+			Parent: schemas.Parent{CmdLine: "sh -c app --token t"}}},
+			&schemas.ProcessEvent{Process: schemas.Process{
+				CmdLine: "app --password=[REDACTED]", Args: []string{"app", "--password=[REDACTED]"},
+				Parent: schemas.Parent{CmdLine: "sh -c app --token [REDACTED]"}}}},
+		{"network", &schemas.NetworkEvent{Process: actor}, &schemas.NetworkEvent{Process: redacted}},
+		{"file", &schemas.FileEvent{Process: actor}, &schemas.FileEvent{Process: redacted}},
+		{"identity", &schemas.IdentityEvent{Process: actor}, &schemas.IdentityEvent{Process: redacted}},
+		{"native", map[string]any{"process": map[string]any{"cmd_line": "app --password=x"}},
+			map[string]any{"process": map[string]any{"cmd_line": "app --password=[REDACTED]"}}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			r.Event(tt.in)
+			if diff := cmp.Diff(tt.want, tt.in); diff != "" {
+				t.Errorf("Event (-want +got):\n%s", diff)
+			}
+		})
+	}
 }
 
 func TestRedactConfig(t *testing.T) {

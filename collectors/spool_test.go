@@ -145,7 +145,7 @@ func TestHealthEventsAndMetric(t *testing.T) {
 	kcfg := kafka.DefaultConfig()
 	kcfg.Brokers = emb.Addrs()
 	ensureTopic(t, kcfg, kcfg.Topics().Raw(schemas.KindNetwork))
-	serde, err := schemas.NewSerde()
+	serde, err := avro.NewBuiltinSerde()
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -322,7 +322,7 @@ func TestPublisherOnAFullDisk(t *testing.T) {
 	kcfg.Brokers = emb.Addrs()
 	topic := kcfg.Topics().Raw(schemas.KindProcess)
 	ensureTopic(t, kcfg, topic)
-	serde, err := schemas.NewSerde()
+	serde, err := avro.NewBuiltinSerde()
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -212,7 +212,7 @@ func New(cfg Config, kcfg kafka.Config, deps Deps) (*Detector, error) {
 		deps.Counters = telemetry.NewStageCounters(nil, "detect", cfg.Group)
 	}
 	if deps.Serde == nil {
-		if deps.Serde, err = schemas.NewSerde(); err != nil {
+		if deps.Serde, err = avro.NewBuiltinSerde(); err != nil {
 			return nil, fmt.Errorf("detector: load schemas: %w", err)
 		}
 	}
@@ -324,7 +324,7 @@ func (d *Detector) judge(r *kgo.Record) ([]*kgo.Record, error) {
 func (d *Detector) alertRecords(alerts []*engine.Alert) ([]*kgo.Record, error) {
 	out := make([]*kgo.Record, 0, len(alerts))
 	for _, a := range alerts {
-		v, err := d.deps.Serde.Encode(nil, schemas.AlertSchema, a.Native())
+		v, err := d.deps.Serde.Encode(nil, schemas.AlertSchema, &a.Alert)
 		if err != nil {
 			return nil, fmt.Errorf("encode alert of rule %s: %w", a.RuleID, err)
 		}

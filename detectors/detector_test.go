@@ -19,6 +19,7 @@ import (
 
 	"github.com/threatcrumbs/crumbs/detectors"
 	"github.com/threatcrumbs/crumbs/detectors/engine"
+	"github.com/threatcrumbs/crumbs/pkg/avro"
 	"github.com/threatcrumbs/crumbs/pkg/kafka"
 	"github.com/threatcrumbs/crumbs/schemas"
 )
@@ -63,7 +64,7 @@ func (p *pipeline) failedLogin(t *testing.T, id string, at time.Time, result str
 	if err != nil {
 		t.Fatal(err)
 	}
-	serde, err := schemas.NewSerde()
+	serde, err := avro.NewBuiltinSerde()
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -86,7 +87,7 @@ func (p *pipeline) connection(t *testing.T, id string, at time.Time) {
 		t.Error(err)
 		return
 	}
-	serde, err := schemas.NewSerde()
+	serde, err := avro.NewBuiltinSerde()
 	if err != nil {
 		t.Error(err)
 		return
@@ -128,7 +129,7 @@ func (p *pipeline) waitCommitted(t *testing.T, n int64) {
 // alerts reads every committed alert.
 func (p *pipeline) alerts(t *testing.T) []*schemas.Alert {
 	t.Helper()
-	serde, err := schemas.NewSerde()
+	serde, err := avro.NewBuiltinSerde()
 	if err != nil {
 		t.Fatal(err)
 	}

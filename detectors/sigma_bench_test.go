@@ -13,6 +13,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/threatcrumbs/crumbs/detectors/engine"
+	"github.com/threatcrumbs/crumbs/pkg/avro"
 	"github.com/threatcrumbs/crumbs/pkg/kafka"
 	"github.com/threatcrumbs/crumbs/schemas"
 )
@@ -34,7 +35,7 @@ func sigmaCorpus(tb testing.TB) string {
 // ordinary command lines, file writes and outbound connections; few match any rule.
 func benchRecords(b *testing.B) []*kgo.Record {
 	b.Helper()
-	serde, err := schemas.NewSerde()
+	serde, err := avro.NewBuiltinSerde()
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -109,7 +110,7 @@ func nativeRules(b *testing.B, n int) []*engine.Rule {
 // rule, half no rule's, whatever n.
 func nativeRecords(b *testing.B, n int) []*kgo.Record {
 	b.Helper()
-	serde, err := schemas.NewSerde()
+	serde, err := avro.NewBuiltinSerde()
 	if err != nil {
 		b.Fatal(err)
 	}

@@ -16,7 +16,7 @@ import (
 	"github.com/google/go-cmp/cmp"
 	"github.com/google/go-cmp/cmp/cmpopts"
 
-	"github.com/threatcrumbs/crumbs/schemas"
+	"github.com/threatcrumbs/crumbs/pkg/avro"
 )
 
 const goodSHA = "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08"
@@ -94,7 +94,7 @@ func TestParseContextRefusals(t *testing.T) {
 // TestParseContextDesignExamples parses the records of DESIGN.md as a change system publishes
 // them and checks their Avro round trip.
 func TestParseContextDesignExamples(t *testing.T) {
-	serde, err := schemas.NewSerde()
+	serde, err := avro.NewBuiltinSerde()
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -147,7 +147,7 @@ func TestParseContextDesignExamples(t *testing.T) {
 // FuzzParseContext checks that no input makes the parser panic and that what it accepts
 // encodes under the schema.
 func FuzzParseContext(f *testing.F) {
-	serde, err := schemas.NewSerde()
+	serde, err := avro.NewBuiltinSerde()
 	if err != nil {
 		f.Fatal(err)
 	}
@@ -194,7 +194,7 @@ func apiCall(t *testing.T, base, token, method, path, body string) (int, map[str
 // refusal with a JSON body naming record, field and problem, and delete.
 func TestContextAPI(t *testing.T) {
 	kcfg := startKafka(t)
-	serde, err := schemas.NewSerde()
+	serde, err := avro.NewBuiltinSerde()
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -280,7 +280,7 @@ func TestContextAPI(t *testing.T) {
 // from the records' sources.
 func TestContextDirSync(t *testing.T) {
 	kcfg := startKafka(t)
-	serde, err := schemas.NewSerde()
+	serde, err := avro.NewBuiltinSerde()
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -61,7 +61,7 @@ func New(cfg Config, kcfg kafka.Config, deps Deps) (*Enricher, error) {
 		deps.Counters = telemetry.NewStageCounters(nil, "enrich", cfg.Group)
 	}
 	if deps.Serde == nil {
-		s, err := schemas.NewSerde()
+		s, err := avro.NewBuiltinSerde()
 		if err != nil {
 			return nil, fmt.Errorf("enricher: load schemas: %w", err)
 		}

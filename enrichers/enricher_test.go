@@ -144,7 +144,7 @@ func publish(t testing.TB, kcfg kafka.Config, serde *avro.Serde, kind, doc strin
 // after the binary changed on disk, and the change window's id inside the window only.
 func TestEnricherThroughKafka(t *testing.T) {
 	kcfg := startKafka(t)
-	serde, err := schemas.NewSerde()
+	serde, err := avro.NewBuiltinSerde()
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -207,7 +207,7 @@ func TestEnricherThroughKafka(t *testing.T) {
 // for a read_committed reader.
 func TestEnricherKilledExactlyOnce(t *testing.T) {
 	kcfg := startKafka(t)
-	serde, err := schemas.NewSerde()
+	serde, err := avro.NewBuiltinSerde()
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -273,7 +273,7 @@ func TestEnricherKilledExactlyOnce(t *testing.T) {
 // before the record arrived.
 func TestLateContext(t *testing.T) {
 	kcfg := startKafka(t)
-	serde, err := schemas.NewSerde()
+	serde, err := avro.NewBuiltinSerde()
 	if err != nil {
 		t.Fatal(err)
 	}

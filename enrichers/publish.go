@@ -210,10 +210,9 @@ func parseOne(n *yaml.Node, o ParseOptions, now int64) (ContextRecord, []Problem
 		fps = r.Validate()
 		rec.Native = schemas.ToNative(r)
 	case *schemas.InventoryRecord:
-		r.Kind, r.UpdatedAt = kind, now
+		r.Kind, r.UpdatedAt, r.Source = kind, now, o.Origin
 		fps = schemas.ValidateInventory(r)
 		rec.Native = r.Native()
-		rec.Native["source"] = o.Origin
 	}
 	var ps []Problem
 	for _, fp := range fps {

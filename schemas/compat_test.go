@@ -147,7 +147,7 @@ func realPath(t *testing.T, p string) string {
 // Serde.DecodePrefix reads the envelope from any event.
 func TestEventsStartWithEnvelope(t *testing.T) {
 	envFields := schemaFields(t, "avro/envelope.avsc")
-	serde, err := schemas.NewSerde()
+	serde, err := avro.NewBuiltinSerde()
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -385,7 +385,7 @@ var update = flag.Bool("update", false, "write the missing earlier schema versio
 // adds the missing ones).
 func TestEveryCommittedVersionDecodes(t *testing.T) {
 	top := gitTop(t)
-	serde, err := schemas.NewSerde()
+	serde, err := avro.NewBuiltinSerde()
 	if err != nil {
 		t.Fatal(err)
 	}

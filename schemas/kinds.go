@@ -84,7 +84,7 @@ type NetworkEvent struct {
 	Action     string      `avro:"action"`
 	Process    Actor       `avro:"process"`
 	Network    Network     `avro:"network"`
-	Enrichment *Enrichment `avro:"enrichment,crumbs.Enrichment"`
+	Enrichment *Enrichment `avro:"enrichment"`
 }
 
 // TargetFile is the file a file event is about.
@@ -121,7 +121,7 @@ type FileEvent struct {
 	Action     string      `avro:"action"`
 	Process    Actor       `avro:"process"`
 	File       TargetFile  `avro:"file"`
-	Enrichment *Enrichment `avro:"enrichment,crumbs.Enrichment"`
+	Enrichment *Enrichment `avro:"enrichment"`
 }
 
 // Identity is the body of an identity event.
@@ -157,7 +157,7 @@ type IdentityEvent struct {
 	Action     string      `avro:"action"`
 	Process    Actor       `avro:"process"`
 	Identity   Identity    `avro:"identity"`
-	Enrichment *Enrichment `avro:"enrichment,crumbs.Enrichment"`
+	Enrichment *Enrichment `avro:"enrichment"`
 }
 
 // System is the body of a system event.
@@ -179,5 +179,19 @@ type System struct {
 type SystemEvent struct {
 	Envelope
 	System     System      `avro:"system"`
-	Enrichment *Enrichment `avro:"enrichment,crumbs.Enrichment"`
+	Enrichment *Enrichment `avro:"enrichment"`
+}
+
+// Health is the body of a health event: events a collector lost for one reason.
+type Health struct {
+	Collector    string `avro:"collector"`
+	Reason       string `avro:"reason"`
+	Dropped      int64  `avro:"dropped"`       // since the previous health event of this reason
+	DroppedTotal int64  `avro:"dropped_total"` // since the collector started
+}
+
+// HealthEvent reports events a collector lost (schema crumbs.HealthEvent, topic crumbs.health).
+type HealthEvent struct {
+	Envelope
+	Health Health `avro:"health"`
 }

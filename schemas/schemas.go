@@ -1,15 +1,14 @@
 // Package schemas holds the contracts between crumbs' stages: the Avro schemas of every
 // record on the topics (avro/*.avsc), the ClickHouse migrations (clickhouse/*.sql), and the Go
-// types that stages build and read, with their conversion to and from goavro's native form.
+// types that stages build and read, with the Avro codecs generated for them from the schemas
+// (codec.go). It imports nothing of the project: the framing and the schema registry side
+// live in pkg/avro, whose NewBuiltinSerde serves these schemas.
 package schemas
 
 import (
 	"embed"
-	"fmt"
 	"io/fs"
 	"sort"
-
-	"github.com/threatcrumbs/crumbs/pkg/avro"
 )
 
 // Avro holds the Avro schema files, and under avro/history every earlier committed version
@@ -36,29 +35,4 @@ func AvroFiles() []string {
 	names, _ := fs.Glob(Avro, "avro/*.avsc")
 	sort.Strings(names)
 	return names
-}
-
-// NewSerde returns a Serde that knows every schema in Avro.
-func NewSerde() (*avro.Serde, error) {
-	s := avro.NewSerde()
-	for _, name := range AvroFiles() {
-		b, err := Avro.ReadFile(name)
-		if err != nil {
-			return nil, err
-		}
-		if _, err := s.Register(string(b)); err != nil {
-			return nil, fmt.Errorf("schemas/%s: %w", name, err)
-		}
-	}
-	earlier, _ := fs.Glob(Avro, "avro/history/*.avsc")
-	for _, name := range earlier {
-		b, err := Avro.ReadFile(name)
-		if err != nil {
-			return nil, err
-		}
-		if _, err := s.RegisterEarlier(string(b)); err != nil {
-			return nil, fmt.Errorf("schemas/%s: %w", name, err)
-		}
-	}
-	return s, nil
 }

@@ -28,8 +28,10 @@ run ./collectors/file '.' 20000x
 run ./collectors/identity 'CredentialStorm' 20000x
 run ./collectors/system 'Sample' 50x
 run ./collectors 'AllCollectorsOverhead' 25x
-# Serde.
-run ./schemas 'ProcessEvent' 2s
+# Codecs: per schema, the generated encode, decode and column decode beside goavro's generic
+# path (native form + goavro); the Serde with framing on a process event.
+run ./schemas 'Codec' 100000x
+run ./pkg/avro 'SerdeProcessEvent' 100000x
 # Enricher against a pass-through stage; detector engine with 10/100/1000 rules and state
 # memory; Sigma conditions alone; the detect stage with 1,000 native rules against 10 and
 # with the whole Sigma corpus against no rules, in one run.

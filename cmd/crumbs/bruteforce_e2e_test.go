@@ -13,6 +13,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
 
+	"github.com/threatcrumbs/crumbs/pkg/avro"
 	"github.com/threatcrumbs/crumbs/pkg/kafka"
 	"github.com/threatcrumbs/crumbs/schemas"
 )
@@ -240,7 +241,7 @@ func (p *pipeline) waitDetectorCommitted(events []failure) {
 	p.t.Helper()
 	kcfg := p.kafkaConfig()
 	topic := kcfg.Topics().Enriched("identity")
-	serde, err := schemas.NewSerde()
+	serde, err := avro.NewBuiltinSerde()
 	if err != nil {
 		p.t.Fatal(err)
 	}
@@ -294,7 +295,7 @@ func (p *pipeline) waitDetectorCommitted(events []failure) {
 func (p *pipeline) publishedAlerts() []*schemas.Alert {
 	p.t.Helper()
 	kcfg := p.kafkaConfig()
-	serde, err := schemas.NewSerde()
+	serde, err := avro.NewBuiltinSerde()
 	if err != nil {
 		p.t.Fatal(err)
 	}

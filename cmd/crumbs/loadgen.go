@@ -45,7 +45,7 @@ func loadgenCmd() *cobra.Command {
 			}
 			start := time.Now()
 			n, runErr := synthetic.New(sc).Run(ctx, func(ev *schemas.ProcessEvent) error {
-				return pub.Publish(ctx, schemas.KindProcess, schemas.ProcessSchema, ev.Host.ID, ev.Native())
+				return pub.Publish(ctx, schemas.KindProcess, schemas.ProcessSchema, ev.Host.ID, ev)
 			})
 			fctx, fcancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
 			defer fcancel()

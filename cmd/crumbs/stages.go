@@ -48,7 +48,7 @@ type runtime struct {
 }
 
 func newRuntime(cfg *Config) (*runtime, error) {
-	serde, err := schemas.NewSerde()
+	serde, err := avro.NewBuiltinSerde()
 	if err != nil {
 		return nil, fmt.Errorf("load schemas: %w", err)
 	}
@@ -159,7 +159,7 @@ func (rt *runtime) collectors() ([]stage, error) {
 			return fail(fmt.Errorf("process collector: %w", err))
 		}
 		s, err := newCollectorStage(rt, schemas.KindProcess, col.Run,
-			func(e *schemas.ProcessEvent) any { return e.Native() }, func() uint64 { return col.Stats().KernelDrops })
+			func(e *schemas.ProcessEvent) any { return e }, func() uint64 { return col.Stats().KernelDrops })
 		if err != nil {
 			return fail(err)
 		}
@@ -171,7 +171,7 @@ func (rt *runtime) collectors() ([]stage, error) {
 			return fail(fmt.Errorf("file collector: %w", err))
 		}
 		s, err := newCollectorStage(rt, schemas.KindFile, col.Run,
-			func(e *schemas.FileEvent) any { return schemas.ToNative(e) }, func() uint64 { return col.Stats().KernelDrops })
+			func(e *schemas.FileEvent) any { return e }, func() uint64 { return col.Stats().KernelDrops })
 		if err != nil {
 			return fail(err)
 		}
@@ -183,7 +183,7 @@ func (rt *runtime) collectors() ([]stage, error) {
 			return fail(fmt.Errorf("identity collector: %w", err))
 		}
 		s, err := newCollectorStage(rt, schemas.KindIdentity, col.Run,
-			func(e *schemas.IdentityEvent) any { return schemas.ToNative(e) }, func() uint64 { return col.Stats().KernelDrops })
+			func(e *schemas.IdentityEvent) any { return e }, func() uint64 { return col.Stats().KernelDrops })
 		if err != nil {
 			return fail(err)
 		}
@@ -196,7 +196,7 @@ func (rt *runtime) collectors() ([]stage, error) {
 			return fail(fmt.Errorf("network collector: %w", err))
 		}
 		s, err := newCollectorStage(rt, schemas.KindNetwork, col.Run,
-			func(e *schemas.NetworkEvent) any { return schemas.ToNative(e) }, func() uint64 { return col.Stats().KernelDrops })
+			func(e *schemas.NetworkEvent) any { return e }, func() uint64 { return col.Stats().KernelDrops })
 		if err != nil {
 			return fail(err)
 		}
@@ -213,7 +213,7 @@ func (rt *runtime) collectors() ([]stage, error) {
 			return fail(fmt.Errorf("system collector: %w", err))
 		}
 		s, err := newCollectorStage(rt, schemas.KindSystem, col.Run,
-			func(e *schemas.SystemEvent) any { return schemas.ToNative(e) }, func() uint64 { return 0 })
+			func(e *schemas.SystemEvent) any { return e }, func() uint64 { return 0 })
 		if err != nil {
 			return fail(err)
 		}

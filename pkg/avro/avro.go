@@ -46,7 +46,8 @@ type Schema struct {
 	Fingerprint uint64 // CRC-64-AVRO of the canonical form
 	RegistryID  int32  // Confluent schema registry id; 0 when not registered
 
-	tree *cnode // the parsed schema, to check bodies before goavro decodes them
+	tree      *cnode        // the parsed schema, to check bodies before goavro decodes them
+	newRecord func() Record // the generated codec of exactly this version; nil: goavro
 }
 
 // Serde holds the schemas a process reads and writes. It is safe for concurrent use.
@@ -55,11 +56,13 @@ type Serde struct {
 	byName map[string]*Schema
 	byFP   map[uint64]*Schema
 	byID   map[int32]*Schema
+	codecs map[string]func() Record // generated codecs by schema name (see UseCodec)
 }
 
 // NewSerde returns an empty Serde.
 func NewSerde() *Serde {
-	return &Serde{byName: map[string]*Schema{}, byFP: map[uint64]*Schema{}, byID: map[int32]*Schema{}}
+	return &Serde{byName: map[string]*Schema{}, byFP: map[uint64]*Schema{}, byID: map[int32]*Schema{},
+		codecs: map[string]func() Record{}}
 }
 
 // Register parses an Avro schema (JSON) and makes it available under its full name.
@@ -133,23 +136,24 @@ func (s *Serde) Lookup(name string) (*Schema, bool) {
 	return sc, ok
 }
 
-// Encode appends the framed Avro encoding of native (goavro's native form: maps, slices and
-// Go scalars) under the named schema to buf.
-func (s *Serde) Encode(buf []byte, name string, native any) ([]byte, error) {
+// Encode appends the framed Avro encoding of v under the named schema to buf. v is a Record
+// of that schema, encoded by its generated codec when it was generated from the schema
+// version registered under the name, or goavro's native form (maps, slices and Go scalars).
+func (s *Serde) Encode(buf []byte, name string, v any) ([]byte, error) {
 	sc, ok := s.Lookup(name)
 	if !ok {
 		return nil, fmt.Errorf("encode %s: %w", name, ErrUnknownSchema)
 	}
-	if sc.RegistryID != 0 {
-		buf = append(buf, 0)
-		buf = binary.BigEndian.AppendUint32(buf, uint32(sc.RegistryID))
-	} else {
-		buf = append(buf, 0xC3, 0x01)
-		buf = binary.LittleEndian.AppendUint64(buf, sc.Fingerprint)
+	if r, ok := v.(Record); ok {
+		return s.encodeRecord(buf, sc, r)
 	}
-	out, err := sc.Codec.BinaryFromNative(buf, native)
+	return s.encodeNative(buf, sc, v)
+}
+
+func (s *Serde) encodeNative(buf []byte, sc *Schema, native any) ([]byte, error) {
+	out, err := sc.Codec.BinaryFromNative(appendFrame(buf, sc), native)
 	if err != nil {
-		return nil, fmt.Errorf("encode %s: %w", name, err)
+		return nil, fmt.Errorf("encode %s: %w", sc.Name, err)
 	}
 	return out, nil
 }
@@ -160,6 +164,13 @@ func (s *Serde) Decode(b []byte) (*Schema, any, error) {
 	sc, body, err := s.frame(b)
 	if err != nil {
 		return nil, nil, &DecodeError{Err: err}
+	}
+	if sc.newRecord != nil {
+		r := sc.newRecord()
+		if err := r.UnmarshalAvro(body); err != nil {
+			return sc, nil, &DecodeError{Schema: sc.Name, Err: err}
+		}
+		return sc, r.Native(), nil
 	}
 	native, rest, err := sc.nativeFromBinary(body)
 	if err != nil {

@@ -14,6 +14,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
 
+	"github.com/threatcrumbs/crumbs/pkg/avro"
 	"github.com/threatcrumbs/crumbs/pkg/telemetry"
 	"github.com/threatcrumbs/crumbs/pkg/testenv"
 	"github.com/threatcrumbs/crumbs/schemas"
@@ -208,7 +209,7 @@ func BenchmarkSinkFlapping(b *testing.B) {
 
 	// The feeder keeps about 100,000 records ahead of the sink, and deletes from the topic
 	// what the sink committed, so that the broker's memory stays bounded.
-	serde, err := schemas.NewSerde()
+	serde, err := avro.NewBuiltinSerde()
 	if err != nil {
 		b.Fatal(err)
 	}

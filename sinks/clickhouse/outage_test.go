@@ -14,6 +14,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
 
+	"github.com/threatcrumbs/crumbs/pkg/avro"
 	"github.com/threatcrumbs/crumbs/pkg/kafka"
 	"github.com/threatcrumbs/crumbs/pkg/telemetry"
 	"github.com/threatcrumbs/crumbs/pkg/testenv"
@@ -184,7 +185,7 @@ func TestSinkDeadLettersOnlyRefusedRowsAndReplaysThem(t *testing.T) {
 	if rows, ids := rowCounts(t, st, ProcessEventsTable, "event_id"); rows != 197 || ids != 197 {
 		t.Fatalf("process_events: %d rows, %d ids, want 197 of each", rows, ids)
 	}
-	serde, err := schemas.NewSerde()
+	serde, err := avro.NewBuiltinSerde()
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -15,7 +15,6 @@ import (
 	"github.com/threatcrumbs/crumbs/pkg/kafka"
 	"github.com/threatcrumbs/crumbs/pkg/retry"
 	"github.com/threatcrumbs/crumbs/pkg/telemetry"
-	"github.com/threatcrumbs/crumbs/schemas"
 )
 
 // StageName is the stage name in counters and dead-letter headers.
@@ -66,7 +65,7 @@ func New(cfg Config, kcfg kafka.Config, deps Deps) (*Sink, error) {
 	if err := kcfg.Validate(); err != nil {
 		return nil, fmt.Errorf("clickhouse sink kafka config: %w", err)
 	}
-	serde, err := schemas.NewSerde()
+	serde, err := avro.NewBuiltinSerde()
 	if err != nil {
 		return nil, fmt.Errorf("clickhouse sink: load schemas: %w", err)
 	}
@@ -478,7 +477,7 @@ func (b *batcher) take(r *kgo.Record) error {
 		}
 		return w.take(r, nil)
 	}
-	sc, native, err := b.sink.serde.Decode(r.Value)
+	sc, rec, err := b.sink.serde.DecodeRecord(r.Value)
 	if err != nil {
 		return err
 	}
@@ -489,7 +488,7 @@ func (b *batcher) take(r *kgo.Record) error {
 	if w.topic() != topic {
 		return fmt.Errorf("%w: %s on %s (its table %s reads %s)", ErrUnexpectedSchema, sc.Name, topic, w.table(), w.topic())
 	}
-	return w.take(r, native)
+	return w.take(r, rec)
 }
 
 // checkRow refuses what would break idempotency or the DateTime column.

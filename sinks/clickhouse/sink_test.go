@@ -11,6 +11,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
 
+	"github.com/threatcrumbs/crumbs/pkg/avro"
 	"github.com/threatcrumbs/crumbs/pkg/kafka"
 	"github.com/threatcrumbs/crumbs/pkg/telemetry"
 	"github.com/threatcrumbs/crumbs/schemas"
@@ -132,7 +133,7 @@ func offsetsCaughtUp(t testing.TB, cl *kgo.Client, group string, topics ...strin
 // produceAll writes events, alerts and raw extra values, synchronously.
 func produceAll(t testing.TB, cl *kgo.Client, kcfg kafka.Config, evs []*schemas.ProcessEvent, as []*schemas.Alert, garbage ...[]byte) {
 	t.Helper()
-	serde, err := schemas.NewSerde()
+	serde, err := avro.NewBuiltinSerde()
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -198,7 +199,7 @@ func TestSinkEndToEnd(t *testing.T) {
 	for i := range 5 {
 		as = append(as, sampleAlert(i, now))
 	}
-	serde, err := schemas.NewSerde()
+	serde, err := avro.NewBuiltinSerde()
 	if err != nil {
 		t.Fatal(err)
 	}

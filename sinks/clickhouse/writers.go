@@ -20,9 +20,9 @@ type tableWriter interface {
 	table() string
 	// topic is the only topic whose records this writer takes.
 	topic() string
-	// take decodes one record (nil native: a tombstone) and buffers its row, or says why
-	// it cannot be written.
-	take(r *kgo.Record, native any) error
+	// take buffers the row of one decoded record (the generated schemas value the Serde's
+	// DecodeRecord gives; nil: a tombstone), or says why it cannot be written.
+	take(r *kgo.Record, rec any) error
 	// pending is how many rows are buffered.
 	pending() int
 	// write inserts the buffered rows, without those ClickHouse already holds (see
@@ -41,7 +41,7 @@ type rowWriter[T any] struct {
 	// idCol is the id column replays are looked up by; empty for versioned tables
 	// (ReplacingMergeTree(updated_at), read with FINAL), where a replay is harmless.
 	idCol  string
-	decode func(r *kgo.Record, native any) (T, error)
+	decode func(r *kgo.Record, rec any) (T, error)
 	// key returns a row's id and time (ns); a zero time means: no latency to observe.
 	key    func(T) (string, int64)
 	insert func(*Store, context.Context, []T) error
@@ -57,8 +57,8 @@ func (w *rowWriter[T]) table() string { return w.tbl }
 func (w *rowWriter[T]) topic() string { return w.src }
 func (w *rowWriter[T]) pending() int  { return len(w.rows) }
 
-func (w *rowWriter[T]) take(r *kgo.Record, native any) error {
-	row, err := w.decode(r, native)
+func (w *rowWriter[T]) take(r *kgo.Record, rec any) error {
+	row, err := w.decode(r, rec)
 	if err != nil {
 		return fmt.Errorf("%w: %s: %w", ErrInvalidRecord, w.tbl, err)
 	}
@@ -196,20 +196,28 @@ func (w *rowWriter[T]) drop(gone map[topicPartition]bool) {
 	w.rows = kept
 }
 
-// eventWriter returns the writer of events of a kind whose Go type E is filled from the
-// native form by schemas.FromNative.
+// eventWriter returns the writer of events of a kind whose generated Go type is E.
 func eventWriter[E any](topic, table string, envelope func(*E) *schemas.Envelope, insert func(*Store, context.Context, []*E) error) *rowWriter[*E] {
 	return &rowWriter[*E]{
 		tbl: table, src: topic, idCol: "event_id",
-		decode: func(_ *kgo.Record, native any) (*E, error) {
-			if native == nil {
-				return nil, fmt.Errorf("tombstone on an event topic")
-			}
-			ev := new(E)
-			return ev, schemas.FromNative(native, ev)
-		},
+		decode: decodedAs[E]("an event"),
 		key:    func(e *E) (string, int64) { env := envelope(e); return env.EventID, env.Time },
 		insert: insert,
+	}
+}
+
+// decodedAs returns the decoded record as a *T; a tombstone or a value of another type is an
+// error.
+func decodedAs[T any](what string) func(*kgo.Record, any) (*T, error) {
+	return func(_ *kgo.Record, rec any) (*T, error) {
+		if rec == nil {
+			return nil, fmt.Errorf("tombstone on %s topic", what)
+		}
+		v, ok := rec.(*T)
+		if !ok {
+			return nil, fmt.Errorf("decoded a %T, want a %T", rec, v)
+		}
+		return v, nil
 	}
 }
 
@@ -217,17 +225,8 @@ func eventWriter[E any](topic, table string, envelope func(*E) *schemas.Envelope
 // on a context topic go to the writer of that topic.
 func newWriters(t kafka.Topics) map[string]tableWriter {
 	w := map[string]tableWriter{
-		schemas.ProcessSchema: &rowWriter[*schemas.ProcessEvent]{
-			tbl: ProcessEventsTable, src: t.Enriched(schemas.KindProcess), idCol: "event_id",
-			decode: func(_ *kgo.Record, native any) (*schemas.ProcessEvent, error) {
-				if native == nil {
-					return nil, fmt.Errorf("tombstone on an event topic")
-				}
-				return schemas.ProcessEventFromNative(native)
-			},
-			key:    func(e *schemas.ProcessEvent) (string, int64) { return e.EventID, e.Time },
-			insert: (*Store).InsertProcessEvents,
-		},
+		schemas.ProcessSchema: eventWriter(t.Enriched(schemas.KindProcess), ProcessEventsTable,
+			func(e *schemas.ProcessEvent) *schemas.Envelope { return &e.Envelope }, (*Store).InsertProcessEvents),
 		schemas.NetworkSchema: eventWriter(t.Enriched(schemas.KindNetwork), NetworkEventsTable,
 			func(e *schemas.NetworkEvent) *schemas.Envelope { return &e.Envelope }, (*Store).InsertNetworkEvents),
 		schemas.FileSchema: eventWriter(t.Enriched(schemas.KindFile), FileEventsTable,
@@ -240,12 +239,7 @@ func newWriters(t kafka.Topics) map[string]tableWriter {
 			// A replay is an alert id and version already written: the final version of
 			// an early alert has the id of a row already there.
 			tbl: AlertsTable, src: t.Alerts(), idCol: "concat(alert_id, '/', toString(version))",
-			decode: func(_ *kgo.Record, native any) (*schemas.Alert, error) {
-				if native == nil {
-					return nil, fmt.Errorf("tombstone on the alerts topic")
-				}
-				return schemas.AlertFromNative(native)
-			},
+			decode: decodedAs[schemas.Alert]("the alerts"),
 			key: func(a *schemas.Alert) (string, int64) {
 				return a.AlertID + "/" + strconv.FormatInt(a.Version, 10), a.Time
 			},
@@ -255,12 +249,16 @@ func newWriters(t kafka.Topics) map[string]tableWriter {
 	for schema, kind := range contextKindOfSchema {
 		w[schema] = &rowWriter[*ContextRow]{
 			tbl: contextTables[kind].table, src: t.Context(kind),
-			decode: func(r *kgo.Record, native any) (*ContextRow, error) {
-				if native == nil { // a tombstone deletes the record its key names
+			decode: func(r *kgo.Record, rec any) (*ContextRow, error) {
+				if rec == nil { // a tombstone deletes the record its key names
 					return &ContextRow{Kind: kind, ID: string(r.Key), Deleted: true,
 						UpdatedAt: uint64(max(r.Timestamp.UnixNano(), 0))}, nil
 				}
-				return ContextRowFromNative(kind, native, r.Timestamp)
+				nr, ok := rec.(schemas.Record)
+				if !ok {
+					return nil, fmt.Errorf("decoded a %T, not a context record", rec)
+				}
+				return ContextRowFromNative(kind, nr.Native(), r.Timestamp) // few records: the native form serves
 			},
 			key:    func(c *ContextRow) (string, int64) { return c.ID, 0 },
 			insert: (*Store).InsertContext,

@@ -10,6 +10,7 @@ import (
 
 	"github.com/twmb/franz-go/pkg/kgo"
 
+	"github.com/threatcrumbs/crumbs/pkg/avro"
 	"github.com/threatcrumbs/crumbs/schemas"
 	"github.com/threatcrumbs/crumbs/sinks/outputs"
 )
@@ -46,7 +47,7 @@ func BenchmarkDeliveryLatency(b *testing.B) {
 		br.produce(b, alert(100000, "high"))
 		waitFor(b, func() bool { return arrivedAll(1) })
 
-		serde, _ := schemas.NewSerde()
+		serde, _ := avro.NewBuiltinSerde()
 		var mu sync.Mutex
 		sent := map[string]time.Time{}
 		b.ResetTimer()

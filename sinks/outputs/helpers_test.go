@@ -22,6 +22,7 @@ import (
 
 	"github.com/twmb/franz-go/pkg/kgo"
 
+	"github.com/threatcrumbs/crumbs/pkg/avro"
 	"github.com/threatcrumbs/crumbs/pkg/kafka"
 	"github.com/threatcrumbs/crumbs/schemas"
 	"github.com/threatcrumbs/crumbs/sinks/outputs"
@@ -67,7 +68,7 @@ func alert(i int, severity string) *schemas.Alert {
 // produce writes alerts to crumbs.alerts, keyed like the detector keys them.
 func (b *broker) produce(t testing.TB, alerts ...*schemas.Alert) {
 	t.Helper()
-	serde, err := schemas.NewSerde()
+	serde, err := avro.NewBuiltinSerde()
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -18,6 +18,7 @@ import (
 	"github.com/google/go-cmp/cmp"
 	"github.com/twmb/franz-go/pkg/kgo"
 
+	"github.com/threatcrumbs/crumbs/pkg/avro"
 	"github.com/threatcrumbs/crumbs/pkg/kafka"
 	"github.com/threatcrumbs/crumbs/schemas"
 	"github.com/threatcrumbs/crumbs/sinks/outputs"
@@ -150,7 +151,7 @@ func TestPagerDutyTriggersAndResolves(t *testing.T) {
 		t.Errorf("trigger payload (-want +got):\n%s", diff)
 	}
 
-	serde, _ := schemas.NewSerde()
+	serde, _ := avro.NewBuiltinSerde()
 	triage := func(id, state string, version int64) {
 		ts := &schemas.TriageState{AlertID: id, Version: version, State: state, UpdatedAt: time.Now().UnixNano(), UpdatedBy: "alice"}
 		v, err := serde.Encode(nil, schemas.TriageSchema, ts.Native())

@@ -49,7 +49,7 @@ type Deps struct {
 	Log      *slog.Logger             // default: discard
 	Metrics  prometheus.Registerer    // default: metrics are not registered
 	Counters *telemetry.StageCounters // default: new counters registered on Metrics
-	Serde    *avro.Serde              // default: schemas.NewSerde()
+	Serde    *avro.Serde              // default: avro.NewBuiltinSerde()
 	// InstanceID makes the consumer a static group member (kgo.InstanceID): an instance
 	// restarted with the same id, after a crash too, gets its partitions back at once.
 	// Default empty: a dynamic member.
@@ -166,7 +166,7 @@ func New(cfg Config, kcfg kafka.Config, deps Deps) (*Stage, error) {
 	}
 	if s.serde == nil {
 		var err error
-		if s.serde, err = schemas.NewSerde(); err != nil {
+		if s.serde, err = avro.NewBuiltinSerde(); err != nil {
 			return nil, fmt.Errorf("alerts stage: load schemas: %w", err)
 		}
 	}

@@ -21,6 +21,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/twmb/franz-go/pkg/kgo"
 
+	"github.com/threatcrumbs/crumbs/pkg/avro"
 	"github.com/threatcrumbs/crumbs/pkg/kafka"
 	"github.com/threatcrumbs/crumbs/schemas"
 	"github.com/threatcrumbs/crumbs/sinks/outputs"
@@ -320,7 +321,7 @@ func TestDeadLetterSentBackReachesOnlyItsOutput(t *testing.T) {
 	startStage(t, b, outputs.Config{Outputs: []outputs.OutputConfig{
 		{Name: "one", Type: "webhook", URL: s1.URL, Retry: fastRetry}, {Name: "two", Type: "webhook", URL: s2.URL, Retry: fastRetry},
 	}})
-	serde, _ := schemas.NewSerde()
+	serde, _ := avro.NewBuiltinSerde()
 	v, _ := serde.Encode(nil, schemas.AlertSchema, alert(1, "high").Native())
 	b.produceRaw(t, &kgo.Record{Topic: b.kcfg.Topics().Alerts(), Key: []byte("k"), Value: v,
 		Headers: []kgo.RecordHeader{{Key: outputs.HeaderOutput, Value: []byte("two")}}})

@@ -10,6 +10,7 @@ import (
 	ch "github.com/ClickHouse/clickhouse-go/v2"
 	"github.com/twmb/franz-go/pkg/kgo"
 
+	"github.com/threatcrumbs/crumbs/pkg/avro"
 	"github.com/threatcrumbs/crumbs/pkg/kafka"
 	"github.com/threatcrumbs/crumbs/pkg/telemetry"
 	"github.com/threatcrumbs/crumbs/pkg/testenv"
@@ -49,7 +50,7 @@ func Config(t testing.TB) clickhouse.Config {
 // the context publisher would: Avro, keyed as DESIGN.md says.
 func Produce(t testing.TB, cl *kgo.Client, topics kafka.Topics, s *Scenario) {
 	t.Helper()
-	serde, err := schemas.NewSerde()
+	serde, err := avro.NewBuiltinSerde()
 	if err != nil {
 		t.Fatal(err)
 	}
