@@ -5,6 +5,7 @@ import (
 	"crypto/sha256"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"log/slog"
 	"os"
@@ -12,7 +13,11 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
+	"syscall"
 	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/threatcrumbs/crumbs/pkg/avro"
 	"github.com/threatcrumbs/crumbs/pkg/kafka"
@@ -28,6 +33,11 @@ import (
 // refused as a whole with a log line naming the file, line, field and problem, and the records
 // it published before stay as they are. Records carry their file as source, so a restart
 // reconciles: what the directory published and no longer holds is deleted.
+//
+// The directory is read as untrusted input: only regular files of at most 1 MiB are read; a
+// symlink may lead to another file inside the directory, never out of it; a FIFO, device or
+// socket is refused without blocking. A refused file is logged once, counted, and what it
+// published before stays.
 type ContextDir struct {
 	dir      string
 	interval time.Duration
@@ -36,6 +46,9 @@ type ContextDir struct {
 	log      *slog.Logger
 	tables   *ContextTables
 	files    map[string]*dirFile // by source (file:<absolute path>)
+	refused  map[string]string   // files refused at the last sync, with why (each logged once)
+	refusals atomic.Uint64       // files refused, counted when first refused or refused for another reason
+	nRefused atomic.Int64        // files refused at the last sync
 }
 
 // dirFile is what the last sync saw of one file.
@@ -50,7 +63,8 @@ type dirFile struct {
 type SyncResult struct {
 	Published int      // records published from added or changed files
 	Deleted   int      // records deleted because their file or their entry went away
-	Invalid   []string // files refused, each problem logged
+	Invalid   []string // files refused for their content, each problem logged
+	Refused   []string // files not read: a symlink leaving the directory, not a regular file, too large
 }
 
 // NewContextDir returns the directory sync stage; nothing is read until Run or Sync.
@@ -72,8 +86,30 @@ func NewContextDir(cfg Config, kcfg kafka.Config, serde *avro.Serde, log *slog.L
 		log = slog.Default()
 	}
 	return &ContextDir{dir: abs, interval: cfg.ContextDirInterval, kcfg: kcfg, serde: serde, log: log,
-		tables: NewContextTables(cfg.MaxContextRecords, cfg.DeployHistory), files: map[string]*dirFile{}}, nil
+		tables: NewContextTables(cfg.MaxContextRecords, cfg.DeployHistory), files: map[string]*dirFile{}, refused: map[string]string{}}, nil
 }
+
+// RegisterMetrics registers the directory's metrics on reg:
+// crumbs_context_dir_files_refused (files refused at the last sync) and
+// crumbs_context_dir_refusals_total.
+func (d *ContextDir) RegisterMetrics(reg prometheus.Registerer) error {
+	for _, c := range []prometheus.Collector{
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "crumbs_context_dir_files_refused",
+			Help: "Context directory files refused at the last sync (symlink leaving the directory, not a regular file, larger than 1 MiB)."},
+			func() float64 { return float64(d.nRefused.Load()) }),
+		prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "crumbs_context_dir_refusals_total",
+			Help: "Context directory files refused unread, counted once per file and reason."},
+			func() float64 { return float64(d.refusals.Load()) }),
+	} {
+		if err := reg.Register(c); err != nil {
+			return fmt.Errorf("register context directory metrics: %w", err)
+		}
+	}
+	return nil
+}
+
+// Refusals returns how many times a file was refused unread (once per file and reason).
+func (d *ContextDir) Refusals() uint64 { return d.refusals.Load() }
 
 // Run materialises the context topics, then syncs the directory every interval until ctx is
 // done. A failed sync (Kafka unreachable) is logged and retried at the next interval.
@@ -94,7 +130,11 @@ func (d *ContextDir) Run(ctx context.Context) error {
 	t := time.NewTicker(d.interval)
 	defer t.Stop()
 	for {
-		res, err := d.Sync(ctx)
+		// Each sync has a deadline, so a broker away or a slow file system delays the next
+		// sync, never shutdown.
+		sctx, scancel := context.WithTimeout(ctx, max(d.interval, 30*time.Second))
+		res, err := d.Sync(sctx)
+		scancel()
 		switch {
 		case err != nil && ctx.Err() == nil:
 			d.log.Warn("context directory not synced; retrying", "dir", d.dir, "err", err)
@@ -109,11 +149,13 @@ func (d *ContextDir) Run(ctx context.Context) error {
 	}
 }
 
-// Sync reads the directory once and publishes and deletes what changed. The tables must be
-// materialised (Run does that; tests call Sync after Run has started or on fresh topics).
+// Sync reads the directory once and publishes and deletes what changed, and returns when ctx
+// is done if that comes first. The tables must be materialised (Run does that; tests call
+// Sync after Run has started or on fresh topics). Files refused unread (see read) are logged
+// once per file and reason, counted, and keep what they published before.
 func (d *ContextDir) Sync(ctx context.Context) (SyncResult, error) {
 	var res SyncResult
-	contents, err := d.read()
+	contents, refused, err := d.read(ctx)
 	if err != nil {
 		return res, err
 	}
@@ -142,6 +184,24 @@ func (d *ContextDir) Sync(ctx context.Context) (SyncResult, error) {
 	}
 	known := func(s string) bool { return dirServices[s] || d.tables.KnownService(s) }
 	var publish []ContextRecord
+	for src, why := range refused {
+		// Refused like an invalid file: what it published before stays.
+		if d.refused[src] != why {
+			d.log.Warn("context file refused", "file", strings.TrimPrefix(src, "file:"), "problem", why)
+			d.refusals.Add(1)
+		}
+		res.Refused = append(res.Refused, strings.TrimPrefix(src, "file:"))
+		f := &dirFile{}
+		if old := d.files[src]; old != nil {
+			f.keys, f.services = old.keys, old.services
+			for _, s := range old.services {
+				dirServices[s] = true
+			}
+		} else {
+			f.keys = d.publishedFrom(src)
+		}
+		next[src] = f
+	}
 	for src, data := range changed {
 		f := &dirFile{hash: sha256.Sum256(data)}
 		recs, err := ParseContext(data, d.parseOptions(src, known))
@@ -183,7 +243,10 @@ func (d *ContextDir) Sync(ctx context.Context) (SyncResult, error) {
 		d.tables.Delete(r.Kind, r.ID)
 	}
 	d.files = next
+	d.refused = refused
+	d.nRefused.Store(int64(len(refused)))
 	slices.Sort(res.Invalid)
+	slices.Sort(res.Refused)
 	return res, nil
 }
 
@@ -203,15 +266,30 @@ func (d *ContextDir) parseOptions(src string, known Services) ParseOptions {
 	return ParseOptions{Kind: kind, Source: path, Origin: src, Known: known}
 }
 
-// read returns the contents of every context file, by source.
-func (d *ContextDir) read() (map[string][]byte, error) {
-	out := map[string][]byte{}
-	err := filepath.WalkDir(d.dir, func(p string, e fs.DirEntry, err error) error {
+// MaxContextFileBytes bounds one context file: a larger one is refused unread (at most one
+// byte past the limit is read, whatever the file claims).
+const MaxContextFileBytes = 1 << 20
+
+// read returns the contents of every context file, by source, and the files refused, with
+// why. Files are opened inside the directory only (os.Root: a symlink may point to another
+// file in it, never out of it), without blocking (O_NONBLOCK, so a FIFO cannot stall the
+// sync), and must be regular files of at most MaxContextFileBytes. It stops when ctx is done.
+func (d *ContextDir) read(ctx context.Context) (map[string][]byte, map[string]string, error) {
+	root, err := os.OpenRoot(d.dir)
+	if err != nil {
+		return nil, nil, fmt.Errorf("read context directory %s: %w", d.dir, err)
+	}
+	defer root.Close()
+	out, refused := map[string][]byte{}, map[string]string{}
+	err = fs.WalkDir(root.FS(), ".", func(rel string, e fs.DirEntry, err error) error {
 		if err != nil {
 			return err
 		}
+		if err := ctx.Err(); err != nil {
+			return err
+		}
 		name := e.Name()
-		if strings.HasPrefix(name, ".") && p != d.dir {
+		if strings.HasPrefix(name, ".") && rel != "." {
 			if e.IsDir() {
 				return filepath.SkipDir
 			}
@@ -225,17 +303,71 @@ func (d *ContextDir) read() (map[string][]byte, error) {
 		default:
 			return nil
 		}
-		data, err := os.ReadFile(p)
-		if err != nil {
-			return err
+		src := "file:" + filepath.Join(d.dir, filepath.FromSlash(rel))
+		data, why := readContextFile(root, rel, e)
+		if why != "" {
+			refused[src] = why
+			return nil
 		}
-		out["file:"+p] = data
+		out[src] = data
 		return nil
 	})
 	if err != nil {
-		return nil, fmt.Errorf("read context directory %s: %w", d.dir, err)
+		return nil, nil, fmt.Errorf("read context directory %s: %w", d.dir, err)
 	}
-	return out, nil
+	return out, refused, nil
+}
+
+// readContextFile reads one file of the directory, or says why it is refused.
+func readContextFile(root *os.Root, rel string, e fs.DirEntry) ([]byte, string) {
+	f, err := root.OpenFile(rel, os.O_RDONLY|syscall.O_NONBLOCK|syscall.O_NOCTTY, 0)
+	if err != nil {
+		if e.Type()&fs.ModeSymlink != 0 {
+			target, _ := root.Readlink(rel)
+			if errors.Is(err, fs.ErrNotExist) {
+				return nil, fmt.Sprintf("symlink to %q leads nowhere", target)
+			}
+			return nil, fmt.Sprintf("symlink to %q leaves the directory or cannot be opened: %v", target, errors.Unwrap(err))
+		}
+		return nil, fmt.Sprintf("cannot open: %v", errors.Unwrap(err))
+	}
+	defer f.Close()
+	st, err := f.Stat()
+	if err != nil {
+		return nil, fmt.Sprintf("cannot stat: %v", err)
+	}
+	if !st.Mode().IsRegular() {
+		return nil, fmt.Sprintf("not a regular file (%s)", fileType(st.Mode()))
+	}
+	if st.Size() > MaxContextFileBytes {
+		return nil, fmt.Sprintf("%d bytes: larger than the limit of %d", st.Size(), MaxContextFileBytes)
+	}
+	data, err := io.ReadAll(io.LimitReader(f, MaxContextFileBytes+1))
+	if err != nil {
+		return nil, fmt.Sprintf("cannot read: %v", err)
+	}
+	if len(data) > MaxContextFileBytes {
+		return nil, fmt.Sprintf("larger than the limit of %d bytes", MaxContextFileBytes)
+	}
+	return data, ""
+}
+
+// fileType names the type of a file that is not regular.
+func fileType(m fs.FileMode) string {
+	switch {
+	case m&fs.ModeDir != 0:
+		return "a directory"
+	case m&fs.ModeNamedPipe != 0:
+		return "a FIFO"
+	case m&fs.ModeSocket != 0:
+		return "a socket"
+	case m&fs.ModeCharDevice != 0:
+		return "a character device"
+	case m&fs.ModeDevice != 0:
+		return "a block device"
+	default:
+		return m.Type().String()
+	}
 }
 
 // publishedFrom returns the records the tables hold from a source (after a restart, for a
