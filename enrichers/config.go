@@ -53,6 +53,40 @@ type APIConfig struct {
 	Tokens []string `mapstructure:"tokens"`
 	// MaxBodyBytes bounds a request body. Default 8388608 (8 MiB).
 	MaxBodyBytes int64 `mapstructure:"max_body_bytes"`
+	// TLS serves the API over TLS (keys under `enricher.api.tls.`). Required when Listen is
+	// not a loopback address: tokens that can suppress alerts never cross a network in clear.
+	TLS TLSConfig `mapstructure:"tls"`
+}
+
+// TLSConfig configures TLS for an HTTP endpoint (keys under `enricher.api.tls.`).
+type TLSConfig struct {
+	// CertFile is the PEM certificate chain the server presents; set with KeyFile, it turns
+	// TLS on (TLS 1.2 at least). The files are read again when the certificate file changes,
+	// so a renewed certificate needs no restart. Default empty (no TLS).
+	CertFile string `mapstructure:"cert_file"`
+	// KeyFile is the PEM private key of CertFile. Default empty.
+	KeyFile string `mapstructure:"key_file"`
+	// ClientCAFile is a PEM bundle of CAs; when set, every client must present a certificate
+	// they signed (mutual TLS), in addition to its bearer token. Default empty (no client
+	// certificate asked).
+	ClientCAFile string `mapstructure:"client_ca_file"`
+}
+
+// Enabled says whether TLS is configured.
+func (c TLSConfig) Enabled() bool { return c.CertFile != "" || c.KeyFile != "" }
+
+// loopbackListen says whether a listen address (host:port) can only be reached from this
+// host: localhost or a loopback IP. An empty host (every interface) or any other name is not.
+func loopbackListen(addr string) bool {
+	host, _, err := net.SplitHostPort(addr)
+	if err != nil {
+		return false
+	}
+	if host == "localhost" {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
 }
 
 // DefaultConfig returns the defaults documented on Config.
@@ -95,6 +129,16 @@ func (c Config) Validate() error {
 		if len(c.API.Tokens) == 0 {
 			errs = append(errs, errors.New("enricher.api.tokens: must name at least one token when enricher.api.listen is set"))
 		}
+		if !c.API.TLS.Enabled() && !loopbackListen(c.API.Listen) {
+			errs = append(errs, fmt.Errorf("enricher.api.listen: %q is not a loopback address: set enricher.api.tls.cert_file and enricher.api.tls.key_file (TLS is required off loopback, the tokens can suppress alerts), or listen on 127.0.0.1", c.API.Listen))
+		}
+	}
+	tls := c.API.TLS
+	if (tls.CertFile == "") != (tls.KeyFile == "") {
+		errs = append(errs, errors.New("enricher.api.tls.cert_file and enricher.api.tls.key_file: set both or neither"))
+	}
+	if tls.ClientCAFile != "" && !tls.Enabled() {
+		errs = append(errs, errors.New("enricher.api.tls.client_ca_file: needs enricher.api.tls.cert_file and enricher.api.tls.key_file"))
 	}
 	for i, tok := range c.API.Tokens {
 		if len(tok) < 16 {

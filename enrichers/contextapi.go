@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"crypto/subtle"
+	"crypto/tls"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -18,6 +19,7 @@ import (
 
 	"github.com/threatcrumbs/crumbs/pkg/avro"
 	"github.com/threatcrumbs/crumbs/pkg/kafka"
+	"github.com/threatcrumbs/crumbs/pkg/tlsfiles"
 )
 
 // ContextAPI serves the context HTTP API (enricher.api.*), for change, deployment and inventory
@@ -28,7 +30,10 @@ import (
 //	GET    /v1/context/{kind}       every record of the kind, as JSON
 //	GET    /v1/context/{kind}/{id}  one record, as JSON
 //
-// Every request needs "Authorization: Bearer <token>" with a configured token. Invalid input
+// Every request needs "Authorization: Bearer <token>" with a configured token. The API serves
+// TLS when enricher.api.tls.cert_file and key_file are set, asks for a client certificate
+// signed by enricher.api.tls.client_ca_file when that is set, and refuses to start on an
+// address other than loopback without TLS. Invalid input
 // gets HTTP 400 with {"error": ..., "problems": [{"record", "line", "kind", "id", "field",
 // "problem"}]}. Reads come from the API's own materialisation of the context topics, updated
 // with what it publishes so a client reads its own writes.
@@ -39,6 +44,7 @@ type ContextAPI struct {
 	log    *slog.Logger
 	tables *ContextTables
 	tokens [][32]byte
+	tls    *tls.Config // nil: plain HTTP (loopback only)
 	ready  chan struct{}
 	addr   chan net.Addr
 }
@@ -58,6 +64,13 @@ func NewContextAPI(cfg Config, kcfg kafka.Config, serde *avro.Serde, log *slog.L
 		tables: NewContextTables(cfg.MaxContextRecords, cfg.DeployHistory), ready: make(chan struct{}), addr: make(chan net.Addr, 1)}
 	for _, t := range cfg.API.Tokens {
 		a.tokens = append(a.tokens, sha256.Sum256([]byte(t)))
+	}
+	if t := cfg.API.TLS; t.Enabled() {
+		tc, err := tlsfiles.ServerConfig(tlsfiles.Files{Key: "enricher.api.tls", CertFile: t.CertFile, KeyFile: t.KeyFile, ClientCAFile: t.ClientCAFile}, log)
+		if err != nil {
+			return nil, err
+		}
+		a.tls = tc
 	}
 	return a, nil
 }
@@ -93,10 +106,15 @@ func (a *ContextAPI) Run(ctx context.Context) error {
 		return fmt.Errorf("enricher.api.listen: %s: %w", a.cfg.Listen, err)
 	}
 	a.addr <- ln.Addr()
-	srv := &http.Server{Handler: a.Handler(), ReadHeaderTimeout: 5 * time.Second, ReadTimeout: time.Minute, WriteTimeout: time.Minute}
+	srv := &http.Server{Handler: a.Handler(), ReadHeaderTimeout: 5 * time.Second, ReadTimeout: time.Minute, WriteTimeout: time.Minute,
+		ErrorLog: slog.NewLogLogger(a.log.Handler(), slog.LevelInfo)}
+	if a.tls != nil {
+		srv.TLSConfig = a.tls
+		ln = tls.NewListener(ln, a.tls)
+	}
 	done := make(chan error, 1)
 	go func() { done <- srv.Serve(ln) }()
-	a.log.Info("context API serving", "addr", ln.Addr().String())
+	a.log.Info("context API serving", "addr", ln.Addr().String(), "tls", a.tls != nil, "client_certificates", a.tls != nil && a.tls.ClientCAs != nil)
 	select {
 	case err := <-done:
 		return fmt.Errorf("context api: %w", err)

@@ -91,6 +91,9 @@ func (rt *runtime) enricher() (stage, error) {
 		if err != nil {
 			return nil, err
 		}
+		if err := dir.RegisterMetrics(rt.reg); err != nil {
+			return nil, err
+		}
 		group = append(group, dir)
 	}
 	return group, nil
