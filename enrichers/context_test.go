@@ -4,10 +4,12 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"net/http"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"sync"
 	"testing"
@@ -383,5 +385,53 @@ func TestContextDirSync(t *testing.T) {
 		if diff := cmp.Diff(s.want, sync(d)); diff != "" {
 			t.Errorf("%s (-want +got):\n%s", s.name, diff)
 		}
+	}
+}
+
+// TestParseContextBounded: the 2.9 MB body of aliases of issue 14 (626 MiB allocated, 43 MiB
+// of error text) is refused with one short problem, allocating little; a body with thousands
+// of bad records lists a hundred problems and sums up the rest.
+func TestParseContextBounded(t *testing.T) {
+	var b strings.Builder
+	b.WriteString("- &r0 {id: web-1, host: web-1, service: shop}\n")
+	for i := 1; i <= 8; i++ {
+		fmt.Fprintf(&b, "- &r%d [*r%d, *r%d, *r%d, *r%d, *r%d, *r%d, *r%d, *r%d, *r%d, *r%d]\n", i, i-1, i-1, i-1, i-1, i-1, i-1, i-1, i-1, i-1, i-1)
+	}
+	for b.Len() < 2_900_000 {
+		b.WriteString("- *r8\n")
+	}
+	body := []byte(b.String())
+	var before, after runtime.MemStats
+	runtime.ReadMemStats(&before)
+	_, err := ParseContext(body, ParseOptions{Kind: "inventory", Source: "request"})
+	runtime.ReadMemStats(&after)
+	var inv *InvalidContextError
+	if !errors.As(err, &inv) {
+		t.Fatalf("error %v, want *InvalidContextError", err)
+	}
+	want := []Problem{{Source: "request", Problem: "YAML input of more than 100000 nodes (aliases counted as what they expand to)"}}
+	if diff := cmp.Diff(want, inv.Problems); diff != "" {
+		t.Errorf("problems (-want +got):\n%s", diff)
+	}
+	if alloc := after.TotalAlloc - before.TotalAlloc; alloc > 8<<20 {
+		t.Errorf("%d KiB allocated to refuse %d bytes", alloc>>10, len(body))
+	}
+
+	var many strings.Builder
+	for i := 0; i < 3000; i++ {
+		fmt.Fprintf(&many, "- {id: h%d, host: h%d}\n", i, i)
+	}
+	_, err = ParseContext([]byte(many.String()), ParseOptions{Kind: "inventory", Source: "request"})
+	if !errors.As(err, &inv) {
+		t.Fatalf("error %v, want *InvalidContextError", err)
+	}
+	if len(inv.Problems) != MaxProblems+1 {
+		t.Fatalf("%d problems, want %d", len(inv.Problems), MaxProblems+1)
+	}
+	if diff := cmp.Diff(Problem{Source: "request", Problem: "and 2900 more problems"}, inv.Problems[MaxProblems]); diff != "" {
+		t.Errorf("last problem (-want +got):\n%s", diff)
+	}
+	if n := len(err.Error()); n > 16<<10 {
+		t.Errorf("error text of %d bytes", n)
 	}
 }

@@ -14,6 +14,7 @@ import (
 
 	"github.com/threatcrumbs/crumbs/pkg/avro"
 	"github.com/threatcrumbs/crumbs/pkg/kafka"
+	"github.com/threatcrumbs/crumbs/pkg/yamlsafe"
 	"github.com/threatcrumbs/crumbs/schemas"
 )
 
@@ -110,11 +111,14 @@ func ParseContext(data []byte, o ParseOptions) ([]ContextRecord, error) {
 	if o.Kind != "" && !slices.Contains(ContextKinds, o.Kind) {
 		return nil, invalid(Problem{Source: o.Source, Field: "kind", Problem: fmt.Sprintf("unknown kind %q (have: %s)", o.Kind, strings.Join(ContextKinds, ", "))})
 	}
-	var doc yaml.Node
-	if err := yaml.Unmarshal(data, &doc); err != nil {
-		return nil, invalid(Problem{Source: o.Source, Problem: fmt.Sprintf("not JSON or YAML: %v", err)})
+	doc, err := yamlsafe.ParseOne(data, yamlsafe.DefaultLimits())
+	if errors.Is(err, yamlsafe.ErrLimit) {
+		return nil, invalid(Problem{Source: o.Source, Problem: err.Error()})
 	}
-	if len(doc.Content) == 0 {
+	if err != nil {
+		return nil, invalid(Problem{Source: o.Source, Line: yamlsafe.Line(err), Problem: fmt.Sprintf("not JSON or YAML: %v", err)})
+	}
+	if doc == nil || len(doc.Content) == 0 {
 		return nil, invalid(Problem{Source: o.Source, Problem: "no records"})
 	}
 	nodes := []*yaml.Node{doc.Content[0]}
@@ -149,7 +153,17 @@ func ParseContext(data []byte, o ParseOptions) ([]ContextRecord, error) {
 	return out, nil
 }
 
-func invalid(ps ...Problem) error { return &InvalidContextError{Problems: ps} }
+// MaxProblems is how many problems a refusal lists; the rest are summed up in a last one
+// ("and N more problems"), so a large bad input gets a short answer.
+const MaxProblems = 100
+
+func invalid(ps ...Problem) error {
+	if len(ps) > MaxProblems {
+		more := len(ps) - MaxProblems
+		ps = append(ps[:MaxProblems:MaxProblems], Problem{Source: ps[0].Source, Problem: fmt.Sprintf("and %d more problems", more)})
+	}
+	return &InvalidContextError{Problems: ps}
+}
 
 // recordTypes maps each context kind to the Go type its records decode into.
 var recordTypes = map[string]reflect.Type{
@@ -161,6 +175,7 @@ var recordTypes = map[string]reflect.Type{
 
 // parseOne decodes and validates one record node. Problems carry kind, id, field and problem.
 func parseOne(n *yaml.Node, o ParseOptions, now int64) (ContextRecord, []Problem) {
+	n = resolve(n)
 	if n.Kind != yaml.MappingNode {
 		return ContextRecord{}, []Problem{{Kind: o.Kind, Problem: "not a record (want a mapping of field names to values)"}}
 	}
@@ -226,11 +241,19 @@ func parseOne(n *yaml.Node, o ParseOptions, now int64) (ContextRecord, []Problem
 // scalarField returns the value of a top-level scalar field of a mapping node.
 func scalarField(n *yaml.Node, name string) string {
 	for i := 0; i+1 < len(n.Content); i += 2 {
-		if n.Content[i].Value == name && n.Content[i+1].Kind == yaml.ScalarNode {
-			return n.Content[i+1].Value
+		if v := resolve(n.Content[i+1]); n.Content[i].Value == name && v.Kind == yaml.ScalarNode {
+			return v.Value
 		}
 	}
 	return ""
+}
+
+// resolve returns the node an alias stands for (yamlsafe has bounded what aliases expand to).
+func resolve(n *yaml.Node) *yaml.Node {
+	for n.Kind == yaml.AliasNode && n.Alias != nil {
+		n = n.Alias
+	}
+	return n
 }
 
 // checkShape reports unknown fields and malformed times by field name, which the YAML
@@ -245,7 +268,7 @@ func checkShape(n *yaml.Node, typ reflect.Type, base Problem) []Problem {
 	}
 	var ps []Problem
 	for i := 0; i+1 < len(n.Content); i += 2 {
-		k, v := n.Content[i].Value, n.Content[i+1]
+		k, v := n.Content[i].Value, resolve(n.Content[i+1])
 		ft, ok := fields[k]
 		p := base
 		p.Field = k

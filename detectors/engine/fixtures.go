@@ -9,7 +9,7 @@ import (
 	"strings"
 	"time"
 
-	"go.yaml.in/yaml/v3"
+	"github.com/threatcrumbs/crumbs/pkg/yamlsafe"
 )
 
 // Rule fixtures sit next to a rule as <rule>.fixtures.yaml (or .yml, or .json): cases of
@@ -97,14 +97,15 @@ func TestRules(fsys fs.FS, dir string, opt Options, formats ...Format) ([]Fixtur
 func readFixtures(fsys fs.FS, ruleFile string) (string, *FixtureFile, error) {
 	base := strings.TrimSuffix(ruleFile, path.Ext(ruleFile))
 	for _, ext := range []string{".fixtures.yaml", ".fixtures.yml", ".fixtures.json"} {
-		data, err := fs.ReadFile(fsys, base+ext)
+		data, why, err := readRuleFile(fsys, base+ext)
 		if err != nil {
 			continue
 		}
+		if why != "" {
+			return base + ext, nil, fmt.Errorf("%s: %s", base+ext, why)
+		}
 		var ff FixtureFile
-		dec := yaml.NewDecoder(strings.NewReader(string(data)))
-		dec.KnownFields(true)
-		if err := dec.Decode(&ff); err != nil {
+		if err := yamlsafe.Unmarshal(data, &ff, yamlsafe.DefaultLimits(), true); err != nil {
 			return base + ext, nil, fmt.Errorf("%s:%d: %v", base+ext, yamlErrLine(err), err)
 		}
 		return base + ext, &ff, nil

@@ -10,6 +10,7 @@ package engine
 import (
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"path"
 	"slices"
@@ -19,6 +20,8 @@ import (
 	"time"
 
 	"go.yaml.in/yaml/v3"
+
+	"github.com/threatcrumbs/crumbs/pkg/yamlsafe"
 )
 
 // Rule file formats.
@@ -260,11 +263,28 @@ func (p Problem) Error() string {
 type Problems []Problem
 
 func (ps Problems) Error() string {
-	lines := make([]string, len(ps))
-	for i, p := range ps {
+	shown := ps[:min(len(ps), MaxProblems)]
+	lines := make([]string, len(shown), len(shown)+1)
+	for i, p := range shown {
 		lines[i] = p.Error()
 	}
+	if more := len(ps) - len(shown); more > 0 {
+		lines = append(lines, fmt.Sprintf("and %d more problems", more))
+	}
 	return strings.Join(lines, "\n")
+}
+
+// MaxProblems is how many problems one rule file reports, and how many an error lists; the
+// rest are summed up ("and N more problems"), so a large bad file gets a short answer.
+const MaxProblems = 100
+
+// capped keeps the first MaxProblems problems of one file and sums up the rest in a last one.
+func capped(file string, ps Problems) Problems {
+	if len(ps) <= MaxProblems {
+		return ps
+	}
+	more := len(ps) - MaxProblems
+	return append(ps[:MaxProblems:MaxProblems], Problem{File: file, Line: ps[MaxProblems].Line, Msg: fmt.Sprintf("and %d more problems", more)})
 }
 
 // allowedKeys lists the keys each YAML mapping of a rule may hold ("*" is a list element).
@@ -279,11 +299,14 @@ var allowedKeys = map[string][]string{
 
 // ParseRule reads and compiles one rule file. Every problem is returned, each with its line.
 func ParseRule(file string, data []byte) (*Rule, Problems) {
-	var doc yaml.Node
-	if err := yaml.Unmarshal(data, &doc); err != nil {
+	doc, err := yamlsafe.ParseOne(data, yamlsafe.DefaultLimits())
+	if errors.Is(err, yamlsafe.ErrLimit) {
+		return nil, Problems{{File: file, Line: 1, Msg: err.Error()}}
+	}
+	if err != nil {
 		return nil, Problems{{File: file, Line: yamlErrLine(err), Msg: "invalid YAML: " + err.Error()}}
 	}
-	if len(doc.Content) == 0 || doc.Content[0].Kind != yaml.MappingNode {
+	if doc == nil || len(doc.Content) == 0 || doc.Content[0].Kind != yaml.MappingNode {
 		return nil, Problems{{File: file, Line: 1, Msg: "a rule file holds one YAML mapping"}}
 	}
 	root := doc.Content[0]
@@ -298,11 +321,11 @@ func ParseRule(file string, data []byte) (*Rule, Problems) {
 		} else {
 			ps = append(ps, Problem{file, yamlErrLine(err), err.Error()})
 		}
-		return nil, ps
+		return nil, capped(file, ps)
 	}
 	ps = append(ps, Prepare(r)...)
 	if len(ps) > 0 {
-		return nil, ps
+		return nil, capped(file, ps)
 	}
 	return r, nil
 }
@@ -692,13 +715,17 @@ func LoadDirs(dirs []RuleDir, formats ...Format) ([]*Rule, error) {
 			if e.IsDir() || !IsRuleFile(p) {
 				return nil
 			}
-			data, err := fs.ReadFile(d.FS, p)
-			if err != nil {
-				return err
-			}
 			name := p
 			if d.Prefix != "" {
 				name = path.Join(d.Prefix, p)
+			}
+			data, why, err := readRuleFile(d.FS, p)
+			if err != nil {
+				return err
+			}
+			if why != "" {
+				ps = append(ps, Problem{File: name, Line: 1, Msg: why})
+				return nil
 			}
 			for i, f := range formats {
 				if f.Claims(data) {
@@ -729,6 +756,35 @@ func LoadDirs(dirs []RuleDir, formats ...Format) ([]*Rule, error) {
 		return nil, ps
 	}
 	return rules, nil
+}
+
+// readRuleFile reads one rule file, or says why it is refused: it must be a regular file (a
+// FIFO or device would block or never end) of at most the YAML input limit.
+func readRuleFile(fsys fs.FS, p string) ([]byte, string, error) {
+	st, err := fs.Stat(fsys, p)
+	if err != nil {
+		return nil, "", err
+	}
+	maxBytes := yamlsafe.DefaultLimits().MaxBytes
+	switch {
+	case !st.Mode().IsRegular():
+		return nil, fmt.Sprintf("not a regular file (mode %s)", st.Mode().Type()), nil
+	case st.Size() > int64(maxBytes):
+		return nil, fmt.Sprintf("%d bytes: larger than the limit of %d", st.Size(), maxBytes), nil
+	}
+	f, err := fsys.Open(p)
+	if err != nil {
+		return nil, "", err
+	}
+	defer f.Close()
+	data, err := io.ReadAll(io.LimitReader(f, int64(maxBytes)+1))
+	if err != nil {
+		return nil, "", err
+	}
+	if len(data) > maxBytes {
+		return nil, fmt.Sprintf("larger than the limit of %d bytes", maxBytes), nil
+	}
+	return data, "", nil
 }
 
 // perSource tells the engine rules of one Sigma rule that reads several event kinds apart

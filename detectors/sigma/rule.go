@@ -1,14 +1,14 @@
 package sigma
 
 import (
-	"bytes"
 	"errors"
 	"fmt"
-	"io"
 	"sort"
 	"strings"
 
 	"go.yaml.in/yaml/v3"
+
+	"github.com/threatcrumbs/crumbs/pkg/yamlsafe"
 )
 
 // Rule is one Sigma rule as read from its file: a detection rule or a correlation rule.
@@ -56,20 +56,34 @@ func (e *RuleError) Error() string { return e.File + ": " + e.Reason }
 // IsSigma tells whether data reads as a Sigma rule file: a YAML mapping (in any of its
 // documents) with both logsource and detection, or with correlation.
 func IsSigma(data []byte) bool {
-	dec := yaml.NewDecoder(bytes.NewReader(data))
-	for i := 0; i < 1000; i++ {
-		var doc map[string]any
-		if err := dec.Decode(&doc); err != nil {
+	docs, err := yamlsafe.Parse(data, limits())
+	if err != nil {
+		return false
+	}
+	for _, d := range docs {
+		if len(d.Content) == 0 || d.Content[0].Tag == "!!null" {
+			continue
+		}
+		m := d.Content[0]
+		if m.Kind != yaml.MappingNode {
 			return false
 		}
-		_, ls := doc["logsource"]
-		_, det := doc["detection"]
-		_, cor := doc["correlation"]
-		if (ls && det) || cor {
+		has := map[string]bool{}
+		for i := 0; i+1 < len(m.Content); i += 2 {
+			has[m.Content[i].Value] = true
+		}
+		if (has["logsource"] && has["detection"]) || has["correlation"] {
 			return true
 		}
 	}
 	return false
+}
+
+// limits bound a Sigma file: the YAML limits of every crumbs input, at most maxDocs documents.
+func limits() yamlsafe.Limits {
+	l := yamlsafe.DefaultLimits()
+	l.MaxDocuments = maxDocs
+	return l
 }
 
 // ParseFile reads every rule of a Sigma file. A collection is expanded as the specification
@@ -123,15 +137,14 @@ func ParseFile(path string, data []byte) ([]*Rule, error) {
 const maxDocs = 1000
 
 func decodeDocs(data []byte) ([]map[string]any, error) {
-	dec := yaml.NewDecoder(bytes.NewReader(data))
+	nodes, err := yamlsafe.Parse(data, limits())
+	if err != nil {
+		return nil, err
+	}
 	var docs []map[string]any
-	for len(docs) < maxDocs {
+	for _, n := range nodes {
 		var v any
-		err := dec.Decode(&v)
-		if errors.Is(err, io.EOF) {
-			return docs, nil
-		}
-		if err != nil {
+		if err := n.Decode(&v); err != nil {
 			return nil, err
 		}
 		if v == nil {
@@ -143,7 +156,7 @@ func decodeDocs(data []byte) ([]map[string]any, error) {
 		}
 		docs = append(docs, m)
 	}
-	return nil, fmt.Errorf("more than %d documents", maxDocs)
+	return docs, nil
 }
 
 // normalizeYAML turns map[any]any into map[string]any all the way down.

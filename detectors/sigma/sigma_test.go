@@ -1,6 +1,7 @@
 package sigma
 
 import (
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -458,5 +459,21 @@ func TestLintCorrelation(t *testing.T) {
 	}
 	if diff := cmp.Diff(want, got); diff != "" {
 		t.Errorf("lint (-want +got):\n%s", diff)
+	}
+}
+
+// TestSigmaAliasBombRefused: a Sigma file whose aliases would expand to millions of nodes is
+// refused with one short reason, without being expanded.
+func TestSigmaAliasBombRefused(t *testing.T) {
+	var b strings.Builder
+	b.WriteString(procRule("  s:\n    Image: x\n  condition: s\n"))
+	b.WriteString("tags: &t0 [x]\n")
+	for i := 1; i <= 9; i++ {
+		fmt.Fprintf(&b, "x%d: &t%d [*t%d, *t%d, *t%d, *t%d, *t%d, *t%d, *t%d, *t%d, *t%d, *t%d]\n", i, i, i-1, i-1, i-1, i-1, i-1, i-1, i-1, i-1, i-1, i-1)
+	}
+	_, err := ParseFile("bomb.yml", []byte(b.String()))
+	want := "bomb.yml: invalid YAML: YAML input of more than 100000 nodes (aliases counted as what they expand to)"
+	if err == nil || err.Error() != want {
+		t.Errorf("error %v, want %s", err, want)
 	}
 }
