@@ -66,13 +66,20 @@ type Config struct {
 	// ReloadInterval is how often RulesDir is checked for changes (SIGHUP reloads at once).
 	// Default 5s.
 	ReloadInterval time.Duration `mapstructure:"reload_interval"`
+	// MaxConditionCost bounds the cost of one CEL condition on one event, in CEL cost units
+	// (about one per comparison, field read or list element visited; string operations count
+	// their length): a rule whose condition's estimated worst cost is higher is refused when
+	// the rules load, naming its file, line and the estimate; an evaluation that goes past it
+	// is stopped, taken as no match, counted (crumbs_detector_conditions_interrupted_total) and
+	// logged. Default 100000 (engine.DefaultMaxConditionCost).
+	MaxConditionCost uint64 `mapstructure:"max_condition_cost"`
 }
 
 // DefaultConfig returns the defaults documented on Config.
 func DefaultConfig() Config {
 	return Config{Group: "crumbs-detect", Sources: slices.Clone(kafka.Kinds), MaxEvidence: 20, MaxPollRecords: 5000,
 		AllowedLateness: 30 * time.Second, IdleTimeout: 10 * time.Second, MaxStateKeys: 1000000, ReloadInterval: 5 * time.Second,
-		SigmaRefused: sigma.RefusedFail}
+		SigmaRefused: sigma.RefusedFail, MaxConditionCost: engine.DefaultMaxConditionCost}
 }
 
 // Validate reports every invalid key.
@@ -117,6 +124,9 @@ func (c Config) Validate() error {
 	if c.MaxStateKeys < 1 {
 		errs = append(errs, fmt.Errorf("detector.max_state_keys: %d: must be at least 1", c.MaxStateKeys))
 	}
+	if c.MaxConditionCost < 100 {
+		errs = append(errs, fmt.Errorf("detector.max_condition_cost: %d: must be at least 100", c.MaxConditionCost))
+	}
 	if c.ReloadInterval < 100*time.Millisecond {
 		errs = append(errs, fmt.Errorf("detector.reload_interval: %s: must be at least 100ms", c.ReloadInterval))
 	}
@@ -154,7 +164,7 @@ func (c Config) loadRules(log *slog.Logger) ([]*engine.Rule, int, error) {
 
 func (c Config) engineOptions() engine.Options {
 	return engine.Options{MaxEvidence: c.MaxEvidence, AllowedLateness: c.AllowedLateness, IdleTimeout: c.IdleTimeout,
-		MaxStateKeys: c.MaxStateKeys}
+		MaxStateKeys: c.MaxStateKeys, MaxConditionCost: c.MaxConditionCost}
 }
 
 // Deps are what a Detector uses besides its configuration. Nil fields get defaults.
@@ -184,6 +194,8 @@ type Detector struct {
 	pending  atomic.Pointer[[]*engine.Rule]
 
 	late, evicted, keys, reloads, refused, sigmaSkipped atomic.Int64
+	interrupted                                         atomic.Uint64
+	interruptLogged                                     time.Time // guarded by mu
 }
 
 // New loads the rules and returns a detector; a rule set with any invalid rule is refused.
@@ -248,6 +260,9 @@ func (d *Detector) registerMetrics() error {
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "crumbs_detector_sigma_files_refused", ConstLabels: labels,
 			Help: "Sigma rule files refused and skipped (detector.sigma_refused: skip) in the last rule set loaded; each is logged with its reason."},
 			func() float64 { return float64(d.sigmaSkipped.Load()) }),
+		prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "crumbs_detector_conditions_interrupted_total", ConstLabels: labels,
+			Help: "Condition evaluations stopped at detector.max_condition_cost (taken as no match)."},
+			func() float64 { return float64(d.interrupted.Load()) }),
 		prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "crumbs_detector_rule_reloads_total", ConstLabels: labels,
 			Help: "Rule sets reloaded without a restart."},
 			func() float64 { return float64(d.reloads.Load()) }),
@@ -371,9 +386,17 @@ func (d *Detector) flush() ([]*kgo.Record, error) {
 	d.mu.Lock()
 	changes, err := d.engine.Changes()
 	st := d.engine.Stats()
+	logInterrupt := false
+	if before := d.interrupted.Swap(st.Interrupted); st.Interrupted > before && time.Since(d.interruptLogged) >= time.Minute {
+		d.interruptLogged, logInterrupt = time.Now(), true
+	}
 	d.mu.Unlock()
 	if err != nil {
 		return nil, err
+	}
+	if logInterrupt {
+		d.deps.Log.Warn("condition evaluations stopped at their cost limit and taken as no match (logged at most once a minute)",
+			"total", st.Interrupted, "last_rule", st.InterruptedRule, "limit", d.cfg.MaxConditionCost, "key", "detector.max_condition_cost")
 	}
 	d.late.Store(int64(st.Late))
 	d.evicted.Store(int64(st.Evicted))

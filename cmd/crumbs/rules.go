@@ -46,8 +46,15 @@ func rulesLint(w io.Writer, paths []string) error {
 		return &exitCode{1, fmt.Errorf("rules lint: %w", err)}
 	}
 	var ps engine.Problems
-	if _, err := engine.LoadDirs(dirs, f); err != nil && !errors.As(err, &ps) {
+	rs, err := engine.LoadDirs(dirs, f)
+	if err != nil && !errors.As(err, &ps) {
 		return &exitCode{1, fmt.Errorf("rules lint: %w", err)}
+	}
+	if err == nil {
+		// What only the engine checks: the cost of conditions (the default limit).
+		if _, err := engine.New(rs, engine.Options{}); err != nil && !errors.As(err, &ps) {
+			return &exitCode{1, fmt.Errorf("rules lint: %w", err)}
+		}
 	}
 	for _, p := range ps {
 		fmt.Fprintln(w, p.Error())

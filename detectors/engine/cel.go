@@ -2,6 +2,7 @@ package engine
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net/netip"
 	"slices"
@@ -11,10 +12,12 @@ import (
 
 	"cel.dev/cel-go/cel"
 	"cel.dev/cel-go/common/ast"
+	"cel.dev/cel-go/common/cost"
 	"cel.dev/cel-go/common/types"
 	"cel.dev/cel-go/common/types/ref"
 	"cel.dev/cel-go/common/types/traits"
 	"cel.dev/cel-go/ext"
+	"cel.dev/cel-go/interpreter"
 
 	"github.com/threatcrumbs/crumbs/schemas"
 )
@@ -274,22 +277,100 @@ func CompileCEL(source, expr string) (Condition, error) {
 	if checked.OutputType() != cel.BoolType {
 		return nil, fmt.Errorf("must be a boolean expression, is %s", checked.OutputType())
 	}
-	prg, err := env.Program(checked, cel.EvalOptions(cel.OptOptimize))
+	est, err := env.EstimateCost(checked, sizeHints{})
 	if err != nil {
-		return nil, fmt.Errorf("plan condition: %w", err)
+		return nil, fmt.Errorf("estimate the cost of the condition: %w", err)
 	}
-	c := &celCondition{prg: prg}
+	c := &celCondition{env: env, checked: checked, cost: est.Max, iterates: hasComprehension(checked.NativeRep().Expr())}
+	if c.prg, err = c.plan(DefaultMaxConditionCost); err != nil {
+		return nil, err
+	}
 	c.field, c.values = pins(checked.NativeRep().Expr())
 	c.onlyPins = onlyPins(checked.NativeRep().Expr())
 	return c, nil
 }
 
+// DefaultMaxConditionCost is the default limit of a condition's cost (Options.MaxConditionCost,
+// detector.max_condition_cost): about seven times the estimate of the costliest built-in
+// rule (14469, sensitive-file-changed-outside-change). On this machine a condition of string
+// concatenations stopped at a million took about 0.1 s, so the default bounds the worst
+// evaluation of one condition on one event at about 10 ms; three nested all() over argv, which
+// ran for seconds per event (issue 14), is estimated at 3.4e10.
+const DefaultMaxConditionCost = 100_000
+
+// ErrCostLimit is returned by a condition whose evaluation went past its cost limit.
+var ErrCostLimit = errors.New("condition stopped at its cost limit")
+
+// Size hints for the cost estimate: the most elements of a list or map, and characters of a
+// string, an event is assumed to carry. An event that carries more is evaluated up to the
+// cost limit all the same.
+const (
+	hintStringLen = 4096
+	hintListLen   = 256
+	hintMapLen    = 64
+)
+
+// sizeHints gives CEL's cost estimator the sizes of event fields (it assumes unbounded sizes
+// otherwise, and every comprehension would cost infinitely much).
+type sizeHints struct{}
+
+func (sizeHints) EstimateCallCost(function, overloadID string, target *cost.AstNode, args []cost.AstNode) *cost.CallEstimate {
+	return nil
+}
+
+func (sizeHints) EstimateSize(n cost.AstNode) *cost.SizeEstimate {
+	switch n.Type().Kind() {
+	case types.StringKind, types.BytesKind:
+		return &cost.SizeEstimate{Min: 0, Max: hintStringLen}
+	case types.ListKind:
+		return &cost.SizeEstimate{Min: 0, Max: hintListLen}
+	case types.MapKind:
+		return &cost.SizeEstimate{Min: 0, Max: hintMapLen}
+	}
+	return nil
+}
+
 // celCondition is a compiled, type-checked CEL condition.
 type celCondition struct {
+	env     *cel.Env
+	checked *cel.Ast
+	cost    uint64 // estimated worst cost
+	// iterates says the condition has a comprehension (all, exists, map, filter ...), whose
+	// cost grows with the sizes of lists and strings it visits: only those are tracked at run
+	// time (tracking costs each evaluation about three times as much); the others cost at
+	// most their estimate with every string at its longest.
+	iterates bool
 	prg      cel.Program
 	field    string   // a field the condition pins, "" when none
 	values   []string // the values it may have
 	onlyPins []pinned // the whole condition when it is nothing but pins (see onlyPins)
+}
+
+// plan makes the program that evaluates the condition and stops past limit.
+func (c *celCondition) plan(limit uint64) (cel.Program, error) {
+	opts := []cel.ProgramOption{cel.EvalOptions(cel.OptOptimize)}
+	if c.iterates {
+		opts = append(opts, cel.CostLimit(limit))
+	}
+	prg, err := c.env.Program(c.checked, opts...)
+	if err != nil {
+		return nil, fmt.Errorf("plan condition: %w", err)
+	}
+	return prg, nil
+}
+
+// withCostLimit returns the condition planned to stop past limit.
+func (c *celCondition) withCostLimit(limit uint64) (*celCondition, error) {
+	if limit == DefaultMaxConditionCost || !c.iterates {
+		return c, nil
+	}
+	prg, err := c.plan(limit)
+	if err != nil {
+		return nil, err
+	}
+	l := *c
+	l.prg = prg
+	return &l, nil
 }
 
 func (c *celCondition) Match(act map[string]any) (bool, error) {
@@ -298,6 +379,10 @@ func (c *celCondition) Match(act map[string]any) (bool, error) {
 	}
 	out, _, err := c.prg.Eval(act)
 	if err != nil {
+		var ce interpreter.EvalCancelledError
+		if errors.As(err, &ce) && ce.Cause == interpreter.CostLimitExceeded {
+			return false, ErrCostLimit
+		}
 		// A field absent from this event (an unset union, a missing map key) is no match.
 		if strings.Contains(err.Error(), "no such key") || strings.Contains(err.Error(), "no such attribute") {
 			return false, nil
@@ -306,6 +391,17 @@ func (c *celCondition) Match(act map[string]any) (bool, error) {
 	}
 	hit, _ := out.Value().(bool)
 	return hit, nil
+}
+
+// hasComprehension tells whether an expression iterates (a macro such as all or exists).
+func hasComprehension(e ast.Expr) bool {
+	found := false
+	ast.PreOrderVisit(e, ast.NewExprVisitor(func(x ast.Expr) {
+		if x.Kind() == ast.ComprehensionKind {
+			found = true
+		}
+	}))
+	return found
 }
 
 // Pins returns the field the condition pins and its possible values.

@@ -1,6 +1,7 @@
 package engine
 
 import (
+	"errors"
 	"container/heap"
 	"container/list"
 	"fmt"
@@ -27,12 +28,22 @@ type Options struct {
 	// MaxStateKeys caps the (rule, partition, group key) states held; beyond it the least
 	// recently updated is evicted. Default 1000000.
 	MaxStateKeys int
+	// MaxConditionCost bounds the cost of evaluating one CEL condition on one event, in
+	// CEL's cost units (about one per comparison, field read or list element visited): a
+	// condition whose estimated worst cost is higher is refused when the rules load, and an
+	// evaluation that goes past it at run time is interrupted, counted (Stats.Interrupted)
+	// and taken as no match. Default DefaultMaxConditionCost.
+	MaxConditionCost uint64
 }
 
 // Stats are the engine's counters since it was built.
 type Stats struct {
 	Late    uint64 // events left out of windows: behind their kind's clock by more than the lateness, or only in closed windows
 	Evicted uint64 // states evicted under MaxStateKeys
+	// Interrupted counts condition evaluations stopped at MaxConditionCost (no match), and
+	// InterruptedRule names the rule of the last one.
+	Interrupted     uint64
+	InterruptedRule string
 	Keys    int    // states held now
 }
 
@@ -54,7 +65,10 @@ type Engine struct {
 // New returns an engine over rules. Rules built in Go that have not passed through Prepare
 // are prepared here; an invalid set is refused whole.
 func New(rules []*Rule, opt Options) (*Engine, error) {
-	set, err := newRuleSet(rules)
+	if opt.MaxConditionCost == 0 {
+		opt.MaxConditionCost = DefaultMaxConditionCost
+	}
+	set, err := newRuleSet(rules, opt.MaxConditionCost)
 	if err != nil {
 		return nil, err
 	}
@@ -88,7 +102,7 @@ func (e *Engine) Stats() Stats {
 // kept; state of the others is dropped (and tombstoned in the changelog). An invalid set is
 // refused whole and the running set stays.
 func (e *Engine) SetRules(rules []*Rule) error {
-	set, err := newRuleSet(rules)
+	set, err := newRuleSet(rules, e.opt.MaxConditionCost)
 	if err != nil {
 		return err
 	}
@@ -157,6 +171,11 @@ func (e *Engine) Process(part int32, event map[string]any) ([]*Alert, error) {
 			continue
 		}
 		hit, err := tg.cond.Match(act)
+		if errors.Is(err, ErrCostLimit) {
+			e.stats.Interrupted++
+			e.stats.InterruptedRule = tg.rule.ID
+			continue
+		}
 		if err != nil {
 			errs = append(errs, fmt.Sprintf("rule %s (%s:%d): %v", tg.rule.ID, tg.rule.File, tg.rule.Line, err))
 			continue

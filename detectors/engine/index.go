@@ -48,7 +48,7 @@ type ruleSet struct {
 	targets  int
 }
 
-func newRuleSet(rules []*Rule) (*ruleSet, error) {
+func newRuleSet(rules []*Rule, maxCost uint64) (*ruleSet, error) {
 	var ps Problems
 	for i, r := range rules {
 		if !r.prepared { // built in Go, not yet prepared
@@ -61,15 +61,30 @@ func newRuleSet(rules []*Rule) (*ruleSet, error) {
 		return nil, ps
 	}
 	s := &ruleSet{rules: rules, byID: map[string]*Rule{}, bySource: map[string]*sourceIndex{}}
+	type planned struct {
+		source string
+		t      *target
+	}
+	var targets []planned
 	for _, r := range rules {
 		s.byID[r.ID] = r
 		if r.Kind == KindSequence {
 			for i, st := range r.Sequence.Steps {
-				s.add(st.Source, &target{rule: r, step: i, cond: st.Cond})
+				cond, p := limitCost(r, fmt.Sprintf("sequence.steps.%d.condition", i), st.Cond, maxCost)
+				ps = append(ps, p...)
+				targets = append(targets, planned{st.Source, &target{rule: r, step: i, cond: cond}})
 			}
 			continue
 		}
-		s.add(r.Source, &target{rule: r, step: -1, cond: r.Cond})
+		cond, p := limitCost(r, "condition", r.Cond, maxCost)
+		ps = append(ps, p...)
+		targets = append(targets, planned{r.Source, &target{rule: r, step: -1, cond: cond}})
+	}
+	if len(ps) > 0 {
+		return nil, ps
+	}
+	for _, t := range targets {
+		s.add(t.source, t.t)
 	}
 	for _, idx := range s.bySource {
 		if err := idx.buildTexts(); err != nil {
@@ -77,6 +92,24 @@ func newRuleSet(rules []*Rule) (*ruleSet, error) {
 		}
 	}
 	return s, nil
+}
+
+// limitCost refuses a CEL condition whose estimated cost is above maxCost, naming the rule's
+// file and line, and returns it planned to stop at maxCost when it runs.
+func limitCost(r *Rule, key string, c Condition, maxCost uint64) (Condition, Problems) {
+	cc, ok := c.(*celCondition)
+	if !ok {
+		return c, nil
+	}
+	if cc.cost > maxCost {
+		return nil, Problems{{File: r.File, Line: r.lines[key], Msg: fmt.Sprintf("%s: estimated cost %d is above the limit of %d (detector.max_condition_cost): "+
+			"bound the lists it iterates, or nest fewer comprehensions", key, cc.cost, maxCost)}}
+	}
+	limited, err := cc.withCostLimit(maxCost)
+	if err != nil {
+		return nil, Problems{{File: r.File, Line: r.lines[key], Msg: fmt.Sprintf("%s: %v", key, err)}}
+	}
+	return limited, nil
 }
 
 func (s *ruleSet) add(source string, t *target) {

@@ -21,7 +21,7 @@ func TestRulesAreIndexedByPinnedFields(t *testing.T) {
 		mk("curl", `"curl" == process.file.name`),
 		mk("any", `process.pid > 1 || process.file.name == "x"`),
 		mk("exit", `action == "exit"`),
-	})
+	}, DefaultMaxConditionCost)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -67,7 +67,7 @@ func TestRulesAreIndexedByKeys(t *testing.T) {
 	mk := func(id string, values ...string) *Rule {
 		return &Rule{ID: id, Title: "T", Severity: "low", Source: "process", Kind: KindMatch, Cond: keyedCond{values, &calls}}
 	}
-	set, err := newRuleSet([]*Rule{mk("sh", "SH"), mk("shells", "SH", "BASH"), mk("unkeyed"), mk("curl", "CURL")})
+	set, err := newRuleSet([]*Rule{mk("sh", "SH"), mk("shells", "SH", "BASH"), mk("unkeyed"), mk("curl", "CURL")}, DefaultMaxConditionCost)
 	if err != nil {
 		t.Fatal(err)
 	}
