@@ -4,7 +4,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"strings"
 	"text/tabwriter"
 	"time"
 
@@ -120,7 +119,7 @@ func writeAlerts(w io.Writer, as []clickhouse.AlertRow) error {
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
 	fmt.Fprintln(tw, "TIME\tSEVERITY\tRULE\tSERVICE\tHOST\tCOUNT\tID\tTITLE")
 	for _, a := range as {
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%d\t%s\t%s\n", a.Time.Format(time.RFC3339), a.Severity, a.RuleID, a.Service, a.Host, a.Count, a.ID, a.Title)
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%d\t%s\t%s\n", a.Time.Format(time.RFC3339), q(a.Severity), q(a.RuleID), q(a.Service), q(a.Host), a.Count, q(a.ID), q(a.Title))
 	}
 	return tw.Flush()
 }
@@ -128,20 +127,20 @@ func writeAlerts(w io.Writer, as []clickhouse.AlertRow) error {
 func writeAlert(w io.Writer, e *clickhouse.AlertEvidence) error {
 	a := e.Alert
 	fmt.Fprintf(w, "Alert %s\n  rule:     %s\n  title:    %s\n  severity: %s\n  time:     %s\n  window:   %s to %s\n  host:     %s\n  service:  %s\n  count:    %d\n  tags:     %s\n  summary:  %s\n",
-		a.ID, a.RuleID, a.Title, a.Severity, a.Time.Format(time.RFC3339Nano), a.WindowStart.Format(time.RFC3339), a.WindowEnd.Format(time.RFC3339),
-		a.Host, a.Service, a.Count, strings.Join(a.Tags, ", "), a.Summary)
+		q(a.ID), q(a.RuleID), q(a.Title), q(a.Severity), a.Time.Format(time.RFC3339Nano), a.WindowStart.Format(time.RFC3339), a.WindowEnd.Format(time.RFC3339),
+		q(a.Host), q(a.Service), a.Count, qs(a.Tags, ", "), q(a.Summary))
 	fmt.Fprintf(w, "\nEvidence (%d of %d events):\n", len(e.Evidence), len(a.Evidence))
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
 	fmt.Fprintln(tw, "TIME\tHOST\tKIND\tID\tWHAT")
 	for _, ev := range e.Evidence {
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", ev.Time.Format("2006-01-02T15:04:05.000Z"), ev.Host, ev.Kind, ev.ID, ev.Summary)
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", ev.Time.Format("2006-01-02T15:04:05.000Z"), q(ev.Host), q(ev.Kind), q(ev.ID), q(ev.Summary))
 	}
 	if err := tw.Flush(); err != nil {
 		return err
 	}
 	if len(e.Missing) > 0 {
-		fmt.Fprintf(w, "Not found (expired, or not written yet): %s\n", strings.Join(e.Missing, ", "))
+		fmt.Fprintf(w, "Not found (expired, or not written yet): %s\n", qs(e.Missing, ", "))
 	}
-	fmt.Fprintf(w, "\nTimeline around it: crumbs timeline --alert %s\n", a.ID)
+	fmt.Fprintf(w, "\nTimeline around it: crumbs timeline --alert %s\n", q(a.ID))
 	return nil
 }

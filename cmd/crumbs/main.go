@@ -12,6 +12,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/threatcrumbs/crumbs/pkg/config"
+	"github.com/threatcrumbs/crumbs/pkg/termsafe"
 )
 
 // version is set at build time (-ldflags "-X main.version=...").
@@ -29,7 +30,7 @@ func (e *exitCode) Unwrap() error { return e.err }
 func main() {
 	root := newRoot()
 	if err := root.Execute(); err != nil {
-		fmt.Fprintln(os.Stderr, "crumbs:", err)
+		fmt.Fprintln(os.Stderr, "crumbs:", termsafe.Text(err.Error()))
 		var ec *exitCode
 		if errors.As(err, &ec) {
 			os.Exit(ec.code)

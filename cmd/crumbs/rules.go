@@ -13,6 +13,7 @@ import (
 
 	"github.com/threatcrumbs/crumbs/detectors/engine"
 	"github.com/threatcrumbs/crumbs/detectors/sigma"
+	"github.com/threatcrumbs/crumbs/pkg/termsafe"
 )
 
 // rulesCmd serves detection engineers: lint and test rule folders without running a pipeline.
@@ -57,7 +58,7 @@ func rulesLint(w io.Writer, paths []string) error {
 		}
 	}
 	for _, p := range ps {
-		fmt.Fprintln(w, p.Error())
+		fmt.Fprintln(w, termsafe.Text(p.Error()))
 	}
 	if err := sigmaSummary(w, f.Results); err != nil {
 		return err
@@ -117,7 +118,7 @@ func sigmaSummary(w io.Writer, results []sigma.LintResult) error {
 	fmt.Fprintln(tw, "SIGMA LOGSOURCE\tFILES\tLOADED\tREFUSED")
 	for _, n := range names {
 		c := by[n]
-		fmt.Fprintf(tw, "%s\t%d\t%d\t%d\n", n, c.loaded+c.refused, c.loaded, c.refused)
+		fmt.Fprintf(tw, "%s\t%d\t%d\t%d\n", q(n), c.loaded+c.refused, c.loaded, c.refused)
 	}
 	fmt.Fprintf(tw, "all\t%d\t%d\t%d\n", total.loaded+total.refused, total.loaded, total.refused)
 	if err := tw.Flush(); err != nil {
@@ -141,10 +142,10 @@ func rulesTest(w io.Writer, dirs []string) error {
 			var ps engine.Problems
 			if errors.As(err, &ps) {
 				for _, p := range ps {
-					fmt.Fprintf(tw, "%s\t\tinvalid\t%s:%d: %s\n", dir, filepath.Join(dir, p.File), p.Line, p.Msg)
+					fmt.Fprintf(tw, "%s\t\tinvalid\t%s:%d: %s\n", q(dir), q(filepath.Join(dir, p.File)), p.Line, q(p.Msg))
 				}
 			} else {
-				fmt.Fprintf(tw, "%s\t\tinvalid\t%v\n", dir, err)
+				fmt.Fprintf(tw, "%s\t\tinvalid\t%s\n", q(dir), q(err.Error()))
 			}
 			broken++
 			continue
@@ -157,7 +158,7 @@ func rulesTest(w io.Writer, dirs []string) error {
 			if r.Status == engine.FixtureFail {
 				failed++
 			}
-			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", r.Rule, c, r.Status, r.Detail)
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", q(r.Rule), q(c), q(string(r.Status)), q(r.Detail))
 		}
 	}
 	if err := tw.Flush(); err != nil {

@@ -12,6 +12,7 @@ import (
 	"golang.org/x/term"
 
 	"github.com/threatcrumbs/crumbs/collectors/file"
+	"github.com/threatcrumbs/crumbs/pkg/termsafe"
 	"github.com/threatcrumbs/crumbs/schemas"
 )
 
@@ -53,9 +54,12 @@ func scanCmd() *cobra.Command {
 
 func printScan(w io.Writer, events []*schemas.FileEvent, s *file.Scanner, asJSON bool) error {
 	if asJSON {
-		enc := json.NewEncoder(w)
 		for _, ev := range events {
-			if err := enc.Encode(ev); err != nil {
+			b, err := json.Marshal(ev)
+			if err != nil {
+				return fmt.Errorf("print scan event: %w", err)
+			}
+			if _, err := w.Write(append(termsafe.JSON(b), '\n')); err != nil {
 				return fmt.Errorf("print scan event: %w", err)
 			}
 		}
@@ -68,9 +72,9 @@ func printScan(w io.Writer, events []*schemas.FileEvent, s *file.Scanner, asJSON
 		action := strings.TrimPrefix(ev.Action, "scan_")
 		switch ev.Action {
 		case schemas.ActionScanChanged:
-			fmt.Fprintf(w, "%-8s %s  %s  (now sha256=%s %s %s:%s size=%d)\n", action, f.Path, strings.Join(f.Changed, ","), f.SHA256, f.Mode, f.Owner, f.Group, f.Size)
+			fmt.Fprintf(w, "%-8s %s  %s  (now sha256=%s %s %s:%s size=%d)\n", action, q(f.Path), qs(f.Changed, ","), q(f.SHA256), q(f.Mode), q(f.Owner), q(f.Group), f.Size)
 		default:
-			fmt.Fprintf(w, "%-8s %s  sha256=%s %s %s:%s size=%d\n", action, f.Path, f.SHA256, f.Mode, f.Owner, f.Group, f.Size)
+			fmt.Fprintf(w, "%-8s %s  sha256=%s %s %s:%s size=%d\n", action, q(f.Path), q(f.SHA256), q(f.Mode), q(f.Owner), q(f.Group), f.Size)
 		}
 	}
 	st := s.Stats()

@@ -12,6 +12,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/threatcrumbs/crumbs/pkg/termsafe"
 	"github.com/threatcrumbs/crumbs/sinks/clickhouse"
 )
 
@@ -119,26 +120,37 @@ func parseWhen(s string, now time.Time) (time.Time, error) {
 	return time.Time{}, fmt.Errorf("%q is neither an RFC 3339 time (2026-11-27T06:00:00Z) nor a duration (2h)", s)
 }
 
+// writeJSON prints v as indented JSON, with the characters a terminal would obey escaped
+// (termsafe.JSON): still JSON, and the same values.
 func writeJSON(w io.Writer, v any) error {
-	enc := json.NewEncoder(w)
-	enc.SetIndent("", "  ")
-	return enc.Encode(v)
+	b, err := json.MarshalIndent(v, "", "  ")
+	if err != nil {
+		return err
+	}
+	_, err = w.Write(append(termsafe.JSON(b), '\n'))
+	return err
 }
 
+// q makes a field read from ClickHouse (host data an attacker may shape) safe for a terminal.
+func q(s string) string { return termsafe.Field(s) }
+
+// qs is q of each element, joined by sep.
+func qs(ss []string, sep string) string { return strings.Join(termsafe.Fields(ss), sep) }
+
 func writeTimeline(w io.Writer, tl *clickhouse.Timeline, stats bool) error {
-	fmt.Fprintf(w, "Timeline of %s, %s to %s (hosts: %s)\n", tl.Scope, tl.From.Format(time.RFC3339), tl.To.Format(time.RFC3339), strings.Join(tl.Hosts, ", "))
+	fmt.Fprintf(w, "Timeline of %s, %s to %s (hosts: %s)\n", q(tl.Scope), tl.From.Format(time.RFC3339), tl.To.Format(time.RFC3339), qs(tl.Hosts, ", "))
 	if len(tl.Changes) > 0 {
 		fmt.Fprintln(w, "\nActive change windows:")
 		for _, c := range tl.Changes {
-			fmt.Fprintf(w, "  %s  %-14s %s  %s to %s  services=%s hosts=%s\n", c.ID, c.Type, c.Title,
-				c.StartsAt.Format(time.RFC3339), c.EndsAt.Format(time.RFC3339), strings.Join(c.Services, ","), orAll(c.Hosts))
+			fmt.Fprintf(w, "  %s  %-14s %s  %s to %s  services=%s hosts=%s\n", q(c.ID), q(c.Type), q(c.Title),
+				c.StartsAt.Format(time.RFC3339), c.EndsAt.Format(time.RFC3339), qs(c.Services, ","), orAll(c.Hosts))
 		}
 	}
 	fmt.Fprintln(w)
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
 	fmt.Fprintln(tw, "TIME\tHOST\tKIND\tWHAT")
 	for _, e := range tl.Entries {
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s%s\n", e.Time.Format("2006-01-02T15:04:05.000Z"), e.Host, e.Kind, strings.Repeat("  ", e.Depth), e.Summary)
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s%s\n", e.Time.Format("2006-01-02T15:04:05.000Z"), q(e.Host), q(e.Kind), strings.Repeat("  ", e.Depth), q(e.Summary))
 	}
 	if err := tw.Flush(); err != nil {
 		return err
@@ -152,12 +164,12 @@ func writeTimeline(w io.Writer, tl *clickhouse.Timeline, stats bool) error {
 	return nil
 }
 
-func writeStats(w io.Writer, qs []clickhouse.QueryStat) {
+func writeStats(w io.Writer, stats []clickhouse.QueryStat) {
 	fmt.Fprintln(w, "\nQueries:")
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
 	fmt.Fprintln(tw, "QUERY\tSERVER_MS\tWALL_MS\tROWS_READ\tBYTES_READ")
-	for _, q := range qs {
-		fmt.Fprintf(tw, "%s\t%d\t%.1f\t%d\t%d\n", q.Name, q.DurationMs, q.WallMs, q.ReadRows, q.ReadBytes)
+	for _, st := range stats {
+		fmt.Fprintf(tw, "%s\t%d\t%.1f\t%d\t%d\n", q(st.Name), st.DurationMs, st.WallMs, st.ReadRows, st.ReadBytes)
 	}
 	_ = tw.Flush()
 }
@@ -166,7 +178,7 @@ func orAll(hosts []string) string {
 	if len(hosts) == 0 {
 		return "(all of its services' hosts)"
 	}
-	return strings.Join(hosts, ",")
+	return qs(hosts, ",")
 }
 
 // queryContext bounds a query command that has no signal context of its own (tests).

@@ -129,3 +129,52 @@ func TestAlertsCommand(t *testing.T) {
 		t.Error("alerts show nope: no error")
 	}
 }
+
+// TestTerminalOutputQuotesControls: a command line carrying escape sequences (clear the
+// screen, retitle the window, reverse the text) reaches the table output of crumbs timeline
+// and crumbs alerts show as visible escapes, and the JSON output as the same bytes, in valid
+// JSON.
+func TestTerminalOutputQuotesControls(t *testing.T) {
+	cfg := clickhousetest.Config(t)
+	s := clickhousetest.New(time.Now())
+	const evil = "\x1b]0;owned\a\x1b[2J\rrm -rf /\u202etxt.exe\u009b"
+	const shown = `\x1b]0;owned\a\x1b[2J\rrm -rf /\u202etxt.exe\u009b`
+	p := &s.Process[3].Process // /tmp/x, evidence of alert-ssh-then-unknown-binary
+	p.Args = append(p.Args, evil)
+	clickhousetest.Land(t, cfg, s)
+	from, to := s.Start.Format(time.RFC3339), s.End.Format(time.RFC3339)
+
+	for _, args := range [][]string{
+		{"timeline", "--host", clickhousetest.WebHost, "--from", from, "--to", to},
+		{"alerts", "show", "alert-ssh-then-unknown-binary"},
+	} {
+		out, err := runQueryCmd(t, cfg, args...)
+		if err != nil {
+			t.Fatalf("%s: %v\n%s", args[0], err, out)
+		}
+		if strings.ContainsAny(out, "\x1b\a\r\u202e\u009b") {
+			t.Errorf("%s: control characters reach the terminal: %q", args[0], out)
+		}
+		if !strings.Contains(out, shown) {
+			t.Errorf("%s: output lacks the escaped command line %s:\n%s", args[0], shown, out)
+		}
+	}
+	out, err := runQueryCmd(t, cfg, "timeline", "--host", clickhousetest.WebHost, "--from", from, "--to", to, "--format", "json")
+	if err != nil {
+		t.Fatalf("%v\n%s", err, out)
+	}
+	if strings.ContainsAny(out, "\x1b\a\r\u202e\u009b") {
+		t.Errorf("JSON: control characters reach the terminal: %q", out)
+	}
+	var tl clickhouse.Timeline
+	if err := json.Unmarshal([]byte(out), &tl); err != nil {
+		t.Fatalf("JSON output is not JSON: %v", err)
+	}
+	found := false
+	for _, e := range tl.Entries {
+		found = found || strings.Contains(e.Summary, evil)
+	}
+	if !found {
+		t.Errorf("JSON output lacks the command line as it was")
+	}
+}
