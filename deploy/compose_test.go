@@ -4,10 +4,12 @@
 package deploy
 
 import (
+	"encoding/xml"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"sort"
 	"strings"
 	"testing"
@@ -80,7 +82,7 @@ func TestComposeFile(t *testing.T) {
 	if _, err := composeConfig(t, bin, "GRAFANA_ADMIN_PASSWORD=g"); err == nil {
 		t.Error("docker-compose config succeeded without CLICKHOUSE_PASSWORD: the secret must come from the environment")
 	}
-	services, err := composeConfig(t, bin, "CLICKHOUSE_PASSWORD=from-env-123", "GRAFANA_ADMIN_PASSWORD=g")
+	services, err := composeConfig(t, bin, "CLICKHOUSE_PASSWORD=from-env-123", "GRAFANA_CLICKHOUSE_PASSWORD=grafana-456", "GRAFANA_ADMIN_PASSWORD=g")
 	if err != nil {
 		t.Fatalf("docker-compose config: %s", err.(*exec.ExitError).Stderr)
 	}
@@ -129,6 +131,10 @@ func TestComposeFile(t *testing.T) {
 		t.Errorf("sink's ClickHouse password is %q, want the one from the environment", got)
 	}
 	g := services["grafana"]
+	if g.Environment["CLICKHOUSE_USER"] != "grafana" || g.Environment["CLICKHOUSE_PASSWORD"] != "grafana-456" {
+		t.Errorf("grafana reads ClickHouse as %q with %q, want its own read-only user grafana with GRAFANA_CLICKHOUSE_PASSWORD",
+			g.Environment["CLICKHOUSE_USER"], g.Environment["CLICKHOUSE_PASSWORD"])
+	}
 	if g.Environment["GF_INSTALL_PLUGINS"] != "grafana-clickhouse-datasource" {
 		t.Errorf("grafana does not install the ClickHouse data source plugin: %v", g.Environment)
 	}
@@ -172,5 +178,85 @@ func TestComposeFile(t *testing.T) {
 				t.Errorf("the environment of %s is not a valid crumbs configuration: %v\n%s", name, err, out)
 			}
 		})
+	}
+}
+
+// TestGrafanaClickHouseUserReadOnly reads the compose file, the Grafana data source and the
+// ClickHouse user file as they are written: Grafana connects as its own user, that user is
+// readonly=1 with SELECT on the crumbs database only and no access management, and the crumbs
+// user gets no SQL access management either. (TestComposeFile checks the resolved file when
+// docker-compose is installed.)
+func TestGrafanaClickHouseUserReadOnly(t *testing.T) {
+	raw, err := os.ReadFile(composeFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var compose struct {
+		Services map[string]struct {
+			Environment map[string]string `yaml:"environment"`
+			Volumes     []string          `yaml:"volumes"`
+		} `yaml:"services"`
+	}
+	if err := yaml.Unmarshal(raw, &compose); err != nil {
+		t.Fatal(err)
+	}
+	ch, g := compose.Services["clickhouse"], compose.Services["grafana"]
+	if got := ch.Environment["CLICKHOUSE_DEFAULT_ACCESS_MANAGEMENT"]; got != "0" {
+		t.Errorf("clickhouse: CLICKHOUSE_DEFAULT_ACCESS_MANAGEMENT %q, want \"0\"", got)
+	}
+	if !slices.Contains(ch.Volumes, "./deploy/clickhouse/users.d/grafana.xml:/etc/clickhouse-server/users.d/grafana.xml:ro") {
+		t.Errorf("clickhouse does not mount the Grafana user: %v", ch.Volumes)
+	}
+	if g.Environment["CLICKHOUSE_USER"] != "grafana" || !strings.Contains(g.Environment["CLICKHOUSE_PASSWORD"], "GRAFANA_CLICKHOUSE_PASSWORD") ||
+		!strings.Contains(ch.Environment["GRAFANA_CLICKHOUSE_PASSWORD"], "GRAFANA_CLICKHOUSE_PASSWORD") {
+		t.Errorf("grafana connects as %q with %q; the clickhouse service's grafana password is %q",
+			g.Environment["CLICKHOUSE_USER"], g.Environment["CLICKHOUSE_PASSWORD"], ch.Environment["GRAFANA_CLICKHOUSE_PASSWORD"])
+	}
+	ds, err := os.ReadFile("grafana/provisioning/datasources/clickhouse.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(string(ds), "username: ${CLICKHOUSE_USER}") {
+		t.Errorf("the data source does not take its user from CLICKHOUSE_USER:\n%s", ds)
+	}
+
+	x, err := os.ReadFile("clickhouse/users.d/grafana.xml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var users struct {
+		Profiles struct {
+			Grafana struct {
+				Readonly    string `xml:"readonly"`
+				Constraints struct {
+					Inner string `xml:",innerxml"`
+				} `xml:"constraints"`
+			} `xml:"crumbs_grafana"`
+		} `xml:"profiles"`
+		Users struct {
+			Grafana struct {
+				Password struct {
+					FromEnv string `xml:"from_env,attr"`
+					Value   string `xml:",chardata"`
+				} `xml:"password"`
+				Profile          string   `xml:"profile"`
+				AccessManagement string   `xml:"access_management"`
+				Grants           []string `xml:"grants>query"`
+			} `xml:"grafana"`
+		} `xml:"users"`
+	}
+	if err := xml.Unmarshal(x, &users); err != nil {
+		t.Fatal(err)
+	}
+	u, p := users.Users.Grafana, users.Profiles.Grafana
+	got := []string{u.Profile, p.Readonly, u.AccessManagement, u.Password.FromEnv, strings.TrimSpace(u.Password.Value)}
+	if diff := cmp.Diff([]string{"crumbs_grafana", "1", "0", "GRAFANA_CLICKHOUSE_PASSWORD", ""}, got); diff != "" {
+		t.Errorf("grafana user: profile, readonly, access_management, password from_env, literal password (-want +got):\n%s", diff)
+	}
+	if diff := cmp.Diff([]string{"GRANT SELECT ON crumbs.*"}, u.Grants); diff != "" {
+		t.Errorf("grafana user grants (-want +got):\n%s", diff)
+	}
+	if strings.Count(p.Constraints.Inner, "changeable_in_readonly") != 1 || !strings.Contains(p.Constraints.Inner, "<max_execution_time>") {
+		t.Errorf("only max_execution_time may change in readonly mode (the data source sets it): %s", p.Constraints.Inner)
 	}
 }

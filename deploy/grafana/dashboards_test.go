@@ -109,10 +109,55 @@ func expand(sql string, from, to time.Time, vars map[string]string) string {
 	sql = timeFilter.ReplaceAllString(sql, "$1 >= "+f+" AND $1 <= "+tt)
 	sql = strings.NewReplacer("$__fromTime", f, "$__toTime", tt, "$__interval_s", "60").Replace(sql)
 	for k, v := range vars {
+		sql = strings.ReplaceAll(sql, "${"+k+":percentencode}", percentEncode(v))
 		sql = strings.ReplaceAll(sql, "${"+k+"}", v)
 		sql = strings.ReplaceAll(sql, "$"+k, v)
 	}
 	return sql
+}
+
+// percentEncode is Grafana's percentencode variable format (encodeURIComponent, and !'()*
+// escaped too): only letters, digits, - _ . ~ and %XX remain.
+func percentEncode(v string) string {
+	var b strings.Builder
+	for i := 0; i < len(v); i++ {
+		c := v[i]
+		if 'a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || strings.IndexByte("-_.~", c) >= 0 {
+			b.WriteByte(c)
+			continue
+		}
+		fmt.Fprintf(&b, "%%%02X", c)
+	}
+	return b.String()
+}
+
+// variableUse is every use of a template variable in a query ($name, ${name}, ${name:fmt},
+// [[name]]); macros ($__timeFilter ...) are not variables.
+var variableUse = regexp.MustCompile(`\$\{?([A-Za-z_][A-Za-z0-9_]*)(?::([A-Za-z]+))?\}?|\[\[([A-Za-z_][A-Za-z0-9_]*)(?::[A-Za-z]+)?\]\]`)
+
+// escapedUse is the only way a variable may enter SQL. Grafana's sqlstring format doubles
+// quotes but ClickHouse also reads backslash escapes in string literals, so a value ending in
+// a backslash would close the literal early; percentencode leaves only [A-Za-z0-9-_.~%], which
+// nothing in a ClickHouse string literal reads specially, and decodeURLComponent gives the
+// value back.
+var escapedUse = regexp.MustCompile(`^decodeURLComponent\('\$\{[A-Za-z_][A-Za-z0-9_]*:percentencode\}'\)`)
+
+// TestDashboardVariablesEscaped fails on any template variable that enters a query otherwise
+// than as decodeURLComponent('${name:percentencode}'): service and host names come from the
+// watched hosts and may hold quotes or backslashes.
+func TestDashboardVariablesEscaped(t *testing.T) {
+	for _, q := range loadQueries(t) {
+		for _, m := range variableUse.FindAllStringSubmatchIndex(q.sql, -1) {
+			use := q.sql[m[0]:m[1]]
+			if strings.HasPrefix(use, "$__") || strings.HasPrefix(use, "${__") {
+				continue // a macro of the data source
+			}
+			start := m[0] - len("decodeURLComponent('")
+			if start < 0 || !escapedUse.MatchString(q.sql[start:]) {
+				t.Errorf("%s: %s enters SQL unescaped; write decodeURLComponent('${name:percentencode}'):\n%s", q.where, use, q.sql)
+			}
+		}
+	}
 }
 
 func TestDashboardQueries(t *testing.T) {
@@ -120,7 +165,9 @@ func TestDashboardQueries(t *testing.T) {
 	cfg := clickhousetest.Config(t)
 	s := clickhousetest.New(time.Now())
 	clickhousetest.Land(t, cfg, s)
-	conn, err := ch.Open(&ch.Options{Addr: cfg.Addr, Auth: ch.Auth{Database: cfg.Database, Username: cfg.Username, Password: cfg.Password}})
+	// readonly=1, as Grafana's user has it (docker-compose.yml): the dashboards only read.
+	conn, err := ch.Open(&ch.Options{Addr: cfg.Addr, Auth: ch.Auth{Database: cfg.Database, Username: cfg.Username, Password: cfg.Password},
+		Settings: ch.Settings{"readonly": 1}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -128,9 +175,11 @@ func TestDashboardQueries(t *testing.T) {
 	from, to := s.Start.Add(-time.Hour), s.End.Add(time.Hour)
 
 	var golden []string
+	hostile := map[string]string{"service": `x' OR 1=1 --\`, "host": `\' OR 1=1) -- é`}
 	for _, vars := range []map[string]string{
 		{"service": "__all", "host": "__all"},
 		{"service": clickhousetest.WebService, "host": clickhousetest.WebHost},
+		hostile,
 	} {
 		for _, q := range qs {
 			name := q.where + " [service=" + vars["service"] + "]"
@@ -142,6 +191,9 @@ func TestDashboardQueries(t *testing.T) {
 				cols, types, n, err := run(conn, sql)
 				if err != nil {
 					t.Fatalf("%v\n%s", err, sql)
+				}
+				if vars["service"] == hostile["service"] {
+					return // a name with quotes and backslashes is a value like any other: the query runs
 				}
 				if n == 0 {
 					t.Errorf("no rows over the scenario:\n%s", sql)
