@@ -7,7 +7,7 @@ CONFIG ?= crumbs.yaml
 # Test packages run one at a time: they share the kernel, ClickHouse and ports.
 TESTFLAGS ?= -count=1 -timeout 15m -p 1
 
-.PHONY: all build run test bench generate lint deps clean
+.PHONY: all build run test fuzz bench generate lint deps clean
 
 all: build
 
@@ -20,9 +20,22 @@ build:
 run: deps build ## the whole pipeline in the foreground; Ctrl-C stops it
 	$(BIN) up $(if $(wildcard $(CONFIG)),--config $(CONFIG))
 
-test: deps ## every test, including the end-to-end ones (root, eBPF, ClickHouse)
+test: deps ## every test, including the end-to-end ones (root, eBPF, ClickHouse), then the fuzz targets
 	$(GO) vet ./...
 	$(GO) test $(TESTFLAGS) ./...
+	$(MAKE) fuzz
+
+# Every fuzz target of the tree (func FuzzX in a _test.go file), found anew each run, fuzzed for
+# FUZZTIME each, one at a time. Seed corpora and the inputs that once failed are kept under
+# each package's testdata/fuzz/FuzzX; a failing input is written there.
+FUZZTIME ?= 3s
+fuzz: ## run every fuzz target for FUZZTIME (3s) each
+	@set -eo pipefail; \
+	grep -rHo --include='*_test.go' '^func Fuzz[A-Za-z0-9_]*' . | sed 's|^\(.*\)/[^/]*:func |\1 |' | sort -u | \
+	while read -r pkg name; do \
+		echo "fuzz: $$pkg $$name ($(FUZZTIME))"; \
+		$(GO) test -run '^$$' -fuzz "^$$name\$$" -fuzztime $(FUZZTIME) "$$pkg" | sed '/^fuzz: elapsed/d' || exit 1; \
+	done
 
 bench: deps build ## Go benchmarks and load runs; figures go to bench-results/
 	scripts/bench.sh

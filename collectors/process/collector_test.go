@@ -2,7 +2,6 @@ package process
 
 import (
 	"crypto/sha256"
-	"encoding/binary"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -22,7 +21,6 @@ import (
 	"github.com/google/go-cmp/cmp"
 
 	"github.com/threatcrumbs/crumbs/collectors/internal/collectortest"
-	"github.com/threatcrumbs/crumbs/collectors/internal/hostinfo"
 	"github.com/threatcrumbs/crumbs/pkg/testenv"
 	"github.com/threatcrumbs/crumbs/schemas"
 )
@@ -484,34 +482,6 @@ func TestConfigValidate(t *testing.T) {
 			}
 		})
 	}
-}
-
-// FuzzDecodeRecord feeds arbitrary ring-buffer records to the decoder: bad records are
-// errors, never panics.
-func FuzzDecodeRecord(f *testing.F) {
-	hdr := processExecEvent{Kind: uint32(processEventKindEVENT_KIND_EXEC), CwdLen: 4, ExeLen: 7, FilenameLen: 4, ArgsLen: 4}
-	exec, err := binary.Append(nil, binary.LittleEndian, &hdr)
-	if err != nil {
-		f.Fatalf("encode exec record: %v", err)
-	}
-	f.Add(append(exec, "tmp\x00ls\x00bin\x00/ls\x00ls\x00-l"...))
-	f.Add([]byte{2, 0, 0, 0, 1, 0, 0, 0})
-	f.Add([]byte{3, 0, 0, 0})
-	f.Fuzz(func(t *testing.T, raw []byte) {
-		proc := hostinfo.Proc{Root: "/nonexistent/proc"} // no process to read: records only
-		c := &Collector{
-			cfg:     DefaultConfig(),
-			proc:    proc,
-			cgroups: &hostinfo.CgroupCache{Proc: proc, CgroupRoot: "/nonexistent/cgroup", Max: 16},
-			table:   newProcessTable(16, time.Second, proc),
-			users:   hostinfo.NewIDNames("testdata/passwd"),
-			groups:  hostinfo.NewIDNames("testdata/passwd"),
-		}
-		p, err := c.decode(raw, time.Now())
-		if err == nil && p.ev == nil {
-			t.Error("decode returned neither an event nor an error")
-		}
-	})
 }
 
 // TestPauseResume: while the collector is paused, an exec is not collected; once resumed,
