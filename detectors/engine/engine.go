@@ -1,9 +1,9 @@
 package engine
 
 import (
-	"errors"
 	"container/heap"
 	"container/list"
+	"errors"
 	"fmt"
 	"math"
 	"strconv"
@@ -44,7 +44,7 @@ type Stats struct {
 	// InterruptedRule names the rule of the last one.
 	Interrupted     uint64
 	InterruptedRule string
-	Keys    int    // states held now
+	Keys            int // states held now
 }
 
 // Engine evaluates events against a rule set, keeping window state per rule, partition and
