@@ -4,12 +4,14 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"strings"
 
 	"github.com/spf13/cobra"
 
 	"github.com/threatcrumbs/crumbs/enrichers"
+	"github.com/threatcrumbs/crumbs/pkg/yamlsafe"
 )
 
 func contextCmd() *cobra.Command {
@@ -35,7 +37,7 @@ func contextPublishCmd() *cobra.Command {
 			if file == "" {
 				return &exitCode{2, errors.New("-f FILE is required")}
 			}
-			data, err := os.ReadFile(file)
+			data, err := readBounded(file, yamlsafe.DefaultLimits().MaxBytes)
 			if err != nil {
 				return &exitCode{2, fmt.Errorf("read %s: %w", file, err)}
 			}
@@ -121,4 +123,21 @@ func contextRuntime(cmd *cobra.Command, cfg *Config) (*runtime, context.Context,
 		return nil, nil, nil, err
 	}
 	return rt, ctx, cancel, nil
+}
+
+// readBounded reads a file (or a pipe, as with -f /dev/stdin) of at most max bytes.
+func readBounded(name string, max int) ([]byte, error) {
+	f, err := os.Open(name)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	data, err := io.ReadAll(io.LimitReader(f, int64(max)+1))
+	if err != nil {
+		return nil, err
+	}
+	if len(data) > max {
+		return nil, fmt.Errorf("larger than the limit of %d bytes", max)
+	}
+	return data, nil
 }
