@@ -7,7 +7,6 @@ import (
 	"strings"
 	"text/tabwriter"
 	"time"
-	"unicode"
 
 	"github.com/spf13/cobra"
 
@@ -59,8 +58,8 @@ func dlqCmd() *cobra.Command {
 				} else {
 					waiting++
 				}
-				fmt.Fprintf(w, "%s\t%s\t%s/%d@%d\t%s\t%s\n", d.Time.UTC().Format(time.RFC3339), printable(d.Stage),
-					printable(d.Topic), d.SrcPart, d.SrcOffset, rep, printable(d.Reason))
+				fmt.Fprintf(w, "%s\t%s\t%s/%d@%d\t%s\t%s\n", d.Time.UTC().Format(time.RFC3339), q(d.Stage),
+					q(d.Topic), d.SrcPart, d.SrcOffset, rep, q(d.Reason))
 			}
 			if err := w.Flush(); err != nil {
 				return err
@@ -91,7 +90,7 @@ func dlqCmd() *cobra.Command {
 			sort.Strings(topics)
 			var to []string
 			for _, t := range topics {
-				to = append(to, printable(t)+": "+strconv.Itoa(res.ByTopic[t]))
+				to = append(to, q(t)+": "+strconv.Itoa(res.ByTopic[t]))
 			}
 			fmt.Fprintf(cmd.OutOrStdout(), "replayed %d dead letters (%s); %d selected were replayed before\n",
 				res.Replayed, strings.Join(to, ", "), res.AlreadyReplayed)
@@ -116,11 +115,3 @@ func dlqConfig(cmd *cobra.Command) (*Config, error) {
 	return cfg, nil
 }
 
-// printable quotes what a terminal would interpret: a reason may carry text from the record.
-func printable(s string) string {
-	if strings.IndexFunc(s, func(r rune) bool { return !unicode.IsPrint(r) }) < 0 {
-		return s
-	}
-	q := strconv.QuoteToGraphic(s)
-	return q[1 : len(q)-1]
-}
