@@ -114,4 +114,3 @@ func dlqConfig(cmd *cobra.Command) (*Config, error) {
 	}
 	return cfg, nil
 }
-
