@@ -124,7 +124,7 @@ func TestRulesAreIndexedByLiterals(t *testing.T) {
 		mk("unindexed", constCondition{}),
 		mk("nc", litCond{cmd: []string{"nc -e"}, parent: []string{"nc"}}),
 		mk("empty", litCond{cmd: []string{""}}), // an empty literal cannot index
-	})
+	}, DefaultMaxConditionCost)
 	if err != nil {
 		t.Fatal(err)
 	}
