@@ -17,7 +17,6 @@ import (
 	"github.com/threatcrumbs/crumbs/pkg/avro"
 	"github.com/threatcrumbs/crumbs/pkg/kafka"
 	"github.com/threatcrumbs/crumbs/pkg/testenv"
-	"github.com/threatcrumbs/crumbs/schemas"
 )
 
 // TestAPIListenNeedsTLSOffLoopback: the API refuses to start on an address other than loopback
@@ -64,7 +63,7 @@ func TestAPIListenNeedsTLSOffLoopback(t *testing.T) {
 // without a certificate, or with one from another CA, is refused at the handshake.
 func TestContextAPITLS(t *testing.T) {
 	kcfg := startKafka(t)
-	serde, err := schemas.NewSerde()
+	serde, err := avro.NewBuiltinSerde()
 	if err != nil {
 		t.Fatal(err)
 	}

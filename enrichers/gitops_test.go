@@ -13,6 +13,7 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 
+	"github.com/threatcrumbs/crumbs/pkg/avro"
 	"github.com/threatcrumbs/crumbs/schemas"
 )
 
@@ -23,7 +24,7 @@ import (
 // are published.
 func TestContextDirRefusesUntrustedFiles(t *testing.T) {
 	kcfg := startKafka(t)
-	serde, err := schemas.NewSerde()
+	serde, err := avro.NewBuiltinSerde()
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -176,7 +177,7 @@ func syncOrStuck(t *testing.T, ctx context.Context, d *ContextDir) (SyncResult, 
 // cancelled.
 func TestContextDirShutdownWithFIFO(t *testing.T) {
 	kcfg := startKafka(t)
-	serde, err := schemas.NewSerde()
+	serde, err := avro.NewBuiltinSerde()
 	if err != nil {
 		t.Fatal(err)
 	}
