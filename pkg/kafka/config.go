@@ -7,6 +7,7 @@ package kafka
 import (
 	"errors"
 	"fmt"
+	"path/filepath"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kgo"
@@ -25,10 +26,15 @@ type Config struct {
 	Partitions int32 `mapstructure:"partitions"`
 	// ReplicationFactor of the topics crumbs creates (-1: the broker's default). Default -1.
 	ReplicationFactor int16 `mapstructure:"replication_factor"`
-	// RetentionHours of raw, enriched, alert and dead-letter topics (retention.ms). Default 168.
-	RetentionHours int `mapstructure:"retention_hours"`
+	// Retention bounds what each family of topics keeps, by time and by size, so that nothing
+	// written to Kafka can fill the disk (see RetentionConfig for the defaults).
+	Retention RetentionConfig `mapstructure:"retention"`
 	// TransactionTimeout of exactly-once stages (kgo.TransactionTimeout). Default 60s.
 	TransactionTimeout time.Duration `mapstructure:"transaction_timeout"`
+	// SessionTimeout of consumer group members (kgo.SessionTimeout, Kafka's
+	// session.timeout.ms): how long a member that died without leaving keeps its partitions
+	// before the group gives them to the others. Default 45s.
+	SessionTimeout time.Duration `mapstructure:"session_timeout"`
 	// MaxBufferedRecords bounds a producer's buffer (kgo.MaxBufferedRecords); a full buffer
 	// blocks the stage (backpressure). Default 100000.
 	MaxBufferedRecords int `mapstructure:"max_buffered_records"`
@@ -43,8 +49,27 @@ type EmbeddedConfig struct {
 	// DataDir persists the embedded broker's log (kfake.DataDir). Default /var/lib/crumbs/kafka.
 	DataDir string `mapstructure:"data_dir"`
 	// Port the embedded broker listens on, on 127.0.0.1 (kfake.Ports); 0 picks a free one.
-	// Default 9092.
+	// While the port is still held (a previous crumbs still exiting), the start waits for it,
+	// up to PortWait. Default 9092.
 	Port int `mapstructure:"port"`
+	// PortWait bounds how long the start waits for Port to be free. Default 30s.
+	PortWait time.Duration `mapstructure:"port_wait"`
+	// CredentialsDir keeps each role's SASL credentials, one file per role, readable by root
+	// only (directory 0700, files 0600); generated at the first start. Empty: DataDir/credentials.
+	// Default empty.
+	CredentialsDir string `mapstructure:"credentials_dir"`
+	// RetentionInterval is how often the embedded broker deletes what is past its topics'
+	// retention.ms and retention.bytes. Default 30s.
+	RetentionInterval time.Duration `mapstructure:"retention_interval"`
+}
+
+// CredentialsPath returns the credentials directory: CredentialsDir, else DataDir/credentials;
+// empty when both are (an in-memory broker keeps its credentials in memory).
+func (e EmbeddedConfig) CredentialsPath() string {
+	if e.CredentialsDir != "" || e.DataDir == "" {
+		return e.CredentialsDir
+	}
+	return filepath.Join(e.DataDir, "credentials")
 }
 
 // DefaultConfig returns the defaults documented on Config.
@@ -54,10 +79,12 @@ func DefaultConfig() Config {
 		TopicPrefix:        "crumbs",
 		Partitions:         3,
 		ReplicationFactor:  -1,
-		RetentionHours:     168,
+		Retention:          DefaultRetention(),
 		TransactionTimeout: 60 * time.Second,
+		SessionTimeout:     45 * time.Second,
 		MaxBufferedRecords: 100000,
-		Embedded:           EmbeddedConfig{DataDir: "/var/lib/crumbs/kafka", Port: 9092},
+		Embedded: EmbeddedConfig{DataDir: "/var/lib/crumbs/kafka", Port: 9092, PortWait: 30 * time.Second,
+			RetentionInterval: 30 * time.Second},
 	}
 }
 
@@ -73,8 +100,11 @@ func (c Config) Validate() error {
 	if c.ReplicationFactor == 0 || c.ReplicationFactor < -1 {
 		errs = append(errs, fmt.Errorf("kafka.replication_factor: %d: must be -1 or at least 1", c.ReplicationFactor))
 	}
-	if c.RetentionHours < 1 {
-		errs = append(errs, fmt.Errorf("kafka.retention_hours: %d: must be at least 1", c.RetentionHours))
+	if err := c.Retention.Validate(); err != nil {
+		errs = append(errs, err)
+	}
+	if c.SessionTimeout < 6*time.Second || c.SessionTimeout > 5*time.Minute {
+		errs = append(errs, fmt.Errorf("kafka.session_timeout: %s: must be between 6s and 5m (the brokers' group.min/max.session.timeout.ms)", c.SessionTimeout))
 	}
 	if c.TransactionTimeout < time.Second {
 		errs = append(errs, fmt.Errorf("kafka.transaction_timeout: %s: must be at least 1s", c.TransactionTimeout))
@@ -85,6 +115,12 @@ func (c Config) Validate() error {
 	if c.Embedded.Port < 0 || c.Embedded.Port > 65535 {
 		errs = append(errs, fmt.Errorf("kafka.embedded.port: %d: not a port", c.Embedded.Port))
 	}
+	if c.Embedded.PortWait < 0 {
+		errs = append(errs, fmt.Errorf("kafka.embedded.port_wait: %s: must not be negative", c.Embedded.PortWait))
+	}
+	if c.Embedded.RetentionInterval < time.Second {
+		errs = append(errs, fmt.Errorf("kafka.embedded.retention_interval: %s: must be at least 1s", c.Embedded.RetentionInterval))
+	}
 	if err := c.Security.Validate(); err != nil {
 		errs = append(errs, err)
 	}
@@ -93,13 +129,17 @@ func (c Config) Validate() error {
 
 // ClientOpts returns the options every crumbs client starts from.
 func (c Config) ClientOpts() []kgo.Opt {
-	return append([]kgo.Opt{
+	opts := []kgo.Opt{
 		kgo.SeedBrokers(c.Brokers...),
 		kgo.ClientID(c.ClientID),
 		kgo.MaxBufferedRecords(c.MaxBufferedRecords),
 		kgo.ProducerBatchCompression(kgo.NoCompression()),
 		kgo.ProducerLinger(5 * time.Millisecond),
-	}, c.Security.ClientOpts()...)
+	}
+	if c.SessionTimeout > 0 {
+		opts = append(opts, kgo.SessionTimeout(c.SessionTimeout))
+	}
+	return append(opts, c.Security.ClientOpts()...)
 }
 
 // Topics returns the topic names under this configuration.
