@@ -6,6 +6,10 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"maps"
+	"os"
+	"os/exec"
+	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
@@ -14,6 +18,7 @@ import (
 	"github.com/google/go-cmp/cmp"
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kfake"
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/kmsg"
 
@@ -51,92 +56,84 @@ func startSecure(t *testing.T, cfg kafka.Config, extra ...func(*kafka.Config)) (
 	return emb, cfg
 }
 
-// TestRolesAreRefusedOutsideTheirGrants: each role, authenticated with its generated
-// credentials, tries every operation on every family of topics, every stage's group and
-// transactional ids, creating and deleting topics, changing a topic's retention and granting
-// ACLs. What the broker allows must be exactly what the role needs; everything else must be
-// refused by the broker with an authorization error.
-func TestRolesAreRefusedOutsideTheirGrants(t *testing.T) {
-	base := kafka.DefaultConfig()
-	base.Embedded = kafka.EmbeddedConfig{Port: 0}
-	emb, cfg := startSecure(t, base)
-	tp := cfg.Topics()
-	families := []struct{ name, topic string }{
+// families are the topics the role tests try: one of each family.
+func families(tp kafka.Topics) []struct{ name, topic string } {
+	return []struct{ name, topic string }{
 		{"raw", tp.Raw("process")}, {"enriched", tp.Enriched("process")}, {"context", tp.Context("change")},
 		{"alerts", tp.Alerts()}, {"dlq", tp.DLQ()}, {"health", tp.Health()}, {"state", tp.State("crumbs-detect")},
 		{"triage", tp.Triage()}, {"deliveries", tp.Deliveries()},
 	}
-	groups := []string{"crumbs-enrich", "crumbs-detect", "crumbs-sink", "crumbs-alerts", "crumbs-triage", "crumbs-dlq-replay"}
-	transactional := []string{"crumbs-enrich", "crumbs-detect", "crumbs-alerts", "crumbs-dlq-replay"}
+}
 
-	// The admin puts one record in partition 0 of each topic, for consumers to find, and a
-	// topic per role to try deleting.
-	admin, err := kgo.NewClient(append(emb.ClientConfig(cfg, kafka.RoleAdmin).ClientOpts(), kgo.RecordPartitioner(kgo.ManualPartitioner()))...)
+// roleOps lists every operation the role tests try.
+func roleOps(tp kafka.Topics) []string {
+	var ops []string
+	for _, f := range families(tp) {
+		ops = append(ops, "produce "+f.name, "consume "+f.name)
+	}
+	for _, g := range []string{"crumbs-enrich", "crumbs-detect", "crumbs-sink", "crumbs-alerts", "crumbs-triage", "crumbs-dlq-replay"} {
+		ops = append(ops, "join group "+g)
+	}
+	for _, g := range []string{"crumbs-enrich", "crumbs-detect", "crumbs-alerts", "crumbs-dlq-replay"} {
+		ops = append(ops, "transact as "+g)
+	}
+	return append(ops, "create topic", "delete topic", "alter topic config", "grant acl")
+}
+
+// roleNeeds is what each role needs, written out here rather than read from the role table:
+// this is the specification the table is checked against. The admin is left out: what it
+// may do differs between the embedded broker (its superuser) and a real cluster.
+var roleNeeds = map[kafka.Role][]string{
+	kafka.RoleCollector: {"produce raw", "produce health"},
+	kafka.RoleEnricher: {"consume raw", "consume context", "produce enriched", "produce dlq",
+		"join group crumbs-enrich", "transact as crumbs-enrich"},
+	kafka.RoleDetector: {"consume enriched", "produce alerts", "produce dlq", "produce state", "consume state",
+		"join group crumbs-detect", "transact as crumbs-detect"},
+	kafka.RoleSink: {"consume enriched", "consume alerts", "consume context", "produce dlq", "join group crumbs-sink"},
+	kafka.RoleAlerts: {"consume alerts", "consume triage", "consume deliveries", "produce deliveries", "produce dlq",
+		"join group crumbs-alerts", "transact as crumbs-alerts"},
+	kafka.RoleContext: {"produce context", "consume context"},
+	kafka.RoleTriage:  {"consume alerts", "consume triage", "produce triage", "join group crumbs-triage"},
+	kafka.RoleDLQReplay: {"consume dlq", "produce raw", "produce enriched", "produce alerts",
+		"join group crumbs-dlq-replay", "transact as crumbs-dlq-replay"},
+}
+
+// checkRoles has each role, configured by roleCfg, try every operation, and compares what
+// the broker allowed with want. superuser seeds the topics with a record each.
+func checkRoles(t *testing.T, superuser kafka.Config, roleCfg func(kafka.Role) kafka.Config, want map[kafka.Role][]string) {
+	t.Helper()
+	if got := slices.Sorted(maps.Keys(want)); !slices.Equal(got, slices.Sorted(slices.Values(kafka.Roles()))) {
+		t.Fatalf("the test covers roles %v, the table has %v: add the new role's needs here", got, kafka.Roles())
+	}
+	tp := superuser.Topics()
+	su, err := kgo.NewClient(append(superuser.ClientOpts(), kgo.RecordPartitioner(kgo.ManualPartitioner()))...)
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer admin.Close()
-	for _, f := range families {
-		if err := admin.ProduceSync(t.Context(), &kgo.Record{Topic: f.topic, Partition: 0, Value: []byte("seed")}).FirstErr(); err != nil {
+	defer su.Close()
+	if err := superuser.EnsureTopics(t.Context(), su, superuser.AllTopics("crumbs-detect")); err != nil {
+		t.Fatal(err)
+	}
+	// One record in partition 0 of each topic, for consumers to find, and a topic per role
+	// to try deleting.
+	for _, f := range families(tp) {
+		if err := su.ProduceSync(t.Context(), &kgo.Record{Topic: f.topic, Partition: 0, Value: []byte("seed")}).FirstErr(); err != nil {
 			t.Fatalf("seed %s: %v", f.topic, err)
 		}
 	}
 	for _, r := range kafka.Roles() {
-		if _, err := kadm.NewClient(admin).CreateTopic(t.Context(), 1, -1, nil, "crumbs.scratch."+string(r)); err != nil {
+		if _, err := kadm.NewClient(su).CreateTopic(t.Context(), 1, -1, nil, tp.Prefix+".scratch."+string(r)); err != nil {
 			t.Fatal(err)
 		}
 	}
-
-	var allOps []string
-	for _, f := range families {
-		allOps = append(allOps, "produce "+f.name, "consume "+f.name)
-	}
-	for _, g := range groups {
-		allOps = append(allOps, "join group "+g)
-	}
-	for _, g := range transactional {
-		allOps = append(allOps, "transact as "+g)
-	}
-	allOps = append(allOps, "create topic", "delete topic", "alter topic config", "grant acl")
-
-	// What each role needs, written out here rather than read from the role table: this is
-	// the specification the table is checked against.
-	want := map[kafka.Role][]string{
-		kafka.RoleAdmin:     allOps, // the embedded broker's superuser
-		kafka.RoleCollector: {"produce raw", "produce health"},
-		kafka.RoleEnricher: {"consume raw", "consume context", "produce enriched", "produce dlq",
-			"join group crumbs-enrich", "transact as crumbs-enrich"},
-		kafka.RoleDetector: {"consume enriched", "produce alerts", "produce dlq", "produce state", "consume state",
-			"join group crumbs-detect", "transact as crumbs-detect"},
-		kafka.RoleSink: {"consume enriched", "consume alerts", "consume context", "produce dlq", "join group crumbs-sink"},
-		kafka.RoleAlerts: {"consume alerts", "consume triage", "consume deliveries", "produce deliveries", "produce dlq",
-			"join group crumbs-alerts", "transact as crumbs-alerts"},
-		kafka.RoleContext: {"produce context", "consume context"},
-		kafka.RoleTriage:  {"consume alerts", "consume triage", "produce triage", "join group crumbs-triage"},
-		kafka.RoleDLQReplay: {"consume dlq", "produce raw", "produce enriched", "produce alerts",
-			"join group crumbs-dlq-replay", "transact as crumbs-dlq-replay"},
-	}
-	if got := slices.Sorted(func(yield func(kafka.Role) bool) {
-		for r := range want {
-			if !yield(r) {
-				return
-			}
-		}
-	}); !slices.Equal(got, slices.Sorted(slices.Values(kafka.Roles()))) {
-		t.Fatalf("the test covers roles %v, the table has %v: add the new role's needs here", got, kafka.Roles())
-	}
-
 	for _, r := range kafka.Roles() {
 		t.Run(string(r), func(t *testing.T) {
-			rcfg := emb.ClientConfig(cfg, r)
-			try := func(op string) error {
-				ctx, cancel := context.WithTimeout(t.Context(), 15*time.Second)
-				defer cancel()
-				return roleOp(ctx, rcfg, op, families, r)
-			}
+			rcfg := roleCfg(r)
 			var allowed []string
-			for _, op := range allOps {
-				err := try(op)
+			for _, op := range roleOps(tp) {
+				ctx, cancel := context.WithTimeout(t.Context(), 15*time.Second)
+				err := roleOp(ctx, rcfg, op, families(tp), r)
+				cancel()
 				switch {
 				case err == nil:
 					allowed = append(allowed, op)
@@ -149,6 +146,170 @@ func TestRolesAreRefusedOutsideTheirGrants(t *testing.T) {
 				t.Errorf("operations the broker allowed role %s (-want +got):\n%s", r, diff)
 			}
 		})
+	}
+}
+
+// TestRolesAreRefusedOutsideTheirGrants: on the embedded broker, each role, authenticated
+// with its generated credentials, tries every operation on every family of topics, every
+// stage's group and transactional ids, creating and deleting topics, changing a topic's
+// retention and granting ACLs. What the broker allows must be exactly what the role needs;
+// everything else must be refused by the broker with an authorization error.
+func TestRolesAreRefusedOutsideTheirGrants(t *testing.T) {
+	cfg := kafka.DefaultConfig()
+	cfg.Embedded = kafka.EmbeddedConfig{Port: 0}
+	emb, err := kafka.StartSecureEmbedded(t.Context(), cfg, testScope(cfg), slog.New(slog.NewTextHandler(io.Discard, nil)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(emb.Close)
+	want := maps.Clone(roleNeeds)
+	want[kafka.RoleAdmin] = roleOps(cfg.Topics()) // the embedded broker's superuser
+	checkRoles(t, emb.ClientConfig(cfg, kafka.RoleAdmin), func(r kafka.Role) kafka.Config { return emb.ClientConfig(cfg, r) }, want)
+}
+
+// TestACLScriptGivesAClusterTheSameRoles: the script of `crumbs kafka acls`, run by a shell
+// with kafka-acls.sh and kafka-configs.sh that record their arguments, sets up a cluster
+// (kfake with SASL and ACLs, an operator as its only superuser) on which every role may do
+// exactly what it may on the embedded broker, and the admin role create, configure and delete
+// topics but read and write none.
+func TestACLScriptGivesAClusterTheSameRoles(t *testing.T) {
+	cfg := kafka.DefaultConfig()
+	scope := testScope(cfg)
+	var script strings.Builder
+	err := scope.WriteACLScript(&script, kafka.ACLScript{BootstrapServer: "kafka-1:9092,kafka-2:9092", CommandConfig: "/etc/kafka/admin client.properties",
+		Principal: "User:crumbs-{role}", SCRAMMechanism: kafka.MechanismScramSHA512})
+	if err != nil {
+		t.Fatal(err)
+	}
+	bin := t.TempDir()
+	calls := filepath.Join(bin, "calls")
+	for _, tool := range []string{"kafka-acls.sh", "kafka-configs.sh"} {
+		rec := "#!/bin/sh\n{ echo " + tool + "; for a in \"$@\"; do printf '%s\\n' \"$a\"; done; echo --; } >> " + calls + "\n"
+		if err := os.WriteFile(filepath.Join(bin, tool), []byte(rec), 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	passwords := map[string]string{}
+	env := []string{"PATH=" + bin + ":/usr/bin:/bin"}
+	for _, r := range kafka.Roles() {
+		passwords[r.Username()] = "pw-of-" + string(r) + "-0123456789"
+		env = append(env, kafka.PasswordVariable(r)+"="+passwords[r.Username()])
+	}
+	cmd := exec.Command("sh", "-c", script.String())
+	cmd.Env = env
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("run the script: %v\n%s\nscript:\n%s", err, out, script.String())
+	}
+	b, err := os.ReadFile(calls)
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	cluster, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.EnableSASL(), kfake.EnableACLs(),
+		kfake.Superuser(kafka.MechanismScramSHA512, "operator", "operator-password"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(cluster.Close)
+	op := cfg
+	op.Brokers = cluster.ListenAddrs()
+	op.Security.SASL = kafka.SASLConfig{Mechanism: kafka.MechanismScramSHA512, Username: "operator", Password: "operator-password"}
+	opcl, err := kgo.NewClient(op.ClientOpts()...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer opcl.Close()
+	applyRecordedCalls(t, opcl, strings.Split(strings.TrimSuffix(string(b), "--\n"), "--\n"), passwords)
+
+	want := maps.Clone(roleNeeds)
+	want[kafka.RoleAdmin] = []string{"create topic", "delete topic", "alter topic config"}
+	checkRoles(t, op, func(r kafka.Role) kafka.Config {
+		c := op
+		c.Security.SASL = kafka.SASLConfig{Mechanism: kafka.MechanismScramSHA512, Username: r.Username(), Password: passwords[r.Username()]}
+		return c
+	}, want)
+}
+
+// applyRecordedCalls does what the recorded kafka-configs.sh and kafka-acls.sh calls ask.
+func applyRecordedCalls(t *testing.T, cl *kgo.Client, calls []string, passwords map[string]string) {
+	t.Helper()
+	var upserts []kadm.UpsertSCRAM
+	acls := kmsg.NewPtrCreateACLsRequest()
+	for _, call := range calls {
+		args := strings.Split(strings.TrimSuffix(call, "\n"), "\n")
+		flags := map[string][]string{}
+		for i := 1; i < len(args); i++ {
+			if !strings.HasPrefix(args[i], "--") {
+				t.Fatalf("%s: argument %q where a flag belongs", args[0], args[i])
+			}
+			if i+1 < len(args) && !strings.HasPrefix(args[i+1], "--") {
+				flags[args[i]] = append(flags[args[i]], args[i+1])
+				i++
+			} else {
+				flags[args[i]] = append(flags[args[i]], "")
+			}
+		}
+		if diff := cmp.Diff([]string{"kafka-1:9092,kafka-2:9092"}, flags["--bootstrap-server"]); diff != "" {
+			t.Errorf("%s --bootstrap-server (-want +got):\n%s", args[0], diff)
+		}
+		if diff := cmp.Diff([]string{"/etc/kafka/admin client.properties"}, flags["--command-config"]); diff != "" {
+			t.Errorf("%s --command-config (-want +got):\n%s", args[0], diff)
+		}
+		switch args[0] {
+		case "kafka-configs.sh":
+			user, cfg := flags["--entity-name"][0], flags["--add-config"][0]
+			if want := "SCRAM-SHA-512=[password=" + passwords[user] + "]"; cfg != want || flags["--entity-type"][0] != "users" {
+				t.Fatalf("kafka-configs.sh for %s: --entity-type %v --add-config %q, want users and %q", user, flags["--entity-type"], cfg, want)
+			}
+			upserts = append(upserts, kadm.UpsertSCRAM{User: user, Mechanism: kadm.ScramSha512, Iterations: 4096, Password: passwords[user]})
+		case "kafka-acls.sh":
+			if len(flags["--add"]) != 1 {
+				t.Fatalf("kafka-acls.sh without --add: %q", args)
+			}
+			c := kmsg.NewCreateACLsRequestCreation()
+			c.Principal, c.Host, c.PermissionType = flags["--allow-principal"][0], "*", kmsg.ACLPermissionTypeAllow
+			c.ResourcePatternType = kmsg.ACLResourcePatternTypeLiteral
+			if p := flags["--resource-pattern-type"]; len(p) > 0 && p[0] == "prefixed" {
+				c.ResourcePatternType = kmsg.ACLResourcePatternTypePrefixed
+			}
+			switch {
+			case flags["--topic"] != nil:
+				c.ResourceType, c.ResourceName = kmsg.ACLResourceTypeTopic, flags["--topic"][0]
+			case flags["--group"] != nil:
+				c.ResourceType, c.ResourceName = kmsg.ACLResourceTypeGroup, flags["--group"][0]
+			case flags["--transactional-id"] != nil:
+				c.ResourceType, c.ResourceName = kmsg.ACLResourceTypeTransactionalId, flags["--transactional-id"][0]
+			case flags["--cluster"] != nil:
+				c.ResourceType, c.ResourceName = kmsg.ACLResourceTypeCluster, "kafka-cluster"
+			default:
+				t.Fatalf("kafka-acls.sh names no resource: %q", args)
+			}
+			for _, name := range flags["--operation"] {
+				op, err := kmsg.ParseACLOperation(name)
+				if err != nil {
+					t.Fatalf("kafka-acls.sh --operation %s: %v", name, err)
+				}
+				c.Operation = op
+				acls.Creations = append(acls.Creations, c)
+			}
+		default:
+			t.Fatalf("unexpected command %q", args[0])
+		}
+	}
+	if len(upserts) != len(kafka.Roles()) {
+		t.Fatalf("%d users created, want one per role (%d)", len(upserts), len(kafka.Roles()))
+	}
+	if _, err := kadm.NewClient(cl).AlterUserSCRAMs(t.Context(), nil, upserts); err != nil {
+		t.Fatal(err)
+	}
+	resp, err := acls.RequestWith(t.Context(), cl)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, r := range resp.Results {
+		if err := kerr.ErrorForCode(r.ErrorCode); err != nil {
+			t.Fatal(err)
+		}
 	}
 }
 
@@ -167,6 +328,7 @@ func isAuthorizationError(err error) bool {
 // roleOp does one operation as the client configuration's role: nil when the broker allowed
 // it, its error otherwise.
 func roleOp(ctx context.Context, cfg kafka.Config, op string, families []struct{ name, topic string }, r kafka.Role) error {
+	tp := cfg.Topics()
 	verb, arg, _ := strings.Cut(op, " ")
 	topicOf := func(family string) string {
 		for _, f := range families {
@@ -232,13 +394,13 @@ func roleOp(ctx context.Context, cfg kafka.Config, op string, families []struct{
 		}
 		return kerr.ErrorForCode(resp.ErrorCode)
 	case op == "create topic":
-		resp, err := adm.CreateTopic(ctx, 1, -1, nil, "crumbs.raw.created-by-"+string(r))
+		resp, err := adm.CreateTopic(ctx, 1, -1, nil, tp.Raw("created-by-"+string(r)))
 		if err != nil {
 			return err
 		}
 		return resp.Err
 	case op == "delete topic":
-		resp, err := adm.DeleteTopic(ctx, "crumbs.scratch."+string(r))
+		resp, err := adm.DeleteTopic(ctx, tp.Prefix+".scratch."+string(r))
 		if err != nil {
 			return err
 		}
