@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"slices"
 	"testing"
 	"time"
@@ -228,10 +229,17 @@ func (p *pipeline) waitFailures(account string, n int) []failure {
 	return out
 }
 
-// kafkaConfig is the configuration of a client of this pipeline's embedded broker.
-func (p *pipeline) kafkaConfig() kafka.Config {
+// kafkaConfig is the configuration of a client of this pipeline's embedded broker, acting as
+// a role with the credentials `crumbs up` generated (the tests run as root).
+func (p *pipeline) kafkaConfig(r kafka.Role) kafka.Config {
+	p.t.Helper()
 	kcfg := kafka.DefaultConfig()
 	kcfg.Brokers = []string{fmt.Sprintf("127.0.0.1:%d", p.port)}
+	c, err := kafka.ReadCredentials(filepath.Join(p.dataDir, "credentials"), r)
+	if err != nil {
+		p.t.Fatal(err)
+	}
+	kcfg.Security.SASL = c.SASL()
 	return kcfg
 }
 
@@ -239,7 +247,7 @@ func (p *pipeline) kafkaConfig() kafka.Config {
 // every one of the events on crumbs.enriched.identity.
 func (p *pipeline) waitDetectorCommitted(events []failure) {
 	p.t.Helper()
-	kcfg := p.kafkaConfig()
+	kcfg := p.kafkaConfig(kafka.RoleAdmin)
 	topic := kcfg.Topics().Enriched("identity")
 	serde, err := avro.NewBuiltinSerde()
 	if err != nil {
@@ -294,7 +302,7 @@ func (p *pipeline) waitDetectorCommitted(events []failure) {
 // publishedAlerts reads every committed record of crumbs.alerts.
 func (p *pipeline) publishedAlerts() []*schemas.Alert {
 	p.t.Helper()
-	kcfg := p.kafkaConfig()
+	kcfg := p.kafkaConfig(kafka.RoleAdmin)
 	serde, err := avro.NewBuiltinSerde()
 	if err != nil {
 		p.t.Fatal(err)

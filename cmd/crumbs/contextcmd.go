@@ -11,6 +11,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/threatcrumbs/crumbs/enrichers"
+	"github.com/threatcrumbs/crumbs/pkg/kafka"
 	"github.com/threatcrumbs/crumbs/pkg/yamlsafe"
 )
 
@@ -108,17 +109,20 @@ func contextDeleteCmd() *cobra.Command {
 }
 
 // contextRuntime connects to the configured brokers (the embedded one of `crumbs up` when none
-// are configured) and makes sure the topics exist.
+// are configured) as the context role, and makes sure its topics exist. cfg.Kafka is the
+// context role's configuration afterwards.
 func contextRuntime(cmd *cobra.Command, cfg *Config) (*runtime, context.Context, context.CancelFunc, error) {
-	if len(cfg.Kafka.Brokers) == 0 {
-		cfg.Kafka.Brokers = []string{fmt.Sprintf("127.0.0.1:%d", cfg.Kafka.Embedded.Port)}
+	kcfg, err := roleKafka(cfg, kafka.RoleContext, nil)
+	if err != nil {
+		return nil, nil, nil, err
 	}
+	cfg.Kafka = kcfg
 	rt, err := newRuntime(cfg)
 	if err != nil {
 		return nil, nil, nil, err
 	}
 	ctx, cancel := signalContext(cmd)
-	if err := rt.ensureTopics(ctx); err != nil {
+	if err := rt.ensureTopics(ctx, kafka.RoleContext); err != nil {
 		cancel()
 		return nil, nil, nil, err
 	}

@@ -375,17 +375,22 @@ func TestRestartLosesNothingAndDuplicatesNothing(t *testing.T) {
 func TestUndecodableRecordIsDeadLettered(t *testing.T) {
 	p := newPipeline(t, "CRUMBS_COLLECTORS_PROCESS_ENABLED=false")
 	p.start()
-	kcfg := kafka.DefaultConfig()
-	kcfg.Brokers = []string{fmt.Sprintf("127.0.0.1:%d", p.port)}
+	// Garbage as a (faulty) collector would write it; read back as `crumbs dlq` would.
+	kcfg := p.kafkaConfig(kafka.RoleDLQReplay)
 	cl, err := kgo.NewClient(append(kcfg.ClientOpts(), kgo.ConsumeTopics(kcfg.Topics().DLQ()), kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()))...)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer cl.Close()
+	col, err := kgo.NewClient(p.kafkaConfig(kafka.RoleCollector).ClientOpts()...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer col.Close()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	garbage := []byte("not avro at all " + randomName(""))
-	if err := cl.ProduceSync(ctx, &kgo.Record{Topic: kcfg.Topics().Raw("process"), Key: []byte("h"), Value: garbage}).FirstErr(); err != nil {
+	if err := col.ProduceSync(ctx, &kgo.Record{Topic: kcfg.Topics().Raw("process"), Key: []byte("h"), Value: garbage}).FirstErr(); err != nil {
 		t.Fatal(err)
 	}
 	var dead *kgo.Record

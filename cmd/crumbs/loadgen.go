@@ -9,6 +9,7 @@ import (
 
 	crumbscollectors "github.com/threatcrumbs/crumbs/collectors"
 	"github.com/threatcrumbs/crumbs/collectors/synthetic"
+	"github.com/threatcrumbs/crumbs/pkg/kafka"
 	"github.com/threatcrumbs/crumbs/schemas"
 )
 
@@ -23,9 +24,6 @@ func loadgenCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			if len(cfg.Kafka.Brokers) == 0 {
-				cfg.Kafka.Brokers = []string{fmt.Sprintf("127.0.0.1:%d", cfg.Kafka.Embedded.Port)}
-			}
 			if sc.Count == 0 && sc.Duration == 0 {
 				sc.Duration = 10 * time.Second
 			}
@@ -35,11 +33,16 @@ func loadgenCmd() *cobra.Command {
 			}
 			ctx, cancel := signalContext(cmd)
 			defer cancel()
-			if err := rt.ensureTopics(ctx); err != nil {
+			// Synthetic raw events, as a collector would produce them.
+			kcfg, err := rt.kafka(kafka.RoleCollector)
+			if err != nil {
+				return err
+			}
+			if err := rt.ensureTopics(ctx, kafka.RoleCollector); err != nil {
 				return err
 			}
 			counters := rt.stageCounters("loadgen", "")
-			pub, err := crumbscollectors.NewPublisher(cfg.Kafka, rt.serde, counters)
+			pub, err := crumbscollectors.NewPublisher(kcfg, rt.serde, counters)
 			if err != nil {
 				return err
 			}

@@ -28,6 +28,7 @@ import (
 	"github.com/threatcrumbs/crumbs/detectors"
 	"github.com/threatcrumbs/crumbs/enrichers"
 	"github.com/threatcrumbs/crumbs/pkg/avro"
+	"github.com/threatcrumbs/crumbs/pkg/kafka"
 	"github.com/threatcrumbs/crumbs/pkg/telemetry"
 	"github.com/threatcrumbs/crumbs/schemas"
 	"github.com/threatcrumbs/crumbs/sinks/clickhouse"
@@ -45,6 +46,7 @@ type runtime struct {
 	reg      *prometheus.Registry
 	serde    *avro.Serde
 	counters []*telemetry.StageCounters
+	creds    map[kafka.Role]kafka.Credentials // the embedded broker's roles, under crumbs up
 }
 
 func newRuntime(cfg *Config) (*runtime, error) {
@@ -71,7 +73,11 @@ func (rt *runtime) txnID(group string) string { return group + "-" + rt.cfg.Host
 // they are configured (enricher.api.listen, enricher.context_dir).
 func (rt *runtime) enricher() (stage, error) {
 	c := rt.cfg
-	e, err := enrichers.New(c.Enricher, c.Kafka, enrichers.Deps{
+	kcfg, err := rt.kafka(kafka.RoleEnricher)
+	if err != nil {
+		return nil, err
+	}
+	e, err := enrichers.New(c.Enricher, kcfg, enrichers.Deps{
 		Log: rt.log, Metrics: rt.reg, Counters: rt.stageCounters("enrich", c.Enricher.Group),
 		Serde: rt.serde, TransactionalID: rt.txnID(c.Enricher.Group),
 	})
@@ -79,15 +85,20 @@ func (rt *runtime) enricher() (stage, error) {
 		return nil, err
 	}
 	group := stageGroup{e}
+	// The context API and directory publish context: the context role's, not the enricher's.
+	ctxcfg, err := rt.kafka(kafka.RoleContext)
+	if err != nil && (c.Enricher.API.Listen != "" || c.Enricher.ContextDir != "") {
+		return nil, err
+	}
 	if c.Enricher.API.Listen != "" {
-		api, err := enrichers.NewContextAPI(c.Enricher, c.Kafka, rt.serde, rt.log)
+		api, err := enrichers.NewContextAPI(c.Enricher, ctxcfg, rt.serde, rt.log)
 		if err != nil {
 			return nil, err
 		}
 		group = append(group, api)
 	}
 	if c.Enricher.ContextDir != "" {
-		dir, err := enrichers.NewContextDir(c.Enricher, c.Kafka, rt.serde, rt.log)
+		dir, err := enrichers.NewContextDir(c.Enricher, ctxcfg, rt.serde, rt.log)
 		if err != nil {
 			return nil, err
 		}
@@ -101,7 +112,11 @@ func (rt *runtime) enricher() (stage, error) {
 
 func (rt *runtime) detector() (stage, error) {
 	c := rt.cfg
-	return detectors.New(c.Detector, c.Kafka, detectors.Deps{
+	kcfg, err := rt.kafka(kafka.RoleDetector)
+	if err != nil {
+		return nil, err
+	}
+	return detectors.New(c.Detector, kcfg, detectors.Deps{
 		Log: rt.log, Metrics: rt.reg, Counters: rt.stageCounters("detect", c.Detector.Group),
 		Serde: rt.serde, TransactionalID: rt.txnID(c.Detector.Group),
 	})
@@ -109,7 +124,11 @@ func (rt *runtime) detector() (stage, error) {
 
 func (rt *runtime) sink() (stage, error) {
 	c := rt.cfg
-	return clickhouse.New(c.ClickHouse, c.Kafka, clickhouse.Deps{
+	kcfg, err := rt.kafka(kafka.RoleSink)
+	if err != nil {
+		return nil, err
+	}
+	return clickhouse.New(c.ClickHouse, kcfg, clickhouse.Deps{
 		Log: rt.log, Metrics: rt.reg, Counters: rt.stageCounters("sink", c.ClickHouse.Group),
 	})
 }
@@ -133,7 +152,11 @@ func newCollectorStage[E any](rt *runtime, name string, run func(context.Context
 	if err != nil {
 		return nil, err
 	}
-	pub, err := crumbscollectors.NewPublisher(rt.cfg.Kafka, rt.serde, counters,
+	kcfg, err := rt.kafka(kafka.RoleCollector)
+	if err != nil {
+		return nil, err
+	}
+	pub, err := crumbscollectors.NewPublisher(kcfg, rt.serde, counters,
 		crumbscollectors.WithCollector(name, rt.cfg.host(), rt.log), crumbscollectors.WithSpool(cc.Spool),
 		crumbscollectors.WithRedactor(red), crumbscollectors.WithHealth(cc.Health, drops, rt.reg))
 	if err != nil {
@@ -318,18 +341,38 @@ func signalContext(cmd *cobra.Command) (context.Context, context.CancelFunc) {
 	return signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
 }
 
-// ensureTopics creates the pipeline's topics that are missing.
-func (rt *runtime) ensureTopics(ctx context.Context) error {
-	cl, err := kgo.NewClient(rt.cfg.Kafka.ClientOpts()...)
+// ensureTopics creates the pipeline's topics that are missing, as far as the role may see and
+// create them (the admin role creates them all).
+func (rt *runtime) ensureTopics(ctx context.Context, r kafka.Role) error {
+	kcfg, err := rt.kafka(r)
+	if err != nil {
+		return err
+	}
+	cl, err := kgo.NewClient(kcfg.ClientOpts()...)
 	if err != nil {
 		return fmt.Errorf("kafka client: %w", err)
 	}
 	defer cl.Close()
-	return rt.cfg.Kafka.EnsureTopics(ctx, cl, rt.cfg.Kafka.AllTopics(rt.cfg.Detector.Group))
+	return kcfg.EnsureTopics(ctx, cl, kcfg.AllTopics(rt.cfg.Detector.Group))
 }
 
-// runOne runs a single stage until a signal, for `crumbs collect|enrich|detect|sink`.
-func runOne(cmd *cobra.Command, build func(*runtime) (stage, error)) error {
+// alignTopics sets the configured retention on the pipeline's topics that exist (admin role).
+func (rt *runtime) alignTopics(ctx context.Context) error {
+	kcfg, err := rt.kafka(kafka.RoleAdmin)
+	if err != nil {
+		return err
+	}
+	cl, err := kgo.NewClient(kcfg.ClientOpts()...)
+	if err != nil {
+		return fmt.Errorf("kafka client: %w", err)
+	}
+	defer cl.Close()
+	return kcfg.AlignTopics(ctx, cl, kcfg.AllTopics(rt.cfg.Detector.Group))
+}
+
+// runOne runs a single stage, acting as its Kafka role, until a signal, for
+// `crumbs collect|enrich|detect|sink`.
+func runOne(cmd *cobra.Command, role kafka.Role, build func(*runtime) (stage, error)) error {
 	cfg, err := loadConfig(cmd)
 	if err != nil {
 		return err
@@ -343,7 +386,7 @@ func runOne(cmd *cobra.Command, build func(*runtime) (stage, error)) error {
 	}
 	ctx, cancel := signalContext(cmd)
 	defer cancel()
-	if err := rt.ensureTopics(ctx); err != nil {
+	if err := rt.ensureTopics(ctx, role); err != nil {
 		return err
 	}
 	stopMetrics, err := rt.serveMetrics(ctx)
@@ -360,20 +403,26 @@ func runOne(cmd *cobra.Command, build func(*runtime) (stage, error)) error {
 
 func collectCmd() *cobra.Command {
 	return &cobra.Command{Use: "collect", Short: "Run the collectors, producing raw events to Kafka", Args: cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error { return runOne(cmd, (*runtime).collectStage) }}
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			return runOne(cmd, kafka.RoleCollector, (*runtime).collectStage)
+		}}
 }
 
 func enrichCmd() *cobra.Command {
 	return &cobra.Command{Use: "enrich", Short: "Run the enricher: raw events joined with context, exactly once", Args: cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error { return runOne(cmd, (*runtime).enricher) }}
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			return runOne(cmd, kafka.RoleEnricher, (*runtime).enricher)
+		}}
 }
 
 func detectCmd() *cobra.Command {
 	return &cobra.Command{Use: "detect", Short: "Run the detector: enriched events judged by rules, alerts out, exactly once", Args: cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error { return runOne(cmd, (*runtime).detector) }}
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			return runOne(cmd, kafka.RoleDetector, (*runtime).detector)
+		}}
 }
 
 func sinkCmd() *cobra.Command {
 	return &cobra.Command{Use: "sink", Short: "Run the ClickHouse sink: enriched events and alerts into ClickHouse", Args: cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error { return runOne(cmd, (*runtime).sink) }}
+		RunE: func(cmd *cobra.Command, _ []string) error { return runOne(cmd, kafka.RoleSink, (*runtime).sink) }}
 }

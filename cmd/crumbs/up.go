@@ -41,17 +41,29 @@ func runUp(cmd *cobra.Command, _ []string) error {
 	ctx, cancel := signalContext(cmd)
 	defer cancel()
 
-	if len(cfg.Kafka.Brokers) == 0 {
-		emb, err := kafka.StartEmbedded(cfg.Kafka.Embedded)
+	embedded := len(cfg.Kafka.Brokers) == 0
+	if embedded {
+		// Every stage acts as its role on the embedded broker, which refuses everyone else.
+		emb, err := kafka.StartSecureEmbedded(ctx, cfg.Kafka, cfg.kafkaScope(), rt.log)
 		if err != nil {
 			return err
 		}
 		defer emb.Close()
 		cfg.Kafka.Brokers = emb.Addrs()
-		rt.log.Info("embedded kafka started", "addrs", cfg.Kafka.Brokers, "data_dir", cfg.Kafka.Embedded.DataDir)
+		rt.creds = map[kafka.Role]kafka.Credentials{}
+		for _, r := range kafka.Roles() {
+			rt.creds[r], _ = emb.Credentials(r)
+		}
+		rt.log.Info("embedded kafka started", "addrs", cfg.Kafka.Brokers, "data_dir", cfg.Kafka.Embedded.DataDir,
+			"credentials", cfg.Kafka.Embedded.CredentialsPath())
 	}
-	if err := rt.ensureTopics(ctx); err != nil {
+	if err := rt.ensureTopics(ctx, kafka.RoleAdmin); err != nil {
 		return err
+	}
+	if embedded { // topics made before a size limit, or under another configuration, get this one's
+		if err := rt.alignTopics(ctx); err != nil {
+			return err
+		}
 	}
 	stopMetrics, err := rt.serveMetrics(ctx)
 	if err != nil {
@@ -143,7 +155,11 @@ func (rt *runtime) statusLine(ctx context.Context, w io.Writer) (stop func()) {
 	}
 	go func() {
 		defer close(done)
-		cl, err := kgo.NewClient(rt.cfg.Kafka.ClientOpts()...)
+		kcfg, err := rt.kafka(kafka.RoleAdmin)
+		if err != nil {
+			return
+		}
+		cl, err := kgo.NewClient(kcfg.ClientOpts()...)
 		if err != nil {
 			return
 		}
