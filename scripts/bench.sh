@@ -28,6 +28,8 @@ run ./collectors/file '.' 20000x
 run ./collectors/identity 'CredentialStorm' 20000x
 run ./collectors/system 'Sample' 50x
 run ./collectors 'AllCollectorsOverhead' 25x
+# Embedded broker: produce throughput with SASL/SCRAM and the role ACLs against an open broker.
+run ./pkg/kafka 'EmbeddedProduceAuth' 20x
 # Codecs: per schema, the generated encode, decode and column decode beside goavro's generic
 # path (native form + goavro); the Serde with framing on a process event.
 run ./schemas 'Codec' 100000x
