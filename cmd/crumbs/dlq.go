@@ -103,14 +103,15 @@ func dlqCmd() *cobra.Command {
 	return c
 }
 
-// dlqConfig loads the configuration; without brokers it talks to `crumbs up`'s embedded one.
+// dlqConfig loads the configuration, its Kafka part as the dlq-replay role; without brokers it
+// talks to `crumbs up`'s embedded one.
 func dlqConfig(cmd *cobra.Command) (*Config, error) {
 	cfg, err := loadConfig(cmd)
 	if err != nil {
 		return nil, err
 	}
-	if len(cfg.Kafka.Brokers) == 0 {
-		cfg.Kafka.Brokers = []string{fmt.Sprintf("127.0.0.1:%d", cfg.Kafka.Embedded.Port)}
+	if cfg.Kafka, err = roleKafka(cfg, kafka.RoleDLQReplay, nil); err != nil {
+		return nil, err
 	}
 	return cfg, nil
 }

@@ -15,11 +15,10 @@ func (c *Config) kafkaScope() kafka.Scope {
 		kafka.RoleEnricher: c.Enricher.Group,
 		kafka.RoleDetector: c.Detector.Group,
 		kafka.RoleSink:     c.ClickHouse.Group,
-		// The alerts stage, the console's triage and `crumbs dlq replay` take these groups
-		// (and transactional ids starting with them and "-") until they have keys of their own.
-		kafka.RoleAlerts:    "crumbs-alerts",
-		kafka.RoleTriage:    "crumbs-triage",
-		kafka.RoleDLQReplay: "crumbs-dlq-replay",
+		// The alerts stage and the console's triage take these groups (and transactional ids
+		// starting with them and "-") until they have keys of their own.
+		kafka.RoleAlerts: "crumbs-alerts",
+		kafka.RoleTriage: "crumbs-triage",
 	}}
 }
 

@@ -267,7 +267,7 @@ func ReplayDeadLetters(ctx context.Context, cfg Config, f DLQFilter) (ReplayResu
 	res := ReplayResult{ByTopic: map[string]int{}}
 	dlq := cfg.Topics().DLQ()
 	cl, err := kgo.NewClient(append(cfg.ClientOpts(),
-		kgo.TransactionalID(cfg.TopicPrefix+"-dlq-replay"),
+		kgo.TransactionalID(DLQReplayTransactionalID(cfg.Topics())),
 		kgo.TransactionTimeout(cfg.TransactionTimeout),
 		kgo.RequiredAcks(kgo.AllISRAcks()))...)
 	if err != nil {
@@ -341,6 +341,9 @@ func ReplayDeadLetters(ctx context.Context, cfg Config, f DLQFilter) (ReplayResu
 	}
 	return res, nil
 }
+
+// DLQReplayTransactionalID is the one transactional id of every replay.
+func DLQReplayTransactionalID(t Topics) string { return t.Prefix + "-dlq-replay" }
 
 // replayRecord is the record a replay produces for the dead letter r.
 func replayRecord(r *kgo.Record, d DeadLetterInfo) *kgo.Record {

@@ -368,6 +368,7 @@ func TestTopicsCarryRetentionAndStayWithinIt(t *testing.T) {
 		tp.State("crumbs-detect"): {"-1", "536870912", "compact"},
 		tp.Triage():               {"-1", "67108864", "compact"},
 		tp.Deliveries():           {"-1", "67108864", "compact"},
+		tp.Retry("sink"):          {"2592000000", "268435456", "delete"},
 	}
 	got := describeRetention(t, adm, want)
 	if diff := cmp.Diff(want, got); diff != "" {

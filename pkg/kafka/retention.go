@@ -34,8 +34,8 @@ type RetentionConfig struct {
 	Enriched TopicRetention `mapstructure:"enriched"`
 	// Alerts, crumbs.alerts. Default 720 hours, 256 MiB.
 	Alerts TopicRetention `mapstructure:"alerts"`
-	// Dead letters, crumbs.dlq: kept long enough to mend the cause and replay them. Default
-	// 720 hours, 256 MiB.
+	// Dead letters, crumbs.dlq, and the replayed ones on the retry topics (crumbs.retry.*):
+	// kept long enough to mend the cause and replay them. Default 720 hours, 256 MiB.
 	DLQ TopicRetention `mapstructure:"dlq"`
 	// Collectors' health events, crumbs.health. Default 168 hours, 64 MiB.
 	Health TopicRetention `mapstructure:"health"`
@@ -109,6 +109,9 @@ func (r RetentionConfig) family(t Topics, name string) (TopicRetention, bool) {
 	rest, ok := strings.CutPrefix(name, t.Prefix+".")
 	if ok {
 		key, _, _ := strings.Cut(rest, ".")
+		if key == "retry" {
+			key = "dlq"
+		}
 		for _, f := range r.families() {
 			if f.key == key {
 				return f.ret, f.compacted

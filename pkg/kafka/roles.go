@@ -99,9 +99,10 @@ var roleTable = []struct {
 		}
 		return append(g, s.own(RoleDetector, true)...)
 	}},
-	{RoleSink, "reads what it stores (enriched events, alerts, context), writes dead letters", func(s Scope) []Grant {
+	{RoleSink, "reads what it stores (enriched events, alerts, context, its replayed dead letters), writes dead letters", func(s Scope) []Grant {
 		return append([]Grant{reads(s.Topics.Prefix+".enriched.", true), reads(s.Topics.Alerts(), false),
-			reads(s.Topics.Prefix+".context.", true), writes(s.Topics.DLQ(), false)}, s.own(RoleSink, false)...)
+			reads(s.Topics.Prefix+".context.", true), reads(s.Topics.Retry("sink"), false), writes(s.Topics.DLQ(), false)},
+			s.own(RoleSink, false)...)
 	}},
 	{RoleAlerts, "reads alerts and triage state, keeps delivery state, writes dead letters", func(s Scope) []Grant {
 		return append([]Grant{reads(s.Topics.Alerts(), false), reads(s.Topics.Triage(), false),
@@ -113,9 +114,10 @@ var roleTable = []struct {
 	{RoleTriage, "reads alerts, reads and writes triage state (console, CLI)", func(s Scope) []Grant {
 		return append([]Grant{reads(s.Topics.Alerts(), false), readsWrites(s.Topics.Triage(), false)}, s.own(RoleTriage, false)...)
 	}},
-	{RoleDLQReplay, "reads dead letters and sends them back to the topics they came from (raw, enriched, alerts)", func(s Scope) []Grant {
-		return append([]Grant{reads(s.Topics.DLQ(), false), writes(s.Topics.Prefix+".raw.", true),
-			writes(s.Topics.Prefix+".enriched.", true), writes(s.Topics.Alerts(), false)}, s.own(RoleDLQReplay, true)...)
+	{RoleDLQReplay, "reads dead letters and sends them back to the stage they failed in (raw, enriched and retry topics), marking them replayed, in transactions", func(s Scope) []Grant {
+		return []Grant{readsWrites(s.Topics.DLQ(), false), writes(s.Topics.Prefix+".raw.", true),
+			writes(s.Topics.Prefix+".enriched.", true), writes(s.Topics.Prefix+".retry.", true),
+			{Resource: kmsg.ACLResourceTypeTransactionalId, Name: DLQReplayTransactionalID(s.Topics), Ops: []kmsg.ACLOperation{opWrite}}}
 	}},
 }
 

@@ -29,7 +29,7 @@ import (
 func testScope(cfg kafka.Config) kafka.Scope {
 	return kafka.Scope{Topics: cfg.Topics(), Groups: map[kafka.Role]string{
 		kafka.RoleEnricher: "crumbs-enrich", kafka.RoleDetector: "crumbs-detect", kafka.RoleSink: "crumbs-sink",
-		kafka.RoleAlerts: "crumbs-alerts", kafka.RoleTriage: "crumbs-triage", kafka.RoleDLQReplay: "crumbs-dlq-replay",
+		kafka.RoleAlerts: "crumbs-alerts", kafka.RoleTriage: "crumbs-triage",
 	}}
 }
 
@@ -61,7 +61,7 @@ func families(tp kafka.Topics) []struct{ name, topic string } {
 	return []struct{ name, topic string }{
 		{"raw", tp.Raw("process")}, {"enriched", tp.Enriched("process")}, {"context", tp.Context("change")},
 		{"alerts", tp.Alerts()}, {"dlq", tp.DLQ()}, {"health", tp.Health()}, {"state", tp.State("crumbs-detect")},
-		{"triage", tp.Triage()}, {"deliveries", tp.Deliveries()},
+		{"triage", tp.Triage()}, {"deliveries", tp.Deliveries()}, {"retry", tp.Retry("sink")},
 	}
 }
 
@@ -71,11 +71,12 @@ func roleOps(tp kafka.Topics) []string {
 	for _, f := range families(tp) {
 		ops = append(ops, "produce "+f.name, "consume "+f.name)
 	}
-	for _, g := range []string{"crumbs-enrich", "crumbs-detect", "crumbs-sink", "crumbs-alerts", "crumbs-triage", "crumbs-dlq-replay"} {
+	for _, g := range []string{"crumbs-enrich", "crumbs-detect", "crumbs-sink", "crumbs-alerts", "crumbs-triage"} {
 		ops = append(ops, "join group "+g)
 	}
-	for _, g := range []string{"crumbs-enrich", "crumbs-detect", "crumbs-alerts", "crumbs-dlq-replay"} {
-		ops = append(ops, "transact as "+g)
+	// The stages' transactional ids are their group and host name; replays share one.
+	for _, id := range []string{"crumbs-enrich-h1", "crumbs-detect-h1", "crumbs-alerts-h1", "crumbs-dlq-replay"} {
+		ops = append(ops, "transact as "+id)
 	}
 	return append(ops, "create topic", "delete topic", "alter topic config", "grant acl")
 }
@@ -86,16 +87,17 @@ func roleOps(tp kafka.Topics) []string {
 var roleNeeds = map[kafka.Role][]string{
 	kafka.RoleCollector: {"produce raw", "produce health"},
 	kafka.RoleEnricher: {"consume raw", "consume context", "produce enriched", "produce dlq",
-		"join group crumbs-enrich", "transact as crumbs-enrich"},
+		"join group crumbs-enrich", "transact as crumbs-enrich-h1"},
 	kafka.RoleDetector: {"consume enriched", "produce alerts", "produce dlq", "produce state", "consume state",
-		"join group crumbs-detect", "transact as crumbs-detect"},
-	kafka.RoleSink: {"consume enriched", "consume alerts", "consume context", "produce dlq", "join group crumbs-sink"},
+		"join group crumbs-detect", "transact as crumbs-detect-h1"},
+	kafka.RoleSink: {"consume enriched", "consume alerts", "consume context", "consume retry", "produce dlq",
+		"join group crumbs-sink"},
 	kafka.RoleAlerts: {"consume alerts", "consume triage", "consume deliveries", "produce deliveries", "produce dlq",
-		"join group crumbs-alerts", "transact as crumbs-alerts"},
+		"join group crumbs-alerts", "transact as crumbs-alerts-h1"},
 	kafka.RoleContext: {"produce context", "consume context"},
 	kafka.RoleTriage:  {"consume alerts", "consume triage", "produce triage", "join group crumbs-triage"},
-	kafka.RoleDLQReplay: {"consume dlq", "produce raw", "produce enriched", "produce alerts",
-		"join group crumbs-dlq-replay", "transact as crumbs-dlq-replay"},
+	kafka.RoleDLQReplay: {"consume dlq", "produce dlq", "produce raw", "produce enriched", "produce retry",
+		"transact as crumbs-dlq-replay"},
 }
 
 // checkRoles has each role, configured by roleCfg, try every operation, and compares what
@@ -387,7 +389,7 @@ func roleOp(ctx context.Context, cfg kafka.Config, op string, families []struct{
 		return nil
 	case strings.HasPrefix(op, "transact as "):
 		req := kmsg.NewPtrInitProducerIDRequest()
-		req.TransactionalID, req.TransactionTimeoutMillis = kmsg.StringPtr(strings.TrimPrefix(op, "transact as ")+"-"+string(r)), 60000
+		req.TransactionalID, req.TransactionTimeoutMillis = kmsg.StringPtr(strings.TrimPrefix(op, "transact as ")), 60000
 		resp, err := req.RequestWith(ctx, cl)
 		if err != nil {
 			return err

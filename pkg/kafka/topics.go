@@ -23,6 +23,10 @@ var Kinds = []string{"process", "network", "file", "identity", "system"}
 // ContextKinds lists the kinds of context records.
 var ContextKinds = []string{"change", "deploy", "inventory", "account"}
 
+// RetryStages lists the stages that read their replayed dead letters from a retry topic of
+// their own (Topics.Retry), because other stages read their input topics too.
+var RetryStages = []string{"sink"}
+
 // AllTopics returns every topic of the pipeline, for the given detector groups' state.
 func (c Config) AllTopics(detectorGroups ...string) []TopicSpec {
 	t := c.Topics()
@@ -35,6 +39,9 @@ func (c Config) AllTopics(detectorGroups ...string) []TopicSpec {
 	}
 	specs = append(specs, TopicSpec{Name: t.Alerts()}, TopicSpec{Name: t.DLQ()}, TopicSpec{Name: t.Health()},
 		TopicSpec{Name: t.Deliveries(), Compacted: true}, TopicSpec{Name: t.Triage(), Compacted: true})
+	for _, st := range RetryStages {
+		specs = append(specs, TopicSpec{Name: t.Retry(st)})
+	}
 	for _, g := range detectorGroups {
 		specs = append(specs, TopicSpec{Name: t.State(g), Compacted: true})
 	}
