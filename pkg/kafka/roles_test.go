@@ -437,3 +437,33 @@ func roleOp(ctx context.Context, cfg kafka.Config, op string, families []struct{
 	}
 	return fmt.Errorf("unknown operation %q", op)
 }
+
+func TestRetentionValidate(t *testing.T) {
+	tests := []struct {
+		name    string
+		mangle  func(*kafka.RetentionConfig)
+		wantErr string
+	}{
+		{name: "defaults", mangle: func(*kafka.RetentionConfig) {}},
+		{name: "no limits", mangle: func(r *kafka.RetentionConfig) { r.Raw = kafka.TopicRetention{} }},
+		{name: "negative hours", mangle: func(r *kafka.RetentionConfig) { r.Enriched.Hours = -1 }, wantErr: "kafka.retention.enriched.hours: -1: must not be negative"},
+		{name: "hours on a compacted family", mangle: func(r *kafka.RetentionConfig) { r.Context.Hours = 24 }, wantErr: "kafka.retention.context.hours: 24: a compacted family"},
+		{name: "too few bytes", mangle: func(r *kafka.RetentionConfig) { r.DLQ.Bytes = 1024 }, wantErr: "kafka.retention.dlq.bytes: 1024: must be 0 (no limit) or at least"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			r := kafka.DefaultRetention()
+			tc.mangle(&r)
+			err := r.Validate()
+			if tc.wantErr == "" {
+				if err != nil {
+					t.Fatalf("Validate: %v", err)
+				}
+				return
+			}
+			if err == nil || !strings.Contains(err.Error(), tc.wantErr) {
+				t.Fatalf("Validate: %v, want an error containing %q", err, tc.wantErr)
+			}
+		})
+	}
+}
