@@ -106,7 +106,7 @@ var roleTable = []struct {
 	}},
 	{RoleAlerts, "reads alerts and triage state, keeps delivery state, writes dead letters", func(s Scope) []Grant {
 		return append([]Grant{reads(s.Topics.Alerts(), false), reads(s.Topics.Triage(), false),
-			readsWrites(s.Topics.Deliveries(), false), writes(s.Topics.DLQ(), false)}, s.own(RoleAlerts, true)...)
+			readsWrites(s.Topics.Deliveries(), false), writes(s.Topics.DLQ(), false)}, s.own(RoleAlerts, false)...)
 	}},
 	{RoleContext, "publishes and deletes context records (CLI, context API, context directory); reads them to validate against the inventory", func(s Scope) []Grant {
 		return []Grant{readsWrites(s.Topics.Prefix+".context.", true)}
@@ -114,9 +114,10 @@ var roleTable = []struct {
 	{RoleTriage, "reads alerts, reads and writes triage state (console, CLI)", func(s Scope) []Grant {
 		return append([]Grant{reads(s.Topics.Alerts(), false), readsWrites(s.Topics.Triage(), false)}, s.own(RoleTriage, false)...)
 	}},
-	{RoleDLQReplay, "reads dead letters and sends them back to the stage they failed in (raw, enriched and retry topics), marking them replayed, in transactions", func(s Scope) []Grant {
+	{RoleDLQReplay, "reads dead letters and sends them back to the stage they failed in (raw, enriched, retry, alerts and triage topics), marking them replayed, in transactions", func(s Scope) []Grant {
 		return []Grant{readsWrites(s.Topics.DLQ(), false), writes(s.Topics.Prefix+".raw.", true),
 			writes(s.Topics.Prefix+".enriched.", true), writes(s.Topics.Prefix+".retry.", true),
+			writes(s.Topics.Alerts(), false), writes(s.Topics.Triage(), false),
 			{Resource: kmsg.ACLResourceTypeTransactionalId, Name: DLQReplayTransactionalID(s.Topics), Ops: []kmsg.ACLOperation{opWrite}}}
 	}},
 }

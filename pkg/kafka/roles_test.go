@@ -93,11 +93,11 @@ var roleNeeds = map[kafka.Role][]string{
 	kafka.RoleSink: {"consume enriched", "consume alerts", "consume context", "consume retry", "produce dlq",
 		"join group crumbs-sink"},
 	kafka.RoleAlerts: {"consume alerts", "consume triage", "consume deliveries", "produce deliveries", "produce dlq",
-		"join group crumbs-alerts", "transact as crumbs-alerts-h1"},
+		"join group crumbs-alerts"},
 	kafka.RoleContext: {"produce context", "consume context"},
 	kafka.RoleTriage:  {"consume alerts", "consume triage", "produce triage", "join group crumbs-triage"},
 	kafka.RoleDLQReplay: {"consume dlq", "produce dlq", "produce raw", "produce enriched", "produce retry",
-		"transact as crumbs-dlq-replay"},
+		"produce alerts", "produce triage", "transact as crumbs-dlq-replay"},
 }
 
 // checkRoles has each role, configured by roleCfg, try every operation, and compares what
