@@ -147,7 +147,7 @@ func TestTwoInstancesOfEachStageOnThreeBrokers(t *testing.T) {
 	// The stream: loadgen's events for about 40 s, as the collector role.
 	const n, every = 40000, 100
 	loadgen := run(kafka.RoleCollector, "loadgen", "loadgen", "--count", fmt.Sprint(n), "--rate", "1000", "--suspicious-every", fmt.Sprint(every))
-	serde, err := schemas.NewSerde()
+	serde, err := avro.NewBuiltinSerde()
 	if err != nil {
 		t.Fatal(err)
 	}
