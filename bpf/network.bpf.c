@@ -7,7 +7,7 @@
  * Attribution: the process that owns a TCP socket is recorded in "conns" (keyed by the
  * struct sock's address) when it connects (SYN_SENT, in the connect call) or accepts (the
  * accept call's return), so establishment and close, which often run in softirq context,
- * are attributed to it. No kprobes or fentry: tracepoints and tp_btf only. */
+ * are attributed to it. No kprobes or fentry: tracepoints, tp_btf and iterators only. */
 #include "vmlinux.h"
 #include <bpf/bpf_helpers.h>
 #include <bpf/bpf_core_read.h>
@@ -492,48 +492,102 @@ int handle_accept(struct trace_event_raw_sys_exit *ctx)
 	return on_accept(ctx->ret);
 }
 
-/* refresh_bytes runs over the conns map when user space reads the iterator: it copies
- * each open connection's byte counters into its entry, for periodic updates. A sock freed
- * since (its entry not yet removed) no longer has the stored port and is left alone. */
+/* Two jobs run when user space asks (it reads an iterator): refreshing the byte counters of
+ * open connections in their conns entries, for periodic updates, and announcing the
+ * connections established before announce_before and not yet reported. Each is written
+ * twice: over the conns map (iter/bpf_map_elem), which sees every connection, and over TCP
+ * sockets (iter/tcp), for kernels that refuse map-element iterators; the tcp iterator sees
+ * the sockets of crumbs' network namespace only, and looks each one up in conns. Where both
+ * are refused, user space walks conns itself (collectors/network). */
+
+/* refresh copies the data bytes of sk, the connection ci's socket at key, into ci. A sock
+ * freed since (its entry not yet removed) or holding another connection now no longer has
+ * the stored port and is left alone. */
+static __always_inline void refresh(__u64 key, struct conn_info *ci)
+{
+	struct sock *sk = (struct sock *)key;
+
+	if (!ci->established || BPF_CORE_READ(sk, __sk_common.skc_num) != ci->sport)
+		return;
+	probe_data_bytes(sk, BPF_CORE_READ(sk, __sk_common.skc_state), ci->direction, &ci->bytes_sent, &ci->bytes_received);
+}
+
+/* announce writes the connect or accept record of ci, the connection at key, when it was
+ * established before announce_before and is not reported yet. The record is reserved before
+ * the connection is claimed, so that a close that finds it claimed writes its record after
+ * this one. A full ring buffer leaves the connection for the next run (or its close). */
+static __always_inline void announce(__u64 key, struct conn_info *ci)
+{
+	struct conn_event *e;
+
+	if (!ci->established || ci->reported != REPORT_NONE || ci->start_ns > announce_before)
+		return;
+	e = bpf_ringbuf_reserve(&events, sizeof(*e), 0);
+	if (!e)
+		return;
+	if (__sync_val_compare_and_swap(&ci->reported, REPORT_NONE, REPORT_OPEN) != REPORT_NONE) {
+		bpf_ringbuf_discard(e, BPF_RB_NO_WAKEUP);
+		return;
+	}
+	write_conn(e, open_kind(ci), key, ci, ci->start_ns);
+	bpf_ringbuf_submit(e, wakeup_flags(&events, sizeof(*e)));
+}
+
 SEC("iter/bpf_map_elem")
 int refresh_bytes(struct bpf_iter__bpf_map_elem *ctx)
 {
 	__u64 *key = ctx->key;
 	struct conn_info *ci = ctx->value;
-	struct sock *sk;
 
-	if (!key || !ci || !ci->established)
-		return 0;
-	sk = (struct sock *)*key;
-	if (BPF_CORE_READ(sk, __sk_common.skc_num) != ci->sport)
-		return 0;
-	probe_data_bytes(sk, BPF_CORE_READ(sk, __sk_common.skc_state), ci->direction, &ci->bytes_sent, &ci->bytes_received);
+	if (key && ci)
+		refresh(*key, ci);
 	return 0;
 }
 
-/* announce_conns runs over the conns map when user space reads the iterator: it writes the
- * connect or accept record of each connection established before announce_before and not
- * yet reported. The record is reserved before the connection is claimed, so that a close
- * that finds it claimed writes its record after this one. A full ring buffer leaves the
- * connection for the next run (or its close). */
 SEC("iter/bpf_map_elem")
 int announce_conns(struct bpf_iter__bpf_map_elem *ctx)
 {
 	__u64 *key = ctx->key;
 	struct conn_info *ci = ctx->value;
-	struct conn_event *e;
 
-	if (!key || !ci || !ci->established || ci->reported != REPORT_NONE || ci->start_ns > announce_before)
-		return 0;
-	e = bpf_ringbuf_reserve(&events, sizeof(*e), 0);
-	if (!e)
-		return 0;
-	if (__sync_val_compare_and_swap(&ci->reported, REPORT_NONE, REPORT_OPEN) != REPORT_NONE) {
-		bpf_ringbuf_discard(e, BPF_RB_NO_WAKEUP);
-		return 0;
-	}
-	write_conn(e, open_kind(ci), *key, ci, ci->start_ns);
-	bpf_ringbuf_submit(e, wakeup_flags(&events, sizeof(*e)));
+	if (key && ci)
+		announce(*key, ci);
+	return 0;
+}
+
+/* tracked returns the conns entry of the full TCP socket skc, and its key. */
+static __always_inline struct conn_info *tracked(struct sock_common *skc, __u64 *key)
+{
+	struct tcp_sock *tp;
+
+	if (!skc)
+		return NULL;
+	tp = bpf_skc_to_tcp_sock(skc);
+	if (!tp)
+		return NULL; /* a request or time-wait socket */
+	*key = (__u64)tp; /* the struct sock's address: the tcp_sock starts with it */
+	return bpf_map_lookup_elem(&conns, key);
+}
+
+SEC("iter/tcp")
+int refresh_bytes_tcp(struct bpf_iter__tcp *ctx)
+{
+	__u64 key = 0;
+	struct conn_info *ci = tracked(ctx->sk_common, &key);
+
+	if (ci)
+		refresh(key, ci);
+	return 0;
+}
+
+SEC("iter/tcp")
+int announce_conns_tcp(struct bpf_iter__tcp *ctx)
+{
+	__u64 key = 0;
+	struct conn_info *ci = tracked(ctx->sk_common, &key);
+
+	if (ci)
+		announce(key, ci);
 	return 0;
 }
 

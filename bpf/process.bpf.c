@@ -5,7 +5,8 @@
  *
  * exec and exit use the classic sched tracepoints. fork uses tp_btf because the classic
  * tracepoint's record only carries thread ids, which cannot tell a new process from a new
- * thread; tp_btf hands over the child task_struct.
+ * thread; tp_btf hands over the child task_struct. Where tp_btf is refused, a raw
+ * tracepoint (handle_fork_raw) gets the same task_struct and writes the same records.
  *
  * exec walks the working directory and the executable in the kernel (path.h), because a
  * short-lived process is gone before user space could read /proc/<pid>/cwd or exe. */
@@ -300,32 +301,51 @@ int handle_exec(struct trace_event_raw_sched_process_exec *ctx)
 	return 0;
 }
 
+/* fork_record writes the fork record of child, created by parent; the task fields are read
+ * with GET (a direct load for tp_btf arguments, BPF_CORE_READ for others). */
+#define FORK_DIRECT(task, field) ((task)->field)
+#define FORK_PROBE(task, field) BPF_CORE_READ(task, field)
+#define FORK_RECORD(parent, child, GET)                                                            \
+	do {                                                                                       \
+		struct fork_event *e;                                                              \
+		__u64 ugid;                                                                        \
+		if (GET(child, pid) != GET(child, tgid)) /* a new thread, not a new process */     \
+			return 0;                                                                  \
+		if (GET(parent, tgid) == self_tgid)                                                \
+			return 0;                                                                  \
+		e = bpf_ringbuf_reserve(&events, sizeof(*e), 0);                                   \
+		if (!e) {                                                                          \
+			count_drop();                                                              \
+			return 0;                                                                  \
+		}                                                                                  \
+		ugid = bpf_get_current_uid_gid();                                                  \
+		e->kind = EVENT_KIND_FORK;                                                         \
+		e->parent_pid = BPF_CORE_READ(child, real_parent, tgid);                           \
+		e->ktime_ns = bpf_ktime_get_boot_ns();                                             \
+		e->cgroup_id = bpf_get_current_cgroup_id();                                        \
+		e->child_pid = GET(child, tgid);                                                   \
+		e->uid = (__u32)ugid;                                                              \
+		e->gid = ugid >> 32;                                                               \
+		e->loginuid = read_loginuid(child);                                                \
+		bpf_ringbuf_submit(e, wakeup_flags(&events, sizeof(*e)));                          \
+		return 0;                                                                          \
+	} while (0)
+
 SEC("tp_btf/sched_process_fork")
 int BPF_PROG(handle_fork, struct task_struct *parent, struct task_struct *child)
 {
-	struct fork_event *e;
-	__u64 ugid;
+	FORK_RECORD(parent, child, FORK_DIRECT);
+}
 
-	if (child->pid != child->tgid) /* a new thread, not a new process */
-		return 0;
-	if (parent->tgid == self_tgid)
-		return 0;
-	e = bpf_ringbuf_reserve(&events, sizeof(*e), 0);
-	if (!e) {
-		count_drop();
-		return 0;
-	}
-	ugid = bpf_get_current_uid_gid();
-	e->kind = EVENT_KIND_FORK;
-	e->parent_pid = BPF_CORE_READ(child, real_parent, tgid);
-	e->ktime_ns = bpf_ktime_get_boot_ns();
-	e->cgroup_id = bpf_get_current_cgroup_id();
-	e->child_pid = child->tgid;
-	e->uid = (__u32)ugid;
-	e->gid = ugid >> 32;
-	e->loginuid = read_loginuid(child);
-	bpf_ringbuf_submit(e, wakeup_flags(&events, sizeof(*e)));
-	return 0;
+/* handle_fork_raw is handle_fork for kernels that refuse tp_btf programs: a raw tracepoint,
+ * whose task arguments are read through bpf_probe_read_kernel. The records are the same. */
+SEC("raw_tracepoint/sched_process_fork")
+int handle_fork_raw(struct bpf_raw_tracepoint_args *ctx)
+{
+	struct task_struct *parent = (struct task_struct *)ctx->args[0];
+	struct task_struct *child = (struct task_struct *)ctx->args[1];
+
+	FORK_RECORD(parent, child, FORK_PROBE);
 }
 
 /* process_exited reports whether the exiting thread is the last of its process. Kernels

@@ -43,7 +43,8 @@ enum net_report {
 
 /* conn_info: the "conns" map's value, keyed by the kernel address of the struct sock, from
  * the moment a process owns the socket (connect: SYN_SENT; accept: the accept call's
- * return) until it closes. bytes_* are refreshed by the refresh_bytes iterator. */
+ * return) until it closes. bytes_* are refreshed by the refresh iterators (refresh_bytes,
+ * refresh_bytes_tcp), or stay 0 where the kernel allows neither. */
 struct conn_info {
 	__u64 start_ns; /* CLOCK_BOOTTIME: when it was established (0 until then) */
 	__u64 cgroup_id;

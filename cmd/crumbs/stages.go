@@ -215,7 +215,7 @@ func (rt *runtime) collectors() ([]stage, error) {
 		}
 		out = append(out, s)
 	}
-	var netTotals system.NetTotals
+	var netTotals crumbscollectors.NetTotals
 	if c.Collectors.Network.Enabled {
 		col, err := network.New(c.Collectors.Network, c.host(), rt.log)
 		if err != nil {

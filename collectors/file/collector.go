@@ -26,8 +26,6 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/cilium/ebpf"
-
 	"github.com/threatcrumbs/crumbs/collectors/internal/hostinfo"
 	"github.com/threatcrumbs/crumbs/collectors/internal/kernel"
 	"github.com/threatcrumbs/crumbs/schemas"
@@ -83,9 +81,11 @@ type Collector struct {
 	events, decodeErrors, filtered, truncated, statErrors, scanEvents atomic.Uint64
 }
 
-// New loads the file programs into the kernel and attaches them. Changes are buffered in
-// the ring buffer from then until Run reads them. On error, everything New opened is
-// released.
+// New loads the file programs into the kernel and attaches them: for each feature, the
+// first way this kernel and the configuration allow (see features). Changes are buffered in
+// the ring buffer from then until Run reads them. When the collector cannot run on this
+// host, New returns a *kernel.Unavailable (collectors.Unavailable) that says why; on any
+// error, everything New opened is released.
 func New(cfg Config, host schemas.Host, log *slog.Logger) (*Collector, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
@@ -106,48 +106,37 @@ func New(cfg Config, host schemas.Host, log *slog.Logger) (*Collector, error) {
 		excludeExe: newGlobSet(cfg.ExcludeExecutables), users: newUserSet(cfg.ExcludeUsers),
 		owners: newOwners(), cgroups: hostinfo.NewCgroupCache(hostinfo.CgroupCacheEntries), scanner: scanner,
 	}
-	c.ring = kernel.NewRing(kernel.RingConfig{
-		Name: "file", Dropped: "file events", RingBufferBytes: cfg.RingBufferBytes, Log: c.log,
-	}, &c.objs)
-	if err := c.open(); err != nil {
+	tops, filter := c.watch.tops()
+	ring, err := kernel.Open(kernel.Spec{
+		Collector:  "file",
+		Load:       loadFile,
+		MaxEntries: map[string]uint32{fileMapEvents: uint32(cfg.RingBufferBytes)},
+		Vars: []kernel.Var{
+			{Name: fileVarSelfTgid, Value: uint32(os.Getpid())},
+			{Name: fileVarFilterTops, Value: boolU32(filter)},
+			kernel.WakeupVar(cfg.RingBufferBytes),
+		},
+		Objects:  &c.objs,
+		Events:   fileMapEvents,
+		Drops:    fileMapDrops,
+		Features: features(),
+		Refuse:   kernel.Refusals("collectors.file.refuse", cfg.Refuse),
+		Ring:     kernel.RingConfig{Name: "file", Dropped: "file events", RingBufferBytes: cfg.RingBufferBytes, Log: c.log},
+	})
+	if err != nil {
+		return nil, err
+	}
+	c.ring = ring
+	if err := c.open(tops); err != nil {
 		c.close()
 		return nil, err
 	}
 	return c, nil
 }
 
-func (c *Collector) open() error {
-	if err := c.load(); err != nil {
-		return err
-	}
-	if err := c.attach(); err != nil {
-		return err
-	}
-	if err := c.ring.Open(c.objs.Events, c.objs.Drops); err != nil {
-		return err
-	}
-	offset, err := kernel.BootTimeOffset()
-	if err != nil {
-		return err
-	}
-	c.bootOffset = offset
-	return nil
-}
-
-func (c *Collector) load() error {
-	spec, err := loadFile()
-	if err != nil {
-		return fmt.Errorf("read file programs: %w", err)
-	}
-	spec.Maps[fileMapEvents].MaxEntries = uint32(c.cfg.RingBufferBytes)
-	tops, filter := c.watch.tops()
-	err = kernel.Load(spec, &c.objs, "file",
-		kernel.Var{Name: fileVarSelfTgid, Value: uint32(os.Getpid())},
-		kernel.Var{Name: fileVarFilterTops, Value: boolU32(filter)},
-		kernel.WakeupVar(c.cfg.RingBufferBytes))
-	if err != nil {
-		return err
-	}
+// open fills the kernel's filter of watched top-level directories and finishes what New
+// started.
+func (c *Collector) open(tops []string) error {
 	for _, top := range tops {
 		var key fileTopKey
 		for i := 0; i < len(top) && i < topBytes-1; i++ {
@@ -157,6 +146,11 @@ func (c *Collector) load() error {
 			return fmt.Errorf("fill watched_tops with %q: %w", top, err)
 		}
 	}
+	offset, err := kernel.BootTimeOffset()
+	if err != nil {
+		return err
+	}
+	c.bootOffset = offset
 	return nil
 }
 
@@ -167,69 +161,68 @@ func boolU32(b bool) uint32 {
 	return 0
 }
 
-func (c *Collector) attach() error {
-	p := &c.objs
-	tracepoints := []struct {
-		name     string
-		prog     *ebpf.Program
-		optional bool // missing on some kernels or architectures
-	}{
-		{"sys_enter_openat", p.EnterOpenat, false},
-		{"sys_exit_openat", p.ExitOpen, false},
-		{"sys_enter_open", p.EnterOpen, true},
-		{"sys_exit_open", p.ExitOpen, true},
-		{"sys_enter_creat", p.EnterCreat, true},
-		{"sys_exit_creat", p.ExitOpen, true},
-		{"sys_enter_openat2", p.EnterOpenat2, true},
-		{"sys_exit_openat2", p.ExitOpen, true},
-		{"sys_enter_write", p.EnterWrite, false},
-		{"sys_enter_writev", p.EnterWriteFamily, false},
-		{"sys_enter_pwrite64", p.EnterWriteFamily, false},
-		{"sys_enter_pwritev", p.EnterWriteFamily, false},
-		{"sys_enter_pwritev2", p.EnterWriteFamily, true},
-		{"sys_enter_ftruncate", p.EnterWriteFamily, false},
-		{"sys_enter_fallocate", p.EnterWriteFamily, false},
-		{"sys_enter_close", p.EnterClose, false},
-		{"sys_enter_renameat2", p.EnterRenameat, false},
-		{"sys_exit_renameat2", p.ExitPath, false},
-		{"sys_enter_renameat", p.EnterRenameat, true},
-		{"sys_exit_renameat", p.ExitPath, true},
-		{"sys_enter_rename", p.EnterRename, true},
-		{"sys_exit_rename", p.ExitPath, true},
-		{"sys_enter_unlinkat", p.EnterUnlinkat, false},
-		{"sys_exit_unlinkat", p.ExitPath, false},
-		{"sys_enter_unlink", p.EnterUnlink, true},
-		{"sys_exit_unlink", p.ExitPath, true},
-		{"sys_enter_rmdir", p.EnterRmdir, true},
-		{"sys_exit_rmdir", p.ExitPath, true},
-		{"sys_enter_fchmodat", p.EnterFchmodat, false},
-		{"sys_exit_fchmodat", p.ExitPath, false},
-		{"sys_enter_fchmodat2", p.EnterFchmodat, true},
-		{"sys_exit_fchmodat2", p.ExitPath, true},
-		{"sys_enter_chmod", p.EnterChmod, true},
-		{"sys_exit_chmod", p.ExitPath, true},
-		{"sys_enter_fchmod", p.EnterFchmod, false},
-		{"sys_exit_fchmod", p.ExitPath, false},
-		{"sys_enter_fchownat", p.EnterFchownat, false},
-		{"sys_exit_fchownat", p.ExitPath, false},
-		{"sys_enter_chown", p.EnterChown, true},
-		{"sys_exit_chown", p.ExitPath, true},
-		{"sys_enter_lchown", p.EnterChown, true},
-		{"sys_exit_lchown", p.ExitPath, true},
-		{"sys_enter_fchown", p.EnterFchown, false},
-		{"sys_exit_fchown", p.ExitPath, false},
+// The file collector's features (kernel.Feature), as reports and warnings name them.
+const (
+	FeatureWrites = "create and write events"
+	FeatureRename = "rename events"
+	FeatureDelete = "delete events"
+	FeatureChmod  = "chmod events"
+	FeatureChown  = "chown events"
+	FeatureScans  = "scans"
+)
+
+// features are what the collector does with its programs: each kind of change needs the
+// syscall tracepoints of the calls that make it (some of which a kernel or architecture may
+// lack: optional hooks). Scans need no kernel program.
+func features() []kernel.Feature {
+	sys := func(name, prog string) kernel.Hook { return kernel.TracepointHook("syscalls", name, prog) }
+	opt := func(name, prog string) kernel.Hook { return kernel.OptionalTracepointHook("syscalls", name, prog) }
+	way := func(hooks ...kernel.Hook) []kernel.Way {
+		return []kernel.Way{{Name: "syscall tracepoints", Hooks: hooks}}
 	}
-	for _, tp := range tracepoints {
-		if err := c.ring.Tracepoint("syscalls", tp.name, tp.prog); err != nil {
-			if tp.optional && errors.Is(err, os.ErrNotExist) {
-				c.log.Debug("tracepoint missing", "tracepoint", tp.name)
-				continue
-			}
-			return err
-		}
+	return []kernel.Feature{
+		{Name: FeatureWrites, Lost: "create and write events", Ways: way(
+			sys("sys_enter_openat", fileProgEnterOpenat), sys("sys_exit_openat", fileProgExitOpen),
+			opt("sys_enter_open", fileProgEnterOpen), opt("sys_exit_open", fileProgExitOpen),
+			opt("sys_enter_creat", fileProgEnterCreat), opt("sys_exit_creat", fileProgExitOpen),
+			opt("sys_enter_openat2", fileProgEnterOpenat2), opt("sys_exit_openat2", fileProgExitOpen),
+			sys("sys_enter_write", fileProgEnterWrite), sys("sys_enter_writev", fileProgEnterWriteFamily),
+			sys("sys_enter_pwrite64", fileProgEnterWriteFamily), sys("sys_enter_pwritev", fileProgEnterWriteFamily),
+			opt("sys_enter_pwritev2", fileProgEnterWriteFamily), sys("sys_enter_ftruncate", fileProgEnterWriteFamily),
+			sys("sys_enter_fallocate", fileProgEnterWriteFamily), sys("sys_enter_close", fileProgEnterClose),
+		)},
+		{Name: FeatureRename, Lost: "rename events", Ways: way(
+			sys("sys_enter_renameat2", fileProgEnterRenameat), sys("sys_exit_renameat2", fileProgExitPath),
+			opt("sys_enter_renameat", fileProgEnterRenameat), opt("sys_exit_renameat", fileProgExitPath),
+			opt("sys_enter_rename", fileProgEnterRename), opt("sys_exit_rename", fileProgExitPath),
+		)},
+		{Name: FeatureDelete, Lost: "delete events", Ways: way(
+			sys("sys_enter_unlinkat", fileProgEnterUnlinkat), sys("sys_exit_unlinkat", fileProgExitPath),
+			opt("sys_enter_unlink", fileProgEnterUnlink), opt("sys_exit_unlink", fileProgExitPath),
+			opt("sys_enter_rmdir", fileProgEnterRmdir), opt("sys_exit_rmdir", fileProgExitPath),
+		)},
+		{Name: FeatureChmod, Lost: "chmod events", Ways: way(
+			sys("sys_enter_fchmodat", fileProgEnterFchmodat), sys("sys_exit_fchmodat", fileProgExitPath),
+			opt("sys_enter_fchmodat2", fileProgEnterFchmodat), opt("sys_exit_fchmodat2", fileProgExitPath),
+			opt("sys_enter_chmod", fileProgEnterChmod), opt("sys_exit_chmod", fileProgExitPath),
+			sys("sys_enter_fchmod", fileProgEnterFchmod), sys("sys_exit_fchmod", fileProgExitPath),
+		)},
+		{Name: FeatureChown, Lost: "chown events", Ways: way(
+			sys("sys_enter_fchownat", fileProgEnterFchownat), sys("sys_exit_fchownat", fileProgExitPath),
+			opt("sys_enter_chown", fileProgEnterChown), opt("sys_exit_chown", fileProgExitPath),
+			opt("sys_enter_lchown", fileProgEnterChown), opt("sys_exit_lchown", fileProgExitPath),
+			sys("sys_enter_fchown", fileProgEnterFchown), sys("sys_exit_fchown", fileProgExitPath),
+		)},
+		{Name: FeatureScans, Ways: []kernel.Way{{Name: "user space"}}},
 	}
-	return nil
 }
+
+// Report says what the collector does on this host: each feature's way, and what is lost.
+func (c *Collector) Report() kernel.Report { return c.ring.Report() }
+
+// Close releases the kernel objects of a collector that will not run (crumbs doctor); Run
+// releases them itself when it returns.
+func (c *Collector) Close() { c.close() }
 
 // close releases the kernel objects; safe to call more than once.
 func (c *Collector) close() { c.ring.Close() }

@@ -7,6 +7,8 @@ import (
 	"path/filepath"
 	"strings"
 	"time"
+
+	"github.com/threatcrumbs/crumbs/collectors/internal/kernel"
 )
 
 // Config configures the file collector; the mapstructure tags are its config keys (under
@@ -40,6 +42,10 @@ type Config struct {
 	// HashMaxFileBytes is the largest file that gets a sha256, in scans and in change events;
 	// larger ones are reported without one. Default 256 MiB.
 	HashMaxFileBytes int64 `mapstructure:"hash_max_file_bytes"`
+	// Refuse lists kernel capabilities (as crumbs doctor names them, e.g. tracepoint) to
+	// treat as refused by the kernel: the collector turns off what needs them (scans go on).
+	// For trying what a host that refuses them gets, or avoiding a kernel's bug. Default none.
+	Refuse []string `mapstructure:"refuse"`
 }
 
 // DefaultPaths are the globs watched by default.
@@ -98,6 +104,9 @@ func (c Config) Validate() error {
 	}
 	if c.HashMaxFileBytes < 0 {
 		bad("hash_max_file_bytes", "%d: must not be negative", c.HashMaxFileBytes)
+	}
+	if err := kernel.ValidateRefuse("collectors.file.refuse", c.Refuse); err != nil {
+		errs = append(errs, err)
 	}
 	return errors.Join(errs...)
 }

@@ -79,9 +79,11 @@ type Collector struct {
 	events, decodeErrors, filtered, threadRepeatsN, unknownHandles atomic.Uint64
 }
 
-// New loads the identity programs into the kernel and attaches them. Events are buffered
-// in the ring buffer from then until Run reads them. On error, everything New opened is
-// released.
+// New loads the identity programs into the kernel and attaches them: for each feature, the
+// first way this kernel and the configuration allow (see features). Events are buffered in
+// the ring buffer from then until Run reads them. When the collector cannot run on this
+// host, New returns a *kernel.Unavailable (collectors.Unavailable) that says why; on any
+// error, everything New opened is released.
 func New(cfg Config, host schemas.Host, log *slog.Logger) (*Collector, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
@@ -102,124 +104,124 @@ func New(cfg Config, host schemas.Host, log *slog.Logger) (*Collector, error) {
 		exclude: make(map[string]bool),
 		repeats: newThreadRepeats(threadRepeatWindow, threadRepeatEntries),
 	}
-	c.ring = kernel.NewRing(kernel.RingConfig{
-		Name: "identity", Dropped: "identity events", RingBufferBytes: cfg.RingBufferBytes, Log: c.log,
-	}, &c.objs)
 	for _, u := range cfg.ExcludeUsers {
 		c.exclude[u] = true
 	}
-	if err := c.open(); err != nil {
+	libPAM, missing := cfg.LibPAMPath, error(nil)
+	if libPAM == "" {
+		libPAM, missing = findLibPAM()
+	}
+	var pam *link.Executable
+	if missing == nil {
+		ex, err := link.OpenExecutable(libPAM)
+		if err != nil {
+			if cfg.LibPAMPath != "" {
+				return nil, fmt.Errorf("collectors.identity.libpam_path: open %s: %w", libPAM, err)
+			}
+			missing = err
+		}
+		pam = ex
+	}
+	ring, err := kernel.Open(kernel.Spec{
+		Collector:  "identity",
+		Load:       loadIdentity,
+		MaxEntries: map[string]uint32{identityMapEvents: uint32(cfg.RingBufferBytes)},
+		Vars: []kernel.Var{
+			{Name: identityVarSelfTgid, Value: uint32(os.Getpid())},
+			kernel.WakeupVar(cfg.RingBufferBytes),
+		},
+		Objects:  &c.objs,
+		Events:   identityMapEvents,
+		Drops:    identityMapDrops,
+		Features: features(libPAM, pam, missing),
+		Refuse:   kernel.Refusals("collectors.identity.refuse", cfg.Refuse),
+		Ring:     kernel.RingConfig{Name: "identity", Dropped: "identity events", RingBufferBytes: cfg.RingBufferBytes, Log: c.log},
+	})
+	if err != nil {
+		return nil, err
+	}
+	c.ring = ring
+	if ring.Way(FeaturePAM) != "" {
+		c.libPAM = libPAM
+	}
+	offset, err := kernel.BootTimeOffset()
+	if err != nil {
 		c.close()
 		return nil, err
 	}
+	c.bootOffset = offset
 	return c, nil
 }
 
 // LibPAM returns the path of the probed libpam, or "" when PAM is not probed.
 func (c *Collector) LibPAM() string { return c.libPAM }
 
-func (c *Collector) open() error {
-	if err := c.load(); err != nil {
-		return err
-	}
-	if err := c.attachCreds(); err != nil {
-		return err
-	}
-	if err := c.attachPAM(); err != nil {
-		return err
-	}
-	if err := c.ring.Open(c.objs.Events, c.objs.Drops); err != nil {
-		return err
-	}
-	offset, err := kernel.BootTimeOffset()
-	if err != nil {
-		return err
-	}
-	c.bootOffset = offset
-	return nil
-}
-
-func (c *Collector) load() error {
-	spec, err := loadIdentity()
-	if err != nil {
-		return fmt.Errorf("read identity programs: %w", err)
-	}
-	spec.Maps[identityMapEvents].MaxEntries = uint32(c.cfg.RingBufferBytes)
-	return kernel.Load(spec, &c.objs, "identity", kernel.Var{Name: identityVarSelfTgid, Value: uint32(os.Getpid())},
-		kernel.WakeupVar(c.cfg.RingBufferBytes))
-}
+// The identity collector's features (kernel.Feature), as reports and warnings name them.
+const (
+	FeatureCreds      = "uid and gid changes"
+	FeatureSetuidExec = "set-user-ID and set-group-ID execs"
+	FeaturePAM        = "authentications and sessions (PAM)"
+)
 
 // credSyscalls are the setuid-family syscalls whose tracepoints are attached.
 var credSyscalls = []string{"setuid", "setreuid", "setresuid", "setfsuid", "setgid", "setregid", "setresgid", "setfsgid"}
 
-func (c *Collector) attachCreds() error {
+// features are what the collector does with its programs. PAM results come from uprobes on
+// libpam (at libPAM, opened as pam); where there is no libpam (missing says why) or uprobes
+// are refused, they are lost and the rest goes on.
+func features(libPAM string, pam *link.Executable, missing error) []kernel.Feature {
+	var creds []kernel.Hook
 	for _, name := range credSyscalls {
-		if err := c.ring.Tracepoint("syscalls", "sys_enter_"+name, c.objs.CredsEnter); err != nil {
-			return err
-		}
-		if err := c.ring.Tracepoint("syscalls", "sys_exit_"+name, c.objs.CredsExit); err != nil {
-			return err
-		}
+		creds = append(creds, kernel.TracepointHook("syscalls", "sys_enter_"+name, identityProgCredsEnter),
+			kernel.TracepointHook("syscalls", "sys_exit_"+name, identityProgCredsExit))
 	}
-	return c.ring.Tracepoint("sched", "sched_process_exec", c.objs.SetuidExec)
+	probe := func(symbol, prog string, ret, optional bool) kernel.Hook {
+		what := "uprobe " + symbol
+		if ret {
+			what = "uretprobe " + symbol
+		}
+		return kernel.Hook{Program: prog, What: what + " in " + libPAM, Optional: optional,
+			Attach: func(p *ebpf.Program) (link.Link, error) {
+				if missing != nil {
+					return nil, &kernel.Missing{Capability: "libpam", Answer: missing.Error()}
+				}
+				if ret {
+					return pam.Uretprobe(symbol, p, nil)
+				}
+				return pam.Uprobe(symbol, p, nil)
+			}}
+	}
+	return []kernel.Feature{
+		{Name: FeatureCreds, Lost: "uid and gid change events", Ways: []kernel.Way{{Name: "setuid-family syscall tracepoints", Hooks: creds}}},
+		{Name: FeatureSetuidExec, Lost: "set-user-ID exec events", Ways: []kernel.Way{{Name: "sched_process_exec tracepoint",
+			Hooks: []kernel.Hook{kernel.TracepointHook("sched", "sched_process_exec", identityProgSetuidExec)}}}},
+		{Name: FeaturePAM, Lost: "authentication and session events (PAM)", Ways: []kernel.Way{{Name: "uprobes on libpam",
+			Hooks: []kernel.Hook{
+				probe("pam_start", identityProgPamStartEnter, false, false),
+				probe("pam_start", identityProgPamStartExit, true, false),
+				// pam_start_confdir exists since Linux-PAM 1.4.
+				probe("pam_start_confdir", identityProgPamStartConfdirEnter, false, true),
+				probe("pam_start_confdir", identityProgPamStartExit, true, true),
+				probe("pam_set_item", identityProgPamSetItemEnter, false, false),
+				probe("pam_end", identityProgPamEndEnter, false, false),
+				probe("pam_authenticate", identityProgPamAuthenticateEnter, false, false),
+				probe("pam_authenticate", identityProgPamCallExit, true, false),
+				probe("pam_acct_mgmt", identityProgPamAcctMgmtEnter, false, false),
+				probe("pam_acct_mgmt", identityProgPamCallExit, true, false),
+				probe("pam_open_session", identityProgPamOpenSessionEnter, false, false),
+				probe("pam_open_session", identityProgPamCallExit, true, false),
+				probe("pam_close_session", identityProgPamCloseSessionEnter, false, false),
+				probe("pam_close_session", identityProgPamCallExit, true, false),
+			}}}},
+	}
 }
 
-// attachPAM probes libpam. Without a configured path and without a libpam on the host,
-// PAM is not probed and a warning says so.
-func (c *Collector) attachPAM() error {
-	path := c.cfg.LibPAMPath
-	if path == "" {
-		found, err := findLibPAM()
-		if err != nil {
-			c.log.Warn("PAM authentications and sessions are not collected", "error", err)
-			return nil
-		}
-		path = found
-	}
-	ex, err := link.OpenExecutable(path)
-	if err != nil {
-		return fmt.Errorf("collectors.identity.libpam_path: open %s: %w", path, err)
-	}
-	probes := []struct {
-		symbol   string
-		prog     *ebpf.Program
-		ret      bool
-		optional bool // pam_start_confdir exists since Linux-PAM 1.4
-	}{
-		{symbol: "pam_start", prog: c.objs.PamStartEnter},
-		{symbol: "pam_start", prog: c.objs.PamStartExit, ret: true},
-		{symbol: "pam_start_confdir", prog: c.objs.PamStartConfdirEnter, optional: true},
-		{symbol: "pam_start_confdir", prog: c.objs.PamStartExit, ret: true, optional: true},
-		{symbol: "pam_set_item", prog: c.objs.PamSetItemEnter},
-		{symbol: "pam_end", prog: c.objs.PamEndEnter},
-		{symbol: "pam_authenticate", prog: c.objs.PamAuthenticateEnter},
-		{symbol: "pam_authenticate", prog: c.objs.PamCallExit, ret: true},
-		{symbol: "pam_acct_mgmt", prog: c.objs.PamAcctMgmtEnter},
-		{symbol: "pam_acct_mgmt", prog: c.objs.PamCallExit, ret: true},
-		{symbol: "pam_open_session", prog: c.objs.PamOpenSessionEnter},
-		{symbol: "pam_open_session", prog: c.objs.PamCallExit, ret: true},
-		{symbol: "pam_close_session", prog: c.objs.PamCloseSessionEnter},
-		{symbol: "pam_close_session", prog: c.objs.PamCallExit, ret: true},
-	}
-	for _, p := range probes {
-		attach := ex.Uprobe
-		if p.ret {
-			attach = ex.Uretprobe
-		}
-		err := c.ring.Hook(fmt.Sprintf("probe %s in %s", p.symbol, path), func() (link.Link, error) {
-			return attach(p.symbol, p.prog, nil)
-		})
-		if err != nil {
-			if p.optional && errors.Is(err, link.ErrNoSymbol) {
-				continue
-			}
-			return err
-		}
-	}
-	c.libPAM = path
-	c.log.Debug("probing libpam", "path", path)
-	return nil
-}
+// Report says what the collector does on this host: each feature's way, and what is lost.
+func (c *Collector) Report() kernel.Report { return c.ring.Report() }
+
+// Close releases the kernel objects of a collector that will not run (crumbs doctor); Run
+// releases them itself when it returns.
+func (c *Collector) Close() { c.close() }
 
 // close releases the kernel objects; safe to call more than once.
 func (c *Collector) close() { c.ring.Close() }

@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"os"
 	"strings"
+
+	"github.com/threatcrumbs/crumbs/collectors/internal/kernel"
 )
 
 // Config configures the identity collector; the mapstructure tags are its config keys
@@ -25,6 +27,11 @@ type Config struct {
 	// (and counted in Stats.Filtered) when the user who authenticates or acts
 	// (identity.user) is one of them. Default none.
 	ExcludeUsers []string `mapstructure:"exclude_users"`
+	// Refuse lists kernel capabilities (as crumbs doctor names them, e.g. uprobe) to treat
+	// as refused by the kernel: the collector turns off what needs them (with uprobe,
+	// authentications and sessions) and the rest goes on. For trying what a host that
+	// refuses them gets, or avoiding a kernel's bug. Default none.
+	Refuse []string `mapstructure:"refuse"`
 }
 
 // DefaultConfig returns the documented defaults.
@@ -53,6 +60,9 @@ func (c Config) Validate() error {
 		if strings.TrimSpace(u) == "" {
 			bad("exclude_users", "entry %d is empty", i)
 		}
+	}
+	if err := kernel.ValidateRefuse("collectors.identity.refuse", c.Refuse); err != nil {
+		errs = append(errs, err)
 	}
 	return errors.Join(errs...)
 }

@@ -45,9 +45,9 @@ import (
 	"github.com/cilium/ebpf/link"
 	"golang.org/x/sys/unix"
 
+	"github.com/threatcrumbs/crumbs/collectors"
 	"github.com/threatcrumbs/crumbs/collectors/internal/hostinfo"
 	"github.com/threatcrumbs/crumbs/collectors/internal/kernel"
-	"github.com/threatcrumbs/crumbs/collectors/system"
 	"github.com/threatcrumbs/crumbs/schemas"
 )
 
@@ -107,10 +107,15 @@ type Collector struct {
 	host schemas.Host
 	log  *slog.Logger
 
-	objs     networkObjects
-	ring     *kernel.Ring
-	iter     *link.Iter // refresh_bytes; also held by ring, which closes it
-	announce *link.Iter // announce_conns; also held by ring
+	objs networkObjects
+	ring *kernel.Ring
+	// refreshWay and announceWay are the ways Open took for the two iterator jobs.
+	refreshWay, announceWay string
+	// emitTo is Run's emit, for the connections announced from user space at stop.
+	emitTo func(*schemas.NetworkEvent)
+	// walkKeys and walkValues are the buffers of the user-space walk of the connection map.
+	walkKeys   []uint64
+	walkValues []networkConnInfo
 
 	bootOffset int64 // wall clock minus CLOCK_BOOTTIME, ns
 	procs      *procCache
@@ -150,9 +155,11 @@ type listenKey struct {
 	port uint16
 }
 
-// New loads the network programs into the kernel and attaches them. Records are buffered
-// in the ring buffer from then until Run reads them. On error, everything New opened is
-// released.
+// New loads the network programs into the kernel and attaches them: for each feature, the
+// first way this kernel and the configuration allow (see features). Records are buffered in
+// the ring buffer from then until Run reads them. When the collector cannot run on this
+// host, New returns a *kernel.Unavailable (collectors.Unavailable) that says why; on any
+// error, everything New opened is released.
 func New(cfg Config, host schemas.Host, log *slog.Logger) (*Collector, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
@@ -164,16 +171,103 @@ func New(cfg Config, host schemas.Host, log *slog.Logger) (*Collector, error) {
 		log = slog.New(slog.DiscardHandler)
 	}
 	c := newCollector(cfg, host, log)
-	c.ring = kernel.NewRing(kernel.RingConfig{
-		Name: "network", Dropped: "network records", RingBufferBytes: cfg.RingBufferBytes, Log: c.log,
-		// Connections still within the coalesce window are reported before stopping.
-		BeforeStop: func() { c.announceOpen(math.MaxUint64) },
-	}, &c.objs)
-	if err := c.open(); err != nil {
+	dns := uint8(0)
+	if cfg.DNS {
+		dns = 1
+	}
+	ring, err := kernel.Open(kernel.Spec{
+		Collector: "network",
+		Load:      loadNetwork,
+		MaxEntries: map[string]uint32{
+			networkMapEvents:   uint32(cfg.RingBufferBytes),
+			networkMapConns:    uint32(cfg.MaxConnections),
+			networkMapUdpFlows: uint32(cfg.MaxConnections),
+		},
+		Vars: []kernel.Var{
+			{Name: networkVarSelfTgid, Value: uint32(os.Getpid())},
+			{Name: networkVarDnsEnabled, Value: dns},
+			{Name: networkVarCoalesceNs, Value: uint64(cfg.CoalesceWindow)},
+			kernel.WakeupVar(cfg.RingBufferBytes),
+		},
+		Objects:  &c.objs,
+		Events:   networkMapEvents,
+		Drops:    networkMapDrops,
+		Features: c.features(),
+		Refuse:   cfg.refusals(),
+		Ring: kernel.RingConfig{
+			Name: "network", Dropped: "network records", RingBufferBytes: cfg.RingBufferBytes, Log: c.log,
+			// Connections still within the coalesce window are reported before stopping.
+			BeforeStop: func() { c.announceOpen(math.MaxUint64, time.Now()) },
+		},
+	})
+	if err != nil {
+		return nil, err
+	}
+	c.ring = ring
+	c.refreshWay, c.announceWay = ring.Way(FeatureRefresh), ring.Way(FeatureAnnounce)
+	offset, err := kernel.BootTimeOffset()
+	if err != nil {
 		c.close()
 		return nil, err
 	}
+	c.bootOffset = offset
 	return c, nil
+}
+
+// The network collector's features (kernel.Feature), as reports and warnings name them.
+const (
+	FeatureTCP      = "TCP connection events"
+	FeatureUDP      = "UDP flow and DNS events"
+	FeatureRefresh  = "byte counts of open connections"
+	FeatureAnnounce = "connections open longer than coalesce_window reported while open"
+)
+
+// The ways of the two iterator jobs (refreshing bytes, announcing open connections), in
+// the order they are preferred.
+const (
+	WayMapElem = "map-element iterator"
+	WayTCPIter = "tcp iterator"
+	WayWalk    = "user-space walk of the connection map"
+)
+
+// features are what the collector does with its programs, each with its ways, preferred
+// first. The two iterator jobs prefer the map-element iterator, which sees every connection;
+// the tcp iterator reads sockets directly but only those of crumbs' network namespace; a
+// walk of the connection map from user space announces connections as well but cannot read
+// a socket's byte counters.
+func (c *Collector) features() []kernel.Feature {
+	conns := func() *ebpf.Map { return c.objs.Conns }
+	return []kernel.Feature{
+		{Name: FeatureTCP, Lost: "TCP connect, accept, listen and close events", Ways: []kernel.Way{{
+			Name: "tp_btf inet_sock_set_state and accept tracepoints",
+			Hooks: []kernel.Hook{
+				kernel.TPBTFHook(networkProgHandleSetState),
+				kernel.TPBTFHook(networkProgHandleSetStateNested),
+				kernel.TracepointHook("syscalls", "sys_exit_accept4", networkProgHandleAccept4),
+				kernel.TracepointHook("syscalls", "sys_exit_accept", networkProgHandleAccept),
+			},
+		}}},
+		{Name: FeatureUDP, Lost: "udp_flow and dns events, and host names on connection events", Ways: []kernel.Way{{
+			Name: "tp_btf sock_send_length and sock_recv_length, recv tracepoints",
+			Hooks: []kernel.Hook{
+				kernel.TPBTFHook(networkProgHandleSendLength),
+				kernel.TPBTFHook(networkProgHandleRecvLength),
+				kernel.TracepointHook("syscalls", "sys_exit_recvfrom", networkProgHandleRecvfromExit),
+				kernel.TracepointHook("syscalls", "sys_exit_recvmsg", networkProgHandleRecvmsgExit),
+			},
+		}}},
+		{Name: FeatureRefresh, Lost: "byte counts of open connections", Ways: []kernel.Way{
+			{Name: WayMapElem, Hooks: []kernel.Hook{kernel.IterHook(networkProgRefreshBytes, conns)}},
+			{Name: WayTCPIter, Hooks: []kernel.Hook{kernel.IterHook(networkProgRefreshBytesTcp, nil)},
+				Lost: "byte counts of open connections in other network namespaces (containers) until they close: their update events carry 0 bytes"},
+			{Name: WayWalk, Lost: "byte counts of open connections until they close: update events carry 0 bytes, and per-service network bytes grow only when connections close"},
+		}},
+		{Name: FeatureAnnounce, Lost: "connections open longer than coalesce_window until they close", Ways: []kernel.Way{
+			{Name: WayMapElem, Hooks: []kernel.Hook{kernel.IterHook(networkProgAnnounceConns, conns)}},
+			{Name: WayTCPIter, Hooks: []kernel.Hook{kernel.IterHook(networkProgAnnounceConnsTcp, nil)}},
+			{Name: WayWalk},
+		}},
+	}
 }
 
 // newCollector returns a collector's user-space side: what turns records into events.
@@ -193,85 +287,6 @@ func newCollector(cfg Config, host schemas.Host, log *slog.Logger) *Collector {
 	}
 }
 
-func (c *Collector) open() error {
-	if err := c.load(); err != nil {
-		return err
-	}
-	if err := c.attach(); err != nil {
-		return err
-	}
-	if err := c.ring.Open(c.objs.Events, c.objs.Drops); err != nil {
-		return err
-	}
-	offset, err := kernel.BootTimeOffset()
-	if err != nil {
-		return err
-	}
-	c.bootOffset = offset
-	return nil
-}
-
-func (c *Collector) load() error {
-	spec, err := loadNetwork()
-	if err != nil {
-		return fmt.Errorf("read network programs: %w", err)
-	}
-	spec.Maps[networkMapEvents].MaxEntries = uint32(c.cfg.RingBufferBytes)
-	spec.Maps[networkMapConns].MaxEntries = uint32(c.cfg.MaxConnections)
-	spec.Maps[networkMapUdpFlows].MaxEntries = uint32(c.cfg.MaxConnections)
-	dns := uint8(0)
-	if c.cfg.DNS {
-		dns = 1
-	}
-	return kernel.Load(spec, &c.objs, "network",
-		kernel.Var{Name: networkVarSelfTgid, Value: uint32(os.Getpid())},
-		kernel.Var{Name: networkVarDnsEnabled, Value: dns},
-		kernel.Var{Name: networkVarCoalesceNs, Value: uint64(c.cfg.CoalesceWindow)},
-		kernel.WakeupVar(c.cfg.RingBufferBytes))
-}
-
-func (c *Collector) attach() error {
-	for _, tp := range []struct {
-		name string
-		prog *ebpf.Program
-	}{
-		{"sys_exit_accept4", c.objs.HandleAccept4},
-		{"sys_exit_accept", c.objs.HandleAccept},
-		{"sys_exit_recvfrom", c.objs.HandleRecvfromExit},
-		{"sys_exit_recvmsg", c.objs.HandleRecvmsgExit},
-	} {
-		if err := c.ring.Tracepoint("syscalls", tp.name, tp.prog); err != nil {
-			return err
-		}
-	}
-	for _, tp := range []struct {
-		name string
-		prog *ebpf.Program
-	}{
-		{"inet_sock_set_state", c.objs.HandleSetState},
-		{"inet_sock_set_state (nested)", c.objs.HandleSetStateNested},
-		{"sock_send_length", c.objs.HandleSendLength},
-		{"sock_recv_length", c.objs.HandleRecvLength},
-	} {
-		if err := c.ring.RawTracepoint(tp.name, tp.prog); err != nil {
-			return err
-		}
-	}
-	it, err := link.AttachIter(link.IterOptions{Program: c.objs.RefreshBytes, Map: c.objs.Conns})
-	if err != nil {
-		return fmt.Errorf("attach connection byte iterator: %w", err)
-	}
-	c.iter = it
-	c.ring.Add(it)
-	it, err = link.AttachIter(link.IterOptions{Program: c.objs.AnnounceConns, Map: c.objs.Conns})
-	if err != nil {
-		return fmt.Errorf("attach connection announcer: %w", err)
-	}
-	c.announce = it
-	c.ring.Add(it)
-	return nil
-}
-
 // close releases the kernel objects; safe to call more than once.
 func (c *Collector) close() {
 	c.ring.ReadMaps(c.readConnsFull)
@@ -288,17 +303,24 @@ func (c *Collector) readConnsFull() {
 	}
 }
 
-// ByCgroup returns each cgroup's open connections and bytes so far (Stats.Cgroups), in the
-// form the system collector takes them (system.WithNetTotals).
-func (c *Collector) ByCgroup() map[uint64]system.NetCounters {
+// ByCgroup returns each cgroup's open connections and bytes so far (Stats.Cgroups): the
+// collector is a collectors.NetTotals, which the system collector takes.
+func (c *Collector) ByCgroup() map[uint64]collectors.NetCounters {
 	c.trafficMu.Lock()
 	defer c.trafficMu.Unlock()
-	out := make(map[uint64]system.NetCounters, len(c.traffic))
+	out := make(map[uint64]collectors.NetCounters, len(c.traffic))
 	for id, t := range c.traffic {
-		out[id] = system.NetCounters{Connections: t.Connections, BytesSent: uint64(t.BytesSent), BytesReceived: uint64(t.BytesReceived)}
+		out[id] = collectors.NetCounters{Connections: t.Connections, BytesSent: uint64(t.BytesSent), BytesReceived: uint64(t.BytesReceived)}
 	}
 	return out
 }
+
+// Report says what the collector does on this host: each feature's way, and what is lost.
+func (c *Collector) Report() kernel.Report { return c.ring.Report() }
+
+// Close releases the kernel objects of a collector that will not run (crumbs doctor); Run
+// releases them itself when it returns.
+func (c *Collector) Close() { c.close() }
 
 // Pause detaches the collector's kernel programs from their hooks: the kernel collects
 // nothing for it until Resume, and its Run goes on reading what was collected before. For
@@ -344,6 +366,7 @@ func (c *Collector) Run(ctx context.Context, emit func(*schemas.NetworkEvent)) e
 	}
 	defer c.close()
 
+	c.emitTo = emit
 	now := time.Now()
 	c.nextRefresh = now.Add(c.refreshEvery())
 	c.nextFlush = now.Add(c.cfg.UDPFlowInterval)
@@ -369,7 +392,7 @@ func (c *Collector) refreshEvery() time.Duration {
 func (c *Collector) chores(now time.Time, emit func(*schemas.NetworkEvent)) {
 	c.ring.ReportDrops()
 	if c.cfg.CoalesceWindow > 0 {
-		c.announceOpen(uint64(now.UnixNano() - c.bootOffset - int64(c.cfg.CoalesceWindow)))
+		c.announceOpen(uint64(now.UnixNano()-c.bootOffset-int64(c.cfg.CoalesceWindow)), now)
 	}
 	if !now.Before(c.nextRefresh) {
 		if err := c.refresh(now, emit); err != nil {
@@ -433,9 +456,14 @@ func (c *Collector) handleConn(raw []byte, now time.Time, emit func(*schemas.Net
 	}
 	switch networkNetEventKind(rec.Kind) {
 	case networkNetEventKindNET_EVENT_CONNECT, networkNetEventKindNET_EVENT_ACCEPT:
-		if rec.Closed != 0 {
+		switch oc := c.conns[rec.SockId]; {
+		case rec.Closed != 0 && oc != nil && oc.startNs == rec.StartNs:
+			// A connection announced from user space, which the kernel did not mark reported:
+			// its last record is this one, and it ends what was announced.
+			c.connClosed(&rec, now, emit)
+		case rec.Closed != 0:
 			c.connShort(&rec, now, emit)
-		} else {
+		default:
 			c.connOpened(&rec, now, emit)
 		}
 	case networkNetEventKindNET_EVENT_CLOSE:
@@ -510,15 +538,88 @@ func setFinal(ev *schemas.NetworkEvent, rec *networkConnEvent) {
 	}
 }
 
-// announceOpen has the kernel write the connect or accept records of the connections
-// established before the CLOCK_BOOTTIME time before (ns) and not reported yet.
-func (c *Collector) announceOpen(before uint64) {
-	if err := c.objs.AnnounceBefore.Set(before); err != nil {
-		c.log.Warn("report open connections", "error", err)
-		return
+// announceOpen reports the connections established before the CLOCK_BOOTTIME time before
+// (ns) and not reported yet, by the way Open took: the kernel writes their records (the
+// iterators), or user space builds them from the connection map (the walk; after the tcp
+// iterator, for the connections of other network namespaces, which it does not see).
+func (c *Collector) announceOpen(before uint64, now time.Time) {
+	switch c.announceWay {
+	case WayMapElem, WayTCPIter:
+		if err := c.objs.AnnounceBefore.Set(before); err != nil {
+			c.log.Warn("report open connections", "error", err)
+			return
+		}
+		prog := networkProgAnnounceConns
+		if c.announceWay == WayTCPIter {
+			prog = networkProgAnnounceConnsTcp
+		}
+		if err := runIter(c.ring.Iter(prog)); err != nil {
+			c.log.Warn("report open connections", "error", err)
+			return
+		}
+		if c.announceWay == WayMapElem {
+			return
+		}
 	}
-	if err := runIter(c.announce); err != nil {
+	if c.emitTo == nil {
+		return // not running: Run announces them
+	}
+	err := c.walkConns(func(key uint64, ci *networkConnInfo) {
+		if ci.Established == 0 || networkNetReport(ci.Reported) != networkNetReportREPORT_NONE || ci.StartNs > before {
+			return
+		}
+		// Known already: announced before, or an earlier connection of the same socket
+		// whose stale close is still in the ring buffer (the next walk announces this one).
+		if _, known := c.conns[key]; known {
+			return
+		}
+		rec := networkConnEvent{Kind: uint32(networkNetEventKindNET_EVENT_CONNECT), Pid: ci.Pid, KtimeNs: ci.StartNs,
+			SockId: key, CgroupId: ci.CgroupId, StartNs: ci.StartNs, Uid: ci.Uid, Direction: ci.Direction, T: ci.T, Comm: ci.Comm}
+		if networkNetDirection(ci.Direction) == networkNetDirectionNET_DIR_INBOUND {
+			rec.Kind = uint32(networkNetEventKindNET_EVENT_ACCEPT)
+		}
+		c.connOpened(&rec, now, c.emitTo)
+	})
+	if err != nil {
 		c.log.Warn("report open connections", "error", err)
+	}
+}
+
+// walkBatch is how many entries of the connection map one system call reads.
+const walkBatch = 256
+
+// walkConns calls f with each entry of the kernel's connection map, read from user space in
+// batches (entry by entry where the kernel has no batch lookups). An entry may change or go
+// while the walk runs; f sees a copy.
+func (c *Collector) walkConns(f func(key uint64, ci *networkConnInfo)) error {
+	if c.walkKeys == nil {
+		c.walkKeys, c.walkValues = make([]uint64, walkBatch), make([]networkConnInfo, walkBatch)
+	}
+	var cursor ebpf.MapBatchCursor
+	for {
+		n, err := c.objs.Conns.BatchLookup(&cursor, c.walkKeys, c.walkValues, nil)
+		for i := range n {
+			f(c.walkKeys[i], &c.walkValues[i])
+		}
+		switch {
+		case errors.Is(err, ebpf.ErrKeyNotExist):
+			return nil
+		case errors.Is(err, ebpf.ErrNotSupported):
+			var (
+				key  uint64
+				info networkConnInfo
+			)
+			it := c.objs.Conns.Iterate()
+			for it.Next(&key, &info) {
+				f(key, &info)
+			}
+			if err := it.Err(); err != nil {
+				return fmt.Errorf("walk connection map: %w", err)
+			}
+			return nil
+		case err != nil:
+			return fmt.Errorf("walk connection map: %w", err)
+		}
 	}
 }
 
@@ -574,15 +675,22 @@ func (c *Collector) addTraffic(cgroupID uint64, conns, sent, recv int64) {
 	t.BytesReceived += recv
 }
 
-// refresh has the kernel copy open connections' byte counters into its connection map,
-// then counts them in their cgroups' totals and emits updates for the connections
+// refresh has the kernel copy open connections' byte counters into its connection map (an
+// iterator, where one is allowed), then counts them in their cgroups' totals and emits updates for the connections
 // reported more than update_interval ago.
 func (c *Collector) refresh(now time.Time, emit func(*schemas.NetworkEvent)) error {
 	if len(c.conns) == 0 {
 		return nil
 	}
-	if err := runIter(c.iter); err != nil {
-		return err
+	switch c.refreshWay {
+	case WayMapElem:
+		if err := runIter(c.ring.Iter(networkProgRefreshBytes)); err != nil {
+			return err
+		}
+	case WayTCPIter:
+		if err := runIter(c.ring.Iter(networkProgRefreshBytesTcp)); err != nil {
+			return err
+		}
 	}
 	var info networkConnInfo
 	for id, oc := range c.conns {
@@ -613,8 +721,11 @@ func (c *Collector) refresh(now time.Time, emit func(*schemas.NetworkEvent)) err
 	return nil
 }
 
-// runIter runs an iterator program over the kernel's connection map.
+// runIter runs an iterator program.
 func runIter(it *link.Iter) error {
+	if it == nil {
+		return errors.New("iterator not attached")
+	}
 	r, err := it.Open()
 	if err != nil {
 		return fmt.Errorf("open connection map iterator: %w", err)

@@ -6,6 +6,8 @@ import (
 	"os"
 	"path/filepath"
 	"time"
+
+	"github.com/threatcrumbs/crumbs/collectors/internal/kernel"
 )
 
 // Config configures the network collector; the mapstructure tags are its keys under
@@ -44,6 +46,42 @@ type Config struct {
 	// MaxConnections sizes the kernel maps of open TCP connections and of UDP flows per
 	// interval; connections beyond it are not reported and are counted. Default 65536.
 	MaxConnections int `mapstructure:"max_connections"`
+	// Iterators chooses how open connections' bytes are refreshed and connections open longer
+	// than coalesce_window are announced: auto takes the first the kernel allows of the
+	// map-element iterator (iter/bpf_map_elem, sees every connection), the tcp iterator
+	// (iter/tcp, reads sockets directly but only in crumbs' network namespace) and a walk of
+	// the connection map from user space (cannot read byte counters: open connections' bytes
+	// are known only when they close). map_elem and tcp use only that iterator, off only the
+	// walk; a refused iterator falls back to the walk, with a warning. Default auto.
+	Iterators string `mapstructure:"iterators"`
+	// Refuse lists kernel capabilities (as crumbs doctor names them, e.g. tp_btf,
+	// iter/tcp, ring_buffer) to treat as refused by the kernel: the collector takes the
+	// fallback it takes when the kernel refuses them, or turns off what needs them. For
+	// trying a fallback, or avoiding a kernel's bug. Default none.
+	Refuse []string `mapstructure:"refuse"`
+}
+
+// The values of iterators.
+const (
+	IteratorsAuto    = "auto"
+	IteratorsMapElem = "map_elem"
+	IteratorsTCP     = "tcp"
+	IteratorsOff     = "off"
+)
+
+// refusals returns the capabilities the configuration refuses, each with the key that does.
+func (c Config) refusals() map[kernel.Capability]string {
+	out := kernel.Refusals("collectors.network.refuse", c.Refuse)
+	key := "collectors.network.iterators: " + c.Iterators
+	switch c.Iterators {
+	case IteratorsMapElem:
+		out[kernel.IterTCP] = key
+	case IteratorsTCP:
+		out[kernel.IterMapElem] = key
+	case IteratorsOff:
+		out[kernel.IterTCP], out[kernel.IterMapElem] = key, key
+	}
+	return out
 }
 
 // DefaultConfig returns the documented defaults.
@@ -56,6 +94,7 @@ func DefaultConfig() Config {
 		UDPFlowInterval: 10 * time.Second,
 		DNS:             true,
 		MaxConnections:  65536,
+		Iterators:       IteratorsAuto,
 	}
 }
 
@@ -95,6 +134,14 @@ func (c Config) Validate() error {
 	}
 	if c.MaxConnections < 16 || c.MaxConnections > 1<<24 {
 		bad("max_connections", c.MaxConnections, "must be within 16..16777216")
+	}
+	switch c.Iterators {
+	case IteratorsAuto, IteratorsMapElem, IteratorsTCP, IteratorsOff:
+	default:
+		bad("iterators", fmt.Sprintf("%q", c.Iterators), "must be auto, map_elem, tcp or off")
+	}
+	if err := kernel.ValidateRefuse("collectors.network.refuse", c.Refuse); err != nil {
+		errs = append(errs, err)
 	}
 	return errors.Join(errs...)
 }

@@ -167,6 +167,7 @@ const (
 	networkMapUdpFlows              = "udp_flows"
 	networkMapUdpRecvPending        = "udp_recv_pending"
 	networkProgAnnounceConns        = "announce_conns"
+	networkProgAnnounceConnsTcp     = "announce_conns_tcp"
 	networkProgHandleAccept         = "handle_accept"
 	networkProgHandleAccept4        = "handle_accept4"
 	networkProgHandleRecvLength     = "handle_recv_length"
@@ -176,6 +177,7 @@ const (
 	networkProgHandleSetState       = "handle_set_state"
 	networkProgHandleSetStateNested = "handle_set_state_nested"
 	networkProgRefreshBytes         = "refresh_bytes"
+	networkProgRefreshBytesTcp      = "refresh_bytes_tcp"
 	networkVarAnnounceBefore        = "announce_before"
 	networkVarCoalesceNs            = "coalesce_ns"
 	networkVarDnsEnabled            = "dns_enabled"
@@ -231,6 +233,7 @@ type networkSpecs struct {
 // It can be passed ebpf.CollectionSpec.Assign.
 type networkProgramSpecs struct {
 	AnnounceConns        *ebpf.ProgramSpec `ebpf:"announce_conns"`
+	AnnounceConnsTcp     *ebpf.ProgramSpec `ebpf:"announce_conns_tcp"`
 	HandleAccept         *ebpf.ProgramSpec `ebpf:"handle_accept"`
 	HandleAccept4        *ebpf.ProgramSpec `ebpf:"handle_accept4"`
 	HandleRecvLength     *ebpf.ProgramSpec `ebpf:"handle_recv_length"`
@@ -240,6 +243,7 @@ type networkProgramSpecs struct {
 	HandleSetState       *ebpf.ProgramSpec `ebpf:"handle_set_state"`
 	HandleSetStateNested *ebpf.ProgramSpec `ebpf:"handle_set_state_nested"`
 	RefreshBytes         *ebpf.ProgramSpec `ebpf:"refresh_bytes"`
+	RefreshBytesTcp      *ebpf.ProgramSpec `ebpf:"refresh_bytes_tcp"`
 }
 
 // networkMapSpecs contains maps before they are loaded into the kernel.
@@ -336,6 +340,7 @@ type networkVariables struct {
 // It can be passed to loadNetworkObjects or ebpf.CollectionSpec.LoadAndAssign.
 type networkPrograms struct {
 	AnnounceConns        *ebpf.Program `ebpf:"announce_conns"`
+	AnnounceConnsTcp     *ebpf.Program `ebpf:"announce_conns_tcp"`
 	HandleAccept         *ebpf.Program `ebpf:"handle_accept"`
 	HandleAccept4        *ebpf.Program `ebpf:"handle_accept4"`
 	HandleRecvLength     *ebpf.Program `ebpf:"handle_recv_length"`
@@ -345,11 +350,13 @@ type networkPrograms struct {
 	HandleSetState       *ebpf.Program `ebpf:"handle_set_state"`
 	HandleSetStateNested *ebpf.Program `ebpf:"handle_set_state_nested"`
 	RefreshBytes         *ebpf.Program `ebpf:"refresh_bytes"`
+	RefreshBytesTcp      *ebpf.Program `ebpf:"refresh_bytes_tcp"`
 }
 
 func (p *networkPrograms) Close() error {
 	return _NetworkClose(
 		p.AnnounceConns,
+		p.AnnounceConnsTcp,
 		p.HandleAccept,
 		p.HandleAccept4,
 		p.HandleRecvLength,
@@ -359,6 +366,7 @@ func (p *networkPrograms) Close() error {
 		p.HandleSetState,
 		p.HandleSetStateNested,
 		p.RefreshBytes,
+		p.RefreshBytesTcp,
 	)
 }
 

@@ -95,9 +95,11 @@ type Collector struct {
 	hashCounters                                    hashCounters
 }
 
-// New loads the process programs into the kernel and attaches them. Events are buffered
-// in the ring buffer from then until Run reads them. On error, everything New opened is
-// released.
+// New loads the process programs into the kernel and attaches them: for each feature, the
+// first way this kernel and the configuration allow (see features). Events are buffered in
+// the ring buffer from then until Run reads them. When the collector cannot run on this
+// host, New returns a *kernel.Unavailable (collectors.Unavailable) that says why; on any
+// error, everything New opened is released.
 func New(cfg Config, host schemas.Host, log *slog.Logger) (*Collector, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
@@ -118,10 +120,27 @@ func New(cfg Config, host schemas.Host, log *slog.Logger) (*Collector, error) {
 		users:   hostinfo.NewIDNames("/etc/passwd"),
 		groups:  hostinfo.NewIDNames("/etc/group"),
 	}
-	c.ring = kernel.NewRing(kernel.RingConfig{
-		Name: "process", Dropped: "process events", RingBufferBytes: cfg.RingBufferBytes, Log: c.log,
-	}, &c.objs)
 	c.hasher = &fileHasher{cache: newHashCache(cfg.HashCacheEntries), maxBytes: cfg.HashMaxFileBytes, counters: &c.hashCounters}
+	ring, err := kernel.Open(kernel.Spec{
+		Collector:  "process",
+		Load:       loadProcess,
+		MaxEntries: map[string]uint32{processMapEvents: uint32(cfg.RingBufferBytes)},
+		Vars: []kernel.Var{
+			{Name: processVarSelfTgid, Value: uint32(os.Getpid())},
+			{Name: processVarMaxArgBytes, Value: uint32(cfg.MaxArgBytes)},
+			kernel.WakeupVar(cfg.RingBufferBytes),
+		},
+		Objects:  &c.objs,
+		Events:   processMapEvents,
+		Drops:    processMapDrops,
+		Features: features(),
+		Refuse:   kernel.Refusals("collectors.process.refuse", cfg.Refuse),
+		Ring:     kernel.RingConfig{Name: "process", Dropped: "process events", RingBufferBytes: cfg.RingBufferBytes, Log: c.log},
+	})
+	if err != nil {
+		return nil, err
+	}
+	c.ring = ring
 	if err := c.open(); err != nil {
 		c.close()
 		return nil, err
@@ -129,16 +148,33 @@ func New(cfg Config, host schemas.Host, log *slog.Logger) (*Collector, error) {
 	return c, nil
 }
 
+// The process collector's features (kernel.Feature), as reports and warnings name them.
+const (
+	FeatureExec = "exec events"
+	FeatureExit = "exit events"
+	FeatureFork = "fork events"
+)
+
+// features are what the collector does with its programs, each with its ways, preferred
+// first. fork prefers tp_btf, whose task arguments are read by direct loads; a raw
+// tracepoint gets the same tasks through bpf_probe_read_kernel.
+func features() []kernel.Feature {
+	return []kernel.Feature{
+		{Name: FeatureExec, Required: true, Lost: "exec events", Ways: []kernel.Way{
+			{Name: "sched_process_exec tracepoint", Hooks: []kernel.Hook{kernel.TracepointHook("sched", "sched_process_exec", processProgHandleExec)}},
+		}},
+		{Name: FeatureExit, Lost: "exit events (exited processes stay in the process table until it evicts them)", Ways: []kernel.Way{
+			{Name: "sched_process_exit tracepoint", Hooks: []kernel.Hook{kernel.TracepointHook("sched", "sched_process_exit", processProgHandleExit)}},
+		}},
+		{Name: FeatureFork, Lost: "fork events", Ways: []kernel.Way{
+			{Name: "tp_btf sched_process_fork", Hooks: []kernel.Hook{kernel.TPBTFHook(processProgHandleFork)}},
+			{Name: "raw tracepoint sched_process_fork", Hooks: []kernel.Hook{kernel.RawTracepointHook("sched_process_fork", processProgHandleForkRaw)}},
+		}},
+	}
+}
+
+// open finishes what New started once the programs are attached.
 func (c *Collector) open() error {
-	if err := c.load(); err != nil {
-		return err
-	}
-	if err := c.attach(); err != nil {
-		return err
-	}
-	if err := c.ring.Open(c.objs.Events, c.objs.Drops); err != nil {
-		return err
-	}
 	offset, err := kernel.BootTimeOffset()
 	if err != nil {
 		return err
@@ -152,27 +188,12 @@ func (c *Collector) open() error {
 	return nil
 }
 
-func (c *Collector) load() error {
-	spec, err := loadProcess()
-	if err != nil {
-		return fmt.Errorf("read process programs: %w", err)
-	}
-	spec.Maps[processMapEvents].MaxEntries = uint32(c.cfg.RingBufferBytes)
-	return kernel.Load(spec, &c.objs, "process",
-		kernel.Var{Name: processVarSelfTgid, Value: uint32(os.Getpid())},
-		kernel.Var{Name: processVarMaxArgBytes, Value: uint32(c.cfg.MaxArgBytes)},
-		kernel.WakeupVar(c.cfg.RingBufferBytes))
-}
+// Report says what the collector does on this host: each feature's way, and what is lost.
+func (c *Collector) Report() kernel.Report { return c.ring.Report() }
 
-func (c *Collector) attach() error {
-	if err := c.ring.Tracepoint("sched", "sched_process_exec", c.objs.HandleExec); err != nil {
-		return err
-	}
-	if err := c.ring.Tracepoint("sched", "sched_process_exit", c.objs.HandleExit); err != nil {
-		return err
-	}
-	return c.ring.RawTracepoint("sched_process_fork", c.objs.HandleFork)
-}
+// Close releases the kernel objects of a collector that will not run (crumbs doctor); Run
+// releases them itself when it returns.
+func (c *Collector) Close() { c.close() }
 
 // close releases the kernel objects; safe to call more than once.
 func (c *Collector) close() { c.ring.Close() }

@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+
+	"github.com/threatcrumbs/crumbs/collectors/internal/kernel"
 )
 
 // Largest argv the kernel program can copy per exec (ARGS_MAX_BYTES in bpf/include/process.h).
@@ -38,6 +40,11 @@ type Config struct {
 	// ExcludeUsers drops the events of processes running as one of these users (name or
 	// numeric uid). Default none.
 	ExcludeUsers []string `mapstructure:"exclude_users"`
+	// Refuse lists kernel capabilities (as crumbs doctor names them, e.g. tp_btf) to treat
+	// as refused by the kernel: the collector takes the fallback it takes when the kernel
+	// refuses them (fork events from a raw tracepoint instead of tp_btf), or turns off what
+	// needs them. For trying a fallback, or avoiding a kernel's bug. Default none.
+	Refuse []string `mapstructure:"refuse"`
 }
 
 // DefaultConfig returns the documented defaults.
@@ -88,6 +95,9 @@ func (c Config) Validate() error {
 		if u == "" {
 			bad("exclude_users", "an empty name")
 		}
+	}
+	if err := kernel.ValidateRefuse("collectors.process.refuse", c.Refuse); err != nil {
+		errs = append(errs, err)
 	}
 	return errors.Join(errs...)
 }

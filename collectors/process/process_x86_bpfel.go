@@ -98,6 +98,7 @@ const (
 	processProgHandleExec     = "handle_exec"
 	processProgHandleExit     = "handle_exit"
 	processProgHandleFork     = "handle_fork"
+	processProgHandleForkRaw  = "handle_fork_raw"
 	processVarMaxArgBytes     = "max_arg_bytes"
 	processVarSelfTgid        = "self_tgid"
 	processVarUnusedEventKind = "unused_event_kind"
@@ -149,9 +150,10 @@ type processSpecs struct {
 //
 // It can be passed ebpf.CollectionSpec.Assign.
 type processProgramSpecs struct {
-	HandleExec *ebpf.ProgramSpec `ebpf:"handle_exec"`
-	HandleExit *ebpf.ProgramSpec `ebpf:"handle_exit"`
-	HandleFork *ebpf.ProgramSpec `ebpf:"handle_fork"`
+	HandleExec    *ebpf.ProgramSpec `ebpf:"handle_exec"`
+	HandleExit    *ebpf.ProgramSpec `ebpf:"handle_exit"`
+	HandleFork    *ebpf.ProgramSpec `ebpf:"handle_fork"`
+	HandleForkRaw *ebpf.ProgramSpec `ebpf:"handle_fork_raw"`
 }
 
 // processMapSpecs contains maps before they are loaded into the kernel.
@@ -226,9 +228,10 @@ type processVariables struct {
 //
 // It can be passed to loadProcessObjects or ebpf.CollectionSpec.LoadAndAssign.
 type processPrograms struct {
-	HandleExec *ebpf.Program `ebpf:"handle_exec"`
-	HandleExit *ebpf.Program `ebpf:"handle_exit"`
-	HandleFork *ebpf.Program `ebpf:"handle_fork"`
+	HandleExec    *ebpf.Program `ebpf:"handle_exec"`
+	HandleExit    *ebpf.Program `ebpf:"handle_exit"`
+	HandleFork    *ebpf.Program `ebpf:"handle_fork"`
+	HandleForkRaw *ebpf.Program `ebpf:"handle_fork_raw"`
 }
 
 func (p *processPrograms) Close() error {
@@ -236,6 +239,7 @@ func (p *processPrograms) Close() error {
 		p.HandleExec,
 		p.HandleExit,
 		p.HandleFork,
+		p.HandleForkRaw,
 	)
 }
 

@@ -3,7 +3,7 @@
 // In: every interval, the cgroup v2 tree (cpu.stat, memory.current, cgroup.procs),
 // /proc/stat, /proc/meminfo, /proc/net/dev, /proc/net/snmp and (without NetTotals)
 // /proc/net/tcp{,6} with the services' sockets, and, when the network
-// collector provides them, per-cgroup network totals (NetTotals).
+// collector provides them, per-cgroup network totals (collectors.NetTotals).
 // Out: per interval, one *schemas.SystemEvent with scope "host" and one with scope
 // "service" for each of the largest max_services services — systemd units, containers
 // and other cgroups that hold processes — with the CPU seconds used during the interval,
@@ -24,6 +24,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/threatcrumbs/crumbs/collectors"
 	"github.com/threatcrumbs/crumbs/schemas"
 )
 
@@ -39,28 +40,13 @@ const (
 	ScopeService = "service"
 )
 
-// NetCounters are the network totals of one cgroup since the network collector started:
-// Connections is the number open now, the byte counts only grow.
-type NetCounters struct {
-	Connections   int64
-	BytesSent     uint64
-	BytesReceived uint64
-}
-
-// NetTotals gives the network totals per cgroup id (the id bpf_get_current_cgroup_id
-// returns, the inode of the cgroup v2 directory). ByCgroup is called once per interval
-// from Run's goroutine and must not block for long; the collector does not keep the map.
-type NetTotals interface {
-	ByCgroup() map[uint64]NetCounters
-}
-
 // Option changes how New builds the collector.
 type Option func(*Collector)
 
 // WithNetTotals takes connections and network bytes per service from n. Without it (or
 // with a nil n), connections are counted from /proc/net/tcp{,6} and the sockets the
 // services' processes hold, in crumbs' network namespace, and service bytes are 0.
-func WithNetTotals(n NetTotals) Option {
+func WithNetTotals(n collectors.NetTotals) Option {
 	return func(c *Collector) { c.net = n }
 }
 
@@ -78,7 +64,7 @@ type Collector struct {
 	cfg      Config
 	host     schemas.Host
 	log      *slog.Logger
-	net      NetTotals
+	net      collectors.NetTotals
 	root     string // cgroup v2 mount; empty when there is none
 	proc     string
 	pageSize int64
@@ -257,7 +243,7 @@ func (c *Collector) services(cur *sample) []*schemas.SystemEvent {
 	if w.truncated {
 		c.truncated.Add(1)
 	}
-	var netTotals map[uint64]NetCounters
+	var netTotals map[uint64]collectors.NetCounters
 	if c.net != nil {
 		netTotals = c.net.ByCgroup()
 	}
@@ -324,7 +310,7 @@ func (c *Collector) establishedSockets() map[uint64]struct{} {
 }
 
 // sumNet sums the network totals of the cgroups accounted to s.
-func (s *service) sumNet(totals map[uint64]NetCounters) {
+func (s *service) sumNet(totals map[uint64]collectors.NetCounters) {
 	for _, id := range s.members {
 		n := totals[id]
 		s.connections += n.Connections

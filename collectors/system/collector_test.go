@@ -16,6 +16,7 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 
+	"github.com/threatcrumbs/crumbs/collectors"
 	"github.com/threatcrumbs/crumbs/collectors/internal/collectortest"
 	"github.com/threatcrumbs/crumbs/pkg/testenv"
 	"github.com/threatcrumbs/crumbs/schemas"
@@ -129,9 +130,11 @@ func TestCPUBurnerInItsCgroup(t *testing.T) {
 }
 
 // fakeNet is a NetTotals whose totals the test sets.
-type fakeNet struct{ totals map[uint64]NetCounters }
+type fakeNet struct {
+	totals map[uint64]collectors.NetCounters
+}
 
-func (f *fakeNet) ByCgroup() map[uint64]NetCounters { return f.totals }
+func (f *fakeNet) ByCgroup() map[uint64]collectors.NetCounters { return f.totals }
 
 func TestNetTotalsAndCap(t *testing.T) {
 	root := t.TempDir()
@@ -161,7 +164,7 @@ func TestNetTotalsAndCap(t *testing.T) {
 	write("system.slice/b.service/sub", "cgroup.procs", "")
 	write("plain", "cgroup.procs", "") // no processes, not a unit: not a service
 
-	net := &fakeNet{totals: map[uint64]NetCounters{
+	net := &fakeNet{totals: map[uint64]collectors.NetCounters{
 		ino("system.slice/b.service"):     {Connections: 2, BytesSent: 100, BytesReceived: 1000},
 		ino("system.slice/b.service/sub"): {Connections: 1, BytesSent: 10, BytesReceived: 10},
 	}}
@@ -178,7 +181,7 @@ func TestNetTotalsAndCap(t *testing.T) {
 	}
 	write("system.slice/a.service", "cpu.stat", "usage_usec 1500000\n")
 	write("system.slice/b.service", "cpu.stat", "usage_usec 7000000\n")
-	net.totals[ino("system.slice/b.service")] = NetCounters{Connections: 3, BytesSent: 400, BytesReceived: 3000}
+	net.totals[ino("system.slice/b.service")] = collectors.NetCounters{Connections: 3, BytesSent: 400, BytesReceived: 3000}
 	evs := c.sample(start.Add(10 * time.Second))
 
 	var got []schemas.System

@@ -43,14 +43,17 @@ type RingConfig struct {
 	BeforeStop func()
 }
 
-// Ring owns the kernel side of one collector: its loaded objects, the links attaching its
-// programs, the reader of its ring buffer and its per-CPU drop counter. Close releases them
-// all; it is safe to call at any point of opening, and more than once.
+// Ring owns the kernel side of one collector (Open builds it): its loaded objects, the
+// links attaching its programs, the reader of its ring buffer and its per-CPU drop counter,
+// and the report of what works on this host. Close releases them all; it is safe to call at
+// any point of opening, and more than once.
 type Ring struct {
 	cfg    RingConfig
 	objs   io.Closer
 	hooks  []*hook     // programs attached to kernel hooks, which Pause detaches
 	links  []link.Link // other links (iterators)
+	iters  map[string]*link.Iter
+	report Report
 	reader *ringbuf.Reader
 	drops  *ebpf.Map
 	// poll is the ring's descriptor in the Go runtime's poller, for waiting (see wait).
@@ -80,37 +83,40 @@ type hook struct {
 	link   link.Link
 }
 
-// Add hands a link that is not a hook (an iterator) to the ring, to be closed with it.
-func (r *Ring) Add(l link.Link) {
-	r.links = append(r.links, l)
-}
-
-// Hook attaches a program to a kernel hook by calling attach, and keeps the link, to be
-// closed with the ring, detached by Pause and attached again by Resume. what names it in
-// errors, which wrap attach's.
-func (r *Ring) Hook(what string, attach func() (link.Link, error)) error {
-	l, err := attach()
-	if err != nil {
-		return fmt.Errorf("%s: %w", what, err)
-	}
+// addHook keeps l, the link of a program attach attached, to be closed with the ring,
+// detached by Pause and attached again (by calling attach) by Resume. what names it in
+// errors.
+func (r *Ring) addHook(what string, attach func() (link.Link, error), l link.Link) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	r.hooks = append(r.hooks, &hook{what: what, attach: attach, link: l})
-	return nil
 }
 
-// Tracepoint attaches prog to the tracepoint group/name.
-func (r *Ring) Tracepoint(group, name string, prog *ebpf.Program) error {
-	return r.Hook(fmt.Sprintf("attach %s/%s", group, name), func() (link.Link, error) {
-		return link.Tracepoint(group, name, prog, nil)
-	})
+// addIter keeps l, the link of the iterator program prog, to be closed with the ring.
+func (r *Ring) addIter(prog string, l link.Link) {
+	r.links = append(r.links, l)
+	if it, ok := l.(*link.Iter); ok {
+		if r.iters == nil {
+			r.iters = make(map[string]*link.Iter)
+		}
+		r.iters[prog] = it
+	}
 }
 
-// RawTracepoint attaches prog, a BTF raw tracepoint program; what names it in errors.
-func (r *Ring) RawTracepoint(what string, prog *ebpf.Program) error {
-	return r.Hook("attach "+what, func() (link.Link, error) {
-		return link.AttachTracing(link.TracingOptions{Program: prog, AttachType: ebpf.AttachTraceRawTp})
-	})
+// Iter returns the attached iterator program prog, or nil when Open did not attach it.
+func (r *Ring) Iter(prog string) *link.Iter { return r.iters[prog] }
+
+// Report says what the collector does on this host (see Open).
+func (r *Ring) Report() Report { return r.report }
+
+// Way returns the way Open took for the feature named feature; "" when it is off.
+func (r *Ring) Way(feature string) string {
+	for _, f := range r.report.Features {
+		if f.Feature == feature {
+			return f.Way
+		}
+	}
+	return ""
 }
 
 // Pause detaches the programs from their hooks: the kernel runs none of them until Resume.

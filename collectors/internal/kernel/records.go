@@ -1,13 +1,11 @@
 package kernel
 
 import (
-	"errors"
 	"fmt"
 	"time"
 	"unsafe"
 
 	"github.com/cilium/ebpf"
-	"github.com/cilium/ebpf/rlimit"
 	"golang.org/x/sys/unix"
 )
 
@@ -15,32 +13,6 @@ import (
 type Var struct {
 	Name  string // as in the C source, e.g. "self_tgid"
 	Value any
-}
-
-// Load removes the memlock limit, sets vars in spec and loads spec's programs and maps into
-// objs (a bpf2go objects struct pointer). what names the programs in errors ("process").
-// A verifier error is reported with its full log.
-func Load(spec *ebpf.CollectionSpec, objs any, what string, vars ...Var) error {
-	if err := rlimit.RemoveMemlock(); err != nil {
-		return fmt.Errorf("remove memlock rlimit: %w", err)
-	}
-	for _, v := range vars {
-		sv, ok := spec.Variables[v.Name]
-		if !ok {
-			return fmt.Errorf("set %s: no such variable in the %s programs", v.Name, what)
-		}
-		if err := sv.Set(v.Value); err != nil {
-			return fmt.Errorf("set %s: %w", v.Name, err)
-		}
-	}
-	if err := spec.LoadAndAssign(objs, nil); err != nil {
-		var verr *ebpf.VerifierError
-		if errors.As(err, &verr) {
-			return fmt.Errorf("load %s programs: %+v", what, verr)
-		}
-		return fmt.Errorf("load %s programs: %w", what, err)
-	}
-	return nil
 }
 
 // SumPerCPU returns the sum over CPUs of key 0 of a per-CPU array of uint64 counters.
