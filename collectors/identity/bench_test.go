@@ -31,7 +31,11 @@ func TestMain(m *testing.M) {
 		rate, _ := strconv.Atoi(os.Getenv(rateEnv))
 		os.Exit(flipEUID(n, rate))
 	}
-	os.Exit(m.Run())
+	code := m.Run()
+	if pamHelperDir != "" {
+		os.RemoveAll(pamHelperDir)
+	}
+	os.Exit(code)
 }
 
 // flipEUID switches the calling thread's effective uid between nobody and root n times

@@ -2,12 +2,14 @@ package identity
 
 import (
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -15,6 +17,7 @@ import (
 	"github.com/google/go-cmp/cmp"
 
 	"github.com/threatcrumbs/crumbs/collectors/internal/collectortest"
+	"github.com/threatcrumbs/crumbs/collectors/internal/kernel"
 	"github.com/threatcrumbs/crumbs/pkg/testenv"
 	"github.com/threatcrumbs/crumbs/schemas"
 )
@@ -58,20 +61,41 @@ func ofPID(pid int, actions ...string) func(*schemas.IdentityEvent) bool {
 	}
 }
 
-// buildPAMHelper builds testdata/pamauth, which needs cgo and libpam0g-dev.
+// pamHelperDir holds testdata/pamauth once built; TestMain (bench_test.go) removes it.
+var (
+	pamHelperOnce sync.Once
+	pamHelperDir  string
+	pamHelper     string
+	pamHelperErr  error
+)
+
+// buildPAMHelper builds testdata/pamauth, which needs cgo and libpam0g-dev, once for the
+// tests that run it.
 func buildPAMHelper(t *testing.T) string {
 	t.Helper()
-	out := filepath.Join(t.TempDir(), "pamauth")
-	goTool, err := exec.LookPath("go")
-	if err != nil {
-		t.Fatalf("build testdata/pamauth: the go command: %v", err)
+	pamHelperOnce.Do(func() {
+		goTool, err := exec.LookPath("go")
+		if err != nil {
+			pamHelperErr = fmt.Errorf("the go command: %w", err)
+			return
+		}
+		if pamHelperDir, err = os.MkdirTemp("", "crumbs-pamauth"); err != nil {
+			pamHelperErr = err
+			return
+		}
+		out := filepath.Join(pamHelperDir, "pamauth")
+		cmd := exec.Command(goTool, "build", "-o", out, "./testdata/pamauth")
+		cmd.Env = append(os.Environ(), "CGO_ENABLED=1")
+		if b, err := cmd.CombinedOutput(); err != nil {
+			pamHelperErr = fmt.Errorf("%w\n%s", err, b)
+			return
+		}
+		pamHelper = out
+	})
+	if pamHelperErr != nil {
+		t.Fatalf("build testdata/pamauth (needs gcc and libpam0g-dev, installed by scripts/ensure-deps.sh): %v", pamHelperErr)
 	}
-	cmd := exec.Command(goTool, "build", "-o", out, "./testdata/pamauth")
-	cmd.Env = append(os.Environ(), "CGO_ENABLED=1")
-	if b, err := cmd.CombinedOutput(); err != nil {
-		t.Fatalf("build testdata/pamauth (needs gcc and libpam0g-dev, installed by scripts/ensure-deps.sh): %v\n%s", err, b)
-	}
-	return out
+	return pamHelper
 }
 
 // pamSummary is what TestPAMAuthentication checks of an event.
@@ -412,5 +436,48 @@ func TestLibFromLdconfig(t *testing.T) {
 				t.Errorf("libFromLdconfig(%q): want %q, got %q", tt.arch, tt.want, got)
 			}
 		})
+	}
+}
+
+// TestUprobesRefused: with uprobes refused (here by configuration, as a kernel that refuses
+// them would), PAM results are not collected, the report says so, and credential changes
+// still are: a PAM authentication followed by a setuid yields the setuid event and no
+// authentication before it (the ring buffer keeps the order the kernel wrote them in).
+func TestUprobesRefused(t *testing.T) {
+	testenv.RequireBPF(t)
+	helper := buildPAMHelper(t)
+	confdir, err := filepath.Abs("testdata/pam.d")
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := DefaultConfig()
+	cfg.Refuse = []string{"uprobe"}
+	c, events := runCollector(t, cfg)
+	var pam kernel.FeatureReport
+	for _, f := range c.Report().Features {
+		if f.Feature == FeaturePAM {
+			pam = f
+		}
+	}
+	if pam.State != kernel.Off || len(pam.Refused) == 0 || pam.Refused[0].Capability != kernel.Uprobe || !pam.Refused[0].ByConfig || c.LibPAM() != "" {
+		t.Fatalf("PAM feature %+v, libpam %q: want off, uprobe refused by configuration", pam, c.LibPAM())
+	}
+	if out, err := exec.Command(helper, confdir, "crumbs-test", "nobody", "alice", "203.0.113.7").CombinedOutput(); err != nil {
+		t.Fatalf("pamauth: %v\n%s", err, out)
+	}
+	dropped := exec.Command("/bin/true")
+	dropped.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: nobody, Gid: nobody}}
+	if err := dropped.Run(); err != nil {
+		t.Fatalf("/bin/true as nobody: %v", err)
+	}
+	var auths []string
+	waitEvent(t, events, "the setuid after the authentication", func(e *schemas.IdentityEvent) bool {
+		if e.Action == schemas.ActionAuth {
+			auths = append(auths, e.Identity.TargetUser)
+		}
+		return e.Action == schemas.ActionSetUID && e.Process.PID == int32(dropped.Process.Pid)
+	})
+	if len(auths) != 0 {
+		t.Errorf("authentication events with uprobes refused: %v", auths)
 	}
 }

@@ -17,6 +17,7 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 
+	"github.com/threatcrumbs/crumbs/collectors/internal/kernel"
 	"github.com/threatcrumbs/crumbs/pkg/testenv"
 	"github.com/threatcrumbs/crumbs/schemas"
 )
@@ -155,88 +156,156 @@ func testLifecycle(t *testing.T, events <-chan *schemas.NetworkEvent, coalesced 
 	}
 }
 
+// iteratorModes are the values of iterators, each forcing one way of the two iterator jobs
+// (auto: the first the kernel allows). Where the kernel refuses the iterator a mode names,
+// the collector walks the connection map instead.
+var iteratorModes = []string{IteratorsAuto, IteratorsMapElem, IteratorsTCP, IteratorsOff}
+
+// checkIteratorWays checks the ways the collector took for its iterator jobs under mode:
+// auto takes the first way the kernel does not refuse; the other modes take the iterator
+// they name, or, where the kernel refuses it (its refusal not by configuration), the walk.
+// It returns the way of the byte refresh.
+func checkIteratorWays(t *testing.T, c *Collector, mode string) string {
+	t.Helper()
+	ways := []string{WayMapElem, WayTCPIter, WayWalk}
+	forced := map[string]string{IteratorsMapElem: WayMapElem, IteratorsTCP: WayTCPIter, IteratorsOff: WayWalk}
+	for _, f := range c.Report().Features {
+		if f.Feature != FeatureRefresh && f.Feature != FeatureAnnounce {
+			continue
+		}
+		t.Logf("iterators: %s: %s by %s (refused: %+v)", mode, f.Feature, f.Way, f.Refused)
+		byConfig := slices.ContainsFunc(f.Refused, func(r kernel.Refusal) bool { return r.ByConfig })
+		byKernel := slices.ContainsFunc(f.Refused, func(r kernel.Refusal) bool { return !r.ByConfig })
+		switch want, ok := forced[mode]; {
+		case !ok && (f.Way != ways[len(f.Refused)] || byConfig):
+			t.Errorf("%s under iterators: auto: way %q after refusals %+v, want the first the kernel allows", f.Feature, f.Way, f.Refused)
+		case ok && f.Way != want && (f.Way != WayWalk || !byKernel):
+			t.Errorf("%s under iterators: %s: way %q after refusals %+v, want %q or, where the kernel refuses it, the walk", f.Feature, mode, f.Way, f.Refused, want)
+		}
+	}
+	return c.ring.Way(FeatureRefresh)
+}
+
+// TestLongConnectionUpdates: a connection open longer than the coalesce window is reported
+// by its connect while open, then by updates carrying its bytes so far; with every way of
+// the iterator jobs. The walk of the connection map cannot read bytes: its updates carry
+// none, and the bytes come with the close.
 func TestLongConnectionUpdates(t *testing.T) {
 	testenv.RequireBPF(t)
-	cfg := DefaultConfig()
-	cfg.UpdateInterval = time.Second
-	c, events := runCollector(t, cfg)
-	const clientSends, serverSends = 4_096, 1_000
-	conn := holdConnection(t, clientSends, serverSends)
-	pid := conn.clientPID()
-	// Open longer than the coalesce window: its connect is reported while it is open, then
-	// its updates.
-	got := collect(t, events, "the connect and an update of the open connection",
-		func(e *schemas.NetworkEvent) bool {
-			return e.Process.PID == pid && (e.Action == schemas.ActionUpdate || e.Action == schemas.ActionConnect)
-		},
-		func(evs []*schemas.NetworkEvent) bool {
-			return len(evs) > 0 && evs[len(evs)-1].Action == schemas.ActionUpdate
+	for _, mode := range iteratorModes {
+		t.Run("iterators="+mode, func(t *testing.T) {
+			cfg := DefaultConfig()
+			cfg.UpdateInterval = time.Second
+			cfg.Iterators = mode
+			c, events := runCollector(t, cfg)
+			refreshWay := checkIteratorWays(t, c, mode)
+			const clientSends, serverSends = 4_096, 1_000
+			conn := holdConnection(t, clientSends, serverSends)
+			pid := conn.clientPID()
+			// Open longer than the coalesce window: its connect is reported while it is open,
+			// then its updates.
+			got := collect(t, events, "the connect and an update of the open connection",
+				func(e *schemas.NetworkEvent) bool {
+					return e.Process.PID == pid && (e.Action == schemas.ActionUpdate || e.Action == schemas.ActionConnect)
+				},
+				func(evs []*schemas.NetworkEvent) bool {
+					return len(evs) > 0 && evs[len(evs)-1].Action == schemas.ActionUpdate
+				})
+			if got[0].Action != schemas.ActionConnect || got[0].Network.DurationNs != 0 {
+				t.Errorf("first event of the open connection: %s (duration %d), want its connect, not yet closed", got[0].Action, got[0].Network.DurationNs)
+			}
+			update := got[len(got)-1]
+			type bytes struct{ Sent, Received int64 }
+			want := bytes{clientSends, serverSends}
+			if refreshWay == WayWalk {
+				want = bytes{} // lost until the close
+			}
+			if diff := cmp.Diff(want, bytes{update.Network.BytesSent, update.Network.BytesReceived}); diff != "" {
+				t.Errorf("update bytes by the %s (-want +got):\n%s", refreshWay, diff)
+			}
+			if update.Network.Direction != "outbound" || update.Network.DurationNs <= 0 {
+				t.Errorf("update: want an outbound connection with a duration, got %s duration %d", update.Network.Direction, update.Network.DurationNs)
+			}
+			// The cgroup's totals include this connection (and whatever else its cgroup runs).
+			cg := c.Stats().Cgroups[uint64(update.Process.CgroupID)]
+			if cg.Connections < 2 || refreshWay != WayWalk && (cg.BytesSent < clientSends+serverSends || cg.BytesReceived < clientSends+serverSends) {
+				t.Errorf("cgroup %d totals %+v: want at least both ends of the connection open and their bytes", update.Process.CgroupID, cg)
+			}
+			conn.end()
+			closed := collect(t, events, "the close of the connection",
+				func(e *schemas.NetworkEvent) bool { return e.Process.PID == pid && e.Action == schemas.ActionClose },
+				func(evs []*schemas.NetworkEvent) bool { return len(evs) > 0 })
+			if diff := cmp.Diff(bytes{clientSends, serverSends}, bytes{closed[0].Network.BytesSent, closed[0].Network.BytesReceived}); diff != "" {
+				t.Errorf("close bytes (-want +got):\n%s", diff)
+			}
 		})
-	if got[0].Action != schemas.ActionConnect || got[0].Network.DurationNs != 0 {
-		t.Errorf("first event of the open connection: %s (duration %d), want its connect, not yet closed", got[0].Action, got[0].Network.DurationNs)
 	}
-	update := got[len(got)-1]
-	type bytes struct{ Sent, Received int64 }
-	if diff := cmp.Diff(bytes{clientSends, serverSends}, bytes{update.Network.BytesSent, update.Network.BytesReceived}); diff != "" {
-		t.Errorf("update bytes (-want +got):\n%s", diff)
-	}
-	if update.Network.Direction != "outbound" || update.Network.DurationNs <= 0 {
-		t.Errorf("update: want an outbound connection with a duration, got %s duration %d", update.Network.Direction, update.Network.DurationNs)
-	}
-	// The cgroup's totals include this connection (and whatever else its cgroup runs).
-	cg := c.Stats().Cgroups[uint64(update.Process.CgroupID)]
-	if cg.Connections < 2 || cg.BytesSent < clientSends+serverSends || cg.BytesReceived < clientSends+serverSends {
-		t.Errorf("cgroup %d totals %+v: want at least both ends of the connection open and their bytes", update.Process.CgroupID, cg)
-	}
-	conn.end()
 }
 
 // TestOpenConnectionsReportedAtStop: a connection still within the coalesce window when the
-// collector stops is reported by its connect and accept before Run returns.
+// collector stops is reported by its connect and accept before Run returns, the same events
+// whichever way announces it.
 func TestOpenConnectionsReportedAtStop(t *testing.T) {
 	testenv.RequireBPF(t)
-	cfg := DefaultConfig()
-	cfg.CoalesceWindow = 30 * time.Second
-	c, err := New(cfg, testHost, slog.New(slog.NewTextHandler(io.Discard, nil)))
-	if err != nil {
-		t.Fatalf("New: %v", err)
-	}
-	var (
-		mu  sync.Mutex
-		got []*schemas.NetworkEvent
-	)
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	runErr := make(chan error, 1)
-	go func() {
-		runErr <- c.Run(ctx, func(e *schemas.NetworkEvent) {
-			mu.Lock()
-			got = append(got, e)
-			mu.Unlock()
-		})
-	}()
-
-	conn := holdConnection(t, 10, 20)
-	pids := map[int32]bool{conn.clientPID(): true, conn.serverPID(): true}
-	cancel()
-	if err := <-runErr; err != nil {
-		t.Fatalf("Run: %v", err)
-	}
-	mu.Lock()
-	actions := make(map[string]int)
-	for _, e := range got {
-		if pids[e.Process.PID] && e.Action != schemas.ActionListen {
-			actions[e.Action]++
-			if e.Network.DurationNs != 0 || e.Network.BytesSent != 0 {
-				t.Errorf("%s of a connection still open has duration %d and bytes %d", e.Action, e.Network.DurationNs, e.Network.BytesSent)
+	for _, mode := range iteratorModes {
+		t.Run("iterators="+mode, func(t *testing.T) {
+			cfg := DefaultConfig()
+			cfg.CoalesceWindow = 30 * time.Second
+			cfg.Iterators = mode
+			c, err := New(cfg, testHost, slog.New(slog.NewTextHandler(io.Discard, nil)))
+			if err != nil {
+				t.Fatalf("New: %v", err)
 			}
-		}
+			checkIteratorWays(t, c, mode)
+			var (
+				mu  sync.Mutex
+				got []*schemas.NetworkEvent
+			)
+			ctx, cancel := context.WithCancel(context.Background())
+			defer cancel()
+			runErr := make(chan error, 1)
+			go func() {
+				runErr <- c.Run(ctx, func(e *schemas.NetworkEvent) {
+					mu.Lock()
+					got = append(got, e)
+					mu.Unlock()
+				})
+			}()
+
+			conn := holdConnection(t, 10, 20)
+			cancel()
+			if err := <-runErr; err != nil {
+				t.Fatalf("Run: %v", err)
+			}
+			client, server := conn.clientPID(), conn.serverPID()
+			mu.Lock()
+			gotByAction := make(map[string]connSummary)
+			var serverPort int32
+			for _, e := range got {
+				if (e.Process.PID == client || e.Process.PID == server) && e.Action != schemas.ActionListen {
+					if _, dup := gotByAction[e.Action]; dup {
+						t.Errorf("second %s: %s", e.Action, describe([]*schemas.NetworkEvent{e}))
+					}
+					gotByAction[e.Action] = summarize(e)
+					if e.Network.DurationNs != 0 {
+						t.Errorf("%s of a connection still open has duration %d", e.Action, e.Network.DurationNs)
+					}
+					serverPort = e.Network.Dst.Port
+				}
+			}
+			mu.Unlock()
+			clientEnd := schemas.Endpoint{IP: "127.0.0.1", Port: gotByAction[schemas.ActionConnect].Src.Port}
+			serverEnd := schemas.Endpoint{IP: "127.0.0.1", Port: serverPort}
+			want := map[string]connSummary{
+				schemas.ActionConnect: {Action: "connect", Direction: "outbound", Protocol: "tcp", PID: client, IPVersion: 4, Src: clientEnd, Dst: serverEnd},
+				schemas.ActionAccept:  {Action: "accept", Direction: "inbound", Protocol: "tcp", PID: server, IPVersion: 4, Src: clientEnd, Dst: serverEnd},
+			}
+			if diff := cmp.Diff(want, gotByAction); diff != "" {
+				t.Errorf("events of the open connection at stop (-want +got):\n%s", diff)
+			}
+			conn.end()
+		})
 	}
-	mu.Unlock()
-	if diff := cmp.Diff(map[string]int{schemas.ActionConnect: 1, schemas.ActionAccept: 1}, actions); diff != "" {
-		t.Errorf("events of the open connection at stop (-want +got):\n%s", diff)
-	}
-	conn.end()
 }
 
 // TestMissedCloseReported: a connection whose close the kernel programs did not see (here,

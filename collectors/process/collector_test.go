@@ -225,27 +225,50 @@ func TestArgsCaps(t *testing.T) {
 	}
 }
 
+// TestForkInheritsParentImage: a forked child that runs no new image is reported with its
+// parent's image and argv; the same by the tp_btf program and by its raw-tracepoint
+// fallback (tp_btf refused by configuration).
 func TestForkInheritsParentImage(t *testing.T) {
 	testenv.RequireBPF(t)
-	_, events := runCollector(t, DefaultConfig())
-	mark := marker(t)
-	// The shell forks a subshell for the pipeline's first element, which runs no new image.
-	cmd := exec.Command("/bin/sh", "-c", "(exit 3) | cat; true", mark)
-	if err := cmd.Start(); err != nil {
-		t.Fatalf("start /bin/sh: %v", err)
-	}
-	pid := cmd.Process.Pid
-	if err := cmd.Wait(); err != nil {
-		t.Fatalf("/bin/sh: %v", err)
-	}
-	fork := waitEvent(t, events, "fork", func(e *schemas.ProcessEvent) bool {
-		return e.Action == schemas.ActionFork && e.Process.PPID == int32(pid)
-	})
-	if fork.Process.File.Path != "/bin/sh" || !slices.Contains(fork.Process.Args, mark) {
-		t.Errorf("forked child: want /bin/sh's image and argv, got %q %q", fork.Process.File.Path, fork.Process.Args)
-	}
-	if fork.Process.Parent.File.Path != "/bin/sh" {
-		t.Errorf("forked child's parent: want /bin/sh, got %q", fork.Process.Parent.File.Path)
+	for _, tt := range []struct {
+		refuse []string
+		way    string
+	}{
+		{way: "tp_btf sched_process_fork"},
+		{refuse: []string{"tp_btf"}, way: "raw tracepoint sched_process_fork"},
+	} {
+		t.Run(tt.way, func(t *testing.T) {
+			cfg := DefaultConfig()
+			cfg.Refuse = tt.refuse
+			c, events := runCollector(t, cfg)
+			if got := c.ring.Way(FeatureFork); got != tt.way {
+				t.Fatalf("fork events by %q, want %q (report %+v)", got, tt.way, c.Report())
+			}
+			mark := marker(t)
+			// The shell forks a subshell for the pipeline's first element, which runs no new image.
+			cmd := exec.Command("/bin/sh", "-c", "(exit 3) | cat; true", mark)
+			if err := cmd.Start(); err != nil {
+				t.Fatalf("start /bin/sh: %v", err)
+			}
+			pid := cmd.Process.Pid
+			if err := cmd.Wait(); err != nil {
+				t.Fatalf("/bin/sh: %v", err)
+			}
+			fork := waitEvent(t, events, "fork", func(e *schemas.ProcessEvent) bool {
+				return e.Action == schemas.ActionFork && e.Process.PPID == int32(pid)
+			})
+			type summary struct {
+				Path, ParentPath string
+				HasMark          bool
+				UID              int64
+			}
+			want := summary{Path: "/bin/sh", ParentPath: "/bin/sh", HasMark: true, UID: int64(os.Getuid())}
+			got := summary{Path: fork.Process.File.Path, ParentPath: fork.Process.Parent.File.Path,
+				HasMark: slices.Contains(fork.Process.Args, mark), UID: fork.Process.UID}
+			if diff := cmp.Diff(want, got); diff != "" {
+				t.Errorf("forked child (-want +got):\n%s", diff)
+			}
+		})
 	}
 }
 
