@@ -439,6 +439,12 @@ func (p *Publisher) reportHealth(ctx context.Context) {
 	}
 }
 
+// PublishHealth publishes a health event to crumbs.health (spooled like any event while
+// Kafka is away). An error means it was lost.
+func (p *Publisher) PublishHealth(ctx context.Context, ev *HealthEvent) error {
+	return p.publish(ctx, p.topics.Health(), KindHealth, HealthSchema, p.o.host.ID, ev)
+}
+
 // Failed returns how many events the publisher lost (unencodable, undeliverable, spool full),
 // and the last delivery error.
 func (p *Publisher) Failed() (n uint64, last string) {

@@ -182,15 +182,24 @@ type SystemEvent struct {
 	Enrichment *Enrichment `avro:"enrichment"`
 }
 
-// Health is the body of a health event: events a collector lost for one reason.
+// Health is the body of a health event: events a collector lost for one reason, or, once
+// when it starts, what it does without a capability this host refuses.
 type Health struct {
 	Collector    string `avro:"collector"`
 	Reason       string `avro:"reason"`
 	Dropped      int64  `avro:"dropped"`       // since the previous health event of this reason
 	DroppedTotal int64  `avro:"dropped_total"` // since the collector started
+	// For capability_refused, feature_off and collector_off: what does without which
+	// capability, the kernel's answer, how it is done instead and what is lost.
+	Feature    string `avro:"feature"`
+	Capability string `avro:"capability"`
+	Answer     string `avro:"answer"`
+	Way        string `avro:"way"`
+	Lost       string `avro:"lost"`
 }
 
-// HealthEvent reports events a collector lost (schema crumbs.HealthEvent, topic crumbs.health).
+// HealthEvent reports events a collector lost, or what it cannot do on this host (schema
+// crumbs.HealthEvent, topic crumbs.health).
 type HealthEvent struct {
 	Envelope
 	Health Health `avro:"health"`

@@ -9,7 +9,7 @@ import (
 
 // HealthEventCodec is the generated codec of crumbs.HealthEvent (avro/health.avsc).
 var HealthEventCodec = &Codec{
-	Schema: "crumbs.HealthEvent", Fingerprint: 0x10453d71b5497cb8, File: "avro/health.avsc",
+	Schema: "crumbs.HealthEvent", Fingerprint: 0x34455ac70b2cd194, File: "avro/health.avsc",
 	Fields:     healthEventFields,
 	New:        func() Record { return new(HealthEvent) },
 	NewColumns: func() ColumnBuffer { return new(HealthEventColumns) },
@@ -17,7 +17,7 @@ var HealthEventCodec = &Codec{
 }
 
 // AvroSchema returns "crumbs.HealthEvent" and the fingerprint of avro/health.avsc.
-func (*HealthEvent) AvroSchema() (string, uint64) { return "crumbs.HealthEvent", 0x10453d71b5497cb8 }
+func (*HealthEvent) AvroSchema() (string, uint64) { return "crumbs.HealthEvent", 0x34455ac70b2cd194 }
 
 // AvroSize returns the length of the value's Avro binary encoding.
 func (v *HealthEvent) AvroSize() int {
@@ -31,6 +31,11 @@ func (v *HealthEvent) AvroSize() int {
 	n += sizeString(v.Health.Reason)
 	n += sizeLong(v.Health.Dropped)
 	n += sizeLong(v.Health.DroppedTotal)
+	n += sizeString(v.Health.Feature)
+	n += sizeString(v.Health.Capability)
+	n += sizeString(v.Health.Answer)
+	n += sizeString(v.Health.Way)
+	n += sizeString(v.Health.Lost)
 	return n
 }
 
@@ -46,6 +51,11 @@ func (v *HealthEvent) AppendAvro(b []byte) []byte {
 	b = appendString(b, v.Health.Reason)
 	b = appendLong(b, v.Health.Dropped)
 	b = appendLong(b, v.Health.DroppedTotal)
+	b = appendString(b, v.Health.Feature)
+	b = appendString(b, v.Health.Capability)
+	b = appendString(b, v.Health.Answer)
+	b = appendString(b, v.Health.Way)
+	b = appendString(b, v.Health.Lost)
 	return b
 }
 
@@ -82,6 +92,11 @@ func (v *HealthEvent) unmarshalAvro(b []byte) error {
 	v.Health.Reason = d.string()
 	v.Health.Dropped = d.long()
 	v.Health.DroppedTotal = d.long()
+	v.Health.Feature = d.string()
+	v.Health.Capability = d.string()
+	v.Health.Answer = d.string()
+	v.Health.Way = d.string()
+	v.Health.Lost = d.string()
 	if err := d.finish(); err != nil {
 		*v = HealthEvent{}
 		return err
@@ -104,6 +119,11 @@ func (v *HealthEvent) Native() map[string]any {
 			"reason":        v.Health.Reason,
 			"dropped":       v.Health.Dropped,
 			"dropped_total": v.Health.DroppedTotal,
+			"feature":       v.Health.Feature,
+			"capability":    v.Health.Capability,
+			"answer":        v.Health.Answer,
+			"way":           v.Health.Way,
+			"lost":          v.Health.Lost,
 		},
 	}
 }
@@ -128,6 +148,11 @@ func (v *HealthEvent) FromNative(native any) error {
 	v.Health.Reason = r.str(m2["reason"], "health.reason", "")
 	v.Health.Dropped = r.long(m2["dropped"], "health.dropped", 0)
 	v.Health.DroppedTotal = r.long(m2["dropped_total"], "health.dropped_total", 0)
+	v.Health.Feature = r.str(m2["feature"], "health.feature", "")
+	v.Health.Capability = r.str(m2["capability"], "health.capability", "")
+	v.Health.Answer = r.str(m2["answer"], "health.answer", "")
+	v.Health.Way = r.str(m2["way"], "health.way", "")
+	v.Health.Lost = r.str(m2["lost"], "health.lost", "")
 	if r.err != nil {
 		*v = HealthEvent{}
 		return fmt.Errorf("crumbs.HealthEvent: %w", r.err)
@@ -175,6 +200,26 @@ func (v *HealthEvent) Field(path string) (any, bool) {
 		var out int64
 		out = v.Health.DroppedTotal
 		return out, true
+	case "health.feature":
+		var out string
+		out = v.Health.Feature
+		return out, true
+	case "health.capability":
+		var out string
+		out = v.Health.Capability
+		return out, true
+	case "health.answer":
+		var out string
+		out = v.Health.Answer
+		return out, true
+	case "health.way":
+		var out string
+		out = v.Health.Way
+		return out, true
+	case "health.lost":
+		var out string
+		out = v.Health.Lost
+		return out, true
 	}
 	return nil, false
 }
@@ -189,6 +234,11 @@ var healthEventFields = []FieldInfo{
 	{Path: "health.reason", Type: "string", Arrays: 0, Optional: false, Presence: false},
 	{Path: "health.dropped", Type: "long", Arrays: 0, Optional: false, Presence: false},
 	{Path: "health.dropped_total", Type: "long", Arrays: 0, Optional: false, Presence: false},
+	{Path: "health.feature", Type: "string", Arrays: 0, Optional: false, Presence: false},
+	{Path: "health.capability", Type: "string", Arrays: 0, Optional: false, Presence: false},
+	{Path: "health.answer", Type: "string", Arrays: 0, Optional: false, Presence: false},
+	{Path: "health.way", Type: "string", Arrays: 0, Optional: false, Presence: false},
+	{Path: "health.lost", Type: "string", Arrays: 0, Optional: false, Presence: false},
 }
 
 // HealthEventColumns holds decoded crumbs.HealthEvent records column by column, one exported slice per
@@ -203,6 +253,11 @@ type HealthEventColumns struct {
 	HealthReason       []string // health.reason
 	HealthDropped      []int64  // health.dropped
 	HealthDroppedTotal []int64  // health.dropped_total
+	HealthFeature      []string // health.feature
+	HealthCapability   []string // health.capability
+	HealthAnswer       []string // health.answer
+	HealthWay          []string // health.way
+	HealthLost         []string // health.lost
 }
 
 // Len returns the number of rows.
@@ -228,6 +283,16 @@ func (c *HealthEventColumns) Reset() {
 	c.HealthDropped = c.HealthDropped[:0]
 	clear(c.HealthDroppedTotal[:cap(c.HealthDroppedTotal)])
 	c.HealthDroppedTotal = c.HealthDroppedTotal[:0]
+	clear(c.HealthFeature[:cap(c.HealthFeature)])
+	c.HealthFeature = c.HealthFeature[:0]
+	clear(c.HealthCapability[:cap(c.HealthCapability)])
+	c.HealthCapability = c.HealthCapability[:0]
+	clear(c.HealthAnswer[:cap(c.HealthAnswer)])
+	c.HealthAnswer = c.HealthAnswer[:0]
+	clear(c.HealthWay[:cap(c.HealthWay)])
+	c.HealthWay = c.HealthWay[:0]
+	clear(c.HealthLost[:cap(c.HealthLost)])
+	c.HealthLost = c.HealthLost[:0]
 }
 
 // Columns returns every column with its path, in the order of HealthEventCodec.Fields.
@@ -242,13 +307,18 @@ func (c *HealthEventColumns) Columns() []Column {
 		{Path: "health.reason", Values: c.HealthReason},
 		{Path: "health.dropped", Values: c.HealthDropped},
 		{Path: "health.dropped_total", Values: c.HealthDroppedTotal},
+		{Path: "health.feature", Values: c.HealthFeature},
+		{Path: "health.capability", Values: c.HealthCapability},
+		{Path: "health.answer", Values: c.HealthAnswer},
+		{Path: "health.way", Values: c.HealthWay},
+		{Path: "health.lost", Values: c.HealthLost},
 	}
 }
 
 // Append decodes one Avro binary body of avro/health.avsc into one more row; the strings view body.
 // On an error nothing is appended.
 func (c *HealthEventColumns) Append(body []byte) error {
-	var mark [9]int
+	var mark [14]int
 	mark[0] = len(c.EventID)
 	mark[1] = len(c.Time)
 	mark[2] = len(c.HostID)
@@ -258,6 +328,11 @@ func (c *HealthEventColumns) Append(body []byte) error {
 	mark[6] = len(c.HealthReason)
 	mark[7] = len(c.HealthDropped)
 	mark[8] = len(c.HealthDroppedTotal)
+	mark[9] = len(c.HealthFeature)
+	mark[10] = len(c.HealthCapability)
+	mark[11] = len(c.HealthAnswer)
+	mark[12] = len(c.HealthWay)
+	mark[13] = len(c.HealthLost)
 	d := decoder{buf: body}
 	c.EventID = append(c.EventID, d.string())
 	c.Time = append(c.Time, d.long())
@@ -268,6 +343,11 @@ func (c *HealthEventColumns) Append(body []byte) error {
 	c.HealthReason = append(c.HealthReason, d.string())
 	c.HealthDropped = append(c.HealthDropped, d.long())
 	c.HealthDroppedTotal = append(c.HealthDroppedTotal, d.long())
+	c.HealthFeature = append(c.HealthFeature, d.string())
+	c.HealthCapability = append(c.HealthCapability, d.string())
+	c.HealthAnswer = append(c.HealthAnswer, d.string())
+	c.HealthWay = append(c.HealthWay, d.string())
+	c.HealthLost = append(c.HealthLost, d.string())
 	if err := d.finish(); err != nil {
 		c.EventID = c.EventID[:mark[0]]
 		c.Time = c.Time[:mark[1]]
@@ -278,6 +358,11 @@ func (c *HealthEventColumns) Append(body []byte) error {
 		c.HealthReason = c.HealthReason[:mark[6]]
 		c.HealthDropped = c.HealthDropped[:mark[7]]
 		c.HealthDroppedTotal = c.HealthDroppedTotal[:mark[8]]
+		c.HealthFeature = c.HealthFeature[:mark[9]]
+		c.HealthCapability = c.HealthCapability[:mark[10]]
+		c.HealthAnswer = c.HealthAnswer[:mark[11]]
+		c.HealthWay = c.HealthWay[:mark[12]]
+		c.HealthLost = c.HealthLost[:mark[13]]
 		return err
 	}
 	return nil

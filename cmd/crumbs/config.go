@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"reflect"
 	"slices"
 	"strings"
 	"time"
@@ -89,6 +90,19 @@ type CollectorsConfig struct {
 	Spool  crumbscollectors.SpoolConfig  `mapstructure:"spool"`
 	Redact crumbscollectors.RedactConfig `mapstructure:"redact"`
 	Health crumbscollectors.HealthConfig `mapstructure:"health"`
+}
+
+// byName returns each collector's configuration by its key under collectors. (the name of
+// its factory, collectors.Factory.Name), and the shared settings under theirs.
+func (c CollectorsConfig) byName() map[string]any {
+	out := make(map[string]any)
+	v := reflect.ValueOf(c)
+	for i := range v.NumField() {
+		if key := v.Type().Field(i).Tag.Get("mapstructure"); key != "" {
+			out[key] = v.Field(i).Interface()
+		}
+	}
+	return out
 }
 
 // defaultConfig returns every key's default.

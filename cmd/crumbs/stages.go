@@ -20,17 +20,12 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	crumbscollectors "github.com/threatcrumbs/crumbs/collectors"
-	"github.com/threatcrumbs/crumbs/collectors/file"
-	"github.com/threatcrumbs/crumbs/collectors/identity"
-	"github.com/threatcrumbs/crumbs/collectors/network"
-	"github.com/threatcrumbs/crumbs/collectors/process"
-	"github.com/threatcrumbs/crumbs/collectors/system"
+	"github.com/threatcrumbs/crumbs/collectors/registry"
 	"github.com/threatcrumbs/crumbs/detectors"
 	"github.com/threatcrumbs/crumbs/enrichers"
 	"github.com/threatcrumbs/crumbs/pkg/avro"
 	"github.com/threatcrumbs/crumbs/pkg/kafka"
 	"github.com/threatcrumbs/crumbs/pkg/telemetry"
-	"github.com/threatcrumbs/crumbs/schemas"
 	"github.com/threatcrumbs/crumbs/sinks/clickhouse"
 )
 
@@ -133,157 +128,6 @@ func (rt *runtime) sink() (stage, error) {
 	})
 }
 
-// collectorStage runs one collector and publishes what it sees to its raw topic.
-type collectorStage[E any] struct {
-	rt       *runtime
-	name     string // process, network, file, identity, system
-	schema   string
-	run      func(ctx context.Context, emit func(E)) error
-	native   func(E) any
-	drops    func() uint64 // events the collector lost (kernel ring buffer full)
-	pub      *crumbscollectors.Publisher
-	counters *telemetry.StageCounters
-}
-
-func newCollectorStage[E any](rt *runtime, name string, run func(context.Context, func(E)) error, native func(E) any, drops func() uint64) (*collectorStage[E], error) {
-	counters := rt.stageCounters(name, "")
-	cc := rt.cfg.Collectors
-	red, err := crumbscollectors.NewRedactor(cc.Redact)
-	if err != nil {
-		return nil, err
-	}
-	kcfg, err := rt.kafka(kafka.RoleCollector)
-	if err != nil {
-		return nil, err
-	}
-	pub, err := crumbscollectors.NewPublisher(kcfg, rt.serde, counters,
-		crumbscollectors.WithCollector(name, rt.cfg.host(), rt.log), crumbscollectors.WithSpool(cc.Spool),
-		crumbscollectors.WithRedactor(red), crumbscollectors.WithHealth(cc.Health, drops, rt.reg))
-	if err != nil {
-		return nil, err
-	}
-	return &collectorStage[E]{rt: rt, name: name, schema: schemas.EventSchemas[name], run: run, native: native,
-		drops: drops, pub: pub, counters: counters}, nil
-}
-
-// collectors builds every enabled collector. A collector that cannot start fails the whole
-// start, with the reason.
-func (rt *runtime) collectors() ([]stage, error) {
-	c := rt.cfg
-	var out []stage
-	fail := func(err error) ([]stage, error) {
-		for _, s := range out {
-			if cl, ok := s.(interface{ abandon() }); ok {
-				cl.abandon()
-			}
-		}
-		return nil, err
-	}
-	if c.Collectors.Process.Enabled {
-		col, err := process.New(c.Collectors.Process, c.host(), rt.log)
-		if err != nil {
-			return fail(fmt.Errorf("process collector: %w", err))
-		}
-		s, err := newCollectorStage(rt, schemas.KindProcess, col.Run,
-			func(e *schemas.ProcessEvent) any { return e }, func() uint64 { return col.Stats().KernelDrops })
-		if err != nil {
-			return fail(err)
-		}
-		out = append(out, s)
-	}
-	if c.Collectors.File.Enabled {
-		col, err := file.New(c.Collectors.File, c.host(), rt.log)
-		if err != nil {
-			return fail(fmt.Errorf("file collector: %w", err))
-		}
-		s, err := newCollectorStage(rt, schemas.KindFile, col.Run,
-			func(e *schemas.FileEvent) any { return e }, func() uint64 { return col.Stats().KernelDrops })
-		if err != nil {
-			return fail(err)
-		}
-		out = append(out, s)
-	}
-	if c.Collectors.Identity.Enabled {
-		col, err := identity.New(c.Collectors.Identity, c.host(), rt.log)
-		if err != nil {
-			return fail(fmt.Errorf("identity collector: %w", err))
-		}
-		s, err := newCollectorStage(rt, schemas.KindIdentity, col.Run,
-			func(e *schemas.IdentityEvent) any { return e }, func() uint64 { return col.Stats().KernelDrops })
-		if err != nil {
-			return fail(err)
-		}
-		out = append(out, s)
-	}
-	var netTotals crumbscollectors.NetTotals
-	if c.Collectors.Network.Enabled {
-		col, err := network.New(c.Collectors.Network, c.host(), rt.log)
-		if err != nil {
-			return fail(fmt.Errorf("network collector: %w", err))
-		}
-		s, err := newCollectorStage(rt, schemas.KindNetwork, col.Run,
-			func(e *schemas.NetworkEvent) any { return e }, func() uint64 { return col.Stats().KernelDrops })
-		if err != nil {
-			return fail(err)
-		}
-		out = append(out, s)
-		netTotals = col
-	}
-	if c.Collectors.System.Enabled {
-		var opts []system.Option
-		if netTotals != nil {
-			opts = append(opts, system.WithNetTotals(netTotals))
-		}
-		col, err := system.New(c.Collectors.System, c.host(), rt.log, opts...)
-		if err != nil {
-			return fail(fmt.Errorf("system collector: %w", err))
-		}
-		s, err := newCollectorStage(rt, schemas.KindSystem, col.Run,
-			func(e *schemas.SystemEvent) any { return e }, func() uint64 { return 0 })
-		if err != nil {
-			return fail(err)
-		}
-		out = append(out, s)
-	}
-	return out, nil
-}
-
-func (p *collectorStage[E]) abandon() { _ = p.pub.Close(context.Background()) }
-
-// Run collects until ctx is done, then flushes what was published.
-func (p *collectorStage[E]) Run(ctx context.Context) error {
-	done := make(chan struct{})
-	go func() { // drops are read from the collector's counters
-		defer close(done)
-		t := time.NewTicker(time.Second)
-		defer t.Stop()
-		var reported uint64
-		for {
-			select {
-			case <-ctx.Done():
-				return
-			case <-t.C:
-				failed, last := p.pub.Failed()
-				p.counters.SetDropped(p.drops() + failed)
-				if failed > reported {
-					p.rt.log.Warn("events not delivered to Kafka", "collector", p.name, "count", failed-reported, "last_error", last)
-					reported = failed
-				}
-			}
-		}
-	}()
-	hostID := p.rt.cfg.Host.ID
-	err := p.run(ctx, func(ev E) {
-		if err := p.pub.Publish(ctx, p.name, p.schema, hostID, p.native(ev)); err != nil {
-			p.rt.log.Warn("event not published", "collector", p.name, "err", err)
-		}
-	})
-	<-done
-	fctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
-	defer cancel()
-	return errors.Join(err, p.pub.Close(fctx))
-}
-
 // stageGroup runs stages side by side as one; Run returns when all have returned.
 type stageGroup []stage
 
@@ -298,15 +142,26 @@ func (cs stageGroup) Run(ctx context.Context) error {
 	return errors.Join(errs...)
 }
 
+// collectStage builds the collect stage from the collectors' factories: every enabled
+// collector that can run on this host. A collector that cannot is reported and left out;
+// the stage fails only when none can run (crumbscollectors.NothingRuns) or none is enabled
+// (crumbscollectors.ErrNoneEnabled).
 func (rt *runtime) collectStage() (stage, error) {
-	cs, err := rt.collectors()
+	c := rt.cfg
+	kcfg, err := rt.kafka(kafka.RoleCollector)
 	if err != nil {
 		return nil, err
 	}
-	if len(cs) == 0 {
-		return nil, errors.New("collectors: every collector is disabled")
+	s, err := crumbscollectors.NewStage(crumbscollectors.StageConfig{
+		Collectors: c.Collectors.byName(), Spool: c.Collectors.Spool, Redact: c.Collectors.Redact, Health: c.Collectors.Health,
+	}, kcfg, registry.Factories(), crumbscollectors.StageDeps{
+		Host: c.host(), Log: rt.log, Metrics: rt.reg, Serde: rt.serde,
+		Counters: func(name string) *telemetry.StageCounters { return rt.stageCounters(name, "") },
+	})
+	if err != nil {
+		return nil, err
 	}
-	return stageGroup(cs), nil
+	return s, nil
 }
 
 // serveMetrics serves /metrics and /healthz until ctx is done.

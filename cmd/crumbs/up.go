@@ -16,6 +16,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 	"golang.org/x/term"
 
+	crumbscollectors "github.com/threatcrumbs/crumbs/collectors"
 	"github.com/threatcrumbs/crumbs/pkg/kafka"
 	"github.com/threatcrumbs/crumbs/pkg/telemetry"
 )
@@ -89,12 +90,15 @@ func runUp(cmd *cobra.Command, _ []string) error {
 	}
 	var col stage
 	if slices.Contains(cfg.Up.Stages, "collect") {
-		cols, err := rt.collectors()
-		if err != nil {
+		// A collector that cannot run here is reported and the others run; crumbs up stops
+		// only when none can.
+		s, err := rt.collectStage()
+		switch {
+		case errors.Is(err, crumbscollectors.ErrNoneEnabled):
+		case err != nil:
 			return err
-		}
-		if len(cols) > 0 {
-			col = stageGroup(cols)
+		default:
+			col = s
 		}
 	}
 

@@ -109,7 +109,7 @@ func New(cfg Config, host schemas.Host, log *slog.Logger) (*Collector, error) {
 	}
 	libPAM, missing := cfg.LibPAMPath, error(nil)
 	if libPAM == "" {
-		libPAM, missing = findLibPAM()
+		libPAM, missing = FindLibPAM()
 	}
 	var pam *link.Executable
 	if missing == nil {

@@ -32,9 +32,9 @@ func (c *Collector) actor(pid, uid uint32, comm string, cgroupID uint64, now tim
 	return a
 }
 
-// findLibPAM returns the path of libpam.so.0 from the dynamic linker's cache, falling back
+// FindLibPAM returns the path of libpam.so.0 from the dynamic linker's cache, falling back
 // to Debian's and Red Hat's library directories.
-func findLibPAM() (string, error) {
+func FindLibPAM() (string, error) {
 	if out, err := exec.Command("ldconfig", "-p").Output(); err == nil {
 		if p := libFromLdconfig(string(out), "libpam.so.0", ldconfigArch()); p != "" {
 			return p, nil

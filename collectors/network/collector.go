@@ -218,8 +218,8 @@ func New(cfg Config, host schemas.Host, log *slog.Logger) (*Collector, error) {
 const (
 	FeatureTCP      = "TCP connection events"
 	FeatureUDP      = "UDP flow and DNS events"
-	FeatureRefresh  = "byte counts of open connections"
-	FeatureAnnounce = "connections open longer than coalesce_window reported while open"
+	FeatureRefresh  = "bytes of open connections"
+	FeatureAnnounce = "long connections reported while open"
 )
 
 // The ways of the two iterator jobs (refreshing bytes, announcing open connections), in

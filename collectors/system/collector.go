@@ -25,6 +25,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/threatcrumbs/crumbs/collectors"
+	"github.com/threatcrumbs/crumbs/collectors/internal/kernel"
 	"github.com/threatcrumbs/crumbs/schemas"
 )
 
@@ -68,6 +69,7 @@ type Collector struct {
 	root     string // cgroup v2 mount; empty when there is none
 	proc     string
 	pageSize int64
+	report   collectors.Report
 
 	prev sample // the previous sample, read and written by Run's goroutine only
 
@@ -86,7 +88,7 @@ type sample struct {
 }
 
 // New checks cfg and finds the cgroup v2 hierarchy. A host without one still gets host
-// events, with a warning.
+// events; the report (Report) says what is lost, and a warning too.
 func New(cfg Config, host schemas.Host, log *slog.Logger, opts ...Option) (*Collector, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
@@ -102,15 +104,53 @@ func New(cfg Config, host schemas.Host, log *slog.Logger, opts ...Option) (*Coll
 		o(c)
 	}
 	root, err := cgroupRoot(cfg.CgroupRoot)
-	if err != nil {
-		if cfg.CgroupRoot != "" {
-			return nil, err
-		}
-		c.log.Warn("services are not sampled, only the host", "error", err)
+	if err != nil && cfg.CgroupRoot != "" {
+		return nil, err
 	}
 	c.root = root
+	c.report = c.newReport(err)
+	kernel.LogReport(c.log, c.report)
 	return c, nil
 }
+
+// The system collector's features, as reports and warnings name them.
+const (
+	FeatureHost       = "host samples"
+	FeatureServices   = "service samples"
+	FeatureServiceNet = "service connections and network bytes"
+)
+
+// newReport says what the collector does here; noCgroup is why there is no cgroup v2
+// hierarchy to walk, if there is none.
+func (c *Collector) newReport(noCgroup error) collectors.Report {
+	rep := collectors.Report{Collector: "system", Running: true, Capabilities: map[kernel.Capability]string{}}
+	rep.Features = append(rep.Features, collectors.FeatureReport{Feature: FeatureHost, State: collectors.StateFull, Way: "/proc"})
+	services := collectors.FeatureReport{Feature: FeatureServices, State: collectors.StateFull, Way: "cgroup v2 at " + c.root}
+	if noCgroup != nil {
+		services = collectors.FeatureReport{Feature: FeatureServices, State: collectors.StateOff, Lost: "service events (host events go on)",
+			Refused: []collectors.Refusal{{Capability: "cgroup2", Answer: noCgroup.Error()}}}
+	}
+	rep.Features = append(rep.Features, services)
+	net := collectors.FeatureReport{Feature: FeatureServiceNet, State: collectors.StateFull, Way: "the network collector's totals"}
+	if c.net == nil {
+		net = collectors.FeatureReport{Feature: FeatureServiceNet, State: collectors.StateFallback,
+			Way:     "/proc/net/tcp and the services' sockets",
+			Lost:    "per-service network bytes, and connections outside crumbs' network namespace",
+			Refused: []collectors.Refusal{{Capability: "network collector", Answer: "the network collector is not running here"}}}
+	}
+	if noCgroup != nil {
+		net = collectors.FeatureReport{Feature: FeatureServiceNet, State: collectors.StateOff, Refused: services.Refused}
+	}
+	rep.Features = append(rep.Features, net)
+	return rep
+}
+
+// Report says what the collector does on this host: each feature's way, and what is lost.
+func (c *Collector) Report() collectors.Report { return c.report }
+
+// Close does nothing: the collector holds nothing between samples. (A collectors.Collector
+// that will not run is closed.)
+func (c *Collector) Close() {}
 
 // CgroupRoot returns the cgroup v2 mount the collector walks, or "" when there is none.
 func (c *Collector) CgroupRoot() string { return c.root }

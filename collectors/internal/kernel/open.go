@@ -378,21 +378,16 @@ func (o *opener) way(w Way) (absent []string, why Refusal, ok bool) {
 // attachAnswer words the failure to attach a hook, naming tracefs when it is what is missing.
 func attachAnswer(what string, err error) string {
 	msg := "attach " + what + ": " + err.Error()
-	if errors.Is(err, os.ErrNotExist) && !tracefsMounted() && strings.Contains(what, "/") {
+	if mounted, _ := TracefsMounted(); errors.Is(err, os.ErrNotExist) && !mounted && strings.Contains(what, "/") {
 		msg += " (tracefs is not mounted: mount -t tracefs tracefs /sys/kernel/tracing)"
 	}
 	return msg
 }
 
-// tracefsMounted reports whether tracefs is mounted where the tracepoints are looked up.
-func tracefsMounted() bool {
-	for _, p := range []string{"/sys/kernel/tracing", "/sys/kernel/debug/tracing"} {
-		var st unix.Statfs_t
-		if unix.Statfs(p, &st) == nil && st.Type == unix.TRACEFS_MAGIC {
-			return true
-		}
-	}
-	return false
+// tracefsAt reports whether tracefs is mounted at p.
+func tracefsAt(p string) bool {
+	var st unix.Statfs_t
+	return unix.Statfs(p, &st) == nil && st.Type == unix.TRACEFS_MAGIC
 }
 
 // program loads the program name (once), or says why it is not loaded.
