@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# Installs and starts what crumbs needs on this host: Debian's clickhouse-server (started if it
-# is not answering) and a mounted tracefs. Idempotent; safe to run before every `make run` and
-# `make test`. Needs root.
+# Installs and starts what crumbs needs on this host: every program make run, make test and
+# make bench execute (the programs table below, from Debian), clickhouse-server (started if it
+# is not answering), and tracefs and securityfs mounted. Idempotent; safe to run before every
+# `make run` and `make test`. Needs root.
 set -euo pipefail
 
 log() { printf 'ensure-deps: %s\n' "$*" >&2; }
@@ -16,7 +17,39 @@ if ! mountpoint -q /sys/kernel/tracing 2>/dev/null; then
   mount -t tracefs tracefs /sys/kernel/tracing 2>/dev/null || log "could not mount tracefs at /sys/kernel/tracing"
 fi
 
+# securityfs: where the kernel says its lockdown mode (crumbs doctor reads it).
+if [ -d /sys/kernel/security ] && ! mountpoint -q /sys/kernel/security 2>/dev/null; then
+  mount -t securityfs securityfs /sys/kernel/security 2>/dev/null || log "could not mount securityfs at /sys/kernel/security"
+fi
+
+# The programs make run, make test and make bench execute, each with the Debian package that
+# installs it; scripts/deps_test.go checks this table against the sources. Go is not here:
+# Debian's is older than go.mod asks, so the toolchain comes first, by hand or CI.
+programs=(
+  clickhouse-server:clickhouse-server # make run and the tests store events in it
+  clickhouse-client:clickhouse-client # this script; the sink's benchmark baseline
+  docker-compose:docker-compose       # deploy: TestComposeFile validates docker-compose.yml
+  git:git                             # the schemas' compatibility tests read their history; make's version
+  gcc:gcc                             # cgo: the identity tests' PAM client
+  ldconfig:libc-bin                   # the identity collector finds libpam through it
+  iptables:iptables                   # the attack simulation T1686 #18 (docs/atomics-report.md)
+  sh:dash                             # tests run commands and attack simulations with sh -c
+  bash:bash                           # attack simulations with the bash executor; make's shell
+  true:coreutils                      # collector tests exec /bin/true
+  sleep:coreutils                     # the system collector's benchmark
+  sha256sum:coreutils                 # the manifest test's reference sums
+  mountpoint:util-linux               # this script
+  mount:mount                         # this script: tracefs and securityfs
+  runuser:util-linux                  # this script starts clickhouse-server as its user
+  apt-get:apt                         # this script
+  free:procps                         # make bench: the machine line
+  awk:mawk                            # make bench: the machine line
+  nproc:coreutils                     # make bench: the machine line
+)
 need=()
+for p in "${programs[@]}"; do
+  command -v "${p%%:*}" >/dev/null 2>&1 || need+=("${p##*:}")
+done
 if [ "${1:-}" = "--generate" ]; then
   # make generate: the compiler and tools that build the kernel programs.
   for t in clang:clang llc:llvm bpftool:bpftool; do
@@ -24,14 +57,12 @@ if [ "${1:-}" = "--generate" ]; then
   done
   [ -f /usr/include/bpf/bpf_helpers.h ] || need+=(libbpf-dev)
 fi
-command -v clickhouse-server >/dev/null 2>&1 || need+=(clickhouse-server)
-command -v clickhouse-client >/dev/null 2>&1 || need+=(clickhouse-client)
 # The ClickHouse cluster tests start a private ZooKeeper (ON CLUSTER, Replicated tables).
 [ -f /usr/share/java/zookeeper.jar ] || need+=(zookeeper)
 # The identity collector's tests build a small PAM client with cgo.
 [ -f /usr/include/security/pam_appl.h ] || need+=(libpam0g-dev)
-command -v gcc >/dev/null 2>&1 || need+=(gcc)
 if [ ${#need[@]} -gt 0 ]; then
+  mapfile -t need < <(printf '%s\n' "${need[@]}" | sort -u)
   log "installing ${need[*]} from Debian"
   apt-get update -qq
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need[@]}" >/dev/null
