@@ -105,7 +105,7 @@ func NewStage(cfg StageConfig, kcfg kafka.Config, factories []Factory, deps Stag
 			continue
 		}
 		enabled++
-		col, err := f.New(c, Deps{Host: deps.Host, Log: deps.Log.With("collector", f.Name), Built: built})
+		col, err := f.New(c, Deps{Host: deps.Host, Log: deps.Log, Built: built}) // each names itself in its logs
 		var un *Unavailable
 		switch {
 		case errors.As(err, &un):

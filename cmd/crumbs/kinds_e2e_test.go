@@ -72,28 +72,42 @@ func buildPAMHelper(t testing.TB) (helper, confdir string) {
 }
 
 // TestEveryKindLandsInClickHouse: a connection, a file write, a PAM authentication and the
-// system sampler's readings reach their ClickHouse tables, with every stage inside `crumbs up`
-// and with the stages run apart as `crumbs collect|enrich|detect|sink`.
+// system sampler's readings reach their ClickHouse tables, and so does the connect of a
+// connection held open past the coalesce window, which only the network collector's
+// iterator jobs (or their fallback) report: with every stage inside `crumbs up` and with the
+// stages run apart as `crumbs collect|enrich|detect|sink`, with the iterators as the kernel
+// allows them (auto) and forced off (the connection map walked from user space). With the
+// iterators off the process collector cannot run either (its ring buffer refused by
+// configuration): it is reported, and the rest runs.
 func TestEveryKindLandsInClickHouse(t *testing.T) {
-	for _, apart := range []bool{false, true} {
-		name := "together"
-		if apart {
-			name = "apart"
-		}
-		t.Run(name, func(t *testing.T) {
+	for _, tc := range []struct {
+		name      string
+		apart     bool
+		iterators string
+	}{
+		{name: "together/iterators=auto", iterators: "auto"},
+		{name: "together/iterators=off", iterators: "off"},
+		{name: "apart/iterators=auto", apart: true, iterators: "auto"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
 			testenv.RequireBPF(t)
 			watched := tempDir(t)
 			env := []string{
 				"CRUMBS_COLLECTORS_FILE_PATHS=" + watched,
 				"CRUMBS_COLLECTORS_FILE_STATE_DIR=" + tempDir(t),
 				"CRUMBS_COLLECTORS_SYSTEM_INTERVAL=1s",
+				"CRUMBS_COLLECTORS_NETWORK_ITERATORS=" + tc.iterators,
 			}
-			if apart {
+			offProcess := tc.iterators == "off"
+			if offProcess {
+				env = append(env, "CRUMBS_COLLECTORS_PROCESS_REFUSE=ring_buffer")
+			}
+			if tc.apart {
 				env = append(env, "CRUMBS_UP_STAGES=")
 			}
 			p := newPipeline(t, env...)
 			p.start()
-			if apart {
+			if tc.apart {
 				for _, st := range []string{"sink", "detect", "enrich", "collect"} {
 					p.startStage(st)
 				}
@@ -102,8 +116,6 @@ func TestEveryKindLandsInClickHouse(t *testing.T) {
 			host, _ := os.Hostname()
 			marker := randomName("kinds-")
 
-			// Act until the collectors are attached (apart, the collect process needs a moment):
-			// each round makes one event of every kind, and the test waits for the first of each.
 			ln, err := net.Listen("tcp", "127.0.0.1:0")
 			if err != nil {
 				t.Fatal(err)
@@ -116,15 +128,32 @@ func TestEveryKindLandsInClickHouse(t *testing.T) {
 					if err != nil {
 						return
 					}
-					buf := make([]byte, 4096)
-					for {
-						if _, err := c.Read(buf); err != nil {
-							break
+					go func() {
+						buf := make([]byte, 4096)
+						for {
+							if _, err := c.Read(buf); err != nil {
+								break
+							}
 						}
-					}
-					c.Close()
+						c.Close()
+					}()
 				}
 			}()
+			// Held open for the whole test, past the coalesce window (1s), by a child (the
+			// collectors leave out crumbs' own process): its connect is reported while it is
+			// open, by the iterator jobs or their fallback.
+			held := exec.Command("bash", "-c", fmt.Sprintf("exec 3<>/dev/tcp/127.0.0.1/%d; read line", port))
+			heldIn, err := held.StdinPipe()
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := held.Start(); err != nil {
+				t.Fatal(err)
+			}
+			defer func() { heldIn.Close(); _ = held.Wait() }()
+
+			// Act until the collectors are attached (apart, the collect process needs a moment):
+			// each round makes one event of every kind, and the test waits for the first of each.
 			ctx, cancel := context.WithCancel(context.Background())
 			defer cancel()
 			acted := make(chan struct{})
@@ -148,6 +177,7 @@ func TestEveryKindLandsInClickHouse(t *testing.T) {
 			db := p.database
 			for _, q := range []struct{ what, query string }{
 				{"network_events", fmt.Sprintf("SELECT count() FROM %s.network_events WHERE host_name = '%s' AND dst_port = %d", db, host, port)},
+				{"the held connection's connect, while it is open", fmt.Sprintf("SELECT count() FROM %s.network_events WHERE host_name = '%s' AND dst_port = %d AND action = 'connect' AND pid = %d AND duration_ns = 0", db, host, port, held.Process.Pid)},
 				{"file_events", fmt.Sprintf("SELECT count() FROM %s.file_events WHERE host_name = '%s' AND startsWith(file_path, '%s/%s')", db, host, watched, marker)},
 				{"identity_events", fmt.Sprintf("SELECT count() FROM %s.identity_events WHERE host_name = '%s' AND target_user = 'nobody' AND identity_service = 'crumbs-test' AND result = 'failure'", db, host)},
 				{"system_events", fmt.Sprintf("SELECT count() FROM %s.system_events WHERE host_name = '%s'", db, host)},
@@ -156,6 +186,14 @@ func TestEveryKindLandsInClickHouse(t *testing.T) {
 					n := p.count(q.query)
 					return n > 0, fmt.Sprintf("%d rows", n)
 				})
+			}
+			if offProcess && !tc.apart {
+				for _, want := range []string{`msg="process collector cannot run on this host"`, `capability=ring_buffer`,
+					`msg="kernel capability turned off by configuration"`, `capability="iter/bpf_map_elem, iter/tcp"`} {
+					if !strings.Contains(p.logs.String(), want) {
+						t.Errorf("crumbs up's log does not say %q:\n%s", want, p.logs.String())
+					}
+				}
 			}
 		})
 	}
