@@ -494,11 +494,11 @@ int handle_accept(struct trace_event_raw_sys_exit *ctx)
 
 /* Two jobs run when user space asks (it reads an iterator): refreshing the byte counters of
  * open connections in their conns entries, for periodic updates, and announcing the
- * connections established before announce_before and not yet reported. Each is written
- * twice: over the conns map (iter/bpf_map_elem), which sees every connection, and over TCP
- * sockets (iter/tcp), for kernels that refuse map-element iterators; the tcp iterator sees
- * the sockets of crumbs' network namespace only, and looks each one up in conns. Where both
- * are refused, user space walks conns itself (collectors/network). */
+ * connections established before announce_before and not yet reported. Both run over the
+ * conns map (iter/bpf_map_elem), which sees every connection. For kernels that refuse
+ * map-element iterators, refreshing runs over TCP sockets too (iter/tcp: those of crumbs'
+ * network namespace, each looked up in conns), and user space announces connections from
+ * its own walk of conns (collectors/network), which needs no socket. */
 
 /* refresh copies the data bytes of sk, the connection ci's socket at key, into ci. A sock
  * freed since (its entry not yet removed) or holding another connection now no longer has
@@ -577,17 +577,6 @@ int refresh_bytes_tcp(struct bpf_iter__tcp *ctx)
 
 	if (ci)
 		refresh(key, ci);
-	return 0;
-}
-
-SEC("iter/tcp")
-int announce_conns_tcp(struct bpf_iter__tcp *ctx)
-{
-	__u64 key = 0;
-	struct conn_info *ci = tracked(ctx->sk_common, &key);
-
-	if (ci)
-		announce(key, ci);
 	return 0;
 }
 

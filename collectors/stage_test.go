@@ -121,7 +121,7 @@ func TestStageRunsWhatCanRun(t *testing.T) {
 			Capability: "iter/bpf_map_elem, iter/tcp", Answer: off, Way: network.WayWalk,
 			Lost: "byte counts of open connections until they close: update events carry 0 bytes, and per-service network bytes grow only when connections close"},
 		{Collector: "network", Reason: collectors.ReasonCapabilityRefused, Feature: network.FeatureAnnounce,
-			Capability: "iter/bpf_map_elem, iter/tcp", Answer: off, Way: network.WayWalk},
+			Capability: "iter/bpf_map_elem", Answer: off, Way: network.WayWalk},
 		{Collector: "process", Reason: collectors.ReasonCollectorOff, Capability: "ring_buffer",
 			Answer: "refused by configuration (collectors.process.refuse)", Way: "off", Lost: "every process event"},
 	}

@@ -77,15 +77,16 @@ func TestDoctor(t *testing.T) {
 	for _, f := range byName["network"].Features {
 		ways[f.Feature] = f.Way
 	}
-	want := network.WayMapElem
-	switch {
-	case checks["iter/bpf_map_elem"].Status == crumbscollectors.CheckOK:
-	case checks["iter/tcp"].Status == crumbscollectors.CheckOK:
-		want = network.WayTCPIter
-	default:
-		want = network.WayWalk
+	// Bytes: the map-element iterator, else the tcp iterator, else the walk; announcing: the
+	// map-element iterator, else the walk.
+	refresh, announce := network.WayMapElem, network.WayMapElem
+	if checks["iter/bpf_map_elem"].Status != crumbscollectors.CheckOK {
+		refresh, announce = network.WayWalk, network.WayWalk
+		if checks["iter/tcp"].Status == crumbscollectors.CheckOK {
+			refresh = network.WayTCPIter
+		}
 	}
-	wantWays := map[string]string{network.FeatureRefresh: want, network.FeatureAnnounce: want}
+	wantWays := map[string]string{network.FeatureRefresh: refresh, network.FeatureAnnounce: announce}
 	gotWays := map[string]string{network.FeatureRefresh: ways[network.FeatureRefresh], network.FeatureAnnounce: ways[network.FeatureAnnounce]}
 	if diff := cmp.Diff(wantWays, gotWays); diff != "" {
 		t.Errorf("network iterator jobs against the probes %+v %+v (-want +got):\n%s", checks["iter/bpf_map_elem"], checks["iter/tcp"], diff)

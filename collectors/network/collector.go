@@ -3,10 +3,11 @@
 //
 // In: the records that bpf/network.bpf.c writes into a BPF ring buffer (connect, accept,
 // close, listen, DNS response payloads), the UDP flows it sums in a BPF map, the byte
-// counters of open connections it copies into its connection map when asked (a BPF map
-// iterator), the connect or accept records of connections open longer than coalesce_window
-// (another iterator, run by the chores), and what /proc and /etc/passwd say about the
-// processes named in them.
+// counters of open connections it copies into its connection map when asked (a map-element
+// iterator, else a tcp iterator, else none: see features), the connect or accept records of
+// connections open longer than coalesce_window (a map-element iterator run by the chores,
+// else built in user space from a walk of the connection map), and what /proc and
+// /etc/passwd say about the processes named in them.
 // Out: *schemas.NetworkEvent values, handed to the caller's emit function from one
 // goroutine: for a TCP connection that closes within coalesce_window, its connect or accept
 // with its bytes and duration; for a longer one, its connect or accept once the window has
@@ -231,10 +232,12 @@ const (
 )
 
 // features are what the collector does with its programs, each with its ways, preferred
-// first. The two iterator jobs prefer the map-element iterator, which sees every connection;
-// the tcp iterator reads sockets directly but only those of crumbs' network namespace; a
-// walk of the connection map from user space announces connections as well but cannot read
-// a socket's byte counters.
+// first. The two iterator jobs prefer the map-element iterator, which sees every connection.
+// Byte counters are read from the sockets: without that iterator, by the tcp iterator, which
+// sees only the sockets of crumbs' network namespace, and without either they are known only
+// at close. Announcing needs no socket: without the map-element iterator, user space does it
+// from its walk of the connection map, with the same events (an iterator over every TCP
+// socket, TIME_WAIT ones included, would cost more each time for nothing more).
 func (c *Collector) features() []kernel.Feature {
 	conns := func() *ebpf.Map { return c.objs.Conns }
 	return []kernel.Feature{
@@ -264,7 +267,6 @@ func (c *Collector) features() []kernel.Feature {
 		}},
 		{Name: FeatureAnnounce, Lost: "connections open longer than coalesce_window until they close", Ways: []kernel.Way{
 			{Name: WayMapElem, Hooks: []kernel.Hook{kernel.IterHook(networkProgAnnounceConns, conns)}},
-			{Name: WayTCPIter, Hooks: []kernel.Hook{kernel.IterHook(networkProgAnnounceConnsTcp, nil)}},
 			{Name: WayWalk},
 		}},
 	}
@@ -540,26 +542,20 @@ func setFinal(ev *schemas.NetworkEvent, rec *networkConnEvent) {
 
 // announceOpen reports the connections established before the CLOCK_BOOTTIME time before
 // (ns) and not reported yet, by the way Open took: the kernel writes their records (the
-// iterators), or user space builds them from the connection map (the walk; after the tcp
-// iterator, for the connections of other network namespaces, which it does not see).
+// map-element iterator), or user space builds them from its walk of the connection map.
+// The kernel does not mark a connection announced from user space reported: its close
+// record is then a connect or accept marked closed, which ends what was announced
+// (handleConn).
 func (c *Collector) announceOpen(before uint64, now time.Time) {
-	switch c.announceWay {
-	case WayMapElem, WayTCPIter:
+	if c.announceWay == WayMapElem {
 		if err := c.objs.AnnounceBefore.Set(before); err != nil {
 			c.log.Warn("report open connections", "error", err)
 			return
 		}
-		prog := networkProgAnnounceConns
-		if c.announceWay == WayTCPIter {
-			prog = networkProgAnnounceConnsTcp
-		}
-		if err := runIter(c.ring.Iter(prog)); err != nil {
+		if err := runIter(c.ring.Iter(networkProgAnnounceConns)); err != nil {
 			c.log.Warn("report open connections", "error", err)
-			return
 		}
-		if c.announceWay == WayMapElem {
-			return
-		}
+		return
 	}
 	if c.emitTo == nil {
 		return // not running: Run announces them

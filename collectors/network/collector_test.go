@@ -163,16 +163,25 @@ var iteratorModes = []string{IteratorsAuto, IteratorsMapElem, IteratorsTCP, Iter
 
 // checkIteratorWays checks the ways the collector took for its iterator jobs under mode:
 // auto takes the first way the kernel does not refuse; the other modes take the iterator
-// they name, or, where the kernel refuses it (its refusal not by configuration), the walk.
+// they name (announcing has no tcp iterator: the walk), or, where the kernel refuses it
+// (its refusal not by configuration), the walk.
 // It returns the way of the byte refresh.
 func checkIteratorWays(t *testing.T, c *Collector, mode string) string {
 	t.Helper()
-	ways := []string{WayMapElem, WayTCPIter, WayWalk}
-	forced := map[string]string{IteratorsMapElem: WayMapElem, IteratorsTCP: WayTCPIter, IteratorsOff: WayWalk}
+	waysOf := map[string][]string{
+		FeatureRefresh:  {WayMapElem, WayTCPIter, WayWalk},
+		FeatureAnnounce: {WayMapElem, WayWalk}, // announcing needs no socket: no tcp iterator
+	}
 	for _, f := range c.Report().Features {
-		if f.Feature != FeatureRefresh && f.Feature != FeatureAnnounce {
+		ways, ok := waysOf[f.Feature]
+		if !ok {
 			continue
 		}
+		tcp := WayTCPIter
+		if !slices.Contains(ways, tcp) {
+			tcp = WayWalk
+		}
+		forced := map[string]string{IteratorsMapElem: WayMapElem, IteratorsTCP: tcp, IteratorsOff: WayWalk}
 		t.Logf("iterators: %s: %s by %s (refused: %+v)", mode, f.Feature, f.Way, f.Refused)
 		byConfig := slices.ContainsFunc(f.Refused, func(r kernel.Refusal) bool { return r.ByConfig })
 		byKernel := slices.ContainsFunc(f.Refused, func(r kernel.Refusal) bool { return !r.ByConfig })

@@ -47,12 +47,12 @@ type Config struct {
 	// interval; connections beyond it are not reported and are counted. Default 65536.
 	MaxConnections int `mapstructure:"max_connections"`
 	// Iterators chooses how open connections' bytes are refreshed and connections open longer
-	// than coalesce_window are announced: auto takes the first the kernel allows of the
-	// map-element iterator (iter/bpf_map_elem, sees every connection), the tcp iterator
-	// (iter/tcp, reads sockets directly but only in crumbs' network namespace) and a walk of
-	// the connection map from user space (cannot read byte counters: open connections' bytes
-	// are known only when they close). map_elem and tcp use only that iterator, off only the
-	// walk; a refused iterator falls back to the walk, with a warning. Default auto.
+	// than coalesce_window are announced: auto takes the first the kernel allows of map_elem
+	// (the map-element iterator, iter/bpf_map_elem, sees every connection: both jobs), tcp
+	// (the tcp iterator, iter/tcp, reads the sockets of crumbs' network namespace: bytes;
+	// user space announces from its walk of the connection map) and off (the walk only: open
+	// connections' bytes are known when they close). map_elem and tcp use only that iterator;
+	// a refused iterator falls back to the walk, with a warning. Default auto.
 	Iterators string `mapstructure:"iterators"`
 	// Refuse lists kernel capabilities (as crumbs doctor names them, e.g. tp_btf,
 	// iter/tcp, ring_buffer) to treat as refused by the kernel: the collector takes the

@@ -65,6 +65,8 @@ func runHelper(role, arg string) error {
 		return tcpClientHold(f[0], atoi(f[1]), atoi(f[2]))
 	case "tcp-storm": // connections, workers
 		return tcpStorm(atoi(f[0]), atoi(f[1]))
+	case "tcp-hold": // connections: opened to itself, held until stdin closes
+		return tcpHold(atoi(f[0]))
 	}
 	return fmt.Errorf("unknown helper role %q", role)
 }
@@ -141,6 +143,37 @@ func tcpClientHold(addr string, out, in int) error {
 		return fmt.Errorf("read: %w", err)
 	}
 	fmt.Println("exchanged")
+	_, err = io.Copy(io.Discard, os.Stdin)
+	return err
+}
+
+// tcpHold opens n loopback connections to itself, prints a line, and closes them once its
+// stdin is closed.
+func tcpHold(n int) error {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return err
+	}
+	defer ln.Close()
+	conns := make([]net.Conn, 0, 2*n)
+	defer func() {
+		for _, c := range conns {
+			c.Close()
+		}
+	}()
+	for range n {
+		c, err := net.Dial("tcp", ln.Addr().String())
+		if err != nil {
+			return err
+		}
+		s, err := ln.Accept()
+		if err != nil {
+			c.Close()
+			return err
+		}
+		conns = append(conns, c, s)
+	}
+	fmt.Println("held")
 	_, err = io.Copy(io.Discard, os.Stdin)
 	return err
 }

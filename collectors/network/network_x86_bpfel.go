@@ -167,7 +167,6 @@ const (
 	networkMapUdpFlows              = "udp_flows"
 	networkMapUdpRecvPending        = "udp_recv_pending"
 	networkProgAnnounceConns        = "announce_conns"
-	networkProgAnnounceConnsTcp     = "announce_conns_tcp"
 	networkProgHandleAccept         = "handle_accept"
 	networkProgHandleAccept4        = "handle_accept4"
 	networkProgHandleRecvLength     = "handle_recv_length"
@@ -233,7 +232,6 @@ type networkSpecs struct {
 // It can be passed ebpf.CollectionSpec.Assign.
 type networkProgramSpecs struct {
 	AnnounceConns        *ebpf.ProgramSpec `ebpf:"announce_conns"`
-	AnnounceConnsTcp     *ebpf.ProgramSpec `ebpf:"announce_conns_tcp"`
 	HandleAccept         *ebpf.ProgramSpec `ebpf:"handle_accept"`
 	HandleAccept4        *ebpf.ProgramSpec `ebpf:"handle_accept4"`
 	HandleRecvLength     *ebpf.ProgramSpec `ebpf:"handle_recv_length"`
@@ -340,7 +338,6 @@ type networkVariables struct {
 // It can be passed to loadNetworkObjects or ebpf.CollectionSpec.LoadAndAssign.
 type networkPrograms struct {
 	AnnounceConns        *ebpf.Program `ebpf:"announce_conns"`
-	AnnounceConnsTcp     *ebpf.Program `ebpf:"announce_conns_tcp"`
 	HandleAccept         *ebpf.Program `ebpf:"handle_accept"`
 	HandleAccept4        *ebpf.Program `ebpf:"handle_accept4"`
 	HandleRecvLength     *ebpf.Program `ebpf:"handle_recv_length"`
@@ -356,7 +353,6 @@ type networkPrograms struct {
 func (p *networkPrograms) Close() error {
 	return _NetworkClose(
 		p.AnnounceConns,
-		p.AnnounceConnsTcp,
 		p.HandleAccept,
 		p.HandleAccept4,
 		p.HandleRecvLength,
