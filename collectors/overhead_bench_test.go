@@ -58,7 +58,9 @@ func (a *allCollectors) resume(b *testing.B) {
 	}
 }
 
-func startAll(b *testing.B) *allCollectors {
+// startAll starts the five collectors, the network collector's iterator jobs as iterators
+// says (collectors.network.iterators).
+func startAll(b *testing.B, iterators string) *allCollectors {
 	b.Helper()
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
 	host := schemas.Host{ID: "bench", Name: "bench"}
@@ -70,7 +72,9 @@ func startAll(b *testing.B) *allCollectors {
 	if err != nil {
 		b.Fatal(err)
 	}
-	nc, err := network.New(network.DefaultConfig(), host, log)
+	ncfg := network.DefaultConfig()
+	ncfg.Iterators = iterators
+	nc, err := network.New(ncfg, host, log)
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -260,11 +264,18 @@ func median(ds []float64) float64 {
 // medians of the rounds' ratios. Each storm with them starts once the collectors are done
 // with the previous one. (Detaching takes seconds, as the kernel waits for a grace
 // period per syscall tracepoint: it happens once a round, after the storms with.) b.N is
-// the number of rounds.
+// the number of rounds. It runs with the network collector's iterator jobs as the kernel
+// allows them (auto) and with the user-space walk of its connection map forced (off).
 func BenchmarkAllCollectorsOverhead(b *testing.B) {
 	testenv.RequireBPF(b)
+	for _, iterators := range []string{network.IteratorsAuto, network.IteratorsOff} {
+		b.Run("iterators="+iterators, func(b *testing.B) { allCollectorsOverhead(b, iterators) })
+	}
+}
+
+func allCollectorsOverhead(b *testing.B, iterators string) {
 	const execs, connects = 1000, 10000
-	a := startAll(b)
+	a := startAll(b, iterators)
 	defer a.stop()
 	// Warm up as an agent that has been running is: the storm child's binary hashed, its
 	// /proc entries seen once, and the garbage of loading the programs (the kernel's BTF,

@@ -144,7 +144,10 @@ func Open(s Spec) (*Ring, error) {
 	r := NewRing(s.Ring, closerFunc(o.close))
 	r.report = Report{Collector: s.Collector, Running: true, Capabilities: o.caps}
 	o.ring = r
-	if err := o.open(); err != nil {
+	err := o.open()
+	// What loading needed (the spec, the kernel's parsed BTF) is not kept with the ring.
+	o.cs, o.cache, o.replace = nil, nil, nil
+	if err != nil {
 		r.Close()
 		var un *Unavailable
 		if errors.As(err, &un) {
