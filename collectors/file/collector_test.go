@@ -212,3 +212,35 @@ func TestChanges(t *testing.T) {
 		})
 	}
 }
+
+// TestTracepointsRefused: with syscall tracepoints refused (here by configuration, as a
+// kernel that refuses them would), every kind of change is off and said so, and the
+// collector still runs its scans.
+func TestTracepointsRefused(t *testing.T) {
+	testenv.RequireBPF(t)
+	dir := tempDir(t)
+	if err := os.WriteFile(filepath.Join(dir, "f"), []byte("x"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	cfg := testConfig(t, dir)
+	cfg.ScanOnStart = true
+	cfg.Refuse = []string{"tracepoint"}
+	c, events := runCollector(t, cfg)
+	states := map[string]string{}
+	for _, f := range c.Report().Features {
+		states[f.Feature] = string(f.State)
+		if f.State == "off" && (len(f.Refused) == 0 || !f.Refused[0].ByConfig || f.Refused[0].Capability != "tracepoint") {
+			t.Errorf("%s off for %+v, want tracepoint refused by configuration", f.Feature, f.Refused)
+		}
+	}
+	want := map[string]string{FeatureWrites: "off", FeatureRename: "off", FeatureDelete: "off", FeatureChmod: "off", FeatureChown: "off", FeatureScans: "full"}
+	if diff := cmp.Diff(want, states); diff != "" {
+		t.Errorf("features (-want +got):\n%s", diff)
+	}
+	ev := collectortest.WaitEvent(t, events, waitLimit, "the scan of the watched directory", func(e *schemas.FileEvent) bool {
+		return e.Action == schemas.ActionScanAdded && e.File.Path == filepath.Join(dir, "f")
+	})
+	if ev.File.Size != 1 {
+		t.Errorf("scanned file size %d, want 1", ev.File.Size)
+	}
+}

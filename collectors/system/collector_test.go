@@ -265,3 +265,45 @@ func TestConfigValidate(t *testing.T) {
 		})
 	}
 }
+
+// TestReport: what the collector says it does here, with and without the network
+// collector's totals and a cgroup v2 hierarchy.
+func TestReport(t *testing.T) {
+	type feature struct{ State, Way, Lost string }
+	noCgroup := errors.New("no cgroup v2 mount")
+	tests := []struct {
+		name     string
+		net      collectors.NetTotals
+		noCgroup error
+		want     map[string]feature
+	}{
+		{name: "network totals", net: &fakeNet{}, want: map[string]feature{
+			FeatureHost: {"full", "/proc", ""}, FeatureServices: {"full", "cgroup v2 at /cg", ""},
+			FeatureServiceNet: {"full", "the network collector's totals", ""},
+		}},
+		{name: "no network totals", want: map[string]feature{
+			FeatureHost: {"full", "/proc", ""}, FeatureServices: {"full", "cgroup v2 at /cg", ""},
+			FeatureServiceNet: {"fallback", "/proc/net/tcp and the services' sockets", "per-service network bytes, and connections outside crumbs' network namespace"},
+		}},
+		{name: "no cgroup v2", net: &fakeNet{}, noCgroup: noCgroup, want: map[string]feature{
+			FeatureHost: {"full", "/proc", ""}, FeatureServices: {"off", "", "service events (host events go on)"},
+			FeatureServiceNet: {"off", "", ""},
+		}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			c := &Collector{net: tt.net, root: "/cg"}
+			rep := c.newReport(tt.noCgroup)
+			got := map[string]feature{}
+			for _, f := range rep.Features {
+				got[f.Feature] = feature{string(f.State), f.Way, f.Lost}
+			}
+			if diff := cmp.Diff(tt.want, got); diff != "" {
+				t.Errorf("features (-want +got):\n%s", diff)
+			}
+			if !rep.Running {
+				t.Error("the system collector always runs")
+			}
+		})
+	}
+}
