@@ -227,16 +227,18 @@ func (o *opener) open() error {
 			return fmt.Errorf("set %s: %w", v.Name, err)
 		}
 	}
-	if _, err := btf.LoadKernelSpec(); err != nil {
+	o.cache = btf.NewCache()
+	if _, err := o.cache.Kernel(); err != nil {
 		o.caps[BTF] = CapRefused
 		return o.unavailable(Refusal{Capability: BTF, Answer: "no kernel BTF (/sys/kernel/btf/vmlinux): " + err.Error()})
 	}
 	o.caps[BTF] = CapAllowed
-	o.cache = btf.NewCache()
 	mapsOnly := &ebpf.CollectionSpec{Maps: cs.Maps, Variables: cs.Variables, Types: cs.Types, ByteOrder: cs.ByteOrder}
 	o.maps, err = ebpf.NewCollectionWithOptions(mapsOnly, ebpf.CollectionOptions{Cache: o.cache})
 	if err != nil {
-		c := RingBuffer
+		// Not a capability of the list: the bpf() system call itself (root, or CAP_BPF and
+		// CAP_PERFMON), or a map this kernel cannot create.
+		c := Capability("maps")
 		if errors.Is(err, unix.EPERM) {
 			c = "bpf"
 		}
@@ -252,25 +254,21 @@ func (o *opener) open() error {
 	if err := assignObjects(s.Objects, o.maps.Maps, nil, o.maps.Variables); err != nil {
 		return fmt.Errorf("%s objects: %w", s.Collector, err)
 	}
-	var (
-		required *FeatureReport
-		working  int
-	)
-	for _, f := range s.Features {
+	required, working := -1, 0 // the first required feature off; the features that work
+	for i, f := range s.Features {
 		fr := o.feature(f)
 		o.ring.report.Features = append(o.ring.report.Features, fr)
 		if fr.State != Off {
 			working++
-		} else if f.Required && required == nil {
-			required = &o.ring.report.Features[len(o.ring.report.Features)-1]
+		} else if f.Required && required < 0 {
+			required = i
 		}
 	}
-	if required != nil || working == 0 {
+	if required >= 0 || working == 0 {
 		why := Refusal{Answer: "no feature can work"}
-		if required != nil && len(required.Refused) > 0 {
-			why = required.Refused[0]
-		} else if rep := o.ring.report; len(rep.Features) > 0 && len(rep.Features[0].Refused) > 0 {
-			why = rep.Features[0].Refused[0]
+		off := o.ring.report.Features[max(required, 0):]
+		if len(off) > 0 && len(off[0].Refused) > 0 {
+			why = off[0].Refused[0]
 		}
 		un := &Unavailable{Report: o.ring.report}
 		un.Report.Running, un.Report.Reason = false, &why
