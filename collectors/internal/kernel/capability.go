@@ -238,12 +238,12 @@ func LogReport(log *slog.Logger, r Report) {
 	type group struct {
 		caps, answers, programs, features, lost []string
 		now                                     string
-		byConfig                                bool
+		byConfig, kernel                        bool
 	}
 	var groups []*group
 	index := map[string]*group{}
 	for _, f := range r.Degraded() {
-		g := &group{byConfig: len(f.Refused) > 0, now: f.Way}
+		g := &group{byConfig: len(f.Refused) > 0, kernel: true, now: f.Way}
 		if f.State == Off {
 			g.now = "off"
 		}
@@ -251,6 +251,7 @@ func LogReport(log *slog.Logger, r Report) {
 			g.caps = appendNew(g.caps, string(rf.Capability))
 			g.answers = appendNew(g.answers, rf.Answer)
 			g.byConfig = g.byConfig && rf.ByConfig
+			g.kernel = g.kernel && isKernel(rf.Capability)
 		}
 		key := strings.Join(g.caps, ",") + "\x00" + strings.Join(g.answers, ",") + "\x00" + g.now
 		if prev, ok := index[key]; ok {
@@ -271,8 +272,11 @@ func LogReport(log *slog.Logger, r Report) {
 	}
 	for _, g := range groups {
 		msg := "kernel capability refused"
-		if g.byConfig {
+		switch {
+		case g.byConfig:
 			msg = "kernel capability turned off by configuration"
+		case !g.kernel:
+			msg = "not available on this host" // a library, a cgroup hierarchy, a sibling collector
 		}
 		lost := strings.Join(g.lost, "; ")
 		if lost == "" {
@@ -281,6 +285,12 @@ func LogReport(log *slog.Logger, r Report) {
 		log.Warn(msg, "capability", strings.Join(g.caps, ", "), "answer", strings.Join(g.answers, "; "),
 			"programs", strings.Join(g.programs, ", "), "features", strings.Join(g.features, "; "), "now", g.now, "lost", lost)
 	}
+}
+
+// isKernel reports whether c is the kernel's to refuse: a BPF capability, a helper, the
+// bpf() call itself.
+func isKernel(c Capability) bool {
+	return slices.Contains(Capabilities(), c) || strings.HasPrefix(string(c), "helper ") || c == "bpf" || c == "maps"
 }
 
 // appendNew appends s to list unless it holds it already.

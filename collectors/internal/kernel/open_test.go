@@ -199,11 +199,13 @@ func TestLogReport(t *testing.T) {
 		{Feature: "bytes", State: Fallback, Way: "tcp iterator", Refused: []Refusal{eperm}, Lost: "bytes elsewhere"},
 		{Feature: "announce", State: Fallback, Way: "tcp iterator", Refused: []Refusal{eperm2}},
 		{Feature: "udp", State: Off, Refused: []Refusal{{Capability: TPBTF, Answer: "refused by configuration (k)", ByConfig: true}}, Lost: "udp events"},
+		{Feature: "pam", State: Off, Refused: []Refusal{{Capability: "libpam", Answer: "no libpam.so.0"}}, Lost: "logins"},
 	}}
 	var logs bytes.Buffer
 	LogReport(slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{ReplaceAttr: dropTime})), rep)
 	want := `level=WARN msg="kernel capability refused" capability=iter/bpf_map_elem answer="EPERM: operation not permitted" programs="refresh, announce" features="bytes; announce" now="tcp iterator" lost="bytes elsewhere"
 level=WARN msg="kernel capability turned off by configuration" capability=tp_btf answer="refused by configuration (k)" programs="" features=udp now=off lost="udp events"
+level=WARN msg="not available on this host" capability=libpam answer="no libpam.so.0" programs="" features=pam now=off lost=logins
 `
 	if diff := cmp.Diff(want, logs.String()); diff != "" {
 		t.Errorf("warnings (-want +got):\n%s", diff)
