@@ -22,12 +22,15 @@ run() { # run PACKAGE PATTERN BENCHTIME
 
 # Collectors: events per second with zero drops, drops under storms, overhead ratios.
 run ./collectors/process 'ExecStorm' 5000x
+# Every way of the network collector's iterator jobs, forced by configuration, side by side.
 run ./collectors/network 'ConnectStorm' 20000x
 run ./collectors/network 'HandleShortConnection' 300000x
 run ./collectors/file '.' 20000x
 run ./collectors/identity 'CredentialStorm' 20000x
 run ./collectors/system 'Sample' 50x
-run ./collectors 'AllCollectorsOverhead' 25x
+run ./collectors 'AllCollectorsOverhead/iterators=auto' 25x
+# The same with the network collector's connection-map walk forced (its iterators off).
+run ./collectors 'AllCollectorsOverhead/iterators=off' 9x
 # Embedded broker: produce throughput with SASL/SCRAM and the role ACLs against an open broker.
 run ./pkg/kafka 'EmbeddedProduceAuth' 20x
 # Codecs: per schema, the generated encode, decode and column decode beside goavro's generic
@@ -50,6 +53,10 @@ run ./sinks/clickhouse 'SinkFlapping' 1x
 run ./sinks/clickhouse 'TimelineOneHost' 20x
 # Alerts stage: alert-to-delivery latency at 100 alerts/s, webhook and syslog over TCP.
 run ./sinks/outputs 'DeliveryLatency' 1x
+# crumbs doctor: wall time of five runs (it loads and attaches every collector's programs).
+echo "== crumbs doctor, wall time of 5 runs" | tee -a "$out"
+TIMEFORMAT='%R s'
+for _ in 1 2 3 4 5; do { time bin/crumbs doctor >/dev/null 2>&1; } 2>&1; done | tee -a "$out"
 # End to end: crumbs loadgen -> raw topic -> enricher -> detector -> sink -> ClickHouse rows.
 run ./cmd/crumbs 'EndToEnd' 1x
 
