@@ -31,9 +31,6 @@ import (
 	"github.com/threatcrumbs/crumbs/schemas"
 )
 
-// ErrDisabled is returned by New when the config does not enable the collector.
-var ErrDisabled = errors.New("file collector is disabled")
-
 // ErrAlreadyRun is returned by Run when called a second time: a Collector runs once.
 var ErrAlreadyRun = errors.New("file collector already ran")
 
@@ -89,9 +86,6 @@ type Collector struct {
 func New(cfg Config, host schemas.Host, log *slog.Logger) (*Collector, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
-	}
-	if !cfg.Enabled {
-		return nil, ErrDisabled
 	}
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)

@@ -14,7 +14,7 @@ import (
 // Config configures the file collector; the mapstructure tags are its config keys (under
 // collectors.file.).
 type Config struct {
-	// Enabled turns the collector on. Default true.
+	// Enabled turns the collector on: the collect stage builds it (Factory.Enabled). Default true.
 	Enabled bool `mapstructure:"enabled"`
 	// Paths are the watched globs (filepath.Match syntax, absolute). A path is watched when a
 	// glob matches it or one of its parent directories. Default: binary directories, /etc,

@@ -1,13 +1,13 @@
 package identity
 
 import (
-	"errors"
 	"fmt"
 	"io"
 	"log/slog"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"syscall"
@@ -320,11 +320,14 @@ func TestConfigValidate(t *testing.T) {
 	}
 }
 
-func TestNewDisabled(t *testing.T) {
-	cfg := DefaultConfig()
-	cfg.Enabled = false
-	if _, err := New(cfg, testHost, nil); !errors.Is(err, ErrDisabled) {
-		t.Errorf("New: want ErrDisabled, got %v", err)
+// TestFactoryEnabled: the collect stage builds the collector only when its configuration
+// enables it.
+func TestFactoryEnabled(t *testing.T) {
+	f := Factory()
+	on, off := DefaultConfig(), DefaultConfig()
+	off.Enabled = false
+	if got := []bool{f.Enabled(on), f.Enabled(off)}; !slices.Equal(got, []bool{true, false}) {
+		t.Errorf("Factory().Enabled(default, disabled) = %v, want [true false]", got)
 	}
 }
 

@@ -12,7 +12,7 @@ import (
 // Config configures the identity collector; the mapstructure tags are its config keys
 // (under collectors.identity).
 type Config struct {
-	// Enabled turns the collector on. Default true.
+	// Enabled turns the collector on: the collect stage builds it (Factory.Enabled). Default true.
 	Enabled bool `mapstructure:"enabled"`
 	// LibPAMPath is the Linux-PAM library whose functions are probed. Empty (the default)
 	// finds libpam.so.0 through the dynamic linker's cache (ldconfig -p); when none is

@@ -52,9 +52,6 @@ import (
 	"github.com/threatcrumbs/crumbs/schemas"
 )
 
-// ErrDisabled is returned by New when the config does not enable the collector.
-var ErrDisabled = errors.New("network collector is disabled")
-
 // ErrAlreadyRun is returned by Run when called a second time: a Collector runs once.
 var ErrAlreadyRun = errors.New("network collector already ran")
 
@@ -164,9 +161,6 @@ type listenKey struct {
 func New(cfg Config, host schemas.Host, log *slog.Logger) (*Collector, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
-	}
-	if !cfg.Enabled {
-		return nil, ErrDisabled
 	}
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)

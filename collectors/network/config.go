@@ -13,7 +13,7 @@ import (
 // Config configures the network collector; the mapstructure tags are its keys under
 // collectors.network.
 type Config struct {
-	// Enabled turns the collector on. Default true.
+	// Enabled turns the collector on: the collect stage builds it (Factory.Enabled). Default true.
 	Enabled bool `mapstructure:"enabled"`
 	// RingBufferBytes is the size of the kernel ring buffer that carries records to user
 	// space (the BPF map's max_entries). A power of two and a multiple of the page size.

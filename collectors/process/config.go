@@ -14,7 +14,7 @@ const maxArgBytesLimit = 16384
 
 // Config configures the process collector; the mapstructure tags are its config keys.
 type Config struct {
-	// Enabled turns the collector on. Default true.
+	// Enabled turns the collector on: the collect stage builds it (Factory.Enabled). Default true.
 	Enabled bool `mapstructure:"enabled"`
 	// RingBufferBytes is the size of the kernel ring buffer that carries events to user
 	// space (the BPF map's max_entries). A power of two and a multiple of the page size.

@@ -29,9 +29,6 @@ import (
 	"github.com/threatcrumbs/crumbs/schemas"
 )
 
-// ErrDisabled is returned by New when the config does not enable the collector.
-var ErrDisabled = errors.New("system collector is disabled")
-
 // ErrAlreadyRun is returned by Run when called a second time: a Collector runs once.
 var ErrAlreadyRun = errors.New("system collector already ran")
 
@@ -92,9 +89,6 @@ type sample struct {
 func New(cfg Config, host schemas.Host, log *slog.Logger, opts ...Option) (*Collector, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
-	}
-	if !cfg.Enabled {
-		return nil, ErrDisabled
 	}
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)

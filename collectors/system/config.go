@@ -10,7 +10,7 @@ import (
 // Config configures the system collector; the mapstructure tags are its config keys (under
 // collectors.system).
 type Config struct {
-	// Enabled turns the collector on. Default true.
+	// Enabled turns the collector on: the collect stage builds it (Factory.Enabled). Default true.
 	Enabled bool `mapstructure:"enabled"`
 	// Interval is how often a sample is taken and its events emitted. Default 10s; at
 	// least 1s.

@@ -12,6 +12,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"unicode"
 
 	"github.com/cilium/ebpf"
 	"github.com/cilium/ebpf/asm"
@@ -328,7 +329,7 @@ func answer(c Capability, prog string, err error) Refusal {
 				r.Answer = "a CO-RE relocation does not match this kernel's types"
 				break
 			}
-			r.Capability = Capability("helper " + asm.BuiltinFunc(n).String())
+			r.Capability = Capability("helper " + helperName(asm.BuiltinFunc(n)))
 		}
 		r.Answer = "verifier: " + lastLines(verr.Log, 1)
 	case errors.Is(err, ebpf.ErrNotSupported):
@@ -337,6 +338,25 @@ func answer(c Capability, prog string, err error) Refusal {
 		r.Answer = err.Error()
 	}
 	return r
+}
+
+// helperName returns a helper's name as the kernel's headers spell it: bpf_task_pt_regs
+// for asm.FnTaskPtRegs.
+func helperName(fn asm.BuiltinFunc) string {
+	name, ok := strings.CutPrefix(fn.String(), "Fn")
+	if !ok {
+		return fn.String()
+	}
+	var b strings.Builder
+	b.WriteString("bpf")
+	for _, r := range name {
+		if unicode.IsUpper(r) {
+			b.WriteByte('_')
+			r = unicode.ToLower(r)
+		}
+		b.WriteRune(r)
+	}
+	return b.String()
 }
 
 // errnoOf returns the errno in err's chain, EPERM when there is none.
