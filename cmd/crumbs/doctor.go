@@ -21,6 +21,7 @@ import (
 	crumbscollectors "github.com/threatcrumbs/crumbs/collectors"
 	"github.com/threatcrumbs/crumbs/collectors/identity"
 	"github.com/threatcrumbs/crumbs/collectors/registry"
+	"github.com/threatcrumbs/crumbs/pkg/termsafe"
 	"github.com/threatcrumbs/crumbs/sinks/clickhouse"
 )
 
@@ -41,9 +42,11 @@ func doctorCmd() *cobra.Command {
 			asJSON, _ := cmd.Flags().GetBool("json")
 			rep := diagnose(cmd.Context(), cfg)
 			if asJSON {
-				enc := json.NewEncoder(cmd.OutOrStdout())
-				enc.SetIndent("", "  ")
-				if err := enc.Encode(rep); err != nil {
+				b, err := json.MarshalIndent(rep, "", "  ")
+				if err != nil {
+					return err
+				}
+				if _, err := cmd.OutOrStdout().Write(append(termsafe.JSON(b), '\n')); err != nil {
 					return err
 				}
 			} else {
@@ -265,7 +268,7 @@ func (r doctorReport) write(w io.Writer) {
 		if c.Failed() {
 			status = strings.ToUpper(status)
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\n", c.Check, status, quoteTerminal(c.Detail))
+		fmt.Fprintf(tw, "%s\t%s\t%s\n", c.Check, status, termsafe.Field(c.Detail))
 	}
 	for _, c := range r.Collectors {
 		status := "runs"
@@ -281,7 +284,7 @@ func (r doctorReport) write(w io.Writer) {
 		if c.Running && c.Lost != "" {
 			detail = "lost here: " + c.Lost
 		}
-		fmt.Fprintf(tw, "collector %s\t%s\t%s\n", c.Collector, status, quoteTerminal(detail))
+		fmt.Fprintf(tw, "collector %s\t%s\t%s\n", c.Collector, status, termsafe.Field(detail))
 		for _, f := range c.Features {
 			detail := f.Way
 			var refused []string
@@ -297,23 +300,13 @@ func (r doctorReport) write(w io.Writer) {
 			if len(f.Absent) > 0 {
 				detail += "; not on this kernel, nothing lost: " + strings.Join(f.Absent, ", ")
 			}
-			fmt.Fprintf(tw, "  %s\t%s\t%s\n", f.Feature, f.State, quoteTerminal(strings.TrimSpace(detail)))
+			fmt.Fprintf(tw, "  %s\t%s\t%s\n", f.Feature, f.State, termsafe.Field(strings.TrimSpace(detail)))
 		}
 	}
 	tw.Flush()
 	if r.OK {
 		fmt.Fprintln(w, "\neverything crumbs needs is here")
 	} else {
-		fmt.Fprintln(w, "\nmissing: "+quoteTerminal(strings.Join(r.Missing, "; ")))
+		fmt.Fprintln(w, "\nmissing: "+termsafe.Field(strings.Join(r.Missing, "; ")))
 	}
-}
-
-// quoteTerminal quotes control characters, so that nothing read from the host (an error,
-// a path) writes escape sequences to the terminal.
-func quoteTerminal(s string) string {
-	if !strings.ContainsFunc(s, func(r rune) bool { return r < 0x20 || r == 0x7f }) {
-		return s
-	}
-	q := strconv.Quote(s)
-	return q[1 : len(q)-1]
 }
