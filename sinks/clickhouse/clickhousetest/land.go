@@ -109,7 +109,13 @@ func Land(t testing.TB, cfg clickhouse.Config, s *Scenario) *clickhouse.Store {
 		t.Fatal(err)
 	}
 	defer cl.Close()
-	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	// A cluster's migrations are ON CLUSTER statements that each wait for every server's
+	// DDL worker; on a loaded machine they take minutes rather than seconds.
+	limit := 60 * time.Second
+	if cfg.Cluster != "" {
+		limit = 5 * time.Minute
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), limit)
 	defer cancel()
 	if err := kcfg.EnsureTopics(ctx, cl, kcfg.AllTopics()); err != nil {
 		t.Fatal(err)
@@ -126,7 +132,11 @@ func Land(t testing.TB, cfg clickhouse.Config, s *Scenario) *clickhouse.Store {
 	done := make(chan error, 1)
 	go func() { done <- sink.Run(rctx) }()
 	want := uint64(s.Events() + len(s.Alerts) + s.ContextRecords())
+	var last telemetry.Snapshot
 	for counters.Snapshot().Out < want && ctx.Err() == nil {
+		if snap := counters.Snapshot(); snap.WaitReason != "" {
+			last = snap
+		}
 		if snap := counters.Snapshot(); snap.DeadLettered > 0 {
 			stop()
 			<-done
@@ -139,7 +149,11 @@ func Land(t testing.TB, cfg clickhouse.Config, s *Scenario) *clickhouse.Store {
 		t.Fatalf("sink: %v", err)
 	}
 	if got := counters.Snapshot().Out; got < want {
-		t.Fatalf("sink wrote %d of the scenario's %d records", got, want)
+		if last.WaitReason != "" {
+			t.Fatalf("sink wrote %d of the scenario's %d records in %s; it waited since %s: %s",
+				got, want, limit, last.WaitingSince.Format(time.TimeOnly), last.WaitReason)
+		}
+		t.Fatalf("sink wrote %d of the scenario's %d records in %s", got, want, limit)
 	}
 	st, err := clickhouse.Connect(context.Background(), cfg)
 	if err != nil {
