@@ -237,7 +237,7 @@ func (e *Engine) Process(part int32, event map[string]any) ([]*Alert, error) {
 			continue
 		}
 		if hit {
-			alerts = append(alerts, e.hit(part, tg, act, t)...)
+			alerts = append(alerts, e.finish(e.hit(part, tg, act, t))...)
 		}
 	}
 	if e.closedOut {
@@ -246,14 +246,14 @@ func (e *Engine) Process(part int32, event map[string]any) ([]*Alert, error) {
 	if !late {
 		alerts = append(alerts, e.fire(part, p)...)
 	}
-	alerts = e.finish(alerts)
 	if len(errs) > 0 {
 		return alerts, fmt.Errorf("evaluate event: %s", strings.Join(errs, "; "))
 	}
 	return alerts, nil
 }
 
-// finish counts the alerts raised and ties them to their incidents.
+// finish counts the alerts raised and ties them to their incidents, as they are raised: an
+// incident whose timer runs after them (the same watermark) sees them.
 func (e *Engine) finish(alerts []*Alert) []*Alert {
 	for _, a := range alerts {
 		if a.Version <= 1 {
@@ -281,7 +281,7 @@ func (e *Engine) finish(alerts []*Alert) []*Alert {
 func (e *Engine) Advance(part int32, t int64) []*Alert {
 	p := e.partition(part)
 	p.advance(t)
-	return e.finish(e.fire(part, p))
+	return e.fire(part, p)
 }
 
 // AdvanceIdle is Advance for a partition that has received nothing for a while: its clocks
@@ -366,16 +366,16 @@ func (e *Engine) fire(part int32, p *partition) []*Alert {
 			continue
 		}
 		if en.st.Throttle != nil {
-			alerts = append(alerts, e.throttleClose(r, en)...)
+			alerts = append(alerts, e.finish(e.throttleClose(r, en))...)
 			continue
 		}
 		switch r.Kind {
 		case KindThreshold:
-			alerts = append(alerts, e.thresholdClose(r, en, wm)...)
+			alerts = append(alerts, e.finish(e.thresholdClose(r, en, wm))...)
 		case KindSequence:
-			alerts = append(alerts, e.sequenceClose(r, en, wm)...)
+			alerts = append(alerts, e.finish(e.sequenceClose(r, en, wm))...)
 		case KindSpike:
-			alerts = append(alerts, e.spikeClose(r, en, wm)...)
+			alerts = append(alerts, e.finish(e.spikeClose(r, en, wm))...)
 		}
 	}
 	return alerts

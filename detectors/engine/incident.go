@@ -219,6 +219,16 @@ type incidentState struct {
 	Tags     []string     `json:"tags,omitempty"`
 	Dirty    bool         `json:"dirty,omitempty"`     // changed since the last version raised
 	LastEmit int64        `json:"last_emit,omitempty"` // event time of the last version raised
+	// Until is the end of the latest throttle window of its alerts: the incident stays open
+	// until then, so that the final figures of its alerts reach it.
+	Until int64 `json:"until,omitempty"`
+}
+
+// closesAt is when an incident closes: its span after its last alert, and after the throttle
+// windows of its alerts (a nanosecond after, so that their timers, due at the same time, run
+// first).
+func (in *incidentState) closesAt(span int64) int64 {
+	return max(in.Last+span, in.Until+1)
 }
 
 // ruleAlerts is one rule of an incident.
@@ -250,7 +260,7 @@ func (e *Engine) joinIncident(a *Alert) string {
 	}
 	key := incidentKey(a.Partition, a.Host.ID, tree.Key)
 	span := int64(e.opt.IncidentSpan)
-	if en := e.entries[key]; en != nil && en.st.Inc != nil && a.Time > en.st.Inc.Last+span {
+	if en := e.entries[key]; en != nil && en.st.Inc != nil && a.Time >= en.st.Inc.closesAt(span) {
 		e.closeIncident(en) // its span passed; the watermark had not closed it yet
 	}
 	en := e.get(key)
@@ -264,6 +274,9 @@ func (e *Engine) joinIncident(a *Alert) string {
 	in.Alerts++
 	in.Events += a.Count
 	in.First, in.Last = min(in.First, a.Time), max(in.Last, a.Time)
+	if r := e.set.byID[a.RuleID]; r != nil && !a.Final {
+		in.Until = max(in.Until, a.Time+int64(e.throttleOf(r)))
+	}
 	if slices.Index(Severities, a.Severity) > slices.Index(Severities, in.Severity) {
 		in.Severity = a.Severity
 	}
@@ -310,7 +323,7 @@ func (e *Engine) growIncident(a *Alert) {
 // scheduleIncident sets the incident's next timer: its close, or its next update when changed.
 func (e *Engine) scheduleIncident(en *entry) {
 	in := en.st.Inc
-	at := in.Last + int64(e.opt.IncidentSpan)
+	at := in.closesAt(int64(e.opt.IncidentSpan))
 	if in.Dirty {
 		at = min(at, in.LastEmit+int64(e.opt.IncidentUpdate))
 	}
@@ -325,7 +338,7 @@ func (e *Engine) incidentFire(en *entry, wm int64) {
 		e.remove(en)
 		return
 	}
-	if wm >= in.Last+int64(e.opt.IncidentSpan) {
+	if wm >= in.closesAt(int64(e.opt.IncidentSpan)) {
 		e.closeIncident(en)
 		return
 	}
