@@ -12,6 +12,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/twmb/franz-go/pkg/kgo"
 
+	"github.com/threatcrumbs/crumbs/pkg/avro"
 	"github.com/threatcrumbs/crumbs/schemas"
 	"github.com/threatcrumbs/crumbs/sinks/outputs"
 )
@@ -31,13 +32,13 @@ func versions(a *schemas.Alert, counts ...int64) []*schemas.Alert {
 // produceIncidents writes incidents to crumbs.incidents, keyed like the detector keys them.
 func (b *broker) produceIncidents(t testing.TB, ins ...*schemas.Incident) {
 	t.Helper()
-	serde, err := schemas.NewSerde()
+	serde, err := avro.NewBuiltinSerde()
 	if err != nil {
 		t.Fatal(err)
 	}
 	var recs []*kgo.Record
 	for _, in := range ins {
-		v, err := serde.Encode(nil, schemas.IncidentSchema, in.Native())
+		v, err := serde.Encode(nil, schemas.IncidentSchema, in)
 		if err != nil {
 			t.Fatal(err)
 		}
