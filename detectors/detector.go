@@ -19,6 +19,7 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/threatcrumbs/crumbs/detectors/engine"
@@ -258,6 +259,7 @@ type Detector struct {
 	interrupted                                         atomic.Uint64
 	interruptLogged                                     time.Time // guarded by mu
 	ruleStats                                           atomic.Pointer[map[string]engine.RuleStats]
+	incidentsOff                                        atomic.Bool // crumbs.incidents cannot be written
 }
 
 // New loads the rules and returns a detector; a rule set with any invalid rule is refused.
@@ -383,6 +385,7 @@ func (d *Detector) Run(ctx context.Context) error {
 		topics[i] = t.Enriched(s)
 	}
 	d.deps.Log.Info("detector starting", "rules", d.engine.Rules(), "index", d.engine.Index(), "sources", d.cfg.Sources)
+	d.checkIncidentsTopic(ctx)
 	var wg sync.WaitGroup
 	wctx, stop := context.WithCancel(ctx)
 	wg.Add(1)
@@ -412,6 +415,37 @@ func (d *Detector) Run(ctx context.Context) error {
 		Tick:                  tick,
 		InstanceID:            d.deps.TransactionalID, // a restart takes its partitions back at once
 	}, d.judge, kgo.Balancers(kgo.RangeBalancer())) // the same partition of every source on one instance
+}
+
+// checkIncidentsTopic turns the production of incidents off, said once, when crumbs.incidents
+// cannot be written (missing, or this role not granted it, as on a cluster whose ACLs predate
+// incidents): a failing write would abort every transaction, alerts with it. Alerts keep their
+// incident ids.
+func (d *Detector) checkIncidentsTopic(ctx context.Context) {
+	if d.cfg.Incidents.Span <= 0 {
+		return
+	}
+	topic := d.kcfg.Topics().Incidents()
+	cl, err := kgo.NewClient(d.kcfg.ClientOpts()...)
+	if err != nil {
+		return // the stage's own client will say what is wrong
+	}
+	defer cl.Close()
+	mctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	md, err := kadm.NewClient(cl).Metadata(mctx, topic)
+	if err != nil {
+		return // Kafka away: the stage waits for it and finds out then
+	}
+	if td, ok := md.Topics[topic]; !ok || td.Err != nil {
+		reason := "missing"
+		if ok {
+			reason = td.Err.Error()
+		}
+		d.incidentsOff.Store(true)
+		d.deps.Log.Warn("incidents are not produced: their topic cannot be written; alerts still carry incident ids",
+			"topic", topic, "reason", reason, "fix", "create the topic and grant the detector role write on it (crumbs kafka acls)")
+	}
 }
 
 // judge evaluates one enriched event and returns its alerts as records.
@@ -444,6 +478,9 @@ func (d *Detector) alertRecords(alerts []*engine.Alert, incidents []*schemas.Inc
 			return nil, fmt.Errorf("encode alert of rule %s: %w", a.RuleID, err)
 		}
 		out = append(out, &kgo.Record{Topic: d.kcfg.Topics().Alerts(), Key: []byte(a.RuleID + "|" + a.GroupKey), Value: v})
+	}
+	if d.incidentsOff.Load() {
+		incidents = nil
 	}
 	for _, in := range incidents {
 		v, err := d.deps.Serde.Encode(nil, schemas.IncidentSchema, in)

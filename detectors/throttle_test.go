@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/google/go-cmp/cmp"
+	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -132,5 +133,30 @@ func TestThrottledAlertsAndIncidentsOnTheirTopics(t *testing.T) {
 	}
 	if d := cmp.Diff(wantMetrics, gotMetrics); d != "" {
 		t.Errorf("per-rule metrics (-want +got):\n%s", d)
+	}
+}
+
+// TestIncidentsTopicUnwritableLeavesAlertsFlowing: without crumbs.incidents (or the right to
+// write it), incidents are not produced and alerts still are: a failing write would abort every
+// transaction.
+func TestIncidentsTopicUnwritableLeavesAlertsFlowing(t *testing.T) {
+	p := newPipeline(t)
+	if _, err := kadm.NewClient(p.cl).DeleteTopics(context.Background(), p.kcfg.Topics().Incidents()); err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	yml := "id: failed-login\ntitle: Failed login\nseverity: low\nsource: identity\nkind: match\n" +
+		"condition: action == \"auth\" && identity.result == \"failure\"\ngroup_by: [host.name]\n"
+	if err := os.WriteFile(filepath.Join(dir, "failed-login.yaml"), []byte(yml), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	p.configure = func(c *detectors.Config) { c.RulesDir = dir }
+	p.failedLogin(t, "f0", time.Now().Add(-time.Hour), "failure")
+	stop := p.startDetector(t, nil, time.Second)
+	defer stop()
+	p.waitCommitted(t, 1)
+	alerts := p.alerts(t)
+	if len(alerts) != 1 || alerts[0].IncidentID == "" {
+		t.Fatalf("alerts %+v, want one, with its incident id", alerts)
 	}
 }
