@@ -19,6 +19,7 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/threatcrumbs/crumbs/detectors/engine"
@@ -63,6 +64,17 @@ type Config struct {
 	// (the set is invalid, as with a bad native rule) or skip (the file is logged with its
 	// reason, counted in crumbs_detector_sigma_files_refused, and the rest loads). Default fail.
 	SigmaRefused string `mapstructure:"sigma_refused"`
+	// SigmaMinLevel is the lowest Sigma level loaded: informational, low, medium, high or
+	// critical; a rule without a level counts as medium (the severity its alerts get). Rules
+	// below it raise no alert of their own (a correlation above it may still use them).
+	// Default medium.
+	SigmaMinLevel string `mapstructure:"sigma_min_level"`
+	// SigmaStatus are the Sigma statuses loaded (stable, test, experimental, deprecated,
+	// unsupported); a rule without a status loads. Default stable, test and experimental:
+	// SigmaHQ ships those three in its rules folders and moves deprecated and unsupported
+	// rules out of them (a deprecated rule has a replacement; an unsupported one cannot be
+	// expressed for usual backends).
+	SigmaStatus []string `mapstructure:"sigma_status"`
 	// ReloadInterval is how often RulesDir is checked for changes (SIGHUP reloads at once).
 	// Default 5s.
 	ReloadInterval time.Duration `mapstructure:"reload_interval"`
@@ -73,13 +85,33 @@ type Config struct {
 	// is stopped, taken as no match, counted (crumbs_detector_conditions_interrupted_total) and
 	// logged. Default 100000 (engine.DefaultMaxConditionCost).
 	MaxConditionCost uint64 `mapstructure:"max_condition_cost"`
+	// Throttle folds the alerts of a match, new_term or sequence rule for one host and group
+	// key raised within this long of the first into that alert (its count grows; see the rule
+	// option throttle, which overrides it per rule); 0 turns it off. Default 1m.
+	Throttle time.Duration `mapstructure:"throttle"`
+	// Incidents configures how alerts are tied into incidents.
+	Incidents IncidentsConfig `mapstructure:"incidents"`
+}
+
+// IncidentsConfig configures incidents (keys under `detector.incidents.`): alerts of one
+// process tree or login session on one host, each within Span of the one before, share an
+// incident id, and the incident is raised on crumbs.incidents.
+type IncidentsConfig struct {
+	// Span is how long after an alert another of the same process tree joins its incident;
+	// 0 turns incidents off. Default 10m.
+	Span time.Duration `mapstructure:"span"`
+	// MaxProcesses bounds the process table process trees are read from (fork and exec
+	// events), oldest forgotten first. Default 65536.
+	MaxProcesses int `mapstructure:"max_processes"`
 }
 
 // DefaultConfig returns the defaults documented on Config.
 func DefaultConfig() Config {
 	return Config{Group: "crumbs-detect", Sources: slices.Clone(kafka.Kinds), MaxEvidence: 20, MaxPollRecords: 5000,
 		AllowedLateness: 30 * time.Second, IdleTimeout: 10 * time.Second, MaxStateKeys: 1000000, ReloadInterval: 5 * time.Second,
-		SigmaRefused: sigma.RefusedFail, MaxConditionCost: engine.DefaultMaxConditionCost}
+		SigmaRefused: sigma.RefusedFail, MaxConditionCost: engine.DefaultMaxConditionCost,
+		SigmaMinLevel: sigma.DefaultMinLevel, SigmaStatus: slices.Clone(sigma.DefaultStatuses),
+		Throttle: time.Minute, Incidents: IncidentsConfig{Span: 10 * time.Minute, MaxProcesses: 65536}}
 }
 
 // Validate reports every invalid key.
@@ -108,6 +140,23 @@ func (c Config) Validate() error {
 	}
 	if c.SigmaRefused != sigma.RefusedFail && c.SigmaRefused != sigma.RefusedSkip {
 		errs = append(errs, fmt.Errorf("detector.sigma_refused: %q: must be fail or skip", c.SigmaRefused))
+	}
+	if !slices.Contains(sigma.Levels, c.SigmaMinLevel) {
+		errs = append(errs, fmt.Errorf("detector.sigma_min_level: %q: must be one of %v", c.SigmaMinLevel, sigma.Levels))
+	}
+	for i, st := range c.SigmaStatus {
+		if !slices.Contains(sigma.Statuses, st) {
+			errs = append(errs, fmt.Errorf("detector.sigma_status.%d: %q: must be one of %v", i, st, sigma.Statuses))
+		}
+	}
+	if c.Throttle < 0 {
+		errs = append(errs, fmt.Errorf("detector.throttle: %s: must not be negative (0 turns it off)", c.Throttle))
+	}
+	if c.Incidents.Span < 0 {
+		errs = append(errs, fmt.Errorf("detector.incidents.span: %s: must not be negative (0 turns incidents off)", c.Incidents.Span))
+	}
+	if c.Incidents.MaxProcesses < 1 {
+		errs = append(errs, fmt.Errorf("detector.incidents.max_processes: %d: must be at least 1", c.Incidents.MaxProcesses))
 	}
 	if c.MaxEvidence < 1 {
 		errs = append(errs, fmt.Errorf("detector.max_evidence: %d: must be at least 1", c.MaxEvidence))
@@ -151,7 +200,7 @@ func (c Config) loadRules(log *slog.Logger) ([]*engine.Rule, int, error) {
 		dirs = append(dirs, engine.RuleDir{FS: os.DirFS(d), Dir: ".", Prefix: d})
 	}
 	skipped := 0
-	f := &sigma.Format{Refused: c.SigmaRefused, OnSkip: func(r sigma.LintResult) {
+	f := &sigma.Format{Refused: c.SigmaRefused, Filter: c.SigmaFilter(), OnSkip: func(r sigma.LintResult) {
 		skipped++
 		log.Warn("sigma rule file refused and skipped (detector.sigma_refused: skip)", "file", r.File, "reason", r.Reason())
 	}}
@@ -159,12 +208,25 @@ func (c Config) loadRules(log *slog.Logger) ([]*engine.Rule, int, error) {
 	if skipped > 0 && err == nil {
 		log.Warn("sigma rule files skipped", "refused", skipped, "loaded", len(f.Results)-skipped)
 	}
+	if err == nil && f.Counts.Rules > 0 {
+		log.Info("sigma rules", "summary", f.Counts.String())
+	}
 	return rs, skipped, err
 }
 
+// SigmaFilter is the Sigma level and status filter of sigma_min_level and sigma_status.
+func (c Config) SigmaFilter() sigma.Filter {
+	return sigma.Filter{MinLevel: c.SigmaMinLevel, Statuses: c.SigmaStatus}
+}
+
 func (c Config) engineOptions() engine.Options {
+	update := c.Throttle
+	if update <= 0 {
+		update = time.Minute
+	}
 	return engine.Options{MaxEvidence: c.MaxEvidence, AllowedLateness: c.AllowedLateness, IdleTimeout: c.IdleTimeout,
-		MaxStateKeys: c.MaxStateKeys, MaxConditionCost: c.MaxConditionCost}
+		MaxStateKeys: c.MaxStateKeys, MaxConditionCost: c.MaxConditionCost, Throttle: c.Throttle,
+		IncidentSpan: c.Incidents.Span, IncidentUpdate: update, MaxProcesses: c.Incidents.MaxProcesses}
 }
 
 // Deps are what a Detector uses besides its configuration. Nil fields get defaults.
@@ -196,6 +258,8 @@ type Detector struct {
 	late, evicted, keys, reloads, refused, sigmaSkipped atomic.Int64
 	interrupted                                         atomic.Uint64
 	interruptLogged                                     time.Time // guarded by mu
+	ruleStats                                           atomic.Pointer[map[string]engine.RuleStats]
+	incidentsOff                                        atomic.Bool // crumbs.incidents cannot be written
 }
 
 // New loads the rules and returns a detector; a rule set with any invalid rule is refused.
@@ -269,12 +333,48 @@ func (d *Detector) registerMetrics() error {
 		prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "crumbs_detector_rule_reloads_refused_total", ConstLabels: labels,
 			Help: "Rule sets refused on reload (an invalid rule); the running set stayed."},
 			func() float64 { return float64(d.refused.Load()) }),
+		newRuleMetrics(d, labels),
 	} {
 		if err := d.deps.Metrics.Register(c); err != nil {
 			return fmt.Errorf("detector: register metrics: %w", err)
 		}
 	}
 	return nil
+}
+
+// ruleMetrics exports the engine's per-rule counters as of the last flush.
+type ruleMetrics struct {
+	d                           *Detector
+	raised, grouped, suppressed *prometheus.Desc
+}
+
+func newRuleMetrics(d *Detector, labels prometheus.Labels) *ruleMetrics {
+	return &ruleMetrics{d: d,
+		raised: prometheus.NewDesc("crumbs_detector_alerts_raised_total",
+			"Alerts a rule raised (first versions; a throttled alert's later versions are not counted again).", []string{"rule"}, labels),
+		grouped: prometheus.NewDesc("crumbs_detector_alerts_grouped_total",
+			"Alerts of a rule folded by its throttle window into an alert already raised (its count grew instead).", []string{"rule"}, labels),
+		suppressed: prometheus.NewDesc("crumbs_detector_alerts_suppressed_total",
+			"Alerts of a rule not raised, by reason: change_window (a change window in force and on_change: suppress).", []string{"rule", "reason"}, labels),
+	}
+}
+
+func (m *ruleMetrics) Describe(ch chan<- *prometheus.Desc) {
+	ch <- m.raised
+	ch <- m.grouped
+	ch <- m.suppressed
+}
+
+func (m *ruleMetrics) Collect(ch chan<- prometheus.Metric) {
+	p := m.d.ruleStats.Load()
+	if p == nil {
+		return
+	}
+	for id, s := range *p {
+		ch <- prometheus.MustNewConstMetric(m.raised, prometheus.CounterValue, float64(s.Raised), id)
+		ch <- prometheus.MustNewConstMetric(m.grouped, prometheus.CounterValue, float64(s.Grouped), id)
+		ch <- prometheus.MustNewConstMetric(m.suppressed, prometheus.CounterValue, float64(s.Suppressed), id, "change_window")
+	}
 }
 
 // Run judges events until ctx is done. Rules reload when RulesDir changes or on SIGHUP.
@@ -285,6 +385,7 @@ func (d *Detector) Run(ctx context.Context) error {
 		topics[i] = t.Enriched(s)
 	}
 	d.deps.Log.Info("detector starting", "rules", d.engine.Rules(), "index", d.engine.Index(), "sources", d.cfg.Sources)
+	d.checkIncidentsTopic(ctx)
 	var wg sync.WaitGroup
 	wctx, stop := context.WithCancel(ctx)
 	wg.Add(1)
@@ -316,6 +417,37 @@ func (d *Detector) Run(ctx context.Context) error {
 	}, d.judge, kgo.Balancers(kgo.RangeBalancer())) // the same partition of every source on one instance
 }
 
+// checkIncidentsTopic turns the production of incidents off, said once, when crumbs.incidents
+// cannot be written (missing, or this role not granted it, as on a cluster whose ACLs predate
+// incidents): a failing write would abort every transaction, alerts with it. Alerts keep their
+// incident ids.
+func (d *Detector) checkIncidentsTopic(ctx context.Context) {
+	if d.cfg.Incidents.Span <= 0 {
+		return
+	}
+	topic := d.kcfg.Topics().Incidents()
+	cl, err := kgo.NewClient(d.kcfg.ClientOpts()...)
+	if err != nil {
+		return // the stage's own client will say what is wrong
+	}
+	defer cl.Close()
+	mctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	md, err := kadm.NewClient(cl).Metadata(mctx, topic)
+	if err != nil {
+		return // Kafka away: the stage waits for it and finds out then
+	}
+	if td, ok := md.Topics[topic]; !ok || td.Err != nil {
+		reason := "missing"
+		if ok {
+			reason = td.Err.Error()
+		}
+		d.incidentsOff.Store(true)
+		d.deps.Log.Warn("incidents are not produced: their topic cannot be written; alerts still carry incident ids",
+			"topic", topic, "reason", reason, "fix", "create the topic and grant the detector role write on it (crumbs kafka acls)")
+	}
+}
+
 // judge evaluates one enriched event and returns its alerts as records.
 func (d *Detector) judge(r *kgo.Record) ([]*kgo.Record, error) {
 	_, native, err := d.deps.Serde.Decode(r.Value)
@@ -328,22 +460,34 @@ func (d *Detector) judge(r *kgo.Record) ([]*kgo.Record, error) {
 	}
 	d.mu.Lock()
 	alerts, err := d.engine.Process(r.Partition, m)
+	incidents := d.engine.Incidents()
 	d.lastSeen[r.Partition] = time.Now()
 	d.mu.Unlock()
 	if err != nil {
 		d.deps.Log.Warn("rule evaluation failed", "err", err)
 	}
-	return d.alertRecords(alerts)
+	return d.alertRecords(alerts, incidents)
 }
 
-func (d *Detector) alertRecords(alerts []*engine.Alert) ([]*kgo.Record, error) {
-	out := make([]*kgo.Record, 0, len(alerts))
+// alertRecords encodes alerts for crumbs.alerts and incidents for crumbs.incidents.
+func (d *Detector) alertRecords(alerts []*engine.Alert, incidents []*schemas.Incident) ([]*kgo.Record, error) {
+	out := make([]*kgo.Record, 0, len(alerts)+len(incidents))
 	for _, a := range alerts {
 		v, err := d.deps.Serde.Encode(nil, schemas.AlertSchema, &a.Alert)
 		if err != nil {
 			return nil, fmt.Errorf("encode alert of rule %s: %w", a.RuleID, err)
 		}
 		out = append(out, &kgo.Record{Topic: d.kcfg.Topics().Alerts(), Key: []byte(a.RuleID + "|" + a.GroupKey), Value: v})
+	}
+	if d.incidentsOff.Load() {
+		incidents = nil
+	}
+	for _, in := range incidents {
+		v, err := d.deps.Serde.Encode(nil, schemas.IncidentSchema, in)
+		if err != nil {
+			return nil, fmt.Errorf("encode incident %s: %w", in.IncidentID, err)
+		}
+		out = append(out, &kgo.Record{Topic: d.kcfg.Topics().Incidents(), Key: []byte(in.IncidentID), Value: v})
 	}
 	return out, nil
 }
@@ -363,12 +507,13 @@ func (d *Detector) tick() (alerts, state []*kgo.Record, err error) {
 		}
 		closed = append(closed, d.engine.AdvanceIdle(p, now.Add(-d.cfg.IdleTimeout).UnixNano())...)
 	}
+	incidents := d.engine.Incidents()
 	changed := d.engine.Pending() // a window may close without an alert
 	d.mu.Unlock()
-	if len(closed) == 0 && !changed {
+	if len(closed) == 0 && len(incidents) == 0 && !changed {
 		return nil, nil, nil
 	}
-	if alerts, err = d.alertRecords(closed); err != nil {
+	if alerts, err = d.alertRecords(closed, incidents); err != nil {
 		return nil, nil, err
 	}
 	if state, err = d.flush(); err != nil {
@@ -390,7 +535,9 @@ func (d *Detector) flush() ([]*kgo.Record, error) {
 	if before := d.interrupted.Swap(st.Interrupted); st.Interrupted > before && time.Since(d.interruptLogged) >= time.Minute {
 		d.interruptLogged, logInterrupt = time.Now(), true
 	}
+	rs := d.engine.RuleStats()
 	d.mu.Unlock()
+	d.ruleStats.Store(&rs)
 	if err != nil {
 		return nil, err
 	}

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/google/go-cmp/cmp"
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
 
@@ -30,6 +31,7 @@ type pipeline struct {
 	cl        *kgo.Client
 	group     string
 	configure func(*detectors.Config) // changes the detectors' configuration, when set
+	metrics   *prometheus.Registry    // the detectors' metrics, when set
 }
 
 func newPipeline(t *testing.T) *pipeline {
@@ -162,7 +164,11 @@ func (p *pipeline) startDetector(t *testing.T, failFlush func() bool, idle time.
 	if p.configure != nil {
 		p.configure(&cfg)
 	}
-	d, err := detectors.New(cfg, p.kcfg, detectors.Deps{Log: slog.New(slog.NewTextHandler(io.Discard, nil)), FailFlush: failFlush})
+	deps := detectors.Deps{Log: slog.New(slog.NewTextHandler(io.Discard, nil)), FailFlush: failFlush}
+	if p.metrics != nil {
+		deps.Metrics = p.metrics
+	}
+	d, err := detectors.New(cfg, p.kcfg, deps)
 	if err != nil {
 		t.Fatal(err)
 	}

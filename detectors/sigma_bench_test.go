@@ -13,6 +13,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/threatcrumbs/crumbs/detectors/engine"
+	"github.com/threatcrumbs/crumbs/detectors/sigma"
 	"github.com/threatcrumbs/crumbs/pkg/avro"
 	"github.com/threatcrumbs/crumbs/pkg/kafka"
 	"github.com/threatcrumbs/crumbs/schemas"
@@ -164,8 +165,11 @@ func BenchmarkDetector(b *testing.B) {
 	corpus := DefaultConfig()
 	corpus.RulesDir = b.TempDir() // no native rules: the corpus alone
 	corpus.SigmaDirs, corpus.SigmaRefused = []string{sigmaCorpus(b)}, "skip"
+	// The whole corpus, every level and status (the default filter loads 105 of its rules).
+	corpus.SigmaMinLevel, corpus.SigmaStatus = "informational", sigma.Statuses
 	packAndCorpus := DefaultConfig()
 	packAndCorpus.SigmaDirs, packAndCorpus.SigmaRefused = []string{sigmaCorpus(b)}, "skip"
+	packAndCorpus.SigmaMinLevel, packAndCorpus.SigmaStatus = "informational", sigma.Statuses
 	none := func() ([]*engine.Rule, error) { return nil, nil }
 	native := func(n int) func() ([]*engine.Rule, error) {
 		return func() ([]*engine.Rule, error) { return nativeRules(b, n), nil }

@@ -28,10 +28,17 @@ type Alert struct {
 	Changes []string `avro:"changes"`
 	// Explanation names the changes, their type and their expected effects.
 	Explanation string `avro:"explanation"`
-	// Version orders the alerts raised under one AlertID: 1 for the first, 2 for the alert
-	// that replaces an early one when its window closes (see the early rule option); the
-	// highest is the alert's current state. 0 in alerts written before versions existed.
+	// Version orders the alerts raised under one AlertID: 1 for the first, then one more per
+	// update (the final figures of an early alert, a throttled alert that grew); the highest
+	// is the alert's current state. 0 in alerts written before versions existed.
 	Version int64 `avro:"version"`
+	// Final is set on the version raised when the alert's window closed, and on alerts raised
+	// whole at once: no later version follows. A version without it may be followed by
+	// another (or stay the last, when nothing was added).
+	Final bool `avro:"final"`
+	// IncidentID names the incident the alert belongs to (see Incident); empty when the
+	// detector groups no incidents.
+	IncidentID string `avro:"incident_id"`
 }
 
 // InventoryRecord says which service, environment and role a host serves (schema

@@ -32,6 +32,7 @@ func samples() map[string][]schemas.Record {
 		schemas.IdentitySchema:  {sampleIdentityEvent(true), sampleIdentityEvent(false)},
 		schemas.SystemSchema:    {sampleSystemEvent(true), sampleSystemEvent(false)},
 		schemas.AlertSchema:     {sampleAlert()},
+		schemas.IncidentSchema:  {sampleIncident(), &schemas.Incident{}},
 		schemas.ChangeSchema:    {sampleChangeRecord()},
 		schemas.DeploySchema:    {sampleDeployRecord()},
 		schemas.AccountSchema:   {sampleAccountRecord()},

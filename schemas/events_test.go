@@ -107,6 +107,36 @@ func TestAlertRoundTrip(t *testing.T) {
 	}
 }
 
+func TestIncidentRoundTrip(t *testing.T) {
+	tests := []struct {
+		name string
+		in   *schemas.Incident
+	}{
+		{name: "full", in: sampleIncident()},
+		{name: "empty", in: &schemas.Incident{}},
+	}
+	s := newSerde(t)
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			b, err := s.Encode(nil, schemas.IncidentSchema, tt.in)
+			if err != nil {
+				t.Fatalf("Encode: %v", err)
+			}
+			_, native, err := s.Decode(b)
+			if err != nil {
+				t.Fatalf("Decode: %v", err)
+			}
+			got, err := schemas.IncidentFromNative(native)
+			if err != nil {
+				t.Fatalf("IncidentFromNative: %v", err)
+			}
+			if diff := cmp.Diff(tt.in, got); diff != "" {
+				t.Errorf("round trip (-want +got):\n%s", diff)
+			}
+		})
+	}
+}
+
 func TestInventoryRoundTrip(t *testing.T) {
 	tests := []struct {
 		name string

@@ -71,3 +71,9 @@ func EnrichmentNative(en *Enrichment) map[string]any {
 	e := SystemEvent{Enrichment: en} // the event with the least besides (every kind's enrichment is the same record)
 	return e.Native()["enrichment"].(map[string]any)
 }
+
+// IncidentFromNative converts goavro's native form of crumbs.Incident.
+func IncidentFromNative(v any) (*Incident, error) {
+	in := new(Incident)
+	return in, in.FromNative(v)
+}

@@ -154,6 +154,20 @@ func sampleAlert() *schemas.Alert {
 		WindowStart: 10, WindowEnd: 20, Count: 3, Evidence: []string{"e1", "e2", "e3"}, Summary: "3 events",
 		Author: "Florian Roth", Level: "high", RuleSource: "sigma", OriginalSeverity: "critical",
 		Changes: []string{"CHG-1042"}, Explanation: "CHG-1042 (launch) expects it", Version: 2,
+		Final: true, IncidentID: "inc-1",
+	}
+}
+
+func sampleIncident() *schemas.Incident {
+	return &schemas.Incident{
+		IncidentID: "i1", Version: 2, Final: true, Time: 10, LastTime: 20, Host: schemas.Host{ID: "m", Name: "web-1"},
+		Service: "shop", TreeKey: "tree:812:1700000000", Subject: "process tree of /usr/sbin/sshd (pid 812)",
+		Severity: "high", Alerts: 3, Events: 51,
+		Rules: []schemas.IncidentRule{
+			{RuleID: "r1", Title: "one", Severity: "high", Alerts: 2},
+			{RuleID: "r2", Title: "two", Severity: "low", Alerts: 1},
+		},
+		AlertIDs: []string{"a1", "a2", "a3"}, Tags: []string{"attack.t1136"}, Summary: "3 alerts of 2 rules",
 	}
 }
 

@@ -9,7 +9,7 @@ import (
 
 // AlertCodec is the generated codec of crumbs.Alert (avro/alert.avsc).
 var AlertCodec = &Codec{
-	Schema: "crumbs.Alert", Fingerprint: 0x2f301743019d780b, File: "avro/alert.avsc",
+	Schema: "crumbs.Alert", Fingerprint: 0x5c6e86ab19b3ce07, File: "avro/alert.avsc",
 	Fields:     alertFields,
 	New:        func() Record { return new(Alert) },
 	NewColumns: func() ColumnBuffer { return new(AlertColumns) },
@@ -17,7 +17,7 @@ var AlertCodec = &Codec{
 }
 
 // AvroSchema returns "crumbs.Alert" and the fingerprint of avro/alert.avsc.
-func (*Alert) AvroSchema() (string, uint64) { return "crumbs.Alert", 0x2f301743019d780b }
+func (*Alert) AvroSchema() (string, uint64) { return "crumbs.Alert", 0x5c6e86ab19b3ce07 }
 
 // AvroSize returns the length of the value's Avro binary encoding.
 func (v *Alert) AvroSize() int {
@@ -44,6 +44,8 @@ func (v *Alert) AvroSize() int {
 	n += sizeString(v.Level)
 	n += sizeString(v.RuleSource)
 	n += sizeLong(v.Version)
+	n += 1
+	n += sizeString(v.IncidentID)
 	return n
 }
 
@@ -72,6 +74,8 @@ func (v *Alert) AppendAvro(b []byte) []byte {
 	b = appendString(b, v.Level)
 	b = appendString(b, v.RuleSource)
 	b = appendLong(b, v.Version)
+	b = appendBool(b, v.Final)
+	b = appendString(b, v.IncidentID)
 	return b
 }
 
@@ -155,6 +159,8 @@ func (v *Alert) unmarshalAvro(b []byte, scr *alertScratch) error {
 	v.Level = d.string()
 	v.RuleSource = d.string()
 	v.Version = d.long()
+	v.Final = d.bool()
+	v.IncidentID = d.string()
 	if err := d.finish(); err != nil {
 		*v = Alert{}
 		return err
@@ -189,6 +195,8 @@ func (v *Alert) Native() map[string]any {
 		"level":             v.Level,
 		"rule_source":       v.RuleSource,
 		"version":           v.Version,
+		"final":             v.Final,
+		"incident_id":       v.IncidentID,
 	}
 }
 
@@ -224,6 +232,8 @@ func (v *Alert) FromNative(native any) error {
 	v.Level = r.str(m["level"], "level", "")
 	v.RuleSource = r.str(m["rule_source"], "rule_source", "native")
 	v.Version = r.long(m["version"], "version", 0)
+	v.Final = r.bool(m["final"], "final", false)
+	v.IncidentID = r.str(m["incident_id"], "incident_id", "")
 	if r.err != nil {
 		*v = Alert{}
 		return fmt.Errorf("crumbs.Alert: %w", r.err)
@@ -323,6 +333,14 @@ func (v *Alert) Field(path string) (any, bool) {
 		var out int64
 		out = v.Version
 		return out, true
+	case "final":
+		var out bool
+		out = v.Final
+		return out, true
+	case "incident_id":
+		var out string
+		out = v.IncidentID
+		return out, true
 	}
 	return nil, false
 }
@@ -350,6 +368,8 @@ var alertFields = []FieldInfo{
 	{Path: "level", Type: "string", Arrays: 0, Optional: false, Presence: false},
 	{Path: "rule_source", Type: "string", Arrays: 0, Optional: false, Presence: false},
 	{Path: "version", Type: "long", Arrays: 0, Optional: false, Presence: false},
+	{Path: "final", Type: "boolean", Arrays: 0, Optional: false, Presence: false},
+	{Path: "incident_id", Type: "string", Arrays: 0, Optional: false, Presence: false},
 }
 
 // AlertColumns holds decoded crumbs.Alert records column by column, one exported slice per
@@ -377,6 +397,8 @@ type AlertColumns struct {
 	Level            []string   // level
 	RuleSource       []string   // rule_source
 	Version          []int64    // version
+	Final            []bool     // final
+	IncidentID       []string   // incident_id
 	tagsL0           []string
 	evidenceL0       []string
 	changesL0        []string
@@ -437,6 +459,10 @@ func (c *AlertColumns) Reset() {
 	c.RuleSource = c.RuleSource[:0]
 	clear(c.Version[:cap(c.Version)])
 	c.Version = c.Version[:0]
+	clear(c.Final[:cap(c.Final)])
+	c.Final = c.Final[:0]
+	clear(c.IncidentID[:cap(c.IncidentID)])
+	c.IncidentID = c.IncidentID[:0]
 }
 
 // Columns returns every column with its path, in the order of AlertCodec.Fields.
@@ -464,13 +490,15 @@ func (c *AlertColumns) Columns() []Column {
 		{Path: "level", Values: c.Level},
 		{Path: "rule_source", Values: c.RuleSource},
 		{Path: "version", Values: c.Version},
+		{Path: "final", Values: c.Final},
+		{Path: "incident_id", Values: c.IncidentID},
 	}
 }
 
 // Append decodes one Avro binary body of avro/alert.avsc into one more row; the strings view body.
 // On an error nothing is appended.
 func (c *AlertColumns) Append(body []byte) error {
-	var mark [25]int
+	var mark [27]int
 	mark[0] = len(c.AlertID)
 	mark[1] = len(c.Time)
 	mark[2] = len(c.RuleID)
@@ -496,6 +524,8 @@ func (c *AlertColumns) Append(body []byte) error {
 	mark[22] = len(c.Level)
 	mark[23] = len(c.RuleSource)
 	mark[24] = len(c.Version)
+	mark[25] = len(c.Final)
+	mark[26] = len(c.IncidentID)
 	d := decoder{buf: body}
 	c.AlertID = append(c.AlertID, d.string())
 	c.Time = append(c.Time, d.long())
@@ -543,6 +573,8 @@ func (c *AlertColumns) Append(body []byte) error {
 	c.Level = append(c.Level, d.string())
 	c.RuleSource = append(c.RuleSource, d.string())
 	c.Version = append(c.Version, d.long())
+	c.Final = append(c.Final, d.bool())
+	c.IncidentID = append(c.IncidentID, d.string())
 	if err := d.finish(); err != nil {
 		c.AlertID = c.AlertID[:mark[0]]
 		c.Time = c.Time[:mark[1]]
@@ -569,6 +601,8 @@ func (c *AlertColumns) Append(body []byte) error {
 		c.Level = c.Level[:mark[22]]
 		c.RuleSource = c.RuleSource[:mark[23]]
 		c.Version = c.Version[:mark[24]]
+		c.Final = c.Final[:mark[25]]
+		c.IncidentID = c.IncidentID[:mark[26]]
 		return err
 	}
 	return nil

@@ -13,6 +13,7 @@ var Codecs = []*Codec{
 	FileEventCodec,
 	HealthEventCodec,
 	IdentityEventCodec,
+	IncidentCodec,
 	InventoryRecordCodec,
 	NetworkEventCodec,
 	ProcessEventCodec,

@@ -22,7 +22,8 @@ func TestUpDeliversEveryAlertOnceToAnOutput(t *testing.T) {
 	if err := os.WriteFile(cfg, []byte(fmt.Sprintf("alerts:\n  outputs:\n    - {name: archive, type: file, path: %q}\n", file)), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	p := newPipeline(t, "CRUMBS_CONFIG="+cfg, "CRUMBS_UP_STAGES=enrich,detect,alerts")
+	// One alert per suspicious event: throttling would fold loadgen's into a few per host.
+	p := newPipeline(t, "CRUMBS_CONFIG="+cfg, "CRUMBS_UP_STAGES=enrich,detect,alerts", "CRUMBS_DETECTOR_THROTTLE=0s")
 	p.start()
 	const n, every = 20000, 100
 	p.crumbs("loadgen", "--count", fmt.Sprint(n), "--rate", "0", "--suspicious-every", fmt.Sprint(every))

@@ -103,6 +103,8 @@ func TestTwoInstancesOfEachStageOnThreeBrokers(t *testing.T) {
 		// its backlog late: the partitions of the killed instances wait for the session and
 		// transaction timeouts first, so idle_timeout stays well above them.
 		"CRUMBS_DETECTOR_RULES_DIR=" + rules, "CRUMBS_DETECTOR_ALLOWED_LATENESS=1s", "CRUMBS_DETECTOR_IDLE_TIMEOUT=30s",
+		// One alert per suspicious loadgen event: throttling would fold them into a few per host.
+		"CRUMBS_DETECTOR_THROTTLE=0s",
 		"PATH=" + os.Getenv("PATH"),
 	}
 	run := func(role kafka.Role, instance string, args ...string) *clusterProc {

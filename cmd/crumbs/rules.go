@@ -6,7 +6,9 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
+	"strings"
 	"text/tabwriter"
 
 	"github.com/spf13/cobra"
@@ -19,14 +21,21 @@ import (
 // rulesCmd serves detection engineers: lint and test rule folders without running a pipeline.
 func rulesCmd() *cobra.Command {
 	cmd := &cobra.Command{Use: "rules", Short: "Check and test detection rules"}
-	cmd.AddCommand(&cobra.Command{
+	filter := sigma.Filter{MinLevel: sigma.DefaultMinLevel, Statuses: sigma.DefaultStatuses}
+	lint := &cobra.Command{
 		Use:   "lint PATH...",
-		Short: "Load the rule files and folders as one set (Sigma files as Sigma); report every problem as file:line: message or file: reason, and a Sigma summary (exit 1 if any)",
+		Short: "Load the rule files and folders as one set (Sigma files as Sigma); report every problem as file:line: message or file: reason, and a Sigma summary with what the level and status filters leave out (exit 1 if any problem)",
 		Args:  cobra.MinimumNArgs(1),
 		RunE: func(cmd *cobra.Command, paths []string) error {
-			return rulesLint(cmd.OutOrStdout(), paths)
+			if !slices.Contains(sigma.Levels, filter.MinLevel) {
+				return &exitCode{2, fmt.Errorf("rules lint: --sigma-min-level %q: must be one of %v", filter.MinLevel, sigma.Levels)}
+			}
+			return rulesLint(cmd.OutOrStdout(), paths, filter)
 		},
-	}, &cobra.Command{
+	}
+	lint.Flags().StringVar(&filter.MinLevel, "sigma-min-level", filter.MinLevel, "lowest Sigma level loaded, as detector.sigma_min_level")
+	lint.Flags().StringSliceVar(&filter.Statuses, "sigma-status", filter.Statuses, "Sigma statuses loaded, as detector.sigma_status")
+	cmd.AddCommand(lint, &cobra.Command{
 		Use:   "test PATH...",
 		Short: "Run each rule's fixtures (<rule>.fixtures.yaml) through the engine and print a pass/fail table (exit 1 on failure)",
 		Args:  cobra.MinimumNArgs(1),
@@ -39,9 +48,10 @@ func rulesCmd() *cobra.Command {
 
 // rulesLint loads every file and folder named as one rule set (Sigma files read as Sigma),
 // prints each problem as file:line: message (file: reason for a refused Sigma file), then a
-// summary of the Sigma files loaded and refused by logsource category.
-func rulesLint(w io.Writer, paths []string) error {
-	f := &sigma.Format{Refused: sigma.RefusedFail}
+// summary of the Sigma files loaded and refused by logsource category, and what became of
+// the Sigma rules under the level and status filter.
+func rulesLint(w io.Writer, paths []string, filter sigma.Filter) error {
+	f := &sigma.Format{Refused: sigma.RefusedFail, Filter: filter}
 	dirs, err := ruleDirs(paths)
 	if err != nil {
 		return &exitCode{1, fmt.Errorf("rules lint: %w", err)}
@@ -62,6 +72,9 @@ func rulesLint(w io.Writer, paths []string) error {
 	}
 	if err := sigmaSummary(w, f.Results); err != nil {
 		return err
+	}
+	if f.Counts.Rules > 0 {
+		fmt.Fprintf(w, "\n%s (sigma_min_level %s, sigma_status %s)\n", f.Counts, filter.MinLevel, strings.Join(filter.Statuses, ", "))
 	}
 	if len(ps) > 0 {
 		return &exitCode{1, fmt.Errorf("rules lint: %d problem(s)", len(ps))}

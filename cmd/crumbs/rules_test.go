@@ -14,6 +14,9 @@ import (
 	"github.com/threatcrumbs/crumbs/detectors/sigma"
 )
 
+// defaultSigmaFilter is the detector's default Sigma filter, which rules lint applies too.
+var defaultSigmaFilter = sigma.Filter{MinLevel: sigma.DefaultMinLevel, Statuses: sigma.DefaultStatuses}
+
 func TestRulesTestBuiltinPack(t *testing.T) {
 	var out bytes.Buffer
 	if err := rulesTest(&out, []string{filepath.Join("..", "..", "detectors", "rules", "pack")}); err != nil {
@@ -34,7 +37,7 @@ func TestRulesLintAndTestReportProblems(t *testing.T) {
 	}
 	write("bad.yaml", "id: bad\ntitle: Bad\nseverity: high\nsource: process\nkind: threshold\ncondition: process.nope == 1\nthreshold: {value: 3}\n")
 	var out bytes.Buffer
-	err := rulesLint(&out, []string{dir})
+	err := rulesLint(&out, []string{dir}, defaultSigmaFilter)
 	var ec *exitCode
 	if !errors.As(err, &ec) || ec.code != 1 {
 		t.Fatalf("lint of an invalid rule: got %v, want exit code 1", err)
@@ -79,7 +82,7 @@ func TestRulesLintSigmaCorpus(t *testing.T) {
 		t.Fatal("the corpus has no refused file; this test needs one")
 	}
 	var out bytes.Buffer
-	err = rulesLint(&out, []string{corpus})
+	err = rulesLint(&out, []string{corpus}, defaultSigmaFilter)
 	var ec *exitCode
 	if !errors.As(err, &ec) || ec.code != 1 {
 		t.Fatalf("lint of the corpus: got %v, want exit code 1", err)
@@ -110,7 +113,7 @@ func TestRulesLintFilesAndSigmaBesideNative(t *testing.T) {
 	}
 	for _, args := range [][]string{{dir}, {native, sig}} {
 		var out bytes.Buffer
-		if err := rulesLint(&out, args); err != nil {
+		if err := rulesLint(&out, args, defaultSigmaFilter); err != nil {
 			t.Errorf("lint %v: %v\n%s", args, err, out.String())
 		}
 		if !strings.Contains(out.String(), "process_creation") {
@@ -120,5 +123,75 @@ func TestRulesLintFilesAndSigmaBesideNative(t *testing.T) {
 	var out bytes.Buffer
 	if err := rulesTest(&out, []string{sig}); err != nil || !strings.Contains(out.String(), "s1") {
 		t.Errorf("rules test of a Sigma file: %v\n%s", err, out.String())
+	}
+}
+
+// TestRulesLintCountsWhatTheFiltersLeaveOut: over the shared corpus, lint says how many Sigma
+// rules load at the default level and statuses and how many each filter left out, as counted
+// from the rules' own levels and statuses; at a lower level more load. A deprecated rule is
+// left out by the default statuses.
+func TestRulesLintCountsWhatTheFiltersLeaveOut(t *testing.T) {
+	corpus := filepath.Join("..", "..", "..", "shared", "sigma", "rules")
+	res, err := sigma.LintDir(corpus)
+	if err != nil {
+		t.Fatal(err)
+	}
+	count := func(min string) (total, loaded, below, refused int) {
+		rank := map[string]int{"informational": 0, "low": 1, "medium": 2, "high": 3, "critical": 4}
+		for _, r := range res {
+			if !r.Loaded() {
+				total++
+				refused++
+				continue
+			}
+			levels := []string{}
+			for _, c := range r.Rules {
+				levels = append(levels, c.Level)
+			}
+			for _, c := range r.Correlations {
+				levels = append(levels, c.Level)
+			}
+			for _, l := range levels {
+				total++
+				if l == "" {
+					l = "medium"
+				}
+				if rank[l] < rank[min] {
+					below++
+				} else {
+					loaded++
+				}
+			}
+		}
+		return
+	}
+	for _, min := range []string{"medium", "low"} {
+		total, loaded, below, refused := count(min)
+		if below == 0 {
+			t.Fatalf("no corpus rule below level %s; this test needs some", min)
+		}
+		var out bytes.Buffer
+		_ = rulesLint(&out, []string{corpus}, sigma.Filter{MinLevel: min, Statuses: sigma.DefaultStatuses})
+		want := fmt.Sprintf("%d Sigma rules: %d loaded, %d below level %s, %d refused", total, loaded, below, min, refused)
+		if !strings.Contains(out.String(), want) {
+			t.Errorf("lint at level %s lacks %q:\n%s", min, want, out.String())
+		}
+	}
+
+	dir := t.TempDir()
+	for name, body := range map[string]string{
+		"old.yml": "title: Old\nid: old\nstatus: deprecated\nlevel: high\nlogsource:\n  category: process_creation\ndetection:\n  s:\n    Image|endswith: /nc\n  condition: s\n",
+		"new.yml": "title: New\nid: new\nstatus: test\nlevel: high\nlogsource:\n  category: process_creation\ndetection:\n  s:\n    Image|endswith: /ncat\n  condition: s\n",
+	} {
+		if err := os.WriteFile(filepath.Join(dir, name), []byte(body), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var out bytes.Buffer
+	if err := rulesLint(&out, []string{dir}, defaultSigmaFilter); err != nil {
+		t.Fatalf("lint: %v\n%s", err, out.String())
+	}
+	if want := "2 Sigma rules: 1 loaded, 1 deprecated"; !strings.Contains(out.String(), want) {
+		t.Errorf("lint lacks %q:\n%s", want, out.String())
 	}
 }

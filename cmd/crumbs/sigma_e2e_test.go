@@ -191,7 +191,11 @@ func TestSigmaCorpusOnAttackSimulations(t *testing.T) {
 	corpus := filepath.Join(root, "..", "shared", "sigma", "rules")
 	sims := readAtomics(t, filepath.Join(root, "..", "shared", "atomics", "linux-safe.yaml"))
 	ix := indexCorpus(t, corpus)
-	p := newPipeline(t, "CRUMBS_DETECTOR_SIGMA_DIRS="+corpus, "CRUMBS_DETECTOR_SIGMA_REFUSED=skip")
+	// The report says which rules each simulation raises: every level and status, and no
+	// throttle folding one simulation's alert into an earlier one's of the same rule.
+	p := newPipeline(t, "CRUMBS_DETECTOR_SIGMA_DIRS="+corpus, "CRUMBS_DETECTOR_SIGMA_REFUSED=skip",
+		"CRUMBS_DETECTOR_SIGMA_MIN_LEVEL=informational", "CRUMBS_DETECTOR_SIGMA_STATUS=stable,test,experimental,deprecated,unsupported",
+		"CRUMBS_DETECTOR_THROTTLE=0s")
 	p.start()
 
 	outcomes := make([]simOutcome, len(sims))

@@ -194,6 +194,9 @@ func (rt *runtime) statusLine(ctx context.Context, w io.Writer) (stop func()) {
 				}
 				if c.Group != "" {
 					part += fmt.Sprintf(" lag %d", lags[c.Group])
+					if l, ok := lags[c.Group]; ok {
+						c.SetLag(l) // crumbs_stage_consumer_lag
+					}
 				}
 				part += fmt.Sprintf(" drops %d", s.Dropped)
 				if s.DeadLettered > 0 {

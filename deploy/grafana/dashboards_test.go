@@ -32,7 +32,12 @@ type query struct {
 }
 
 type dashboard struct {
-	UID         string `json:"uid"`
+	UID    string `json:"uid"`
+	Inputs []struct {
+		Name     string `json:"name"`
+		Type     string `json:"type"`
+		PluginID string `json:"pluginId"`
+	} `json:"__inputs"`
 	Annotations struct {
 		List []struct {
 			Name   string `json:"name"`
@@ -43,8 +48,12 @@ type dashboard struct {
 	} `json:"annotations"`
 	Templating struct {
 		List []struct {
-			Name  string `json:"name"`
-			Query string `json:"query"`
+			Name       string `json:"name"`
+			Type       string `json:"type"`
+			Query      string `json:"query"`
+			Datasource struct {
+				Type string `json:"type"`
+			} `json:"datasource"`
 		} `json:"list"`
 	} `json:"templating"`
 	Panels []struct {
@@ -53,8 +62,52 @@ type dashboard struct {
 		Targets []struct {
 			RefID  string `json:"refId"`
 			RawSQL string `json:"rawSql"`
+			Expr   string `json:"expr"` // a Prometheus query
 		} `json:"targets"`
 	} `json:"panels"`
+}
+
+// promQuery is one Prometheus query of a dashboard.
+type promQuery struct {
+	where, expr string
+}
+
+// loadDashboards reads every dashboard, by file.
+func loadDashboards(t *testing.T) map[string]dashboard {
+	t.Helper()
+	files, err := filepath.Glob("dashboards/*.json")
+	if err != nil || len(files) == 0 {
+		t.Fatalf("no dashboards: %v", err)
+	}
+	out := map[string]dashboard{}
+	for _, f := range files {
+		b, err := os.ReadFile(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var d dashboard
+		if err := json.Unmarshal(b, &d); err != nil {
+			t.Fatalf("%s: %v", f, err)
+		}
+		out[f] = d
+	}
+	return out
+}
+
+// promQueries reads every Prometheus query of every dashboard.
+func promQueries(t *testing.T) []promQuery {
+	t.Helper()
+	var out []promQuery
+	for _, d := range loadDashboards(t) {
+		for _, p := range d.Panels {
+			for _, tg := range p.Targets {
+				if tg.Expr != "" {
+					out = append(out, promQuery{d.UID + "/" + p.Title + "/" + tg.RefID, tg.Expr})
+				}
+			}
+		}
+	}
+	return out
 }
 
 // loadQueries reads every query of every dashboard.
@@ -65,15 +118,9 @@ func loadQueries(t *testing.T) []query {
 		t.Fatalf("no dashboards: %v", err)
 	}
 	var qs []query
+	dashboards := loadDashboards(t)
 	for _, f := range files {
-		b, err := os.ReadFile(f)
-		if err != nil {
-			t.Fatal(err)
-		}
-		var d dashboard
-		if err := json.Unmarshal(b, &d); err != nil {
-			t.Fatalf("%s: %v", f, err)
-		}
+		d := dashboards[f]
 		annotated := false
 		for _, a := range d.Annotations.List {
 			if a.Target != nil && a.Target.RawSQL != "" {
@@ -85,10 +132,16 @@ func loadQueries(t *testing.T) []query {
 			t.Errorf("%s: no change-window annotation", f)
 		}
 		for _, v := range d.Templating.List {
+			if v.Type == "datasource" || v.Datasource.Type == "prometheus" {
+				continue // a data source choice, or a Prometheus query (TestPrometheusQueries)
+			}
 			qs = append(qs, query{d.UID + "/variable " + v.Name, "variable", v.Query})
 		}
 		for _, p := range d.Panels {
 			for _, tg := range p.Targets {
+				if tg.RawSQL == "" && tg.Expr != "" {
+					continue // Prometheus: TestPrometheusQueries
+				}
 				shape := p.Type
 				if p.Type == "nodeGraph" {
 					shape = tg.RefID
@@ -290,4 +343,79 @@ func checkShape(shape string, cols, types []string) error {
 		return fmt.Errorf("unknown panel type %q", shape)
 	}
 	return nil
+}
+
+// metricName is a crumbs metric named in a Prometheus query; a histogram's series take a
+// suffix the registered name does not have.
+var metricName = regexp.MustCompile(`\bcrumbs_[a-z0-9_]+`)
+
+// TestPrometheusQueries: every metric a dashboard's Prometheus queries read is one crumbs
+// registers (its name is a string literal in the Go sources), so a renamed metric cannot leave
+// a panel empty unnoticed; every data source a dashboard names through ${DS_...} is declared
+// in its __inputs (for Grafana's import) and as a data source variable (for provisioning,
+// which does not resolve __inputs).
+func TestPrometheusQueries(t *testing.T) {
+	qs := promQueries(t)
+	if len(qs) == 0 {
+		t.Fatal("no Prometheus query in the dashboards; this test expects the pipeline-health dashboard")
+	}
+	registered := map[string]bool{}
+	err := filepath.WalkDir(filepath.Join("..", ".."), func(p string, e os.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		if e.IsDir() && (e.Name() == ".git" || e.Name() == "testdata") {
+			return filepath.SkipDir
+		}
+		if e.IsDir() || !strings.HasSuffix(p, ".go") || strings.HasSuffix(p, "_test.go") {
+			return nil
+		}
+		b, err := os.ReadFile(p)
+		if err != nil {
+			return err
+		}
+		for _, m := range regexp.MustCompile(`"(crumbs_[a-z0-9_]+)"`).FindAllSubmatch(b, -1) {
+			registered[string(m[1])] = true
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, q := range qs {
+		for _, name := range metricName.FindAllString(q.expr, -1) {
+			base := name
+			for _, suffix := range []string{"_bucket", "_sum", "_count"} {
+				if b, ok := strings.CutSuffix(name, suffix); ok && registered[b] {
+					base = b
+				}
+			}
+			if !registered[base] {
+				t.Errorf("%s: %s is no metric crumbs registers:\n%s", q.where, name, q.expr)
+			}
+		}
+	}
+	dsRef := regexp.MustCompile(`\$\{(DS_[A-Z0-9_]+)\}`)
+	for f, d := range loadDashboards(t) {
+		b, err := os.ReadFile(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		inputs, vars := map[string]bool{}, map[string]bool{}
+		for _, in := range d.Inputs {
+			inputs[in.Name] = in.Type == "datasource" && in.PluginID != ""
+		}
+		for _, v := range d.Templating.List {
+			vars[v.Name] = v.Type == "datasource"
+		}
+		for _, m := range dsRef.FindAllSubmatch(b, -1) {
+			name := string(m[1])
+			if !inputs[name] {
+				t.Errorf("%s: ${%s} is not a data source of its __inputs", f, name)
+			}
+			if !vars[name] {
+				t.Errorf("%s: ${%s} is not a data source variable (provisioning does not resolve __inputs)", f, name)
+			}
+		}
+	}
 }

@@ -16,6 +16,10 @@ type Alert struct {
 	schemas.Alert
 	// Partition is the partition of the events behind the alert (not encoded).
 	Partition int32
+
+	tree  *treeRef        // the process tree of the alert's first event, for its incident
+	keep  func(id string) // stores the incident id in the state of an alert that stays open
+	added int64           // events a later version added to the one before (throttling)
 }
 
 // AlertID is deterministic: a hash of the rule, the group key and the window, so a replayed

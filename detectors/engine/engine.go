@@ -34,6 +34,24 @@ type Options struct {
 	// evaluation that goes past it at run time is interrupted, counted (Stats.Interrupted)
 	// and taken as no match. Default DefaultMaxConditionCost.
 	MaxConditionCost uint64
+	// Throttle is the throttle window of match, new_term and sequence rules that set none
+	// (Rule.Throttle). Default 0: off.
+	Throttle time.Duration
+	// IncidentSpan is how long after an alert another of the same host and process tree joins
+	// its incident (incident.go); 0 (default) groups no incidents.
+	IncidentSpan time.Duration
+	// IncidentUpdate is the shortest time between two versions of a growing incident.
+	// Default 1m (also when 0).
+	IncidentUpdate time.Duration
+	// MaxProcesses bounds the process table incidents read process trees from. Default 65536.
+	MaxProcesses int
+}
+
+// RuleStats count what became of a rule's alerts since the engine was built.
+type RuleStats struct {
+	Raised     uint64 // alerts raised (first versions)
+	Grouped    uint64 // alerts folded into an alert already raised (throttling)
+	Suppressed uint64 // alerts a change window suppressed (on_change: suppress)
 }
 
 // Stats are the engine's counters since it was built.
@@ -60,6 +78,10 @@ type Engine struct {
 	buf       []*target
 	sc        scratch
 	closedOut bool // the event being processed fell only in closed windows of some rule
+
+	procs     *processTable // nil when incidents are off
+	incidents []*schemas.Incident
+	rules     map[string]*RuleStats
 }
 
 // New returns an engine over rules. Rules built in Go that have not passed through Prepare
@@ -81,8 +103,36 @@ func New(rules []*Rule, opt Options) (*Engine, error) {
 	if opt.IdleTimeout <= 0 {
 		opt.IdleTimeout = 10 * time.Second
 	}
-	return &Engine{set: set, opt: opt, parts: map[int32]*partition{}, entries: map[entryKey]*entry{},
-		lru: list.New(), dirty: map[entryKey]struct{}{}}, nil
+	if opt.IncidentUpdate <= 0 {
+		opt.IncidentUpdate = time.Minute
+	}
+	if opt.MaxProcesses <= 0 {
+		opt.MaxProcesses = 65536
+	}
+	e := &Engine{set: set, opt: opt, parts: map[int32]*partition{}, entries: map[entryKey]*entry{},
+		lru: list.New(), dirty: map[entryKey]struct{}{}, rules: map[string]*RuleStats{}}
+	if opt.IncidentSpan > 0 {
+		e.procs = newProcessTable(opt.MaxProcesses)
+	}
+	return e, nil
+}
+
+// RuleStats returns what became of each rule's alerts, by rule id.
+func (e *Engine) RuleStats() map[string]RuleStats {
+	out := make(map[string]RuleStats, len(e.rules))
+	for id, s := range e.rules {
+		out[id] = *s
+	}
+	return out
+}
+
+func (e *Engine) ruleStats(id string) *RuleStats {
+	s := e.rules[id]
+	if s == nil {
+		s = &RuleStats{}
+		e.rules[id] = s
+	}
+	return s
 }
 
 // Rules returns how many rules the engine holds.
@@ -107,6 +157,9 @@ func (e *Engine) SetRules(rules []*Rule) error {
 		return err
 	}
 	for k, en := range e.entries {
+		if k.rule == incidentRule {
+			continue
+		}
 		if nr, ok := set.byID[k.rule]; !ok || nr.Kind != e.set.byID[k.rule].Kind {
 			e.remove(en)
 		}
@@ -159,6 +212,9 @@ func (e *Engine) Process(part int32, event map[string]any) ([]*Alert, error) {
 	} else {
 		p.observe(kind, t)
 	}
+	if kind == "process" {
+		e.observeProcess(act, t)
+	}
 	e.closedOut = false
 	var alerts []*Alert
 	var errs []string
@@ -181,7 +237,7 @@ func (e *Engine) Process(part int32, event map[string]any) ([]*Alert, error) {
 			continue
 		}
 		if hit {
-			alerts = append(alerts, e.hit(part, tg, act, t)...)
+			alerts = append(alerts, e.finish(e.hit(part, tg, act, t))...)
 		}
 	}
 	if e.closedOut {
@@ -194,6 +250,29 @@ func (e *Engine) Process(part int32, event map[string]any) ([]*Alert, error) {
 		return alerts, fmt.Errorf("evaluate event: %s", strings.Join(errs, "; "))
 	}
 	return alerts, nil
+}
+
+// finish counts the alerts raised and ties them to their incidents, as they are raised: an
+// incident whose timer runs after them (the same watermark) sees them.
+func (e *Engine) finish(alerts []*Alert) []*Alert {
+	for _, a := range alerts {
+		if a.Version <= 1 {
+			e.ruleStats(a.RuleID).Raised++
+		}
+		if e.opt.IncidentSpan <= 0 {
+			continue
+		}
+		switch {
+		case a.IncidentID == "" && a.Version <= 1:
+			a.IncidentID = e.joinIncident(a)
+			if a.keep != nil {
+				a.keep(a.IncidentID)
+			}
+		case a.added > 0 && a.IncidentID != "":
+			e.growIncident(a)
+		}
+	}
+	return alerts
 }
 
 // Advance moves every clock of a partition (each kind's, and that of kinds not seen yet) to
@@ -237,7 +316,7 @@ func (e *Engine) hit(part int32, tg *target, act map[string]any, t int64) []*Ale
 	switch r.Kind {
 	case KindMatch:
 		if a := e.matchAlert(part, r, act, t); a != nil {
-			return []*Alert{a}
+			return e.throttle(part, r, a, evidenceKey(r, act))
 		}
 	case KindThreshold:
 		if a := e.thresholdHit(part, r, act, t); a != nil {
@@ -246,8 +325,12 @@ func (e *Engine) hit(part int32, tg *target, act map[string]any, t int64) []*Ale
 	case KindSequence:
 		return e.sequenceHit(part, r, tg.step, act, t)
 	case KindNewTerm:
-		if a := e.newTermHit(part, r, act, t); a != nil {
-			return []*Alert{a}
+		if a, term := e.newTermHit(part, r, act, t); a != nil {
+			key := evidenceKey(r, act)
+			if key == "" {
+				key = term
+			}
+			return e.throttle(part, r, a, key)
 		}
 	case KindSpike:
 		if a := e.spikeHit(part, r, act, t); a != nil {
@@ -274,17 +357,25 @@ func (e *Engine) fire(part int32, p *partition) []*Alert {
 			continue // stale: the entry moved its deadline or is gone
 		}
 		en.deadline = 0
+		if tm.key.rule == incidentRule {
+			e.incidentFire(en, wm)
+			continue
+		}
 		r := e.set.byID[tm.key.rule]
 		if r == nil {
 			continue
 		}
+		if en.st.Throttle != nil {
+			alerts = append(alerts, e.finish(e.throttleClose(r, en))...)
+			continue
+		}
 		switch r.Kind {
 		case KindThreshold:
-			alerts = append(alerts, e.thresholdClose(r, en, wm)...)
+			alerts = append(alerts, e.finish(e.thresholdClose(r, en, wm))...)
 		case KindSequence:
-			alerts = append(alerts, e.sequenceClose(r, en, wm)...)
+			alerts = append(alerts, e.finish(e.sequenceClose(r, en, wm))...)
 		case KindSpike:
-			alerts = append(alerts, e.spikeClose(r, en, wm)...)
+			alerts = append(alerts, e.finish(e.spikeClose(r, en, wm))...)
 		}
 	}
 	return alerts
@@ -308,8 +399,10 @@ func (e *Engine) matchAlert(part int32, r *Rule, act map[string]any, t int64) *A
 	a.Service = serviceOf(act)
 	a.Summary = summary(r, act)
 	if !applyChanges(r, a, changesOf(act), a.Service, 0) {
+		e.ruleStats(r.ID).Suppressed++
 		return nil
 	}
+	a.tree = e.treeOf(act)
 	return a
 }
 
@@ -318,7 +411,7 @@ func (e *Engine) newAlert(r *Rule, part int32, key, id string, first, start, end
 		AlertID: id, Time: first, RuleID: r.ID, Title: r.Title, Severity: r.Severity, Tags: r.Tags,
 		Author: r.Author, Level: r.Level, RuleSource: r.Format,
 		GroupKey: key, WindowStart: start, WindowEnd: end, Count: count, Evidence: evidence,
-		Summary: r.Title, Version: 1,
+		Summary: r.Title, Version: 1, Final: true,
 	}, Partition: part}
 }
 

@@ -32,6 +32,9 @@ import (
 type FixtureFile struct {
 	// Lateness is the allowed lateness for these cases. Default 0.
 	Lateness time.Duration `yaml:"lateness"`
+	// Throttle is the default throttle window (detector.throttle) for these cases; the rule's
+	// own throttle applies regardless. Default 0: off, so that each case sees every alert.
+	Throttle time.Duration `yaml:"throttle"`
 	Cases    []FixtureCase `yaml:"cases"`
 }
 
@@ -83,7 +86,7 @@ func TestRules(fsys fs.FS, dir string, opt Options, formats ...Format) ([]Fixtur
 			}
 			res := FixtureResult{Rule: r.ID, File: file, Case: name, Status: FixturePass}
 			o := opt
-			o.AllowedLateness = ff.Lateness
+			o.AllowedLateness, o.Throttle = ff.Lateness, ff.Throttle
 			if d := runCase(r, c, name, o); d != "" {
 				res.Status, res.Detail = FixtureFail, d
 			}

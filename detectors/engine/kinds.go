@@ -54,7 +54,7 @@ func (e *Engine) thresholdHit(part int32, r *Rule, act map[string]any, t int64) 
 		return nil
 	}
 	en := e.get(entryKey{r.ID, part, groupKey(r.groupBy, act)})
-	noteEvent(en, act)
+	e.noteEvent(en, act)
 	if closed {
 		en.st.NextEnd = max(en.st.NextEnd, open)
 	}
@@ -247,6 +247,7 @@ func (e *Engine) thresholdAlert(r *Rule, en *entry, start, end int64, agg window
 	a := e.newAlert(r, en.key.part, en.key.group, AlertID(r.ID, en.key.group, windowID(start, end)), at, start, end, agg.count, agg.evidence)
 	a.Version = version
 	e.fillFromState(a, en)
+	e.openOrFinal(a, en, open)
 	a.Summary = fmt.Sprintf("%s: %s %g %s %g within %s for %s", r.Title, th.Aggregate, agg.value, th.Op, th.Value, r.Window, en.key.group)
 	switch {
 	case open:
@@ -255,9 +256,24 @@ func (e *Engine) thresholdAlert(r *Rule, en *entry, start, end int64, agg window
 		a.Summary = fmt.Sprintf("%s: %s %g, no longer %s %g within %s for %s", r.Title, th.Aggregate, agg.value, th.Op, th.Value, r.Window, en.key.group)
 	}
 	if !applyChanges(r, a, en.st.Changes, a.Service, 0) && version == 1 {
+		e.ruleStats(r.ID).Suppressed++
 		return nil
 	}
 	return a
+}
+
+// openOrFinal ties a window's alert to its entry: one raised early (open) stays open and keeps
+// its incident id in the entry for its final version; a final version (above 1) takes it.
+func (e *Engine) openOrFinal(a *Alert, en *entry, open bool) {
+	a.tree = en.st.Tree
+	switch {
+	case open:
+		a.Final = false
+		a.keep = func(id string) { en.st.Incident = id; e.dirty[en.key] = struct{}{} }
+	case a.Version > 1:
+		a.IncidentID = en.st.Incident
+		en.st.Incident = ""
+	}
 }
 
 func compare(v float64, op string, bound float64) bool {
@@ -335,7 +351,7 @@ func (e *Engine) sequenceHit(part int32, r *Rule, step int, act map[string]any, 
 		return nil // out of order
 	}
 	en = e.get(key)
-	noteEvent(en, act)
+	e.noteEvent(en, act)
 	s.Counts[step]++
 	s.Count++
 	if len(s.Evidence) < e.opt.MaxEvidence {
@@ -379,11 +395,13 @@ func (e *Engine) sequenceAlert(r *Rule, en *entry, last int64) []*Alert {
 		names = append(names, n)
 	}
 	a.Summary = fmt.Sprintf("%s: %s within %s for %s", r.Title, strings.Join(names, " then "), r.Window, en.key.group)
+	a.tree = en.st.Tree
 	e.remove(en)
 	if !applyChanges(r, a, en.st.Changes, a.Service, 0) {
+		e.ruleStats(r.ID).Suppressed++
 		return nil
 	}
-	return []*Alert{a}
+	return e.throttle(en.key.part, r, a, "")
 }
 
 // sequenceClose ends a sequence whose window passed: it fires when only a trailing absent
@@ -406,8 +424,9 @@ type termState struct {
 	Terms map[string]bool `json:"terms"`
 }
 
-// newTermHit learns the event's term and alerts when it is new after the learning period.
-func (e *Engine) newTermHit(part int32, r *Rule, act map[string]any, t int64) *Alert {
+// newTermHit learns the event's term and alerts when it is new after the learning period; it
+// returns the alert and the term.
+func (e *Engine) newTermHit(part int32, r *Rule, act map[string]any, t int64) (*Alert, string) {
 	nt := r.NewTerm
 	vals := make([]string, len(nt.fields))
 	empty := true
@@ -419,13 +438,13 @@ func (e *Engine) newTermHit(part int32, r *Rule, act map[string]any, t int64) *A
 		vals[i] = fmt.Sprint(v)
 	}
 	if empty {
-		return nil
+		return nil, ""
 	}
 	term := strings.Join(vals, "|")
 	key := entryKey{r.ID, part, groupKey(r.groupBy, act)}
 	if en := e.entries[key]; en != nil && en.st.Term.Terms[term] {
 		e.lru.MoveToBack(en.elem)
-		return nil
+		return nil, ""
 	}
 	en := e.get(key)
 	if en.st.Term == nil {
@@ -436,7 +455,7 @@ func (e *Engine) newTermHit(part int32, r *Rule, act map[string]any, t int64) *A
 		ts.Terms[term] = true
 	}
 	if t < ts.First+int64(nt.Learning) {
-		return nil
+		return nil, ""
 	}
 	env := str(act["event_id"])
 	a := e.newAlert(r, part, key.group, AlertID(r.ID, key.group, "term:"+term), t, t, t, 1, []string{env})
@@ -444,9 +463,11 @@ func (e *Engine) newTermHit(part int32, r *Rule, act map[string]any, t int64) *A
 	a.Host.ID, a.Host.Name, a.Service = str(h["id"]), str(h["name"]), serviceOf(act)
 	a.Summary = fmt.Sprintf("%s: %s %s first seen for %s", r.Title, strings.Join(nt.Fields, ","), term, key.group)
 	if !applyChanges(r, a, changesOf(act), a.Service, 0) {
-		return nil
+		e.ruleStats(r.ID).Suppressed++
+		return nil, ""
 	}
-	return a
+	a.tree = e.treeOf(act)
+	return a, term
 }
 
 // spikeState is the rolling baseline of one group key and its open intervals.
@@ -478,7 +499,7 @@ func (e *Engine) spikeHit(part int32, r *Rule, act map[string]any, t int64) *Ale
 		return nil
 	}
 	en := e.get(entryKey{r.ID, part, groupKey(r.groupBy, act)})
-	noteEvent(en, act)
+	e.noteEvent(en, act)
 	if en.st.Spike == nil {
 		en.st.Spike = &spikeState{}
 	}
@@ -618,6 +639,7 @@ func (e *Engine) judgeSpike(r *Rule, en *entry, in *interval, h []float64, open 
 		a.Version, a.Time = 2, en.st.EarlyTime
 	}
 	e.fillFromState(a, en)
+	e.openOrFinal(a, en, open)
 	what := sp.Field
 	if what == "" {
 		what = "events"
@@ -634,6 +656,7 @@ func (e *Engine) judgeSpike(r *Rule, en *entry, in *interval, h []float64, open 
 		factor = 0
 	}
 	if !applyChanges(r, a, in.Changes, a.Service, factor) && !final {
+		e.ruleStats(r.ID).Suppressed++
 		return nil
 	}
 	return a

@@ -96,6 +96,19 @@ type Rule struct {
 	// negative (default false), a spike upwards (default false). Sequences need no option:
 	// they alert when their last step matches.
 	Early *bool `yaml:"early"`
+	// Throttle folds the alerts of a match, new_term or sequence rule for one host and group
+	// key, raised within this long of the first, into that first alert: one alert id (a hash
+	// of the rule, host, group key and the first alert's event time) whose count grows, raised
+	// again with a higher Version when its count doubles and, Final, when the window closes
+	// (when anything was folded). Unset: the engine's default (detector.throttle); 0 turns it
+	// off for the rule.
+	Throttle *time.Duration `yaml:"throttle"`
+	// EvidenceKey is a field path of the source: a throttled alert's evidence keeps one event
+	// per distinct value of it (file paths with their temporary and lock siblings folded into
+	// the file: /etc/passwd.12269, /etc/passwd+, /etc/passwd.lock are /etc/passwd), so that
+	// every distinct value shows in the evidence before repeats do. Default file.path for
+	// rules reading file events, none (the first events) for the others.
+	EvidenceKey string `yaml:"evidence_key"`
 
 	Threshold *Threshold `yaml:"threshold"` // kind threshold
 	Sequence  *Sequence  `yaml:"sequence"`  // kind sequence
@@ -109,11 +122,13 @@ type Rule struct {
 	File string `yaml:"-"` // where the rule was read from
 	Line int    `yaml:"-"` // line of the rule's first key
 
-	lines    map[string]int // dotted YAML key -> line, for problems
-	groupBy  [][]string
-	early    bool // Early resolved with its default
-	order    int  // position in its rule set
-	prepared bool // passed Prepare without problems
+	lines       map[string]int // dotted YAML key -> line, for problems
+	groupBy     [][]string
+	evidenceKey []string // EvidenceKey resolved (nil: none)
+	collapse    bool     // the evidence key is a file path: fold temporary and lock siblings
+	early       bool     // Early resolved with its default
+	order       int      // position in its rule set
+	prepared    bool     // passed Prepare without problems
 }
 
 // Threshold configures a threshold rule: Aggregate over Window compared with Value.
@@ -289,7 +304,7 @@ func capped(file string, ps Problems) Problems {
 
 // allowedKeys lists the keys each YAML mapping of a rule may hold ("*" is a list element).
 var allowedKeys = map[string][]string{
-	"":                 {"id", "title", "description", "severity", "tags", "author", "source", "kind", "condition", "group_by", "on_change", "window", "early", "threshold", "sequence", "new_term", "spike"},
+	"":                 {"id", "title", "description", "severity", "tags", "author", "source", "kind", "condition", "group_by", "on_change", "window", "early", "throttle", "evidence_key", "threshold", "sequence", "new_term", "spike"},
 	"threshold":        {"aggregate", "field", "op", "value", "slide", "max_distinct"},
 	"sequence":         {"unordered", "steps"},
 	"sequence.steps.*": {"name", "source", "condition", "group_by", "count", "absent"},
@@ -381,6 +396,11 @@ func Prepare(r *Rule) Problems {
 	case KindMatch, KindNewTerm, KindSequence:
 		if r.Early != nil {
 			c.bad("early", "applies to threshold and spike rules only (a %s rule alerts as soon as its condition holds)", r.Kind)
+		}
+		c.throttle()
+	case KindThreshold, KindSpike:
+		if r.Throttle != nil {
+			c.bad("throttle", "applies to match, new_term and sequence rules only (a %s rule raises one alert per group key and window already)", r.Kind)
 		}
 	}
 	switch r.Kind {
@@ -497,6 +517,28 @@ func (c *checker) numeric(key, source, p string) []string {
 		return nil
 	}
 	return strings.Split(p, ".")
+}
+
+// throttle checks the throttle and resolves the evidence key.
+func (c *checker) throttle() {
+	r := c.r
+	if r.Throttle != nil && *r.Throttle < 0 {
+		c.bad("throttle", "%s: must not be negative (0 turns throttling off)", *r.Throttle)
+	}
+	r.evidenceKey, r.collapse = nil, false
+	key := r.EvidenceKey
+	if key == "" && r.Source == "file" && r.Kind != KindSequence {
+		key = "file.path"
+	}
+	if key == "" || !slices.Contains(Sources, r.Source) {
+		return
+	}
+	if _, err := FieldType(r.Source, key); err != nil {
+		c.bad("evidence_key", "%v", err)
+		return
+	}
+	r.evidenceKey = strings.Split(key, ".")
+	r.collapse = r.Source == "file" && (key == "file.path" || key == "file.new_path")
 }
 
 func (c *checker) needWindow() {

@@ -46,6 +46,15 @@ type entryState struct {
 	// which holds the time).
 	EarlyEnd  int64 `json:"early_end,omitempty"`
 	EarlyTime int64 `json:"early_time,omitempty"`
+
+	// Tree is the process tree of the key's first event, whose incident its alerts join.
+	Tree *treeRef `json:"tree,omitempty"`
+	// Incident is the incident of the alert raised early, which its final version keeps.
+	Incident string `json:"incident,omitempty"`
+	// Throttle is an open throttle window (the entry's group starts with throttlePrefix).
+	Throttle *throttleState `json:"throttle,omitempty"`
+	// Inc is an open incident (the entry's rule is incidentRule).
+	Inc *incidentState `json:"inc,omitempty"`
 }
 
 // get returns the entry of a key, creating it (and evicting the least recently updated one
@@ -78,12 +87,15 @@ func (e *Engine) remove(en *entry) {
 	e.dirty[en.key] = struct{}{}
 }
 
-// noteEvent records the host, service and changes of an event on an entry.
-func noteEvent(en *entry, act map[string]any) {
+// noteEvent records the host, service, process tree and changes of an event on an entry.
+func (e *Engine) noteEvent(en *entry, act map[string]any) {
 	if en.st.HostName == "" {
 		h, _ := act["host"].(map[string]any)
 		en.st.HostID, en.st.HostName = str(h["id"]), str(h["name"])
 		en.st.Service = serviceOf(act)
+	}
+	if en.st.Tree == nil && e.opt.IncidentSpan > 0 {
+		en.st.Tree = e.treeOf(act)
 	}
 	en.st.Changes = mergeChanges(en.st.Changes, changesOf(act))
 }
@@ -106,6 +118,14 @@ func StateKey(rule string, part int32, group string) []byte {
 
 func parseStateKey(k []byte) (entryKey, error) {
 	ks := string(k)
+	if rest, ok := strings.CutPrefix(ks, incidentRule+"\x00"); ok {
+		num, group, _ := strings.Cut(rest, "\x00")
+		p, err := strconv.Atoi(num)
+		if err != nil {
+			return entryKey{}, fmt.Errorf("state key %q: partition: %w", k, err)
+		}
+		return entryKey{rule: incidentRule, part: int32(p), group: group}, nil
+	}
 	if rest, ok := strings.CutPrefix(ks, watermarkRule+"\x00"); ok {
 		p, err := strconv.Atoi(strings.TrimSuffix(rest, "\x00"))
 		if err != nil {
@@ -210,7 +230,7 @@ func (e *Engine) Restore(key, value []byte) error {
 		}
 		return nil
 	}
-	if e.set.byID[k.rule] == nil {
+	if e.set.byID[k.rule] == nil && k.rule != incidentRule {
 		return nil
 	}
 	var st entryState

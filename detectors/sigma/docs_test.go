@@ -55,6 +55,13 @@ naming the construct and why; it is never loaded in part and never ignored silen
   must load, and their group-by fields must map onto those rules' events; they run on the engine's
   windowed rule kinds.
 - A rule without ` + "`level`" + ` gets severity medium.
+- The detector loads rules at ` + "`detector.sigma_min_level`" + ` (default medium; a rule without a level counts
+  as medium) and of the statuses in ` + "`detector.sigma_status`" + ` (default stable, test, experimental; a rule
+  without a status loads). A rule left out raises no alert of its own, and a correlation rule that is
+  kept still counts its events. ` + "`crumbs rules lint`" + ` applies the same filter and counts what it left
+  out: "148 Sigma rules: 105 loaded, 38 below level medium, 5 refused".
+- Like native match rules, a Sigma rule's alerts for one host within ` + "`detector.throttle`" + ` (one
+  minute) of the first are that one alert, its count growing (README, Rules).
 `
 
 func TestDocs(t *testing.T) {

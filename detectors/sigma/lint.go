@@ -19,6 +19,9 @@ type LintResult struct {
 	Correlations []*Rule        // the file's correlation rules, when loaded
 	Engine       []*engine.Rule // what the engine runs of the file, when loaded as part of a set (LintFiles)
 	Err          error          // why the file was refused; nil when loaded
+	// LeftOut says, for each rule of the file a level and status filter left out, why: its
+	// status ("deprecated") or "below level medium" (LintFilesFiltered, Format.Load).
+	LeftOut []string
 }
 
 // Loaded tells whether every rule of the file compiled.

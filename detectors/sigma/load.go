@@ -16,6 +16,81 @@ const (
 	RefusedSkip = "skip" // the file is left out, reported through Format.OnSkip; the rest loads
 )
 
+// Levels are Sigma's levels, lowest first.
+var Levels = []string{"informational", "low", "medium", "high", "critical"}
+
+// Statuses are Sigma's rule statuses.
+var Statuses = []string{"stable", "test", "experimental", "deprecated", "unsupported"}
+
+// The default filter (detector.sigma_min_level, detector.sigma_status): medium and above, and
+// the statuses SigmaHQ keeps in its rules folders. Informational and low rules describe
+// activity (a file deleted, a directory listed) more than an attack, and raise an alert per
+// event on an ordinary host; deprecated rules have a replacement, and unsupported ones cannot
+// be expressed for usual backends.
+var (
+	DefaultMinLevel = "medium"
+	DefaultStatuses = []string{"stable", "test", "experimental"}
+)
+
+// Filter chooses the Sigma rules that raise alerts, by level and status. A rule left out
+// raises no alert of its own; a correlation rule that is kept may still use it. The zero
+// Filter keeps every rule.
+type Filter struct {
+	// MinLevel is the lowest level kept; a rule without a level counts as medium (the
+	// severity its alerts get). Empty keeps every level.
+	MinLevel string
+	// Statuses are the statuses kept (case-insensitive); a rule without a status is kept.
+	// Nil keeps every status.
+	Statuses []string
+}
+
+// leavesOut says why the filter leaves out a rule of this level and status: its status
+// ("deprecated"), "below level X", or "" when the rule is kept.
+func (f Filter) leavesOut(level, status string) string {
+	status = strings.ToLower(strings.TrimSpace(status))
+	if f.Statuses != nil && status != "" && !slices.ContainsFunc(f.Statuses, func(s string) bool { return strings.EqualFold(s, status) }) {
+		return status
+	}
+	if level == "" {
+		level = "medium"
+	}
+	if f.MinLevel != "" && slices.Index(Levels, level) < slices.Index(Levels, f.MinLevel) {
+		return "below level " + f.MinLevel
+	}
+	return ""
+}
+
+// FilterCounts say what became of the Sigma rules of a set: each detection or correlation rule
+// of a file that loaded is loaded or left out by the filter; a refused file counts once.
+type FilterCounts struct {
+	Rules   int            // every rule, and every refused file
+	Loaded  int            // rules that raise alerts
+	Refused int            // files refused (see their reason)
+	Left    map[string]int // rules left out, by reason: "below level medium", "deprecated", ...
+}
+
+// String is "152 Sigma rules: 97 loaded, 41 below level medium, 14 deprecated, 3 refused".
+func (c FilterCounts) String() string {
+	parts := []string{fmt.Sprintf("%d loaded", c.Loaded)}
+	reasons := make([]string, 0, len(c.Left))
+	for r := range c.Left {
+		reasons = append(reasons, r)
+	}
+	sort.Slice(reasons, func(i, j int) bool {
+		if c.Left[reasons[i]] != c.Left[reasons[j]] {
+			return c.Left[reasons[i]] > c.Left[reasons[j]]
+		}
+		return reasons[i] < reasons[j]
+	})
+	for _, r := range reasons {
+		parts = append(parts, fmt.Sprintf("%d %s", c.Left[r], r))
+	}
+	if c.Refused > 0 {
+		parts = append(parts, fmt.Sprintf("%d refused", c.Refused))
+	}
+	return fmt.Sprintf("%d Sigma rules: %s", c.Rules, strings.Join(parts, ", "))
+}
+
 // Format reads Sigma rule files wherever crumbs reads rules: it is the engine.Format that
 // claims files with logsource and detection (or correlation). Single-event rules become
 // match rules (one per crumbs event kind they read, sharing the rule's id); correlation rules
@@ -26,8 +101,13 @@ type Format struct {
 	Refused string
 	// OnSkip is called for each refused file when Refused is skip.
 	OnSkip func(LintResult)
+	// Filter chooses the rules that raise alerts by level and status; the zero Filter keeps
+	// every rule.
+	Filter Filter
 	// Results is what became of every file of the last Load, in path order.
 	Results []LintResult
+	// Counts say what became of the rules of the last Load.
+	Counts FilterCounts
 }
 
 // Claims tells Sigma files from the others.
@@ -36,7 +116,8 @@ func (f *Format) Claims(data []byte) bool { return IsSigma(data) }
 // Load lints the files as one set and returns the engine rules of those that loaded. A
 // refused file is a problem (file: reason) unless Refused is skip.
 func (f *Format) Load(files []engine.SourceFile) ([]*engine.Rule, engine.Problems) {
-	f.Results = LintFiles(files)
+	f.Results = lintFiles(files, f.Filter)
+	f.Counts = CountRules(f.Results)
 	var rules []*engine.Rule
 	var ps engine.Problems
 	for _, r := range f.Results {
@@ -75,14 +156,43 @@ func (r LintResult) Reason() string {
 // rules of any file of the set, and an id used by an earlier file refuses the later one.
 // Every loaded file gets its engine rules.
 func LintFiles(files []engine.SourceFile) []LintResult {
+	return lintFiles(files, Filter{})
+}
+
+// LintFilesFiltered is LintFiles with a level and status filter: every LintResult says which
+// of its rules the filter left out (LeftOut), and only the others raise alerts.
+func LintFilesFiltered(files []engine.SourceFile, filter Filter) []LintResult {
+	return lintFiles(files, filter)
+}
+
+func lintFiles(files []engine.SourceFile, filter Filter) []LintResult {
 	results := make([]LintResult, len(files))
 	for i, f := range files {
 		results[i] = LintFile(f.Path, f.Data)
 	}
 	refuseDuplicateIDs(results)
 	resolveCorrelations(results)
-	buildEngineRules(results)
+	buildEngineRules(results, filter)
 	return results
+}
+
+// CountRules counts what became of the rules of a set.
+func CountRules(results []LintResult) FilterCounts {
+	c := FilterCounts{Left: map[string]int{}}
+	for _, r := range results {
+		if !r.Loaded() {
+			c.Rules++
+			c.Refused++
+			continue
+		}
+		n := len(r.Rules) + len(r.Correlations)
+		c.Rules += n
+		for _, why := range r.LeftOut {
+			c.Left[why]++
+		}
+		c.Loaded += n - len(r.LeftOut)
+	}
+	return c
 }
 
 // refuseDuplicateIDs refuses a file using a rule id (or name) an earlier loaded file uses.
@@ -117,8 +227,10 @@ func refuseDuplicateIDs(results []LintResult) {
 
 // buildEngineRules turns every loaded file's rules into engine rules, refusing the files
 // whose correlations the engine cannot run. A rule referenced only by correlations that do
-// not set generate raises no alert of its own (Sigma's default).
-func buildEngineRules(results []LintResult) {
+// not set generate raises no alert of its own (Sigma's default), nor does a rule the filter
+// leaves out (a correlation may still use it); a correlation rule the filter leaves out is not
+// built.
+func buildEngineRules(results []LintResult, filter Filter) {
 	known := map[string]*Compiled{}
 	for _, r := range results {
 		for _, c := range r.Rules {
@@ -132,7 +244,12 @@ func buildEngineRules(results []LintResult) {
 	for i := range results {
 		r := &results[i]
 		var out []*engine.Rule
+		r.LeftOut = nil
 		for _, cr := range r.Correlations {
+			if why := filter.leavesOut(cr.Level, cr.Status); why != "" {
+				r.LeftOut = append(r.LeftOut, why)
+				continue
+			}
 			er, err := correlationRule(cr, known)
 			if err != nil {
 				r.Err = &RuleError{File: r.File, Title: cr.Title, Reason: "correlation: " + err.Error()}
@@ -141,7 +258,7 @@ func buildEngineRules(results []LintResult) {
 			out = append(out, er)
 		}
 		if !r.Loaded() {
-			r.Rules, r.Correlations = nil, nil
+			r.Rules, r.Correlations, r.LeftOut = nil, nil, nil
 			continue
 		}
 		r.Engine = out
@@ -167,6 +284,10 @@ func buildEngineRules(results []LintResult) {
 		r := &results[i]
 		var match []*engine.Rule
 		for _, c := range r.Rules {
+			if why := filter.leavesOut(c.Level, c.Status); why != "" {
+				r.LeftOut = append(r.LeftOut, why)
+				continue
+			}
 			if !quiet[c] {
 				match = append(match, c.MatchRules()...)
 			}
@@ -174,7 +295,7 @@ func buildEngineRules(results []LintResult) {
 		r.Engine = append(match, r.Engine...)
 		if err := prepareAll(r.Engine); err != nil {
 			r.Err = &RuleError{File: r.File, Reason: err.Error()}
-			r.Rules, r.Correlations, r.Engine = nil, nil, nil
+			r.Rules, r.Correlations, r.Engine, r.LeftOut = nil, nil, nil, nil
 		}
 	}
 }

@@ -160,6 +160,10 @@ func (t Topics) Context(kind string) string { return t.Prefix + ".context." + ki
 // Alerts is the topic of alerts, keyed by rule id and group key.
 func (t Topics) Alerts() string { return t.Prefix + ".alerts" }
 
+// Incidents is the topic of incidents (alerts of one process tree tied together), keyed by
+// incident id.
+func (t Topics) Incidents() string { return t.Prefix + ".incidents" }
+
 // DLQ is the dead-letter topic.
 func (t Topics) DLQ() string { return t.Prefix + ".dlq" }
 

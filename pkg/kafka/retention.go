@@ -34,6 +34,8 @@ type RetentionConfig struct {
 	Enriched TopicRetention `mapstructure:"enriched"`
 	// Alerts, crumbs.alerts. Default 720 hours, 256 MiB.
 	Alerts TopicRetention `mapstructure:"alerts"`
+	// Incidents, crumbs.incidents. Default 720 hours, 64 MiB.
+	Incidents TopicRetention `mapstructure:"incidents"`
 	// Dead letters, crumbs.dlq, and the replayed ones on the retry topics (crumbs.retry.*):
 	// kept long enough to mend the cause and replay them. Default 720 hours, 256 MiB.
 	DLQ TopicRetention `mapstructure:"dlq"`
@@ -57,6 +59,7 @@ func DefaultRetention() RetentionConfig {
 		Raw:        TopicRetention{Hours: 168, Bytes: 512 * mib},
 		Enriched:   TopicRetention{Hours: 168, Bytes: 512 * mib},
 		Alerts:     TopicRetention{Hours: 720, Bytes: 256 * mib},
+		Incidents:  TopicRetention{Hours: 720, Bytes: 64 * mib},
 		DLQ:        TopicRetention{Hours: 720, Bytes: 256 * mib},
 		Health:     TopicRetention{Hours: 168, Bytes: 64 * mib},
 		Context:    TopicRetention{Bytes: 256 * mib},
@@ -77,7 +80,7 @@ func (r RetentionConfig) families() []struct {
 		ret       TopicRetention
 		compacted bool
 	}{
-		{"raw", r.Raw, false}, {"enriched", r.Enriched, false}, {"alerts", r.Alerts, false},
+		{"raw", r.Raw, false}, {"enriched", r.Enriched, false}, {"alerts", r.Alerts, false}, {"incidents", r.Incidents, false},
 		{"dlq", r.DLQ, false}, {"health", r.Health, false}, {"context", r.Context, true},
 		{"state", r.State, true}, {"triage", r.Triage, true}, {"deliveries", r.Deliveries, true},
 	}

@@ -92,8 +92,9 @@ var roleTable = []struct {
 		return append([]Grant{reads(s.Topics.Prefix+".raw.", true), reads(s.Topics.Prefix+".context.", true),
 			writes(s.Topics.Prefix+".enriched.", true), writes(s.Topics.DLQ(), false)}, s.own(RoleEnricher, true)...)
 	}},
-	{RoleDetector, "reads enriched events, writes alerts, its window-state changelog and dead letters, in transactions", func(s Scope) []Grant {
-		g := []Grant{reads(s.Topics.Prefix+".enriched.", true), writes(s.Topics.Alerts(), false), writes(s.Topics.DLQ(), false)}
+	{RoleDetector, "reads enriched events, writes alerts, incidents, its window-state changelog and dead letters, in transactions", func(s Scope) []Grant {
+		g := []Grant{reads(s.Topics.Prefix+".enriched.", true), writes(s.Topics.Alerts(), false), writes(s.Topics.Incidents(), false),
+			writes(s.Topics.DLQ(), false)}
 		if grp := s.Groups[RoleDetector]; grp != "" {
 			g = append(g, readsWrites(s.Topics.State(grp), false))
 		}
@@ -104,8 +105,8 @@ var roleTable = []struct {
 			reads(s.Topics.Prefix+".context.", true), reads(s.Topics.Retry("sink"), false), writes(s.Topics.DLQ(), false)},
 			s.own(RoleSink, false)...)
 	}},
-	{RoleAlerts, "reads alerts and triage state, keeps delivery state, writes dead letters", func(s Scope) []Grant {
-		return append([]Grant{reads(s.Topics.Alerts(), false), reads(s.Topics.Triage(), false),
+	{RoleAlerts, "reads alerts, incidents and triage state, keeps delivery state, writes dead letters", func(s Scope) []Grant {
+		return append([]Grant{reads(s.Topics.Alerts(), false), reads(s.Topics.Incidents(), false), reads(s.Topics.Triage(), false),
 			readsWrites(s.Topics.Deliveries(), false), writes(s.Topics.DLQ(), false)}, s.own(RoleAlerts, false)...)
 	}},
 	{RoleContext, "publishes and deletes context records (CLI, context API, context directory); reads them to validate against the inventory", func(s Scope) []Grant {
@@ -114,10 +115,10 @@ var roleTable = []struct {
 	{RoleTriage, "reads alerts, reads and writes triage state (console, CLI)", func(s Scope) []Grant {
 		return append([]Grant{reads(s.Topics.Alerts(), false), readsWrites(s.Topics.Triage(), false)}, s.own(RoleTriage, false)...)
 	}},
-	{RoleDLQReplay, "reads dead letters and sends them back to the stage they failed in (raw, enriched, retry, alerts and triage topics), marking them replayed, in transactions", func(s Scope) []Grant {
+	{RoleDLQReplay, "reads dead letters and sends them back to the stage they failed in (raw, enriched, retry, alerts, incidents and triage topics), marking them replayed, in transactions", func(s Scope) []Grant {
 		return []Grant{readsWrites(s.Topics.DLQ(), false), writes(s.Topics.Prefix+".raw.", true),
 			writes(s.Topics.Prefix+".enriched.", true), writes(s.Topics.Prefix+".retry.", true),
-			writes(s.Topics.Alerts(), false), writes(s.Topics.Triage(), false),
+			writes(s.Topics.Alerts(), false), writes(s.Topics.Incidents(), false), writes(s.Topics.Triage(), false),
 			{Resource: kmsg.ACLResourceTypeTransactionalId, Name: DLQReplayTransactionalID(s.Topics), Ops: []kmsg.ACLOperation{opWrite}}}
 	}},
 }

@@ -60,7 +60,7 @@ func startSecure(t *testing.T, cfg kafka.Config, extra ...func(*kafka.Config)) (
 func families(tp kafka.Topics) []struct{ name, topic string } {
 	return []struct{ name, topic string }{
 		{"raw", tp.Raw("process")}, {"enriched", tp.Enriched("process")}, {"context", tp.Context("change")},
-		{"alerts", tp.Alerts()}, {"dlq", tp.DLQ()}, {"health", tp.Health()}, {"state", tp.State("crumbs-detect")},
+		{"alerts", tp.Alerts()}, {"incidents", tp.Incidents()}, {"dlq", tp.DLQ()}, {"health", tp.Health()}, {"state", tp.State("crumbs-detect")},
 		{"triage", tp.Triage()}, {"deliveries", tp.Deliveries()}, {"retry", tp.Retry("sink")},
 	}
 }
@@ -88,16 +88,16 @@ var roleNeeds = map[kafka.Role][]string{
 	kafka.RoleCollector: {"produce raw", "produce health"},
 	kafka.RoleEnricher: {"consume raw", "consume context", "produce enriched", "produce dlq",
 		"join group crumbs-enrich", "transact as crumbs-enrich-h1"},
-	kafka.RoleDetector: {"consume enriched", "produce alerts", "produce dlq", "produce state", "consume state",
+	kafka.RoleDetector: {"consume enriched", "produce alerts", "produce incidents", "produce dlq", "produce state", "consume state",
 		"join group crumbs-detect", "transact as crumbs-detect-h1"},
 	kafka.RoleSink: {"consume enriched", "consume alerts", "consume context", "consume retry", "produce dlq",
 		"join group crumbs-sink"},
-	kafka.RoleAlerts: {"consume alerts", "consume triage", "consume deliveries", "produce deliveries", "produce dlq",
+	kafka.RoleAlerts: {"consume alerts", "consume incidents", "consume triage", "consume deliveries", "produce deliveries", "produce dlq",
 		"join group crumbs-alerts"},
 	kafka.RoleContext: {"produce context", "consume context"},
 	kafka.RoleTriage:  {"consume alerts", "consume triage", "produce triage", "join group crumbs-triage"},
 	kafka.RoleDLQReplay: {"consume dlq", "produce dlq", "produce raw", "produce enriched", "produce retry",
-		"produce alerts", "produce triage", "transact as crumbs-dlq-replay"},
+		"produce alerts", "produce incidents", "produce triage", "transact as crumbs-dlq-replay"},
 }
 
 // checkRoles has each role, configured by roleCfg, try every operation, and compares what

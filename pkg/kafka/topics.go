@@ -37,7 +37,7 @@ func (c Config) AllTopics(detectorGroups ...string) []TopicSpec {
 	for _, k := range ContextKinds {
 		specs = append(specs, TopicSpec{Name: t.Context(k), Compacted: true})
 	}
-	specs = append(specs, TopicSpec{Name: t.Alerts()}, TopicSpec{Name: t.DLQ()}, TopicSpec{Name: t.Health()},
+	specs = append(specs, TopicSpec{Name: t.Alerts()}, TopicSpec{Name: t.Incidents()}, TopicSpec{Name: t.DLQ()}, TopicSpec{Name: t.Health()},
 		TopicSpec{Name: t.Deliveries(), Compacted: true}, TopicSpec{Name: t.Triage(), Compacted: true})
 	for _, st := range RetryStages {
 		specs = append(specs, TopicSpec{Name: t.Retry(st)})

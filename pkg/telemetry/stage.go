@@ -20,6 +20,7 @@ type StageCounters struct {
 	out     atomic.Uint64
 	dropped atomic.Uint64
 	dlq     atomic.Uint64
+	lag     atomic.Int64 // -1: not measured
 
 	waitMu       sync.Mutex
 	waitingSince time.Time // zero: not waiting
@@ -30,6 +31,7 @@ type StageCounters struct {
 // reg (nil: not registered).
 func NewStageCounters(reg prometheus.Registerer, stage, group string) *StageCounters {
 	s := &StageCounters{Stage: stage, Group: group}
+	s.lag.Store(-1)
 	if reg != nil {
 		labels := prometheus.Labels{"stage": stage}
 		for _, c := range []struct {
@@ -53,9 +55,18 @@ func NewStageCounters(reg prometheus.Registerer, stage, group string) *StageCoun
 			}
 			return 0
 		}))
+		if group != "" {
+			_ = reg.Register(prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "crumbs_stage_consumer_lag",
+				Help: "Records of the stage's input topics not yet consumed by its consumer group, as last measured " +
+					"(crumbs up measures it every status.interval); -1 before the first measure.",
+				ConstLabels: prometheus.Labels{"stage": stage, "group": group}}, func() float64 { return float64(s.lag.Load()) }))
+		}
 	}
 	return s
 }
+
+// SetLag records the consumer group's lag as last measured.
+func (s *StageCounters) SetLag(n int64) { s.lag.Store(n) }
 
 // In counts n records taken in.
 func (s *StageCounters) In(n int) { s.in.Add(uint64(n)) }

@@ -48,3 +48,33 @@ func TestWaitingState(t *testing.T) {
 		t.Errorf("gauge after Resumed = %v, want 0", g)
 	}
 }
+
+// TestConsumerLagGauge: a consumer stage's lag gauge is -1 until measured, then the last
+// measure; a collector (no group) has none.
+func TestConsumerLagGauge(t *testing.T) {
+	reg := prometheus.NewRegistry()
+	c := NewStageCounters(reg, "detect", "crumbs-detect")
+	NewStageCounters(reg, "collect", "")
+	lags := func() []float64 {
+		mfs, err := reg.Gather()
+		if err != nil {
+			t.Fatal(err)
+		}
+		var out []float64
+		for _, mf := range mfs {
+			if mf.GetName() == "crumbs_stage_consumer_lag" {
+				for _, m := range mf.Metric {
+					out = append(out, m.GetGauge().GetValue())
+				}
+			}
+		}
+		return out
+	}
+	if d := cmp.Diff([]float64{-1}, lags()); d != "" {
+		t.Errorf("before a measure (-want +got):\n%s", d)
+	}
+	c.SetLag(42)
+	if d := cmp.Diff([]float64{42}, lags()); d != "" {
+		t.Errorf("after a measure (-want +got):\n%s", d)
+	}
+}

@@ -38,8 +38,9 @@ func TestEarlyAlertReplacedByFinal(t *testing.T) {
 	early.AlertID, early.RuleID, early.GroupKey, early.Time = "bf-web-1-root", "crumbs-brute-force-per-account", "web-1|root", start.Add(time.Second).UnixNano()
 	early.WindowStart, early.WindowEnd, early.Count, early.Evidence = start.UnixNano(), start.Add(time.Minute).UnixNano(), 5, []string{"f0", "f1", "f2", "f3", "f4"}
 	early.Summary = "Brute force against an account: count 5 >= 5 within 1m0s for web-1|root (so far: the window is open)"
+	early.IncidentID = "inc-web-1-sshd"
 	final := *early
-	final.Version, final.Count, final.Evidence = 2, 6, []string{"f0", "f1", "f2", "f3", "f4", "f5"}
+	final.Version, final.Count, final.Evidence, final.Final = 2, 6, []string{"f0", "f1", "f2", "f3", "f4", "f5"}, true
 	final.Summary = "Brute force against an account: count 6 >= 5 within 1m0s for web-1|root"
 	other := sampleAlert(1, start.Add(30*time.Second))
 
@@ -98,5 +99,15 @@ func TestEarlyAlertReplacedByFinal(t *testing.T) {
 	}
 	if rows != 1 || count != 6 {
 		t.Errorf("after a merge: %d rows of the alert, count %d; want one row, count 6", rows, count)
+	}
+	var (
+		incident string
+		isFinal  uint8
+	)
+	if err := st.Conn().QueryRow(ctx, "SELECT incident_id, final FROM "+st.Database()+".alerts WHERE alert_id = ?", early.AlertID).Scan(&incident, &isFinal); err != nil {
+		t.Fatal(err)
+	}
+	if incident != early.IncidentID || isFinal != 1 {
+		t.Errorf("incident_id %q, final %d; want %q and 1 (migration 0010)", incident, isFinal, early.IncidentID)
 	}
 }

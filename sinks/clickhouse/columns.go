@@ -271,4 +271,11 @@ var alertTable = []column[alert]{
 	col("explanation", func(a alert) string { return a.Explanation }),
 	col("summary", func(a alert) string { return a.Summary }),
 	col("version", func(a alert) uint64 { return uint64(max(a.Version, 0)) }),
+	col("incident_id", func(a alert) string { return a.IncidentID }),
+	col("final", func(a alert) uint8 {
+		if a.Final {
+			return 1
+		}
+		return 0
+	}),
 }

@@ -40,6 +40,11 @@ func newAlertmanager(key string, o OutputConfig) (*alertmanager, error) {
 func (am *alertmanager) Send(ctx context.Context, m *message) error {
 	a := m.Alert
 	labels := map[string]string{"alertname": a.RuleID, "severity": a.Severity, "alert_id": a.AlertID}
+	if m.Incident != nil {
+		// An incident's highest severity grows with it, and Alertmanager tells alerts apart by
+		// their labels: its severity is an annotation, so that each version updates one alert.
+		labels = map[string]string{"alertname": a.RuleID, "incident_id": a.AlertID}
+	}
 	if a.Host.Name != "" {
 		labels["host"] = a.Host.Name
 	}
@@ -52,7 +57,13 @@ func (am *alertmanager) Send(ctx context.Context, m *message) error {
 		}
 	}
 	ann := map[string]string{"summary": m.Text, "title": a.Title, "description": a.Summary,
-		"count": fmt.Sprint(a.Count), "tags": strings.Join(a.Tags, ",")}
+		"count": fmt.Sprint(a.Count), "tags": strings.Join(a.Tags, ","), "version": fmt.Sprint(a.Version)}
+	if a.IncidentID != "" {
+		ann["incident_id"] = a.IncidentID
+	}
+	if m.Incident != nil {
+		ann["severity"], ann["events"] = a.Severity, fmt.Sprint(m.Incident.Events)
+	}
 	if a.Explanation != "" {
 		ann["explanation"] = a.Explanation
 	}

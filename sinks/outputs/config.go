@@ -49,6 +49,35 @@ const (
 
 var outputTypes = []string{TypeWebhook, TypeSlack, TypePagerDuty, TypeAlertmanager, TypeSyslog, TypeEmail, TypeFile}
 
+// What an output delivers (alerts.outputs[N].deliver).
+const (
+	DeliverAlerts    = "alerts"    // every alert (crumbs.alerts)
+	DeliverIncidents = "incidents" // incidents: alerts of one process tree tied together (crumbs.incidents)
+)
+
+// Which later versions of an alert or incident an output delivers (alerts.outputs[N].updates).
+// The first version is always delivered.
+const (
+	UpdatesNone  = "none"  // the first version only: one message per alert, with the count so far
+	UpdatesFinal = "final" // the first, and the final version once the alert's window closed
+	UpdatesAll   = "all"   // every version: the alert as it grows
+)
+
+// defaultUpdates is the updates policy of an output type and what it delivers: receivers
+// that update what they show in place (PagerDuty's dedup key, Alertmanager's labels) and
+// machines (webhook, syslog, file) take every version; people reading a channel or a mailbox
+// take an alert's first and final versions, and an incident's updates (at most one per
+// detector.throttle while it grows, and its final version).
+func defaultUpdates(typ, deliver string) string {
+	switch typ {
+	case TypeSlack, TypeEmail:
+		if deliver == DeliverAlerts {
+			return UpdatesFinal
+		}
+	}
+	return UpdatesAll
+}
+
 // OutputConfig configures one output (key prefix `alerts.outputs[N].`). Keys tagged with
 // `types` belong to those output types only; setting one on another type is an error.
 type OutputConfig struct {
@@ -72,6 +101,15 @@ type OutputConfig struct {
 	// Services, when set, delivers only alerts of a service matching one of these patterns.
 	// Default empty: any service.
 	Services []string `mapstructure:"services"`
+	// Deliver is what the output delivers: alerts, or incidents (the alerts of one process
+	// tree or login session tied together, with their rules, counts and highest severity; the
+	// filters then apply to the incident's severity, rules, tags and service). Default alerts.
+	Deliver string `mapstructure:"deliver"`
+	// Updates says which later versions of an alert (or incident) the output delivers: none
+	// (the first only), final (the first, and the final version when its window closed) or
+	// all. Default all, but final for slack and email outputs delivering alerts
+	// (docs/outputs.md: Updates).
+	Updates string `mapstructure:"updates"`
 	// Fields are extra fields, each a text/template over the alert (docs/outputs.md lists
 	// what a template sees), carried by every output type. Default none.
 	Fields map[string]string `mapstructure:"fields"`
@@ -232,6 +270,8 @@ func (o OutputConfig) withDefaults() OutputConfig {
 		}
 	}
 	set(&o.MinSeverity, "informational")
+	set(&o.Deliver, DeliverAlerts)
+	set(&o.Updates, defaultUpdates(o.Type, o.Deliver))
 	if o.Timeout == 0 {
 		o.Timeout = DefaultTimeout
 	}
@@ -330,6 +370,12 @@ func (o OutputConfig) validate(key string) []error {
 	o = o.withDefaults()
 	if _, ok := severityRank[o.MinSeverity]; !ok {
 		bad("min_severity", "%q: must be informational, low, medium, high or critical", o.MinSeverity)
+	}
+	if o.Deliver != DeliverAlerts && o.Deliver != DeliverIncidents {
+		bad("deliver", "%q: must be alerts or incidents", o.Deliver)
+	}
+	if o.Updates != UpdatesNone && o.Updates != UpdatesFinal && o.Updates != UpdatesAll {
+		bad("updates", "%q: must be none, final or all", o.Updates)
 	}
 	for _, list := range []struct {
 		k        string
@@ -483,7 +529,7 @@ func (o OutputConfig) foreignKeys(key string) []error {
 // String shows the output without its credentials: `crumbs config` prints it.
 func (o OutputConfig) String() string {
 	o = o.withDefaults()
-	s := fmt.Sprintf("{name:%s type:%s min_severity:%s", o.Name, o.Type, o.MinSeverity)
+	s := fmt.Sprintf("{name:%s type:%s deliver:%s updates:%s min_severity:%s", o.Name, o.Type, o.Deliver, o.Updates, o.MinSeverity)
 	if o.URL != "" {
 		s += " url:" + redactURL(o.URL)
 	}

@@ -49,7 +49,7 @@ func (s *Stage) handle(ctx context.Context, j *job) {
 		s.deliver(ctx, o, []*job{j}, "", func(actx context.Context) error { return o.resolve.Resolve(actx, j.resolveID) })
 		return
 	}
-	msg, err := s.message(o, j.alert, j.p.rec.Timestamp)
+	msg, err := s.message(o, j.alert, j.p.rec.Timestamp, j)
 	if err != nil {
 		if s.begin([]*job{j}) != nil {
 			s.giveUp(ctx, o, []*job{j}, 0, fmt.Errorf("%w: %w", ErrUnrenderable, err))
@@ -75,14 +75,27 @@ func (s *Stage) handle(ctx context.Context, j *job) {
 	s.deliver(ctx, o, []*job{j}, "", func(actx context.Context) error { return o.send.Send(actx, msg) })
 }
 
-// message renders an alert for an output.
-func (s *Stage) message(o *output, a *schemas.Alert, raised time.Time) (*message, error) {
+// message renders an alert for an output: the alert or incident of job j, or (j nil) a
+// rate-limit summary.
+func (s *Stage) message(o *output, a *schemas.Alert, raised time.Time, j *job) (*message, error) {
 	data := templateData(a, o.cfg.Name, s.cfg.ConsoleURL)
+	key := deliveryKey(a.AlertID, o.cfg.Name, 1)
+	m := &message{Alert: a, Data: data, Key: key, First: key, Raised: raised}
+	if j != nil {
+		m.Key, m.Incident = j.key, j.incident
+	}
+	if in := m.Incident; in != nil {
+		data.Incident = true
+		for _, r := range in.Rules {
+			data.Rules = append(data.Rules, TemplateRule{ID: r.RuleID, Title: r.Title, Severity: r.Severity, Alerts: r.Alerts})
+		}
+	}
 	r, err := o.tmpl.render(data)
 	if err != nil {
 		return nil, err
 	}
-	return &message{Alert: a, Data: data, rendered: r, Key: a.AlertID + "/" + o.cfg.Name, Raised: raised}, nil
+	m.rendered = r
+	return m, nil
 }
 
 // deliver calls send until it succeeds, the receiver refuses, or the output's retry bound is
@@ -270,7 +283,7 @@ func (s *Stage) summarize(ctx context.Context, o *output) {
 		return
 	}
 	a := summaryAlert(o.cfg.Name, held)
-	msg, err := s.message(o, a, time.Now())
+	msg, err := s.message(o, a, time.Now(), nil)
 	if err != nil {
 		if held = s.begin(held); held != nil {
 			s.giveUp(ctx, o, held, 0, fmt.Errorf("%w: summary: %w", ErrUnrenderable, err))

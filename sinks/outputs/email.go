@@ -120,7 +120,13 @@ func (e *email) compose(m *message) []byte {
 	hdr("To", strings.Join(e.o.To, ", "))
 	hdr("Subject", mime.QEncoding.Encode("utf-8", subject))
 	hdr("Date", m.Raised.Format(time.RFC1123Z))
-	hdr("Message-ID", "<"+strings.ReplaceAll(m.Key, "/", ".")+"@"+domain+">")
+	msgID := func(key string) string { return "<" + strings.ReplaceAll(key, "/", ".") + "@" + domain + ">" }
+	hdr("Message-ID", msgID(m.Key))
+	if m.First != "" && m.First != m.Key {
+		// A later version of the alert: mail clients thread it under the first.
+		hdr("In-Reply-To", msgID(m.First))
+		hdr("References", msgID(m.First))
+	}
 	hdr("X-Crumbs-Alert-Id", m.Alert.AlertID)
 	hdr("Auto-Submitted", "auto-generated")
 	hdr("MIME-Version", "1.0")

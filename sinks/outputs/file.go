@@ -13,9 +13,10 @@ import (
 
 // JSONLine is one line of a file output.
 type JSONLine struct {
-	Output string            `json:"output"`
-	Alert  AlertJSON         `json:"alert"`
-	Fields map[string]string `json:"fields,omitempty"`
+	Output   string            `json:"output"`
+	Alert    AlertJSON         `json:"alert"`
+	Incident *IncidentJSON     `json:"incident,omitempty"`
+	Fields   map[string]string `json:"fields,omitempty"`
 }
 
 // fileOutput appends one JSON line per alert to standard output or to a file it rotates by
@@ -63,7 +64,7 @@ func (fo *fileOutput) open() error {
 }
 
 func (fo *fileOutput) Send(_ context.Context, m *message) error {
-	line, err := json.Marshal(JSONLine{Output: fo.o.Name, Alert: alertJSON(m.Alert, m.Data.URL), Fields: m.Fields})
+	line, err := json.Marshal(JSONLine{Output: fo.o.Name, Alert: alertJSON(m.Alert, m.Data.URL), Incident: incidentJSON(m.Incident), Fields: m.Fields})
 	if err != nil {
 		return fmt.Errorf("encode alert: %w", err)
 	}

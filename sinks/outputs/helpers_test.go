@@ -62,6 +62,7 @@ func alert(i int, severity string) *schemas.Alert {
 		Severity: severity, Tags: []string{"attack.t1078", fmt.Sprintf("n%d", i)}, GroupKey: fmt.Sprintf("web-1|u%d", i),
 		Host: schemas.Host{ID: "m1", Name: "web-1"}, Service: "shop", WindowStart: now, WindowEnd: now,
 		Count: int64(i + 1), Evidence: []string{fmt.Sprintf("ev-%d", i)}, Summary: fmt.Sprintf("summary <%d> & more", i), RuleSource: "native",
+		Version: 1, Final: true,
 	}
 }
 

@@ -8,17 +8,17 @@ import (
 
 // metrics are the stage's Prometheus metrics, labelled by output and type.
 type metrics struct {
-	reg                                                           prometheus.Registerer
-	delivered, retries, deadLettered, filtered, replays, resolved *prometheus.CounterVec
-	failed, rateLimited                                           *prometheus.CounterVec
-	latency                                                       *prometheus.HistogramVec
+	reg                                                                           prometheus.Registerer
+	delivered, retries, deadLettered, filtered, replays, resolved, updatesSkipped *prometheus.CounterVec
+	failed, rateLimited                                                           *prometheus.CounterVec
+	latency                                                                       *prometheus.HistogramVec
 }
 
 // outputMetrics are one output's metrics.
 type outputMetrics struct {
-	delivered, retries, deadLettered, filtered, replays, resolved prometheus.Counter
-	transient, refused, summarized, delayed                       prometheus.Counter
-	latency                                                       prometheus.Observer
+	delivered, retries, deadLettered, filtered, replays, resolved, updatesSkipped prometheus.Counter
+	transient, refused, summarized, delayed                                       prometheus.Counter
+	latency                                                                       prometheus.Observer
 }
 
 func newMetrics(reg prometheus.Registerer) *metrics {
@@ -35,7 +35,9 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		filtered:     counter("crumbs_output_filtered_total", "Alerts an output's filters (severity, rules, tags, services) left out."),
 		replays:      counter("crumbs_output_replays_skipped_total", "Alerts consumed again (after a restart or rebalance) that the output had already taken."),
 		resolved:     counter("crumbs_output_resolved_total", "Alerts resolved at the receiver (PagerDuty) after their triage state became resolved or false_positive."),
-		rateLimited:  counter("crumbs_output_rate_limited_total", "Alerts over an output's rate limit, by action: summarized or delayed.", "action"),
+		updatesSkipped: counter("crumbs_output_updates_skipped_total",
+			"Later versions of an alert or incident the output's updates policy (none, final) leaves out."),
+		rateLimited: counter("crumbs_output_rate_limited_total", "Alerts over an output's rate limit, by action: summarized or delayed.", "action"),
 		latency: register(reg, prometheus.NewHistogramVec(prometheus.HistogramOpts{
 			Name:    "crumbs_output_delivery_latency_seconds",
 			Help:    "Time from the detector raising an alert (its record's timestamp) to the output's receiver acknowledging it.",
@@ -49,7 +51,8 @@ func (m *metrics) forOutput(name, typ string) outputMetrics {
 		delivered: m.delivered.WithLabelValues(name, typ), retries: m.retries.WithLabelValues(name, typ),
 		deadLettered: m.deadLettered.WithLabelValues(name, typ), filtered: m.filtered.WithLabelValues(name, typ),
 		replays: m.replays.WithLabelValues(name, typ), resolved: m.resolved.WithLabelValues(name, typ),
-		transient: m.failed.WithLabelValues(name, typ, "transient"), refused: m.failed.WithLabelValues(name, typ, "refused"),
+		updatesSkipped: m.updatesSkipped.WithLabelValues(name, typ),
+		transient:      m.failed.WithLabelValues(name, typ, "transient"), refused: m.failed.WithLabelValues(name, typ, "refused"),
 		summarized: m.rateLimited.WithLabelValues(name, typ, "summarized"), delayed: m.rateLimited.WithLabelValues(name, typ, "delayed"),
 		latency: m.latency.WithLabelValues(name, typ),
 	}

@@ -190,7 +190,7 @@ func TestAlertmanager(t *testing.T) {
 	want := map[string]any{
 		"labels": map[string]any{"alertname": "rule-0", "severity": "medium", "alert_id": "alert-0003", "host": "web-1", "service": "shop", "team": "secops"},
 		"annotations": map[string]any{"summary": "[medium] Test alert 3 on web-1", "title": "Test alert 3", "description": "summary <3> & more",
-			"count": "4", "tags": "attack.t1078,n3"},
+			"count": "4", "tags": "attack.t1078,n3", "version": "1"},
 		"startsAt": start.Format(time.RFC3339Nano), "endsAt": start.Add(time.Hour).Format(time.RFC3339Nano),
 		"generatorURL": "https://console.test/alerts/alert-0003",
 	}
@@ -223,6 +223,7 @@ func TestSyslog(t *testing.T) {
 			want := view{19, 3, "web-1", "crumbs", "alert", "\ufeff[high] Test alert 1 on web-1", map[string]map[string]string{"crumbs@32473": {
 				"alert_id": "alert-0001", "rule_id": "rule-1", "severity": "high", "title": "Test alert 1", "host_id": "m1",
 				"service": "shop", "count": "2", "group_key": "web-1|u1", "tag": "n1", "team": `sec"ops]`,
+				"version": "1", "final": "true",
 			}}}
 			if diff := cmp.Diff(want, got); diff != "" {
 				t.Errorf("syslog message (-want +got):\n%s", diff)

@@ -51,8 +51,9 @@ func newPagerDuty(key string, o OutputConfig) (*pagerDuty, error) {
 	return &pagerDuty{http: p, routingKey: rk}, nil
 }
 
-// Send triggers an incident whose dedup key is the alert id: PagerDuty folds a replayed
-// trigger into the incident it opened.
+// Send triggers an incident whose dedup key is the alert id (the incident id for an output
+// delivering incidents): PagerDuty folds a replayed trigger, and a later version of the alert,
+// into the incident it opened.
 func (p *pagerDuty) Send(ctx context.Context, m *message) error {
 	a := m.Alert
 	sev, ok := pagerDutySeverity[a.Severity]
@@ -66,6 +67,13 @@ func (p *pagerDuty) Send(ctx context.Context, m *message) error {
 	}
 	if a.Explanation != "" {
 		details["explanation"] = a.Explanation
+	}
+	details["version"], details["final"] = a.Version, a.Final
+	if a.IncidentID != "" {
+		details["incident_id"] = a.IncidentID
+	}
+	if in := incidentJSON(m.Incident); in != nil {
+		details["incident"] = in
 	}
 	for k, v := range m.Fields {
 		details[k] = v

@@ -1,8 +1,10 @@
 package outputs
 
 import (
+	"fmt"
 	"path"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/threatcrumbs/crumbs/schemas"
@@ -42,7 +44,72 @@ type AlertJSON struct {
 	OriginalSeverity string       `json:"original_severity,omitempty"`
 	Changes          []string     `json:"changes,omitempty"`
 	Explanation      string       `json:"explanation,omitempty"`
-	URL              string       `json:"url,omitempty"`
+	// Version orders the deliveries of one alert id (see the output's updates); Final marks
+	// the last; IncidentID names the alert's incident.
+	Version    int64  `json:"version"`
+	Final      bool   `json:"final"`
+	IncidentID string `json:"incident_id,omitempty"`
+	URL        string `json:"url,omitempty"`
+}
+
+// IncidentJSON is what an incident adds to a webhook body or JSON line (deliver: incidents);
+// its alert is the incident rendered as one (see incidentAlert).
+type IncidentJSON struct {
+	IncidentID string         `json:"incident_id"`
+	TreeKey    string         `json:"tree_key"`
+	Subject    string         `json:"subject"`
+	Alerts     int64          `json:"alerts"`
+	Events     int64          `json:"events"`
+	Rules      []IncidentRule `json:"rules"`
+	AlertIDs   []string       `json:"alert_ids"`
+	LastTime   time.Time      `json:"last_time"`
+}
+
+// IncidentRule is one rule of an incident and how many of its alerts the incident holds.
+type IncidentRule struct {
+	RuleID   string `json:"rule_id"`
+	Title    string `json:"title"`
+	Severity string `json:"severity"`
+	Alerts   int64  `json:"alerts"`
+}
+
+func incidentJSON(in *schemas.Incident) *IncidentJSON {
+	if in == nil {
+		return nil
+	}
+	out := &IncidentJSON{IncidentID: in.IncidentID, TreeKey: in.TreeKey, Subject: in.Subject, Alerts: in.Alerts,
+		Events: in.Events, Rules: []IncidentRule{}, AlertIDs: in.AlertIDs, LastTime: time.Unix(0, in.LastTime).UTC()}
+	if out.AlertIDs == nil {
+		out.AlertIDs = []string{}
+	}
+	for _, r := range in.Rules {
+		out.Rules = append(out.Rules, IncidentRule{RuleID: r.RuleID, Title: r.Title, Severity: r.Severity, Alerts: r.Alerts})
+	}
+	return out
+}
+
+// IncidentRuleID is the rule id of an incident rendered as an alert.
+const IncidentRuleID = "crumbs-incident"
+
+// incidentAlert renders an incident as an alert, so that every output type and template
+// delivers it: its id, highest severity, host and service, its alerts' count (Count) and ids
+// (Evidence), the union of their tags, a title naming its rules and process tree.
+func incidentAlert(in *schemas.Incident) *schemas.Alert {
+	titles := make([]string, 0, len(in.Rules))
+	for _, r := range in.Rules {
+		titles = append(titles, r.Title)
+	}
+	what := "alerts"
+	if in.Alerts == 1 {
+		what = "alert"
+	}
+	title := fmt.Sprintf("Incident: %d %s (%s)", in.Alerts, what, strings.Join(titles, "; "))
+	return &schemas.Alert{
+		AlertID: in.IncidentID, Time: in.Time, RuleID: IncidentRuleID, Title: truncate(500, title), Severity: in.Severity,
+		Tags: in.Tags, GroupKey: in.TreeKey, Host: in.Host, Service: in.Service, WindowStart: in.Time, WindowEnd: in.LastTime,
+		Count: in.Alerts, Evidence: in.AlertIDs, Summary: in.Summary, RuleSource: "incident", Version: in.Version,
+		Final: in.Final, IncidentID: in.IncidentID,
+	}
 }
 
 func alertJSON(a *schemas.Alert, url string) AlertJSON {
@@ -58,8 +125,28 @@ func alertJSON(a *schemas.Alert, url string) AlertJSON {
 		WindowStart: time.Unix(0, a.WindowStart).UTC(), WindowEnd: time.Unix(0, a.WindowEnd).UTC(),
 		Count: a.Count, Evidence: nz(a.Evidence), Summary: a.Summary, Author: a.Author, Level: a.Level,
 		RuleSource: a.RuleSource, OriginalSeverity: a.OriginalSeverity, Changes: a.Changes,
-		Explanation: a.Explanation, URL: url,
+		Explanation: a.Explanation, Version: a.Version, Final: a.Final, IncidentID: a.IncidentID, URL: url,
 	}
+}
+
+// acceptsIncident reports whether the output delivers an incident: its highest severity, and
+// the rules of its alerts (one kept by rules and exclude_rules), tags and service.
+func (f filter) acceptsIncident(in *schemas.Incident) bool {
+	if len(f.rules) > 0 || len(f.excludeRules) > 0 {
+		kept := false
+		for _, r := range in.Rules {
+			if (len(f.rules) == 0 || matchAny(f.rules, r.RuleID)) && !(len(f.excludeRules) > 0 && matchAny(f.excludeRules, r.RuleID)) {
+				kept = true
+				break
+			}
+		}
+		if !kept {
+			return false
+		}
+	}
+	g := f
+	g.rules, g.excludeRules = nil, nil
+	return g.accepts(&schemas.Alert{Severity: in.Severity, Service: in.Service, Tags: in.Tags})
 }
 
 // filter is an output's choice of alerts.

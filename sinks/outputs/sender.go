@@ -15,9 +15,15 @@ type message struct {
 	Data  *TemplateData
 	*rendered
 	// Key is the delivery's idempotency key, the same on every attempt and after a restart:
-	// alert id "/" output name. Receivers that can deduplicate are given it (webhook
-	// Idempotency-Key header, e-mail Message-ID); PagerDuty deduplicates on the alert id.
+	// alert id "/" output name, and "/v" version for a later version of the alert. Receivers
+	// that can deduplicate are given it (webhook Idempotency-Key header, e-mail Message-ID);
+	// PagerDuty deduplicates on the alert id.
 	Key string
+	// First is the key of the alert's first version (Key itself for the first): e-mail threads
+	// a later version under it.
+	First string
+	// Incident is the incident the message stands for (deliver: incidents); nil for an alert.
+	Incident *schemas.Incident
 	// Raised is when the detector raised the alert (its record's timestamp).
 	Raised time.Time
 }

@@ -238,7 +238,11 @@ func (ar *alertmanagerReceiver) ServeHTTP(w http.ResponseWriter, r *http.Request
 				}
 			}
 		}
-		ar.got.add(fmt.Sprint(labels["alert_id"]), a)
+		id := labels["alert_id"]
+		if id == nil {
+			id = labels["incident_id"]
+		}
+		ar.got.add(fmt.Sprint(id), a)
 	}
 	w.WriteHeader(http.StatusOK)
 }

@@ -64,6 +64,25 @@ func (s *slack) Send(ctx context.Context, m *message) error {
 		{"Severity", slackEscape(a.Severity), true}, {"Host", slackEscape(a.Host.Name), true},
 		{"Rule", slackEscape(a.RuleID), true}, {"Events", fmt.Sprint(a.Count), true},
 	}
+	footer := "crumbs · alert " + a.AlertID
+	if in := m.Incident; in != nil {
+		rules := make([]string, 0, len(in.Rules))
+		for _, r := range in.Rules {
+			rules = append(rules, fmt.Sprintf("%s (%d, %s)", r.Title, r.Alerts, r.Severity))
+		}
+		fields = []slackField{
+			{"Severity", slackEscape(a.Severity), true}, {"Host", slackEscape(a.Host.Name), true},
+			{"Alerts", fmt.Sprint(in.Alerts), true}, {"Events", fmt.Sprint(in.Events), true},
+			{"Rules", slackEscape(strings.Join(rules, "\n")), false}, {"Process tree", slackEscape(in.Subject), false},
+		}
+		footer = "crumbs · incident " + a.AlertID
+	}
+	switch {
+	case a.Version > 1 && a.Final:
+		footer += fmt.Sprintf(" · final (version %d)", a.Version)
+	case a.Version > 1:
+		footer += fmt.Sprintf(" · update (version %d)", a.Version)
+	}
 	if a.Service != "" {
 		fields = append(fields, slackField{"Service", slackEscape(a.Service), true})
 	}
@@ -83,7 +102,7 @@ func (s *slack) Send(ctx context.Context, m *message) error {
 		Text: text, Channel: s.o.Channel, Username: s.o.Username, IconEmoji: s.o.IconEmoji,
 		Attachments: []slackAttachment{{
 			Fallback: text, Color: severityColor[a.Severity], Title: slackEscape(a.Title), TitleLink: m.Data.URL,
-			Text: slackEscape(truncate(3000, a.Summary)), Fields: fields, Footer: "crumbs · alert " + a.AlertID, Ts: m.Raised.Unix(),
+			Text: slackEscape(truncate(3000, a.Summary)), Fields: fields, Footer: footer, Ts: m.Raised.Unix(),
 		}},
 	}
 	body, err := json.Marshal(msg)

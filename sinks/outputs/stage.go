@@ -107,10 +107,42 @@ type stateEntry struct {
 type job struct {
 	p         *pending
 	out       *output
-	alert     *schemas.Alert // the alert, for a trigger
-	resolveID string         // the alert id, for a resolve
-	key       string         // delivery key: alert id "/" output [ "/resolve/" version ]
+	alert     *schemas.Alert    // the alert, for a trigger (an incident rendered as an alert)
+	incident  *schemas.Incident // the incident, for an output delivering incidents
+	resolveID string            // the alert id, for a resolve
+	key       string            // delivery key: see deliveryKey, or alert id "/" output "/resolve/" version
 	consumed  time.Time
+}
+
+// deliveryKey is the delivery state key (and idempotency key) of version v of an alert or
+// incident at an output: id "/" output for the first (as before versions were delivered
+// apart), id "/" output "/v" version for a later one.
+func deliveryKey(id, output string, v int64) string {
+	if v <= 1 {
+		return id + "/" + output
+	}
+	return fmt.Sprintf("%s/%s/v%d", id, output, v)
+}
+
+// wants reports whether an output's updates policy delivers version v (final: the last).
+func (o *output) wants(v int64, final bool) bool {
+	switch o.cfg.Updates {
+	case UpdatesNone:
+		return v <= 1
+	case UpdatesFinal:
+		return v <= 1 || final
+	}
+	return true
+}
+
+// deliversIncidents reports whether any output delivers incidents.
+func (s *Stage) deliversIncidents() bool {
+	for _, o := range s.outputs {
+		if o.cfg.Deliver == DeliverIncidents {
+			return true
+		}
+	}
+	return false
 }
 
 func (j *job) action() string {
@@ -222,6 +254,9 @@ func (s *Stage) Run(ctx context.Context) error {
 		return fmt.Errorf("alerts stage: %w", err)
 	}
 	consumed := []string{s.topics.Alerts(), s.topics.Triage()}
+	if s.deliversIncidents() {
+		consumed = append(consumed, s.topics.Incidents())
+	}
 	opts := append(s.kcfg.ClientOpts(),
 		kgo.ConsumerGroup(s.cfg.Group),
 		kgo.ConsumeTopics(consumed...),
@@ -277,8 +312,11 @@ func (s *Stage) ensureTopics(ctx context.Context) error {
 	}
 	defer admin.Close()
 	t := s.topics
-	return s.kcfg.EnsureTopics(ctx, admin, []kafka.TopicSpec{{Name: t.Alerts()}, {Name: t.DLQ()},
-		{Name: t.Triage(), Compacted: true}, {Name: t.Deliveries(), Compacted: true}})
+	specs := []kafka.TopicSpec{{Name: t.Alerts()}, {Name: t.DLQ()}, {Name: t.Triage(), Compacted: true}, {Name: t.Deliveries(), Compacted: true}}
+	if s.deliversIncidents() {
+		specs = append(specs, kafka.TopicSpec{Name: t.Incidents()})
+	}
+	return s.kcfg.EnsureTopics(ctx, admin, specs)
 }
 
 // loop polls records and hands their deliveries to the outputs' workers until ctx is done.
@@ -395,19 +433,52 @@ func (s *Stage) jobsFor(r *kgo.Record) ([]*job, error) {
 		}
 		only := kafka.Header(r, HeaderOutput)
 		for _, o := range s.outputs {
-			if only != "" && o.cfg.Name != only {
+			if (only != "" && o.cfg.Name != only) || o.cfg.Deliver != DeliverAlerts {
 				continue
 			}
 			if !o.filter.accepts(a) {
 				o.m.filtered.Inc()
 				continue
 			}
-			key := a.AlertID + "/" + o.cfg.Name
+			if !o.wants(a.Version, a.Final) {
+				o.m.updatesSkipped.Inc()
+				continue
+			}
+			key := deliveryKey(a.AlertID, o.cfg.Name, a.Version)
 			if s.doneLocked(key, r) {
 				o.m.replays.Inc()
 				continue
 			}
 			jobs = append(jobs, &job{out: o, alert: a, key: key, consumed: now})
+		}
+	case r.Topic == s.topics.Incidents() && sc.Name == schemas.IncidentSchema:
+		in, err := schemas.IncidentFromNative(native)
+		if err != nil {
+			return nil, fmt.Errorf("%w: %w", ErrBadAlert, err)
+		}
+		if in.IncidentID == "" {
+			return nil, fmt.Errorf("%w: incident with an empty id", ErrBadAlert)
+		}
+		only := kafka.Header(r, HeaderOutput)
+		a := incidentAlert(in)
+		for _, o := range s.outputs {
+			if (only != "" && o.cfg.Name != only) || o.cfg.Deliver != DeliverIncidents {
+				continue
+			}
+			if !o.filter.acceptsIncident(in) {
+				o.m.filtered.Inc()
+				continue
+			}
+			if !o.wants(in.Version, in.Final) {
+				o.m.updatesSkipped.Inc()
+				continue
+			}
+			key := deliveryKey(in.IncidentID, o.cfg.Name, in.Version)
+			if s.doneLocked(key, r) {
+				o.m.replays.Inc()
+				continue
+			}
+			jobs = append(jobs, &job{out: o, alert: a, incident: in, key: key, consumed: now})
 		}
 	case r.Topic == s.topics.Triage() && sc.Name == schemas.TriageSchema:
 		t, err := schemas.TriageFromNative(native)

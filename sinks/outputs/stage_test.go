@@ -354,6 +354,8 @@ func TestConfigValidate(t *testing.T) {
 			[]string{`alerts.outputs[1].url: "ftp://x": must be an http or https URL`, `alerts.outputs[1].min_severity: "urgent"`}},
 		{"key of another type", with(func(o *outputs.OutputConfig) { o.Name, o.RoutingKey, o.Path = "x", "k", "/tmp/x" }),
 			[]string{"alerts.outputs[1].routing_key: not a key of a webhook output (it belongs to: pagerduty)", "alerts.outputs[1].path: not a key of a webhook output"}},
+		{"deliver and updates", with(func(o *outputs.OutputConfig) { o.Name, o.Deliver, o.Updates = "x", "events", "some" }),
+			[]string{`alerts.outputs[1].deliver: "events": must be alerts or incidents`, `alerts.outputs[1].updates: "some": must be none, final or all`}},
 		{"bad template", with(func(o *outputs.OutputConfig) { o.Name, o.Fields = "x", map[string]string{"a": "{{.Title"} }),
 			[]string{"alerts.outputs[1].fields.a: template:"}},
 		{"pagerduty without key", outputs.Config{Group: "g", MaxInFlight: 1, CommitInterval: time.Second, Outputs: []outputs.OutputConfig{{Name: "pd", Type: "pagerduty"}}},

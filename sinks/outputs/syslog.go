@@ -170,6 +170,19 @@ func formatRFC5424(facility int, m *message, appName, procID, sdID string) []byt
 	}
 	param("count", strconv.FormatInt(a.Count, 10))
 	param("group_key", a.GroupKey)
+	param("version", strconv.FormatInt(a.Version, 10))
+	if a.Final {
+		param("final", "true")
+	}
+	if a.IncidentID != "" {
+		param("incident_id", a.IncidentID)
+	}
+	if in := m.Incident; in != nil {
+		param("events", strconv.FormatInt(in.Events, 10))
+		for _, r := range in.Rules {
+			param("rule", r.RuleID)
+		}
+	}
 	for _, t := range a.Tags {
 		param("tag", t)
 	}

@@ -63,6 +63,21 @@ type TemplateData struct {
 	Output string
 	// URL is the alert's page in the console (alerts.console_url); empty when not set.
 	URL string
+	// Version orders the deliveries of one alert (1 for the first; see the output's updates);
+	// Final marks the last; IncidentID names the alert's incident.
+	Version    int64
+	Final      bool
+	IncidentID string
+	// Incident is set when the output delivers incidents: the message is an incident, its
+	// Count the number of its alerts and Evidence their ids; Rules are its rules.
+	Incident bool
+	Rules    []TemplateRule
+}
+
+// TemplateRule is one rule of an incident as templates see it.
+type TemplateRule struct {
+	ID, Title, Severity string
+	Alerts              int64
 }
 
 func templateData(a *schemas.Alert, output, consoleURL string) *TemplateData {
@@ -73,6 +88,7 @@ func templateData(a *schemas.Alert, output, consoleURL string) *TemplateData {
 		WindowStart: time.Unix(0, a.WindowStart).UTC(), WindowEnd: time.Unix(0, a.WindowEnd).UTC(),
 		Count: a.Count, OriginalSeverity: a.OriginalSeverity, Explanation: a.Explanation,
 		Author: a.Author, Level: a.Level, RuleSource: a.RuleSource, Output: output,
+		Version: a.Version, Final: a.Final, IncidentID: a.IncidentID,
 	}
 	if consoleURL != "" {
 		d.URL = alertURL(consoleURL, a.AlertID)
@@ -177,6 +193,9 @@ func sampleAlert() *schemas.Alert {
 // compileTemplates parses an output's templates and renders each once over a sample alert.
 func compileTemplates(key string, o OutputConfig) (*templates, error) {
 	sample := templateData(sampleAlert(), o.Name, "https://console.example/")
+	sample.Version, sample.IncidentID = 2, "fedcba9876543210"
+	sample.Incident = o.Deliver == DeliverIncidents
+	sample.Rules = []TemplateRule{{ID: "sample-rule", Title: "Sample alert", Severity: "high", Alerts: 3}}
 	var errs []error
 	compile := func(k, text string) *template.Template {
 		t, err := parseTemplate(text)

@@ -12,8 +12,9 @@ import (
 
 // Headers of a webhook request.
 const (
-	// HeaderIdempotencyKey carries the delivery's key (alert id "/" output name), the same on
-	// every retry and replay: a receiver that keeps the keys it has seen drops duplicates.
+	// HeaderIdempotencyKey carries the delivery's key (alert id "/" output name, and "/v"
+	// version for a later version of the alert), the same on every retry and replay: a
+	// receiver that keeps the keys it has seen drops duplicates.
 	HeaderIdempotencyKey = "Idempotency-Key"
 	// HeaderAlertID carries the alert's id.
 	HeaderAlertID = "X-Crumbs-Alert-Id"
@@ -23,8 +24,11 @@ const (
 type WebhookBody struct {
 	// Output is the output's name.
 	Output string `json:"output"`
-	// Alert is the alert.
+	// Alert is the alert (an incident rendered as an alert, for an output delivering
+	// incidents).
 	Alert AlertJSON `json:"alert"`
+	// Incident is the incident, for an output delivering incidents.
+	Incident *IncidentJSON `json:"incident,omitempty"`
 	// Fields are the output's templated fields, rendered.
 	Fields map[string]string `json:"fields,omitempty"`
 }
@@ -62,7 +66,7 @@ func newWebhook(key string, o OutputConfig) (*webhook, error) {
 }
 
 func (w *webhook) Send(ctx context.Context, m *message) error {
-	body, err := json.Marshal(WebhookBody{Output: w.name, Alert: alertJSON(m.Alert, m.Data.URL), Fields: m.Fields})
+	body, err := json.Marshal(WebhookBody{Output: w.name, Alert: alertJSON(m.Alert, m.Data.URL), Incident: incidentJSON(m.Incident), Fields: m.Fields})
 	if err != nil {
 		return fmt.Errorf("encode webhook body: %w", err)
 	}

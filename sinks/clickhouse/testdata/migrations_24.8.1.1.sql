@@ -610,3 +610,13 @@ AS SELECT toStartOfHour(time) AS hour, rule_id, severity, service, countIf(versi
 FROM crumbs.alerts
 GROUP BY hour, rule_id, severity, service;
 
+-- 0010_alert_incidents
+-- alerts gain the incident they belong to (alerts of one process tree or login session on one
+-- host within detector.incidents.span share it; crumbs.incidents carries the incident) and
+-- whether the row is the final version of a throttled or early alert (no later version
+-- follows). Rows written before have an empty incident_id and final 0.
+ALTER TABLE crumbs.alerts ADD COLUMN IF NOT EXISTS incident_id String;
+
+-- 0010_alert_incidents
+ALTER TABLE crumbs.alerts ADD COLUMN IF NOT EXISTS final UInt8;
+

@@ -691,3 +691,20 @@ AS SELECT toStartOfHour(time) AS hour, rule_id, severity, service, countIf(versi
 FROM crumbs.alerts_local
 GROUP BY hour, rule_id, severity, service;
 
+-- 0010_alert_incidents
+-- alerts gain the incident they belong to (alerts of one process tree or login session on one
+-- host within detector.incidents.span share it; crumbs.incidents carries the incident) and
+-- whether the row is the final version of a throttled or early alert (no later version
+-- follows). Rows written before have an empty incident_id and final 0.
+ALTER TABLE crumbs.alerts_local ON CLUSTER crumbs_cluster ADD COLUMN IF NOT EXISTS incident_id String;
+
+-- 0010_alert_incidents
+ALTER TABLE crumbs.alerts_local ON CLUSTER crumbs_cluster ADD COLUMN IF NOT EXISTS final UInt8;
+
+-- 0010_alert_incidents
+DROP TABLE IF EXISTS crumbs.alerts ON CLUSTER crumbs_cluster;
+
+-- 0010_alert_incidents
+CREATE TABLE IF NOT EXISTS crumbs.alerts ON CLUSTER crumbs_cluster AS crumbs.alerts_local
+ENGINE = Distributed(crumbs_cluster, crumbs, alerts_local, cityHash64(alert_id));
+
