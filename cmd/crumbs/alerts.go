@@ -9,6 +9,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/threatcrumbs/crumbs/query"
 	"github.com/threatcrumbs/crumbs/sinks/clickhouse"
 )
 
@@ -16,7 +17,7 @@ import (
 // with its evidence events.
 func alertsCmd() *cobra.Command {
 	var (
-		f      clickhouse.AlertFilter
+		f      query.AlertFilter
 		since  string
 		format string
 	)
@@ -46,7 +47,7 @@ func alertsCmd() *cobra.Command {
 			}
 			if format == "json" {
 				if as == nil {
-					as = []clickhouse.AlertRow{}
+					as = []query.AlertRow{}
 				}
 				return writeJSON(cmd.OutOrStdout(), as)
 			}
@@ -78,7 +79,7 @@ func alertsCmd() *cobra.Command {
 			ctx, cancel := queryContext(cmd.Context())
 			defer cancel()
 			a, err := st.Alert(ctx, args[0])
-			if errors.Is(err, clickhouse.ErrNotFound) {
+			if errors.Is(err, query.ErrNotFound) {
 				return &exitCode{2, err}
 			}
 			if err != nil {
@@ -101,7 +102,7 @@ func checkFormat(format string) error {
 }
 
 // openQueryStore connects to ClickHouse with the command's configuration, without migrating.
-func openQueryStore(cmd *cobra.Command) (*clickhouse.Store, func(), error) {
+func openQueryStore(cmd *cobra.Command) (*query.Store, func(), error) {
 	cfg, err := loadConfig(cmd)
 	if err != nil {
 		return nil, nil, err
@@ -112,10 +113,10 @@ func openQueryStore(cmd *cobra.Command) (*clickhouse.Store, func(), error) {
 	if err != nil {
 		return nil, nil, err
 	}
-	return st, func() { st.Close() }, nil
+	return query.New(st.Conn(), cfg.ClickHouse.Database, cfg.ClickHouse.Cluster), func() { st.Close() }, nil
 }
 
-func writeAlerts(w io.Writer, as []clickhouse.AlertRow) error {
+func writeAlerts(w io.Writer, as []query.AlertRow) error {
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
 	fmt.Fprintln(tw, "TIME\tSEVERITY\tRULE\tSERVICE\tHOST\tCOUNT\tID\tTITLE")
 	for _, a := range as {
@@ -124,7 +125,7 @@ func writeAlerts(w io.Writer, as []clickhouse.AlertRow) error {
 	return tw.Flush()
 }
 
-func writeAlert(w io.Writer, e *clickhouse.AlertEvidence) error {
+func writeAlert(w io.Writer, e *query.AlertEvidence) error {
 	a := e.Alert
 	fmt.Fprintf(w, "Alert %s\n  rule:     %s\n  title:    %s\n  severity: %s\n  time:     %s\n  window:   %s to %s\n  host:     %s\n  service:  %s\n  count:    %d\n  tags:     %s\n  summary:  %s\n",
 		q(a.ID), q(a.RuleID), q(a.Title), q(a.Severity), a.Time.Format(time.RFC3339Nano), a.WindowStart.Format(time.RFC3339), a.WindowEnd.Format(time.RFC3339),

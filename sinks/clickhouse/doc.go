@@ -1,5 +1,6 @@
-// Package clickhouse is the sink stage and the forensic store: it lands the pipeline's output
-// in ClickHouse and answers the questions analysts ask of it.
+// Package clickhouse is the sink stage: it lands the pipeline's output in ClickHouse, creates
+// and upgrades its tables, and drops what is past retention. It writes only; the questions
+// analysts ask of what it wrote are answered by package query.
 //
 // In: enriched events of every kind (crumbs.enriched.{process,network,file,identity,system}),
 // alerts (crumbs.alerts) and context records (the compacted crumbs.context.{change,deploy,
@@ -18,6 +19,4 @@
 // partition assignment the sink looks up which ids of a batch are already written and skips
 // them; context tables keep the latest version per id (ReplacingMergeTree(updated_at)).
 // A goroutine of the sink drops partitions past each table's retention.
-//
-// Store.Timeline, Store.Alerts and Store.Alert answer `crumbs timeline` and `crumbs alerts`.
 package clickhouse
