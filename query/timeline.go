@@ -333,34 +333,6 @@ func (s *Store) events(ctx context.Context, log *queryLog, hosts []string, servi
 	return out, services, nil
 }
 
-// AlertRow is an alert as the alerts table holds it.
-type AlertRow struct {
-	ID          string    `json:"alert_id"`
-	Time        time.Time `json:"time"`
-	RuleID      string    `json:"rule_id"`
-	Title       string    `json:"title"`
-	Severity    string    `json:"severity"`
-	Tags        []string  `json:"tags"`
-	GroupKey    string    `json:"group_key"`
-	Host        string    `json:"host"`
-	Service     string    `json:"service"`
-	WindowStart time.Time `json:"window_start"`
-	WindowEnd   time.Time `json:"window_end"`
-	Count       int64     `json:"count"`
-	Evidence    []string  `json:"evidence"`
-	Summary     string    `json:"summary"`
-}
-
-const alertCols = "alert_id, time_ns, rule_id, title, severity, tags, group_key, host_name, service, window_start_ns, window_end_ns, count, evidence, summary"
-
-func scanAlert(r scanner) (AlertRow, error) {
-	var a AlertRow
-	var ns, ws, we uint64
-	err := r.Scan(&a.ID, &ns, &a.RuleID, &a.Title, &a.Severity, &a.Tags, &a.GroupKey, &a.Host, &a.Service, &ws, &we, &a.Count, &a.Evidence, &a.Summary)
-	a.Time, a.WindowStart, a.WindowEnd = time.Unix(0, int64(ns)).UTC(), time.Unix(0, int64(ws)).UTC(), time.Unix(0, int64(we)).UTC()
-	return a, err
-}
-
 // latestAlerts is the alerts within rangeWhere (its arguments come first), one row per alert
 // id, its latest version: an alert raised early is raised again when its window closes, and
 // merges fold the two rows only eventually. The versions of an alert share its time; other
@@ -470,41 +442,11 @@ func (s *Store) changeWindows(ctx context.Context, log *queryLog, hosts []string
 	return out, err
 }
 
-// AlertFilter selects alerts; zero fields select everything.
-type AlertFilter struct {
-	Severity, Rule, Service, Host string
-	Since, Until                  time.Time
-	Limit                         int // default 100
-}
-
-// Alerts lists the alerts that match f, newest first.
-func (s *Store) Alerts(ctx context.Context, f AlertFilter) ([]AlertRow, error) {
-	if f.Limit <= 0 {
-		f.Limit = 100
-	}
-	if f.Until.IsZero() {
-		f.Until = time.Now()
-	}
-	where, args := "1", rangeArgs(f.Since, f.Until) // the range is latestAlerts'
-	for _, c := range []struct{ col, v string }{{"severity", f.Severity}, {"rule_id", f.Rule}, {"service", f.Service}, {"host_name", f.Host}} {
-		if c.v != "" {
-			where += " AND " + c.col + " = ?"
-			args = append(args, c.v)
-		}
-	}
-	q := "SELECT " + alertCols + " FROM " + s.latestAlerts() + " WHERE " + where + fmt.Sprintf(" ORDER BY time DESC, alert_id LIMIT %d", f.Limit)
-	var out []AlertRow
-	err := s.query(ctx, &queryLog{}, "alerts_list", q, args, func(r scanner) error {
-		a, err := scanAlert(r)
-		out = append(out, a)
-		return err
-	})
-	return out, err
-}
-
 // AlertEvidence is an alert with the events it names as evidence.
 type AlertEvidence struct {
-	Alert    AlertRow `json:"alert"`
+	Alert AlertRow `json:"alert"`
+	// Triage is the alert's triage; nil when nobody triaged it.
+	Triage   *Triage  `json:"triage,omitempty"`
 	Evidence []Entry  `json:"evidence"`
 	Missing  []string `json:"missing,omitempty"` // evidence ids not found (expired or not yet written)
 }
@@ -518,6 +460,13 @@ func (s *Store) Alert(ctx context.Context, id string) (*AlertEvidence, error) {
 		return nil, err
 	}
 	out := &AlertEvidence{Alert: a}
+	triage, err := s.triageOf(ctx, log, []string{id})
+	if err != nil {
+		return nil, err
+	}
+	if t := triage[id]; t != nil {
+		out.Triage, out.Alert.State, out.Alert.Assignee = t, t.State, t.Assignee
+	}
 	if len(a.Evidence) == 0 {
 		return out, nil
 	}
