@@ -347,6 +347,11 @@ func (a AlertRow) entry() Entry {
 		Details: map[string]any{"rule_id": a.RuleID, "evidence": a.Evidence, "count": a.Count}}
 }
 
+// AlertByID returns the latest version of the alert with id, without its evidence.
+func (s *Store) AlertByID(ctx context.Context, id string) (AlertRow, error) {
+	return s.alert(ctx, &queryLog{}, id)
+}
+
 func (s *Store) alert(ctx context.Context, log *queryLog, id string) (AlertRow, error) {
 	q := "SELECT " + alertCols + " FROM " + s.database + ".alerts WHERE alert_id = ? ORDER BY version DESC LIMIT 1"
 	var found []AlertRow

@@ -23,7 +23,7 @@ func alertsCmd() *cobra.Command {
 	)
 	c := &cobra.Command{
 		Use:   "alerts",
-		Short: "List alerts from ClickHouse, newest first, filtered by severity, rule, service and time",
+		Short: "List alerts from ClickHouse, newest first, filtered by severity, rule, tag, service, host, triage state and time; triage them",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if err := checkFormat(format); err != nil {
@@ -61,8 +61,11 @@ func alertsCmd() *cobra.Command {
 	lf.StringVar(&f.Rule, "rule", "", "only alerts of this rule id")
 	lf.StringVar(&f.Service, "service", "", "only alerts of this service")
 	lf.StringVar(&f.Host, "host", "", "only alerts of this host")
+	lf.StringVar(&f.Tag, "tag", "", "only alerts with this tag")
+	lf.StringVar(&f.State, "state", "", "only alerts in this triage state: new, acknowledged, resolved, false_positive, or open (new and acknowledged)")
 	lf.StringVar(&since, "since", "24h", "RFC 3339 time or a duration before now")
 	lf.IntVar(&f.Limit, "limit", 100, "most alerts listed")
+	c.AddCommand(triageCmds()...)
 	c.AddCommand(&cobra.Command{
 		Use:   "show ID",
 		Short: "Show one alert with its evidence events",
@@ -118,9 +121,9 @@ func openQueryStore(cmd *cobra.Command) (*query.Store, func(), error) {
 
 func writeAlerts(w io.Writer, as []query.AlertRow) error {
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(tw, "TIME\tSEVERITY\tRULE\tSERVICE\tHOST\tCOUNT\tID\tTITLE")
+	fmt.Fprintln(tw, "TIME\tSEVERITY\tSTATE\tRULE\tSERVICE\tHOST\tCOUNT\tID\tTITLE")
 	for _, a := range as {
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%d\t%s\t%s\n", a.Time.Format(time.RFC3339), q(a.Severity), q(a.RuleID), q(a.Service), q(a.Host), a.Count, q(a.ID), q(a.Title))
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%d\t%s\t%s\n", a.Time.Format(time.RFC3339), q(a.Severity), q(a.State), q(a.RuleID), q(a.Service), q(a.Host), a.Count, q(a.ID), q(a.Title))
 	}
 	return tw.Flush()
 }
