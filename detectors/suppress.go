@@ -22,7 +22,7 @@ import (
 type suppressions struct {
 	mu     sync.RWMutex
 	byRule map[string]map[string]*schemas.TriageState // rule -> alert id -> its false positive
-	rules  map[string]string                           // alert id -> rule, to forget a state replaced
+	rules  map[string]string                          // alert id -> rule, to forget a state replaced
 	count  *prometheus.CounterVec
 	ready  chan struct{} // closed once the topic was read to where it ended at the start
 	once   sync.Once
