@@ -127,7 +127,7 @@ func TestAlertDetail(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if db.Triage == nil || db.Triage.State != "acknowledged" || len(db.Triage.Notes) != 1 || db.Triage.Notes[0].Text != "backup window?" {
+	if db.Triage == nil || db.Triage.State != "acknowledged" || len(db.Triage.Notes) != 1 || db.Triage.Notes[0].Text != "backup window? <img src=x onerror=alert(1)>" {
 		t.Errorf("triage: %+v, want acknowledged with alice's note", db.Triage)
 	}
 }
