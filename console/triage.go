@@ -172,7 +172,7 @@ func (t *Triager) Apply(ctx context.Context, id string, c Change, maxSuppress ti
 	now := t.now()
 	next.Version = max(next.Version+1, now.UnixNano())
 	next.UpdatedAt, next.UpdatedBy = now.UnixNano(), c.By
-	next.RuleID, next.Host, next.GroupKey = a.RuleID, a.Host, a.GroupKey
+	next.RuleID, next.Host, next.GroupKey, next.AlertTime = a.RuleID, a.Host, a.GroupKey, a.Time.UnixNano()
 	switch c.Action {
 	case ActionAck:
 		next.State = schemas.TriageAcknowledged
@@ -234,7 +234,7 @@ func (t *Triager) Visible(ctx context.Context, id string, version int64) bool {
 
 func fromQuery(q *query.Triage) *schemas.TriageState {
 	s := &schemas.TriageState{AlertID: q.AlertID, Version: int64(q.Version), State: q.State, Assignee: q.Assignee,
-		UpdatedAt: q.UpdatedAt.UnixNano(), UpdatedBy: q.UpdatedBy, RuleID: q.RuleID, Host: q.Host, GroupKey: q.GroupKey,
+		UpdatedAt: q.UpdatedAt.UnixNano(), UpdatedBy: q.UpdatedBy, RuleID: q.RuleID, Host: q.Host, GroupKey: q.GroupKey, AlertTime: q.AlertTime.UnixNano(),
 		SuppressScope: q.SuppressScope, Notes: []schemas.TriageNote{}}
 	if !q.SuppressUntil.IsZero() {
 		s.SuppressUntil = q.SuppressUntil.UnixNano()

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"sort"
 	"strings"
 	"sync"
 	"time"
@@ -12,13 +13,15 @@ import (
 
 // How the inbox stays fast over a million alerts on every server version (18.16 has neither
 // projections nor reading in key order): no query deduplicates the versions of every alert in
-// the range. The list takes the newest ids by time over the few columns the filters need
-// (a top-N sort, not a full one), then reads the latest version of just those ids, narrowed
-// to their times (every version of an alert shares its time, the sorting key's second
-// column). The counts per facet are one GROUP BY each, run side by side, over the first
-// version of each alert (version <= 1: one row per alert, no deduplication). The triage state
-// comes from alert_triage, which holds triaged alerts only, as a set the alerts are looked up
-// in. BENCHMARKS.md has the figures.
+// the range. alerts_first, filled by a materialised view on the sink's inserts, holds one row
+// per alert as first raised; the list takes the newest ids there (a top-N sort over a few
+// columns, not a full one), then reads the latest version of just those ids from alerts,
+// narrowed to their times (every version of an alert shares its time, the second column of
+// alerts' sorting key). The counts per facet are one GROUP BY each over alerts_first, run side
+// by side. The triage state comes from alert_triage, which holds triaged alerts only, as a set
+// the alerts are looked up in. Filters and counts go by an alert as first raised: a later
+// version with another severity (change awareness lowering it) is listed and counted under
+// the first. BENCHMARKS.md has the figures.
 
 // AlertRow is an alert as the alerts table holds it (its latest version), with its triage.
 type AlertRow struct {
@@ -121,7 +124,7 @@ func (s *Store) triageSet(cond string) string {
 	return "(SELECT alert_id FROM " + s.table(AlertTriageTable) + " GROUP BY alert_id HAVING argMax(deleted, version) = 0 AND " + cond + ")"
 }
 
-// where returns the conditions of f on the alerts table, leaving out the facet skip (its own
+// where returns the conditions of f on alerts_first, leaving out the facet skip (its own
 // counts are over the alerts the other filters select), and their arguments.
 func (s *Store) where(f AlertFilter, skip string) (string, []any) {
 	conds := []string{rangeWhere}
@@ -139,9 +142,9 @@ func (s *Store) where(f AlertFilter, skip string) (string, []any) {
 		switch f.State {
 		case StateAny:
 		case StateOpen:
-			conds = append(conds, "alert_id NOT "+s.in+" "+s.triageSet("argMax(state, version) IN ('resolved', 'false_positive')"))
+			conds = append(conds, "alert_id "+s.notIn+" "+s.triageSet("argMax(state, version) IN ('resolved', 'false_positive')"))
 		case "new":
-			conds = append(conds, "alert_id NOT "+s.in+" "+s.triageSet("argMax(state, version) != 'new'"))
+			conds = append(conds, "alert_id "+s.notIn+" "+s.triageSet("argMax(state, version) != 'new'"))
 		default:
 			conds = append(conds, "alert_id "+s.in+" "+s.triageSet("argMax(state, version) = ?"))
 			args = append(args, f.State)
@@ -161,38 +164,9 @@ func (s *Store) Alerts(ctx context.Context, f AlertFilter) ([]AlertRow, error) {
 
 // list is Alerts with its queries logged.
 func (s *Store) list(ctx context.Context, log *queryLog, f AlertFilter) ([]AlertRow, error) {
-	where, args := s.where(f, "")
-	type hit struct {
-		id string
-		ns uint64
-	}
-	// The newest ids; an alert has one row per version, so ask for more than the limit and
-	// again for more when versions crowd the distinct ids out.
-	var ids []string
-	var times []uint64
-	for n := f.Limit * 2; ; n *= 4 {
-		ids, times = ids[:0], times[:0]
-		seen := map[string]bool{}
-		rows := 0
-		q := "SELECT alert_id, time_ns FROM " + s.table(AlertsTable) + " WHERE " + where + fmt.Sprintf(" ORDER BY time_ns DESC, alert_id LIMIT %d", n)
-		err := s.query(ctx, log, "alerts_newest", q, args, func(r scanner) error {
-			var h hit
-			if err := r.Scan(&h.id, &h.ns); err != nil {
-				return err
-			}
-			rows++
-			if !seen[h.id] && len(ids) < f.Limit {
-				seen[h.id] = true
-				ids, times = append(ids, h.id), append(times, h.ns)
-			}
-			return nil
-		})
-		if err != nil {
-			return nil, err
-		}
-		if len(ids) == f.Limit || rows < n {
-			break
-		}
+	ids, times, err := s.newest(ctx, log, f)
+	if err != nil {
+		return nil, err
 	}
 	if len(ids) == 0 {
 		return nil, nil
@@ -202,7 +176,7 @@ func (s *Store) list(ctx context.Context, log *queryLog, f AlertFilter) ([]Alert
 	q := "SELECT " + alertCols + " FROM " + s.table(AlertsTable) + " WHERE " + rangeWhere + " AND alert_id IN (" + placeholders(len(ids)) +
 		") ORDER BY version DESC LIMIT 1 BY alert_id"
 	byID := make(map[string]AlertRow, len(ids))
-	err := s.query(ctx, log, "alerts_latest", q, append(rangeArgs(from, to), anyArgs(ids)...), func(r scanner) error {
+	err = s.query(ctx, log, "alerts_latest", q, append(rangeArgs(from, to), anyArgs(ids)...), func(r scanner) error {
 		a, err := scanAlert(r)
 		byID[a.ID] = a
 		return err
@@ -226,6 +200,54 @@ func (s *Store) list(ctx context.Context, log *queryLog, f AlertFilter) ([]Alert
 		out = append(out, a)
 	}
 	return out, nil
+}
+
+// newest returns the ids and times of the newest alerts f selects, newest first. It looks in
+// the last hour of the range first (alerts_first is sorted by time: ClickHouse reads that
+// hour's granules only), then in a range eight times as long, until it has f.Limit alerts or
+// has looked at the whole range.
+func (s *Store) newest(ctx context.Context, log *queryLog, f AlertFilter) ([]string, []uint64, error) {
+	span := f.Until.Sub(f.Since)
+	for w := time.Hour; ; w *= 8 {
+		g := f
+		whole := w >= span
+		if !whole {
+			g.Since = f.Until.Add(-w)
+		}
+		where, args := s.where(g, "")
+		var ids []string
+		var times []uint64
+		// One row per alert (a row written twice, until merged away, is skipped; ask again for
+		// more in the unlikely case that such rows crowd the limit out).
+		for n := f.Limit + f.Limit/10 + 1; ; n *= 4 {
+			ids, times = ids[:0], times[:0]
+			seen := map[string]bool{}
+			rows := 0
+			q := "SELECT alert_id, time_ns FROM " + s.table(AlertsFirstTable) + " WHERE " + where + fmt.Sprintf(" ORDER BY time_ns DESC, alert_id LIMIT %d", n)
+			err := s.query(ctx, log, "alerts_newest", q, args, func(r scanner) error {
+				var id string
+				var ns uint64
+				if err := r.Scan(&id, &ns); err != nil {
+					return err
+				}
+				rows++
+				if !seen[id] && len(ids) < f.Limit {
+					seen[id] = true
+					ids, times = append(ids, id), append(times, ns)
+				}
+				return nil
+			})
+			if err != nil {
+				return nil, nil, err
+			}
+			if len(ids) == f.Limit || rows < n {
+				break
+			}
+		}
+		if len(ids) == f.Limit || whole {
+			return ids, times, nil
+		}
+	}
 }
 
 // FacetValue is one value of a facet and how many alerts have it.
@@ -273,13 +295,39 @@ func (s *Store) Inbox(ctx context.Context, f AlertFilter) (*Inbox, error) {
 		in.Alerts = as
 		return err
 	})
+	// The facets no other filter than time applies to are counted together from the hourly
+	// counts; the others each over the alerts their filters select.
+	var fast []string
 	for _, facet := range Facets {
+		if f.onlyTime(facet) {
+			fast = append(fast, facet)
+			continue
+		}
 		run(func() error {
-			vs, err := s.facet(ctx, log, f, facet)
+			counts, err := s.facetRaw(ctx, log, f, facet, maxFacetValues)
 			mu.Lock()
-			in.Facets[facet] = vs
+			in.Facets[facet] = facetValues(facet, counts)
 			mu.Unlock()
 			return err
+		})
+	}
+	if len(fast) > 0 {
+		run(func() error {
+			all, err := s.hourlyCounts(ctx, log, f)
+			if err != nil {
+				return err
+			}
+			if slices.Contains(fast, FacetState) {
+				if all[FacetState], err = s.stateCounts(ctx, log, f, all[FacetSeverity]); err != nil {
+					return err
+				}
+			}
+			mu.Lock()
+			for _, facet := range fast {
+				in.Facets[facet] = facetValues(facet, all[facet])
+			}
+			mu.Unlock()
+			return nil
 		})
 	}
 	wg.Wait()
@@ -295,43 +343,160 @@ func (s *Store) Inbox(ctx context.Context, f AlertFilter) (*Inbox, error) {
 	return in, nil
 }
 
-// facet counts the alerts per value of one facet, by their first version.
-func (s *Store) facet(ctx context.Context, log *queryLog, f AlertFilter, facet string) ([]FacetValue, error) {
+// facetValues lists a facet's counts, most frequent first (the states in lifecycle order).
+func facetValues(facet string, counts map[string]uint64) []FacetValue {
+	out := make([]FacetValue, 0, len(counts))
+	if facet == FacetState {
+		for _, st := range States {
+			out = append(out, FacetValue{Value: st, Count: counts[st]})
+		}
+		return out
+	}
+	for v, n := range counts {
+		if n > 0 {
+			out = append(out, FacetValue{Value: v, Count: n})
+		}
+	}
+	sort.Slice(out, func(i, j int) bool {
+		if out[i].Count != out[j].Count {
+			return out[i].Count > out[j].Count
+		}
+		return out[i].Value < out[j].Value
+	})
+	if len(out) > maxFacetValues {
+		out = out[:maxFacetValues]
+	}
+	return out
+}
+
+// onlyTime reports whether f filters by nothing but time, leaving out the facet skip.
+func (f AlertFilter) onlyTime(skip string) bool {
+	for facet, v := range map[string]string{FacetSeverity: f.Severity, FacetRule: f.Rule, FacetService: f.Service,
+		FacetHost: f.Host, FacetTag: f.Tag, FacetState: f.State} {
+		if v != "" && facet != skip {
+			return false
+		}
+	}
+	return true
+}
+
+// facetRaw counts the alerts per value of a facet over alerts_first (the limit most frequent).
+func (s *Store) facetRaw(ctx context.Context, log *queryLog, f AlertFilter, facet string, limit int) (map[string]uint64, error) {
 	where, args := s.where(f, facet)
 	var q string
 	switch facet {
 	case FacetState:
 		// Alerts nobody triaged have no row in alert_triage: the join gives them "".
-		q = "SELECT if(state = '', 'new', state) AS value, count() AS n FROM " + s.table(AlertsTable) + " " + s.join() +
+		q = "SELECT if(state = '', 'new', state) AS value, count() AS n FROM " + s.table(AlertsFirstTable) + " " + s.join() +
 			" (SELECT alert_id, argMax(state, version) AS state FROM " + s.table(AlertTriageTable) +
-			" GROUP BY alert_id HAVING argMax(deleted, version) = 0) USING alert_id WHERE " + where + " AND version <= 1 GROUP BY value"
+			" GROUP BY alert_id HAVING argMax(deleted, version) = 0) USING alert_id WHERE " + where + " GROUP BY value"
 	case FacetTag:
-		q = "SELECT tag AS value, count() AS n FROM " + s.table(AlertsTable) + " ARRAY JOIN tags AS tag WHERE " + where + " AND version <= 1 GROUP BY value"
+		q = "SELECT tag AS value, count() AS n FROM " + s.table(AlertsFirstTable) + " ARRAY JOIN tags AS tag WHERE " + where + " GROUP BY value"
 	default:
-		col := map[string]string{FacetSeverity: "severity", FacetRule: "rule_id", FacetService: "service", FacetHost: "host_name"}[facet]
-		q = "SELECT " + col + " AS value, count() AS n FROM " + s.table(AlertsTable) + " WHERE " + where + " AND version <= 1 GROUP BY value"
+		q = "SELECT " + facetColumn[facet] + " AS value, count() AS n FROM " + s.table(AlertsFirstTable) + " WHERE " + where + " GROUP BY value"
 	}
-	q += fmt.Sprintf(" ORDER BY n DESC, value LIMIT %d", maxFacetValues)
-	var out []FacetValue
+	q += fmt.Sprintf(" ORDER BY n DESC, value LIMIT %d", limit)
+	out := map[string]uint64{}
 	err := s.query(ctx, log, "facet_"+facet, q, args, func(r scanner) error {
-		var v FacetValue
-		if err := r.Scan(&v.Value, &v.Count); err != nil {
+		var v string
+		var n uint64
+		if err := r.Scan(&v, &n); err != nil {
 			return err
 		}
-		out = append(out, v)
+		out[v] += n
 		return nil
 	})
-	if facet == FacetState { // every state listed, in lifecycle order
-		have := map[string]uint64{}
-		for _, v := range out {
-			have[v.Value] += v.Count
+	return out, err
+}
+
+var facetColumn = map[string]string{FacetSeverity: "severity", FacetRule: "rule_id", FacetService: "service", FacetHost: "host_name"}
+
+// facetTuples are the (facet, value) pairs of an alert in alerts_first, as the hourly view
+// makes them (concat gives plain Strings where the columns are LowCardinality).
+const facetTuples = "arrayConcat([('severity', concat(severity, '')), ('rule', concat(rule_id, '')), ('service', concat(service, '')), " +
+	"('host', concat(host_name, ''))], arrayMap(t -> ('tag', t), tags))"
+
+// hourlyCounts counts the alerts per value of every facet but state in f's time range (f's
+// other filters are not applied): from alerts_facets_hourly for the whole hours of the range,
+// from alerts_first for the seconds before the first and after the last.
+func (s *Store) hourlyCounts(ctx context.Context, log *queryLog, f AlertFilter) (map[string]map[string]uint64, error) {
+	from, to := clampDateTime(f.Since), clampDateTime(f.Until) // seconds, both included
+	h0 := from.Truncate(time.Hour)
+	if h0.Before(from) {
+		h0 = h0.Add(time.Hour)
+	}
+	h1 := to.Add(time.Second).Truncate(time.Hour) // whole hours: [h0, h1)
+	out := map[string]map[string]uint64{}
+	add := func(r scanner) error {
+		var facet, v string
+		var n uint64
+		if err := r.Scan(&facet, &v, &n); err != nil {
+			return err
 		}
-		out = out[:0]
-		for _, st := range States {
-			out = append(out, FacetValue{Value: st, Count: have[st]})
+		if out[facet] == nil {
+			out[facet] = map[string]uint64{}
+		}
+		out[facet][v] += n
+		return nil
+	}
+	edges := [][2]time.Time{{from, to}}
+	if h0.Before(h1) {
+		q := "SELECT facet, value, sum(alerts) FROM " + s.table("alerts_facets_hourly") + " WHERE hour >= toDateTime(?) AND hour < toDateTime(?) GROUP BY facet, value"
+		if err := s.query(ctx, log, "facets_hourly", q, []any{uint32(h0.Unix()), uint32(h1.Unix())}, add); err != nil {
+			return nil, err
+		}
+		edges = [][2]time.Time{{from, h0.Add(-time.Second)}, {h1, to}}
+	}
+	var conds []string
+	var args []any
+	for _, e := range edges {
+		if !e[1].Before(e[0]) {
+			conds = append(conds, "("+rangeWhere+")")
+			args = append(args, rangeArgs(e[0], e[1])...)
 		}
 	}
-	return out, err
+	if len(conds) > 0 {
+		q := "SELECT f.1 AS facet, f.2 AS value, count() FROM " + s.table(AlertsFirstTable) + " ARRAY JOIN " + facetTuples + " AS f WHERE " +
+			strings.Join(conds, " OR ") + " GROUP BY facet, value"
+		if err := s.query(ctx, log, "facets_edges", q, args, add); err != nil {
+			return nil, err
+		}
+	}
+	return out, nil
+}
+
+// stateCounts counts the alerts in f's range per triage state without reading the alerts:
+// the triaged ones from alert_triage (by the alert time it keeps), and the others as the rest
+// of the range's count.
+func (s *Store) stateCounts(ctx context.Context, log *queryLog, f AlertFilter, bySeverity map[string]uint64) (map[string]uint64, error) {
+	var total uint64 // every alert has one severity
+	for _, n := range bySeverity {
+		total += n
+	}
+	from, to := clampDateTime(f.Since), clampDateTime(f.Until)
+	q := "SELECT st, count() FROM (SELECT alert_id, argMax(state, version) AS st, argMax(alert_time, version) AS t FROM " + s.table(AlertTriageTable) +
+		" GROUP BY alert_id HAVING argMax(deleted, version) = 0) WHERE t >= ? AND t < ? GROUP BY st"
+	out := map[string]uint64{}
+	var triaged uint64
+	err := s.query(ctx, log, "facet_state_triaged", q, []any{uint64(from.UnixNano()), uint64(to.Add(time.Second).UnixNano())}, func(r scanner) error {
+		var st string
+		var n uint64
+		if err := r.Scan(&st, &n); err != nil {
+			return err
+		}
+		if st != "new" {
+			out[st] += n
+			triaged += n
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	if total >= triaged {
+		out["new"] = total - triaged
+	}
+	return out, nil
 }
 
 // join is the join of the alerts with a subquery over another table.
@@ -361,22 +526,26 @@ type Triage struct {
 	RuleID        string    `json:"rule_id"`
 	Host          string    `json:"host"`
 	GroupKey      string    `json:"group_key"`
+	AlertTime     time.Time `json:"alert_time,omitzero"`
 	SuppressUntil time.Time `json:"suppress_until,omitzero"`
 	SuppressScope string    `json:"suppress_scope,omitempty"`
 }
 
 const triageCols = "alert_id, argMax(version, version), argMax(state, version), argMax(assignee, version), argMax(updated_at, version), argMax(updated_by, version), " +
 	"argMax(note_at, version), argMax(note_by, version), argMax(note_text, version), argMax(rule_id, version), argMax(host_name, version), " +
-	"argMax(group_key, version), argMax(suppress_until, version), argMax(suppress_scope, version)"
+	"argMax(group_key, version), argMax(suppress_until, version), argMax(suppress_scope, version), argMax(alert_time, version)"
 
 func scanTriage(r scanner) (*Triage, error) {
 	t := &Triage{}
-	var updated, until uint64
+	var updated, until, alertTime uint64
 	var noteAt []uint64
 	var noteBy, noteText []string
 	if err := r.Scan(&t.AlertID, &t.Version, &t.State, &t.Assignee, &updated, &t.UpdatedBy, &noteAt, &noteBy, &noteText,
-		&t.RuleID, &t.Host, &t.GroupKey, &until, &t.SuppressScope); err != nil {
+		&t.RuleID, &t.Host, &t.GroupKey, &until, &t.SuppressScope, &alertTime); err != nil {
 		return nil, err
+	}
+	if alertTime > 0 {
+		t.AlertTime = time.Unix(0, int64(alertTime)).UTC()
 	}
 	t.UpdatedAt = time.Unix(0, int64(updated)).UTC()
 	if until > 0 {

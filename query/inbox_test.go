@@ -47,6 +47,15 @@ func TestInbox(t *testing.T) {
 				query.FacetService:  {{"shop", 2}, {"shop-db", 1}},
 				query.FacetTag:      {{"attack.t1204", 1}, {"integrity", 1}},
 			}},
+		// Whole hours in the range: the counts come from alerts_facets_hourly and the edges.
+		{name: "whole hours", f: query.AlertFilter{Since: s.Start.Add(-3 * time.Hour), Until: s.End.Add(2 * time.Hour)},
+			want: []string{"alert-db-volume", "alert-deployed-file-changed", "alert-ssh-then-unknown-binary"}, total: 3,
+			facets: map[string][]query.FacetValue{
+				query.FacetState:    {{"new", 2}, {"acknowledged", 1}, {"resolved", 0}, {"false_positive", 0}},
+				query.FacetSeverity: {{"critical", 1}, {"high", 1}, {"medium", 1}},
+				query.FacetRule:     {{"db-volume-spike", 1}, {"deployed-file-changed", 1}, {"unknown-binary-after-login", 1}},
+				query.FacetTag:      {{"attack.t1204", 1}, {"integrity", 1}},
+			}},
 		{name: "state new", f: query.AlertFilter{Since: s.Start, State: "new"}, want: []string{"alert-deployed-file-changed", "alert-ssh-then-unknown-binary"}, total: 2,
 			facets: map[string][]query.FacetValue{
 				query.FacetState:    {{"new", 2}, {"acknowledged", 1}, {"resolved", 0}, {"false_positive", 0}}, // its own filter left out

@@ -32,6 +32,7 @@ const (
 	FileEventsTable       = "file_events"
 	IdentityEventsTable   = "identity_events"
 	AlertsTable           = "alerts"
+	AlertsFirstTable      = "alerts_first"
 	AlertTriageTable      = "alert_triage"
 	ContextChangesTable   = "context_changes"
 	ContextDeploysTable   = "context_deploys"
@@ -47,16 +48,16 @@ type Store struct {
 	conn     driver.Conn
 	database string
 	// in is "IN" on one server and "GLOBAL IN" on a cluster, where a subquery over a
-	// Distributed table must be run once and sent to the shards.
-	in string
+	// Distributed table must be run once and sent to the shards; notIn likewise.
+	in, notIn string
 }
 
 // New returns a Store reading database over conn; cluster is the sink's clickhouse.cluster
 // (empty: one server). The caller keeps conn and closes it.
 func New(conn driver.Conn, database, cluster string) *Store {
-	s := &Store{conn: conn, database: database, in: "IN"}
+	s := &Store{conn: conn, database: database, in: "IN", notIn: "NOT IN"}
 	if cluster != "" {
-		s.in = "GLOBAL IN"
+		s.in, s.notIn = "GLOBAL IN", "GLOBAL NOT IN"
 	}
 	return s
 }

@@ -29,6 +29,8 @@ type TriageState struct {
 	RuleID   string `avro:"rule_id"`
 	Host     string `avro:"host"`
 	GroupKey string `avro:"group_key"`
+	// AlertTime is the alert's time (ns since the epoch); 0 when unknown.
+	AlertTime int64 `avro:"alert_time"`
 	// SuppressUntil, when not 0, is until when (ns since the epoch, wall clock) the detector
 	// drops the alerts of RuleID that share SuppressScope with this one.
 	SuppressUntil int64 `avro:"suppress_until"`

@@ -9,7 +9,7 @@ import (
 
 // TriageStateCodec is the generated codec of crumbs.TriageState (avro/triage.avsc).
 var TriageStateCodec = &Codec{
-	Schema: "crumbs.TriageState", Fingerprint: 0xfcb9244510205fb4, File: "avro/triage.avsc",
+	Schema: "crumbs.TriageState", Fingerprint: 0x5b801a945bd83004, File: "avro/triage.avsc",
 	Fields:     triageStateFields,
 	New:        func() Record { return new(TriageState) },
 	NewColumns: func() ColumnBuffer { return new(TriageStateColumns) },
@@ -17,7 +17,7 @@ var TriageStateCodec = &Codec{
 }
 
 // AvroSchema returns "crumbs.TriageState" and the fingerprint of avro/triage.avsc.
-func (*TriageState) AvroSchema() (string, uint64) { return "crumbs.TriageState", 0xfcb9244510205fb4 }
+func (*TriageState) AvroSchema() (string, uint64) { return "crumbs.TriageState", 0x5b801a945bd83004 }
 
 // AvroSize returns the length of the value's Avro binary encoding.
 func (v *TriageState) AvroSize() int {
@@ -41,6 +41,7 @@ func (v *TriageState) AvroSize() int {
 	n += sizeString(v.RuleID)
 	n += sizeString(v.Host)
 	n += sizeString(v.GroupKey)
+	n += sizeLong(v.AlertTime)
 	n += sizeLong(v.SuppressUntil)
 	n += sizeString(v.SuppressScope)
 	return n
@@ -68,6 +69,7 @@ func (v *TriageState) AppendAvro(b []byte) []byte {
 	b = appendString(b, v.RuleID)
 	b = appendString(b, v.Host)
 	b = appendString(b, v.GroupKey)
+	b = appendLong(b, v.AlertTime)
 	b = appendLong(b, v.SuppressUntil)
 	b = appendString(b, v.SuppressScope)
 	return b
@@ -135,6 +137,7 @@ func (v *TriageState) unmarshalAvro(b []byte, scr *triageStateScratch) error {
 	v.RuleID = d.string()
 	v.Host = d.string()
 	v.GroupKey = d.string()
+	v.AlertTime = d.long()
 	v.SuppressUntil = d.long()
 	v.SuppressScope = d.string()
 	if err := d.finish(); err != nil {
@@ -167,6 +170,7 @@ func (v *TriageState) Native() map[string]any {
 		"rule_id":        v.RuleID,
 		"host":           v.Host,
 		"group_key":      v.GroupKey,
+		"alert_time":     v.AlertTime,
 		"suppress_until": v.SuppressUntil,
 		"suppress_scope": v.SuppressScope,
 	}
@@ -200,6 +204,7 @@ func (v *TriageState) FromNative(native any) error {
 	v.RuleID = r.str(m["rule_id"], "rule_id", "")
 	v.Host = r.str(m["host"], "host", "")
 	v.GroupKey = r.str(m["group_key"], "group_key", "")
+	v.AlertTime = r.long(m["alert_time"], "alert_time", 0)
 	v.SuppressUntil = r.long(m["suppress_until"], "suppress_until", 0)
 	v.SuppressScope = r.str(m["suppress_scope"], "suppress_scope", "")
 	if r.err != nil {
@@ -276,6 +281,10 @@ func (v *TriageState) Field(path string) (any, bool) {
 		var out string
 		out = v.GroupKey
 		return out, true
+	case "alert_time":
+		var out int64
+		out = v.AlertTime
+		return out, true
 	case "suppress_until":
 		var out int64
 		out = v.SuppressUntil
@@ -301,6 +310,7 @@ var triageStateFields = []FieldInfo{
 	{Path: "rule_id", Type: "string", Arrays: 0, Optional: false, Presence: false},
 	{Path: "host", Type: "string", Arrays: 0, Optional: false, Presence: false},
 	{Path: "group_key", Type: "string", Arrays: 0, Optional: false, Presence: false},
+	{Path: "alert_time", Type: "long", Arrays: 0, Optional: false, Presence: false},
 	{Path: "suppress_until", Type: "long", Arrays: 0, Optional: false, Presence: false},
 	{Path: "suppress_scope", Type: "string", Arrays: 0, Optional: false, Presence: false},
 }
@@ -320,6 +330,7 @@ type TriageStateColumns struct {
 	RuleID        []string   // rule_id
 	Host          []string   // host
 	GroupKey      []string   // group_key
+	AlertTime     []int64    // alert_time
 	SuppressUntil []int64    // suppress_until
 	SuppressScope []string   // suppress_scope
 	notesAtL0     []int64
@@ -362,6 +373,8 @@ func (c *TriageStateColumns) Reset() {
 	c.Host = c.Host[:0]
 	clear(c.GroupKey[:cap(c.GroupKey)])
 	c.GroupKey = c.GroupKey[:0]
+	clear(c.AlertTime[:cap(c.AlertTime)])
+	c.AlertTime = c.AlertTime[:0]
 	clear(c.SuppressUntil[:cap(c.SuppressUntil)])
 	c.SuppressUntil = c.SuppressUntil[:0]
 	clear(c.SuppressScope[:cap(c.SuppressScope)])
@@ -383,6 +396,7 @@ func (c *TriageStateColumns) Columns() []Column {
 		{Path: "rule_id", Values: c.RuleID},
 		{Path: "host", Values: c.Host},
 		{Path: "group_key", Values: c.GroupKey},
+		{Path: "alert_time", Values: c.AlertTime},
 		{Path: "suppress_until", Values: c.SuppressUntil},
 		{Path: "suppress_scope", Values: c.SuppressScope},
 	}
@@ -391,7 +405,7 @@ func (c *TriageStateColumns) Columns() []Column {
 // Append decodes one Avro binary body of avro/triage.avsc into one more row; the strings view body.
 // On an error nothing is appended.
 func (c *TriageStateColumns) Append(body []byte) error {
-	var mark [17]int
+	var mark [18]int
 	mark[0] = len(c.AlertID)
 	mark[1] = len(c.Version)
 	mark[2] = len(c.State)
@@ -407,8 +421,9 @@ func (c *TriageStateColumns) Append(body []byte) error {
 	mark[12] = len(c.RuleID)
 	mark[13] = len(c.Host)
 	mark[14] = len(c.GroupKey)
-	mark[15] = len(c.SuppressUntil)
-	mark[16] = len(c.SuppressScope)
+	mark[15] = len(c.AlertTime)
+	mark[16] = len(c.SuppressUntil)
+	mark[17] = len(c.SuppressScope)
 	d := decoder{buf: body}
 	c.AlertID = append(c.AlertID, d.string())
 	c.Version = append(c.Version, d.long())
@@ -434,6 +449,7 @@ func (c *TriageStateColumns) Append(body []byte) error {
 	c.RuleID = append(c.RuleID, d.string())
 	c.Host = append(c.Host, d.string())
 	c.GroupKey = append(c.GroupKey, d.string())
+	c.AlertTime = append(c.AlertTime, d.long())
 	c.SuppressUntil = append(c.SuppressUntil, d.long())
 	c.SuppressScope = append(c.SuppressScope, d.string())
 	if err := d.finish(); err != nil {
@@ -452,8 +468,9 @@ func (c *TriageStateColumns) Append(body []byte) error {
 		c.RuleID = c.RuleID[:mark[12]]
 		c.Host = c.Host[:mark[13]]
 		c.GroupKey = c.GroupKey[:mark[14]]
-		c.SuppressUntil = c.SuppressUntil[:mark[15]]
-		c.SuppressScope = c.SuppressScope[:mark[16]]
+		c.AlertTime = c.AlertTime[:mark[15]]
+		c.SuppressUntil = c.SuppressUntil[:mark[16]]
+		c.SuppressScope = c.SuppressScope[:mark[17]]
 		return err
 	}
 	return nil

@@ -19,6 +19,7 @@ CREATE TABLE IF NOT EXISTS {{.Table "alert_triage"}}{{.OnCluster}}
     rule_id         String,
     host_name       String,
     group_key       String,
+    alert_time      UInt64,
     suppress_until  UInt64,
     suppress_scope  {{.LowCardinality "String"}},
     deleted         UInt8

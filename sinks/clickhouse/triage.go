@@ -77,6 +77,7 @@ var triageTable = []column[triage]{
 	col("rule_id", func(t triage) string { return t.RuleID }),
 	col("host_name", func(t triage) string { return t.Host }),
 	col("group_key", func(t triage) string { return t.GroupKey }),
+	col("alert_time", func(t triage) uint64 { return uint64(max(t.AlertTime, 0)) }),
 	col("suppress_until", func(t triage) uint64 { return uint64(max(t.SuppressUntil, 0)) }),
 	col("suppress_scope", func(t triage) string { return t.SuppressScope }),
 	col("deleted", func(t triage) uint8 { return boolUInt8(t.Deleted) }),
