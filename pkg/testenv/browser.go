@@ -24,21 +24,14 @@ type Browser struct {
 // test when there is none (fails it under CRUMBS_STRICT=1).
 func RequireBrowser(t testing.TB) Browser {
 	t.Helper()
-	path := ""
-	for _, name := range []string{"chromium", "chromium-browser"} {
-		if p, err := exec.LookPath(name); err == nil {
-			path = p
-			break
-		}
-	}
-	if path == "" {
+	path, err := exec.LookPath("chromium")
+	if err != nil {
 		missing(t, "no chromium in PATH (scripts/ensure-deps.sh installs Debian's chromium)")
 	}
 	out := os.Getenv("CRUMBS_TEST_OUTPUT")
 	if out != "" {
 		out = filepath.Join(out, filepath.Base(t.Name()))
 	} else {
-		var err error
 		if out, err = os.MkdirTemp("", "crumbs-test-output-"); err != nil {
 			t.Fatalf("test output folder: %v", err)
 		}
