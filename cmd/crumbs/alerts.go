@@ -133,6 +133,19 @@ func writeAlert(w io.Writer, e *query.AlertEvidence) error {
 	fmt.Fprintf(w, "Alert %s\n  rule:     %s\n  title:    %s\n  severity: %s\n  time:     %s\n  window:   %s to %s\n  host:     %s\n  service:  %s\n  count:    %d\n  tags:     %s\n  summary:  %s\n",
 		q(a.ID), q(a.RuleID), q(a.Title), q(a.Severity), a.Time.Format(time.RFC3339Nano), a.WindowStart.Format(time.RFC3339), a.WindowEnd.Format(time.RFC3339),
 		q(a.Host), q(a.Service), a.Count, qs(a.Tags, ", "), q(a.Summary))
+	fmt.Fprintf(w, "  state:    %s", q(a.State))
+	if a.Assignee != "" {
+		fmt.Fprintf(w, ", assigned to %s", q(a.Assignee))
+	}
+	fmt.Fprintln(w)
+	if t := e.Triage; t != nil {
+		if !t.SuppressUntil.IsZero() {
+			fmt.Fprintf(w, "  suppresses %s on %s until %s\n", q(t.RuleID), q(t.SuppressScope), t.SuppressUntil.Format(time.RFC3339))
+		}
+		for _, n := range t.Notes {
+			fmt.Fprintf(w, "  note %s %s: %s\n", n.At.Format(time.RFC3339), q(n.By), q(n.Text))
+		}
+	}
 	fmt.Fprintf(w, "\nEvidence (%d of %d events):\n", len(e.Evidence), len(a.Evidence))
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
 	fmt.Fprintln(tw, "TIME\tHOST\tKIND\tID\tWHAT")
