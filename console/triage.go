@@ -173,6 +173,14 @@ func (t *Triager) Apply(ctx context.Context, id string, c Change, maxSuppress ti
 	next.Version = max(next.Version+1, now.UnixNano())
 	next.UpdatedAt, next.UpdatedBy = now.UnixNano(), c.By
 	next.RuleID, next.Host, next.GroupKey, next.AlertTime = a.RuleID, a.Host, a.GroupKey, a.Time.UnixNano()
+	// The inbox counts triaged alerts by these, as first raised (the latest version may differ).
+	next.Severity, next.Service, next.Tags = a.Severity, a.Service, a.Tags
+	if sev, svc, tags, ok, err := t.store.FirstRaised(ctx, id, a.Time); err == nil && ok {
+		next.Severity, next.Service, next.Tags = sev, svc, tags
+	}
+	if next.Tags == nil {
+		next.Tags = []string{}
+	}
 	switch c.Action {
 	case ActionAck:
 		next.State = schemas.TriageAcknowledged

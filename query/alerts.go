@@ -207,6 +207,9 @@ func (s *Store) list(ctx context.Context, log *queryLog, f AlertFilter) ([]Alert
 // hour's granules only), then in a range eight times as long, until it has f.Limit alerts or
 // has looked at the whole range.
 func (s *Store) newest(ctx context.Context, log *queryLog, f AlertFilter) ([]string, []uint64, error) {
+	if f.State != StateAny && f.State != StateOpen && f.State != "new" && f.onlyState("") {
+		return s.newestTriaged(ctx, log, f)
+	}
 	span := f.Until.Sub(f.Since)
 	for w := time.Hour; ; w *= 8 {
 		g := f
@@ -248,6 +251,26 @@ func (s *Store) newest(ctx context.Context, log *queryLog, f AlertFilter) ([]str
 			return ids, times, nil
 		}
 	}
+}
+
+// newestTriaged returns the newest alerts in one triaged state from alert_triage alone, which
+// keeps each alert's time.
+func (s *Store) newestTriaged(ctx context.Context, log *queryLog, f AlertFilter) ([]string, []uint64, error) {
+	from, to := clampDateTime(f.Since), clampDateTime(f.Until)
+	q := "SELECT alert_id, t FROM (SELECT alert_id, argMax(state, version) AS st, argMax(alert_time, version) AS t FROM " + s.table(AlertTriageTable) +
+		" GROUP BY alert_id HAVING argMax(deleted, version) = 0) WHERE st = ? AND t >= ? AND t < ?" + fmt.Sprintf(" ORDER BY t DESC, alert_id LIMIT %d", f.Limit)
+	var ids []string
+	var times []uint64
+	err := s.query(ctx, log, "alerts_newest_triaged", q, []any{f.State, uint64(from.UnixNano()), uint64(to.Add(time.Second).UnixNano())}, func(r scanner) error {
+		var id string
+		var ns uint64
+		if err := r.Scan(&id, &ns); err != nil {
+			return err
+		}
+		ids, times = append(ids, id), append(times, ns)
+		return nil
+	})
+	return ids, times, err
 }
 
 // FacetValue is one value of a facet and how many alerts have it.
@@ -297,10 +320,14 @@ func (s *Store) Inbox(ctx context.Context, f AlertFilter) (*Inbox, error) {
 	})
 	// The facets no other filter than time applies to are counted together from the hourly
 	// counts; the others each over the alerts their filters select.
-	var fast []string
+	var fast, byState []string
 	for _, facet := range Facets {
-		if f.onlyTime(facet) {
+		switch {
+		case f.onlyTime(facet):
 			fast = append(fast, facet)
+			continue
+		case f.onlyState(facet):
+			byState = append(byState, facet)
 			continue
 		}
 		run(func() error {
@@ -311,19 +338,24 @@ func (s *Store) Inbox(ctx context.Context, f AlertFilter) (*Inbox, error) {
 			return err
 		})
 	}
-	if len(fast) > 0 {
+	if len(fast)+len(byState) > 0 {
 		run(func() error {
 			all, err := s.hourlyCounts(ctx, log, f)
 			if err != nil {
 				return err
 			}
-			if slices.Contains(fast, FacetState) {
+			if slices.Contains(fast, FacetState) { // from every alert's counts, before they are narrowed
 				if all[FacetState], err = s.stateCounts(ctx, log, f, all[FacetSeverity]); err != nil {
 					return err
 				}
 			}
+			if len(byState) > 0 {
+				if err := s.subtractTriaged(ctx, log, f, all); err != nil {
+					return err
+				}
+			}
 			mu.Lock()
-			for _, facet := range fast {
+			for _, facet := range append(fast, byState...) {
 				in.Facets[facet] = facetValues(facet, all[facet])
 			}
 			mu.Unlock()
@@ -378,6 +410,72 @@ func (f AlertFilter) onlyTime(skip string) bool {
 		}
 	}
 	return true
+}
+
+// onlyState reports whether f filters by nothing but time and triage state, leaving out the
+// facet skip (the state's own counts are onlyTime's).
+func (f AlertFilter) onlyState(skip string) bool {
+	g := f
+	g.State = ""
+	return f.State != "" && skip != FacetState && g.onlyTime(skip)
+}
+
+// stateSet is the triage states a state filter selects.
+func stateSet(state string) map[string]bool {
+	if state == StateOpen {
+		return map[string]bool{"new": true, "acknowledged": true}
+	}
+	return map[string]bool{state: true}
+}
+
+// subtractTriaged turns all, the counts per facet value of every alert in f's range, into
+// those of the alerts in f's triage states: the triaged alerts' counts come from
+// alert_triage alone (it keeps each alert's facet values and time); new alerts are all the
+// others. The state facet's entry is left as it is.
+func (s *Store) subtractTriaged(ctx context.Context, log *queryLog, f AlertFilter, all map[string]map[string]uint64) error {
+	from, to := clampDateTime(f.Since), clampDateTime(f.Until)
+	q := "SELECT st, f.1 AS facet, f.2 AS value, count() FROM (SELECT alert_id, argMax(state, version) AS st, argMax(alert_time, version) AS t, " +
+		"argMax(concat(severity, ''), version) AS sev, argMax(rule_id, version) AS rule, argMax(concat(service, ''), version) AS svc, " +
+		"argMax(host_name, version) AS host, argMax(tags, version) AS tg FROM " + s.table(AlertTriageTable) +
+		" GROUP BY alert_id HAVING argMax(deleted, version) = 0 AND st != 'new') ARRAY JOIN arrayConcat([('severity', sev), ('rule', rule), " +
+		"('service', svc), ('host', host)], arrayMap(x -> ('tag', x), tg)) AS f WHERE t >= ? AND t < ? GROUP BY st, facet, value"
+	want := stateSet(f.State)
+	out := map[string]map[string]uint64{}
+	for facet, counts := range all {
+		if facet == FacetState {
+			continue
+		}
+		out[facet] = map[string]uint64{}
+		if want["new"] {
+			for v, n := range counts {
+				out[facet][v] = n
+			}
+		}
+	}
+	err := s.query(ctx, log, "facets_triaged", q, []any{uint64(from.UnixNano()), uint64(to.Add(time.Second).UnixNano())}, func(r scanner) error {
+		var st, facet, v string
+		var n uint64
+		if err := r.Scan(&st, &facet, &v, &n); err != nil {
+			return err
+		}
+		if out[facet] == nil {
+			out[facet] = map[string]uint64{}
+		}
+		switch {
+		case want["new"] && !want[st]: // triaged out of the selection: not new
+			out[facet][v] -= min(n, out[facet][v])
+		case !want["new"] && want[st]:
+			out[facet][v] += n
+		}
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	for facet, counts := range out {
+		all[facet] = counts
+	}
+	return nil
 }
 
 // facetRaw counts the alerts per value of a facet over alerts_first (the limit most frequent).
@@ -576,6 +674,18 @@ func (s *Store) triageOf(ctx context.Context, log *queryLog, ids []string) (map[
 		return err
 	})
 	return out, err
+}
+
+// FirstRaised returns what the inbox counts an alert by (its severity, service and tags as
+// first raised, from alerts_first), looked up by its id and time; ok is false when
+// alerts_first does not hold it.
+func (s *Store) FirstRaised(ctx context.Context, id string, at time.Time) (severity, service string, tags []string, ok bool, err error) {
+	q := "SELECT severity, service, tags FROM " + s.table(AlertsFirstTable) + " WHERE " + rangeWhere + " AND alert_id = ? LIMIT 1"
+	err = s.query(ctx, &queryLog{}, "first_raised", q, append(rangeArgs(at, at), id), func(r scanner) error {
+		ok = true
+		return r.Scan(&severity, &service, &tags)
+	})
+	return severity, service, tags, ok, err
 }
 
 // Triage returns the alert's triage, nil when nobody triaged it.

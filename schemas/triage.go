@@ -31,6 +31,10 @@ type TriageState struct {
 	GroupKey string `avro:"group_key"`
 	// AlertTime is the alert's time (ns since the epoch); 0 when unknown.
 	AlertTime int64 `avro:"alert_time"`
+	// Severity, Service and Tags are the alert's as first raised, for the inbox's counts.
+	Severity string   `avro:"severity"`
+	Service  string   `avro:"service"`
+	Tags     []string `avro:"tags"`
 	// SuppressUntil, when not 0, is until when (ns since the epoch, wall clock) the detector
 	// drops the alerts of RuleID that share SuppressScope with this one.
 	SuppressUntil int64 `avro:"suppress_until"`

@@ -9,7 +9,7 @@ import (
 
 // TriageStateCodec is the generated codec of crumbs.TriageState (avro/triage.avsc).
 var TriageStateCodec = &Codec{
-	Schema: "crumbs.TriageState", Fingerprint: 0x5b801a945bd83004, File: "avro/triage.avsc",
+	Schema: "crumbs.TriageState", Fingerprint: 0x64be6073d01769f6, File: "avro/triage.avsc",
 	Fields:     triageStateFields,
 	New:        func() Record { return new(TriageState) },
 	NewColumns: func() ColumnBuffer { return new(TriageStateColumns) },
@@ -17,7 +17,7 @@ var TriageStateCodec = &Codec{
 }
 
 // AvroSchema returns "crumbs.TriageState" and the fingerprint of avro/triage.avsc.
-func (*TriageState) AvroSchema() (string, uint64) { return "crumbs.TriageState", 0x5b801a945bd83004 }
+func (*TriageState) AvroSchema() (string, uint64) { return "crumbs.TriageState", 0x64be6073d01769f6 }
 
 // AvroSize returns the length of the value's Avro binary encoding.
 func (v *TriageState) AvroSize() int {
@@ -42,6 +42,9 @@ func (v *TriageState) AvroSize() int {
 	n += sizeString(v.Host)
 	n += sizeString(v.GroupKey)
 	n += sizeLong(v.AlertTime)
+	n += sizeString(v.Severity)
+	n += sizeString(v.Service)
+	n += sizeStrings(v.Tags)
 	n += sizeLong(v.SuppressUntil)
 	n += sizeString(v.SuppressScope)
 	return n
@@ -70,6 +73,9 @@ func (v *TriageState) AppendAvro(b []byte) []byte {
 	b = appendString(b, v.Host)
 	b = appendString(b, v.GroupKey)
 	b = appendLong(b, v.AlertTime)
+	b = appendString(b, v.Severity)
+	b = appendString(b, v.Service)
+	b = appendStrings(b, v.Tags)
 	b = appendLong(b, v.SuppressUntil)
 	b = appendString(b, v.SuppressScope)
 	return b
@@ -78,6 +84,7 @@ func (v *TriageState) AppendAvro(b []byte) []byte {
 // triageStateScratch holds what one decode of TriageState allocates besides the copy of its bytes: its
 // optional records and the first items of its arrays, together, when first needed.
 type triageStateScratch struct {
+	strs            [8]string
 	triageNotes     [1]TriageNote
 	triageNotesUsed int
 }
@@ -108,6 +115,9 @@ func (dec *TriageStateDecoder) Decode(b []byte) (Record, error) {
 
 func (v *TriageState) unmarshalAvro(b []byte, scr *triageStateScratch) error {
 	d := decoder{buf: b}
+	if scr != nil {
+		d.pool = scr.strs[:]
+	}
 	v.AlertID = d.string()
 	v.Version = d.long()
 	v.State = d.string()
@@ -120,6 +130,7 @@ func (v *TriageState) unmarshalAvro(b []byte, scr *triageStateScratch) error {
 			if l := len(s5); l == 0 {
 				if scr == nil {
 					scr = new(triageStateScratch)
+					d.pool = scr.strs[:]
 				}
 				s5 = take(scr.triageNotes[:], &scr.triageNotesUsed, n6)
 			} else {
@@ -138,6 +149,17 @@ func (v *TriageState) unmarshalAvro(b []byte, scr *triageStateScratch) error {
 	v.Host = d.string()
 	v.GroupKey = d.string()
 	v.AlertTime = d.long()
+	v.Severity = d.string()
+	v.Service = d.string()
+	if n9 := d.block(1); n9 > 0 {
+		if scr == nil {
+			scr = new(triageStateScratch)
+			d.pool = scr.strs[:]
+		}
+		v.Tags = d.strings(n9)
+	} else {
+		v.Tags = nil
+	}
 	v.SuppressUntil = d.long()
 	v.SuppressScope = d.string()
 	if err := d.finish(); err != nil {
@@ -157,20 +179,23 @@ func (v *TriageState) Native() map[string]any {
 		"updated_at": v.UpdatedAt,
 		"updated_by": v.UpdatedBy,
 		"notes": func() []any {
-			o9 := make([]any, len(v.Notes))
-			for i10 := range v.Notes {
-				o9[i10] = map[string]any{
-					"at":   (&v.Notes[i10]).At,
-					"by":   (&v.Notes[i10]).By,
-					"text": (&v.Notes[i10]).Text,
+			o10 := make([]any, len(v.Notes))
+			for i11 := range v.Notes {
+				o10[i11] = map[string]any{
+					"at":   (&v.Notes[i11]).At,
+					"by":   (&v.Notes[i11]).By,
+					"text": (&v.Notes[i11]).Text,
 				}
 			}
-			return o9
+			return o10
 		}(),
 		"rule_id":        v.RuleID,
 		"host":           v.Host,
 		"group_key":      v.GroupKey,
 		"alert_time":     v.AlertTime,
+		"severity":       v.Severity,
+		"service":        v.Service,
+		"tags":           nativeStrings(v.Tags),
 		"suppress_until": v.SuppressUntil,
 		"suppress_scope": v.SuppressScope,
 	}
@@ -191,20 +216,23 @@ func (v *TriageState) FromNative(native any) error {
 	v.Assignee = r.str(m["assignee"], "assignee", "")
 	v.UpdatedAt = r.long(m["updated_at"], "updated_at", 0)
 	v.UpdatedBy = r.str(m["updated_by"], "updated_by", "")
-	if a11 := r.array(m["notes"], "notes"); len(a11) > 0 {
-		s12 := make([]TriageNote, len(a11))
-		for i13, it14 := range a11 {
-			m15 := r.record(it14, "notes")
-			(&s12[i13]).At = r.long(m15["at"], "notes.at", 0)
-			(&s12[i13]).By = r.str(m15["by"], "notes.by", "")
-			(&s12[i13]).Text = r.str(m15["text"], "notes.text", "")
+	if a12 := r.array(m["notes"], "notes"); len(a12) > 0 {
+		s13 := make([]TriageNote, len(a12))
+		for i14, it15 := range a12 {
+			m16 := r.record(it15, "notes")
+			(&s13[i14]).At = r.long(m16["at"], "notes.at", 0)
+			(&s13[i14]).By = r.str(m16["by"], "notes.by", "")
+			(&s13[i14]).Text = r.str(m16["text"], "notes.text", "")
 		}
-		v.Notes = s12
+		v.Notes = s13
 	}
 	v.RuleID = r.str(m["rule_id"], "rule_id", "")
 	v.Host = r.str(m["host"], "host", "")
 	v.GroupKey = r.str(m["group_key"], "group_key", "")
 	v.AlertTime = r.long(m["alert_time"], "alert_time", 0)
+	v.Severity = r.str(m["severity"], "severity", "")
+	v.Service = r.str(m["service"], "service", "")
+	v.Tags = r.strings(m["tags"], "tags")
 	v.SuppressUntil = r.long(m["suppress_until"], "suppress_until", 0)
 	v.SuppressScope = r.str(m["suppress_scope"], "suppress_scope", "")
 	if r.err != nil {
@@ -244,30 +272,30 @@ func (v *TriageState) Field(path string) (any, bool) {
 		return out, true
 	case "notes.at":
 		var out []int64
-		s16 := v.Notes
-		o17 := make([]int64, len(s16))
-		for i18 := range s16 {
-			o17[i18] = (&s16[i18]).At
+		s17 := v.Notes
+		o18 := make([]int64, len(s17))
+		for i19 := range s17 {
+			o18[i19] = (&s17[i19]).At
 		}
-		out = o17
+		out = o18
 		return out, true
 	case "notes.by":
 		var out []string
-		s19 := v.Notes
-		o20 := make([]string, len(s19))
-		for i21 := range s19 {
-			o20[i21] = (&s19[i21]).By
+		s20 := v.Notes
+		o21 := make([]string, len(s20))
+		for i22 := range s20 {
+			o21[i22] = (&s20[i22]).By
 		}
-		out = o20
+		out = o21
 		return out, true
 	case "notes.text":
 		var out []string
-		s22 := v.Notes
-		o23 := make([]string, len(s22))
-		for i24 := range s22 {
-			o23[i24] = (&s22[i24]).Text
+		s23 := v.Notes
+		o24 := make([]string, len(s23))
+		for i25 := range s23 {
+			o24[i25] = (&s23[i25]).Text
 		}
-		out = o23
+		out = o24
 		return out, true
 	case "rule_id":
 		var out string
@@ -284,6 +312,18 @@ func (v *TriageState) Field(path string) (any, bool) {
 	case "alert_time":
 		var out int64
 		out = v.AlertTime
+		return out, true
+	case "severity":
+		var out string
+		out = v.Severity
+		return out, true
+	case "service":
+		var out string
+		out = v.Service
+		return out, true
+	case "tags":
+		var out []string
+		out = v.Tags
 		return out, true
 	case "suppress_until":
 		var out int64
@@ -311,6 +351,9 @@ var triageStateFields = []FieldInfo{
 	{Path: "host", Type: "string", Arrays: 0, Optional: false, Presence: false},
 	{Path: "group_key", Type: "string", Arrays: 0, Optional: false, Presence: false},
 	{Path: "alert_time", Type: "long", Arrays: 0, Optional: false, Presence: false},
+	{Path: "severity", Type: "string", Arrays: 0, Optional: false, Presence: false},
+	{Path: "service", Type: "string", Arrays: 0, Optional: false, Presence: false},
+	{Path: "tags", Type: "string", Arrays: 1, Optional: false, Presence: false},
 	{Path: "suppress_until", Type: "long", Arrays: 0, Optional: false, Presence: false},
 	{Path: "suppress_scope", Type: "string", Arrays: 0, Optional: false, Presence: false},
 }
@@ -331,11 +374,15 @@ type TriageStateColumns struct {
 	Host          []string   // host
 	GroupKey      []string   // group_key
 	AlertTime     []int64    // alert_time
+	Severity      []string   // severity
+	Service       []string   // service
+	Tags          [][]string // tags
 	SuppressUntil []int64    // suppress_until
 	SuppressScope []string   // suppress_scope
 	notesAtL0     []int64
 	notesByL0     []string
 	notesTextL0   []string
+	tagsL0        []string
 }
 
 // Len returns the number of rows.
@@ -375,6 +422,14 @@ func (c *TriageStateColumns) Reset() {
 	c.GroupKey = c.GroupKey[:0]
 	clear(c.AlertTime[:cap(c.AlertTime)])
 	c.AlertTime = c.AlertTime[:0]
+	clear(c.Severity[:cap(c.Severity)])
+	c.Severity = c.Severity[:0]
+	clear(c.Service[:cap(c.Service)])
+	c.Service = c.Service[:0]
+	clear(c.tagsL0[:cap(c.tagsL0)])
+	c.tagsL0 = c.tagsL0[:0]
+	clear(c.Tags[:cap(c.Tags)])
+	c.Tags = c.Tags[:0]
 	clear(c.SuppressUntil[:cap(c.SuppressUntil)])
 	c.SuppressUntil = c.SuppressUntil[:0]
 	clear(c.SuppressScope[:cap(c.SuppressScope)])
@@ -397,6 +452,9 @@ func (c *TriageStateColumns) Columns() []Column {
 		{Path: "host", Values: c.Host},
 		{Path: "group_key", Values: c.GroupKey},
 		{Path: "alert_time", Values: c.AlertTime},
+		{Path: "severity", Values: c.Severity},
+		{Path: "service", Values: c.Service},
+		{Path: "tags", Values: c.Tags},
 		{Path: "suppress_until", Values: c.SuppressUntil},
 		{Path: "suppress_scope", Values: c.SuppressScope},
 	}
@@ -405,7 +463,7 @@ func (c *TriageStateColumns) Columns() []Column {
 // Append decodes one Avro binary body of avro/triage.avsc into one more row; the strings view body.
 // On an error nothing is appended.
 func (c *TriageStateColumns) Append(body []byte) error {
-	var mark [18]int
+	var mark [22]int
 	mark[0] = len(c.AlertID)
 	mark[1] = len(c.Version)
 	mark[2] = len(c.State)
@@ -422,8 +480,12 @@ func (c *TriageStateColumns) Append(body []byte) error {
 	mark[13] = len(c.Host)
 	mark[14] = len(c.GroupKey)
 	mark[15] = len(c.AlertTime)
-	mark[16] = len(c.SuppressUntil)
-	mark[17] = len(c.SuppressScope)
+	mark[16] = len(c.Severity)
+	mark[17] = len(c.Service)
+	mark[18] = len(c.tagsL0)
+	mark[19] = len(c.Tags)
+	mark[20] = len(c.SuppressUntil)
+	mark[21] = len(c.SuppressScope)
 	d := decoder{buf: body}
 	c.AlertID = append(c.AlertID, d.string())
 	c.Version = append(c.Version, d.long())
@@ -432,24 +494,35 @@ func (c *TriageStateColumns) Append(body []byte) error {
 	c.UpdatedAt = append(c.UpdatedAt, d.long())
 	c.UpdatedBy = append(c.UpdatedBy, d.string())
 	{
-		st25 := len(c.notesAtL0)
-		st26 := len(c.notesByL0)
-		st27 := len(c.notesTextL0)
-		for n28 := d.block(3); n28 > 0; n28 = d.block(3) {
-			for range n28 {
+		st26 := len(c.notesAtL0)
+		st27 := len(c.notesByL0)
+		st28 := len(c.notesTextL0)
+		for n29 := d.block(3); n29 > 0; n29 = d.block(3) {
+			for range n29 {
 				c.notesAtL0 = append(c.notesAtL0, d.long())
 				c.notesByL0 = append(c.notesByL0, d.string())
 				c.notesTextL0 = append(c.notesTextL0, d.string())
 			}
 		}
-		c.NotesAt = append(c.NotesAt, cut(c.notesAtL0, st25))
-		c.NotesBy = append(c.NotesBy, cut(c.notesByL0, st26))
-		c.NotesText = append(c.NotesText, cut(c.notesTextL0, st27))
+		c.NotesAt = append(c.NotesAt, cut(c.notesAtL0, st26))
+		c.NotesBy = append(c.NotesBy, cut(c.notesByL0, st27))
+		c.NotesText = append(c.NotesText, cut(c.notesTextL0, st28))
 	}
 	c.RuleID = append(c.RuleID, d.string())
 	c.Host = append(c.Host, d.string())
 	c.GroupKey = append(c.GroupKey, d.string())
 	c.AlertTime = append(c.AlertTime, d.long())
+	c.Severity = append(c.Severity, d.string())
+	c.Service = append(c.Service, d.string())
+	{
+		st30 := len(c.tagsL0)
+		for n31 := d.block(1); n31 > 0; n31 = d.block(1) {
+			for range n31 {
+				c.tagsL0 = append(c.tagsL0, d.string())
+			}
+		}
+		c.Tags = append(c.Tags, cut(c.tagsL0, st30))
+	}
 	c.SuppressUntil = append(c.SuppressUntil, d.long())
 	c.SuppressScope = append(c.SuppressScope, d.string())
 	if err := d.finish(); err != nil {
@@ -469,8 +542,12 @@ func (c *TriageStateColumns) Append(body []byte) error {
 		c.Host = c.Host[:mark[13]]
 		c.GroupKey = c.GroupKey[:mark[14]]
 		c.AlertTime = c.AlertTime[:mark[15]]
-		c.SuppressUntil = c.SuppressUntil[:mark[16]]
-		c.SuppressScope = c.SuppressScope[:mark[17]]
+		c.Severity = c.Severity[:mark[16]]
+		c.Service = c.Service[:mark[17]]
+		c.tagsL0 = c.tagsL0[:mark[18]]
+		c.Tags = c.Tags[:mark[19]]
+		c.SuppressUntil = c.SuppressUntil[:mark[20]]
+		c.SuppressScope = c.SuppressScope[:mark[21]]
 		return err
 	}
 	return nil

@@ -20,6 +20,9 @@ CREATE TABLE IF NOT EXISTS {{.Table "alert_triage"}}{{.OnCluster}}
     host_name       String,
     group_key       String,
     alert_time      UInt64,
+    severity        {{.LowCardinality "String"}},
+    service         {{.LowCardinality "String"}},
+    tags            Array(String),
     suppress_until  UInt64,
     suppress_scope  {{.LowCardinality "String"}},
     deleted         UInt8

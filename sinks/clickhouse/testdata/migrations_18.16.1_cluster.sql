@@ -714,6 +714,9 @@ CREATE TABLE IF NOT EXISTS crumbs.alert_triage_local ON CLUSTER crumbs_cluster
     host_name       String,
     group_key       String,
     alert_time      UInt64,
+    severity        String,
+    service         String,
+    tags            Array(String),
     suppress_until  UInt64,
     suppress_scope  String,
     deleted         UInt8
