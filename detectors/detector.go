@@ -4,7 +4,9 @@
 // consumed offsets, in one Kafka transaction (exactly once). A partition's state is restored
 // from the changelog when it is assigned; rules reload on file change or SIGHUP. A partition
 // that receives nothing for detector.idle_timeout has its watermark follow the wall clock, so
-// a burst followed by silence still closes its windows (in a transaction of its own).
+// a burst followed by silence still closes its windows (in a transaction of its own). It also
+// reads the compacted crumbs.triage, and drops (and counts) the alerts that a false positive's
+// suppression in force covers: the same rule on the same host, or with the same group key.
 package detectors
 
 import (
@@ -255,6 +257,8 @@ type Detector struct {
 	lastSeen map[int32]time.Time       // partition -> when it was assigned or last gave a record
 	pending  atomic.Pointer[[]*engine.Rule]
 
+	suppress *suppressions // false positives in force, from crumbs.triage
+
 	late, evicted, keys, reloads, refused, sigmaSkipped atomic.Int64
 	interrupted                                         atomic.Uint64
 	interruptLogged                                     time.Time // guarded by mu
@@ -270,7 +274,7 @@ func New(cfg Config, kcfg kafka.Config, deps Deps) (*Detector, error) {
 	if deps.Log == nil {
 		deps.Log = slog.Default()
 	}
-	d := &Detector{cfg: cfg, kcfg: kcfg, owned: map[string]map[int32]bool{}, lastSeen: map[int32]time.Time{}}
+	d := &Detector{cfg: cfg, kcfg: kcfg, owned: map[string]map[int32]bool{}, lastSeen: map[int32]time.Time{}, suppress: newSuppressions()}
 	if deps.LoadRules == nil {
 		deps.LoadRules = func() ([]*engine.Rule, error) {
 			rs, skipped, err := cfg.loadRules(deps.Log)
@@ -312,6 +316,7 @@ func (d *Detector) registerMetrics() error {
 	}
 	labels := prometheus.Labels{"group": d.cfg.Group}
 	for _, c := range []prometheus.Collector{
+		d.suppress.count,
 		prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "crumbs_detector_late_events_total", ConstLabels: labels,
 			Help: "Events older than their partition's watermark, left out of windows (they still reach ClickHouse)."},
 			func() float64 { return float64(d.late.Load()) }),
@@ -393,7 +398,15 @@ func (d *Detector) Run(ctx context.Context) error {
 		defer wg.Done()
 		d.watchRules(wctx)
 	}()
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		d.suppress.run(wctx, d.kcfg, d.deps.Serde, d.deps.Log)
+	}()
 	defer func() { stop(); wg.Wait() }()
+	if !d.suppress.waitReady(ctx, 10*time.Second) && ctx.Err() == nil {
+		d.deps.Log.Warn("false positives' suppressions not read within 10s; judging without those not read yet", "topic", t.Triage())
+	}
 	c := d.deps.Counters
 	state := t.State(d.cfg.Group)
 	var tick func() ([]*kgo.Record, []*kgo.Record, error)
@@ -469,10 +482,15 @@ func (d *Detector) judge(r *kgo.Record) ([]*kgo.Record, error) {
 	return d.alertRecords(alerts, incidents)
 }
 
-// alertRecords encodes alerts for crumbs.alerts and incidents for crumbs.incidents.
+// alertRecords encodes alerts for crumbs.alerts and incidents for crumbs.incidents; an
+// alert a false positive's suppression covers is dropped.
 func (d *Detector) alertRecords(alerts []*engine.Alert, incidents []*schemas.Incident) ([]*kgo.Record, error) {
 	out := make([]*kgo.Record, 0, len(alerts)+len(incidents))
+	now := time.Now()
 	for _, a := range alerts {
+		if d.suppress.suppressed(&a.Alert, now) {
+			continue
+		}
 		v, err := d.deps.Serde.Encode(nil, schemas.AlertSchema, &a.Alert)
 		if err != nil {
 			return nil, fmt.Errorf("encode alert of rule %s: %w", a.RuleID, err)

@@ -9,7 +9,7 @@ import (
 
 // TriageStateCodec is the generated codec of crumbs.TriageState (avro/triage.avsc).
 var TriageStateCodec = &Codec{
-	Schema: "crumbs.TriageState", Fingerprint: 0x13b78782df61fadf, File: "avro/triage.avsc",
+	Schema: "crumbs.TriageState", Fingerprint: 0x64be6073d01769f6, File: "avro/triage.avsc",
 	Fields:     triageStateFields,
 	New:        func() Record { return new(TriageState) },
 	NewColumns: func() ColumnBuffer { return new(TriageStateColumns) },
@@ -17,7 +17,7 @@ var TriageStateCodec = &Codec{
 }
 
 // AvroSchema returns "crumbs.TriageState" and the fingerprint of avro/triage.avsc.
-func (*TriageState) AvroSchema() (string, uint64) { return "crumbs.TriageState", 0x13b78782df61fadf }
+func (*TriageState) AvroSchema() (string, uint64) { return "crumbs.TriageState", 0x64be6073d01769f6 }
 
 // AvroSize returns the length of the value's Avro binary encoding.
 func (v *TriageState) AvroSize() int {
@@ -28,6 +28,25 @@ func (v *TriageState) AvroSize() int {
 	n += sizeString(v.Assignee)
 	n += sizeLong(v.UpdatedAt)
 	n += sizeString(v.UpdatedBy)
+	n++
+	if len(v.Notes) > 0 {
+		n += sizeLong(int64(len(v.Notes)))
+		for i1 := range v.Notes {
+			it2 := &v.Notes[i1]
+			n += sizeLong(it2.At)
+			n += sizeString(it2.By)
+			n += sizeString(it2.Text)
+		}
+	}
+	n += sizeString(v.RuleID)
+	n += sizeString(v.Host)
+	n += sizeString(v.GroupKey)
+	n += sizeLong(v.AlertTime)
+	n += sizeString(v.Severity)
+	n += sizeString(v.Service)
+	n += sizeStrings(v.Tags)
+	n += sizeLong(v.SuppressUntil)
+	n += sizeString(v.SuppressScope)
 	return n
 }
 
@@ -40,39 +59,109 @@ func (v *TriageState) AppendAvro(b []byte) []byte {
 	b = appendString(b, v.Assignee)
 	b = appendLong(b, v.UpdatedAt)
 	b = appendString(b, v.UpdatedBy)
+	if len(v.Notes) > 0 {
+		b = appendLong(b, int64(len(v.Notes)))
+		for i3 := range v.Notes {
+			it4 := &v.Notes[i3]
+			b = appendLong(b, it4.At)
+			b = appendString(b, it4.By)
+			b = appendString(b, it4.Text)
+		}
+	}
+	b = append(b, 0)
+	b = appendString(b, v.RuleID)
+	b = appendString(b, v.Host)
+	b = appendString(b, v.GroupKey)
+	b = appendLong(b, v.AlertTime)
+	b = appendString(b, v.Severity)
+	b = appendString(b, v.Service)
+	b = appendStrings(b, v.Tags)
+	b = appendLong(b, v.SuppressUntil)
+	b = appendString(b, v.SuppressScope)
 	return b
 }
 
+// triageStateScratch holds what one decode of TriageState allocates besides the copy of its bytes: its
+// optional records and the first items of its arrays, together, when first needed.
+type triageStateScratch struct {
+	strs            [8]string
+	triageNotes     [1]TriageNote
+	triageNotesUsed int
+}
+
 // UnmarshalAvro sets v from one Avro binary body of avro/triage.avsc; its strings view one copy of b.
-func (v *TriageState) UnmarshalAvro(b []byte) error { return v.unmarshalAvro(ownCopy(b)) }
+func (v *TriageState) UnmarshalAvro(b []byte) error { return v.unmarshalAvro(ownCopy(b), nil) }
 
 // UnmarshalAvroNoCopy is UnmarshalAvro with the strings viewing b, which must then stay unchanged.
-func (v *TriageState) UnmarshalAvroNoCopy(b []byte) error { return v.unmarshalAvro(b) }
+func (v *TriageState) UnmarshalAvroNoCopy(b []byte) error { return v.unmarshalAvro(b, nil) }
 
 // TriageStateDecoder decodes crumbs.TriageState bodies into memory it reuses (no allocation for
 // records that fit its scratch space): the value Decode returns, and what it points to
 // besides its strings, is valid until the next Decode. The strings view the body, which must
 // stay unchanged while they are used. For judging one record at a time.
 type TriageStateDecoder struct {
-	v TriageState
+	v   TriageState
+	scr triageStateScratch
 }
 
 // Decode decodes one body into the decoder's value.
 func (dec *TriageStateDecoder) Decode(b []byte) (Record, error) {
-	if err := dec.v.unmarshalAvro(b); err != nil {
+	dec.scr.triageNotesUsed = 0
+	if err := dec.v.unmarshalAvro(b, &dec.scr); err != nil {
 		return nil, err
 	}
 	return &dec.v, nil
 }
 
-func (v *TriageState) unmarshalAvro(b []byte) error {
+func (v *TriageState) unmarshalAvro(b []byte, scr *triageStateScratch) error {
 	d := decoder{buf: b}
+	if scr != nil {
+		d.pool = scr.strs[:]
+	}
 	v.AlertID = d.string()
 	v.Version = d.long()
 	v.State = d.string()
 	v.Assignee = d.string()
 	v.UpdatedAt = d.long()
 	v.UpdatedBy = d.string()
+	{
+		var s5 []TriageNote
+		for n6 := d.block(3); n6 > 0; n6 = d.block(3) {
+			if l := len(s5); l == 0 {
+				if scr == nil {
+					scr = new(triageStateScratch)
+					d.pool = scr.strs[:]
+				}
+				s5 = take(scr.triageNotes[:], &scr.triageNotesUsed, n6)
+			} else {
+				s5 = slices.Grow(s5, n6)[:l+n6]
+			}
+			for j7 := len(s5) - n6; j7 < len(s5); j7++ {
+				it8 := &s5[j7]
+				it8.At = d.long()
+				it8.By = d.string()
+				it8.Text = d.string()
+			}
+		}
+		v.Notes = s5
+	}
+	v.RuleID = d.string()
+	v.Host = d.string()
+	v.GroupKey = d.string()
+	v.AlertTime = d.long()
+	v.Severity = d.string()
+	v.Service = d.string()
+	if n9 := d.block(1); n9 > 0 {
+		if scr == nil {
+			scr = new(triageStateScratch)
+			d.pool = scr.strs[:]
+		}
+		v.Tags = d.strings(n9)
+	} else {
+		v.Tags = nil
+	}
+	v.SuppressUntil = d.long()
+	v.SuppressScope = d.string()
 	if err := d.finish(); err != nil {
 		*v = TriageState{}
 		return err
@@ -89,6 +178,26 @@ func (v *TriageState) Native() map[string]any {
 		"assignee":   v.Assignee,
 		"updated_at": v.UpdatedAt,
 		"updated_by": v.UpdatedBy,
+		"notes": func() []any {
+			o10 := make([]any, len(v.Notes))
+			for i11 := range v.Notes {
+				o10[i11] = map[string]any{
+					"at":   (&v.Notes[i11]).At,
+					"by":   (&v.Notes[i11]).By,
+					"text": (&v.Notes[i11]).Text,
+				}
+			}
+			return o10
+		}(),
+		"rule_id":        v.RuleID,
+		"host":           v.Host,
+		"group_key":      v.GroupKey,
+		"alert_time":     v.AlertTime,
+		"severity":       v.Severity,
+		"service":        v.Service,
+		"tags":           nativeStrings(v.Tags),
+		"suppress_until": v.SuppressUntil,
+		"suppress_scope": v.SuppressScope,
 	}
 }
 
@@ -107,6 +216,25 @@ func (v *TriageState) FromNative(native any) error {
 	v.Assignee = r.str(m["assignee"], "assignee", "")
 	v.UpdatedAt = r.long(m["updated_at"], "updated_at", 0)
 	v.UpdatedBy = r.str(m["updated_by"], "updated_by", "")
+	if a12 := r.array(m["notes"], "notes"); len(a12) > 0 {
+		s13 := make([]TriageNote, len(a12))
+		for i14, it15 := range a12 {
+			m16 := r.record(it15, "notes")
+			(&s13[i14]).At = r.long(m16["at"], "notes.at", 0)
+			(&s13[i14]).By = r.str(m16["by"], "notes.by", "")
+			(&s13[i14]).Text = r.str(m16["text"], "notes.text", "")
+		}
+		v.Notes = s13
+	}
+	v.RuleID = r.str(m["rule_id"], "rule_id", "")
+	v.Host = r.str(m["host"], "host", "")
+	v.GroupKey = r.str(m["group_key"], "group_key", "")
+	v.AlertTime = r.long(m["alert_time"], "alert_time", 0)
+	v.Severity = r.str(m["severity"], "severity", "")
+	v.Service = r.str(m["service"], "service", "")
+	v.Tags = r.strings(m["tags"], "tags")
+	v.SuppressUntil = r.long(m["suppress_until"], "suppress_until", 0)
+	v.SuppressScope = r.str(m["suppress_scope"], "suppress_scope", "")
 	if r.err != nil {
 		*v = TriageState{}
 		return fmt.Errorf("crumbs.TriageState: %w", r.err)
@@ -142,6 +270,69 @@ func (v *TriageState) Field(path string) (any, bool) {
 		var out string
 		out = v.UpdatedBy
 		return out, true
+	case "notes.at":
+		var out []int64
+		s17 := v.Notes
+		o18 := make([]int64, len(s17))
+		for i19 := range s17 {
+			o18[i19] = (&s17[i19]).At
+		}
+		out = o18
+		return out, true
+	case "notes.by":
+		var out []string
+		s20 := v.Notes
+		o21 := make([]string, len(s20))
+		for i22 := range s20 {
+			o21[i22] = (&s20[i22]).By
+		}
+		out = o21
+		return out, true
+	case "notes.text":
+		var out []string
+		s23 := v.Notes
+		o24 := make([]string, len(s23))
+		for i25 := range s23 {
+			o24[i25] = (&s23[i25]).Text
+		}
+		out = o24
+		return out, true
+	case "rule_id":
+		var out string
+		out = v.RuleID
+		return out, true
+	case "host":
+		var out string
+		out = v.Host
+		return out, true
+	case "group_key":
+		var out string
+		out = v.GroupKey
+		return out, true
+	case "alert_time":
+		var out int64
+		out = v.AlertTime
+		return out, true
+	case "severity":
+		var out string
+		out = v.Severity
+		return out, true
+	case "service":
+		var out string
+		out = v.Service
+		return out, true
+	case "tags":
+		var out []string
+		out = v.Tags
+		return out, true
+	case "suppress_until":
+		var out int64
+		out = v.SuppressUntil
+		return out, true
+	case "suppress_scope":
+		var out string
+		out = v.SuppressScope
+		return out, true
 	}
 	return nil, false
 }
@@ -153,17 +344,45 @@ var triageStateFields = []FieldInfo{
 	{Path: "assignee", Type: "string", Arrays: 0, Optional: false, Presence: false},
 	{Path: "updated_at", Type: "long", Arrays: 0, Optional: false, Presence: false},
 	{Path: "updated_by", Type: "string", Arrays: 0, Optional: false, Presence: false},
+	{Path: "notes.at", Type: "long", Arrays: 1, Optional: false, Presence: false},
+	{Path: "notes.by", Type: "string", Arrays: 1, Optional: false, Presence: false},
+	{Path: "notes.text", Type: "string", Arrays: 1, Optional: false, Presence: false},
+	{Path: "rule_id", Type: "string", Arrays: 0, Optional: false, Presence: false},
+	{Path: "host", Type: "string", Arrays: 0, Optional: false, Presence: false},
+	{Path: "group_key", Type: "string", Arrays: 0, Optional: false, Presence: false},
+	{Path: "alert_time", Type: "long", Arrays: 0, Optional: false, Presence: false},
+	{Path: "severity", Type: "string", Arrays: 0, Optional: false, Presence: false},
+	{Path: "service", Type: "string", Arrays: 0, Optional: false, Presence: false},
+	{Path: "tags", Type: "string", Arrays: 1, Optional: false, Presence: false},
+	{Path: "suppress_until", Type: "long", Arrays: 0, Optional: false, Presence: false},
+	{Path: "suppress_scope", Type: "string", Arrays: 0, Optional: false, Presence: false},
 }
 
 // TriageStateColumns holds decoded crumbs.TriageState records column by column, one exported slice per
 // path of TriageStateCodec.Fields; rows are appended by Append. It is a ColumnBuffer.
 type TriageStateColumns struct {
-	AlertID   []string // alert_id
-	Version   []int64  // version
-	State     []string // state
-	Assignee  []string // assignee
-	UpdatedAt []int64  // updated_at
-	UpdatedBy []string // updated_by
+	AlertID       []string   // alert_id
+	Version       []int64    // version
+	State         []string   // state
+	Assignee      []string   // assignee
+	UpdatedAt     []int64    // updated_at
+	UpdatedBy     []string   // updated_by
+	NotesAt       [][]int64  // notes.at
+	NotesBy       [][]string // notes.by
+	NotesText     [][]string // notes.text
+	RuleID        []string   // rule_id
+	Host          []string   // host
+	GroupKey      []string   // group_key
+	AlertTime     []int64    // alert_time
+	Severity      []string   // severity
+	Service       []string   // service
+	Tags          [][]string // tags
+	SuppressUntil []int64    // suppress_until
+	SuppressScope []string   // suppress_scope
+	notesAtL0     []int64
+	notesByL0     []string
+	notesTextL0   []string
+	tagsL0        []string
 }
 
 // Len returns the number of rows.
@@ -183,6 +402,38 @@ func (c *TriageStateColumns) Reset() {
 	c.UpdatedAt = c.UpdatedAt[:0]
 	clear(c.UpdatedBy[:cap(c.UpdatedBy)])
 	c.UpdatedBy = c.UpdatedBy[:0]
+	clear(c.notesAtL0[:cap(c.notesAtL0)])
+	c.notesAtL0 = c.notesAtL0[:0]
+	clear(c.NotesAt[:cap(c.NotesAt)])
+	c.NotesAt = c.NotesAt[:0]
+	clear(c.notesByL0[:cap(c.notesByL0)])
+	c.notesByL0 = c.notesByL0[:0]
+	clear(c.NotesBy[:cap(c.NotesBy)])
+	c.NotesBy = c.NotesBy[:0]
+	clear(c.notesTextL0[:cap(c.notesTextL0)])
+	c.notesTextL0 = c.notesTextL0[:0]
+	clear(c.NotesText[:cap(c.NotesText)])
+	c.NotesText = c.NotesText[:0]
+	clear(c.RuleID[:cap(c.RuleID)])
+	c.RuleID = c.RuleID[:0]
+	clear(c.Host[:cap(c.Host)])
+	c.Host = c.Host[:0]
+	clear(c.GroupKey[:cap(c.GroupKey)])
+	c.GroupKey = c.GroupKey[:0]
+	clear(c.AlertTime[:cap(c.AlertTime)])
+	c.AlertTime = c.AlertTime[:0]
+	clear(c.Severity[:cap(c.Severity)])
+	c.Severity = c.Severity[:0]
+	clear(c.Service[:cap(c.Service)])
+	c.Service = c.Service[:0]
+	clear(c.tagsL0[:cap(c.tagsL0)])
+	c.tagsL0 = c.tagsL0[:0]
+	clear(c.Tags[:cap(c.Tags)])
+	c.Tags = c.Tags[:0]
+	clear(c.SuppressUntil[:cap(c.SuppressUntil)])
+	c.SuppressUntil = c.SuppressUntil[:0]
+	clear(c.SuppressScope[:cap(c.SuppressScope)])
+	c.SuppressScope = c.SuppressScope[:0]
 }
 
 // Columns returns every column with its path, in the order of TriageStateCodec.Fields.
@@ -194,19 +445,47 @@ func (c *TriageStateColumns) Columns() []Column {
 		{Path: "assignee", Values: c.Assignee},
 		{Path: "updated_at", Values: c.UpdatedAt},
 		{Path: "updated_by", Values: c.UpdatedBy},
+		{Path: "notes.at", Values: c.NotesAt},
+		{Path: "notes.by", Values: c.NotesBy},
+		{Path: "notes.text", Values: c.NotesText},
+		{Path: "rule_id", Values: c.RuleID},
+		{Path: "host", Values: c.Host},
+		{Path: "group_key", Values: c.GroupKey},
+		{Path: "alert_time", Values: c.AlertTime},
+		{Path: "severity", Values: c.Severity},
+		{Path: "service", Values: c.Service},
+		{Path: "tags", Values: c.Tags},
+		{Path: "suppress_until", Values: c.SuppressUntil},
+		{Path: "suppress_scope", Values: c.SuppressScope},
 	}
 }
 
 // Append decodes one Avro binary body of avro/triage.avsc into one more row; the strings view body.
 // On an error nothing is appended.
 func (c *TriageStateColumns) Append(body []byte) error {
-	var mark [6]int
+	var mark [22]int
 	mark[0] = len(c.AlertID)
 	mark[1] = len(c.Version)
 	mark[2] = len(c.State)
 	mark[3] = len(c.Assignee)
 	mark[4] = len(c.UpdatedAt)
 	mark[5] = len(c.UpdatedBy)
+	mark[6] = len(c.notesAtL0)
+	mark[7] = len(c.NotesAt)
+	mark[8] = len(c.notesByL0)
+	mark[9] = len(c.NotesBy)
+	mark[10] = len(c.notesTextL0)
+	mark[11] = len(c.NotesText)
+	mark[12] = len(c.RuleID)
+	mark[13] = len(c.Host)
+	mark[14] = len(c.GroupKey)
+	mark[15] = len(c.AlertTime)
+	mark[16] = len(c.Severity)
+	mark[17] = len(c.Service)
+	mark[18] = len(c.tagsL0)
+	mark[19] = len(c.Tags)
+	mark[20] = len(c.SuppressUntil)
+	mark[21] = len(c.SuppressScope)
 	d := decoder{buf: body}
 	c.AlertID = append(c.AlertID, d.string())
 	c.Version = append(c.Version, d.long())
@@ -214,6 +493,38 @@ func (c *TriageStateColumns) Append(body []byte) error {
 	c.Assignee = append(c.Assignee, d.string())
 	c.UpdatedAt = append(c.UpdatedAt, d.long())
 	c.UpdatedBy = append(c.UpdatedBy, d.string())
+	{
+		st26 := len(c.notesAtL0)
+		st27 := len(c.notesByL0)
+		st28 := len(c.notesTextL0)
+		for n29 := d.block(3); n29 > 0; n29 = d.block(3) {
+			for range n29 {
+				c.notesAtL0 = append(c.notesAtL0, d.long())
+				c.notesByL0 = append(c.notesByL0, d.string())
+				c.notesTextL0 = append(c.notesTextL0, d.string())
+			}
+		}
+		c.NotesAt = append(c.NotesAt, cut(c.notesAtL0, st26))
+		c.NotesBy = append(c.NotesBy, cut(c.notesByL0, st27))
+		c.NotesText = append(c.NotesText, cut(c.notesTextL0, st28))
+	}
+	c.RuleID = append(c.RuleID, d.string())
+	c.Host = append(c.Host, d.string())
+	c.GroupKey = append(c.GroupKey, d.string())
+	c.AlertTime = append(c.AlertTime, d.long())
+	c.Severity = append(c.Severity, d.string())
+	c.Service = append(c.Service, d.string())
+	{
+		st30 := len(c.tagsL0)
+		for n31 := d.block(1); n31 > 0; n31 = d.block(1) {
+			for range n31 {
+				c.tagsL0 = append(c.tagsL0, d.string())
+			}
+		}
+		c.Tags = append(c.Tags, cut(c.tagsL0, st30))
+	}
+	c.SuppressUntil = append(c.SuppressUntil, d.long())
+	c.SuppressScope = append(c.SuppressScope, d.string())
 	if err := d.finish(); err != nil {
 		c.AlertID = c.AlertID[:mark[0]]
 		c.Version = c.Version[:mark[1]]
@@ -221,6 +532,22 @@ func (c *TriageStateColumns) Append(body []byte) error {
 		c.Assignee = c.Assignee[:mark[3]]
 		c.UpdatedAt = c.UpdatedAt[:mark[4]]
 		c.UpdatedBy = c.UpdatedBy[:mark[5]]
+		c.notesAtL0 = c.notesAtL0[:mark[6]]
+		c.NotesAt = c.NotesAt[:mark[7]]
+		c.notesByL0 = c.notesByL0[:mark[8]]
+		c.NotesBy = c.NotesBy[:mark[9]]
+		c.notesTextL0 = c.notesTextL0[:mark[10]]
+		c.NotesText = c.NotesText[:mark[11]]
+		c.RuleID = c.RuleID[:mark[12]]
+		c.Host = c.Host[:mark[13]]
+		c.GroupKey = c.GroupKey[:mark[14]]
+		c.AlertTime = c.AlertTime[:mark[15]]
+		c.Severity = c.Severity[:mark[16]]
+		c.Service = c.Service[:mark[17]]
+		c.tagsL0 = c.tagsL0[:mark[18]]
+		c.Tags = c.Tags[:mark[19]]
+		c.SuppressUntil = c.SuppressUntil[:mark[20]]
+		c.SuppressScope = c.SuppressScope[:mark[21]]
 		return err
 	}
 	return nil

@@ -50,7 +50,9 @@ run ./sinks/clickhouse 'Sink(Insert|VsClickhouseClient|Stage)$' 3x
 # Sink while its private ClickHouse flaps (down 10 s in every 60 s) vs steady, same run.
 run ./sinks/clickhouse 'SinkFlapping' 1x
 # Forensics: a one-hour host timeline over 10 million events (loaded once, kept).
-run ./sinks/clickhouse 'TimelineOneHost' 20x
+run ./query 'TimelineOneHost' 20x
+# Console: the inbox page's server time over 1,000,000 alerts (loaded once, kept), per filter.
+run ./console 'InboxPage' 20x
 # Alerts stage: alert-to-delivery latency at 100 alerts/s, webhook and syslog over TCP.
 run ./sinks/outputs 'DeliveryLatency' 1x
 # crumbs doctor: wall time of five runs (it loads and attaches every collector's programs).

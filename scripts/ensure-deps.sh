@@ -46,6 +46,7 @@ programs=(
   free:procps                         # make bench: the machine line
   awk:mawk                            # make bench: the machine line
   nproc:coreutils                     # make bench: the machine line
+  chromium:chromium                   # the console's browser test (testenv.RequireBrowser), headless
 )
 need=()
 for p in "${programs[@]}"; do

@@ -9,6 +9,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/threatcrumbs/crumbs/query"
 	"github.com/threatcrumbs/crumbs/sinks/clickhouse"
 )
 
@@ -16,13 +17,13 @@ import (
 // with its evidence events.
 func alertsCmd() *cobra.Command {
 	var (
-		f      clickhouse.AlertFilter
+		f      query.AlertFilter
 		since  string
 		format string
 	)
 	c := &cobra.Command{
 		Use:   "alerts",
-		Short: "List alerts from ClickHouse, newest first, filtered by severity, rule, service and time",
+		Short: "List alerts from ClickHouse, newest first, filtered by severity, rule, tag, service, host, triage state and time; triage them",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if err := checkFormat(format); err != nil {
@@ -46,7 +47,7 @@ func alertsCmd() *cobra.Command {
 			}
 			if format == "json" {
 				if as == nil {
-					as = []clickhouse.AlertRow{}
+					as = []query.AlertRow{}
 				}
 				return writeJSON(cmd.OutOrStdout(), as)
 			}
@@ -60,8 +61,11 @@ func alertsCmd() *cobra.Command {
 	lf.StringVar(&f.Rule, "rule", "", "only alerts of this rule id")
 	lf.StringVar(&f.Service, "service", "", "only alerts of this service")
 	lf.StringVar(&f.Host, "host", "", "only alerts of this host")
+	lf.StringVar(&f.Tag, "tag", "", "only alerts with this tag")
+	lf.StringVar(&f.State, "state", "", "only alerts in this triage state: new, acknowledged, resolved, false_positive, or open (new and acknowledged)")
 	lf.StringVar(&since, "since", "24h", "RFC 3339 time or a duration before now")
 	lf.IntVar(&f.Limit, "limit", 100, "most alerts listed")
+	c.AddCommand(triageCmds()...)
 	c.AddCommand(&cobra.Command{
 		Use:   "show ID",
 		Short: "Show one alert with its evidence events",
@@ -78,7 +82,7 @@ func alertsCmd() *cobra.Command {
 			ctx, cancel := queryContext(cmd.Context())
 			defer cancel()
 			a, err := st.Alert(ctx, args[0])
-			if errors.Is(err, clickhouse.ErrNotFound) {
+			if errors.Is(err, query.ErrNotFound) {
 				return &exitCode{2, err}
 			}
 			if err != nil {
@@ -101,7 +105,7 @@ func checkFormat(format string) error {
 }
 
 // openQueryStore connects to ClickHouse with the command's configuration, without migrating.
-func openQueryStore(cmd *cobra.Command) (*clickhouse.Store, func(), error) {
+func openQueryStore(cmd *cobra.Command) (*query.Store, func(), error) {
 	cfg, err := loadConfig(cmd)
 	if err != nil {
 		return nil, nil, err
@@ -112,23 +116,36 @@ func openQueryStore(cmd *cobra.Command) (*clickhouse.Store, func(), error) {
 	if err != nil {
 		return nil, nil, err
 	}
-	return st, func() { st.Close() }, nil
+	return query.New(st.Conn(), cfg.ClickHouse.Database, cfg.ClickHouse.Cluster), func() { st.Close() }, nil
 }
 
-func writeAlerts(w io.Writer, as []clickhouse.AlertRow) error {
+func writeAlerts(w io.Writer, as []query.AlertRow) error {
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(tw, "TIME\tSEVERITY\tRULE\tSERVICE\tHOST\tCOUNT\tID\tTITLE")
+	fmt.Fprintln(tw, "TIME\tSEVERITY\tSTATE\tRULE\tSERVICE\tHOST\tCOUNT\tID\tTITLE")
 	for _, a := range as {
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%d\t%s\t%s\n", a.Time.Format(time.RFC3339), q(a.Severity), q(a.RuleID), q(a.Service), q(a.Host), a.Count, q(a.ID), q(a.Title))
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%d\t%s\t%s\n", a.Time.Format(time.RFC3339), q(a.Severity), q(a.State), q(a.RuleID), q(a.Service), q(a.Host), a.Count, q(a.ID), q(a.Title))
 	}
 	return tw.Flush()
 }
 
-func writeAlert(w io.Writer, e *clickhouse.AlertEvidence) error {
+func writeAlert(w io.Writer, e *query.AlertEvidence) error {
 	a := e.Alert
 	fmt.Fprintf(w, "Alert %s\n  rule:     %s\n  title:    %s\n  severity: %s\n  time:     %s\n  window:   %s to %s\n  host:     %s\n  service:  %s\n  count:    %d\n  tags:     %s\n  summary:  %s\n",
 		q(a.ID), q(a.RuleID), q(a.Title), q(a.Severity), a.Time.Format(time.RFC3339Nano), a.WindowStart.Format(time.RFC3339), a.WindowEnd.Format(time.RFC3339),
 		q(a.Host), q(a.Service), a.Count, qs(a.Tags, ", "), q(a.Summary))
+	fmt.Fprintf(w, "  state:    %s", q(a.State))
+	if a.Assignee != "" {
+		fmt.Fprintf(w, ", assigned to %s", q(a.Assignee))
+	}
+	fmt.Fprintln(w)
+	if t := e.Triage; t != nil {
+		if !t.SuppressUntil.IsZero() {
+			fmt.Fprintf(w, "  suppresses %s on %s until %s\n", q(t.RuleID), q(t.SuppressScope), t.SuppressUntil.Format(time.RFC3339))
+		}
+		for _, n := range t.Notes {
+			fmt.Fprintf(w, "  note %s %s: %s\n", n.At.Format(time.RFC3339), q(n.By), q(n.Text))
+		}
+	}
 	fmt.Fprintf(w, "\nEvidence (%d of %d events):\n", len(e.Evidence), len(a.Evidence))
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
 	fmt.Fprintln(tw, "TIME\tHOST\tKIND\tID\tWHAT")

@@ -16,6 +16,7 @@ import (
 	"github.com/threatcrumbs/crumbs/collectors/network"
 	"github.com/threatcrumbs/crumbs/collectors/process"
 	"github.com/threatcrumbs/crumbs/collectors/system"
+	"github.com/threatcrumbs/crumbs/console"
 	"github.com/threatcrumbs/crumbs/detectors"
 	"github.com/threatcrumbs/crumbs/enrichers"
 	"github.com/threatcrumbs/crumbs/pkg/kafka"
@@ -37,6 +38,7 @@ type Config struct {
 	Enricher   enrichers.Config  `mapstructure:"enricher"`
 	Detector   detectors.Config  `mapstructure:"detector"`
 	Alerts     outputs.Config    `mapstructure:"alerts"`
+	Console    console.Config    `mapstructure:"console"`
 }
 
 // LogConfig configures logging (log/slog to stderr).
@@ -71,13 +73,13 @@ type StatusConfig struct {
 // UpConfig configures `crumbs up`.
 type UpConfig struct {
 	// Stages are the stages `crumbs up` runs beside its embedded broker: collect, enrich,
-	// detect, sink and alerts. Leave some out to run them apart (`crumbs detect`, ...).
+	// detect, sink, alerts and console. Leave some out to run them apart (`crumbs detect`, ...).
 	// Default all.
 	Stages []string `mapstructure:"stages"`
 }
 
 // upStages are the stages `crumbs up` can run.
-var upStages = []string{"collect", "enrich", "detect", "sink", "alerts"}
+var upStages = []string{"collect", "enrich", "detect", "sink", "alerts", "console"}
 
 // CollectorsConfig configures the collectors (keys under `collectors.`).
 type CollectorsConfig struct {
@@ -120,6 +122,7 @@ func defaultConfig() Config {
 		Enricher: enrichers.DefaultConfig(),
 		Detector: detectors.DefaultConfig(),
 		Alerts:   outputs.DefaultConfig(),
+		Console:  console.DefaultConfig(),
 	}
 }
 
@@ -143,7 +146,7 @@ func (c *Config) Validate() error {
 		errs = append(errs, fmt.Errorf("status.interval: %s: must not be negative", c.Status.Interval))
 	}
 	for _, v := range []interface{ Validate() error }{c.Kafka, c.ClickHouse, c.Collectors.Process, c.Collectors.File, c.Collectors.Network,
-		c.Collectors.Identity, c.Collectors.System, c.Collectors.Spool, c.Collectors.Redact, c.Collectors.Health, c.Enricher, c.Detector, c.Alerts} {
+		c.Collectors.Identity, c.Collectors.System, c.Collectors.Spool, c.Collectors.Redact, c.Collectors.Health, c.Enricher, c.Detector, c.Alerts, c.Console} {
 		if err := v.Validate(); err != nil {
 			errs = append(errs, err)
 		}

@@ -13,13 +13,14 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/threatcrumbs/crumbs/pkg/termsafe"
+	"github.com/threatcrumbs/crumbs/query"
 	"github.com/threatcrumbs/crumbs/sinks/clickhouse"
 )
 
 // timelineCmd is `crumbs timeline`: what happened on a host, in a service or around an alert.
 func timelineCmd() *cobra.Command {
 	var (
-		q        clickhouse.TimelineQuery
+		q        query.TimelineQuery
 		from, to string
 		format   string
 		stats    bool
@@ -62,11 +63,12 @@ neither is given; around an alert, --before and --after.`,
 			}
 			ctx, cancel := signalContext(cmd)
 			defer cancel()
-			st, err := clickhouse.Connect(ctx, cfg.ClickHouse)
+			conn, err := clickhouse.Connect(ctx, cfg.ClickHouse)
 			if err != nil {
 				return err
 			}
-			defer st.Close()
+			defer conn.Close()
+			st := query.New(conn.Conn(), cfg.ClickHouse.Database, cfg.ClickHouse.Cluster)
 			tl, err := st.Timeline(ctx, q)
 			if err != nil {
 				return err
@@ -137,7 +139,7 @@ func q(s string) string { return termsafe.Field(s) }
 // qs is q of each element, joined by sep.
 func qs(ss []string, sep string) string { return strings.Join(termsafe.Fields(ss), sep) }
 
-func writeTimeline(w io.Writer, tl *clickhouse.Timeline, stats bool) error {
+func writeTimeline(w io.Writer, tl *query.Timeline, stats bool) error {
 	fmt.Fprintf(w, "Timeline of %s, %s to %s (hosts: %s)\n", q(tl.Scope), tl.From.Format(time.RFC3339), tl.To.Format(time.RFC3339), qs(tl.Hosts, ", "))
 	if len(tl.Changes) > 0 {
 		fmt.Fprintln(w, "\nActive change windows:")
@@ -164,7 +166,7 @@ func writeTimeline(w io.Writer, tl *clickhouse.Timeline, stats bool) error {
 	return nil
 }
 
-func writeStats(w io.Writer, stats []clickhouse.QueryStat) {
+func writeStats(w io.Writer, stats []query.QueryStat) {
 	fmt.Fprintln(w, "\nQueries:")
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
 	fmt.Fprintln(tw, "QUERY\tSERVER_MS\tWALL_MS\tROWS_READ\tBYTES_READ")

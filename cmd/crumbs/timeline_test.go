@@ -10,6 +10,7 @@ import (
 	"github.com/google/go-cmp/cmp"
 	"github.com/spf13/cobra"
 
+	"github.com/threatcrumbs/crumbs/query"
 	"github.com/threatcrumbs/crumbs/sinks/clickhouse"
 	"github.com/threatcrumbs/crumbs/sinks/clickhouse/clickhousetest"
 )
@@ -42,7 +43,7 @@ func TestTimelineCommand(t *testing.T) {
 		if err != nil {
 			t.Fatalf("%v\n%s", err, out)
 		}
-		var tl clickhouse.Timeline
+		var tl query.Timeline
 		if err := json.Unmarshal([]byte(out), &tl); err != nil {
 			t.Fatalf("decode output: %v\n%s", err, out)
 		}
@@ -105,7 +106,7 @@ func TestAlertsCommand(t *testing.T) {
 	if err != nil {
 		t.Fatalf("%v\n%s", err, out)
 	}
-	var as []clickhouse.AlertRow
+	var as []query.AlertRow
 	if err := json.Unmarshal([]byte(out), &as); err != nil {
 		t.Fatalf("decode: %v\n%s", err, out)
 	}
@@ -166,7 +167,7 @@ func TestTerminalOutputQuotesControls(t *testing.T) {
 	if strings.ContainsAny(out, "\x1b\a\r\u202e\u009b") {
 		t.Errorf("JSON: control characters reach the terminal: %q", out)
 	}
-	var tl clickhouse.Timeline
+	var tl query.Timeline
 	if err := json.Unmarshal([]byte(out), &tl); err != nil {
 		t.Fatalf("JSON output is not JSON: %v", err)
 	}

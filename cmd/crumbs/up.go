@@ -78,7 +78,7 @@ func runUp(cmd *cobra.Command, _ []string) error {
 	for _, st := range []struct {
 		name  string
 		build func(*runtime) (stage, error)
-	}{{"alerts", (*runtime).alerts}, {"sink", (*runtime).sink}, {"detect", (*runtime).detector}, {"enrich", (*runtime).enricher}} {
+	}{{"console", (*runtime).console}, {"alerts", (*runtime).alerts}, {"sink", (*runtime).sink}, {"detect", (*runtime).detector}, {"enrich", (*runtime).enricher}} {
 		if !slices.Contains(cfg.Up.Stages, st.name) {
 			continue
 		}

@@ -92,16 +92,16 @@ var roleTable = []struct {
 		return append([]Grant{reads(s.Topics.Prefix+".raw.", true), reads(s.Topics.Prefix+".context.", true),
 			writes(s.Topics.Prefix+".enriched.", true), writes(s.Topics.DLQ(), false)}, s.own(RoleEnricher, true)...)
 	}},
-	{RoleDetector, "reads enriched events, writes alerts, incidents, its window-state changelog and dead letters, in transactions", func(s Scope) []Grant {
-		g := []Grant{reads(s.Topics.Prefix+".enriched.", true), writes(s.Topics.Alerts(), false), writes(s.Topics.Incidents(), false),
-			writes(s.Topics.DLQ(), false)}
+	{RoleDetector, "reads enriched events and false positives' suppressions (triage state), writes alerts, incidents, its window-state changelog and dead letters, in transactions", func(s Scope) []Grant {
+		g := []Grant{reads(s.Topics.Prefix+".enriched.", true), reads(s.Topics.Triage(), false), writes(s.Topics.Alerts(), false),
+			writes(s.Topics.Incidents(), false), writes(s.Topics.DLQ(), false)}
 		if grp := s.Groups[RoleDetector]; grp != "" {
 			g = append(g, readsWrites(s.Topics.State(grp), false))
 		}
 		return append(g, s.own(RoleDetector, true)...)
 	}},
-	{RoleSink, "reads what it stores (enriched events, alerts, context, its replayed dead letters), writes dead letters", func(s Scope) []Grant {
-		return append([]Grant{reads(s.Topics.Prefix+".enriched.", true), reads(s.Topics.Alerts(), false),
+	{RoleSink, "reads what it stores (enriched events, alerts, triage state, context, its replayed dead letters), writes dead letters", func(s Scope) []Grant {
+		return append([]Grant{reads(s.Topics.Prefix+".enriched.", true), reads(s.Topics.Alerts(), false), reads(s.Topics.Triage(), false),
 			reads(s.Topics.Prefix+".context.", true), reads(s.Topics.Retry("sink"), false), writes(s.Topics.DLQ(), false)},
 			s.own(RoleSink, false)...)
 	}},

@@ -8,6 +8,7 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 
+	"github.com/threatcrumbs/crumbs/query"
 	"github.com/threatcrumbs/crumbs/schemas"
 )
 
@@ -46,7 +47,7 @@ func TestEarlyAlertReplacedByFinal(t *testing.T) {
 
 	listed := func() map[string]int64 {
 		t.Helper()
-		rows, err := st.Alerts(ctx, AlertFilter{Since: start.Add(-time.Hour)})
+		rows, err := query.New(st.Conn(), st.Database(), "").Alerts(ctx, query.AlertFilter{Since: start.Add(-time.Hour)})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -72,7 +73,7 @@ func TestEarlyAlertReplacedByFinal(t *testing.T) {
 	if d := cmp.Diff(map[string]int64{early.AlertID: 6, other.AlertID: other.Count}, listed()); d != "" {
 		t.Errorf("alerts listed (-want +got):\n%s", d)
 	}
-	shown, err := st.Alert(ctx, early.AlertID)
+	shown, err := query.New(st.Conn(), st.Database(), "").Alert(ctx, early.AlertID)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -127,6 +127,15 @@ func (m MigrationTemplate) Redistribute(table, shardKey string) string {
 	return "DROP TABLE IF EXISTS " + m.Database + "." + table + m.OnCluster() + ";\n" + m.Distributed(table, shardKey)
 }
 
+// NotIn is NOT IN on one server and GLOBAL NOT IN on a cluster, where a subquery over a
+// Distributed table runs once and its result goes to every shard.
+func (m MigrationTemplate) NotIn() string {
+	if m.Cluster != "" {
+		return "GLOBAL NOT IN"
+	}
+	return "NOT IN"
+}
+
 // LowCardinality returns LowCardinality(t) on servers where it is a stable type (20.1 and
 // later) and t itself on older ones, where it needs allow_experimental_low_cardinality_type.
 func (m MigrationTemplate) LowCardinality(t string) string {

@@ -38,7 +38,7 @@ func TestMigrateTwice(t *testing.T) {
 		t.Errorf("applied migrations (-want +got):\n%s", diff)
 	}
 	want := []string{
-		"alerts", "alerts_hourly", "alerts_hourly_mv", "context_accounts", "context_changes",
+		"alert_triage", "alerts", "alerts_facets_hourly", "alerts_facets_hourly_mv", "alerts_first", "alerts_first_mv", "alerts_hourly", "alerts_hourly_mv", "context_accounts", "context_changes",
 		"context_deploys", "context_inventory", "executions_by_service", "executions_by_service_mv",
 		"file_events", "identity_events", "logins_by_account", "logins_by_account_mv",
 		"network_events", "process_events", "schema_migrations", "service_activity",

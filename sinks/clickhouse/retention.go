@@ -11,7 +11,7 @@ import (
 // retentionColumns names, per table with a retention, the Date expression its TTL is on.
 var retentionColumns = map[string]string{
 	ProcessEventsTable: "date", NetworkEventsTable: "date", FileEventsTable: "date",
-	IdentityEventsTable: "date", SystemEventsTable: "date", AlertsTable: "date",
+	IdentityEventsTable: "date", SystemEventsTable: "date", AlertsTable: "date", "alerts_first": "date", "alerts_facets_hourly": "toDate(hour)",
 	"alerts_hourly": "toDate(hour)", "service_graph_minute": "toDate(minute)",
 	"executions_by_service": "month", "logins_by_account": "toDate(hour)",
 	"service_activity": "toDate(minute)",
@@ -52,7 +52,7 @@ func (s *Sink) enforceRetention(ctx context.Context, st *Store) {
 // is more than the table's retention in days before now (UTC). It works on every server
 // version. On a cluster it drops, ON CLUSTER, the partitions the connected server holds.
 func (s *Store) DropExpiredPartitions(ctx context.Context, r RetentionConfig, now time.Time) ([]DroppedPartition, error) {
-	days := r.Days()
+	days := r.tables()
 	var dropped []DroppedPartition
 	for _, table := range sortedKeys(days) {
 		if days[table] <= 0 {
@@ -148,7 +148,7 @@ func TTLStatements(v ServerVersion, database, cluster string, r RetentionConfig)
 	if !v.AtLeast(19, 6) {
 		return nil
 	}
-	days := r.Days()
+	days := r.tables()
 	var out []string
 	on := MigrationTemplate{Cluster: cluster}.OnCluster()
 	for _, table := range sortedKeys(days) {
@@ -164,4 +164,12 @@ func TTLStatements(v ServerVersion, database, cluster string, r RetentionConfig)
 		}
 	}
 	return out
+}
+
+// tables is the retention in days of every table that has one: Days, and alerts_first and
+// alerts_facets_hourly, which keep what alerts keeps.
+func (r RetentionConfig) tables() map[string]int {
+	d := r.Days()
+	d["alerts_first"], d["alerts_facets_hourly"] = r.Alerts, r.Alerts
+	return d
 }

@@ -166,6 +166,8 @@ func TestTTLStatements(t *testing.T) {
 		}},
 		{"24.8.1.1", "c1", []string{
 			"ALTER TABLE crumbs.alerts_local ON CLUSTER c1 REMOVE TTL",
+			"ALTER TABLE crumbs.alerts_facets_hourly_local ON CLUSTER c1 REMOVE TTL",
+			"ALTER TABLE crumbs.alerts_first_local ON CLUSTER c1 REMOVE TTL",
 			"ALTER TABLE crumbs.alerts_hourly_local ON CLUSTER c1 REMOVE TTL",
 			"ALTER TABLE crumbs.executions_by_service_local ON CLUSTER c1 REMOVE TTL",
 			"ALTER TABLE crumbs.file_events_local ON CLUSTER c1 REMOVE TTL",

@@ -255,7 +255,7 @@ func (s *Sink) ensureTopics(ctx context.Context) error {
 	}
 	defer admin.Close()
 	t := s.kcfg.Topics()
-	specs := []kafka.TopicSpec{{Name: t.Alerts()}, {Name: t.DLQ()}, {Name: t.Retry(StageName)}}
+	specs := []kafka.TopicSpec{{Name: t.Alerts()}, {Name: t.DLQ()}, {Name: t.Retry(StageName)}, {Name: t.Triage(), Compacted: true}}
 	for _, k := range kafka.Kinds {
 		specs = append(specs, kafka.TopicSpec{Name: t.Enriched(k)})
 	}
@@ -464,7 +464,7 @@ func (b *batcher) deadLetter(r *kgo.Record, reason error) pendingDead {
 
 // take decodes r and buffers it for its table, or says why it cannot be written. A record
 // is taken only from the topic of its schema's table (a replayed one: the topic it was first
-// consumed from); a tombstone only from a context topic.
+// consumed from); a tombstone only from a context topic or crumbs.triage.
 func (b *batcher) take(r *kgo.Record) error {
 	topic := r.Topic
 	if topic == b.retryTopic {

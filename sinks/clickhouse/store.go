@@ -310,3 +310,18 @@ func nonNil(s []string) []string {
 func withSettings(ctx context.Context, settings map[string]any) context.Context {
 	return ch.Context(ctx, ch.WithSettings(ch.Settings(settings)))
 }
+
+// Dial returns a connection to the servers in cfg without waiting for one to answer: the
+// first query connects (the console starts while ClickHouse is away, and says so per page).
+func Dial(cfg Config) (driver.Conn, error) {
+	opts, err := options(cfg)
+	if err != nil {
+		return nil, err
+	}
+	opts.ClientInfo.Products[0].Name = "crumbs-query"
+	conn, err := ch.Open(opts)
+	if err != nil {
+		return nil, fmt.Errorf("open clickhouse %v: %w", cfg.Addr, err)
+	}
+	return conn, nil
+}

@@ -245,6 +245,14 @@ func newWriters(t kafka.Topics) map[string]tableWriter {
 			},
 			insert: (*Store).InsertAlerts,
 		},
+		// Triage is versioned (ReplacingMergeTree(version), read by the highest version): a
+		// replayed record writes a row equal to one already there, which is harmless.
+		schemas.TriageSchema: &rowWriter[*TriageRow]{
+			tbl: AlertTriageTable, src: t.Triage(),
+			decode: triageRow,
+			key:    func(r *TriageRow) (string, int64) { return r.AlertID, 0 },
+			insert: (*Store).InsertTriage,
+		},
 	}
 	for schema, kind := range contextKindOfSchema {
 		w[schema] = &rowWriter[*ContextRow]{

@@ -80,6 +80,13 @@ func Produce(t testing.TB, cl *kgo.Client, topics kafka.Topics, s *Scenario) {
 	for _, a := range s.Alerts {
 		add(topics.Alerts(), a.RuleID+"/"+a.GroupKey, schemas.AlertSchema, a.Native())
 	}
+	for _, tr := range s.Triage {
+		v, err := serde.Encode(nil, schemas.TriageSchema, tr)
+		if err != nil {
+			t.Fatalf("encode triage: %v", err)
+		}
+		recs = append(recs, &kgo.Record{Topic: topics.Triage(), Key: []byte(tr.AlertID), Value: v})
+	}
 	for kind, rs := range s.Context {
 		for _, r := range rs {
 			add(topics.Context(kind), r["id"].(string), schemas.ContextSchemas[kind], r)
@@ -131,7 +138,7 @@ func Land(t testing.TB, cfg clickhouse.Config, s *Scenario) *clickhouse.Store {
 	rctx, stop := context.WithCancel(ctx)
 	done := make(chan error, 1)
 	go func() { done <- sink.Run(rctx) }()
-	want := uint64(s.Events() + len(s.Alerts) + s.ContextRecords())
+	want := uint64(s.Events() + len(s.Alerts) + len(s.Triage) + s.ContextRecords())
 	var last telemetry.Snapshot
 	for counters.Snapshot().Out < want && ctx.Err() == nil {
 		if snap := counters.Snapshot(); snap.WaitReason != "" {

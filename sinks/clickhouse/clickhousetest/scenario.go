@@ -29,6 +29,8 @@ type Scenario struct {
 	Identity   []*schemas.IdentityEvent
 	System     []*schemas.SystemEvent
 	Alerts     []*schemas.Alert
+	// Triage states on crumbs.triage.
+	Triage []*schemas.TriageState
 	// Context records in goavro's native form, by context kind.
 	Context map[string][]map[string]any
 }
@@ -191,6 +193,11 @@ func New(end time.Time) *Scenario {
 		Count: 3, Evidence: []string{s.Network[2].EventID, s.Network[3].EventID, s.Network[4].EventID}, Summary: "1.5 MiB from shop-db to web-1",
 	}}
 	updated := end.UnixNano()
+	// An analyst acknowledged the database alert and wrote a note on it.
+	s.Triage = []*schemas.TriageState{{AlertID: "alert-db-volume", Version: updated, State: schemas.TriageAcknowledged, Assignee: "alice",
+		UpdatedAt: updated, UpdatedBy: "alice", Notes: []schemas.TriageNote{{At: updated, By: "alice", Text: "backup window? <img src=x onerror=alert(1)>"}},
+		RuleID: "db-volume-spike", Host: DBHost, GroupKey: DBService, AlertTime: s.Alerts[2].Time,
+		Severity: s.Alerts[2].Severity, Service: DBService, Tags: s.Alerts[2].Tags}}
 	s.Context[schemas.ContextChange] = []map[string]any{{
 		"kind": "change", "id": ChangeID, "type": "launch", "title": "Black Friday launch",
 		"services": []any{WebService}, "hosts": []any{}, "starts_at": start.Add(-time.Hour).UnixNano(), "ends_at": end.Add(time.Hour).UnixNano(),

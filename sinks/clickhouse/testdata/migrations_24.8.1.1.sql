@@ -620,3 +620,113 @@ ALTER TABLE crumbs.alerts ADD COLUMN IF NOT EXISTS incident_id String;
 -- 0010_alert_incidents
 ALTER TABLE crumbs.alerts ADD COLUMN IF NOT EXISTS final UInt8;
 
+-- 0011_alert_triage
+-- alert_triage: the triage of alerts (state, assignee, notes, a false positive's suppression),
+-- one row per version of an alert's triage, from the compacted topic crumbs.triage. Merges keep
+-- the highest version of each alert (ReplacingMergeTree(version)); merging is eventual, so
+-- readers take the latest with argMax(..., version) GROUP BY alert_id. A tombstone on the
+-- topic is a row with deleted = 1. The table holds triaged alerts only, so it stays small
+-- beside alerts and is not partitioned (a partition boundary would keep versions of one alert
+-- from merging). Sharded like alerts, by alert id, so an alert's versions share a shard.
+CREATE TABLE IF NOT EXISTS crumbs.alert_triage
+(
+    alert_id        String,
+    version         UInt64,
+    state           LowCardinality(String),
+    assignee        String,
+    updated_at      UInt64,
+    updated_by      String,
+    note_at         Array(UInt64),
+    note_by         Array(String),
+    note_text       Array(String),
+    rule_id         String,
+    host_name       String,
+    group_key       String,
+    alert_time      UInt64,
+    severity        LowCardinality(String),
+    service         LowCardinality(String),
+    tags            Array(String),
+    suppress_until  UInt64,
+    suppress_scope  LowCardinality(String),
+    deleted         UInt8
+)
+ENGINE = ReplacingMergeTree(version)
+ORDER BY alert_id;
+
+-- 0012_alerts_first
+-- alerts_first: one row per alert, as first raised (version 0 or 1), with the columns the
+-- console's inbox filters and counts by. alerts holds a row per version until merges fold
+-- them, so counting alerts there needs a deduplication per alert id over the whole range
+-- (seconds over a million alerts on 18.16); a view on the inserts sees each version once, and
+-- a plain count over alerts_first is exact. Its sorting key starts with time: the inbox asks
+-- for ranges of time. A row written twice (an insert retried after a partial failure) has the
+-- same key and merges away. The backfill takes the alerts written before this migration.
+--
+-- alerts_facets_hourly: how many alerts (as first raised) each value of each inbox facet has
+-- per hour: severity, rule, service, host and tag. The inbox's counts for a range with no
+-- other filter read it for the whole hours and alerts_first for the edges, instead of
+-- grouping every alert of the range. It is filled before its view exists (an empty table
+-- only: a migration run again adds nothing twice); alerts the sink inserts between the two
+-- statements are not counted, which only a sink running beside a migrating one can do.
+CREATE TABLE IF NOT EXISTS crumbs.alerts_first
+(
+    alert_id   String,
+    time       DateTime,
+    time_ns    UInt64,
+    date       Date,
+    rule_id    LowCardinality(String),
+    severity   LowCardinality(String),
+    tags       Array(String),
+    host_name  LowCardinality(String),
+    service    LowCardinality(String)
+)
+ENGINE = ReplacingMergeTree()
+PARTITION BY toYYYYMM(date)
+ORDER BY (time, alert_id);
+
+-- 0012_alerts_first
+CREATE MATERIALIZED VIEW IF NOT EXISTS crumbs.alerts_first_mv
+TO crumbs.alerts_first
+AS SELECT alert_id, time, time_ns, date, rule_id, severity, tags, host_name, service
+FROM crumbs.alerts
+WHERE version <= 1;
+
+-- 0012_alerts_first
+INSERT INTO crumbs.alerts_first (alert_id, time, time_ns, date, rule_id, severity, tags, host_name, service)
+SELECT alert_id, argMin(time, version), argMin(time_ns, version), argMin(date, version), argMin(rule_id, version),
+    argMin(severity, version), argMin(tags, version), argMin(host_name, version), argMin(service, version)
+FROM crumbs.alerts
+WHERE alert_id NOT IN (SELECT alert_id FROM crumbs.alerts_first)
+GROUP BY alert_id;
+
+-- 0012_alerts_first
+CREATE TABLE IF NOT EXISTS crumbs.alerts_facets_hourly
+(
+    hour    DateTime,
+    facet   LowCardinality(String),
+    value   String,
+    alerts  UInt64
+)
+ENGINE = SummingMergeTree()
+PARTITION BY toYYYYMM(hour)
+ORDER BY (hour, facet, value);
+
+-- 0012_alerts_first
+INSERT INTO crumbs.alerts_facets_hourly (hour, facet, value, alerts)
+SELECT toStartOfHour(time) AS hour, f.1 AS facet, f.2 AS value, count() AS alerts
+FROM crumbs.alerts_first
+ARRAY JOIN arrayConcat([('severity', concat(severity, '')), ('rule', concat(rule_id, '')), ('service', concat(service, '')),
+    ('host', concat(host_name, ''))], arrayMap(t -> ('tag', t), tags)) AS f
+WHERE (SELECT count() FROM crumbs.alerts_facets_hourly) = 0
+GROUP BY hour, facet, value;
+
+-- 0012_alerts_first
+CREATE MATERIALIZED VIEW IF NOT EXISTS crumbs.alerts_facets_hourly_mv
+TO crumbs.alerts_facets_hourly
+AS SELECT toStartOfHour(time) AS hour, f.1 AS facet, f.2 AS value, count() AS alerts
+FROM crumbs.alerts
+ARRAY JOIN arrayConcat([('severity', concat(severity, '')), ('rule', concat(rule_id, '')), ('service', concat(service, '')),
+    ('host', concat(host_name, ''))], arrayMap(t -> ('tag', t), tags)) AS f
+WHERE version <= 1
+GROUP BY hour, facet, value;
+

@@ -1,4 +1,4 @@
-package clickhouse_test
+package query_test
 
 import (
 	"context"
@@ -7,7 +7,7 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 
-	"github.com/threatcrumbs/crumbs/sinks/clickhouse"
+	"github.com/threatcrumbs/crumbs/query"
 	"github.com/threatcrumbs/crumbs/sinks/clickhouse/clickhousetest"
 )
 
@@ -17,7 +17,7 @@ type line struct {
 	Depth              int
 }
 
-func lines(es []clickhouse.Entry) []line {
+func lines(es []query.Entry) []line {
 	out := make([]line, len(es))
 	for i, e := range es {
 		out[i] = line{e.Kind, e.Action, e.Host, e.Depth}
@@ -28,7 +28,7 @@ func lines(es []clickhouse.Entry) []line {
 func TestTimeline(t *testing.T) {
 	cfg := clickhousetest.Config(t)
 	s := clickhousetest.New(time.Now())
-	st := clickhousetest.Land(t, cfg, s)
+	st := query.New(clickhousetest.Land(t, cfg, s).Conn(), cfg.Database, "")
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 
@@ -47,18 +47,18 @@ func TestTimeline(t *testing.T) {
 	}
 	tests := []struct {
 		name    string
-		q       clickhouse.TimelineQuery
+		q       query.TimelineQuery
 		want    []line
 		changes []string
 	}{
-		{name: "host", q: clickhouse.TimelineQuery{Host: clickhousetest.WebHost, From: s.Start, To: s.End}, want: web, changes: []string{clickhousetest.ChangeID}},
-		{name: "service", q: clickhouse.TimelineQuery{Service: clickhousetest.WebService, From: s.Start, To: s.End}, want: web, changes: []string{clickhousetest.ChangeID}},
-		{name: "other service", q: clickhouse.TimelineQuery{Service: clickhousetest.DBService, From: s.Start, To: s.End},
+		{name: "host", q: query.TimelineQuery{Host: clickhousetest.WebHost, From: s.Start, To: s.End}, want: web, changes: []string{clickhousetest.ChangeID}},
+		{name: "service", q: query.TimelineQuery{Service: clickhousetest.WebService, From: s.Start, To: s.End}, want: web, changes: []string{clickhousetest.ChangeID}},
+		{name: "other service", q: query.TimelineQuery{Service: clickhousetest.DBService, From: s.Start, To: s.End},
 			want: []line{{"alert", "medium", "db-1", 0}}},
-		{name: "alert", q: clickhouse.TimelineQuery{AlertID: "alert-deployed-file-changed", Before: 30 * time.Second, After: 90 * time.Second},
+		{name: "alert", q: query.TimelineQuery{AlertID: "alert-deployed-file-changed", Before: 30 * time.Second, After: 90 * time.Second},
 			want:    []line{{"file", "write", "web-1", 0}, {"alert", "critical", "web-1", 0}, {"file", "scan_added", "web-1", 0}, {"network", "close", "web-1", 0}},
 			changes: []string{clickhousetest.ChangeID}},
-		{name: "empty range", q: clickhouse.TimelineQuery{Host: clickhousetest.WebHost, From: s.End.Add(time.Hour), To: s.End.Add(2 * time.Hour)},
+		{name: "empty range", q: query.TimelineQuery{Host: clickhousetest.WebHost, From: s.End.Add(time.Hour), To: s.End.Add(2 * time.Hour)},
 			want: []line{}, changes: []string{clickhousetest.ChangeID}},
 	}
 	for _, tc := range tests {
@@ -92,19 +92,19 @@ func TestTimeline(t *testing.T) {
 func TestAlerts(t *testing.T) {
 	cfg := clickhousetest.Config(t)
 	s := clickhousetest.New(time.Now())
-	st := clickhousetest.Land(t, cfg, s)
+	st := query.New(clickhousetest.Land(t, cfg, s).Conn(), cfg.Database, "")
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	tests := []struct {
 		name string
-		f    clickhouse.AlertFilter
+		f    query.AlertFilter
 		want []string
 	}{
-		{"all", clickhouse.AlertFilter{Since: s.Start}, []string{"alert-db-volume", "alert-deployed-file-changed", "alert-ssh-then-unknown-binary"}},
-		{"severity", clickhouse.AlertFilter{Since: s.Start, Severity: "critical"}, []string{"alert-deployed-file-changed"}},
-		{"rule", clickhouse.AlertFilter{Since: s.Start, Rule: "db-volume-spike"}, []string{"alert-db-volume"}},
-		{"service", clickhouse.AlertFilter{Since: s.Start, Service: clickhousetest.WebService}, []string{"alert-deployed-file-changed", "alert-ssh-then-unknown-binary"}},
-		{"since", clickhouse.AlertFilter{Since: s.End}, nil},
+		{"all", query.AlertFilter{Since: s.Start}, []string{"alert-db-volume", "alert-deployed-file-changed", "alert-ssh-then-unknown-binary"}},
+		{"severity", query.AlertFilter{Since: s.Start, Severity: "critical"}, []string{"alert-deployed-file-changed"}},
+		{"rule", query.AlertFilter{Since: s.Start, Rule: "db-volume-spike"}, []string{"alert-db-volume"}},
+		{"service", query.AlertFilter{Since: s.Start, Service: clickhousetest.WebService}, []string{"alert-deployed-file-changed", "alert-ssh-then-unknown-binary"}},
+		{"since", query.AlertFilter{Since: s.End}, nil},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

@@ -1,25 +1,17 @@
-package clickhouse
+package query
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"sort"
 	"strings"
-	"sync"
 	"time"
-
-	ch "github.com/ClickHouse/clickhouse-go/v2"
 )
 
 // The questions analysts ask: a timeline of a host, a service or an alert, and alerts with
 // their evidence. Each is a few queries on the tables' sorting keys: raw events by
 // (host_name, time), a service's hosts from service_activity, alerts by time.
-
-// ErrNotFound: the alert asked for is not in ClickHouse.
-var ErrNotFound = errors.New("not found")
 
 // TimelineQuery says what a timeline is about: exactly one of Host, Service and AlertID, and
 // the range [From, To]. For an alert, From and To default to Before and After around it.
@@ -60,16 +52,6 @@ type ChangeWindow struct {
 	EndsAt   time.Time `json:"ends_at"`
 }
 
-// QueryStat is what ClickHouse's query log says of one query.
-type QueryStat struct {
-	QueryID    string  `json:"query_id"`
-	Name       string  `json:"name"`
-	DurationMs uint64  `json:"duration_ms"`
-	ReadRows   uint64  `json:"read_rows"`
-	ReadBytes  uint64  `json:"read_bytes"`
-	WallMs     float64 `json:"wall_ms"` // as the client measured it
-}
-
 // Timeline is the answer to a TimelineQuery.
 type Timeline struct {
 	Scope   string         `json:"scope"` // host H, service S or alert A
@@ -80,107 +62,6 @@ type Timeline struct {
 	Entries []Entry        `json:"entries"`
 	Queries []QueryStat    `json:"queries"`
 }
-
-// queryLog runs queries with log_queries=1 and an id each, so that their cost can be read
-// from system.query_log.
-type queryLog struct {
-	mu    sync.Mutex
-	stats []QueryStat
-}
-
-func (l *queryLog) ctx(ctx context.Context, name string) (context.Context, *QueryStat) {
-	var b [8]byte
-	_, _ = rand.Read(b[:])
-	st := &QueryStat{QueryID: "crumbs-" + name + "-" + hex.EncodeToString(b[:]), Name: name}
-	return ch.Context(ctx, ch.WithQueryID(st.QueryID), ch.WithSettings(ch.Settings{"log_queries": 1})), st
-}
-
-func (l *queryLog) done(st *QueryStat, start time.Time) {
-	st.WallMs = float64(time.Since(start).Microseconds()) / 1000
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	l.stats = append(l.stats, *st)
-}
-
-// query runs q, calling scan for every row.
-func (s *Store) query(ctx context.Context, log *queryLog, name, q string, args []any, scan func(rows interface{ Scan(...any) error }) error) error {
-	qctx, st := log.ctx(ctx, name)
-	start := time.Now()
-	rows, err := s.conn.Query(qctx, q, args...)
-	if err != nil {
-		return fmt.Errorf("query %s: %w", name, err)
-	}
-	defer rows.Close()
-	for rows.Next() {
-		if err := scan(rows); err != nil {
-			return fmt.Errorf("query %s: %w", name, err)
-		}
-	}
-	if err := rows.Err(); err != nil {
-		return fmt.Errorf("query %s: %w", name, err)
-	}
-	log.done(st, start)
-	return nil
-}
-
-// FillQueryStats reads from system.query_log what ClickHouse recorded of the queries (rows
-// read, duration). It flushes the server's logs first, so it costs a few milliseconds.
-func (s *Store) FillQueryStats(ctx context.Context, stats []QueryStat) error {
-	if len(stats) == 0 {
-		return nil
-	}
-	if err := s.conn.Exec(ctx, "SYSTEM FLUSH LOGS"); err != nil {
-		return fmt.Errorf("flush query log: %w", err)
-	}
-	idx := map[string]int{}
-	args := make([]any, 0, len(stats))
-	for i, st := range stats {
-		idx[st.QueryID] = i
-		args = append(args, st.QueryID)
-	}
-	q := "SELECT query_id, query_duration_ms, read_rows, read_bytes FROM system.query_log WHERE type = 2 AND event_date >= yesterday() AND query_id IN (" +
-		placeholders(len(args)) + ")"
-	rows, err := s.conn.Query(ctx, q, args...)
-	if err != nil {
-		return fmt.Errorf("read query log: %w", err)
-	}
-	defer rows.Close()
-	for rows.Next() {
-		var id string
-		var dur, readRows, readBytes uint64
-		if err := rows.Scan(&id, &dur, &readRows, &readBytes); err != nil {
-			return fmt.Errorf("read query log: %w", err)
-		}
-		st := &stats[idx[id]]
-		st.DurationMs, st.ReadRows, st.ReadBytes = dur, readRows, readBytes
-	}
-	return rows.Err()
-}
-
-func placeholders(n int) string {
-	if n == 0 {
-		return "''"
-	}
-	return strings.Repeat("?, ", n-1) + "?"
-}
-
-// rangeArgs are the arguments of rangeWhere for [from, to].
-func rangeArgs(from, to time.Time) []any {
-	from, to = clampDateTime(from), clampDateTime(to)
-	return []any{from.Format(time.DateOnly), to.Format(time.DateOnly), uint32(from.Unix()), uint32(to.Unix())}
-}
-
-// clampDateTime brings t into what a DateTime holds (a zero time becomes the epoch).
-func clampDateTime(t time.Time) time.Time {
-	t, _, _ = eventTime(t.UnixNano())
-	if t.Year() < 1971 && !t.IsZero() {
-		return time.Unix(0, 0).UTC()
-	}
-	return t
-}
-
-// rangeWhere restricts a table with date and time columns to a range, by partition first.
-const rangeWhere = "date BETWEEN toDate(?) AND toDate(?) AND time BETWEEN toDateTime(?) AND toDateTime(?)"
 
 // Timeline answers q.
 func (s *Store) Timeline(ctx context.Context, q TimelineQuery) (*Timeline, error) {
@@ -302,7 +183,7 @@ func (s *Store) serviceHosts(ctx context.Context, log *queryLog, service string,
 	q := "SELECT DISTINCT host_name FROM " + s.database + ".service_activity WHERE service = ? AND minute BETWEEN toDateTime(?) AND toDateTime(?) ORDER BY host_name"
 	var hosts []string
 	err := s.query(ctx, log, "service_hosts", q, []any{service, uint32(from.Truncate(time.Minute).Unix()), uint32(to.Unix())},
-		func(r interface{ Scan(...any) error }) error {
+		func(r scanner) error {
 			var h string
 			if err := r.Scan(&h); err != nil {
 				return err
@@ -331,13 +212,13 @@ func scope(hosts []string, service string, from, to time.Time) (string, []any) {
 // eventQuery is how one kind's rows become entries.
 type eventQuery struct {
 	kind, table, columns string
-	scan                 func(r interface{ Scan(...any) error }) (Entry, error)
+	scan                 func(r scanner) (Entry, error)
 }
 
 var eventQueries = []eventQuery{
 	{kind: "process", table: ProcessEventsTable,
 		columns: "time_ns, event_id, host_name, service, action, pid, ppid, exe_path, exe_sha256, args, cmd_line, user_name, exit_code, verdict, parent_exe_path",
-		scan: func(r interface{ Scan(...any) error }) (Entry, error) {
+		scan: func(r scanner) (Entry, error) {
 			var e Entry
 			var ns uint64
 			var exe, sha, cmd, user, verdict, parent string
@@ -363,7 +244,7 @@ var eventQueries = []eventQuery{
 		}},
 	{kind: "network", table: NetworkEventsTable,
 		columns: "time_ns, event_id, host_name, service, action, pid, exe_path, direction, protocol, src_ip, src_port, dst_ip, dst_port, dst_hostname, bytes_sent, bytes_received",
-		scan: func(r interface{ Scan(...any) error }) (Entry, error) {
+		scan: func(r scanner) (Entry, error) {
 			var e Entry
 			var ns uint64
 			var exe, dir, proto, sip, dip, dhost string
@@ -382,7 +263,7 @@ var eventQueries = []eventQuery{
 		}},
 	{kind: "file", table: FileEventsTable,
 		columns: "time_ns, event_id, host_name, service, action, pid, exe_path, file_path, new_path, file_sha256, file_owner, file_group, file_mode, verdict, verdict_reason",
-		scan: func(r interface{ Scan(...any) error }) (Entry, error) {
+		scan: func(r scanner) (Entry, error) {
 			var e Entry
 			var ns uint64
 			var exe, path, newPath, sha, owner, group, mode, verdict, reason string
@@ -405,7 +286,7 @@ var eventQueries = []eventQuery{
 		}},
 	{kind: "identity", table: IdentityEventsTable,
 		columns: "time_ns, event_id, host_name, service, action, pid, identity_service, user, target_user, remote_host, result, account_type",
-		scan: func(r interface{ Scan(...any) error }) (Entry, error) {
+		scan: func(r scanner) (Entry, error) {
 			var e Entry
 			var ns uint64
 			var svc, user, target, remote, result, acct string
@@ -433,7 +314,7 @@ func (s *Store) events(ctx context.Context, log *queryLog, hosts []string, servi
 	for _, eq := range eventQueries {
 		q := "SELECT " + eq.columns + " FROM " + s.database + "." + eq.table + " WHERE " + where +
 			fmt.Sprintf(" ORDER BY host_name, time LIMIT %d", limit)
-		err := s.query(ctx, log, eq.kind+"_events", q, args, func(r interface{ Scan(...any) error }) error {
+		err := s.query(ctx, log, eq.kind+"_events", q, args, func(r scanner) error {
 			e, err := eq.scan(r)
 			if err != nil {
 				return err
@@ -452,34 +333,6 @@ func (s *Store) events(ctx context.Context, log *queryLog, hosts []string, servi
 	return out, services, nil
 }
 
-// AlertRow is an alert as the alerts table holds it.
-type AlertRow struct {
-	ID          string    `json:"alert_id"`
-	Time        time.Time `json:"time"`
-	RuleID      string    `json:"rule_id"`
-	Title       string    `json:"title"`
-	Severity    string    `json:"severity"`
-	Tags        []string  `json:"tags"`
-	GroupKey    string    `json:"group_key"`
-	Host        string    `json:"host"`
-	Service     string    `json:"service"`
-	WindowStart time.Time `json:"window_start"`
-	WindowEnd   time.Time `json:"window_end"`
-	Count       int64     `json:"count"`
-	Evidence    []string  `json:"evidence"`
-	Summary     string    `json:"summary"`
-}
-
-const alertCols = "alert_id, time_ns, rule_id, title, severity, tags, group_key, host_name, service, window_start_ns, window_end_ns, count, evidence, summary"
-
-func scanAlert(r interface{ Scan(...any) error }) (AlertRow, error) {
-	var a AlertRow
-	var ns, ws, we uint64
-	err := r.Scan(&a.ID, &ns, &a.RuleID, &a.Title, &a.Severity, &a.Tags, &a.GroupKey, &a.Host, &a.Service, &ws, &we, &a.Count, &a.Evidence, &a.Summary)
-	a.Time, a.WindowStart, a.WindowEnd = time.Unix(0, int64(ns)).UTC(), time.Unix(0, int64(ws)).UTC(), time.Unix(0, int64(we)).UTC()
-	return a, err
-}
-
 // latestAlerts is the alerts within rangeWhere (its arguments come first), one row per alert
 // id, its latest version: an alert raised early is raised again when its window closes, and
 // merges fold the two rows only eventually. The versions of an alert share its time; other
@@ -494,10 +347,15 @@ func (a AlertRow) entry() Entry {
 		Details: map[string]any{"rule_id": a.RuleID, "evidence": a.Evidence, "count": a.Count}}
 }
 
+// AlertByID returns the latest version of the alert with id, without its evidence.
+func (s *Store) AlertByID(ctx context.Context, id string) (AlertRow, error) {
+	return s.alert(ctx, &queryLog{}, id)
+}
+
 func (s *Store) alert(ctx context.Context, log *queryLog, id string) (AlertRow, error) {
 	q := "SELECT " + alertCols + " FROM " + s.database + ".alerts WHERE alert_id = ? ORDER BY version DESC LIMIT 1"
 	var found []AlertRow
-	err := s.query(ctx, log, "alert", q, []any{id}, func(r interface{ Scan(...any) error }) error {
+	err := s.query(ctx, log, "alert", q, []any{id}, func(r scanner) error {
 		a, err := scanAlert(r)
 		found = append(found, a)
 		return err
@@ -529,7 +387,7 @@ func (s *Store) alertsIn(ctx context.Context, log *queryLog, hosts []string, ser
 	}
 	q := "SELECT " + alertCols + " FROM " + s.latestAlerts() + " WHERE " + strings.Join(cond, " OR ") + " ORDER BY time"
 	var out []Entry
-	err := s.query(ctx, log, "alerts", q, args, func(r interface{ Scan(...any) error }) error {
+	err := s.query(ctx, log, "alerts", q, args, func(r scanner) error {
 		a, err := scanAlert(r)
 		out = append(out, a.entry())
 		return err
@@ -544,7 +402,7 @@ func (s *Store) inventoryServices(ctx context.Context, log *queryLog, hosts []st
 	for i, h := range hosts {
 		args[i] = h
 	}
-	return s.query(ctx, log, "inventory", q, args, func(r interface{ Scan(...any) error }) error {
+	return s.query(ctx, log, "inventory", q, args, func(r scanner) error {
 		var sv string
 		if err := r.Scan(&sv); err != nil {
 			return err
@@ -566,7 +424,7 @@ func (s *Store) changeWindows(ctx context.Context, log *queryLog, hosts []string
 		onHost[h] = true
 	}
 	var out []ChangeWindow
-	err := s.query(ctx, log, "change_windows", q, []any{uint32(to.Unix()), uint32(from.Unix())}, func(r interface{ Scan(...any) error }) error {
+	err := s.query(ctx, log, "change_windows", q, []any{uint32(to.Unix()), uint32(from.Unix())}, func(r scanner) error {
 		var c ChangeWindow
 		if err := r.Scan(&c.ID, &c.Type, &c.Title, &c.Services, &c.Hosts, &c.StartsAt, &c.EndsAt); err != nil {
 			return err
@@ -589,41 +447,11 @@ func (s *Store) changeWindows(ctx context.Context, log *queryLog, hosts []string
 	return out, err
 }
 
-// AlertFilter selects alerts; zero fields select everything.
-type AlertFilter struct {
-	Severity, Rule, Service, Host string
-	Since, Until                  time.Time
-	Limit                         int // default 100
-}
-
-// Alerts lists the alerts that match f, newest first.
-func (s *Store) Alerts(ctx context.Context, f AlertFilter) ([]AlertRow, error) {
-	if f.Limit <= 0 {
-		f.Limit = 100
-	}
-	if f.Until.IsZero() {
-		f.Until = time.Now()
-	}
-	where, args := "1", rangeArgs(f.Since, f.Until) // the range is latestAlerts'
-	for _, c := range []struct{ col, v string }{{"severity", f.Severity}, {"rule_id", f.Rule}, {"service", f.Service}, {"host_name", f.Host}} {
-		if c.v != "" {
-			where += " AND " + c.col + " = ?"
-			args = append(args, c.v)
-		}
-	}
-	q := "SELECT " + alertCols + " FROM " + s.latestAlerts() + " WHERE " + where + fmt.Sprintf(" ORDER BY time DESC, alert_id LIMIT %d", f.Limit)
-	var out []AlertRow
-	err := s.query(ctx, &queryLog{}, "alerts_list", q, args, func(r interface{ Scan(...any) error }) error {
-		a, err := scanAlert(r)
-		out = append(out, a)
-		return err
-	})
-	return out, err
-}
-
 // AlertEvidence is an alert with the events it names as evidence.
 type AlertEvidence struct {
-	Alert    AlertRow `json:"alert"`
+	Alert AlertRow `json:"alert"`
+	// Triage is the alert's triage; nil when nobody triaged it.
+	Triage   *Triage  `json:"triage,omitempty"`
 	Evidence []Entry  `json:"evidence"`
 	Missing  []string `json:"missing,omitempty"` // evidence ids not found (expired or not yet written)
 }
@@ -637,6 +465,13 @@ func (s *Store) Alert(ctx context.Context, id string) (*AlertEvidence, error) {
 		return nil, err
 	}
 	out := &AlertEvidence{Alert: a}
+	triage, err := s.triageOf(ctx, log, []string{id})
+	if err != nil {
+		return nil, err
+	}
+	if t := triage[id]; t != nil {
+		out.Triage, out.Alert.State, out.Alert.Assignee = t, t.State, t.Assignee
+	}
 	if len(a.Evidence) == 0 {
 		return out, nil
 	}
@@ -693,7 +528,7 @@ func (s *Store) eventsByID(ctx context.Context, log *queryLog, ids []string, hos
 	var out []Entry
 	for _, eq := range eventQueries {
 		q := "SELECT " + eq.columns + " FROM " + s.database + "." + eq.table + " WHERE " + where
-		err := s.query(ctx, log, eq.kind+"_evidence", q, args, func(r interface{ Scan(...any) error }) error {
+		err := s.query(ctx, log, eq.kind+"_evidence", q, args, func(r scanner) error {
 			e, err := eq.scan(r)
 			e.Kind = eq.kind
 			out = append(out, e)

@@ -1,4 +1,4 @@
-package clickhouse_test
+package query_test
 
 import (
 	"context"
@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/threatcrumbs/crumbs/pkg/testenv"
+	"github.com/threatcrumbs/crumbs/query"
 	"github.com/threatcrumbs/crumbs/schemas"
 	"github.com/threatcrumbs/crumbs/sinks/clickhouse"
 )
@@ -35,15 +36,16 @@ func BenchmarkTimelineOneHost(b *testing.B) {
 	cfg := clickhouse.DefaultConfig()
 	cfg.Addr, cfg.Database = []string{addr}, benchDatabase
 	ctx := context.Background()
-	st, err := clickhouse.Open(ctx, cfg)
+	sink, err := clickhouse.Open(ctx, cfg)
 	if err != nil {
 		b.Fatal(err)
 	}
-	defer st.Close()
-	end := loadBenchEvents(b, st, total)
+	defer sink.Close()
+	end := loadBenchEvents(b, sink, total)
+	st := query.New(sink.Conn(), cfg.Database, "")
 
-	q := clickhouse.TimelineQuery{Host: "host-042", From: end.Add(-3 * time.Hour), To: end.Add(-2 * time.Hour)}
-	var tl *clickhouse.Timeline
+	q := query.TimelineQuery{Host: "host-042", From: end.Add(-3 * time.Hour), To: end.Add(-2 * time.Hour)}
+	var tl *query.Timeline
 	var wall time.Duration
 	for b.Loop() {
 		start := time.Now()
