@@ -39,7 +39,7 @@ func BenchmarkSinkInsert(b *testing.B) {
 	b.ResetTimer()
 	start := time.Now()
 	for b.Loop() {
-		if err := st.InsertProcessEvents(ctx, evs); err != nil {
+		if err := insertProcessEvents(ctx, st, evs); err != nil {
 			b.Fatal(err)
 		}
 	}
@@ -68,7 +68,11 @@ func BenchmarkSinkVsClickhouseClient(b *testing.B) {
 	if err := st.Conn().Exec(ctx, "CREATE TABLE "+copyTable+" AS "+cfg.Database+".process_events"); err != nil {
 		b.Fatal(err)
 	}
-	cols := strings.Join(processColumns, ", ")
+	var names []string
+	for _, c := range processKind.Columns {
+		names = append(names, c.Name)
+	}
+	cols := strings.Join(names, ", ")
 	chClient := func(query string, stdin, stdout *os.File) error {
 		cmd := exec.CommandContext(ctx, client, "--host", host, "--port", port, "--user", cfg.Username, "--query", query)
 		if cfg.Password != "" {
@@ -93,7 +97,7 @@ func BenchmarkSinkVsClickhouseClient(b *testing.B) {
 		// The same rows in one INSERT, as clickhouse-client sends them, then in the sink's
 		// default batches of 10000 (each INSERT makes a part, which costs the server).
 		start := time.Now()
-		if err := st.InsertProcessEvents(ctx, evs); err != nil {
+		if err := insertProcessEvents(ctx, st, evs); err != nil {
 			b.Fatal(err)
 		}
 		oneTime += time.Since(start)
@@ -102,7 +106,7 @@ func BenchmarkSinkVsClickhouseClient(b *testing.B) {
 		}
 		start = time.Now()
 		for i := 0; i < rows; i += benchBatch {
-			if err := st.InsertProcessEvents(ctx, evs[i:i+benchBatch]); err != nil {
+			if err := insertProcessEvents(ctx, st, evs[i:i+benchBatch]); err != nil {
 				b.Fatal(err)
 			}
 		}

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"math"
 	"strings"
+	"sync"
 	"time"
 
 	ch "github.com/ClickHouse/clickhouse-go/v2"
@@ -14,13 +15,9 @@ import (
 	"github.com/threatcrumbs/crumbs/schemas"
 )
 
-// Table names, fixed by DESIGN.md (dashboards query them).
+// Names of the tables besides the event kinds' (schemas.Kinds names those), fixed by
+// DESIGN.md: dashboards query them.
 const (
-	ProcessEventsTable    = "process_events"
-	NetworkEventsTable    = "network_events"
-	FileEventsTable       = "file_events"
-	IdentityEventsTable   = "identity_events"
-	SystemEventsTable     = "system_events"
 	AlertsTable           = "alerts"
 	ContextChangesTable   = "context_changes"
 	ContextDeploysTable   = "context_deploys"
@@ -28,21 +25,19 @@ const (
 	ContextAccountsTable  = "context_accounts"
 )
 
-// EventTables maps each event kind to its table.
-var EventTables = map[string]string{
-	schemas.KindProcess: ProcessEventsTable, schemas.KindNetwork: NetworkEventsTable,
-	schemas.KindFile: FileEventsTable, schemas.KindIdentity: IdentityEventsTable,
-	schemas.KindSystem: SystemEventsTable,
-}
+// The built-in event kinds' tables, as their entries in schemas.Kinds name them, for the read
+// side (forensics.go).
+var (
+	ProcessEventsTable  = kindTable(schemas.KindProcess)
+	NetworkEventsTable  = kindTable(schemas.KindNetwork)
+	FileEventsTable     = kindTable(schemas.KindFile)
+	IdentityEventsTable = kindTable(schemas.KindIdentity)
+	SystemEventsTable   = kindTable(schemas.KindSystem)
+)
 
-// processColumns are the columns of process_events the first migration created, in the
-// order InsertProcessEvents fills them; the enrichment columns follow.
-var processColumns = []string{
-	"event_id", "time", "time_ns", "date", "kind", "host_id", "host_name", "action",
-	"pid", "ppid", "cmd_line", "args", "args_truncated", "cwd", "exe_path", "exe_name", "exe_sha256",
-	"uid", "user_name", "gid", "group_name", "login_uid", "tty", "cgroup_id", "systemd_unit",
-	"container_id", "exit_code", "parent_pid", "parent_exe_path", "parent_exe_name",
-	"parent_exe_sha256", "parent_cmd_line", "service", "environment", "role",
+func kindTable(kind string) string {
+	k, _ := schemas.Kinds.Lookup(kind)
+	return k.Table
 }
 
 // alertColumns are the columns of alerts in the order InsertAlerts fills them.
@@ -62,6 +57,7 @@ type Store struct {
 	conn     driver.Conn
 	database string
 	cluster  string
+	plans    sync.Map // *schemas.Kind -> *insertPlan
 }
 
 // Connect connects to the servers in cfg and checks that one answers; it changes nothing
@@ -127,35 +123,8 @@ func (s *Store) Database() string { return s.database }
 // Close closes the connection.
 func (s *Store) Close() error { return s.conn.Close() }
 
-// InsertProcessEvents writes evs into process_events in one INSERT. It returns when
-// ClickHouse acknowledged the rows, or with an error, in which case none, some or all of
-// them may have been written.
-func (s *Store) InsertProcessEvents(ctx context.Context, evs []*schemas.ProcessEvent) error {
-	return insertRows(ctx, s, ProcessEventsTable, processTable, evs)
-}
-
-// InsertNetworkEvents writes evs into network_events, as InsertProcessEvents does.
-func (s *Store) InsertNetworkEvents(ctx context.Context, evs []*schemas.NetworkEvent) error {
-	return insertRows(ctx, s, NetworkEventsTable, networkTable, evs)
-}
-
-// InsertFileEvents writes evs into file_events, as InsertProcessEvents does.
-func (s *Store) InsertFileEvents(ctx context.Context, evs []*schemas.FileEvent) error {
-	return insertRows(ctx, s, FileEventsTable, fileTable, evs)
-}
-
-// InsertIdentityEvents writes evs into identity_events, as InsertProcessEvents does.
-func (s *Store) InsertIdentityEvents(ctx context.Context, evs []*schemas.IdentityEvent) error {
-	return insertRows(ctx, s, IdentityEventsTable, identityTable, evs)
-}
-
-// InsertSystemEvents writes evs into system_events, as InsertProcessEvents does.
-func (s *Store) InsertSystemEvents(ctx context.Context, evs []*schemas.SystemEvent) error {
-	return insertRows(ctx, s, SystemEventsTable, systemTable, evs)
-}
-
 // InsertAlerts writes as into alerts in one INSERT, with the same guarantee as
-// InsertProcessEvents.
+// InsertColumns.
 func (s *Store) InsertAlerts(ctx context.Context, as []*schemas.Alert) error {
 	return insertRows(ctx, s, AlertsTable, alertTable, as)
 }
@@ -207,24 +176,6 @@ func (s *Store) insertColumns(ctx context.Context, table string, names []string,
 		return fmt.Errorf("insert into %s: send: %w", table, err)
 	}
 	return nil
-}
-
-// ExistingEventIDs returns which of evs' event ids process_events already holds.
-func (s *Store) ExistingEventIDs(ctx context.Context, evs []*schemas.ProcessEvent) (map[string]bool, error) {
-	ids, times := make([]string, len(evs)), make([]int64, len(evs))
-	for i, e := range evs {
-		ids[i], times[i] = e.EventID, e.Time
-	}
-	return s.existingIDs(ctx, ProcessEventsTable, "event_id", ids, times)
-}
-
-// ExistingAlertIDs returns which of as' alert ids alerts already holds.
-func (s *Store) ExistingAlertIDs(ctx context.Context, as []*schemas.Alert) (map[string]bool, error) {
-	ids, times := make([]string, len(as)), make([]int64, len(as))
-	for i, a := range as {
-		ids[i], times[i] = a.AlertID, a.Time
-	}
-	return s.existingIDs(ctx, AlertsTable, "alert_id", ids, times)
 }
 
 // ExistingIDs returns which of ids (of rows at times, ns) table already holds in idCol.
