@@ -330,22 +330,36 @@ func newSystemMaker() maker {
 }
 
 // generic makes events of a kind without a realistic generator: its envelope, and every other
-// field of its schema made up by its type (a short text, a small number).
+// field of its schema made up by its type (a short text, a small number; arrays of two texts
+// or numbers, arrays of records empty, optional records absent).
 func generic(k *schemas.Kind) maker {
+	var fields []schemas.FieldInfo
+	emptyArrays := map[string]bool{} // arrays of records, by path
+	for _, f := range k.Codec.Fields {
+		if f.Optional || f.Presence {
+			continue
+		}
+		if f.Arrays == 0 {
+			fields = append(fields, f)
+			continue
+		}
+		if at := arrayAt(k.Codec.Fields, f.Path); at == f.Path && f.Arrays == 1 {
+			fields = append(fields, f) // an array of primitives
+		} else {
+			emptyArrays[at] = true
+		}
+	}
 	return func(g *Generator, h schemas.Host, at int64) (schemas.Record, error) {
 		native := map[string]any{}
-		for _, f := range k.Codec.Fields {
-			if f.Presence || f.Optional || f.Arrays > 0 {
-				continue // optional records stay absent, arrays empty
-			}
+		for _, f := range fields {
 			var v any
 			switch f.Type {
 			case "string":
 				v = g.hex(8)
 			case "int":
-				v = int32(g.rng.IntN(1000))
+				v = int32(1 + g.rng.IntN(1000))
 			case "long":
-				v = g.rng.Int64N(1 << 20)
+				v = 1 + g.rng.Int64N(1<<20)
 			case "double":
 				v = g.rng.Float64()
 			case "float":
@@ -355,10 +369,15 @@ func generic(k *schemas.Kind) maker {
 			default:
 				continue
 			}
+			if f.Arrays == 1 {
+				v = []any{v, v}
+			}
 			setPath(native, f.Path, v)
 		}
-		id := schemas.NewEventIDAt(at)
-		setPath(native, "event_id", id)
+		for p := range emptyArrays {
+			setPath(native, p, []any{})
+		}
+		setPath(native, "event_id", schemas.NewEventIDAt(at))
 		setPath(native, "time", at)
 		setPath(native, "host.id", h.ID)
 		setPath(native, "host.name", h.Name)
@@ -369,6 +388,26 @@ func generic(k *schemas.Kind) maker {
 		}
 		return r, nil
 	}
+}
+
+// arrayAt returns the path of the outermost array a field under one lies in: the shortest
+// prefix of path under which every field is in an array.
+func arrayAt(fields []schemas.FieldInfo, path string) string {
+	parts := strings.Split(path, ".")
+	for i := 1; i <= len(parts); i++ {
+		prefix := strings.Join(parts[:i], ".")
+		inArrays := true
+		for _, f := range fields {
+			if (f.Path == prefix || strings.HasPrefix(f.Path, prefix+".")) && f.Arrays == 0 {
+				inArrays = false
+				break
+			}
+		}
+		if inArrays {
+			return prefix
+		}
+	}
+	return path
 }
 
 // setPath sets a dotted path in a native record, making the records on the way.
