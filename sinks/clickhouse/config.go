@@ -5,6 +5,7 @@ import (
 	"crypto/x509"
 	"errors"
 	"fmt"
+	"net"
 	"os"
 	"regexp"
 	"sort"
@@ -43,6 +44,10 @@ type Config struct {
 	MaxBackoff time.Duration `mapstructure:"max_backoff"`
 	// DialTimeout bounds connecting to ClickHouse (clickhouse.Options.DialTimeout). Default 5s.
 	DialTimeout time.Duration `mapstructure:"dial_timeout"`
+	// Compression of the blocks sent to ClickHouse (clickhouse.Options.Compression): lz4,
+	// none, or auto: none when every address is a loopback one (compressing costs both ends
+	// CPU and saves nothing there), lz4 otherwise. Default auto.
+	Compression string `mapstructure:"compression"`
 	// Cluster, when set, makes the migrations create every table ON CLUSTER with a Replicated
 	// engine and a Distributed table in front (README, Store). The servers need the cluster
 	// in remote_servers and the {shard} and {replica} macros. Default empty: one server.
@@ -53,6 +58,33 @@ type Config struct {
 	Retention RetentionConfig `mapstructure:"retention"`
 	// RetentionInterval is how often the sink drops partitions past retention. Default 1h.
 	RetentionInterval time.Duration `mapstructure:"retention_interval"`
+}
+
+// Values of Config.Compression.
+const (
+	CompressionAuto = "auto"
+	CompressionLZ4  = "lz4"
+	CompressionNone = "none"
+)
+
+// compressed reports whether blocks are compressed under c.
+func (c Config) compressed() bool {
+	switch c.Compression {
+	case CompressionNone:
+		return false
+	case CompressionLZ4:
+		return true
+	}
+	for _, a := range c.Addr {
+		host, _, err := net.SplitHostPort(a)
+		if err != nil {
+			host = a
+		}
+		if ip := net.ParseIP(host); host != "localhost" && (ip == nil || !ip.IsLoopback()) {
+			return true
+		}
+	}
+	return false
 }
 
 // TLSConfig configures TLS to ClickHouse's secure native port (9440 by default).
@@ -140,6 +172,7 @@ func DefaultConfig() Config {
 		RetryBackoff: 500 * time.Millisecond,
 		MaxBackoff:   30 * time.Second,
 		DialTimeout:  5 * time.Second,
+		Compression:  CompressionAuto,
 
 		Retention:         DefaultRetention(),
 		RetentionInterval: time.Hour,
@@ -183,6 +216,11 @@ func (c Config) Validate() error {
 	}
 	if c.DialTimeout <= 0 {
 		errs = append(errs, fmt.Errorf("clickhouse.dial_timeout: %s: must be positive", c.DialTimeout))
+	}
+	switch c.Compression {
+	case CompressionAuto, CompressionLZ4, CompressionNone:
+	default:
+		errs = append(errs, fmt.Errorf("clickhouse.compression: %q: must be auto, lz4 or none", c.Compression))
 	}
 	if c.Cluster != "" && !identifier.MatchString(c.Cluster) {
 		errs = append(errs, fmt.Errorf("clickhouse.cluster: %q: must be letters, digits and underscores, not starting with a digit", c.Cluster))

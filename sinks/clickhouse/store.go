@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"math"
+	"reflect"
 	"strings"
 	"sync"
 	"time"
@@ -98,12 +99,16 @@ func options(cfg Config) (*ch.Options, error) {
 	if err != nil {
 		return nil, err
 	}
+	compression := &ch.Compression{Method: ch.CompressionNone}
+	if cfg.compressed() {
+		compression.Method = ch.CompressionLZ4
+	}
 	return &ch.Options{
 		Addr:        cfg.Addr,
 		Auth:        ch.Auth{Username: cfg.Username, Password: cfg.Password},
 		TLS:         tlsCfg,
 		DialTimeout: cfg.DialTimeout,
-		Compression: &ch.Compression{Method: ch.CompressionLZ4},
+		Compression: compression,
 		ClientInfo:  ch.ClientInfo{Products: []struct{ Name, Version string }{{Name: "crumbs-sink", Version: "1"}}},
 	}, nil
 }
@@ -153,29 +158,78 @@ func insertRows[T any](ctx context.Context, s *Store, table string, cols []colum
 	return s.insertColumns(ctx, table, names, values)
 }
 
+// insertBlockRows is how many rows go in one data block of an INSERT. The driver's column
+// buffers grow from empty for each INSERT and are reused from one block to the next, so
+// blocks of a few thousand rows spare most of the growing (copying each column several times
+// over) that one block of a whole batch costs; the server squashes the blocks of one INSERT
+// into one part (min_insert_block_size_rows), and acknowledges them together.
+const insertBlockRows = 2048
+
 // insertColumns sends one INSERT naming its columns (ClickHouse 18.16 needs the names) with
-// the data given column by column, which the driver encodes far faster than row by row.
+// the data given column by column (each a slice with one value per row), which the driver
+// encodes far faster than row by row, in blocks of insertBlockRows.
 func (s *Store) insertColumns(ctx context.Context, table string, names []string, cols []any) error {
 	q := "INSERT INTO " + s.database + "." + table + " (" + strings.Join(names, ", ") + ")"
 	if s.cluster != "" {
 		// Acknowledged means written to the shard, not queued on this node: offsets follow.
 		ctx = ch.Context(ctx, ch.WithSettings(ch.Settings{"insert_distributed_sync": 1}))
 	}
+	rows := 0
+	if len(cols) > 0 {
+		rows = reflect.ValueOf(cols[0]).Len()
+	}
 	b, err := s.conn.PrepareBatch(ctx, q)
 	if err != nil {
 		return fmt.Errorf("insert into %s: prepare: %w", table, err)
 	}
 	defer b.Close()
-	for i, c := range cols {
-		if err := b.Column(i).Append(c); err != nil {
-			// The driver refuses a value its column's type cannot hold: the rows' content.
-			return fmt.Errorf("insert into %s: column %s: %w", table, names[i], retry.MarkPermanent(err))
+	for lo := 0; lo < rows; lo += insertBlockRows {
+		hi := min(lo+insertBlockRows, rows)
+		for i, c := range cols {
+			if err := appendColumn(b.Column(i), c, lo, hi); err != nil {
+				// The driver refuses a value its column's type cannot hold: the rows' content.
+				return fmt.Errorf("insert into %s: column %s: %w", table, names[i], retry.MarkPermanent(err))
+			}
+		}
+		if hi < rows {
+			if err := b.Flush(); err != nil {
+				return fmt.Errorf("insert into %s: send a block: %w", table, err)
+			}
 		}
 	}
 	if err := b.Send(); err != nil {
 		return fmt.Errorf("insert into %s: send: %w", table, err)
 	}
 	return nil
+}
+
+// appendColumn appends rows [lo, hi) of a column's values to its batch column: whole, or an
+// array per row (the driver appends a slice of arrays by reflection, item by item).
+func appendColumn(c driver.BatchColumn, values any, lo, hi int) error {
+	switch v := values.(type) {
+	case []string:
+		return c.Append(v[lo:hi])
+	case []int32:
+		return c.Append(v[lo:hi])
+	case []int64:
+		return c.Append(v[lo:hi])
+	case []uint64:
+		return c.Append(v[lo:hi])
+	case []uint8:
+		return c.Append(v[lo:hi])
+	case []float64:
+		return c.Append(v[lo:hi])
+	case []time.Time:
+		return c.Append(v[lo:hi])
+	case [][]string:
+		for _, row := range v[lo:hi] {
+			if err := c.AppendRow(row); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
+	return c.Append(reflect.ValueOf(values).Slice(lo, hi).Interface())
 }
 
 // ExistingIDs returns which of ids (of rows at times, ns) table already holds in idCol.
