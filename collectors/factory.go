@@ -62,7 +62,7 @@ type Factory struct {
 	// Name is the collector's name: its configuration key under collectors., its event kind
 	// (its events go to crumbs.raw.<Name>) and its metrics' collector label.
 	Name string
-	// Schema is the full name of its events' Avro schema.
+	// Schema is the full name of its events' Avro schema: its kind's (schemas.Kinds).
 	Schema string
 	// DefaultConfig returns its configuration with the documented defaults.
 	DefaultConfig func() any
@@ -85,7 +85,7 @@ func NewFactory[C any](name string, defaults func() C, enabled func(C) bool, bui
 	}
 	return Factory{
 		Name:          name,
-		Schema:        schemas.EventSchemas[name],
+		Schema:        schemaOf(name),
 		DefaultConfig: func() any { return defaults() },
 		Enabled: func(cfg any) bool {
 			c, err := typed(cfg)
@@ -102,6 +102,14 @@ func NewFactory[C any](name string, defaults func() C, enabled func(C) bool, bui
 			return build(c, deps)
 		},
 	}
+}
+
+// schemaOf is the schema of the events of the kind a collector is named for.
+func schemaOf(name string) string {
+	if k, ok := schemas.Kinds.Lookup(name); ok {
+		return k.Codec.Schema
+	}
+	return ""
 }
 
 // LogReport logs each degradation of a report once (see kernel.LogReport); log should name

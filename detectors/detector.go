@@ -40,7 +40,8 @@ type Config struct {
 	Group string `mapstructure:"group"`
 	// RulesDir is a folder of rule files; empty means the built-in pack. Default "".
 	RulesDir string `mapstructure:"rules_dir"`
-	// Sources are the event kinds judged (enriched topics consumed). Default all five.
+	// Sources are the event kinds judged (enriched topics consumed). Default every kind of
+	// schemas.Kinds.
 	Sources []string `mapstructure:"sources"`
 	// MaxEvidence caps the evidence event ids an alert carries. Default 20.
 	MaxEvidence int `mapstructure:"max_evidence"`
@@ -109,7 +110,7 @@ type IncidentsConfig struct {
 
 // DefaultConfig returns the defaults documented on Config.
 func DefaultConfig() Config {
-	return Config{Group: "crumbs-detect", Sources: slices.Clone(kafka.Kinds), MaxEvidence: 20, MaxPollRecords: 5000,
+	return Config{Group: "crumbs-detect", Sources: schemas.Kinds.Names(), MaxEvidence: 20, MaxPollRecords: 5000,
 		AllowedLateness: 30 * time.Second, IdleTimeout: 10 * time.Second, MaxStateKeys: 1000000, ReloadInterval: 5 * time.Second,
 		SigmaRefused: sigma.RefusedFail, MaxConditionCost: engine.DefaultMaxConditionCost,
 		SigmaMinLevel: sigma.DefaultMinLevel, SigmaStatus: slices.Clone(sigma.DefaultStatuses),
@@ -126,8 +127,8 @@ func (c Config) Validate() error {
 		errs = append(errs, errors.New("detector.sources: must name at least one kind"))
 	}
 	for _, s := range c.Sources {
-		if !slices.Contains(kafka.Kinds, s) {
-			errs = append(errs, fmt.Errorf("detector.sources: %q: no such event kind (have: %v)", s, kafka.Kinds))
+		if !slices.Contains(schemas.Kinds.Names(), s) {
+			errs = append(errs, fmt.Errorf("detector.sources: %q: no such event kind (have: %v)", s, schemas.Kinds.Names()))
 		}
 	}
 	if c.RulesDir != "" {

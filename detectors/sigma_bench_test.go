@@ -65,7 +65,8 @@ func benchRecords(b *testing.B) []*kgo.Record {
 		if err != nil {
 			b.Fatal(err)
 		}
-		v, err := serde.Encode(nil, schemas.EventSchemas[kind], ev)
+		k, _ := schemas.Kinds.Lookup(kind)
+		v, err := serde.Encode(nil, k.Codec.Schema, ev)
 		if err != nil {
 			b.Fatal(err)
 		}

@@ -12,10 +12,9 @@ import (
 	"fmt"
 	"net"
 	"slices"
-	"strings"
 	"time"
 
-	"github.com/threatcrumbs/crumbs/pkg/kafka"
+	"github.com/threatcrumbs/crumbs/schemas"
 )
 
 // Config configures the enricher, the context API and the context directory sync (keys under
@@ -23,8 +22,8 @@ import (
 type Config struct {
 	// Group is the enricher's consumer group. Default "crumbs-enrich".
 	Group string `mapstructure:"group"`
-	// Kinds are the event kinds enriched (raw topics consumed). Default all five: process,
-	// network, file, identity, system.
+	// Kinds are the event kinds enriched (raw topics consumed). Default every kind of
+	// schemas.Kinds: process, network, file, identity, system.
 	Kinds []string `mapstructure:"kinds"`
 	// MaxContextRecords bounds the records held per context kind; beyond it the oldest are
 	// evicted and counted. Default 1000000.
@@ -92,7 +91,7 @@ func loopbackListen(addr string) bool {
 // DefaultConfig returns the defaults documented on Config.
 func DefaultConfig() Config {
 	return Config{
-		Group: "crumbs-enrich", Kinds: slices.Clone(kafka.Kinds), MaxContextRecords: 1_000_000,
+		Group: "crumbs-enrich", Kinds: schemas.Kinds.Names(), MaxContextRecords: 1_000_000,
 		DeployHistory: 16, MaxPollRecords: 5000,
 		API:                APIConfig{MaxBodyBytes: 8 << 20},
 		ContextDirInterval: 10 * time.Second,
@@ -108,9 +107,9 @@ func (c Config) Validate() error {
 	if len(c.Kinds) == 0 {
 		errs = append(errs, errors.New("enricher.kinds: must name at least one kind"))
 	}
-	for _, k := range c.Kinds {
-		if !slices.Contains(kafka.Kinds, k) {
-			errs = append(errs, fmt.Errorf("enricher.kinds: %q: no such event kind (have: %s)", k, strings.Join(kafka.Kinds, ", ")))
+	for i, k := range c.Kinds {
+		if slices.Contains(c.Kinds[:i], k) {
+			errs = append(errs, fmt.Errorf("enricher.kinds: %q: named twice", k))
 		}
 	}
 	if c.MaxContextRecords < 1 {

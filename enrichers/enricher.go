@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"log/slog"
 	"math"
+	"slices"
+	"strings"
 	"sync"
 	"unsafe"
 
@@ -28,6 +30,9 @@ type Deps struct {
 	// KafkaOpts are appended to the transactional client's options (e.g. a shorter
 	// kgo.SessionTimeout). Default none.
 	KafkaOpts []kgo.Opt
+	// Kinds are the event kinds known; Config.Kinds names those enriched. Default
+	// schemas.Kinds. Serde must hold their schemas.
+	Kinds schemas.KindTable
 }
 
 // Enricher is the enrich stage.
@@ -41,11 +46,14 @@ type Enricher struct {
 	fast     map[uint64]*fastSchema
 	topics   kafka.Topics
 	enriched map[string]string // enriched topic by kind
+	// nativePaths are the dotted paths of each capture slot, by kind, for the goavro path.
+	nativePaths map[string]map[int][]string
 }
 
 // fastSchema is an event schema the scanner reads.
 type fastSchema struct {
 	name    string
+	kind    *schemas.Kind
 	scanner *scanner
 }
 
@@ -70,10 +78,18 @@ func New(cfg Config, kcfg kafka.Config, deps Deps) (*Enricher, error) {
 	if deps.TransactionalID == "" {
 		deps.TransactionalID = cfg.Group + "-0"
 	}
+	if deps.Kinds == nil {
+		deps.Kinds = schemas.Kinds
+	}
+	for _, k := range cfg.Kinds {
+		if _, ok := deps.Kinds.Lookup(k); !ok {
+			return nil, fmt.Errorf("enricher.kinds: %q: no such event kind (have: %s)", k, strings.Join(deps.Kinds.Names(), ", "))
+		}
+	}
 	e := &Enricher{cfg: cfg, kcfg: kcfg, deps: deps, tables: NewContextTables(cfg.MaxContextRecords, cfg.DeployHistory),
-		fast: map[uint64]*fastSchema{}, topics: kcfg.Topics(), enriched: map[string]string{}}
-	for kind := range schemas.EventSchemas {
-		e.enriched[kind] = e.topics.Enriched(kind)
+		fast: map[uint64]*fastSchema{}, topics: kcfg.Topics(), enriched: map[string]string{}, nativePaths: map[string]map[int][]string{}}
+	for _, k := range deps.Kinds {
+		e.enriched[k.Name] = e.topics.Enriched(k.Name)
 	}
 	if err := e.compileScanners(); err != nil {
 		return nil, err
@@ -86,15 +102,25 @@ func New(cfg Config, kcfg kafka.Config, deps Deps) (*Enricher, error) {
 	return e, nil
 }
 
-// compileScanners builds a scanner for every event schema whose enrichment field has the
-// shape the fast encoder writes.
+// compileScanners builds a scanner for every kind's schema whose enrichment field has the
+// shape the fast encoder writes, capturing the fields its join names.
 func (e *Enricher) compileScanners() error {
-	for _, name := range schemas.EventSchemas {
+	for _, k := range e.deps.Kinds {
+		name := k.Codec.Schema
 		sc, ok := e.deps.Serde.Lookup(name)
 		if !ok {
-			return fmt.Errorf("enricher: schema %s is not known to the serde", name)
+			return fmt.Errorf("enricher: schema %s of kind %s is not known to the serde", name, k.Name)
 		}
-		s, err := newScanner(sc.Codec.Schema())
+		slots, err := slotPaths(k)
+		if err != nil {
+			return fmt.Errorf("enricher: %w", err)
+		}
+		paths := map[int][]string{}
+		for p, slot := range slots {
+			paths[slot] = strings.Split(p, ".")
+		}
+		e.nativePaths[k.Name] = paths
+		s, err := newScanner(sc.Codec.Schema(), slots)
 		if err != nil {
 			return fmt.Errorf("enricher: compile scanner for %s: %w", name, err)
 		}
@@ -102,7 +128,7 @@ func (e *Enricher) compileScanners() error {
 			e.deps.Log.Warn("enrichment field has a shape the fast encoder does not write; using goavro", "schema", name)
 			continue
 		}
-		e.fast[sc.Fingerprint] = &fastSchema{name: name, scanner: s}
+		e.fast[sc.Fingerprint] = &fastSchema{name: name, kind: k, scanner: s}
 	}
 	return nil
 }
@@ -259,7 +285,7 @@ func (e *Enricher) enrichFast(fs *fastSchema, value []byte) ([]byte, string, err
 	var en schemas.Enrichment
 	var j joined
 	e.tables.Join(&ev.subject, &en, &j)
-	return ev.enriched(en.Verdict, en.VerdictReason, &j), ev.kind, nil
+	return ev.enriched(en.Verdict, en.VerdictReason, &j), ev.kind.Name, nil
 }
 
 // scannedEvent is a raw event read by the scanner: what the join needs of it and where its
@@ -267,7 +293,7 @@ func (e *Enricher) enrichFast(fs *fastSchema, value []byte) ([]byte, string, err
 type scannedEvent struct {
 	value   []byte
 	sc      scanned
-	kind    string
+	kind    *schemas.Kind
 	subject Subject // its strings point into value
 }
 
@@ -287,12 +313,11 @@ func (ev *scannedEvent) scan(fs *fastSchema, value []byte) error {
 		}
 		return ""
 	}
-	kind, ok := kindNames[str(slotKind)]
-	if !ok || schemas.EventSchemas[kind] != fs.name {
+	if str(slotKind) != fs.kind.Name {
 		return fmt.Errorf("%w: kind %q in a %s", errNotAnEvent, str(slotKind), fs.name)
 	}
-	ev.kind = kind
-	ev.subject = subjectOf(kind, ev.sc.time, str)
+	ev.kind = fs.kind
+	ev.subject = subjectOf(&fs.kind.Join, ev.sc.time, str)
 	return nil
 }
 
@@ -340,7 +365,7 @@ func (e *Enricher) enrichBatch(recs []*kgo.Record) ([][]*kgo.Record, []error) {
 		e.tables.JoinAll(items[:n])
 		for k := range n {
 			i, ev := idx[k], &evs[k]
-			made[i] = kgo.Record{Topic: e.enriched[ev.kind], Key: recs[i].Key, Headers: recs[i].Headers,
+			made[i] = kgo.Record{Topic: e.enriched[ev.kind.Name], Key: recs[i].Key, Headers: recs[i].Headers,
 				Value: ev.enriched(items[k].verdict, items[k].reason, &items[k].j)}
 			ptrs[i] = &made[i]
 			outs[i] = ptrs[i : i+1 : i+1]
@@ -357,15 +382,6 @@ func (e *Enricher) fastSchemaOf(value []byte) *fastSchema {
 	}
 	return nil
 }
-
-// kindNames interns the event kinds, so reading one from an event does not allocate.
-var kindNames = func() map[string]string {
-	m := map[string]string{}
-	for k := range schemas.EventSchemas {
-		m[k] = k
-	}
-	return m
-}()
 
 // slab is what enriched values are cut from, pooled, so that an event costs no allocation of
 // its own; a slab is freed when the last value cut from it is.
@@ -388,27 +404,6 @@ func (w *slab) alloc(n int) []byte {
 
 var slabPool = sync.Pool{New: func() any { return &slab{} }}
 
-// nativePaths are the dotted field paths of each capture slot, for the goavro path.
-var nativePaths = func() map[int][]string {
-	m := map[int][]string{}
-	for p, s := range slotPaths {
-		m[s] = splitPath(p)
-	}
-	return m
-}()
-
-func splitPath(p string) []string {
-	var out []string
-	start := 0
-	for i := 0; i <= len(p); i++ {
-		if i == len(p) || p[i] == '.' {
-			out = append(out, p[start:i])
-			start = i + 1
-		}
-	}
-	return out
-}
-
 // enrichNative decodes with goavro, sets the enrichment and re-encodes: for schemas the
 // scanner does not read (Confluent framing, an enrichment of another shape).
 func (e *Enricher) enrichNative(value []byte) ([]byte, string, error) {
@@ -424,10 +419,12 @@ func (e *Enricher) enrichNative(value []byte) ([]byte, string, error) {
 	if err != nil {
 		return nil, "", fmt.Errorf("%w: %v", errNotAnEvent, err)
 	}
-	if schemas.EventSchemas[env.Kind] != sc.Name {
+	kind, ok := e.deps.Kinds.Lookup(env.Kind)
+	if !ok || kind.Codec.Schema != sc.Name {
 		return nil, "", fmt.Errorf("%w: kind %q in a %s", errNotAnEvent, env.Kind, sc.Name)
 	}
-	s := subjectOf(env.Kind, env.Time, func(slot int) string { return nativeString(m, nativePaths[slot]) })
+	paths := e.nativePaths[kind.Name]
+	s := subjectOf(&kind.Join, env.Time, func(slot int) string { return nativeString(m, paths[slot]) })
 	en := &schemas.Enrichment{}
 	var j joined
 	e.tables.Join(&s, en, &j)
@@ -456,36 +453,30 @@ func nativeString(m map[string]any, path []string) string {
 	return ""
 }
 
-// subjectOf says what the join looks at for an event of a kind: the executable of a process
-// exec, the file of a file event, and the account a process runs as or an identity event acts
-// on.
-func subjectOf(kind string, at int64, get func(slot int) string) Subject {
+// subjectOf says what the join looks at in an event whose kind joins on j (the fields read
+// by slot): its host and time, the account it acts as or on (the first user path not empty),
+// and its artifact (an exec's executable, a changed file) when its action is one whose
+// artifact is judged.
+func subjectOf(j *schemas.JoinFields, at int64, get func(slot int) string) Subject {
 	s := Subject{Host: get(slotHost), Time: at}
-	switch kind {
-	case schemas.KindProcess:
-		s.User = get(slotProcUser)
-		if get(slotAction) == schemas.ActionExec {
-			s.Path, s.SHA256 = get(slotProcPath), get(slotProcSHA)
+	for i := range j.User {
+		if s.User = get(slotUser + i); s.User != "" {
+			break
 		}
-	case schemas.KindFile:
-		s.User = get(slotProcUser)
-		s.Path = get(slotFilePath)
-		if np := get(slotFileNewPath); np != "" {
-			s.Path = np
-		}
-		s.SHA256, s.Owner, s.Group, s.Mode = get(slotFileSHA), get(slotFileOwner), get(slotFileGroup), get(slotFileMode)
-		switch get(slotAction) {
-		case schemas.ActionDelete, schemas.ActionScanRemoved:
-			s.Deleted = true
-		}
-	case schemas.KindIdentity:
-		s.User = get(slotIdentTarget)
-		if s.User == "" {
-			s.User = get(slotIdentUser)
-		}
-	case schemas.KindNetwork:
-		s.User = get(slotProcUser)
 	}
+	if j.Path == "" {
+		return s
+	}
+	action := get(slotAction)
+	if len(j.ArtifactActions) > 0 && !slices.Contains(j.ArtifactActions, action) {
+		return s
+	}
+	s.Path = get(slotPath)
+	if np := get(slotNewPath); np != "" {
+		s.Path = np
+	}
+	s.SHA256, s.Owner, s.Group, s.Mode = get(slotSHA), get(slotOwner), get(slotGroup), get(slotMode)
+	s.Deleted = slices.Contains(j.DeletedActions, action)
 	return s
 }
 

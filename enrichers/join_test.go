@@ -62,21 +62,9 @@ func execEvent(host string, at time.Time, path, sha, user string) *schemas.Proce
 
 func encodeEvent(t testing.TB, serde *avro.Serde, ev any) []byte {
 	t.Helper()
-	var kind string
-	var native map[string]any
-	switch e := ev.(type) {
-	case *schemas.ProcessEvent:
-		kind, native = e.Kind, e.Native()
-	case *schemas.FileEvent:
-		kind, native = e.Kind, schemas.ToNative(e)
-	case *schemas.IdentityEvent:
-		kind, native = e.Kind, schemas.ToNative(e)
-	case *schemas.NetworkEvent:
-		kind, native = e.Kind, schemas.ToNative(e)
-	case *schemas.SystemEvent:
-		kind, native = e.Kind, schemas.ToNative(e)
-	}
-	b, err := serde.Encode(nil, schemas.EventSchemas[kind], native)
+	r := ev.(schemas.Record)
+	name, _ := r.AvroSchema()
+	b, err := serde.Encode(nil, name, r.Native())
 	if err != nil {
 		t.Fatal(err)
 	}

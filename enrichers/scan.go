@@ -7,6 +7,8 @@ import (
 	"fmt"
 	"math"
 	"strings"
+
+	"github.com/threatcrumbs/crumbs/schemas"
 )
 
 // A scanner reads the few fields the join needs straight from an event's Avro binary body,
@@ -52,32 +54,60 @@ type sfield struct {
 	slot int // capture slot of a string or long field at this path; -1: none
 }
 
-// Capture slots: the fields the join reads. A schema without one of them leaves it empty.
+// Capture slots: the fields the join reads, at the paths the event's kind names
+// (schemas.JoinFields). A schema without one of them leaves it empty.
 const (
 	slotTime = iota
 	slotHost
 	slotKind
 	slotAction
-	slotProcPath
-	slotProcSHA
-	slotProcUser
-	slotFilePath
-	slotFileNewPath
-	slotFileSHA
-	slotFileOwner
-	slotFileGroup
-	slotFileMode
-	slotIdentUser
-	slotIdentTarget
+	slotUser // the first of maxUserPaths slots: the kind's User paths in order
+)
+
+const (
+	slotPath = slotUser + maxUserPaths + iota
+	slotNewPath
+	slotSHA
+	slotOwner
+	slotGroup
+	slotMode
 	numSlots
 )
 
-var slotPaths = map[string]int{
-	"time": slotTime, "host.name": slotHost, "kind": slotKind, "action": slotAction,
-	"process.file.path": slotProcPath, "process.file.sha256": slotProcSHA, "process.user.name": slotProcUser,
-	"file.path": slotFilePath, "file.new_path": slotFileNewPath, "file.sha256": slotFileSHA,
-	"file.owner": slotFileOwner, "file.group": slotFileGroup, "file.mode": slotFileMode,
-	"identity.user": slotIdentUser, "identity.target_user": slotIdentTarget,
+// maxUserPaths is how many user paths a kind may name.
+const maxUserPaths = 4
+
+// slotPaths returns the path of each slot for events of kind k, by path.
+func slotPaths(k *schemas.Kind) (map[string]int, error) {
+	j := k.Join
+	if len(j.User) > maxUserPaths {
+		return nil, fmt.Errorf("kind %s: %d user paths, at most %d", k.Name, len(j.User), maxUserPaths)
+	}
+	m := map[string]int{"time": slotTime, "host.name": slotHost, "kind": slotKind, "action": slotAction}
+	add := func(path string, slot int) error {
+		if path == "" {
+			return nil
+		}
+		if _, dup := m[path]; dup {
+			return fmt.Errorf("kind %s: join field %s named twice", k.Name, path)
+		}
+		m[path] = slot
+		return nil
+	}
+	for i, p := range j.User {
+		if err := add(p, slotUser+i); err != nil {
+			return nil, err
+		}
+	}
+	for _, ps := range []struct {
+		path string
+		slot int
+	}{{j.Path, slotPath}, {j.NewPath, slotNewPath}, {j.SHA256, slotSHA}, {j.Owner, slotOwner}, {j.Group, slotGroup}, {j.Mode, slotMode}} {
+		if err := add(ps.path, ps.slot); err != nil {
+			return nil, err
+		}
+	}
+	return m, nil
 }
 
 // scanner reads events of one schema.
@@ -86,8 +116,9 @@ type scanner struct {
 	shape string // shape of the enrichment field, "" when the schema has none
 }
 
-// newScanner parses an event schema (JSON) and compiles the capture slots into it.
-func newScanner(schemaJSON string) (*scanner, error) {
+// newScanner parses an event schema (JSON) and compiles the capture slots at the given paths
+// into it.
+func newScanner(schemaJSON string, slots map[string]int) (*scanner, error) {
 	var raw any
 	if err := json.Unmarshal([]byte(schemaJSON), &raw); err != nil {
 		return nil, fmt.Errorf("parse schema: %w", err)
@@ -100,7 +131,7 @@ func newScanner(schemaJSON string) (*scanner, error) {
 	if root.typ != tRecord {
 		return nil, errors.New("event schema is not a record")
 	}
-	root = compileSlots(root, "")
+	root = compileSlots(root, "", slots)
 	prog, err := compileRecord(nil, root, true, 0)
 	if err != nil {
 		return nil, err
@@ -198,8 +229,8 @@ func (p *schemaParser) parse(v any, ns string, depth string) (*snode, error) {
 // compileSlots copies the record nodes along the paths that hold capture slots, so that a
 // named type used at several paths (File in process.file and process.parent.file) captures at
 // the intended one only.
-func compileSlots(n *snode, prefix string) *snode {
-	if n.typ != tRecord || !hasSlotUnder(prefix) {
+func compileSlots(n *snode, prefix string, slotPaths map[string]int) *snode {
+	if n.typ != tRecord || !hasSlotUnder(prefix, slotPaths) {
 		return n
 	}
 	cp := *n
@@ -213,13 +244,13 @@ func compileSlots(n *snode, prefix string) *snode {
 		if s, ok := slotPaths[p]; ok && (f.node.typ == tString || f.node.typ == tLong) {
 			f.slot = s
 		}
-		f.node = compileSlots(f.node, p)
+		f.node = compileSlots(f.node, p, slotPaths)
 		cp.fields[i] = f
 	}
 	return &cp
 }
 
-func hasSlotUnder(prefix string) bool {
+func hasSlotUnder(prefix string, slotPaths map[string]int) bool {
 	if prefix == "" {
 		return true
 	}

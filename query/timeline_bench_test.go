@@ -96,8 +96,8 @@ func loadBenchEvents(b *testing.B, st *clickhouse.Store, total int) time.Time {
 	began := time.Now()
 	for done := 0; done < total; done += batch {
 		n := min(batch, total-done)
-		var procs []*schemas.ProcessEvent
-		var nets []*schemas.NetworkEvent
+		var procs []schemas.Record
+		var nets []schemas.Record
 		for i := range n {
 			// Events arrive roughly in time order, as the sink writes them.
 			at := start.UnixNano() + int64(float64(span)*float64(done+i)/float64(total)) + rng.Int64N(int64(time.Second))
@@ -118,13 +118,19 @@ func loadBenchEvents(b *testing.B, st *clickhouse.Store, total int) time.Time {
 				Network: schemas.Network{Direction: "outbound", Protocol: "tcp", Src: schemas.Endpoint{IP: "10.0.0.1", Port: 40000},
 					Dst: schemas.Endpoint{IP: fmt.Sprintf("10.0.%d.%d", rng.IntN(4), rng.IntN(250)), Port: 443}, BytesSent: 512}})
 		}
-		if err := st.InsertProcessEvents(ctx, procs); err != nil {
+		if err := st.InsertEvents(ctx, kindOf(schemas.KindProcess), procs...); err != nil {
 			b.Fatal(err)
 		}
-		if err := st.InsertNetworkEvents(ctx, nets); err != nil {
+		if err := st.InsertEvents(ctx, kindOf(schemas.KindNetwork), nets...); err != nil {
 			b.Fatal(err)
 		}
 	}
 	b.Logf("loaded %d events in %s", total, time.Since(began).Round(time.Second))
 	return end
+}
+
+// kindOf is the built-in kind of that name.
+func kindOf(name string) *schemas.Kind {
+	k, _ := schemas.Kinds.Lookup(name)
+	return k
 }

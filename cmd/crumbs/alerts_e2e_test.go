@@ -26,7 +26,7 @@ func TestUpDeliversEveryAlertOnceToAnOutput(t *testing.T) {
 	p := newPipeline(t, "CRUMBS_CONFIG="+cfg, "CRUMBS_UP_STAGES=enrich,detect,alerts", "CRUMBS_DETECTOR_THROTTLE=0s")
 	p.start()
 	const n, every = 20000, 100
-	p.crumbs("loadgen", "--count", fmt.Sprint(n), "--rate", "0", "--suspicious-every", fmt.Sprint(every))
+	p.crumbs("loadgen", "--mix", "process=1", "--count", fmt.Sprint(n), "--rate", "0", "--suspicious-every", fmt.Sprint(every))
 	lines := func() (all int, ids map[string]int) {
 		ids = map[string]int{}
 		f, err := os.Open(file)

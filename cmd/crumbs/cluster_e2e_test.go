@@ -148,7 +148,7 @@ func TestTwoInstancesOfEachStageOnThreeBrokers(t *testing.T) {
 
 	// The stream: loadgen's events for about 40 s, as the collector role.
 	const n, every = 40000, 100
-	loadgen := run(kafka.RoleCollector, "loadgen", "loadgen", "--count", fmt.Sprint(n), "--rate", "1000", "--suspicious-every", fmt.Sprint(every))
+	loadgen := run(kafka.RoleCollector, "loadgen", "loadgen", "--mix", "process=1", "--count", fmt.Sprint(n), "--rate", "1000", "--suspicious-every", fmt.Sprint(every))
 	serde, err := avro.NewBuiltinSerde()
 	if err != nil {
 		t.Fatal(err)
@@ -173,7 +173,7 @@ func TestTwoInstancesOfEachStageOnThreeBrokers(t *testing.T) {
 					Process:  schemas.Actor{PID: 4242, File: schemas.File{Path: "/usr/sbin/sshd", Name: "sshd"}, CmdLine: "sshd"},
 					Identity: schemas.Identity{Service: "sshd", User: acct, TargetUser: acct, RemoteHost: "192.0.2.7", Result: "failure"},
 				}
-				v, err := serde.Encode(nil, schemas.EventSchemas[schemas.KindIdentity], schemas.ToNative(ev))
+				v, err := serde.Encode(nil, schemas.IdentitySchema, schemas.ToNative(ev))
 				if err != nil {
 					t.Fatal(err)
 				}

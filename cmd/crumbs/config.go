@@ -62,6 +62,12 @@ type MetricsConfig struct {
 	// Listen is the address serving /metrics and /healthz; empty turns it off.
 	// Default 127.0.0.1:9464.
 	Listen string `mapstructure:"listen"`
+	// Pprof serves Go's profiles (net/http/pprof) under /debug/pprof/ on Listen as well. Each
+	// stage's goroutines carry the profile label stage=<name> (collect, enrich, detect, sink,
+	// alerts; the embedded broker's have none), so a CPU profile of crumbs up tells the stages
+	// apart (go tool pprof -tagfocus stage=sink). Off by default: a profile shows what the
+	// process holds, and Listen may be reachable by other local users.
+	Pprof bool `mapstructure:"pprof"`
 }
 
 // StatusConfig configures `crumbs up`'s status line.

@@ -335,7 +335,7 @@ func TestRestartLosesNothingAndDuplicatesNothing(t *testing.T) {
 	p := newPipeline(t, "CRUMBS_COLLECTORS_PROCESS_ENABLED=false", "CRUMBS_DETECTOR_THROTTLE=0s")
 	p.start()
 	const n, every = 150000, 100
-	out := p.crumbs("loadgen", "--count", fmt.Sprint(n), "--rate", "0", "--suspicious-every", fmt.Sprint(every))
+	out := p.crumbs("loadgen", "--mix", "process=1", "--count", fmt.Sprint(n), "--rate", "0", "--suspicious-every", fmt.Sprint(every))
 	t.Log(strings.TrimSpace(out))
 	events := fmt.Sprintf("SELECT count() FROM %s.process_events WHERE startsWith(host_name, 'loadgen-')", p.database)
 	p.eventually(60*time.Second, "the stream under way", func() (bool, string) {
@@ -413,7 +413,7 @@ func TestUndecodableRecordIsDeadLettered(t *testing.T) {
 		t.Errorf("dead-letter stage = %q, want enrich", stage)
 	}
 	// The pipeline goes on: events after the bad record still land.
-	p.crumbs("loadgen", "--count", "100", "--rate", "0")
+	p.crumbs("loadgen", "--mix", "process=1", "--count", "100", "--rate", "0")
 	p.eventually(30*time.Second, "events after the bad record in ClickHouse", func() (bool, string) {
 		c := p.count(fmt.Sprintf("SELECT count() FROM %s.process_events WHERE startsWith(host_name, 'loadgen-')", p.database))
 		return c == 100, fmt.Sprint(c)

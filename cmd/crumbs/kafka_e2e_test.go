@@ -26,7 +26,7 @@ func TestUpComesBackRightAfterKill9(t *testing.T) {
 	p := newPipeline(t, noCollectors, "CRUMBS_COLLECTORS_NETWORK_ENABLED=false")
 	p.start()
 	const n = 20000
-	p.crumbs("loadgen", "--count", fmt.Sprint(n), "--rate", "0")
+	p.crumbs("loadgen", "--mix", "process=1", "--count", fmt.Sprint(n), "--rate", "0")
 	events := fmt.Sprintf("SELECT count() FROM %s.process_events WHERE startsWith(host_name, 'loadgen-')", p.database)
 	p.eventually(60*time.Second, "the stream under way", func() (bool, string) {
 		c := p.count(events)

@@ -15,9 +15,10 @@ import (
 
 func loadgenCmd() *cobra.Command {
 	var sc synthetic.Config
+	var mix string
 	c := &cobra.Command{
 		Use:   "loadgen",
-		Short: "Produce synthetic raw process events to Kafka at a target rate (load tests)",
+		Short: "Produce synthetic raw events of every kind to Kafka at a target rate (load tests)",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			cfg, err := loadConfig(cmd)
@@ -26,6 +27,15 @@ func loadgenCmd() *cobra.Command {
 			}
 			if sc.Count == 0 && sc.Duration == 0 {
 				sc.Duration = 10 * time.Second
+			}
+			if mix != "" {
+				if sc.Mix, err = synthetic.ParseMix(mix); err != nil {
+					return &exitCode{2, fmt.Errorf("--mix: %w", err)}
+				}
+			}
+			gen, err := synthetic.New(sc)
+			if err != nil {
+				return &exitCode{2, fmt.Errorf("--mix: %w", err)}
 			}
 			rt, err := newRuntime(cfg)
 			if err != nil {
@@ -47,8 +57,10 @@ func loadgenCmd() *cobra.Command {
 				return err
 			}
 			start := time.Now()
-			n, runErr := synthetic.New(sc).Run(ctx, func(ev *schemas.ProcessEvent) error {
-				return pub.Publish(ctx, schemas.KindProcess, schemas.ProcessSchema, ev.Host.ID, ev)
+			n, runErr := gen.Run(ctx, func(k *schemas.Kind, ev schemas.Record) error {
+				host, _ := ev.Field("host.id")
+				hostID, _ := host.(string)
+				return pub.Publish(ctx, k.Name, k.Codec.Schema, hostID, ev)
 			})
 			fctx, fcancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
 			defer fcancel()
@@ -72,7 +84,8 @@ func loadgenCmd() *cobra.Command {
 	f.IntVar(&sc.Count, "count", 0, "events in all (0: until --duration)")
 	f.DurationVar(&sc.Duration, "duration", 0, "how long to run (default 10s when --count is 0)")
 	f.IntVar(&sc.Hosts, "hosts", 10, "distinct synthetic hosts")
-	f.IntVar(&sc.SuspiciousEach, "suspicious-every", 0, "make every n-th event a shell started by java (0: never)")
+	f.IntVar(&sc.SuspiciousEach, "suspicious-every", 0, "make every n-th process event a shell started by java (0: never)")
+	f.StringVar(&mix, "mix", "", "each kind's share of the events, kind=share,... (e.g. process=1 for process events only); default a busy server's: network=45,process=25,file=15,system=10,identity=5")
 	f.Uint64Var(&sc.Seed, "seed", 1, "random seed")
 	return c
 }

@@ -127,7 +127,7 @@ func TestClickHouseAwayOneMinuteLosesNothing(t *testing.T) {
 	p := newPipelineAt(t, srv.Addr, "CRUMBS_UP_STAGES=enrich,detect,sink",
 		"CRUMBS_COLLECTORS_NETWORK_ENABLED=false", "CRUMBS_CLICKHOUSE_MAX_BACKOFF=5s")
 	p.start()
-	load := p.background(nil, "loadgen", "--rate", "5000", "--count", "400000", "--suspicious-every", "1000")
+	load := p.background(nil, "loadgen", "--mix", "process=1", "--rate", "5000", "--count", "400000", "--suspicious-every", "1000")
 	q := fmt.Sprintf("SELECT count() FROM %s.process_events WHERE startsWith(host_name, 'loadgen-')", p.database)
 	p.eventually(60*time.Second, "the stream under way", func() (bool, string) {
 		c := p.count(q)
@@ -181,14 +181,14 @@ func TestSinkKilledWhileClickHouseIsAway(t *testing.T) {
 	}
 
 	sink := p.background(sinkEnv, "sink")
-	first := produced(t, p.crumbs("loadgen", "--rate", "0", "--count", "20000"))
+	first := produced(t, p.crumbs("loadgen", "--mix", "process=1", "--rate", "0", "--count", "20000"))
 	q := fmt.Sprintf("SELECT count() FROM %s.process_events WHERE startsWith(host_name, 'loadgen-')", p.database)
 	p.eventually(60*time.Second, "the first events in ClickHouse", func() (bool, string) {
 		c := p.count(q)
 		return c == first, fmt.Sprint(c)
 	})
 	srv.Kill()
-	second := produced(t, p.crumbs("loadgen", "--rate", "0", "--count", "20000", "--seed", "2"))
+	second := produced(t, p.crumbs("loadgen", "--mix", "process=1", "--rate", "0", "--count", "20000", "--seed", "2"))
 	waiting("the sink to wait for ClickHouse")
 	_ = sink.cmd.Process.Signal(syscall.SIGKILL)
 	<-sink.done

@@ -7,8 +7,10 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/http/pprof"
 	"os"
 	"os/signal"
+	rpprof "runtime/pprof"
 	"sync"
 	"syscall"
 	"time"
@@ -128,6 +130,19 @@ func (rt *runtime) sink() (stage, error) {
 	})
 }
 
+// labelled runs a stage with the profile label stage=name on its goroutines and those they
+// start (metrics.pprof).
+type labelled struct {
+	name string
+	stage
+}
+
+func (l labelled) Run(ctx context.Context) error {
+	var err error
+	rpprof.Do(ctx, rpprof.Labels("stage", l.name), func(ctx context.Context) { err = l.stage.Run(ctx) })
+	return err
+}
+
 // stageGroup runs stages side by side as one; Run returns when all have returned.
 type stageGroup []stage
 
@@ -176,6 +191,13 @@ func (rt *runtime) serveMetrics(ctx context.Context) (func(), error) {
 	}
 	mux := http.NewServeMux()
 	mux.Handle("/metrics", promhttp.HandlerFor(rt.reg, promhttp.HandlerOpts{}))
+	if rt.cfg.Metrics.Pprof {
+		mux.HandleFunc("/debug/pprof/", pprof.Index)
+		mux.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
+		mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+		mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
+		mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
+	}
 	mux.HandleFunc("/healthz", func(w http.ResponseWriter, _ *http.Request) { fmt.Fprintln(w, "ok") })
 	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
 	done := make(chan struct{})

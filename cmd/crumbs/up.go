@@ -86,7 +86,7 @@ func runUp(cmd *cobra.Command, _ []string) error {
 		if err != nil {
 			return err
 		}
-		down = append(down, s)
+		down = append(down, labelled{st.name, s})
 	}
 	var col stage
 	if slices.Contains(cfg.Up.Stages, "collect") {
@@ -98,7 +98,7 @@ func runUp(cmd *cobra.Command, _ []string) error {
 		case err != nil:
 			return err
 		default:
-			col = s
+			col = labelled{"collect", s}
 		}
 	}
 

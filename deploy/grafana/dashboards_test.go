@@ -19,6 +19,7 @@ import (
 	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
 	"github.com/google/go-cmp/cmp"
 
+	"github.com/threatcrumbs/crumbs/schemas"
 	"github.com/threatcrumbs/crumbs/sinks/clickhouse/clickhousetest"
 )
 
@@ -226,6 +227,13 @@ func TestDashboardQueries(t *testing.T) {
 	}
 	defer conn.Close()
 	from, to := s.Start.Add(-time.Hour), s.End.Add(time.Hour)
+	// Every event kind's table, which the dashboards read, holds the scenario's events of it.
+	for _, k := range schemas.Kinds {
+		_, _, n, err := run(conn, "SELECT event_id FROM "+k.Table)
+		if err != nil || n == 0 {
+			t.Errorf("kind %s: %d rows in %s (%v): the scenario lands no event of it", k.Name, n, k.Table, err)
+		}
+	}
 
 	var golden []string
 	hostile := map[string]string{"service": `x' OR 1=1 --\`, "host": `\' OR 1=1) -- é`}

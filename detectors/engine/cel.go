@@ -27,12 +27,6 @@ import (
 // comparison of a string with a number is refused when the rule loads. At evaluation time the
 // values are plain maps (see Activation); CEL selects map keys the same way it selects fields.
 
-// schemaFiles maps each source kind to its Avro schema file.
-var schemaFiles = map[string]string{
-	"process": "avro/process.avsc", "network": "avro/network.avsc", "file": "avro/file.avsc",
-	"identity": "avro/identity.avsc", "system": "avro/system.avsc",
-}
-
 // avroTypes is a types.Provider that knows the records of one Avro schema.
 type avroTypes struct {
 	types.Provider
@@ -83,7 +77,11 @@ func (p *avroTypes) FindStructFieldType(name, field string) (*types.FieldType, b
 
 // loadAvroTypes reads the schema of a source and derives its CEL types.
 func loadAvroTypes(source string) (*avroTypes, error) {
-	b, err := schemas.Avro.ReadFile(schemaFiles[source])
+	k, ok := schemas.Kinds.Lookup(source)
+	if !ok {
+		return nil, fmt.Errorf("no such source %q", source)
+	}
+	b, err := schemas.Avro.ReadFile(k.Codec.File)
 	if err != nil {
 		return nil, fmt.Errorf("read schema of %s: %w", source, err)
 	}

@@ -22,6 +22,7 @@ import (
 	"go.yaml.in/yaml/v3"
 
 	"github.com/threatcrumbs/crumbs/pkg/yamlsafe"
+	"github.com/threatcrumbs/crumbs/schemas"
 )
 
 // Rule file formats.
@@ -59,8 +60,8 @@ const (
 // Severities, lowest first.
 var Severities = []string{"informational", "low", "medium", "high", "critical"}
 
-// Sources are the event kinds a rule may read.
-var Sources = []string{"process", "network", "file", "identity", "system"}
+// Sources are the event kinds a rule may read: those of schemas.Kinds.
+var Sources = schemas.Kinds.Names()
 
 // Rule is one detection rule. YAML rule files decode into it; the Sigma loader builds it in
 // Go, setting Cond (and Step.Cond) instead of the CEL text, then calls Prepare.

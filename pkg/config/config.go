@@ -67,6 +67,19 @@ func walk(v reflect.Value, prefix string, leaf func(string, reflect.Value)) {
 			walk(fv, name, leaf)
 			continue
 		}
+		if fv.Kind() == reflect.Map && fv.Type().Key().Kind() == reflect.String && fv.Len() > 0 {
+			// A table of settings by name (clickhouse.retention): one key per entry of the
+			// default; an entry the defaults do not have is the owner's Validate's to refuse.
+			names := make([]string, 0, fv.Len())
+			for _, k := range fv.MapKeys() {
+				names = append(names, k.String())
+			}
+			sort.Strings(names)
+			for _, k := range names {
+				leaf(name+"."+k, fv.MapIndex(reflect.ValueOf(k).Convert(fv.Type().Key())))
+			}
+			continue
+		}
 		leaf(name, fv)
 	}
 }

@@ -109,3 +109,57 @@ func TestKeysAndEnvNames(t *testing.T) {
 		t.Errorf("keys (-want +got):\n%s", d)
 	}
 }
+
+// tableCfg holds a table of settings by name, as clickhouse.retention does.
+type tableCfg struct {
+	Days map[string]int `mapstructure:"days"`
+}
+
+func TestTableKeysOnePerDefaultEntry(t *testing.T) {
+	defaults := func() tableCfg { return tableCfg{Days: map[string]int{"a": 1, "b": 2}} }
+	var names []string
+	for _, k := range config.Keys(defaults()) {
+		names = append(names, k.Name+"="+k.Env())
+	}
+	if d := cmp.Diff([]string{"days.a=CRUMBS_DAYS_A", "days.b=CRUMBS_DAYS_B"}, names); d != "" {
+		t.Errorf("keys (-want +got):\n%s", d)
+	}
+	for _, tc := range []struct {
+		name string
+		file string
+		env  map[string]string
+		args []string
+		want map[string]int
+	}{
+		{"defaults", "", nil, nil, map[string]int{"a": 1, "b": 2}},
+		{"file sets one", "days:\n  a: 5\n", nil, nil, map[string]int{"a": 5, "b": 2}},
+		{"env sets one", "", map[string]string{"CRUMBS_DAYS_B": "7"}, nil, map[string]int{"a": 1, "b": 7}},
+		{"flag sets one", "", nil, []string{"--days.a=9"}, map[string]int{"a": 9, "b": 2}},
+		{"file adds one, for the owner's Validate", "days:\n  c: 3\n", nil, nil, map[string]int{"a": 1, "b": 2, "c": 3}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			for k, v := range tc.env {
+				t.Setenv(k, v)
+			}
+			path := ""
+			if tc.file != "" {
+				path = filepath.Join(t.TempDir(), "c.yaml")
+				if err := os.WriteFile(path, []byte(tc.file), 0o600); err != nil {
+					t.Fatal(err)
+				}
+			}
+			fs := pflag.NewFlagSet("t", pflag.ContinueOnError)
+			config.AddFlags(fs, defaults())
+			if err := fs.Parse(tc.args); err != nil {
+				t.Fatal(err)
+			}
+			var got tableCfg
+			if err := config.Load(&got, defaults(), path, fs); err != nil {
+				t.Fatal(err)
+			}
+			if d := cmp.Diff(tc.want, got.Days); d != "" {
+				t.Errorf("days (-want +got):\n%s", d)
+			}
+		})
+	}
+}

@@ -9,6 +9,8 @@ import (
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/threatcrumbs/crumbs/schemas"
 )
 
 // TopicSpec is a topic crumbs creates when it is missing.
@@ -17,9 +19,6 @@ type TopicSpec struct {
 	Compacted bool // cleanup.policy=compact (context and state topics)
 }
 
-// Kinds lists the event kinds that have raw and enriched topics.
-var Kinds = []string{"process", "network", "file", "identity", "system"}
-
 // ContextKinds lists the kinds of context records.
 var ContextKinds = []string{"change", "deploy", "inventory", "account"}
 
@@ -27,13 +26,12 @@ var ContextKinds = []string{"change", "deploy", "inventory", "account"}
 // their own (Topics.Retry), because other stages read their input topics too.
 var RetryStages = []string{"sink"}
 
-// AllTopics returns every topic of the pipeline, for the given detector groups' state.
+// AllTopics returns every topic of the pipeline: those of the built-in event kinds
+// (schemas.Kinds), of the context kinds, alerts, dead letters and the rest, and the state of
+// the given detector groups.
 func (c Config) AllTopics(detectorGroups ...string) []TopicSpec {
 	t := c.Topics()
-	var specs []TopicSpec
-	for _, k := range Kinds {
-		specs = append(specs, TopicSpec{Name: t.Raw(k)}, TopicSpec{Name: t.Enriched(k)})
-	}
+	specs := c.KindTopics(schemas.Kinds.Names()...)
 	for _, k := range ContextKinds {
 		specs = append(specs, TopicSpec{Name: t.Context(k), Compacted: true})
 	}
@@ -44,6 +42,16 @@ func (c Config) AllTopics(detectorGroups ...string) []TopicSpec {
 	}
 	for _, g := range detectorGroups {
 		specs = append(specs, TopicSpec{Name: t.State(g), Compacted: true})
+	}
+	return specs
+}
+
+// KindTopics returns the raw and enriched topics of the named event kinds.
+func (c Config) KindTopics(kinds ...string) []TopicSpec {
+	t := c.Topics()
+	specs := make([]TopicSpec, 0, 2*len(kinds))
+	for _, k := range kinds {
+		specs = append(specs, TopicSpec{Name: t.Raw(k)}, TopicSpec{Name: t.Enriched(k)})
 	}
 	return specs
 }

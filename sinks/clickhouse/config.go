@@ -5,10 +5,14 @@ import (
 	"crypto/x509"
 	"errors"
 	"fmt"
+	"net"
 	"os"
 	"regexp"
 	"sort"
+	"strings"
 	"time"
+
+	"github.com/threatcrumbs/crumbs/schemas"
 )
 
 // Config configures the ClickHouse sink (key prefix `clickhouse.`).
@@ -40,6 +44,10 @@ type Config struct {
 	MaxBackoff time.Duration `mapstructure:"max_backoff"`
 	// DialTimeout bounds connecting to ClickHouse (clickhouse.Options.DialTimeout). Default 5s.
 	DialTimeout time.Duration `mapstructure:"dial_timeout"`
+	// Compression of the blocks sent to ClickHouse (clickhouse.Options.Compression): lz4,
+	// none, or auto: none when every address is a loopback one (compressing costs both ends
+	// CPU and saves nothing there), lz4 otherwise. Default auto.
+	Compression string `mapstructure:"compression"`
 	// Cluster, when set, makes the migrations create every table ON CLUSTER with a Replicated
 	// engine and a Distributed table in front (README, Store). The servers need the cluster
 	// in remote_servers and the {shard} and {replica} macros. Default empty: one server.
@@ -50,6 +58,33 @@ type Config struct {
 	Retention RetentionConfig `mapstructure:"retention"`
 	// RetentionInterval is how often the sink drops partitions past retention. Default 1h.
 	RetentionInterval time.Duration `mapstructure:"retention_interval"`
+}
+
+// Values of Config.Compression.
+const (
+	CompressionAuto = "auto"
+	CompressionLZ4  = "lz4"
+	CompressionNone = "none"
+)
+
+// compressed reports whether blocks are compressed under c.
+func (c Config) compressed() bool {
+	switch c.Compression {
+	case CompressionNone:
+		return false
+	case CompressionLZ4:
+		return true
+	}
+	for _, a := range c.Addr {
+		host, _, err := net.SplitHostPort(a)
+		if err != nil {
+			host = a
+		}
+		if ip := net.ParseIP(host); host != "localhost" && (ip == nil || !ip.IsLoopback()) {
+			return true
+		}
+	}
+	return false
 }
 
 // TLSConfig configures TLS to ClickHouse's secure native port (9440 by default).
@@ -69,55 +104,70 @@ type TLSConfig struct {
 	InsecureSkipVerify bool `mapstructure:"insecure_skip_verify"`
 }
 
-// RetentionConfig is how many days of data each table keeps (key prefix
-// `clickhouse.retention.`); 0 keeps a table's data forever. The sink drops whole partitions
-// (days or months) older than that on every server version, and sets a TTL on servers that
-// have TTL (19.6 and later).
-type RetentionConfig struct {
-	// ProcessEvents: days of process_events. Default 30.
-	ProcessEvents int `mapstructure:"process_events"`
-	// NetworkEvents: days of network_events. Default 30.
-	NetworkEvents int `mapstructure:"network_events"`
-	// FileEvents: days of file_events. Default 90.
-	FileEvents int `mapstructure:"file_events"`
-	// IdentityEvents: days of identity_events. Default 180.
-	IdentityEvents int `mapstructure:"identity_events"`
-	// SystemEvents: days of system_events. Default 30.
-	SystemEvents int `mapstructure:"system_events"`
-	// Alerts: days of alerts (monthly partitions: a month goes once its last day is past).
-	// Default 365.
-	Alerts int `mapstructure:"alerts"`
-	// AlertsHourly: days of alerts_hourly. Default 365.
-	AlertsHourly int `mapstructure:"alerts_hourly"`
-	// ServiceGraphMinute: days of service_graph_minute. Default 90.
-	ServiceGraphMinute int `mapstructure:"service_graph_minute"`
-	// ExecutionsByService: days of executions_by_service (monthly partitions). Default 365.
-	ExecutionsByService int `mapstructure:"executions_by_service"`
-	// LoginsByAccount: days of logins_by_account (monthly partitions). Default 365.
-	LoginsByAccount int `mapstructure:"logins_by_account"`
-	// ServiceActivity: days of service_activity. Default 90.
-	ServiceActivity int `mapstructure:"service_activity"`
+// RetentionConfig is how many days of data each table keeps, by table name (keys
+// `clickhouse.retention.<table>`); 0 keeps a table's data forever. The sink drops whole
+// partitions (days or months) older than that on every server version, and sets a TTL on
+// servers that have TTL (19.6 and later). Defaults: each event kind's table its entry's
+// RetentionDays (schemas.Kinds: process_events 30, network_events 30, file_events 90,
+// identity_events 180, system_events 30); alerts 365 (monthly partitions: a month goes once its
+// last day is past), alerts_hourly 365, service_graph_minute 90, executions_by_service 365
+// (monthly partitions), logins_by_account 365 (monthly partitions), service_activity 90;
+// alerts_first and alerts_facets_hourly (the console's) what alerts keeps.
+type RetentionConfig map[string]int
+
+// otherRetention are the tables with a retention besides the event kinds', with their
+// defaults, and the Date expression their TTL is on.
+var otherRetention = map[string]struct {
+	days   int
+	dateOf string
+}{
+	AlertsTable: {365, "date"}, "alerts_hourly": {365, "toDate(hour)"}, "service_graph_minute": {90, "toDate(minute)"},
+	"executions_by_service": {365, "month"}, "logins_by_account": {365, "toDate(hour)"}, "service_activity": {90, "toDate(minute)"},
 }
 
 // DefaultRetention returns the retention defaults documented on RetentionConfig.
 func DefaultRetention() RetentionConfig {
-	return RetentionConfig{
-		ProcessEvents: 30, NetworkEvents: 30, FileEvents: 90, IdentityEvents: 180, SystemEvents: 30,
-		Alerts: 365, AlertsHourly: 365, ServiceGraphMinute: 90, ExecutionsByService: 365,
-		LoginsByAccount: 365, ServiceActivity: 90,
+	r := RetentionConfig{}
+	for _, k := range schemas.Kinds {
+		r[k.Table] = k.RetentionDays
 	}
+	for t, o := range otherRetention {
+		r[t] = o.days
+	}
+	return r
 }
 
-// Days returns the retention of every table that has one, by table name.
-func (r RetentionConfig) Days() map[string]int {
-	return map[string]int{
-		ProcessEventsTable: r.ProcessEvents, NetworkEventsTable: r.NetworkEvents,
-		FileEventsTable: r.FileEvents, IdentityEventsTable: r.IdentityEvents,
-		SystemEventsTable: r.SystemEvents, AlertsTable: r.Alerts,
-		"alerts_hourly": r.AlertsHourly, "service_graph_minute": r.ServiceGraphMinute,
-		"executions_by_service": r.ExecutionsByService, "logins_by_account": r.LoginsByAccount,
-		"service_activity": r.ServiceActivity,
+// Days returns the retention of every table that has one, by table name: kinds' tables at
+// their entry's default unless r sets them, the others at r's value or their default.
+func (r RetentionConfig) Days(kinds schemas.KindTable) map[string]int {
+	out := map[string]int{}
+	for _, k := range kinds {
+		out[k.Table] = k.RetentionDays
 	}
+	for t, o := range otherRetention {
+		out[t] = o.days
+	}
+	for t, d := range r {
+		out[t] = d
+	}
+	// The console's alerts_first and alerts_facets_hourly keep what alerts keeps.
+	for _, t := range []string{"alerts_first", "alerts_facets_hourly"} {
+		if _, set := r[t]; !set {
+			out[t] = out[AlertsTable]
+		}
+	}
+	return out
+}
+
+// retentionDateOf is the Date expression a table's TTL is on: date for event tables.
+func retentionDateOf(table string) string {
+	if o, ok := otherRetention[table]; ok {
+		return o.dateOf
+	}
+	if table == "alerts_facets_hourly" {
+		return "toDate(hour)"
+	}
+	return "date"
 }
 
 // DefaultConfig returns the defaults documented on Config.
@@ -132,6 +182,7 @@ func DefaultConfig() Config {
 		RetryBackoff: 500 * time.Millisecond,
 		MaxBackoff:   30 * time.Second,
 		DialTimeout:  5 * time.Second,
+		Compression:  CompressionAuto,
 
 		Retention:         DefaultRetention(),
 		RetentionInterval: time.Hour,
@@ -176,14 +227,23 @@ func (c Config) Validate() error {
 	if c.DialTimeout <= 0 {
 		errs = append(errs, fmt.Errorf("clickhouse.dial_timeout: %s: must be positive", c.DialTimeout))
 	}
+	switch c.Compression {
+	case CompressionAuto, CompressionLZ4, CompressionNone:
+	default:
+		errs = append(errs, fmt.Errorf("clickhouse.compression: %q: must be auto, lz4 or none", c.Compression))
+	}
 	if c.Cluster != "" && !identifier.MatchString(c.Cluster) {
 		errs = append(errs, fmt.Errorf("clickhouse.cluster: %q: must be letters, digits and underscores, not starting with a digit", c.Cluster))
 	}
 	if (c.TLS.CertFile == "") != (c.TLS.KeyFile == "") {
 		errs = append(errs, errors.New("clickhouse.tls.cert_file, clickhouse.tls.key_file: set both or neither"))
 	}
-	for _, table := range sortedKeys(c.Retention.Days()) {
-		if d := c.Retention.Days()[table]; d < 0 {
+	known := DefaultRetention()
+	for _, table := range sortedKeys(c.Retention) {
+		if _, ok := known[table]; !ok {
+			errs = append(errs, fmt.Errorf("clickhouse.retention.%s: no such table (have: %s)", table, strings.Join(sortedKeys(known), ", ")))
+		}
+		if d := c.Retention[table]; d < 0 {
 			errs = append(errs, fmt.Errorf("clickhouse.retention.%s: %d: must not be negative (0 keeps forever)", table, d))
 		}
 	}

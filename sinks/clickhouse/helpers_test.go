@@ -43,6 +43,18 @@ func testConfig(t testing.TB) Config {
 }
 
 // openTestStore opens a Store on a fresh, migrated test database.
+// processKind is the process kind's entry.
+var processKind, _ = schemas.Kinds.Lookup(schemas.KindProcess)
+
+// insertProcessEvents writes process events through the column buffer, as the sink does.
+func insertProcessEvents(ctx context.Context, st *Store, evs []*schemas.ProcessEvent) error {
+	recs := make([]schemas.Record, len(evs))
+	for i, e := range evs {
+		recs[i] = e
+	}
+	return st.InsertEvents(ctx, processKind, recs...)
+}
+
 func openTestStore(t testing.TB) (*Store, Config) {
 	t.Helper()
 	cfg := testConfig(t)

@@ -8,15 +8,6 @@ import (
 	"time"
 )
 
-// retentionColumns names, per table with a retention, the Date expression its TTL is on.
-var retentionColumns = map[string]string{
-	ProcessEventsTable: "date", NetworkEventsTable: "date", FileEventsTable: "date",
-	IdentityEventsTable: "date", SystemEventsTable: "date", AlertsTable: "date", "alerts_first": "date", "alerts_facets_hourly": "toDate(hour)",
-	"alerts_hourly": "toDate(hour)", "service_graph_minute": "toDate(minute)",
-	"executions_by_service": "month", "logins_by_account": "toDate(hour)",
-	"service_activity": "toDate(minute)",
-}
-
 // DroppedPartition is a partition DropExpiredPartitions dropped.
 type DroppedPartition struct {
 	Table     string
@@ -27,13 +18,14 @@ type DroppedPartition struct {
 // every RetentionInterval until ctx is done. Failures are logged: retention is retried on the
 // next tick and never stops the sink.
 func (s *Sink) enforceRetention(ctx context.Context, st *Store) {
-	if err := st.SetTTLs(ctx, s.cfg.Retention); err != nil && ctx.Err() == nil {
+	days := s.cfg.Retention.Days(s.kinds)
+	if err := st.SetTTLs(ctx, days); err != nil && ctx.Err() == nil {
 		s.log.Warn("set TTLs failed; dropping partitions still enforces retention", "err", err)
 	}
 	t := time.NewTicker(s.cfg.RetentionInterval)
 	defer t.Stop()
 	for {
-		dropped, err := st.DropExpiredPartitions(ctx, s.cfg.Retention, time.Now())
+		dropped, err := st.DropExpiredPartitions(ctx, days, time.Now())
 		for _, d := range dropped {
 			s.log.Info("dropped partition past retention", "table", d.Table, "partition", d.Partition)
 		}
@@ -48,11 +40,11 @@ func (s *Sink) enforceRetention(ctx context.Context, st *Store) {
 	}
 }
 
-// DropExpiredPartitions drops, in every table with a retention, the partitions whose last day
-// is more than the table's retention in days before now (UTC). It works on every server
-// version. On a cluster it drops, ON CLUSTER, the partitions the connected server holds.
-func (s *Store) DropExpiredPartitions(ctx context.Context, r RetentionConfig, now time.Time) ([]DroppedPartition, error) {
-	days := r.tables()
+// DropExpiredPartitions drops, in every table of days (its retention in days, by table name;
+// RetentionConfig.Days), the partitions whose last day is more than the table's retention
+// before now (UTC). It works on every server version. On a cluster it drops, ON CLUSTER, the
+// partitions the connected server holds.
+func (s *Store) DropExpiredPartitions(ctx context.Context, days map[string]int, now time.Time) ([]DroppedPartition, error) {
 	var dropped []DroppedPartition
 	for _, table := range sortedKeys(days) {
 		if days[table] <= 0 {
@@ -120,15 +112,16 @@ func partitionLastDay(p string) (time.Time, bool) {
 	return time.Time{}, false
 }
 
-// SetTTLs sets each table's TTL to its retention on servers that have TTL (19.6 and later);
-// on older ones it does nothing (DropExpiredPartitions enforces retention there). A table
-// whose retention is 0 gets its TTL removed where the server can (20.x and later).
-func (s *Store) SetTTLs(ctx context.Context, r RetentionConfig) error {
+// SetTTLs sets each table's TTL to its retention in days (by table name;
+// RetentionConfig.Days) on servers that have TTL (19.6 and later); on older ones it does
+// nothing (DropExpiredPartitions enforces retention there). A table whose retention is 0 gets
+// its TTL removed where the server can (20.x and later).
+func (s *Store) SetTTLs(ctx context.Context, days map[string]int) error {
 	ver, err := QueryServerVersion(ctx, s.conn)
 	if err != nil {
 		return err
 	}
-	for _, q := range TTLStatements(ver, s.database, s.cluster, r) {
+	for _, q := range TTLStatements(ver, s.database, s.cluster, days) {
 		// Existing rows are dropped by merges and partition drops, not by an immediate
 		// rewrite of every part.
 		qctx := ctx
@@ -142,13 +135,13 @@ func (s *Store) SetTTLs(ctx context.Context, r RetentionConfig) error {
 	return nil
 }
 
-// TTLStatements returns the statements that set every table's TTL on a server of version v;
-// none before 19.6, which has no TTL.
-func TTLStatements(v ServerVersion, database, cluster string, r RetentionConfig) []string {
+// TTLStatements returns the statements that set the TTL of every table of days (its
+// retention in days, by table name) on a server of version v; none before 19.6, which has no
+// TTL.
+func TTLStatements(v ServerVersion, database, cluster string, days map[string]int) []string {
 	if !v.AtLeast(19, 6) {
 		return nil
 	}
-	days := r.tables()
 	var out []string
 	on := MigrationTemplate{Cluster: cluster}.OnCluster()
 	for _, table := range sortedKeys(days) {
@@ -158,18 +151,10 @@ func TTLStatements(v ServerVersion, database, cluster string, r RetentionConfig)
 		}
 		switch {
 		case days[table] > 0:
-			out = append(out, fmt.Sprintf("ALTER TABLE %s%s MODIFY TTL %s + toIntervalDay(%d)", local, on, retentionColumns[table], days[table]))
+			out = append(out, fmt.Sprintf("ALTER TABLE %s%s MODIFY TTL %s + toIntervalDay(%d)", local, on, retentionDateOf(table), days[table]))
 		case v.AtLeast(20, 10):
 			out = append(out, "ALTER TABLE "+local+on+" REMOVE TTL")
 		}
 	}
 	return out
-}
-
-// tables is the retention in days of every table that has one: Days, and alerts_first and
-// alerts_facets_hourly, which keep what alerts keeps.
-func (r RetentionConfig) tables() map[string]int {
-	d := r.Days()
-	d["alerts_first"], d["alerts_facets_hourly"] = r.Alerts, r.Alerts
-	return d
 }

@@ -121,18 +121,19 @@ func TestDropExpiredPartitions(t *testing.T) {
 	}
 	defer st.Close()
 	now := time.Now().UTC()
-	var evs []*schemas.NetworkEvent
+	var evs []schemas.Record
 	for _, age := range []int{40, 20, 0} {
 		evs = append(evs, &schemas.NetworkEvent{
 			Envelope: schemas.Envelope{EventID: schemas.NewEventID(), Time: now.AddDate(0, 0, -age).UnixNano(), Host: schemas.Host{Name: "h"}},
 			Action:   schemas.ActionConnect, Network: schemas.Network{Direction: "outbound", Dst: schemas.Endpoint{IP: "10.0.0.1", Port: 443}},
 		})
 	}
-	if err := st.InsertNetworkEvents(ctx, evs); err != nil {
+	network, _ := schemas.Kinds.Lookup(schemas.KindNetwork)
+	if err := st.InsertEvents(ctx, network, evs...); err != nil {
 		t.Fatal(err)
 	}
-	r := clickhouse.RetentionConfig{NetworkEvents: 30, ServiceGraphMinute: 30, ServiceActivity: 0}
-	dropped, err := st.DropExpiredPartitions(ctx, r, now)
+	days := map[string]int{"network_events": 30, "service_graph_minute": 30, "service_activity": 0}
+	dropped, err := st.DropExpiredPartitions(ctx, days, now)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -154,7 +155,11 @@ func TestDropExpiredPartitions(t *testing.T) {
 }
 
 func TestTTLStatements(t *testing.T) {
-	r := clickhouse.RetentionConfig{ProcessEvents: 30, LoginsByAccount: 365}
+	r := map[string]int{}
+	for table := range clickhouse.DefaultRetention() {
+		r[table] = 0
+	}
+	r["process_events"], r["logins_by_account"] = 30, 365
 	tests := []struct {
 		version, cluster string
 		want             []string
@@ -215,4 +220,10 @@ func queryStrings(t testing.TB, st *clickhouse.Store, q string) []string {
 		t.Fatalf("%s: %v", q, err)
 	}
 	return out
+}
+
+// kindOf is the built-in kind of that name.
+func kindOf(name string) *schemas.Kind {
+	k, _ := schemas.Kinds.Lookup(name)
+	return k
 }

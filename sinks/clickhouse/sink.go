@@ -15,6 +15,7 @@ import (
 	"github.com/threatcrumbs/crumbs/pkg/kafka"
 	"github.com/threatcrumbs/crumbs/pkg/retry"
 	"github.com/threatcrumbs/crumbs/pkg/telemetry"
+	"github.com/threatcrumbs/crumbs/schemas"
 )
 
 // StageName is the stage name in counters and dead-letter headers.
@@ -42,6 +43,12 @@ type Deps struct {
 	Log      *slog.Logger             // default: discard
 	Metrics  prometheus.Registerer    // default: metrics are not registered
 	Counters *telemetry.StageCounters // default: new counters registered on Metrics
+	// Kinds are the event kinds written, each into its table (which a migration must have
+	// created). Default schemas.Kinds.
+	Kinds schemas.KindTable
+	// Serde decodes the records; it must hold the kinds' schemas. Default
+	// avro.NewBuiltinSerde().
+	Serde *avro.Serde
 }
 
 // Sink is the sink stage. Create it with New and start it with Run.
@@ -51,6 +58,7 @@ type Sink struct {
 	log      *slog.Logger
 	counters *telemetry.StageCounters
 	serde    *avro.Serde
+	kinds    schemas.KindTable
 	latency  *prometheus.HistogramVec
 	replayed *prometheus.CounterVec
 	attempts *prometheus.CounterVec
@@ -65,11 +73,26 @@ func New(cfg Config, kcfg kafka.Config, deps Deps) (*Sink, error) {
 	if err := kcfg.Validate(); err != nil {
 		return nil, fmt.Errorf("clickhouse sink kafka config: %w", err)
 	}
-	serde, err := avro.NewBuiltinSerde()
-	if err != nil {
-		return nil, fmt.Errorf("clickhouse sink: load schemas: %w", err)
+	serde := deps.Serde
+	if serde == nil {
+		var err error
+		if serde, err = avro.NewBuiltinSerde(); err != nil {
+			return nil, fmt.Errorf("clickhouse sink: load schemas: %w", err)
+		}
 	}
-	s := &Sink{cfg: cfg, kcfg: kcfg, log: deps.Log, counters: deps.Counters, serde: serde}
+	kinds := deps.Kinds
+	if kinds == nil {
+		kinds = schemas.Kinds
+	}
+	if err := kinds.Check(); err != nil {
+		return nil, fmt.Errorf("clickhouse sink: %w", err)
+	}
+	for _, k := range kinds {
+		if _, ok := serde.Lookup(k.Codec.Schema); !ok {
+			return nil, fmt.Errorf("clickhouse sink: kind %s: schema %s is not known to the serde", k.Name, k.Codec.Schema)
+		}
+	}
+	s := &Sink{cfg: cfg, kcfg: kcfg, log: deps.Log, counters: deps.Counters, serde: serde, kinds: kinds}
 	if s.log == nil {
 		s.log = slog.New(slog.DiscardHandler)
 	}
@@ -152,7 +175,7 @@ func (s *Sink) Run(ctx context.Context) error {
 		}
 		return fmt.Errorf("clickhouse sink: %w", err)
 	}
-	writers := newWriters(topics)
+	writers := newWriters(topics, s.kinds, s.serde)
 	b := &batcher{
 		sink: s, store: store, dlqTopic: topics.DLQ(), retryTopic: topics.Retry(StageName),
 		writers: writers, order: sortedKeys(writers),
@@ -256,8 +279,8 @@ func (s *Sink) ensureTopics(ctx context.Context) error {
 	defer admin.Close()
 	t := s.kcfg.Topics()
 	specs := []kafka.TopicSpec{{Name: t.Alerts()}, {Name: t.DLQ()}, {Name: t.Retry(StageName)}, {Name: t.Triage(), Compacted: true}}
-	for _, k := range kafka.Kinds {
-		specs = append(specs, kafka.TopicSpec{Name: t.Enriched(k)})
+	for _, k := range s.kinds {
+		specs = append(specs, kafka.TopicSpec{Name: t.Enriched(k.Name)})
 	}
 	for _, k := range kafka.ContextKinds {
 		specs = append(specs, kafka.TopicSpec{Name: t.Context(k), Compacted: true})
@@ -477,7 +500,7 @@ func (b *batcher) take(r *kgo.Record) error {
 		}
 		return w.take(r, nil)
 	}
-	sc, rec, err := b.sink.serde.DecodeRecord(r.Value)
+	sc, _, err := b.sink.serde.Frame(r.Value)
 	if err != nil {
 		return err
 	}
@@ -488,7 +511,7 @@ func (b *batcher) take(r *kgo.Record) error {
 	if w.topic() != topic {
 		return fmt.Errorf("%w: %s on %s (its table %s reads %s)", ErrUnexpectedSchema, sc.Name, topic, w.table(), w.topic())
 	}
-	return w.take(r, rec)
+	return w.take(r, sc)
 }
 
 // checkRow refuses what would break idempotency or the DateTime column.

@@ -4,7 +4,9 @@ import (
 	"context"
 	"fmt"
 	"math"
+	"reflect"
 	"strings"
+	"sync"
 	"time"
 
 	ch "github.com/ClickHouse/clickhouse-go/v2"
@@ -14,13 +16,9 @@ import (
 	"github.com/threatcrumbs/crumbs/schemas"
 )
 
-// Table names, fixed by DESIGN.md (dashboards query them).
+// Names of the tables besides the event kinds' (schemas.Kinds names those), fixed by
+// DESIGN.md: dashboards query them.
 const (
-	ProcessEventsTable    = "process_events"
-	NetworkEventsTable    = "network_events"
-	FileEventsTable       = "file_events"
-	IdentityEventsTable   = "identity_events"
-	SystemEventsTable     = "system_events"
 	AlertsTable           = "alerts"
 	ContextChangesTable   = "context_changes"
 	ContextDeploysTable   = "context_deploys"
@@ -28,21 +26,19 @@ const (
 	ContextAccountsTable  = "context_accounts"
 )
 
-// EventTables maps each event kind to its table.
-var EventTables = map[string]string{
-	schemas.KindProcess: ProcessEventsTable, schemas.KindNetwork: NetworkEventsTable,
-	schemas.KindFile: FileEventsTable, schemas.KindIdentity: IdentityEventsTable,
-	schemas.KindSystem: SystemEventsTable,
-}
+// The built-in event kinds' tables, as their entries in schemas.Kinds name them, for the read
+// side (forensics.go).
+var (
+	ProcessEventsTable  = kindTable(schemas.KindProcess)
+	NetworkEventsTable  = kindTable(schemas.KindNetwork)
+	FileEventsTable     = kindTable(schemas.KindFile)
+	IdentityEventsTable = kindTable(schemas.KindIdentity)
+	SystemEventsTable   = kindTable(schemas.KindSystem)
+)
 
-// processColumns are the columns of process_events the first migration created, in the
-// order InsertProcessEvents fills them; the enrichment columns follow.
-var processColumns = []string{
-	"event_id", "time", "time_ns", "date", "kind", "host_id", "host_name", "action",
-	"pid", "ppid", "cmd_line", "args", "args_truncated", "cwd", "exe_path", "exe_name", "exe_sha256",
-	"uid", "user_name", "gid", "group_name", "login_uid", "tty", "cgroup_id", "systemd_unit",
-	"container_id", "exit_code", "parent_pid", "parent_exe_path", "parent_exe_name",
-	"parent_exe_sha256", "parent_cmd_line", "service", "environment", "role",
+func kindTable(kind string) string {
+	k, _ := schemas.Kinds.Lookup(kind)
+	return k.Table
 }
 
 // alertColumns are the columns of alerts in the order InsertAlerts fills them.
@@ -62,6 +58,7 @@ type Store struct {
 	conn     driver.Conn
 	database string
 	cluster  string
+	plans    sync.Map // *schemas.Kind -> *insertPlan
 }
 
 // Connect connects to the servers in cfg and checks that one answers; it changes nothing
@@ -102,12 +99,16 @@ func options(cfg Config) (*ch.Options, error) {
 	if err != nil {
 		return nil, err
 	}
+	compression := &ch.Compression{Method: ch.CompressionNone}
+	if cfg.compressed() {
+		compression.Method = ch.CompressionLZ4
+	}
 	return &ch.Options{
 		Addr:        cfg.Addr,
 		Auth:        ch.Auth{Username: cfg.Username, Password: cfg.Password},
 		TLS:         tlsCfg,
 		DialTimeout: cfg.DialTimeout,
-		Compression: &ch.Compression{Method: ch.CompressionLZ4},
+		Compression: compression,
 		ClientInfo:  ch.ClientInfo{Products: []struct{ Name, Version string }{{Name: "crumbs-sink", Version: "1"}}},
 	}, nil
 }
@@ -127,35 +128,8 @@ func (s *Store) Database() string { return s.database }
 // Close closes the connection.
 func (s *Store) Close() error { return s.conn.Close() }
 
-// InsertProcessEvents writes evs into process_events in one INSERT. It returns when
-// ClickHouse acknowledged the rows, or with an error, in which case none, some or all of
-// them may have been written.
-func (s *Store) InsertProcessEvents(ctx context.Context, evs []*schemas.ProcessEvent) error {
-	return insertRows(ctx, s, ProcessEventsTable, processTable, evs)
-}
-
-// InsertNetworkEvents writes evs into network_events, as InsertProcessEvents does.
-func (s *Store) InsertNetworkEvents(ctx context.Context, evs []*schemas.NetworkEvent) error {
-	return insertRows(ctx, s, NetworkEventsTable, networkTable, evs)
-}
-
-// InsertFileEvents writes evs into file_events, as InsertProcessEvents does.
-func (s *Store) InsertFileEvents(ctx context.Context, evs []*schemas.FileEvent) error {
-	return insertRows(ctx, s, FileEventsTable, fileTable, evs)
-}
-
-// InsertIdentityEvents writes evs into identity_events, as InsertProcessEvents does.
-func (s *Store) InsertIdentityEvents(ctx context.Context, evs []*schemas.IdentityEvent) error {
-	return insertRows(ctx, s, IdentityEventsTable, identityTable, evs)
-}
-
-// InsertSystemEvents writes evs into system_events, as InsertProcessEvents does.
-func (s *Store) InsertSystemEvents(ctx context.Context, evs []*schemas.SystemEvent) error {
-	return insertRows(ctx, s, SystemEventsTable, systemTable, evs)
-}
-
 // InsertAlerts writes as into alerts in one INSERT, with the same guarantee as
-// InsertProcessEvents.
+// InsertColumns.
 func (s *Store) InsertAlerts(ctx context.Context, as []*schemas.Alert) error {
 	return insertRows(ctx, s, AlertsTable, alertTable, as)
 }
@@ -184,23 +158,43 @@ func insertRows[T any](ctx context.Context, s *Store, table string, cols []colum
 	return s.insertColumns(ctx, table, names, values)
 }
 
+// insertBlockRows is how many rows go in one data block of an INSERT. The driver's column
+// buffers grow from empty for each INSERT and are reused from one block to the next, so
+// blocks of a few thousand rows spare most of the growing (copying each column several times
+// over) that one block of a whole batch costs; the server squashes the blocks of one INSERT
+// into one part (min_insert_block_size_rows), and acknowledges them together.
+const insertBlockRows = 2048
+
 // insertColumns sends one INSERT naming its columns (ClickHouse 18.16 needs the names) with
-// the data given column by column, which the driver encodes far faster than row by row.
+// the data given column by column (each a slice with one value per row), which the driver
+// encodes far faster than row by row, in blocks of insertBlockRows.
 func (s *Store) insertColumns(ctx context.Context, table string, names []string, cols []any) error {
 	q := "INSERT INTO " + s.database + "." + table + " (" + strings.Join(names, ", ") + ")"
 	if s.cluster != "" {
 		// Acknowledged means written to the shard, not queued on this node: offsets follow.
 		ctx = ch.Context(ctx, ch.WithSettings(ch.Settings{"insert_distributed_sync": 1}))
 	}
+	rows := 0
+	if len(cols) > 0 {
+		rows = reflect.ValueOf(cols[0]).Len()
+	}
 	b, err := s.conn.PrepareBatch(ctx, q)
 	if err != nil {
 		return fmt.Errorf("insert into %s: prepare: %w", table, err)
 	}
 	defer b.Close()
-	for i, c := range cols {
-		if err := b.Column(i).Append(c); err != nil {
-			// The driver refuses a value its column's type cannot hold: the rows' content.
-			return fmt.Errorf("insert into %s: column %s: %w", table, names[i], retry.MarkPermanent(err))
+	for lo := 0; lo < rows; lo += insertBlockRows {
+		hi := min(lo+insertBlockRows, rows)
+		for i, c := range cols {
+			if err := appendColumn(b.Column(i), c, lo, hi); err != nil {
+				// The driver refuses a value its column's type cannot hold: the rows' content.
+				return fmt.Errorf("insert into %s: column %s: %w", table, names[i], retry.MarkPermanent(err))
+			}
+		}
+		if hi < rows {
+			if err := b.Flush(); err != nil {
+				return fmt.Errorf("insert into %s: send a block: %w", table, err)
+			}
 		}
 	}
 	if err := b.Send(); err != nil {
@@ -209,22 +203,33 @@ func (s *Store) insertColumns(ctx context.Context, table string, names []string,
 	return nil
 }
 
-// ExistingEventIDs returns which of evs' event ids process_events already holds.
-func (s *Store) ExistingEventIDs(ctx context.Context, evs []*schemas.ProcessEvent) (map[string]bool, error) {
-	ids, times := make([]string, len(evs)), make([]int64, len(evs))
-	for i, e := range evs {
-		ids[i], times[i] = e.EventID, e.Time
+// appendColumn appends rows [lo, hi) of a column's values to its batch column: whole, or an
+// array per row (the driver appends a slice of arrays by reflection, item by item).
+func appendColumn(c driver.BatchColumn, values any, lo, hi int) error {
+	switch v := values.(type) {
+	case []string:
+		return c.Append(v[lo:hi])
+	case []int32:
+		return c.Append(v[lo:hi])
+	case []int64:
+		return c.Append(v[lo:hi])
+	case []uint64:
+		return c.Append(v[lo:hi])
+	case []uint8:
+		return c.Append(v[lo:hi])
+	case []float64:
+		return c.Append(v[lo:hi])
+	case []time.Time:
+		return c.Append(v[lo:hi])
+	case [][]string:
+		for _, row := range v[lo:hi] {
+			if err := c.AppendRow(row); err != nil {
+				return err
+			}
+		}
+		return nil
 	}
-	return s.existingIDs(ctx, ProcessEventsTable, "event_id", ids, times)
-}
-
-// ExistingAlertIDs returns which of as' alert ids alerts already holds.
-func (s *Store) ExistingAlertIDs(ctx context.Context, as []*schemas.Alert) (map[string]bool, error) {
-	ids, times := make([]string, len(as)), make([]int64, len(as))
-	for i, a := range as {
-		ids[i], times[i] = a.AlertID, a.Time
-	}
-	return s.existingIDs(ctx, AlertsTable, "alert_id", ids, times)
+	return c.Append(reflect.ValueOf(values).Slice(lo, hi).Interface())
 }
 
 // ExistingIDs returns which of ids (of rows at times, ns) table already holds in idCol.

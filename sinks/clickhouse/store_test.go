@@ -10,6 +10,15 @@ import (
 	"github.com/threatcrumbs/crumbs/schemas"
 )
 
+// processColumns are the columns of process_events readProcessEvents reads, in its order.
+var processColumns = []string{
+	"event_id", "time", "time_ns", "date", "kind", "host_id", "host_name", "action",
+	"pid", "ppid", "cmd_line", "args", "args_truncated", "cwd", "exe_path", "exe_name", "exe_sha256",
+	"uid", "user_name", "gid", "group_name", "login_uid", "tty", "cgroup_id", "systemd_unit",
+	"container_id", "exit_code", "parent_pid", "parent_exe_path", "parent_exe_name",
+	"parent_exe_sha256", "parent_cmd_line", "service", "environment", "role",
+}
+
 // readProcessEvents reads every row of process_events back into events, by event id.
 func readProcessEvents(t testing.TB, st *Store) map[string]*schemas.ProcessEvent {
 	t.Helper()
@@ -120,7 +129,7 @@ func TestStoreRoundTrip(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 			defer cancel()
-			if err := st.InsertProcessEvents(ctx, tc.events); err != nil {
+			if err := insertProcessEvents(ctx, st, tc.events); err != nil {
 				t.Fatal(err)
 			}
 			if err := st.InsertAlerts(ctx, tc.alerts); err != nil {
@@ -151,10 +160,15 @@ func TestStoreExistingIDs(t *testing.T) {
 		written = append(written, sampleEvent(i, now.Add(time.Duration(-i)*25*time.Hour)))
 		fresh = append(fresh, sampleEvent(10+i, now))
 	}
-	if err := st.InsertProcessEvents(ctx, written); err != nil {
+	if err := insertProcessEvents(ctx, st, written); err != nil {
 		t.Fatal(err)
 	}
-	got, err := st.ExistingEventIDs(ctx, append(append([]*schemas.ProcessEvent{}, fresh...), written...))
+	var ids []string
+	var times []int64
+	for _, e := range append(append([]*schemas.ProcessEvent{}, fresh...), written...) {
+		ids, times = append(ids, e.EventID), append(times, e.Time)
+	}
+	got, err := st.ExistingIDs(ctx, ProcessEventsTable, "event_id", ids, times)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -170,7 +184,8 @@ func TestStoreExistingIDs(t *testing.T) {
 	if err := st.InsertAlerts(ctx, []*schemas.Alert{a}); err != nil {
 		t.Fatal(err)
 	}
-	gotA, err := st.ExistingAlertIDs(ctx, []*schemas.Alert{a, sampleAlert(2, now)})
+	b := sampleAlert(2, now)
+	gotA, err := st.ExistingIDs(ctx, AlertsTable, "alert_id", []string{a.AlertID, b.AlertID}, []int64{a.Time, b.Time})
 	if err != nil {
 		t.Fatal(err)
 	}

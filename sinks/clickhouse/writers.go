@@ -8,6 +8,7 @@ import (
 
 	"github.com/twmb/franz-go/pkg/kgo"
 
+	"github.com/threatcrumbs/crumbs/pkg/avro"
 	"github.com/threatcrumbs/crumbs/pkg/kafka"
 	"github.com/threatcrumbs/crumbs/pkg/retry"
 	"github.com/threatcrumbs/crumbs/schemas"
@@ -20,9 +21,9 @@ type tableWriter interface {
 	table() string
 	// topic is the only topic whose records this writer takes.
 	topic() string
-	// take buffers the row of one decoded record (the generated schemas value the Serde's
-	// DecodeRecord gives; nil: a tombstone), or says why it cannot be written.
-	take(r *kgo.Record, rec any) error
+	// take buffers the row of one record, written with sc (nil: a tombstone), or says why
+	// it cannot be written.
+	take(r *kgo.Record, sc *avro.Schema) error
 	// pending is how many rows are buffered.
 	pending() int
 	// write inserts the buffered rows, without those ClickHouse already holds (see
@@ -35,12 +36,124 @@ type tableWriter interface {
 	drop(gone map[topicPartition]bool)
 }
 
-// rowWriter is the tableWriter of rows of type T.
+// rowSet is what writeRows needs of a writer's buffered rows.
+type rowSet interface {
+	len() int
+	// rec is the record of row i.
+	rec(i int) *kgo.Record
+	// key returns row i's id and time (ns); a zero time means: no latency to observe.
+	key(i int) (string, int64)
+	// insert writes the rows at idx (in increasing order) in one INSERT.
+	insert(ctx context.Context, st *Store, idx []int) error
+}
+
+// writeRun is one write call's progress over the buffered rows.
+type writeRun struct {
+	settled []bool // by index in rows
+	written int
+	dead    []pendingDead
+	err     error // a transient failure that stopped the write
+}
+
+// writeRows inserts every row of rows, without those ClickHouse already holds when idCol is
+// set, and returns which rows are settled.
+func writeRows(ctx context.Context, b *batcher, table, idCol string, rows rowSet) *writeRun {
+	run := &writeRun{settled: make([]bool, rows.len())}
+	idx := make([]int, rows.len())
+	for i := range idx {
+		idx[i] = i
+	}
+	run.err = writeRange(ctx, b, table, idCol, rows, run, idx, false)
+	return run
+}
+
+// writeRange inserts the rows at idx in one INSERT. When ClickHouse refuses it for its
+// content, it splits the rows in halves and writes each, down to single rows, which it
+// dead-letters: a few bad rows cost about 2·log2(len(idx)) inserts each, and every good row
+// lands. split says an attempt on these rows (or rows around them) failed in this write, so
+// some may have landed: each is looked up before it is inserted again.
+func writeRange(ctx context.Context, b *batcher, table, idCol string, rows rowSet, run *writeRun, idx []int, split bool) error {
+	if idCol != "" {
+		todo, err := dropReplayed(ctx, b, table, idx, split,
+			func(i int) (*kgo.Record, string) { id, _ := rows.key(i); return rows.rec(i), id },
+			func(ctx context.Context, check []int) (map[string]bool, error) {
+				ids, times := make([]string, len(check)), make([]int64, len(check))
+				for k, i := range check {
+					ids[k], times[k] = rows.key(i)
+				}
+				return b.store.ExistingIDs(ctx, table, idCol, ids, times)
+			})
+		if err != nil {
+			return err
+		}
+		if len(todo) != len(idx) {
+			left := make(map[int]bool, len(todo))
+			for _, i := range todo {
+				left[i] = true
+			}
+			for _, i := range idx {
+				if !left[i] {
+					run.settled[i] = true // already in ClickHouse
+				}
+			}
+			idx = todo
+		}
+	}
+	if len(idx) == 0 {
+		return nil
+	}
+	recs := make([]*kgo.Record, len(idx))
+	for k, i := range idx {
+		recs[k] = rows.rec(i)
+	}
+	err := b.attempt(ctx, recs, func(ctx context.Context) error { return rows.insert(ctx, b.store, idx) })
+	if err == nil {
+		for _, i := range idx {
+			run.settled[i] = true
+		}
+		run.written += len(idx)
+		observe(b, table, rows, idx)
+		return nil
+	}
+	if ctx.Err() != nil || retry.Classify(err) == retry.Transient {
+		return err
+	}
+	if len(idx) == 1 {
+		run.settled[idx[0]] = true
+		run.dead = append(run.dead, b.deadLetter(recs[0], fmt.Errorf("%w: %s: %w", ErrRefused, table, err)))
+		b.sink.log.Warn("ClickHouse refused a row; dead-lettering it", "table", table,
+			"topic", recs[0].Topic, "partition", recs[0].Partition, "offset", recs[0].Offset, "err", err)
+		return nil
+	}
+	mid := len(idx) / 2
+	if err := writeRange(ctx, b, table, idCol, rows, run, idx[:mid], true); err != nil {
+		return err
+	}
+	return writeRange(ctx, b, table, idCol, rows, run, idx[mid:], true)
+}
+
+// observe records the latency of rows just written.
+func observe(b *batcher, table string, rows rowSet, idx []int) {
+	now := time.Now()
+	lat := make([]time.Duration, 0, len(idx))
+	for _, i := range idx {
+		if _, ns := rows.key(i); ns != 0 {
+			lat = append(lat, now.Sub(time.Unix(0, ns)))
+		}
+	}
+	if len(lat) > 0 {
+		b.observe(table, lat)
+	}
+}
+
+// rowWriter is the tableWriter of rows of type T decoded one by one: alerts and context
+// records, which are few.
 type rowWriter[T any] struct {
 	tbl, src string
 	// idCol is the id column replays are looked up by; empty for versioned tables
 	// (ReplacingMergeTree(updated_at), read with FINAL), where a replay is harmless.
 	idCol  string
+	serde  *avro.Serde
 	decode func(r *kgo.Record, rec any) (T, error)
 	// key returns a row's id and time (ns); a zero time means: no latency to observe.
 	key    func(T) (string, int64)
@@ -57,7 +170,15 @@ func (w *rowWriter[T]) table() string { return w.tbl }
 func (w *rowWriter[T]) topic() string { return w.src }
 func (w *rowWriter[T]) pending() int  { return len(w.rows) }
 
-func (w *rowWriter[T]) take(r *kgo.Record, rec any) error {
+func (w *rowWriter[T]) take(r *kgo.Record, sc *avro.Schema) error {
+	var rec any
+	if sc != nil {
+		_, decoded, err := w.serde.DecodeRecord(r.Value)
+		if err != nil {
+			return err
+		}
+		rec = decoded
+	}
 	row, err := w.decode(r, rec)
 	if err != nil {
 		return fmt.Errorf("%w: %s: %w", ErrInvalidRecord, w.tbl, err)
@@ -74,20 +195,16 @@ func (w *rowWriter[T]) take(r *kgo.Record, rec any) error {
 	return nil
 }
 
-// writeRun is one write call's progress over the buffered rows.
-type writeRun struct {
-	settled []bool // by index in rows
-	written int
-	dead    []pendingDead
+func (w *rowWriter[T]) insertRows(ctx context.Context, st *Store, idx []int) error {
+	rows := make([]T, len(idx))
+	for k, i := range idx {
+		rows[k] = w.rows[i].row
+	}
+	return w.insert(st, ctx, rows)
 }
 
 func (w *rowWriter[T]) write(ctx context.Context, b *batcher) (int, []pendingDead, error) {
-	run := &writeRun{settled: make([]bool, len(w.rows))}
-	idx := make([]int, len(w.rows))
-	for i := range idx {
-		idx[i] = i
-	}
-	err := w.writeRange(ctx, b, run, idx, false)
+	run := writeRows(ctx, b, w.tbl, w.idCol, rowWriterSet[T]{w})
 	kept := w.rows[:0]
 	for i, p := range w.rows {
 		if !run.settled[i] {
@@ -96,94 +213,17 @@ func (w *rowWriter[T]) write(ctx context.Context, b *batcher) (int, []pendingDea
 	}
 	clear(w.rows[len(kept):]) // let the settled records go
 	w.rows = kept
-	return run.written, run.dead, err
+	return run.written, run.dead, run.err
 }
 
-// writeRange inserts the rows at idx in one INSERT. When ClickHouse refuses it for its
-// content, it splits the rows in halves and writes each, down to single rows, which it
-// dead-letters: a few bad rows cost about 2·log2(len(idx)) inserts each, and every good row
-// lands. split says an attempt on these rows (or rows around them) failed in this write, so
-// some may have landed: each is looked up before it is inserted again.
-func (w *rowWriter[T]) writeRange(ctx context.Context, b *batcher, run *writeRun, idx []int, split bool) error {
-	if w.idCol != "" {
-		in := make([]pendingRow[T], len(idx))
-		for i, j := range idx {
-			in[i] = w.rows[j]
-		}
-		todo, err := dropReplayed(ctx, b, w.tbl, in, split,
-			func(p pendingRow[T]) (*kgo.Record, string) { id, _ := w.key(p.row); return p.rec, id },
-			func(ctx context.Context, ps []pendingRow[T]) (map[string]bool, error) {
-				ids, times := make([]string, len(ps)), make([]int64, len(ps))
-				for i, p := range ps {
-					ids[i], times[i] = w.key(p.row)
-				}
-				return b.store.ExistingIDs(ctx, w.tbl, w.idCol, ids, times)
-			})
-		if err != nil {
-			return err
-		}
-		if len(todo) != len(in) {
-			unwritten := make(map[*kgo.Record]bool, len(todo))
-			for _, p := range todo {
-				unwritten[p.rec] = true
-			}
-			kept := idx[:0:0]
-			for _, j := range idx {
-				if unwritten[w.rows[j].rec] {
-					kept = append(kept, j)
-				} else {
-					run.settled[j] = true // already in ClickHouse
-				}
-			}
-			idx = kept
-		}
-	}
-	if len(idx) == 0 {
-		return nil
-	}
-	rows := make([]T, len(idx))
-	recs := make([]*kgo.Record, len(idx))
-	for i, j := range idx {
-		rows[i], recs[i] = w.rows[j].row, w.rows[j].rec
-	}
-	err := b.attempt(ctx, recs, func(ctx context.Context) error { return w.insert(b.store, ctx, rows) })
-	if err == nil {
-		for _, j := range idx {
-			run.settled[j] = true
-		}
-		run.written += len(rows)
-		w.observe(b, rows)
-		return nil
-	}
-	if ctx.Err() != nil || retry.Classify(err) == retry.Transient {
-		return err
-	}
-	if len(idx) == 1 {
-		run.settled[idx[0]] = true
-		run.dead = append(run.dead, b.deadLetter(recs[0], fmt.Errorf("%w: %s: %w", ErrRefused, w.tbl, err)))
-		b.sink.log.Warn("ClickHouse refused a row; dead-lettering it", "table", w.tbl,
-			"topic", recs[0].Topic, "partition", recs[0].Partition, "offset", recs[0].Offset, "err", err)
-		return nil
-	}
-	mid := len(idx) / 2
-	if err := w.writeRange(ctx, b, run, idx[:mid], true); err != nil {
-		return err
-	}
-	return w.writeRange(ctx, b, run, idx[mid:], true)
-}
+// rowWriterSet is a rowWriter as a rowSet (its method names take the set's).
+type rowWriterSet[T any] struct{ w *rowWriter[T] }
 
-// observe records the latency of rows just written.
-func (w *rowWriter[T]) observe(b *batcher, rows []T) {
-	now := time.Now()
-	lat := make([]time.Duration, 0, len(rows))
-	for _, r := range rows {
-		if _, ns := w.key(r); ns != 0 {
-			lat = append(lat, now.Sub(time.Unix(0, ns)))
-		}
-	}
-	if len(lat) > 0 {
-		b.observe(w.tbl, lat)
-	}
+func (s rowWriterSet[T]) len() int                  { return len(s.w.rows) }
+func (s rowWriterSet[T]) rec(i int) *kgo.Record     { return s.w.rows[i].rec }
+func (s rowWriterSet[T]) key(i int) (string, int64) { return s.w.key(s.w.rows[i].row) }
+func (s rowWriterSet[T]) insert(ctx context.Context, st *Store, idx []int) error {
+	return s.w.insertRows(ctx, st, idx)
 }
 
 func (w *rowWriter[T]) drop(gone map[topicPartition]bool) {
@@ -194,16 +234,6 @@ func (w *rowWriter[T]) drop(gone map[topicPartition]bool) {
 		}
 	}
 	w.rows = kept
-}
-
-// eventWriter returns the writer of events of a kind whose generated Go type is E.
-func eventWriter[E any](topic, table string, envelope func(*E) *schemas.Envelope, insert func(*Store, context.Context, []*E) error) *rowWriter[*E] {
-	return &rowWriter[*E]{
-		tbl: table, src: topic, idCol: "event_id",
-		decode: decodedAs[E]("an event"),
-		key:    func(e *E) (string, int64) { env := envelope(e); return env.EventID, env.Time },
-		insert: insert,
-	}
 }
 
 // decodedAs returns the decoded record as a *T; a tombstone or a value of another type is an
@@ -221,24 +251,15 @@ func decodedAs[T any](what string) func(*kgo.Record, any) (*T, error) {
 	}
 }
 
-// newWriters returns the sink's writers by the full name of the schema they take; tombstones
+// newWriters returns the sink's writers by the full name of the schema they take: one per
+// event kind (eventWriter, over the kind's columns), alerts and the context kinds; tombstones
 // on a context topic go to the writer of that topic.
-func newWriters(t kafka.Topics) map[string]tableWriter {
+func newWriters(t kafka.Topics, kinds schemas.KindTable, serde *avro.Serde) map[string]tableWriter {
 	w := map[string]tableWriter{
-		schemas.ProcessSchema: eventWriter(t.Enriched(schemas.KindProcess), ProcessEventsTable,
-			func(e *schemas.ProcessEvent) *schemas.Envelope { return &e.Envelope }, (*Store).InsertProcessEvents),
-		schemas.NetworkSchema: eventWriter(t.Enriched(schemas.KindNetwork), NetworkEventsTable,
-			func(e *schemas.NetworkEvent) *schemas.Envelope { return &e.Envelope }, (*Store).InsertNetworkEvents),
-		schemas.FileSchema: eventWriter(t.Enriched(schemas.KindFile), FileEventsTable,
-			func(e *schemas.FileEvent) *schemas.Envelope { return &e.Envelope }, (*Store).InsertFileEvents),
-		schemas.IdentitySchema: eventWriter(t.Enriched(schemas.KindIdentity), IdentityEventsTable,
-			func(e *schemas.IdentityEvent) *schemas.Envelope { return &e.Envelope }, (*Store).InsertIdentityEvents),
-		schemas.SystemSchema: eventWriter(t.Enriched(schemas.KindSystem), SystemEventsTable,
-			func(e *schemas.SystemEvent) *schemas.Envelope { return &e.Envelope }, (*Store).InsertSystemEvents),
 		schemas.AlertSchema: &rowWriter[*schemas.Alert]{
 			// A replay is an alert id and version already written: the final version of
 			// an early alert has the id of a row already there.
-			tbl: AlertsTable, src: t.Alerts(), idCol: "concat(alert_id, '/', toString(version))",
+			tbl: AlertsTable, src: t.Alerts(), idCol: "concat(alert_id, '/', toString(version))", serde: serde,
 			decode: decodedAs[schemas.Alert]("the alerts"),
 			key: func(a *schemas.Alert) (string, int64) {
 				return a.AlertID + "/" + strconv.FormatInt(a.Version, 10), a.Time
@@ -254,9 +275,12 @@ func newWriters(t kafka.Topics) map[string]tableWriter {
 			insert: (*Store).InsertTriage,
 		},
 	}
+	for _, k := range kinds {
+		w[k.Codec.Schema] = newEventWriter(k, t.Enriched(k.Name), serde)
+	}
 	for schema, kind := range contextKindOfSchema {
 		w[schema] = &rowWriter[*ContextRow]{
-			tbl: contextTables[kind].table, src: t.Context(kind),
+			tbl: contextTables[kind].table, src: t.Context(kind), serde: serde,
 			decode: func(r *kgo.Record, rec any) (*ContextRow, error) {
 				if rec == nil { // a tombstone deletes the record its key names
 					return &ContextRow{Kind: kind, ID: string(r.Key), Deleted: true,

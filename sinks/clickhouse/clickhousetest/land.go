@@ -62,20 +62,14 @@ func Produce(t testing.TB, cl *kgo.Client, topics kafka.Topics, s *Scenario) {
 		}
 		recs = append(recs, &kgo.Record{Topic: topic, Key: []byte(key), Value: v})
 	}
-	for _, e := range s.Process {
-		add(topics.Enriched(schemas.KindProcess), e.Host.ID, schemas.ProcessSchema, e.Native())
-	}
-	for _, e := range s.Network {
-		add(topics.Enriched(schemas.KindNetwork), e.Host.ID, schemas.NetworkSchema, schemas.ToNative(e))
-	}
-	for _, e := range s.File {
-		add(topics.Enriched(schemas.KindFile), e.Host.ID, schemas.FileSchema, schemas.ToNative(e))
-	}
-	for _, e := range s.Identity {
-		add(topics.Enriched(schemas.KindIdentity), e.Host.ID, schemas.IdentitySchema, schemas.ToNative(e))
-	}
-	for _, e := range s.System {
-		add(topics.Enriched(schemas.KindSystem), e.Host.ID, schemas.SystemSchema, schemas.ToNative(e))
+	for _, e := range s.EventRecords() {
+		name, _ := e.AvroSchema()
+		k, ok := schemas.Kinds.BySchema(name)
+		if !ok {
+			t.Fatalf("scenario event of schema %s: no such event kind", name)
+		}
+		host, _ := e.Field("host.id")
+		add(topics.Enriched(k.Name), host.(string), name, e.Native())
 	}
 	for _, a := range s.Alerts {
 		add(topics.Alerts(), a.RuleID+"/"+a.GroupKey, schemas.AlertSchema, a.Native())

@@ -36,8 +36,23 @@ type Scenario struct {
 }
 
 // Events is how many events of every kind the scenario holds.
-func (s *Scenario) Events() int {
-	return len(s.Process) + len(s.Network) + len(s.File) + len(s.Identity) + len(s.System)
+func (s *Scenario) Events() int { return len(s.EventRecords()) }
+
+// EventRecords returns every event of the scenario, of every kind.
+func (s *Scenario) EventRecords() []schemas.Record {
+	var out []schemas.Record
+	out = appendRecords(out, s.Process)
+	out = appendRecords(out, s.Network)
+	out = appendRecords(out, s.File)
+	out = appendRecords(out, s.Identity)
+	return appendRecords(out, s.System)
+}
+
+func appendRecords[E schemas.Record](out []schemas.Record, evs []E) []schemas.Record {
+	for _, e := range evs {
+		out = append(out, e)
+	}
+	return out
 }
 
 // ContextRecords is how many context records the scenario holds.
