@@ -191,7 +191,7 @@ func TestSigmaCorpusOnAttackSimulations(t *testing.T) {
 	corpus := filepath.Join(root, "..", "shared", "sigma", "rules")
 	sims := readAtomics(t, filepath.Join(root, "..", "shared", "atomics", "linux-safe.yaml"))
 	ix := indexCorpus(t, corpus)
-	p := newPipeline(t, "CRUMBS_DETECTOR_SIGMA_DIRS="+corpus, "CRUMBS_DETECTOR_SIGMA_REFUSED=skip")
+	p := newPipeline(t, "CRUMBS_DETECTOR_SIGMA_DIRS="+readableByCrumbs(t, corpus), "CRUMBS_DETECTOR_SIGMA_REFUSED=skip")
 	p.start()
 
 	outcomes := make([]simOutcome, len(sims))

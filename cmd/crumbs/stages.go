@@ -264,10 +264,12 @@ func runOne(cmd *cobra.Command, role kafka.Role, build func(*runtime) (stage, er
 	}
 	defer stopMetrics()
 	collect := role == kafka.RoleCollector
-	if !collect {
-		if err := rt.dropPrivileges(); err != nil {
+	if collect {
+		if err := rt.ownCollectorDirs(); err != nil { // before the spool's first files
 			return err
 		}
+	} else if err := rt.dropPrivileges(); err != nil {
+		return err
 	}
 	if err := rt.ensureTopics(ctx, role); err != nil {
 		return err

@@ -68,6 +68,9 @@ func runUp(cmd *cobra.Command, _ []string) error {
 
 	var col stage
 	if slices.Contains(cfg.Up.Stages, "collect") {
+		if err := rt.ownCollectorDirs(); err != nil { // before the spool's first files
+			return errors.Join(err, stages.stop(stagesStopWait))
+		}
 		// A collector that cannot run here is reported and the others run; crumbs up stops
 		// only when none can.
 		s, err := rt.collectStage()
@@ -80,7 +83,7 @@ func runUp(cmd *cobra.Command, _ []string) error {
 		}
 	}
 	// The collectors' programs are loaded and attached: from here on this process needs only
-	// what they read, as the crumbs user.
+	// what they read, as the crumbs user, who gets what they wrote so far.
 	if col != nil {
 		err = rt.ownCollectorDirs()
 	}
