@@ -47,6 +47,11 @@ programs=(
   awk:mawk                            # make bench: the machine line
   nproc:coreutils                     # make bench: the machine line
   chromium:chromium                   # the console's browser test (testenv.RequireBrowser), headless
+  useradd:passwd                      # this script and crumbs up: the crumbs system user
+  cat:coreutils                       # the privilege tests read /proc as the crumbs user
+  find:findutils                      # the privilege tests: what the crumbs user may read
+  cp:coreutils                        # the privilege tests: test data the crumbs user may read
+  chmod:coreutils                     # the privilege tests: test data the crumbs user may read
 )
 need=()
 for p in "${programs[@]}"; do
@@ -87,4 +92,15 @@ if ! ch_ok; then
   done
   ch_ok || { log "clickhouse-server did not answer on localhost:9000; see /var/log/clickhouse-server"; exit 1; }
 fi
-log "clickhouse-server is up; tracefs is mounted"
+# The system user crumbs' processes become once they drop root (crumbs up creates it too), and
+# /var/lib/crumbs open to it (crumbs up gives it the directories below; an older crumbs made
+# this one 0700).
+if ! id -u crumbs >/dev/null 2>&1; then
+  useradd --system --user-group --no-create-home --home-dir /nonexistent --shell /usr/sbin/nologin \
+    --comment "crumbs pipeline" crumbs
+  log "created the system user crumbs"
+fi
+install -d -m 0755 /var/lib/crumbs
+chmod 0755 /var/lib/crumbs
+
+log "clickhouse-server is up; tracefs is mounted; user crumbs exists"

@@ -17,6 +17,7 @@ import (
 // across a SIGTERM in the middle of the stream and a restart.
 func TestUpDeliversEveryAlertOnceToAnOutput(t *testing.T) {
 	dir := tempDir(t)
+	forCrumbs(t, dir) // the alerts stage writes there as the crumbs user
 	file := filepath.Join(dir, "alerts.jsonl")
 	cfg := filepath.Join(dir, "crumbs.yaml")
 	if err := os.WriteFile(cfg, []byte(fmt.Sprintf("alerts:\n  outputs:\n    - {name: archive, type: file, path: %q}\n", file)), 0o600); err != nil {

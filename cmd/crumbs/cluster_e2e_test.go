@@ -83,7 +83,7 @@ func TestTwoInstancesOfEachStageOnThreeBrokers(t *testing.T) {
 	})
 	p := &pipeline{t: t, database: database, conn: conn, logs: &strings.Builder{}}
 
-	rules := t.TempDir()
+	rules := publicTempDir(t) // the detectors read it as the crumbs user
 	lotl, err := os.ReadFile("../../detectors/rules/pack/lotl-tool-from-service.yaml")
 	if err != nil {
 		t.Fatal(err)

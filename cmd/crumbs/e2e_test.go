@@ -97,6 +97,7 @@ func newPipelineAt(t testing.TB, addr string, extraEnv ...string) *pipeline {
 		"CRUMBS_METRICS_LISTEN=",
 		"CRUMBS_STATUS_INTERVAL=2s",
 		"CRUMBS_COLLECTORS_SPOOL_DIR="+tempDir(t),
+		"CRUMBS_COLLECTORS_FILE_STATE_DIR="+tempDir(t),
 	)
 	p.env = append(p.env, extraEnv...)
 	conn, err := ch.Open(&ch.Options{Addr: []string{addr}})

@@ -73,4 +73,9 @@ func roleKafka(c *Config, r kafka.Role, creds map[kafka.Role]kafka.Credentials) 
 }
 
 // kafka returns the Kafka configuration of a role's clients in this process (roleKafka).
-func (rt *runtime) kafka(r kafka.Role) (kafka.Config, error) { return roleKafka(rt.cfg, r, rt.creds) }
+func (rt *runtime) kafka(r kafka.Role) (kafka.Config, error) {
+	if rc, ok := rt.roles[r]; ok {
+		return rc.cfg, rc.err
+	}
+	return roleKafka(rt.cfg, r, rt.creds)
+}

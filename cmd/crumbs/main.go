@@ -48,7 +48,7 @@ func newRoot() *cobra.Command {
 	}
 	root.PersistentFlags().StringP("config", "c", os.Getenv("CRUMBS_CONFIG"), "YAML configuration file (env CRUMBS_CONFIG)")
 	config.AddFlags(root.PersistentFlags(), defaultConfig())
-	root.AddCommand(upCmd(), doctorCmd(), collectCmd(), enrichCmd(), detectCmd(), sinkCmd(), deliverCmd(), contextCmd(), loadgenCmd(), versionCmd(), configCmd(), scanCmd(), manifestCmd(), rulesCmd(), timelineCmd(), alertsCmd(), dlqCmd(), kafkaCmd(), consoleCmd())
+	root.AddCommand(upCmd(), upStagesCmd(), doctorCmd(), collectCmd(), enrichCmd(), detectCmd(), sinkCmd(), deliverCmd(), contextCmd(), loadgenCmd(), versionCmd(), configCmd(), scanCmd(), manifestCmd(), rulesCmd(), timelineCmd(), alertsCmd(), dlqCmd(), kafkaCmd(), consoleCmd())
 	return root
 }
 

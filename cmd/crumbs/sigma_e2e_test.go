@@ -193,7 +193,7 @@ func TestSigmaCorpusOnAttackSimulations(t *testing.T) {
 	ix := indexCorpus(t, corpus)
 	// The report says which rules each simulation raises: every level and status, and no
 	// throttle folding one simulation's alert into an earlier one's of the same rule.
-	p := newPipeline(t, "CRUMBS_DETECTOR_SIGMA_DIRS="+corpus, "CRUMBS_DETECTOR_SIGMA_REFUSED=skip",
+	p := newPipeline(t, "CRUMBS_DETECTOR_SIGMA_DIRS="+readableByCrumbs(t, corpus), "CRUMBS_DETECTOR_SIGMA_REFUSED=skip",
 		"CRUMBS_DETECTOR_SIGMA_MIN_LEVEL=informational", "CRUMBS_DETECTOR_SIGMA_STATUS=stable,test,experimental,deprecated,unsupported",
 		"CRUMBS_DETECTOR_THROTTLE=0s")
 	p.start()

@@ -27,6 +27,7 @@ import (
 	"github.com/threatcrumbs/crumbs/enrichers"
 	"github.com/threatcrumbs/crumbs/pkg/avro"
 	"github.com/threatcrumbs/crumbs/pkg/kafka"
+	"github.com/threatcrumbs/crumbs/pkg/privilege"
 	"github.com/threatcrumbs/crumbs/pkg/telemetry"
 	"github.com/threatcrumbs/crumbs/sinks/clickhouse"
 )
@@ -44,16 +45,28 @@ type runtime struct {
 	serde    *avro.Serde
 	counters []*telemetry.StageCounters
 	creds    map[kafka.Role]kafka.Credentials // the embedded broker's roles, under crumbs up
+	roles    map[kafka.Role]roleConfig        // resolved before dropping privileges (readRoles)
+	user     *privilege.User                  // the service user, once looked up
+	// gatherer is what /metrics serves: reg, and under crumbs up the collectors' too.
+	gatherer prometheus.Gatherer
 }
 
-func newRuntime(cfg *Config) (*runtime, error) {
+func newRuntime(cfg *Config) (*runtime, error) { return newRuntimeFor(cfg, "") }
+
+// newRuntimeFor builds the runtime of one process; under crumbs up, process names it (collect
+// or stages) in the label crumbs_process of the Go and process metrics, which both serve.
+func newRuntimeFor(cfg *Config, process string) (*runtime, error) {
 	serde, err := avro.NewBuiltinSerde()
 	if err != nil {
 		return nil, fmt.Errorf("load schemas: %w", err)
 	}
 	reg := prometheus.NewRegistry()
-	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
-	return &runtime{cfg: cfg, log: cfg.logger(), reg: reg, serde: serde}, nil
+	var procReg prometheus.Registerer = reg
+	if process != "" {
+		procReg = prometheus.WrapRegistererWith(prometheus.Labels{"crumbs_process": process}, reg)
+	}
+	procReg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	return &runtime{cfg: cfg, log: cfg.logger(), reg: reg, gatherer: reg, serde: serde}, nil
 }
 
 func (rt *runtime) stageCounters(stage, group string) *telemetry.StageCounters {
@@ -190,7 +203,7 @@ func (rt *runtime) serveMetrics(ctx context.Context) (func(), error) {
 		return nil, fmt.Errorf("metrics.listen: %s: %w", addr, err)
 	}
 	mux := http.NewServeMux()
-	mux.Handle("/metrics", promhttp.HandlerFor(rt.reg, promhttp.HandlerOpts{}))
+	mux.Handle("/metrics", promhttp.HandlerFor(rt.gatherer, promhttp.HandlerOpts{}))
 	if rt.cfg.Metrics.Pprof {
 		mux.HandleFunc("/debug/pprof/", pprof.Index)
 		mux.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
@@ -248,7 +261,10 @@ func (rt *runtime) alignTopics(ctx context.Context) error {
 }
 
 // runOne runs a single stage, acting as its Kafka role, until a signal, for
-// `crumbs collect|enrich|detect|sink`.
+// `crumbs collect|enrich|detect|sink|deliver`. Started as root, it reads its role's
+// credentials and binds its metrics port, then becomes the crumbs user: the collect stage
+// once its programs are loaded, with the capabilities its collectors need; every other stage
+// before it is built, with none.
 func runOne(cmd *cobra.Command, role kafka.Role, build func(*runtime) (stage, error)) error {
 	cfg, err := loadConfig(cmd)
 	if err != nil {
@@ -263,17 +279,34 @@ func runOne(cmd *cobra.Command, role kafka.Role, build func(*runtime) (stage, er
 	}
 	ctx, cancel := signalContext(cmd)
 	defer cancel()
-	if err := rt.ensureTopics(ctx, role); err != nil {
-		return err
-	}
+	rt.readRoles(append([]kafka.Role{role}, alsoActsAs[role]...)...)
 	stopMetrics, err := rt.serveMetrics(ctx)
 	if err != nil {
 		return err
 	}
 	defer stopMetrics()
+	collect := role == kafka.RoleCollector
+	if collect {
+		if err := rt.ownCollectorDirs(); err != nil { // before the spool's first files
+			return err
+		}
+	} else if err := rt.dropPrivileges(); err != nil {
+		return err
+	}
+	if err := rt.ensureTopics(ctx, role); err != nil {
+		return err
+	}
 	s, err := build(rt)
 	if err != nil {
 		return err
+	}
+	if collect { // loaded: what the collectors write becomes the service user's, as they do
+		if err := rt.ownCollectorDirs(); err != nil {
+			return err
+		}
+		if err := rt.dropPrivileges(collectorCapabilities(s)...); err != nil {
+			return err
+		}
 	}
 	return s.Run(ctx)
 }

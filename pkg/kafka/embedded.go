@@ -49,15 +49,38 @@ func StartEmbedded(cfg EmbeddedConfig, extra ...kfake.Opt) (*Embedded, error) {
 // When the port is still held (a previous crumbs still exiting), it waits for it up to
 // cfg.Embedded.PortWait, saying so once in log.
 func StartSecureEmbedded(ctx context.Context, cfg Config, scope Scope, log *slog.Logger, extra ...kfake.Opt) (*Embedded, error) {
+	creds, err := EmbeddedCredentials(cfg.Embedded)
+	if err != nil {
+		return nil, err
+	}
+	return StartSecureEmbeddedWith(ctx, cfg, scope, creds, log, extra...)
+}
+
+// EmbeddedCredentials returns the roles' credentials of the embedded broker: from the
+// credentials directory (generated there at the first start), or, with neither it nor a data
+// directory, generated in memory.
+func EmbeddedCredentials(cfg EmbeddedConfig) (map[Role]Credentials, error) {
 	var creds map[Role]Credentials
 	var err error
-	if dir := cfg.Embedded.CredentialsPath(); dir != "" {
+	if dir := cfg.CredentialsPath(); dir != "" {
 		creds, err = EnsureCredentials(dir)
 	} else {
 		creds, err = NewCredentials()
 	}
 	if err != nil {
 		return nil, fmt.Errorf("embedded kafka: %w", err)
+	}
+	return creds, nil
+}
+
+// StartSecureEmbeddedWith is StartSecureEmbedded with every role's credentials given: for a
+// process that may not read the credentials directory, handed them by the one that may
+// (crumbs up's unprivileged stages process).
+func StartSecureEmbeddedWith(ctx context.Context, cfg Config, scope Scope, creds map[Role]Credentials, log *slog.Logger, extra ...kfake.Opt) (*Embedded, error) {
+	for _, r := range Roles() {
+		if _, ok := creds[r]; !ok {
+			return nil, fmt.Errorf("embedded kafka: no credentials for role %s", r)
+		}
 	}
 	admin := creds[RoleAdmin]
 	opts := []kfake.Opt{kfake.EnableSASL(), kfake.EnableACLs(), kfake.Superuser(admin.Mechanism, admin.Username, admin.Password)}
