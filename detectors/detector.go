@@ -317,7 +317,6 @@ func (d *Detector) registerMetrics() error {
 	}
 	labels := prometheus.Labels{"group": d.cfg.Group}
 	for _, c := range []prometheus.Collector{
-		d.suppress.count,
 		prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "crumbs_detector_late_events_total", ConstLabels: labels,
 			Help: "Events older than their partition's watermark, left out of windows (they still reach ClickHouse)."},
 			func() float64 { return float64(d.late.Load()) }),
@@ -361,7 +360,9 @@ func newRuleMetrics(d *Detector, labels prometheus.Labels) *ruleMetrics {
 		grouped: prometheus.NewDesc("crumbs_detector_alerts_grouped_total",
 			"Alerts of a rule folded by its throttle window into an alert already raised (its count grew instead).", []string{"rule"}, labels),
 		suppressed: prometheus.NewDesc("crumbs_detector_alerts_suppressed_total",
-			"Alerts of a rule not raised, by reason: change_window (a change window in force and on_change: suppress).", []string{"rule", "reason"}, labels),
+			"Alerts of a rule not raised, by reason: change_window (a change window in force and on_change: suppress), "+
+				"false_positive (an analyst marked an alert of the same rule and host, or group key, a false positive with a suppression still in force).",
+			[]string{"rule", "reason"}, labels),
 	}
 }
 
@@ -372,6 +373,9 @@ func (m *ruleMetrics) Describe(ch chan<- *prometheus.Desc) {
 }
 
 func (m *ruleMetrics) Collect(ch chan<- prometheus.Metric) {
+	for id, n := range m.d.suppress.counts() {
+		ch <- prometheus.MustNewConstMetric(m.suppressed, prometheus.CounterValue, float64(n), id, "false_positive")
+	}
 	p := m.d.ruleStats.Load()
 	if p == nil {
 		return

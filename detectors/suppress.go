@@ -6,7 +6,6 @@ import (
 	"sync"
 	"time"
 
-	"github.com/prometheus/client_golang/prometheus"
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/threatcrumbs/crumbs/pkg/avro"
@@ -20,12 +19,13 @@ import (
 // The table is read beside the transactional loop, not in it: an alert judged again after an
 // aborted transaction meets the suppressions of that moment.
 type suppressions struct {
-	mu     sync.RWMutex
-	byRule map[string]map[string]*schemas.TriageState // rule -> alert id -> its false positive
-	rules  map[string]string                          // alert id -> rule, to forget a state replaced
-	count  *prometheus.CounterVec
-	ready  chan struct{} // closed once the topic was read to where it ended at the start
-	once   sync.Once
+	mu      sync.RWMutex
+	byRule  map[string]map[string]*schemas.TriageState // rule -> alert id -> its false positive
+	rules   map[string]string                          // alert id -> rule, to forget a state replaced
+	countMu sync.Mutex
+	count   map[string]uint64 // alerts dropped, by rule: crumbs_detector_alerts_suppressed_total{reason="false_positive"}
+	ready   chan struct{}     // closed once the topic was read to where it ended at the start
+	once    sync.Once
 }
 
 // waitReady waits until the table has read the suppressions that existed at the start, for at
@@ -44,9 +44,7 @@ func (s *suppressions) waitReady(ctx context.Context, d time.Duration) bool {
 
 func newSuppressions() *suppressions {
 	return &suppressions{byRule: map[string]map[string]*schemas.TriageState{}, rules: map[string]string{}, ready: make(chan struct{}),
-		count: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "crumbs_detector_alerts_suppressed_total",
-			Help: "Alerts dropped because an analyst marked an alert of the same rule and host (or group key) a false positive with a suppression still in force."},
-			[]string{"rule"})}
+		count: map[string]uint64{}}
 }
 
 // apply takes one record of crumbs.triage: the state of an alert replaces the one before; a
@@ -90,7 +88,9 @@ func (s *suppressions) suppressed(a *schemas.Alert, now time.Time) bool {
 	defer s.mu.RUnlock()
 	for _, st := range s.byRule[a.RuleID] {
 		if st.Suppresses(a.RuleID, a.Host.Name, a.GroupKey, now.UnixNano()) {
-			s.count.WithLabelValues(a.RuleID).Inc()
+			s.countMu.Lock()
+			s.count[a.RuleID]++
+			s.countMu.Unlock()
 			return true
 		}
 	}
@@ -127,4 +127,15 @@ func (s *suppressions) run(ctx context.Context, kcfg kafka.Config, serde *avro.S
 		case <-time.After(10 * time.Second):
 		}
 	}
+}
+
+// counts returns how many alerts each rule had dropped by a false positive's suppression.
+func (s *suppressions) counts() map[string]uint64 {
+	s.countMu.Lock()
+	defer s.countMu.Unlock()
+	out := make(map[string]uint64, len(s.count))
+	for r, n := range s.count {
+		out[r] = n
+	}
+	return out
 }
