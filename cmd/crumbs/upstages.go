@@ -365,6 +365,10 @@ func runUpStages(cmd *cobra.Command, _ []string) error {
 	// A stage that gives up stops the others, and so this process: crumbs up then stops too.
 	runCtx, cancel := context.WithCancel(ctx)
 	defer cancel()
+	if len(stages) == 0 { // up.stages names only collect, or nothing: the broker alone, until stopped
+		<-runCtx.Done()
+		return nil
+	}
 	errs := make([]error, len(stages))
 	var wg sync.WaitGroup
 	for i, s := range stages {

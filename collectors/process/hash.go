@@ -116,6 +116,9 @@ type fileHasher struct {
 	cache    *hashCache
 	maxBytes int64
 	counters *hashCounters
+	// jobSeen, when set, is called with each job's path (tests: the host's other execs make
+	// jobs of their own, so the job counter alone cannot tell one executable's).
+	jobSeen atomic.Pointer[func(path string)]
 }
 
 // cached returns the sum cached for key, if there is one (the zero key has none).
@@ -134,6 +137,9 @@ func (h *fileHasher) cached(key fileKey) (string, bool) {
 func (h *fileHasher) work(jobs <-chan *hashJob) {
 	for j := range jobs {
 		h.counters.jobs.Add(1)
+		if f := h.jobSeen.Load(); f != nil {
+			(*f)(j.path)
+		}
 		sum, err := h.hash(j)
 		switch {
 		case errors.Is(err, errTooLarge):
