@@ -269,7 +269,7 @@ func newWriters(t kafka.Topics, kinds schemas.KindTable, serde *avro.Serde) map[
 		// Triage is versioned (ReplacingMergeTree(version), read by the highest version): a
 		// replayed record writes a row equal to one already there, which is harmless.
 		schemas.TriageSchema: &rowWriter[*TriageRow]{
-			tbl: AlertTriageTable, src: t.Triage(),
+			tbl: AlertTriageTable, src: t.Triage(), serde: serde,
 			decode: triageRow,
 			key:    func(r *TriageRow) (string, int64) { return r.AlertID, 0 },
 			insert: (*Store).InsertTriage,
