@@ -34,7 +34,7 @@ func TestConsoleInABrowser(t *testing.T) {
 		t.Fatal(err)
 	}
 	// The network collector fails on this kernel until issue 13 lands; the console needs none.
-	p := newPipeline(t, "CRUMBS_CONFIG="+cfgFile, "CRUMBS_COLLECTORS_NETWORK_ENABLED=false")
+	p := newPipeline(t, "CRUMBS_CONFIG="+cfgFile, fmt.Sprintf("CRUMBS_CONSOLE_LISTEN=127.0.0.1:%d", port), "CRUMBS_COLLECTORS_NETWORK_ENABLED=false")
 	p.start()
 	hostName, _ := os.Hostname()
 	inv := filepath.Join(dir, "inventory.json")

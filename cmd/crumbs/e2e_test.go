@@ -95,6 +95,8 @@ func newPipelineAt(t testing.TB, addr string, extraEnv ...string) *pipeline {
 		"CRUMBS_CLICKHOUSE_DATABASE="+p.database,
 		"CRUMBS_CLICKHOUSE_BATCH_MAX_AGE=200ms",
 		"CRUMBS_METRICS_LISTEN=",
+		// The console is in crumbs up by default; tests side by side each need a port of their own.
+		fmt.Sprintf("CRUMBS_CONSOLE_LISTEN=127.0.0.1:%d", freePort(t)),
 		"CRUMBS_STATUS_INTERVAL=2s",
 		"CRUMBS_COLLECTORS_SPOOL_DIR="+tempDir(t),
 		"CRUMBS_COLLECTORS_FILE_STATE_DIR="+tempDir(t),
