@@ -2,6 +2,7 @@ package main
 
 import (
 	"errors"
+	"fmt"
 	"log/slog"
 	"os"
 	"os/exec"
@@ -66,6 +67,9 @@ func TestUpRunsEachProcessWithOnlyItsPrivileges(t *testing.T) {
 		got, err := privilege.ReadStatus(tc.pid)
 		if err != nil {
 			t.Fatal(err)
+		}
+		if tc.pid == sup {
+			got = collectorThreads(t, sup)
 		}
 		if d := cmp.Diff(tc.want, got); d != "" {
 			t.Errorf("%s, pid %d: /proc status (-want +got):\n%s", tc.name, tc.pid, d)
@@ -174,4 +178,51 @@ func readableByCrumbs(t *testing.T, dir string) string {
 		t.Fatalf("chmod %s: %v\n%s", cp, err, b)
 	}
 	return cp
+}
+
+// collectorThreads reads the status of every thread of crumbs up and returns that of the
+// threads that run it: all alike but the one that launched the stages process, which
+// privilege.Start keeps with an empty bounding set for as long as that process lives (it may
+// be the main thread, whose status /proc/<pid>/status shows). Exactly one such thread is
+// expected; any other difference between threads fails the test.
+func collectorThreads(t *testing.T, pid int) privilege.Status {
+	t.Helper()
+	tasks, err := os.ReadDir(fmt.Sprintf("/proc/%d/task", pid))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var common *privilege.Status
+	launchers := 0
+	for _, task := range tasks {
+		tid, err := strconv.Atoi(task.Name())
+		if err != nil {
+			continue
+		}
+		st, err := privilege.ReadStatus(tid)
+		if errors.Is(err, os.ErrNotExist) {
+			continue // the thread has exited since
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(st.Bounding) == 0 {
+			launchers++
+			st.Bounding = nil
+		}
+		if len(st.Bounding) == 0 {
+			continue
+		}
+		if common == nil {
+			common = &st
+		} else if d := cmp.Diff(*common, st); d != "" {
+			t.Errorf("crumbs up thread %d differs from its others (-others +thread):\n%s", tid, d)
+		}
+	}
+	if launchers != 1 {
+		t.Errorf("crumbs up has %d threads with an empty bounding set, want 1 (the stages process's launcher)", launchers)
+	}
+	if common == nil {
+		t.Fatalf("crumbs up (pid %d): no thread with a bounding set", pid)
+	}
+	return *common
 }
