@@ -5,7 +5,7 @@ VERSION ?= $(shell git describe --always --dirty 2>/dev/null || echo dev)
 BIN := bin/crumbs
 CONFIG ?= crumbs.yaml
 # Test packages run one at a time: they share the kernel, ClickHouse and ports.
-TESTFLAGS ?= -count=1 -timeout 15m -p 1
+TESTFLAGS ?= -count=1 -timeout 30m -p 1
 
 .PHONY: all build run test fuzz bench generate lint deps clean
 
