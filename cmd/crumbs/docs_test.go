@@ -183,3 +183,47 @@ func readDoc(t *testing.T, rel string) string {
 	}
 	return string(b)
 }
+
+// TestREADMEShortAndEveryPageReachable: the README fits on a few screens, says the two
+// commands, and every page of docs/ can be reached from it by following links.
+func TestREADMEShortAndEveryPageReachable(t *testing.T) {
+	root := repoRoot(t)
+	readme := readDoc(t, "README.md")
+	if n := strings.Count(readme, "\n"); n > 100 {
+		t.Errorf("README.md is %d lines; keep it to what crumbs is, the two commands, a first alert and the contents (at most 100)", n)
+	}
+	for _, want := range []string{"make run", "make test", "docs/configuration.md", "docs/design.md"} {
+		if !strings.Contains(readme, want) {
+			t.Errorf("README.md does not mention %s", want)
+		}
+	}
+	seen := map[string]bool{}
+	queue := []string{filepath.Join(root, "README.md")}
+	for len(queue) > 0 {
+		page := queue[0]
+		queue = queue[1:]
+		if seen[page] {
+			continue
+		}
+		seen[page] = true
+		b, err := os.ReadFile(page)
+		if err != nil {
+			continue // TestDocLinksResolve names broken links
+		}
+		for _, m := range mdLinkTarget.FindAllStringSubmatch(string(b), -1) {
+			file, _, _ := strings.Cut(m[1], "#")
+			if strings.HasSuffix(file, ".md") && !strings.Contains(file, "://") {
+				queue = append(queue, filepath.Clean(filepath.Join(filepath.Dir(page), file)))
+			}
+		}
+	}
+	pages, err := filepath.Glob(filepath.Join(root, "docs", "*.md"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range pages {
+		if !seen[p] {
+			t.Errorf("%s cannot be reached from README.md by its links", p)
+		}
+	}
+}
