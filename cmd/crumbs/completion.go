@@ -23,12 +23,11 @@ const completionLimit = 200
 // of crumbs' flags and arguments: fixed choices as they are, rule ids from the configured rule
 // set, hosts, services and alert ids from ClickHouse.
 func addCompletions(root *cobra.Command) {
-	root.CompletionOptions.HiddenDefaultCmd = false
 	fixed := map[string][]string{
 		"format":          {"table", "json"},
 		"severity":        {"informational", "low", "medium", "high", "critical"},
 		"state":           {"new", "acknowledged", "resolved", "false_positive", "open"},
-		"kind":            {"change", "deploy", "inventory", "account"},
+		"kind":            kafka.ContextKinds,
 		"stage":           {"enrich", "detect", "sink"},
 		"scope":           {"host", "group_key"},
 		"auth":            {"scram", "mtls"},
@@ -36,6 +35,13 @@ func addCompletions(root *cobra.Command) {
 		"log.level":       {"debug", "info", "warn", "error"},
 		"log.format":      {"text", "json"},
 		"sigma-min-level": {"informational", "low", "medium", "high", "critical"},
+		// Configuration keys with a fixed set of values.
+		"up.stages":                     upStages,
+		"clickhouse.compression":        {"auto", "lz4", "none"},
+		"collectors.network.iterators":  {"auto", "map_elem", "tcp", "off"},
+		"detector.sigma_min_level":      {"informational", "low", "medium", "high", "critical"},
+		"detector.sigma_refused":        {"fail", "skip"},
+		"kafka.security.sasl.mechanism": {"SCRAM-SHA-256", "SCRAM-SHA-512", "PLAIN"},
 	}
 	dynamic := map[string]cobra.CompletionFunc{
 		"rule":    completeRules,

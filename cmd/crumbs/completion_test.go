@@ -70,6 +70,10 @@ func TestCompletionOfFixedChoicesAndRules(t *testing.T) {
 	if diff := cmp.Diff([]string{"debug", "info", "warn", "error"}, got); diff != "" {
 		t.Errorf("timeline --log.level (-want +got):\n%s", diff)
 	}
+	got, _ = complete(t, "up", "--up.stages", "")
+	if diff := cmp.Diff(upStages, got); diff != "" {
+		t.Errorf("up --up.stages (-want +got):\n%s", diff)
+	}
 	got, _ = complete(t, "com")
 	if !slices.Contains(got, "completion") {
 		t.Errorf("crumbs com<TAB> = %v, want completion among them", got)
