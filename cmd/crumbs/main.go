@@ -44,6 +44,12 @@ func newRoot() *cobra.Command {
 	root := &cobra.Command{
 		Use:           "crumbs",
 		Short:         "crumbs collects security crumbs with eBPF, enriches and judges them through Kafka, and lands them in ClickHouse",
+		Long: `crumbs collects security crumbs with eBPF, enriches and judges them through Kafka, and lands
+them in ClickHouse.
+
+Start with "crumbs doctor" (what this host allows) and "crumbs up" (everything on this host).
+Each command's --help lists its flags; "crumbs config --help" lists every configuration key,
+which docs/configuration.md documents beside the rest of the documentation (docs/).`,
 		Version:       version,
 		SilenceUsage:  true,
 		SilenceErrors: true,
