@@ -42,8 +42,8 @@ func main() {
 
 func newRoot() *cobra.Command {
 	root := &cobra.Command{
-		Use:           "crumbs",
-		Short:         "crumbs collects security crumbs with eBPF, enriches and judges them through Kafka, and lands them in ClickHouse",
+		Use:   "crumbs",
+		Short: "crumbs collects security crumbs with eBPF, enriches and judges them through Kafka, and lands them in ClickHouse",
 		Long: `crumbs collects security crumbs with eBPF, enriches and judges them through Kafka, and lands
 them in ClickHouse.
 
