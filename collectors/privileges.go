@@ -14,7 +14,7 @@ import (
 
 // runCapabilities are the capabilities each collector needs once its kernel programs are
 // loaded and attached, measured on Linux 6.18 by running each collector as the crumbs user
-// with and without each one (README, "Privileges"):
+// with and without each one (docs/security.md, "Who runs as whom"):
 //   - CAP_SYS_PTRACE: /proc/<pid>/exe, cwd and fd of other users' processes: the executable
 //     of a process (network, identity, and process for its table seeded from /proc and when
 //     the kernel could not walk the path), and the hash of an executable deleted or replaced

@@ -25,7 +25,8 @@ import (
 	"github.com/threatcrumbs/crumbs/sinks/outputs"
 )
 
-// Config is crumbs' whole configuration; README.md documents every key.
+// Config is crumbs' whole configuration; configdoc.go says what each key means and
+// docs/configuration.md, generated from it, documents every key.
 type Config struct {
 	Log        LogConfig         `mapstructure:"log"`
 	Host       HostConfig        `mapstructure:"host"`

@@ -6,6 +6,7 @@ package main
 import (
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"strings"
 
@@ -41,20 +42,32 @@ func main() {
 
 func newRoot() *cobra.Command {
 	root := &cobra.Command{
-		Use:           "crumbs",
-		Short:         "crumbs collects security crumbs with eBPF, enriches and judges them through Kafka, and lands them in ClickHouse",
+		Use:   "crumbs",
+		Short: "crumbs collects security crumbs with eBPF, enriches and judges them through Kafka, and lands them in ClickHouse",
+		Long: `crumbs collects security crumbs with eBPF, enriches and judges them through Kafka, and lands
+them in ClickHouse.
+
+Start with "crumbs doctor" (what this host allows) and "crumbs up" (everything on this host).
+Each command's --help lists its flags; "crumbs config --help" lists every configuration key,
+which docs/configuration.md documents beside the rest of the documentation (docs/).`,
+		Version:       version,
 		SilenceUsage:  true,
 		SilenceErrors: true,
 	}
-	root.PersistentFlags().StringP("config", "c", os.Getenv("CRUMBS_CONFIG"), "YAML configuration file (env CRUMBS_CONFIG)")
-	config.AddFlags(root.PersistentFlags(), defaultConfig())
+	root.SetVersionTemplate("crumbs {{.Version}}\n")
+	root.SetUsageFunc(usage)
 	root.AddCommand(upCmd(), upStagesCmd(), doctorCmd(), collectCmd(), enrichCmd(), detectCmd(), sinkCmd(), deliverCmd(), contextCmd(), loadgenCmd(), versionCmd(), configCmd(), scanCmd(), manifestCmd(), rulesCmd(), timelineCmd(), alertsCmd(), dlqCmd(), kafkaCmd(), consoleCmd())
+	addConfigFlags(root)
+	addCompletions(root)
 	return root
 }
 
 // loadConfig reads the configuration of a command: defaults, file, environment, flags.
 func loadConfig(cmd *cobra.Command) (*Config, error) {
 	path, _ := cmd.Flags().GetString("config")
+	if path == "" {
+		path = os.Getenv("CRUMBS_CONFIG")
+	}
 	cfg := &Config{}
 	if err := config.Load(cfg, defaultConfig(), path, cmd.Flags()); err != nil {
 		return nil, &exitCode{2, err}
@@ -78,11 +91,21 @@ func versionCmd() *cobra.Command {
 }
 
 func configCmd() *cobra.Command {
-	return &cobra.Command{
+	var markdown bool
+	c := &cobra.Command{
 		Use:   "config",
 		Short: "Print every configuration key with its environment variable and effective value",
-		Args:  cobra.NoArgs,
+		Long: `config prints every configuration key, its environment variable and its effective value
+(defaults, then the file, the environment and the flags; secrets hidden). Every key is set in
+a YAML file (--config FILE or CRUMBS_CONFIG), by CRUMBS_ + the key upper-cased with dots as
+underscores, or by a flag named like the key; flags win over the environment, which wins
+over the file. --markdown prints the reference of every key instead (docs/configuration.md).`,
+		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			if markdown {
+				_, err := io.WriteString(cmd.OutOrStdout(), configMarkdown())
+				return err
+			}
 			cfg, err := loadConfig(cmd)
 			if err != nil {
 				return err
@@ -97,6 +120,8 @@ func configCmd() *cobra.Command {
 			return nil
 		},
 	}
+	c.Flags().BoolVar(&markdown, "markdown", false, "print the configuration reference (key, environment variable, default, meaning) as Markdown, as docs/configuration.md holds it")
+	return c
 }
 
 // secret reports whether a key holds a credential that is never printed.

@@ -47,7 +47,7 @@ func (rt *runtime) dropPrivileges(keep ...privilege.Capability) error {
 		}
 	}
 	if len(missing) > 0 {
-		rt.log.Warn("started without capabilities the collectors use once loaded: what needs them is lost (see README, Privileges)",
+		rt.log.Warn("started without capabilities the collectors use once loaded: what needs them is lost (see docs/security.md, Who runs as whom)",
 			"missing", privilege.Names(missing))
 	}
 	if err := privilege.Drop(u, held...); err != nil {

@@ -268,6 +268,22 @@ func TestDashboardQueries(t *testing.T) {
 			})
 		}
 	}
+	// The alert overview links each alert to the timeline of its host from 30 minutes before it
+	// to 10 after (TestAlertRowLinksToTimeline): the range its query computes holds the alert.
+	for _, q := range qs {
+		if !strings.HasPrefix(q.where, "crumbs-alerts/Latest alerts") {
+			continue
+		}
+		sql := "SELECT count(), countIf(timeline_from_ms = (toUInt64(toUnixTimestamp(time)) - 1800) * 1000 AND timeline_to_ms = (toUInt64(toUnixTimestamp(time)) + 600) * 1000) FROM (" +
+			expand(q.sql, from, to, map[string]string{"service": "__all", "host": "__all"}) + ")"
+		var all, around uint64
+		if err := conn.QueryRow(context.Background(), sql).Scan(&all, &around); err != nil {
+			t.Fatalf("%v\n%s", err, sql)
+		}
+		if all == 0 || around != all {
+			t.Errorf("%s: %d of %d alerts link to the timeline from 30 minutes before to 10 after them", q.where, around, all)
+		}
+	}
 	sort.Strings(golden)
 	got := strings.Join(golden, "\n") + "\n"
 	path := filepath.Join("testdata", "columns.golden")

@@ -61,7 +61,7 @@ naming the construct and why; it is never loaded in part and never ignored silen
   kept still counts its events. ` + "`crumbs rules lint`" + ` applies the same filter and counts what it left
   out: "148 Sigma rules: 105 loaded, 38 below level medium, 5 refused".
 - Like native match rules, a Sigma rule's alerts for one host within ` + "`detector.throttle`" + ` (one
-  minute) of the first are that one alert, its count growing (README, Rules).
+  minute) of the first are that one alert, its count growing ([rules.md](rules.md), Throttle).
 `
 
 func TestDocs(t *testing.T) {

@@ -49,7 +49,7 @@ type Config struct {
 	// CPU and saves nothing there), lz4 otherwise. Default auto.
 	Compression string `mapstructure:"compression"`
 	// Cluster, when set, makes the migrations create every table ON CLUSTER with a Replicated
-	// engine and a Distributed table in front (README, Store). The servers need the cluster
+	// engine and a Distributed table in front (docs/clickhouse.md). The servers need the cluster
 	// in remote_servers and the {shard} and {replica} macros. Default empty: one server.
 	Cluster string `mapstructure:"cluster"`
 	// TLS configures TLS to the servers (clickhouse.Options.TLS); off by default.
