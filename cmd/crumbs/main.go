@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"runtime/debug"
 	"strings"
 
 	"github.com/spf13/cobra"
@@ -50,7 +51,7 @@ them in ClickHouse.
 Start with "crumbs doctor" (what this host allows) and "crumbs up" (everything on this host).
 Each command's --help lists its flags; "crumbs config --help" lists every configuration key,
 which docs/configuration.md documents beside the rest of the documentation (docs/).`,
-		Version:       version,
+		Version:       versionString(),
 		SilenceUsage:  true,
 		SilenceErrors: true,
 	}
@@ -79,13 +80,43 @@ func loadConfig(cmd *cobra.Command) (*Config, error) {
 	return cfg, nil
 }
 
+// versionString is the release version set at build time; a build from source ("dev") adds
+// the commit it was built from, when Go recorded it.
+func versionString() string {
+	if version != "dev" {
+		return version
+	}
+	bi, ok := debug.ReadBuildInfo()
+	if !ok {
+		return version
+	}
+	var rev, modified string
+	for _, s := range bi.Settings {
+		switch s.Key {
+		case "vcs.revision":
+			rev = s.Value
+		case "vcs.modified":
+			if s.Value == "true" {
+				modified = "+modified"
+			}
+		}
+	}
+	if len(rev) > 12 {
+		rev = rev[:12]
+	}
+	if rev == "" {
+		return version
+	}
+	return version + " (" + rev + modified + ")"
+}
+
 func versionCmd() *cobra.Command {
 	return &cobra.Command{
 		Use:   "version",
 		Short: "Print crumbs' version",
 		Args:  cobra.NoArgs,
 		Run: func(cmd *cobra.Command, _ []string) {
-			fmt.Fprintln(cmd.OutOrStdout(), "crumbs", version)
+			fmt.Fprintln(cmd.OutOrStdout(), "crumbs", versionString())
 		},
 	}
 }
