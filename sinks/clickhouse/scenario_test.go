@@ -191,7 +191,7 @@ func TestTTLStatements(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if diff := cmp.Diff(tc.want, clickhouse.TTLStatements(v, "crumbs", tc.cluster, r)); diff != "" {
+			if diff := cmp.Diff(tc.want, clickhouse.TTLStatements(v, "crumbs", tc.cluster, clickhouse.RetentionConfig(r).Days(schemas.Kinds))); diff != "" {
 				t.Errorf("(-want +got):\n%s", diff)
 			}
 		})
