@@ -9,7 +9,7 @@
 // else built in user space from a walk of the connection map), and what /proc and
 // /etc/passwd say about the processes named in them.
 // Out: *schemas.NetworkEvent values, handed to the caller's emit function from one
-// goroutine: for a TCP connection that closes within coalesce_window, its connect or accept
+// goroutine, each valid until emit returns: for a TCP connection that closes within coalesce_window, its connect or accept
 // with its bytes and duration; for a longer one, its connect or accept once the window has
 // passed, update every update_interval while it stays open, and close with its final byte
 // counts; listen once per
@@ -123,6 +123,10 @@ type Collector struct {
 	filter     eventFilter
 
 	// Reader goroutine only.
+	// event is the event every record is built into and handed to emit, which does not
+	// keep it: a storm of connections allocates no event.
+	event       schemas.NetworkEvent
+	ids         schemas.EventIDs
 	conns       map[uint64]*openConn // by the kernel's sock address
 	listens     map[listenKey]struct{}
 	nextRefresh time.Time
@@ -351,8 +355,9 @@ func (c *Collector) Stats() Stats {
 }
 
 // Run reads the kernel's records and calls emit for each event until ctx is done; then it
-// closes the collector and returns nil. emit is called from one goroutine; while it
-// blocks, reading stops and the kernel drops (and counts) what no longer fits in the ring
+// closes the collector and returns nil. emit is called from one goroutine with an event
+// that is the collector's until emit returns: emit must copy what it keeps (a shallow
+// copy will do), as the next event reuses the memory. While emit blocks, reading stops and the kernel drops (and counts) what no longer fits in the ring
 // buffer. Run returns after emit has returned for the last event, so emit should stop
 // blocking once ctx is done. Run returns an error only when reading fails for another
 // reason than ctx being done.
@@ -435,11 +440,14 @@ func (c *Collector) handle(raw []byte, now time.Time, emit func(*schemas.Network
 	}
 }
 
+// newEvent starts the next event to emit: the collector's one event, reset. It is valid until
+// the next call of newEvent or copyEvent.
 func (c *Collector) newEvent(at int64, action string) *schemas.NetworkEvent {
-	return &schemas.NetworkEvent{
-		Envelope: schemas.Envelope{EventID: schemas.NewEventIDAt(at), Time: at, Host: c.host, Kind: schemas.KindNetwork},
+	c.event = schemas.NetworkEvent{
+		Envelope: schemas.Envelope{EventID: c.ids.At(at), Time: at, Host: c.host, Kind: schemas.KindNetwork},
 		Action:   action,
 	}
+	return &c.event
 }
 
 func (c *Collector) handleConn(raw []byte, now time.Time, emit func(*schemas.NetworkEvent)) error {
@@ -512,7 +520,8 @@ func (c *Collector) connOpened(rec *networkConnEvent, now time.Time, emit func(*
 		c.openConns.Add(1)
 		c.addTraffic(rec.CgroupId, 1, 0, 0)
 	}
-	c.conns[rec.SockId] = &openConn{ev: ev, cgroupID: rec.CgroupId, startNs: rec.StartNs, lastReport: now}
+	kept := *ev // its updates and close are copies of it
+	c.conns[rec.SockId] = &openConn{ev: &kept, cgroupID: rec.CgroupId, startNs: rec.StartNs, lastReport: now}
 	c.emit(ev, emit)
 }
 
@@ -631,13 +640,14 @@ func (c *Collector) connClosed(rec *networkConnEvent, now time.Time, emit func(*
 	c.emit(ev, emit)
 }
 
-// copyEvent returns a new event for the same connection as ev.
+// copyEvent starts the next event to emit (as newEvent) as a copy of ev, an event of the same
+// connection.
 func (c *Collector) copyEvent(ev *schemas.NetworkEvent, at int64, action string) *schemas.NetworkEvent {
-	out := *ev
-	out.Envelope.EventID = schemas.NewEventIDAt(at)
-	out.Envelope.Time = at
-	out.Action = action
-	return &out
+	c.event = *ev
+	c.event.Envelope.EventID = c.ids.At(at)
+	c.event.Envelope.Time = at
+	c.event.Action = action
+	return &c.event
 }
 
 func (c *Collector) listening(rec *networkConnEvent, now time.Time, emit func(*schemas.NetworkEvent)) {

@@ -274,7 +274,7 @@ func TestOpenConnectionsReportedAtStop(t *testing.T) {
 			defer cancel()
 			runErr := make(chan error, 1)
 			go func() {
-				runErr <- c.Run(ctx, func(e *schemas.NetworkEvent) {
+				runErr <- keepEvents(c.Run)(ctx, func(e *schemas.NetworkEvent) {
 					mu.Lock()
 					got = append(got, e)
 					mu.Unlock()

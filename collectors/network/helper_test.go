@@ -382,7 +382,18 @@ func runCollector(t testing.TB, cfg Config) (*Collector, <-chan *schemas.Network
 	if err != nil {
 		t.Fatalf("New: %v", err)
 	}
-	return c, collectortest.Run(t, c.Run, 1<<14)
+	return c, collectortest.Run(t, keepEvents(c.Run), 1<<14)
+}
+
+// keepEvents wraps a collector's Run so that emit gets a copy of each event, which it may
+// keep: Run reuses its own.
+func keepEvents(run func(context.Context, func(*schemas.NetworkEvent)) error) func(context.Context, func(*schemas.NetworkEvent)) error {
+	return func(ctx context.Context, emit func(*schemas.NetworkEvent)) error {
+		return run(ctx, func(e *schemas.NetworkEvent) {
+			kept := *e
+			emit(&kept)
+		})
+	}
 }
 
 // collect gathers events until done accepts the events so far, failing after waitLimit.
