@@ -248,9 +248,16 @@ const (
 	ActionListen  = "listen"
 	ActionUDPFlow = "udp_flow"
 	ActionDNS     = "dns"
+	// ActionConnectSummary and ActionAcceptSummary sum a process's short outbound (inbound)
+	// TCP connections with one destination (service port) over an interval: Packets holds
+	// how many connections, the bytes are their totals, Time is the first one's
+	// establishment and DurationNs runs to the last one's close.
+	ActionConnectSummary = "connect_summary"
+	ActionAcceptSummary  = "accept_summary"
 )
 
-// NetworkEvent is a connection lifecycle step, a listening socket, a UDP flow or a DNS answer
+// NetworkEvent is a connection lifecycle step, a summary of short TCP connections, a
+// listening socket, a UDP flow or a DNS answer
 // (schema crumbs.NetworkEvent).
 type NetworkEvent struct {
 	Envelope

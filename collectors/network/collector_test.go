@@ -357,3 +357,121 @@ func TestMissedCloseReported(t *testing.T) {
 		t.Errorf("ClosesMissed = 0 after the end of %s was reported", describe(got))
 	}
 }
+
+// connTally adds up the connections one process's events report in one direction, and
+// their bytes: each summary counts as as many connections as it sums, a connect or accept
+// with a duration (closed within the coalesce window) as one, and a close as one (its
+// connection was reported open first).
+type connTally struct {
+	Connections, Sent, Received int64
+}
+
+func (c *connTally) add(e *schemas.NetworkEvent) {
+	n := e.Network
+	switch {
+	case e.Action == schemas.ActionConnectSummary || e.Action == schemas.ActionAcceptSummary:
+		c.Connections += n.Packets
+	case (e.Action == schemas.ActionConnect || e.Action == schemas.ActionAccept) && n.DurationNs > 0,
+		e.Action == schemas.ActionClose:
+		c.Connections++
+	default:
+		return
+	}
+	c.Sent += n.BytesSent
+	c.Received += n.BytesReceived
+}
+
+// TestSummarize: with summarize, a storm of short connections from one process to itself is
+// reported by connect_summary and accept_summary events whose counts and bytes add up to
+// exactly what the storm did (a connection the kernel could not sum, or that outlived the
+// coalesce window on a slow host, is reported by its own events and counted from those),
+// while a connection held open past the window is still reported by its own connect and
+// accept while open, and by its closes with their bytes.
+func TestSummarize(t *testing.T) {
+	testenv.RequireBPF(t)
+	cfg := DefaultConfig()
+	cfg.Summarize = true
+	cfg.SummaryInterval = time.Second
+	c, events := runCollector(t, cfg)
+
+	const storm, clientSends, serverSends = 500, 300, 2_000
+	held := holdConnection(t, 10, 20)
+	stormPID := int32(runHelperToEnd(t, "tcp-storm-bytes", fmt.Sprintf("%d,%d,%d", storm, clientSends, serverSends)))
+	heldPIDs := map[int32]bool{held.clientPID(): true, held.serverPID(): true}
+	var out, in connTally
+	summaries := map[string]map[schemas.Endpoint]bool{} // action: the endpoint reached
+	heldEvents := map[string]connSummary{}
+	ended := false
+	collect(t, events, "the storm's connections summed, and the held connection's connect and accept",
+		func(e *schemas.NetworkEvent) bool { return e.Process.PID == stormPID || heldPIDs[e.Process.PID] },
+		func(got []*schemas.NetworkEvent) bool {
+			if len(got) > 0 {
+				e := got[len(got)-1]
+				switch {
+				case e.Process.PID == stormPID && e.Network.Direction == "outbound":
+					out.add(e)
+				case e.Process.PID == stormPID && e.Network.Direction == "inbound":
+					in.add(e)
+				case e.Action != schemas.ActionListen:
+					key := e.Action
+					if key == schemas.ActionClose {
+						key += " " + e.Network.Direction
+					}
+					if _, dup := heldEvents[key]; dup {
+						t.Errorf("second %s of the held connection: %s", key, describe(got[len(got)-1:]))
+					}
+					heldEvents[key] = summarize(e)
+				}
+				if e.Action == schemas.ActionConnectSummary || e.Action == schemas.ActionAcceptSummary {
+					if summaries[e.Action] == nil {
+						summaries[e.Action] = map[schemas.Endpoint]bool{}
+					}
+					summaries[e.Action][e.Network.Dst] = true
+					if e.Network.Src.Port != 0 {
+						t.Errorf("%s with the ephemeral port %d", e.Action, e.Network.Src.Port)
+					}
+				}
+			}
+			_, connected := heldEvents[schemas.ActionConnect]
+			_, accepted := heldEvents[schemas.ActionAccept]
+			if connected && accepted && !ended {
+				held.end() // announced while open: its closes come next
+				ended = true
+			}
+			return out.Connections >= storm && in.Connections >= storm && len(heldEvents) == 4
+		})
+
+	want := map[string]connTally{
+		"outbound": {Connections: storm, Sent: storm * clientSends, Received: storm * serverSends},
+		"inbound":  {Connections: storm, Sent: storm * serverSends, Received: storm * clientSends},
+	}
+	if diff := cmp.Diff(want, map[string]connTally{"outbound": out, "inbound": in}); diff != "" {
+		t.Errorf("the storm's connections as reported (-want +got):\n%s", diff)
+	}
+	// One destination each way: the server's port, reached from the storm's ephemeral ports.
+	for _, action := range []string{schemas.ActionConnectSummary, schemas.ActionAcceptSummary} {
+		if len(summaries[action]) != 1 {
+			t.Errorf("%s events reached %d endpoints, want 1: %v", action, len(summaries[action]), summaries[action])
+		}
+	}
+	if st := c.Stats(); st.Summarized == 0 || st.Summarized > 2*storm {
+		t.Errorf("%d connections summed in %d summaries, want up to %d", st.Summarized, st.Summaries, 2*storm)
+	} else {
+		t.Logf("%d of %d connections summed in %d summaries", st.Summarized, 2*storm, st.Summaries)
+	}
+
+	serverPort := heldEvents[schemas.ActionAccept].Dst.Port
+	client := schemas.Endpoint{IP: "127.0.0.1", Port: heldEvents[schemas.ActionConnect].Src.Port}
+	srv := schemas.Endpoint{IP: "127.0.0.1", Port: serverPort}
+	wantHeld := map[string]connSummary{
+		"connect": {Action: "connect", Direction: "outbound", Protocol: "tcp", PID: held.clientPID(), IPVersion: 4, Src: client, Dst: srv},
+		"accept":  {Action: "accept", Direction: "inbound", Protocol: "tcp", PID: held.serverPID(), IPVersion: 4, Src: client, Dst: srv},
+		"close outbound": {Action: "close", Direction: "outbound", Protocol: "tcp", PID: held.clientPID(), IPVersion: 4,
+			Src: client, Dst: srv, BytesSent: 10, BytesReceived: 20},
+		"close inbound": {Action: "close", Direction: "inbound", Protocol: "tcp", PID: held.serverPID(), IPVersion: 4,
+			Src: client, Dst: srv, BytesSent: 20, BytesReceived: 10},
+	}
+	if diff := cmp.Diff(wantHeld, heldEvents); diff != "" {
+		t.Errorf("the held connection's events (-want +got):\n%s", diff)
+	}
+}
