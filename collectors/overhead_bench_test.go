@@ -327,6 +327,7 @@ func BenchmarkAllCollectorsOverhead(b *testing.B) {
 	testenv.RequireBPF(b)
 	for _, v := range []overheadVariant{
 		{name: "default", network: func(*network.Config) {}, storms: []string{stormExec, stormLoopback, stormVeth}},
+		{name: "summarize", network: func(c *network.Config) { c.Summarize = true }, storms: []string{stormLoopback, stormVeth}},
 		{name: "iterators=off", network: func(c *network.Config) { c.Iterators = network.IteratorsOff }, storms: []string{stormLoopback}},
 	} {
 		b.Run(v.name, func(b *testing.B) { allCollectorsOverhead(b, v) })
