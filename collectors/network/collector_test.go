@@ -361,9 +361,11 @@ func TestMissedCloseReported(t *testing.T) {
 // connTally adds up the connections one process's events report in one direction, and
 // their bytes: each summary counts as as many connections as it sums, a connect or accept
 // with a duration (closed within the coalesce window) as one, and a close as one (its
-// connection was reported open first).
+// connection was reported open first). Opens counts the connect and accept events,
+// Summaries the summary events.
 type connTally struct {
 	Connections, Sent, Received int64
+	Opens, Summaries            int64
 }
 
 func (c *connTally) add(e *schemas.NetworkEvent) {
@@ -371,8 +373,14 @@ func (c *connTally) add(e *schemas.NetworkEvent) {
 	switch {
 	case e.Action == schemas.ActionConnectSummary || e.Action == schemas.ActionAcceptSummary:
 		c.Connections += n.Packets
-	case (e.Action == schemas.ActionConnect || e.Action == schemas.ActionAccept) && n.DurationNs > 0,
-		e.Action == schemas.ActionClose:
+		c.Summaries++
+	case e.Action == schemas.ActionConnect || e.Action == schemas.ActionAccept:
+		c.Opens++
+		if n.DurationNs <= 0 {
+			return // still open: its close counts it
+		}
+		c.Connections++
+	case e.Action == schemas.ActionClose:
 		c.Connections++
 	default:
 		return
@@ -381,32 +389,46 @@ func (c *connTally) add(e *schemas.NetworkEvent) {
 	c.Received += n.BytesReceived
 }
 
-// TestSummarize: with summarize, a storm of short connections from one process to itself is
-// reported by connect_summary and accept_summary events whose counts and bytes add up to
-// exactly what the storm did (a connection the kernel could not sum, or that outlived the
-// coalesce window on a slow host, is reported by its own events and counted from those),
-// while a connection held open past the window is still reported by its own connect and
-// accept while open, and by its closes with their bytes.
+// TestSummarize: a process makes a storm of short connections to itself, with known bytes
+// each way, while another connection is held open past the coalesce window.
+//
+// Without summarize (the default), every connection of the storm is reported by its own
+// connect and accept, and there is no summary. With summarize, the storm is reported by
+// connect_summary and accept_summary events, fewer than the connections they sum, one
+// destination each way (the server's port; the ephemeral port is 0). Either way the
+// connections and bytes reported add up exactly to the storm's (a connection the kernel could
+// not sum, or that outlived the window on a slow host, counts from its own events), and the
+// held connection keeps its own connect and accept while open and its closes with their
+// bytes.
 func TestSummarize(t *testing.T) {
 	testenv.RequireBPF(t)
-	cfg := DefaultConfig()
-	cfg.Summarize = true
-	cfg.SummaryInterval = time.Second
-	c, events := runCollector(t, cfg)
+	for _, mode := range []struct {
+		name      string
+		summarize bool
+	}{{"one event per connection", false}, {"summarize", true}} {
+		t.Run(mode.name, func(t *testing.T) {
+			cfg := DefaultConfig()
+			cfg.Summarize = mode.summarize
+			cfg.SummaryInterval = time.Second
+			c, events := runCollector(t, cfg)
+			testStorm(t, c, events, mode.summarize)
+		})
+	}
+}
 
+func testStorm(t *testing.T, c *Collector, events <-chan *schemas.NetworkEvent, summarized bool) {
 	const storm, clientSends, serverSends = 500, 300, 2_000
 	held := holdConnection(t, 10, 20)
 	stormPID := int32(runHelperToEnd(t, "tcp-storm-bytes", fmt.Sprintf("%d,%d,%d", storm, clientSends, serverSends)))
 	heldPIDs := map[int32]bool{held.clientPID(): true, held.serverPID(): true}
 	var out, in connTally
-	summaries := map[string]map[schemas.Endpoint]bool{} // action: the endpoint reached
+	reached := map[string]map[schemas.Endpoint]bool{} // per summary action: the endpoints reached
 	heldEvents := map[string]connSummary{}
-	ended := false
-	collect(t, events, "the storm's connections summed, and the held connection's connect and accept",
+	ended, counted := false, 0
+	collect(t, events, "the storm's connections, and the held connection's connect, accept and closes",
 		func(e *schemas.NetworkEvent) bool { return e.Process.PID == stormPID || heldPIDs[e.Process.PID] },
 		func(got []*schemas.NetworkEvent) bool {
-			if len(got) > 0 {
-				e := got[len(got)-1]
+			for _, e := range got[counted:] {
 				switch {
 				case e.Process.PID == stormPID && e.Network.Direction == "outbound":
 					out.add(e)
@@ -418,20 +440,21 @@ func TestSummarize(t *testing.T) {
 						key += " " + e.Network.Direction
 					}
 					if _, dup := heldEvents[key]; dup {
-						t.Errorf("second %s of the held connection: %s", key, describe(got[len(got)-1:]))
+						t.Errorf("second %s of the held connection: %s", key, describe([]*schemas.NetworkEvent{e}))
 					}
 					heldEvents[key] = summarize(e)
 				}
 				if e.Action == schemas.ActionConnectSummary || e.Action == schemas.ActionAcceptSummary {
-					if summaries[e.Action] == nil {
-						summaries[e.Action] = map[schemas.Endpoint]bool{}
+					if reached[e.Action] == nil {
+						reached[e.Action] = map[schemas.Endpoint]bool{}
 					}
-					summaries[e.Action][e.Network.Dst] = true
+					reached[e.Action][e.Network.Dst] = true
 					if e.Network.Src.Port != 0 {
 						t.Errorf("%s with the ephemeral port %d", e.Action, e.Network.Src.Port)
 					}
 				}
 			}
+			counted = len(got)
 			_, connected := heldEvents[schemas.ActionConnect]
 			_, accepted := heldEvents[schemas.ActionAccept]
 			if connected && accepted && !ended {
@@ -441,23 +464,42 @@ func TestSummarize(t *testing.T) {
 			return out.Connections >= storm && in.Connections >= storm && len(heldEvents) == 4
 		})
 
-	want := map[string]connTally{
+	type reported struct{ Connections, Sent, Received int64 }
+	want := map[string]reported{
 		"outbound": {Connections: storm, Sent: storm * clientSends, Received: storm * serverSends},
 		"inbound":  {Connections: storm, Sent: storm * serverSends, Received: storm * clientSends},
 	}
-	if diff := cmp.Diff(want, map[string]connTally{"outbound": out, "inbound": in}); diff != "" {
+	got := map[string]reported{
+		"outbound": {out.Connections, out.Sent, out.Received},
+		"inbound":  {in.Connections, in.Sent, in.Received},
+	}
+	if diff := cmp.Diff(want, got); diff != "" {
 		t.Errorf("the storm's connections as reported (-want +got):\n%s", diff)
 	}
-	// One destination each way: the server's port, reached from the storm's ephemeral ports.
-	for _, action := range []string{schemas.ActionConnectSummary, schemas.ActionAcceptSummary} {
-		if len(summaries[action]) != 1 {
-			t.Errorf("%s events reached %d endpoints, want 1: %v", action, len(summaries[action]), summaries[action])
+	t.Logf("outbound: %+v; inbound: %+v", out, in)
+	if !summarized {
+		// One connect and one accept per connection, nothing summed.
+		if out.Opens != storm || in.Opens != storm || out.Summaries+in.Summaries != 0 || c.Stats().Summaries != 0 {
+			t.Errorf("without summarize: %d connects, %d accepts and %d summaries, want %d, %d and none",
+				out.Opens, in.Opens, out.Summaries+in.Summaries, storm, storm)
 		}
-	}
-	if st := c.Stats(); st.Summarized == 0 || st.Summarized > 2*storm {
-		t.Errorf("%d connections summed in %d summaries, want up to %d", st.Summarized, st.Summaries, 2*storm)
 	} else {
-		t.Logf("%d of %d connections summed in %d summaries", st.Summarized, 2*storm, st.Summaries)
+		for _, tally := range []connTally{out, in} {
+			// Summed: fewer summaries than the connections they sum, and connects or accepts
+			// only for the few connections the kernel could not sum.
+			if summed := tally.Connections - tally.Opens; tally.Summaries == 0 || tally.Summaries >= summed {
+				t.Errorf("with summarize: %d summaries for %d connections summed", tally.Summaries, summed)
+			}
+		}
+		// One destination each way: the server's port, reached from the storm's ephemeral ports.
+		for _, action := range []string{schemas.ActionConnectSummary, schemas.ActionAcceptSummary} {
+			if len(reached[action]) != 1 {
+				t.Errorf("%s events reached %d endpoints, want 1: %v", action, len(reached[action]), reached[action])
+			}
+		}
+		if st := c.Stats(); st.Summarized < uint64(out.Connections-out.Opens+in.Connections-in.Opens) {
+			t.Errorf("Stats: %d connections summed, fewer than the storm's events sum", st.Summarized)
+		}
 	}
 
 	serverPort := heldEvents[schemas.ActionAccept].Dst.Port
