@@ -517,3 +517,64 @@ func testStorm(t *testing.T, c *Collector, events <-chan *schemas.NetworkEvent, 
 		t.Errorf("the held connection's events (-want +got):\n%s", diff)
 	}
 }
+
+// TestSummariesReportedAtStop: short connections summed in the kernel and not yet reported
+// when the collector stops (the summary interval an hour away) are reported by their
+// summaries before Run returns: stopping loses none of them.
+func TestSummariesReportedAtStop(t *testing.T) {
+	testenv.RequireBPF(t)
+	cfg := DefaultConfig()
+	cfg.Summarize = true
+	cfg.SummaryInterval = time.Hour
+	cfg.CoalesceWindow = 30 * time.Second // every connection of the storm is a short one
+	c, err := New(cfg, testHost, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	if err != nil {
+		t.Fatalf("New: %v", err)
+	}
+	const storm, clientSends, serverSends = 200, 30, 50
+	// The programs are attached from New on: the storm is summed before Run starts.
+	stormPID := uint32(runHelperToEnd(t, "tcp-storm-bytes", fmt.Sprintf("%d,%d,%d", storm, clientSends, serverSends)))
+	summed := func() (n uint64) {
+		var key networkTcpSummaryKey
+		var sum networkTcpSummary
+		it := c.summaries[c.summaryCur].Iterate()
+		for it.Next(&key, &sum) {
+			if key.Pid == stormPID {
+				n += sum.Connections
+			}
+		}
+		return n
+	}
+	for limit := time.Now().Add(waitLimit); summed() < 2*storm; time.Sleep(20 * time.Millisecond) {
+		if time.Now().After(limit) {
+			t.Fatalf("the kernel summed %d of the storm's %d connections within %v", summed(), 2*storm, waitLimit)
+		}
+	}
+
+	ctx, cancel := context.WithCancel(context.Background())
+	var out, in connTally
+	runErr := make(chan error, 1)
+	go func() {
+		runErr <- c.Run(ctx, func(e *schemas.NetworkEvent) {
+			if e.Process.PID != int32(stormPID) {
+				return
+			}
+			if e.Network.Direction == "outbound" {
+				out.add(e)
+			} else {
+				in.add(e)
+			}
+		})
+	}()
+	cancel()
+	if err := <-runErr; err != nil {
+		t.Fatalf("Run: %v", err)
+	}
+	want := []connTally{
+		{Connections: storm, Sent: storm * clientSends, Received: storm * serverSends, Summaries: 1},
+		{Connections: storm, Sent: storm * serverSends, Received: storm * clientSends, Summaries: 1},
+	}
+	if diff := cmp.Diff(want, []connTally{out, in}); diff != "" {
+		t.Errorf("the storm's summaries at stop, outbound and inbound (-want +got):\n%s", diff)
+	}
+}
