@@ -41,6 +41,9 @@ volatile const __u8 dns_enabled = 1;
 volatile const __u64 coalesce_ns = 0;
 /* Set by user space before each run of announce_conns (CLOCK_BOOTTIME, ns). */
 volatile __u64 announce_before = 0;
+/* Set by the loader before load: a connection that closes within the coalesce window is
+ * added to tcp_summaries instead of being reported by a record of its own. */
+volatile const __u8 summarize = 0;
 
 struct {
 	__uint(type, BPF_MAP_TYPE_RINGBUF);
@@ -76,6 +79,26 @@ struct {
 	__type(value, struct udp_flow);
 } udp_flows SEC(".maps");
 
+/* The short connections summed since user space last took the summaries out. User space
+ * keeps two such maps and swaps them in the one slot of tcp_summaries: the kernel waits for
+ * the programs running at a swap to finish before the swap returns, so the map swapped out
+ * has no writer left, and user space reads it whole and empties it. An empty slot (not
+ * summarizing, or stopping) has each connection reported by its own record. */
+struct tcp_summary_map {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__uint(max_entries, 65536); /* replaced by the loader: max_connections */
+	__type(key, struct tcp_summary_key);
+	__type(value, struct tcp_summary);
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY_OF_MAPS);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__array(values, struct tcp_summary_map);
+} tcp_summaries SEC(".maps");
+
 /* udp_recv_pending carries an unconnected UDP receive from sock_recv_length, where the
  * socket is known, to the syscall's exit, where the sender's address has been copied out. */
 struct udp_recv {
@@ -110,6 +133,8 @@ struct {
 /* Keep the record types in BTF so bpf2go can generate Go types for them. */
 const struct conn_event *unused_conn_event __attribute__((unused));
 const struct dns_event *unused_dns_event __attribute__((unused));
+const struct tcp_summary_key *unused_tcp_summary_key __attribute__((unused));
+const struct tcp_summary *unused_tcp_summary __attribute__((unused));
 const enum net_event_kind *unused_kind __attribute__((unused));
 const enum net_direction *unused_direction __attribute__((unused));
 const enum net_report *unused_report __attribute__((unused));
@@ -261,26 +286,82 @@ static __always_inline void emit_conn(__u32 kind, struct sock *sk, struct conn_i
 	bpf_ringbuf_submit(e, wakeup_flags(&events, sizeof(*e)));
 }
 
+/* add_to_summary adds the connection ci, closed at now with these final bytes, to its entry
+ * of the summaries in the slot of tcp_summaries; false when there is none (the slot is empty,
+ * or the map is full), and the connection is to be reported by itself. */
+static __always_inline bool add_to_summary(struct conn_info *ci, __u64 now, __u64 sent, __u64 received)
+{
+	struct tcp_summary_key k = {};
+	struct tcp_summary *s;
+	__u32 zero = 0;
+	void *m = bpf_map_lookup_elem(&tcp_summaries, &zero);
+
+	if (!m)
+		return false;
+	k.pid = ci->pid;
+	k.direction = ci->direction;
+	k.family = ci->t.family;
+	k.port = ci->direction == NET_DIR_INBOUND ? ci->t.sport : ci->t.dport;
+	__builtin_memcpy(k.addr, ci->t.daddr, sizeof(k.addr));
+	s = bpf_map_lookup_elem(m, &k);
+	if (!s) {
+		struct tcp_summary init = {};
+
+		init.first_ns = ci->start_ns;
+		init.last_ns = now;
+		init.cgroup_id = ci->cgroup_id;
+		init.uid = ci->uid;
+		__builtin_memcpy(init.local_addr, ci->t.saddr, sizeof(init.local_addr));
+		__builtin_memcpy(init.comm, ci->comm, sizeof(init.comm));
+		/* Another CPU may enter the same key meanwhile: then both add to its entry. */
+		bpf_map_update_elem(m, &k, &init, BPF_NOEXIST);
+		s = bpf_map_lookup_elem(m, &k);
+		if (!s)
+			return false;
+	}
+	__sync_fetch_and_add(&s->connections, 1);
+	__sync_fetch_and_add(&s->bytes_sent, sent);
+	__sync_fetch_and_add(&s->bytes_received, received);
+	/* The span is kept without atomics: it may miss a few ns of a connection racing on
+	 * another CPU; the counts above are exact. */
+	if (ci->start_ns < s->first_ns)
+		s->first_ns = ci->start_ns;
+	if (now > s->last_ns)
+		s->last_ns = now;
+	return true;
+}
+
 /* emit_last writes the last record of the connection sock owned by ci: its close, or, when
  * it was never reported, its connect or accept marked closed. Either carries the final bytes,
  * read from sk, closing from state; or, when sk is NULL because the close was not seen, the
- * bytes of the last refresh, and the record is marked stale. */
+ * bytes of the last refresh, and the record is marked stale. With summarize, a connection
+ * never reported that closes within the coalesce window is added to its summary instead: no
+ * one else can have reported it, as open connections are announced (by announce_conns, or
+ * by user space walking conns) only once older than the window. */
 static __always_inline void emit_last(__u64 sock, struct conn_info *ci, struct sock *sk, int state)
 {
 	__u32 was = __sync_lock_test_and_set(&ci->reported, REPORT_CLOSED);
 	struct conn_event *e;
+	__u64 now, sent = 0, received = 0;
 
 	if (was == REPORT_CLOSED)
+		return;
+	now = bpf_ktime_get_boot_ns();
+	if (sk)
+		data_bytes(sk, state, ci->direction, &sent, &received);
+	if (summarize && was == REPORT_NONE && sk && now - ci->start_ns < coalesce_ns &&
+	    add_to_summary(ci, now, sent, received))
 		return;
 	e = bpf_ringbuf_reserve(&events, sizeof(*e), 0);
 	if (!e) {
 		count(&drops);
 		return;
 	}
-	write_conn(e, was == REPORT_NONE ? open_kind(ci) : NET_EVENT_CLOSE, sock, ci, bpf_ktime_get_boot_ns());
+	write_conn(e, was == REPORT_NONE ? open_kind(ci) : NET_EVENT_CLOSE, sock, ci, now);
 	e->closed = was == REPORT_NONE;
 	if (sk) {
-		data_bytes(sk, state, ci->direction, &e->bytes_sent, &e->bytes_received);
+		e->bytes_sent = sent;
+		e->bytes_received = received;
 	} else {
 		e->stale = 1;
 		e->bytes_sent = ci->bytes_sent;

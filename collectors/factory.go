@@ -33,7 +33,8 @@ const (
 // Collector is a collector as the collect stage runs it; its Factory builds it.
 type Collector interface {
 	// Run collects until ctx is done and calls emit, from one goroutine, with each event (a
-	// *schemas.<Kind>Event, which the serde encodes), then releases the collector and returns.
+	// *schemas.<Kind>Event, which the serde encodes; emit must not keep it once it returns, as
+	// a collector may reuse it), then releases the collector and returns.
 	// While emit blocks, the collector reads nothing (the kernel ring buffer absorbs what
 	// it can, and counts what it drops). It returns an error only when collecting fails for
 	// another reason than ctx being done. A Collector runs once.

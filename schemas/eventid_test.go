@@ -59,3 +59,44 @@ func BenchmarkNewEventIDAt(b *testing.B) {
 		NewEventIDAt(at)
 	}
 }
+
+// TestEventIDs checks that the ids of an EventIDs have the form and time of NewEventIDAt's,
+// are distinct over many blocks, and do not change as later ids are cut from the same or
+// later blocks.
+func TestEventIDs(t *testing.T) {
+	at := time.Date(2026, 12, 6, 6, 0, 0, 987_654_321, time.UTC).UnixNano()
+	var g EventIDs
+	const n = 10*eventIDBlock + 3
+	ids := make([]string, n)
+	copies := make([]string, n)
+	for i := range ids {
+		ids[i] = g.At(at + int64(i)*int64(time.Millisecond))
+		copies[i] = strings.Clone(ids[i])
+	}
+	seen := map[string]bool{}
+	for i, id := range ids {
+		if !uuidV7.MatchString(id) {
+			t.Fatalf("id %d: %s is not a UUIDv7", i, id)
+		}
+		ms, err := strconv.ParseInt(strings.ReplaceAll(id[:13], "-", ""), 16, 64)
+		if want := at/int64(time.Millisecond) + int64(i); err != nil || ms != want {
+			t.Errorf("id %d: %s: time field %d (%v), want %d", i, id, ms, err, want)
+		}
+		if seen[id] {
+			t.Errorf("duplicate id %s", id)
+		}
+		seen[id] = true
+		if id != copies[i] {
+			t.Errorf("id %d changed from %s to %s", i, copies[i], id)
+		}
+	}
+}
+
+func BenchmarkEventIDs(b *testing.B) {
+	at := time.Now().UnixNano()
+	var g EventIDs
+	b.ReportAllocs()
+	for b.Loop() {
+		g.At(at)
+	}
+}

@@ -8,6 +8,7 @@ import (
 	"strings"
 	"sync"
 	"time"
+	"unsafe"
 )
 
 // Process actions.
@@ -41,13 +42,23 @@ func NewEventID() string { return NewEventIDAt(time.Now().UnixNano()) }
 // showed in the profiles.
 func NewEventIDAt(at int64) string {
 	rng := idRands.Get().(*rand.ChaCha8)
-	hi, lo := rng.Uint64(), rng.Uint64()
+	var out [eventIDLen]byte
+	formatEventID(&out, at, rng)
 	idRands.Put(rng)
+	return string(out[:])
+}
+
+// eventIDLen is the length of an event id's text.
+const eventIDLen = 36
+
+// formatEventID writes the UUIDv7 of an event at at (ns since the epoch) with random bits
+// from rng into out.
+func formatEventID(out *[eventIDLen]byte, at int64, rng *rand.ChaCha8) {
+	hi, lo := rng.Uint64(), rng.Uint64()
 	var u [16]byte
 	ms := uint64(max(at, 0) / int64(time.Millisecond))
 	binary.BigEndian.PutUint64(u[0:8], ms<<16|hi&0x0fff|0x7000)                   // time, version 7, rand_a
 	binary.BigEndian.PutUint64(u[8:16], lo&0x3fffffffffffffff|0x8000000000000000) // variant, rand_b
-	var out [36]byte
 	hex.Encode(out[0:8], u[0:4])
 	out[8] = '-'
 	hex.Encode(out[9:13], u[4:6])
@@ -57,7 +68,32 @@ func NewEventIDAt(at int64) string {
 	hex.Encode(out[19:23], u[8:10])
 	out[23] = '-'
 	hex.Encode(out[24:36], u[10:16])
-	return string(out[:])
+}
+
+// EventIDs makes event ids as NewEventIDAt does, for one goroutine that makes many: it keeps
+// its own random stream, and cuts the ids' text from blocks of eventIDBlock ids, one
+// allocation per block instead of one per id. An id is an ordinary string: it never changes,
+// and its block is freed once no id of it is referred to. The zero value is ready to use.
+type EventIDs struct {
+	rng   *rand.ChaCha8
+	block []byte // the rest of the current block
+}
+
+// eventIDBlock is how many ids one allocation of EventIDs holds (2,304 bytes).
+const eventIDBlock = 64
+
+// At returns a new event id for an event at at (ns since the epoch).
+func (g *EventIDs) At(at int64) string {
+	if g.rng == nil {
+		g.rng = idRands.New().(*rand.ChaCha8)
+	}
+	if len(g.block) < eventIDLen {
+		g.block = make([]byte, eventIDBlock*eventIDLen)
+	}
+	out := (*[eventIDLen]byte)(g.block[:eventIDLen])
+	g.block = g.block[eventIDLen:]
+	formatEventID(out, at, g.rng)
+	return unsafe.String(&out[0], eventIDLen) // out is never written again
 }
 
 var idRands = sync.Pool{New: func() any {
@@ -212,9 +248,16 @@ const (
 	ActionListen  = "listen"
 	ActionUDPFlow = "udp_flow"
 	ActionDNS     = "dns"
+	// ActionConnectSummary and ActionAcceptSummary sum a process's short outbound (inbound)
+	// TCP connections with one destination (service port) over an interval: Packets holds
+	// how many connections, the bytes are their totals, Time is the first one's
+	// establishment and DurationNs runs to the last one's close.
+	ActionConnectSummary = "connect_summary"
+	ActionAcceptSummary  = "accept_summary"
 )
 
-// NetworkEvent is a connection lifecycle step, a listening socket, a UDP flow or a DNS answer
+// NetworkEvent is a connection lifecycle step, a summary of short TCP connections, a
+// listening socket, a UDP flow or a DNS answer
 // (schema crumbs.NetworkEvent).
 type NetworkEvent struct {
 	Envelope

@@ -22,15 +22,18 @@ run() { # run PACKAGE PATTERN BENCHTIME
 
 # Collectors: events per second with zero drops, drops under storms, overhead ratios.
 run ./collectors/process 'ExecStorm' 5000x
-# Every way of the network collector's iterator jobs, forced by configuration, side by side.
+# Every way of the network collector's iterator jobs, forced by configuration, side by side,
+# and short connections summarized (collectors.network.summarize).
 run ./collectors/network 'ConnectStorm' 20000x
 run ./collectors/network 'HandleShortConnection' 300000x
 run ./collectors/file '.' 20000x
 run ./collectors/identity 'CredentialStorm' 20000x
 run ./collectors/system 'Sample' 50x
-run ./collectors 'AllCollectorsOverhead/iterators=auto' 25x
-# The same with the network collector's connection-map walk forced (its iterators off).
-run ./collectors 'AllCollectorsOverhead/iterators=off' 9x
+# All five collectors' overhead on exec, loopback connect and veth connect storms, each storm
+# with them against without them in the same round: with the defaults (default), with
+# collectors.network.summarize (summarize), and with the network collector's connection-map
+# walk forced (iterators=off).
+run ./collectors 'AllCollectorsOverhead' 15x
 # Embedded broker: produce throughput with SASL/SCRAM and the role ACLs against an open broker.
 run ./pkg/kafka 'EmbeddedProduceAuth' 20x
 # Codecs: per schema, the generated encode, decode and column decode beside goavro's generic

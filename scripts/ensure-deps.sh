@@ -33,6 +33,7 @@ programs=(
   gcc:gcc                             # cgo: the identity tests' PAM client
   ldconfig:libc-bin                   # the identity collector finds libpam through it
   iptables:iptables                   # the attack simulation T1686 #18 (docs/atomics-report.md)
+  ip:iproute2                         # make bench: the connect storm through a veth pair into a network namespace
   java:default-jre-headless           # the ClickHouse cluster tests' private ZooKeeper (below)
   sh:dash                             # tests run commands and attack simulations with sh -c
   bash:bash                           # attack simulations with the bash executor; make's shell

@@ -121,4 +121,32 @@ struct udp_flow {
 	char comm[COMM_BYTES];
 };
 
+/* tcp_summary_key and tcp_summary: a "tcp_summaries" map, one entry per (process, direction,
+ * remote address, service port), summing the connections that closed within the coalesce
+ * window since user space last swapped the map out (summarize on). The service port is the
+ * remote port of an outbound connection and the local port of an inbound one: the other
+ * side's port is ephemeral, and would make an entry per connection. */
+struct tcp_summary_key {
+	__u32 pid;
+	__u8 direction;
+	__u8 _pad;
+	__u16 family;
+	__u16 port;
+	__u16 _pad2;
+	__u8 addr[16]; /* the remote address */
+};
+
+struct tcp_summary {
+	__u64 first_ns; /* CLOCK_BOOTTIME: the earliest establishment */
+	__u64 last_ns;  /* CLOCK_BOOTTIME: the latest close */
+	__u64 cgroup_id;
+	__u64 connections;
+	__u64 bytes_sent;
+	__u64 bytes_received;
+	__u32 uid;
+	__u32 _pad;
+	__u8 local_addr[16];
+	char comm[COMM_BYTES];
+};
+
 #endif

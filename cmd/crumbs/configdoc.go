@@ -133,6 +133,8 @@ var keyDocs = map[string]keyDoc{
 	"collectors.network.enabled":                 {Meaning: "run the network collector"},
 	"collectors.network.ring_buffer_bytes":       {Meaning: "kernel ring buffer"},
 	"collectors.network.coalesce_window":         {Meaning: "a TCP connection that closes within this is reported by one event, its `connect` or `accept` carrying bytes and duration; one still open after it gets its `connect`/`accept` then (within 1.5 times the window), `update`s, and a `close`. The kernel holds a connection for the window, so a short one costs one ring-buffer record, not two. `0`: report every open and every close"},
+	"collectors.network.summarize":               {Meaning: "sum the TCP connections that close within `coalesce_window` in the kernel per (pid, direction, remote address, service port: the remote port outbound, the local port inbound) and report them every `summary_interval` as `connect_summary`/`accept_summary` events, `packets` holding how many connections (longer connections keep their own events); needs `coalesce_window` above 0. When the kernel cannot hold the summaries (map full, or a kernel without map-in-map), a connection is reported by its own event"},
+	"collectors.network.summary_interval":        {Meaning: "period of the summaries of `summarize`"},
 	"collectors.network.update_interval":         {Meaning: "an `update` event for TCP connections open longer than this, every interval"},
 	"collectors.network.udp_flow_interval":       {Meaning: "period of the `udp_flow` summaries per (pid, destination)"},
 	"collectors.network.dns":                     {Meaning: "capture DNS answers: `dns` events and host names on later connections"},

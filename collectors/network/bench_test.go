@@ -34,26 +34,29 @@ const heldConnections = 1000
 // close, as the default coalesce window reports short connections), the kernel
 // drops at the default ring-buffer size, the connections the kernel map could not take,
 // the closes the kernel did not see (those connections are reported when their socket's
-// memory is reused), and the connection events never emitted.
+// memory is reused), and the connection events never emitted, and the collector process's
+// CPU time through the storm and its drain, per connection of the storm. With summarize
+// (short only/summarize), a summary counts as the connections it sums, and the storm drains
+// at the next summary interval (1s here).
 //
-// Its sub-benchmarks force each way of the iterator jobs (collectors.network.iterators: a
+// Its other sub-benchmarks force each way of the iterator jobs (collectors.network.iterators: a
 // forced iterator the kernel refuses falls back to the walk, and the log says which way
 // ran), with heldConnections connections open through both storms (opened once the
-// collector runs, so that it tracks them), and report the collector process's CPU time
-// through the storm and its drain, per connection of the storm, as well: the ways differ in
-// the collector's own work, which the storm's wall time on a shared host hardly shows.
+// collector runs, so that it tracks them): the ways differ in the collector's own work,
+// which its CPU per connection shows where the storm's wall time on a shared host hardly
+// does.
 func BenchmarkConnectStorm(b *testing.B) {
 	testenv.RequireBPF(b)
-	for _, mode := range []string{"", IteratorsMapElem, IteratorsTCP, IteratorsOff} {
-		name, held := "short only", 0
-		if mode != "" {
-			name, held = fmt.Sprintf("iterators=%s/held=%d", mode, heldConnections), heldConnections
-		}
-		b.Run(name, func(b *testing.B) { connectStorm(b, mode, held) })
+	b.Run("short only", func(b *testing.B) { connectStorm(b, "", false, 0) })
+	b.Run("short only/summarize", func(b *testing.B) { connectStorm(b, "", true, 0) })
+	for _, mode := range []string{IteratorsMapElem, IteratorsTCP, IteratorsOff} {
+		b.Run(fmt.Sprintf("iterators=%s/held=%d", mode, heldConnections), func(b *testing.B) {
+			connectStorm(b, mode, false, heldConnections)
+		})
 	}
 }
 
-func connectStorm(b *testing.B, mode string, held int) {
+func connectStorm(b *testing.B, mode string, summarize bool, held int) {
 	var baseline time.Duration
 	func() { // without the collector, the same connections held
 		if held > 0 {
@@ -65,6 +68,10 @@ func connectStorm(b *testing.B, mode string, held int) {
 	cfg := DefaultConfig()
 	if mode != "" {
 		cfg.Iterators = mode
+	}
+	if summarize {
+		// The summaries of a storm are reported at the next interval: the shortest one.
+		cfg.Summarize, cfg.SummaryInterval = true, time.Second
 	}
 	c, err := New(cfg, testHost, slog.New(slog.NewTextHandler(io.Discard, nil)))
 	if err != nil {
@@ -82,7 +89,11 @@ func connectStorm(b *testing.B, mode string, held int) {
 		runErr <- c.Run(ctx, func(e *schemas.NetworkEvent) {
 			switch e.Process.PID {
 			case stormPID.Load():
-				if e.Action != schemas.ActionListen {
+				switch e.Action {
+				case schemas.ActionListen:
+				case schemas.ActionConnectSummary, schemas.ActionAcceptSummary:
+					seen.Add(e.Network.Packets) // the connections it sums
+				default:
 					seen.Add(1)
 				}
 			case holderPID.Load():

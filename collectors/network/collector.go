@@ -3,16 +3,20 @@
 //
 // In: the records that bpf/network.bpf.c writes into a BPF ring buffer (connect, accept,
 // close, listen, DNS response payloads), the UDP flows it sums in a BPF map, the byte
-// counters of open connections it copies into its connection map when asked (a map-element
+// counters of open connections it copies into its connection map when asked, the short
+// connections it sums per process and destination (summarize) in a map that user space swaps
+// out every summary_interval (a map-element
 // iterator, else a tcp iterator, else none: see features), the connect or accept records of
 // connections open longer than coalesce_window (a map-element iterator run by the chores,
 // else built in user space from a walk of the connection map), and what /proc and
 // /etc/passwd say about the processes named in them.
 // Out: *schemas.NetworkEvent values, handed to the caller's emit function from one
-// goroutine: for a TCP connection that closes within coalesce_window, its connect or accept
+// goroutine, each valid until emit returns: for a TCP connection that closes within coalesce_window, its connect or accept
 // with its bytes and duration; for a longer one, its connect or accept once the window has
 // passed, update every update_interval while it stays open, and close with its final byte
-// counts; listen once per
+// counts; with summarize, instead of an event per connection that closes within the window,
+// connect_summary and accept_summary every summary_interval, one per (pid, direction, remote
+// address, service port) with how many connections and their bytes; listen once per
 // (pid, port), udp_flow per (pid, remote endpoint) every udp_flow_interval, and dns per
 // response read by a process. No per-packet events. Per-cgroup totals of open connections
 // and bytes are kept for the system collector (Stats.Cgroups).
@@ -87,6 +91,9 @@ type Stats struct {
 	ClosesMissed    uint64
 	DNSParseErrors  uint64 // datagrams from port 53 that were not DNS responses
 	OpenConnections uint64 // TCP connections reported open and not yet closed
+	// Summaries counts the connect_summary and accept_summary events, Summarized the
+	// connections they summed (summarize).
+	Summaries, Summarized uint64
 	// Cgroups holds, per cgroup id, its open TCP connections and the bytes its TCP
 	// connections and UDP flows sent and received since the collector started.
 	Cgroups map[uint64]CgroupTraffic
@@ -123,10 +130,22 @@ type Collector struct {
 	filter     eventFilter
 
 	// Reader goroutine only.
+	// event is the event every record is built into and handed to emit, which does not
+	// keep it: a storm of connections allocates no event.
+	event       schemas.NetworkEvent
+	ids         schemas.EventIDs
 	conns       map[uint64]*openConn // by the kernel's sock address
 	listens     map[listenKey]struct{}
 	nextRefresh time.Time
 	nextFlush   time.Time
+	// summaries are the two maps of short connections' sums (summarize) that take turns in
+	// the slot of the kernel's tcp_summaries: summaries[summaryCur] is in it; nil when not
+	// summarizing.
+	summaries        [2]*ebpf.Map
+	summaryCur       int
+	nextSummaryFlush time.Time
+	summaryKeys      []networkTcpSummaryKey
+	summaryValues    []networkTcpSummary
 
 	trafficMu sync.Mutex
 	traffic   map[uint64]*CgroupTraffic
@@ -135,6 +154,7 @@ type Collector struct {
 
 	events, decodeErrors, filtered, dnsErrors atomic.Uint64
 	connsFull, openConns, closesMissed        atomic.Uint64
+	summaryEvents, summarized                 atomic.Uint64
 }
 
 // openConn is a TCP connection reported open: the event it was reported with, and the
@@ -166,13 +186,27 @@ func New(cfg Config, host schemas.Host, log *slog.Logger) (*Collector, error) {
 		log = slog.New(slog.DiscardHandler)
 	}
 	c := newCollector(cfg, host, log)
-	dns := uint8(0)
+	dns, summarize := uint8(0), uint8(0)
 	if cfg.DNS {
 		dns = 1
 	}
+	if cfg.Summarize {
+		summarize = 1
+	}
+	var summarySpec *ebpf.MapSpec // the maps of short connections' sums, as the kernel reads them
 	ring, err := kernel.Open(kernel.Spec{
 		Collector: "network",
-		Load:      loadNetwork,
+		Load: func() (*ebpf.CollectionSpec, error) {
+			cs, err := loadNetwork()
+			if err != nil {
+				return nil, err
+			}
+			if m := cs.Maps[networkMapTcpSummaries]; m != nil && m.InnerMap != nil {
+				m.InnerMap.MaxEntries = uint32(cfg.MaxConnections)
+				summarySpec = m.InnerMap.Copy()
+			}
+			return cs, nil
+		},
 		MaxEntries: map[string]uint32{
 			networkMapEvents:   uint32(cfg.RingBufferBytes),
 			networkMapConns:    uint32(cfg.MaxConnections),
@@ -182,6 +216,7 @@ func New(cfg Config, host schemas.Host, log *slog.Logger) (*Collector, error) {
 			{Name: networkVarSelfTgid, Value: uint32(os.Getpid())},
 			{Name: networkVarDnsEnabled, Value: dns},
 			{Name: networkVarCoalesceNs, Value: uint64(cfg.CoalesceWindow)},
+			{Name: networkVarSummarize, Value: summarize},
 			kernel.WakeupVar(cfg.RingBufferBytes),
 		},
 		Objects:  &c.objs,
@@ -191,8 +226,15 @@ func New(cfg Config, host schemas.Host, log *slog.Logger) (*Collector, error) {
 		Refuse:   cfg.refusals(),
 		Ring: kernel.RingConfig{
 			Name: "network", Dropped: "network records", RingBufferBytes: cfg.RingBufferBytes, Log: c.log,
-			// Connections still within the coalesce window are reported before stopping.
-			BeforeStop: func() { c.announceOpen(math.MaxUint64, time.Now()) },
+			// Connections still within the coalesce window are reported before stopping, and
+			// the summaries so far; from then on, each connection by its own record.
+			BeforeStop: func() {
+				now := time.Now()
+				if err := c.flushSummaries(now, c.emitTo, true); err != nil {
+					c.log.Warn("report the last tcp summaries", "error", err)
+				}
+				c.announceOpen(math.MaxUint64, now)
+			},
 		},
 	})
 	if err != nil {
@@ -200,6 +242,12 @@ func New(cfg Config, host schemas.Host, log *slog.Logger) (*Collector, error) {
 	}
 	c.ring = ring
 	c.refreshWay, c.announceWay = ring.Way(FeatureRefresh), ring.Way(FeatureAnnounce)
+	if cfg.Summarize {
+		if err := c.openSummaries(summarySpec); err != nil {
+			// Degraded, not dead: every connection is reported by its own event.
+			c.log.Warn("tcp connections reported one by one, not summarized", "error", err)
+		}
+	}
 	offset, err := kernel.BootTimeOffset()
 	if err != nil {
 		c.close()
@@ -287,6 +335,41 @@ func newCollector(cfg Config, host schemas.Host, log *slog.Logger) *Collector {
 func (c *Collector) close() {
 	c.ring.ReadMaps(c.readConnsFull)
 	c.ring.Close()
+	for i, m := range c.summaries {
+		if m != nil {
+			m.Close()
+			c.summaries[i] = nil
+		}
+	}
+}
+
+// openSummaries creates the two maps of short connections' sums from spec and puts the first
+// in the slot of tcp_summaries, where the kernel adds to it.
+func (c *Collector) openSummaries(spec *ebpf.MapSpec) error {
+	if spec == nil || c.objs.TcpSummaries == nil {
+		return errors.New("the network programs have no tcp_summaries map")
+	}
+	release := func() {
+		for i, m := range c.summaries {
+			if m != nil {
+				m.Close()
+				c.summaries[i] = nil
+			}
+		}
+	}
+	for i := range c.summaries {
+		m, err := ebpf.NewMap(spec)
+		if err != nil {
+			release()
+			return fmt.Errorf("create tcp summaries map: %w", err)
+		}
+		c.summaries[i] = m
+	}
+	if err := c.objs.TcpSummaries.Put(uint32(0), c.summaries[0]); err != nil {
+		release()
+		return fmt.Errorf("install tcp summaries map: %w", err)
+	}
+	return nil
 }
 
 // readConnsFull copies the kernel's count of connections it could not track; call it
@@ -345,14 +428,17 @@ func (c *Collector) Stats() Stats {
 		ConnTableFull:   c.connsFull.Load(),
 		ClosesMissed:    c.closesMissed.Load(),
 		DNSParseErrors:  c.dnsErrors.Load(),
+		Summaries:       c.summaryEvents.Load(),
+		Summarized:      c.summarized.Load(),
 		OpenConnections: c.openConns.Load(),
 		Cgroups:         cgroups,
 	}
 }
 
 // Run reads the kernel's records and calls emit for each event until ctx is done; then it
-// closes the collector and returns nil. emit is called from one goroutine; while it
-// blocks, reading stops and the kernel drops (and counts) what no longer fits in the ring
+// closes the collector and returns nil. emit is called from one goroutine with an event
+// that is the collector's until emit returns: emit must copy what it keeps (a shallow
+// copy will do), as the next event reuses the memory. While emit blocks, reading stops and the kernel drops (and counts) what no longer fits in the ring
 // buffer. Run returns after emit has returned for the last event, so emit should stop
 // blocking once ctx is done. Run returns an error only when reading fails for another
 // reason than ctx being done.
@@ -366,6 +452,7 @@ func (c *Collector) Run(ctx context.Context, emit func(*schemas.NetworkEvent)) e
 	now := time.Now()
 	c.nextRefresh = now.Add(c.refreshEvery())
 	c.nextFlush = now.Add(c.cfg.UDPFlowInterval)
+	c.nextSummaryFlush = now.Add(c.cfg.SummaryInterval)
 	err := c.ring.Read(ctx, c.choreEvery(), func(raw []byte, now time.Time) { c.handle(raw, now, emit) }, func(now time.Time) { c.chores(now, emit) })
 	c.ring.ReportDrops()
 	return err
@@ -388,7 +475,16 @@ func (c *Collector) refreshEvery() time.Duration {
 func (c *Collector) chores(now time.Time, emit func(*schemas.NetworkEvent)) {
 	c.ring.ReportDrops()
 	if c.cfg.CoalesceWindow > 0 {
-		c.announceOpen(uint64(now.UnixNano()-c.bootOffset-int64(c.cfg.CoalesceWindow)), now)
+		// Older than the window by the kernel's own clock (not the wall clock, which may be
+		// set), and a millisecond more for a close running while the walk reads: with
+		// summarize, the kernel takes a connection closed within the window for one nobody
+		// announced, and sums it.
+		var boot unix.Timespec
+		if err := unix.ClockGettime(unix.CLOCK_BOOTTIME, &boot); err != nil {
+			c.log.Warn("report open connections", "error", err)
+		} else if before := boot.Nano() - int64(c.cfg.CoalesceWindow) - int64(time.Millisecond); before > 0 {
+			c.announceOpen(uint64(before), now)
+		}
 	}
 	if !now.Before(c.nextRefresh) {
 		if err := c.refresh(now, emit); err != nil {
@@ -401,6 +497,12 @@ func (c *Collector) chores(now time.Time, emit func(*schemas.NetworkEvent)) {
 			c.log.Warn("flush udp flows", "error", err)
 		}
 		c.nextFlush = now.Add(c.cfg.UDPFlowInterval)
+	}
+	if !now.Before(c.nextSummaryFlush) {
+		if err := c.flushSummaries(now, emit, false); err != nil {
+			c.log.Warn("report tcp summaries", "error", err)
+		}
+		c.nextSummaryFlush = now.Add(c.cfg.SummaryInterval)
 	}
 }
 
@@ -435,11 +537,14 @@ func (c *Collector) handle(raw []byte, now time.Time, emit func(*schemas.Network
 	}
 }
 
+// newEvent starts the next event to emit: the collector's one event, reset. It is valid until
+// the next call of newEvent or copyEvent.
 func (c *Collector) newEvent(at int64, action string) *schemas.NetworkEvent {
-	return &schemas.NetworkEvent{
-		Envelope: schemas.Envelope{EventID: schemas.NewEventIDAt(at), Time: at, Host: c.host, Kind: schemas.KindNetwork},
+	c.event = schemas.NetworkEvent{
+		Envelope: schemas.Envelope{EventID: c.ids.At(at), Time: at, Host: c.host, Kind: schemas.KindNetwork},
 		Action:   action,
 	}
+	return &c.event
 }
 
 func (c *Collector) handleConn(raw []byte, now time.Time, emit func(*schemas.NetworkEvent)) error {
@@ -512,7 +617,8 @@ func (c *Collector) connOpened(rec *networkConnEvent, now time.Time, emit func(*
 		c.openConns.Add(1)
 		c.addTraffic(rec.CgroupId, 1, 0, 0)
 	}
-	c.conns[rec.SockId] = &openConn{ev: ev, cgroupID: rec.CgroupId, startNs: rec.StartNs, lastReport: now}
+	kept := *ev // its updates and close are copies of it
+	c.conns[rec.SockId] = &openConn{ev: &kept, cgroupID: rec.CgroupId, startNs: rec.StartNs, lastReport: now}
 	c.emit(ev, emit)
 }
 
@@ -631,13 +737,14 @@ func (c *Collector) connClosed(rec *networkConnEvent, now time.Time, emit func(*
 	c.emit(ev, emit)
 }
 
-// copyEvent returns a new event for the same connection as ev.
+// copyEvent starts the next event to emit (as newEvent) as a copy of ev, an event of the same
+// connection.
 func (c *Collector) copyEvent(ev *schemas.NetworkEvent, at int64, action string) *schemas.NetworkEvent {
-	out := *ev
-	out.Envelope.EventID = schemas.NewEventIDAt(at)
-	out.Envelope.Time = at
-	out.Action = action
-	return &out
+	c.event = *ev
+	c.event.Envelope.EventID = c.ids.At(at)
+	c.event.Envelope.Time = at
+	c.event.Action = action
+	return &c.event
 }
 
 func (c *Collector) listening(rec *networkConnEvent, now time.Time, emit func(*schemas.NetworkEvent)) {
@@ -751,6 +858,110 @@ func (c *Collector) flushUDP(now time.Time, emit func(*schemas.NetworkEvent)) er
 		c.emit(c.udpEvent(&k, &flow, now), emit)
 	}
 	return nil
+}
+
+// summaryBatch is how many summaries one system call takes out of the kernel.
+const summaryBatch = 256
+
+// flushSummaries takes the map of short connections' sums out of the kernel's slot, putting
+// the other (emptied at the last flush) in its place, or, when final, leaving the slot empty
+// so that every connection from then on is reported by its own record. The kernel returns
+// from the swap once the programs that could be adding to the map taken out have finished:
+// nothing adds to it any more. Then it emits a connect_summary or accept_summary event for
+// each entry, and empties it.
+func (c *Collector) flushSummaries(now time.Time, emit func(*schemas.NetworkEvent), final bool) error {
+	out := c.summaries[c.summaryCur]
+	if out == nil || emit == nil {
+		return nil
+	}
+	var err error
+	if final {
+		err = c.objs.TcpSummaries.Delete(uint32(0))
+	} else {
+		err = c.objs.TcpSummaries.Put(uint32(0), c.summaries[1-c.summaryCur])
+	}
+	if err != nil {
+		return fmt.Errorf("swap tcp summaries: %w", err)
+	}
+	c.summaryCur = 1 - c.summaryCur
+	if final {
+		c.summaries[c.summaryCur] = nil // out of the slot for good: nothing to swap in again
+	}
+	if c.summaryKeys == nil {
+		c.summaryKeys, c.summaryValues = make([]networkTcpSummaryKey, summaryBatch), make([]networkTcpSummary, summaryBatch)
+	}
+	var cursor ebpf.MapBatchCursor
+	for {
+		n, err := out.BatchLookupAndDelete(&cursor, c.summaryKeys, c.summaryValues, nil)
+		for i := range n {
+			c.summaryEvent(&c.summaryKeys[i], &c.summaryValues[i], now, emit)
+		}
+		switch {
+		case errors.Is(err, ebpf.ErrKeyNotExist):
+			return nil
+		case errors.Is(err, ebpf.ErrNotSupported):
+			return c.drainSummaries(out, now, emit)
+		case err != nil:
+			return fmt.Errorf("read tcp summaries: %w", err)
+		}
+	}
+}
+
+// drainSummaries is flushSummaries' reading for kernels without batch operations: entry by
+// entry.
+func (c *Collector) drainSummaries(m *ebpf.Map, now time.Time, emit func(*schemas.NetworkEvent)) error {
+	var (
+		key  networkTcpSummaryKey
+		sum  networkTcpSummary
+		keys []networkTcpSummaryKey
+	)
+	it := m.Iterate()
+	for it.Next(&key, &sum) {
+		keys = append(keys, key)
+	}
+	if err := it.Err(); err != nil {
+		return fmt.Errorf("list tcp summaries: %w", err)
+	}
+	for _, k := range keys {
+		if err := m.LookupAndDelete(&k, &sum); err != nil {
+			return fmt.Errorf("read tcp summary: %w", err)
+		}
+		c.summaryEvent(&k, &sum, now, emit)
+	}
+	return nil
+}
+
+// summaryEvent emits the event of one summary: at the first connection's establishment, the
+// service port on the side that was reached, the other side's port 0 (one per connection).
+func (c *Collector) summaryEvent(k *networkTcpSummaryKey, s *networkTcpSummary, now time.Time, emit func(*schemas.NetworkEvent)) {
+	c.summaryEvents.Add(1)
+	c.summarized.Add(s.Connections)
+	c.addTraffic(s.CgroupId, 0, int64(s.BytesSent), int64(s.BytesReceived))
+	action := schemas.ActionConnectSummary
+	if networkNetDirection(k.Direction) == networkNetDirectionNET_DIR_INBOUND {
+		action = schemas.ActionAcceptSummary
+	}
+	ev := c.newEvent(int64(s.FirstNs)+c.bootOffset, action)
+	ev.Process = c.procs.actor(k.Pid, s.Uid, &s.Comm, s.CgroupId, c.users, now)
+	local, _ := c.endpoint(k.Family, s.LocalAddr, 0)
+	remote, raddr := c.endpoint(k.Family, k.Addr, 0)
+	remote.Hostname = c.names.lookup(raddr, now)
+	n := &ev.Network
+	n.Protocol = "tcp"
+	n.IPVersion = ipVersion(raddr)
+	if action == schemas.ActionAcceptSummary {
+		local.Port = int32(k.Port)
+		n.Direction, n.Src, n.Dst = "inbound", remote, local
+	} else {
+		remote.Port = int32(k.Port)
+		n.Direction, n.Src, n.Dst = "outbound", local, remote
+	}
+	n.BytesSent, n.BytesReceived = int64(s.BytesSent), int64(s.BytesReceived)
+	n.Packets = int64(s.Connections)
+	if s.LastNs > s.FirstNs {
+		n.DurationNs = int64(s.LastNs - s.FirstNs)
+	}
+	c.emit(ev, emit)
 }
 
 func (c *Collector) udpEvent(k *networkUdpKey, f *networkUdpFlow, now time.Time) *schemas.NetworkEvent {

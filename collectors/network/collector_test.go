@@ -274,7 +274,7 @@ func TestOpenConnectionsReportedAtStop(t *testing.T) {
 			defer cancel()
 			runErr := make(chan error, 1)
 			go func() {
-				runErr <- c.Run(ctx, func(e *schemas.NetworkEvent) {
+				runErr <- keepEvents(c.Run)(ctx, func(e *schemas.NetworkEvent) {
 					mu.Lock()
 					got = append(got, e)
 					mu.Unlock()
@@ -355,5 +355,226 @@ func TestMissedCloseReported(t *testing.T) {
 	}
 	if n := c.Stats().ClosesMissed; n == 0 {
 		t.Errorf("ClosesMissed = 0 after the end of %s was reported", describe(got))
+	}
+}
+
+// connTally adds up the connections one process's events report in one direction, and
+// their bytes: each summary counts as as many connections as it sums, a connect or accept
+// with a duration (closed within the coalesce window) as one, and a close as one (its
+// connection was reported open first). Opens counts the connect and accept events,
+// Summaries the summary events.
+type connTally struct {
+	Connections, Sent, Received int64
+	Opens, Summaries            int64
+}
+
+func (c *connTally) add(e *schemas.NetworkEvent) {
+	n := e.Network
+	switch {
+	case e.Action == schemas.ActionConnectSummary || e.Action == schemas.ActionAcceptSummary:
+		c.Connections += n.Packets
+		c.Summaries++
+	case e.Action == schemas.ActionConnect || e.Action == schemas.ActionAccept:
+		c.Opens++
+		if n.DurationNs <= 0 {
+			return // still open: its close counts it
+		}
+		c.Connections++
+	case e.Action == schemas.ActionClose:
+		c.Connections++
+	default:
+		return
+	}
+	c.Sent += n.BytesSent
+	c.Received += n.BytesReceived
+}
+
+// TestSummarize: a process makes a storm of short connections to itself, with known bytes
+// each way, while another connection is held open past the coalesce window.
+//
+// Without summarize (the default), every connection of the storm is reported by its own
+// connect and accept, and there is no summary. With summarize, the storm is reported by
+// connect_summary and accept_summary events, fewer than the connections they sum, one
+// destination each way (the server's port; the ephemeral port is 0). Either way the
+// connections and bytes reported add up exactly to the storm's (a connection the kernel could
+// not sum, or that outlived the window on a slow host, counts from its own events), and the
+// held connection keeps its own connect and accept while open and its closes with their
+// bytes.
+func TestSummarize(t *testing.T) {
+	testenv.RequireBPF(t)
+	for _, mode := range []struct {
+		name      string
+		summarize bool
+	}{{"one event per connection", false}, {"summarize", true}} {
+		t.Run(mode.name, func(t *testing.T) {
+			cfg := DefaultConfig()
+			cfg.Summarize = mode.summarize
+			cfg.SummaryInterval = time.Second
+			c, events := runCollector(t, cfg)
+			testStorm(t, c, events, mode.summarize)
+		})
+	}
+}
+
+func testStorm(t *testing.T, c *Collector, events <-chan *schemas.NetworkEvent, summarized bool) {
+	const storm, clientSends, serverSends = 500, 300, 2_000
+	held := holdConnection(t, 10, 20)
+	stormPID := int32(runHelperToEnd(t, "tcp-storm-bytes", fmt.Sprintf("%d,%d,%d", storm, clientSends, serverSends)))
+	heldPIDs := map[int32]bool{held.clientPID(): true, held.serverPID(): true}
+	var out, in connTally
+	reached := map[string]map[schemas.Endpoint]bool{} // per summary action: the endpoints reached
+	heldEvents := map[string]connSummary{}
+	ended, counted := false, 0
+	collect(t, events, "the storm's connections, and the held connection's connect, accept and closes",
+		func(e *schemas.NetworkEvent) bool { return e.Process.PID == stormPID || heldPIDs[e.Process.PID] },
+		func(got []*schemas.NetworkEvent) bool {
+			for _, e := range got[counted:] {
+				switch {
+				case e.Process.PID == stormPID && e.Network.Direction == "outbound":
+					out.add(e)
+				case e.Process.PID == stormPID && e.Network.Direction == "inbound":
+					in.add(e)
+				case e.Action != schemas.ActionListen:
+					key := e.Action
+					if key == schemas.ActionClose {
+						key += " " + e.Network.Direction
+					}
+					if _, dup := heldEvents[key]; dup {
+						t.Errorf("second %s of the held connection: %s", key, describe([]*schemas.NetworkEvent{e}))
+					}
+					heldEvents[key] = summarize(e)
+				}
+				if e.Action == schemas.ActionConnectSummary || e.Action == schemas.ActionAcceptSummary {
+					if reached[e.Action] == nil {
+						reached[e.Action] = map[schemas.Endpoint]bool{}
+					}
+					reached[e.Action][e.Network.Dst] = true
+					if e.Network.Src.Port != 0 {
+						t.Errorf("%s with the ephemeral port %d", e.Action, e.Network.Src.Port)
+					}
+				}
+			}
+			counted = len(got)
+			_, connected := heldEvents[schemas.ActionConnect]
+			_, accepted := heldEvents[schemas.ActionAccept]
+			if connected && accepted && !ended {
+				held.end() // announced while open: its closes come next
+				ended = true
+			}
+			return out.Connections >= storm && in.Connections >= storm && len(heldEvents) == 4
+		})
+
+	type reported struct{ Connections, Sent, Received int64 }
+	want := map[string]reported{
+		"outbound": {Connections: storm, Sent: storm * clientSends, Received: storm * serverSends},
+		"inbound":  {Connections: storm, Sent: storm * serverSends, Received: storm * clientSends},
+	}
+	got := map[string]reported{
+		"outbound": {out.Connections, out.Sent, out.Received},
+		"inbound":  {in.Connections, in.Sent, in.Received},
+	}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("the storm's connections as reported (-want +got):\n%s", diff)
+	}
+	t.Logf("outbound: %+v; inbound: %+v", out, in)
+	if !summarized {
+		// One connect and one accept per connection, nothing summed.
+		if out.Opens != storm || in.Opens != storm || out.Summaries+in.Summaries != 0 || c.Stats().Summaries != 0 {
+			t.Errorf("without summarize: %d connects, %d accepts and %d summaries, want %d, %d and none",
+				out.Opens, in.Opens, out.Summaries+in.Summaries, storm, storm)
+		}
+	} else {
+		for _, tally := range []connTally{out, in} {
+			// Summed: fewer summaries than the connections they sum, and connects or accepts
+			// only for the few connections the kernel could not sum.
+			if summed := tally.Connections - tally.Opens; tally.Summaries == 0 || tally.Summaries >= summed {
+				t.Errorf("with summarize: %d summaries for %d connections summed", tally.Summaries, summed)
+			}
+		}
+		// One destination each way: the server's port, reached from the storm's ephemeral ports.
+		for _, action := range []string{schemas.ActionConnectSummary, schemas.ActionAcceptSummary} {
+			if len(reached[action]) != 1 {
+				t.Errorf("%s events reached %d endpoints, want 1: %v", action, len(reached[action]), reached[action])
+			}
+		}
+		if st := c.Stats(); st.Summarized < uint64(out.Connections-out.Opens+in.Connections-in.Opens) {
+			t.Errorf("Stats: %d connections summed, fewer than the storm's events sum", st.Summarized)
+		}
+	}
+
+	serverPort := heldEvents[schemas.ActionAccept].Dst.Port
+	client := schemas.Endpoint{IP: "127.0.0.1", Port: heldEvents[schemas.ActionConnect].Src.Port}
+	srv := schemas.Endpoint{IP: "127.0.0.1", Port: serverPort}
+	wantHeld := map[string]connSummary{
+		"connect": {Action: "connect", Direction: "outbound", Protocol: "tcp", PID: held.clientPID(), IPVersion: 4, Src: client, Dst: srv},
+		"accept":  {Action: "accept", Direction: "inbound", Protocol: "tcp", PID: held.serverPID(), IPVersion: 4, Src: client, Dst: srv},
+		"close outbound": {Action: "close", Direction: "outbound", Protocol: "tcp", PID: held.clientPID(), IPVersion: 4,
+			Src: client, Dst: srv, BytesSent: 10, BytesReceived: 20},
+		"close inbound": {Action: "close", Direction: "inbound", Protocol: "tcp", PID: held.serverPID(), IPVersion: 4,
+			Src: client, Dst: srv, BytesSent: 20, BytesReceived: 10},
+	}
+	if diff := cmp.Diff(wantHeld, heldEvents); diff != "" {
+		t.Errorf("the held connection's events (-want +got):\n%s", diff)
+	}
+}
+
+// TestSummariesReportedAtStop: short connections summed in the kernel and not yet reported
+// when the collector stops (the summary interval an hour away) are reported by their
+// summaries before Run returns: stopping loses none of them.
+func TestSummariesReportedAtStop(t *testing.T) {
+	testenv.RequireBPF(t)
+	cfg := DefaultConfig()
+	cfg.Summarize = true
+	cfg.SummaryInterval = time.Hour
+	cfg.CoalesceWindow = 30 * time.Second // every connection of the storm is a short one
+	c, err := New(cfg, testHost, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	if err != nil {
+		t.Fatalf("New: %v", err)
+	}
+	const storm, clientSends, serverSends = 200, 30, 50
+	// The programs are attached from New on: the storm is summed before Run starts.
+	stormPID := uint32(runHelperToEnd(t, "tcp-storm-bytes", fmt.Sprintf("%d,%d,%d", storm, clientSends, serverSends)))
+	summed := func() (n uint64) {
+		var key networkTcpSummaryKey
+		var sum networkTcpSummary
+		it := c.summaries[c.summaryCur].Iterate()
+		for it.Next(&key, &sum) {
+			if key.Pid == stormPID {
+				n += sum.Connections
+			}
+		}
+		return n
+	}
+	for limit := time.Now().Add(waitLimit); summed() < 2*storm; time.Sleep(20 * time.Millisecond) {
+		if time.Now().After(limit) {
+			t.Fatalf("the kernel summed %d of the storm's %d connections within %v", summed(), 2*storm, waitLimit)
+		}
+	}
+
+	ctx, cancel := context.WithCancel(context.Background())
+	var out, in connTally
+	runErr := make(chan error, 1)
+	go func() {
+		runErr <- c.Run(ctx, func(e *schemas.NetworkEvent) {
+			if e.Process.PID != int32(stormPID) {
+				return
+			}
+			if e.Network.Direction == "outbound" {
+				out.add(e)
+			} else {
+				in.add(e)
+			}
+		})
+	}()
+	cancel()
+	if err := <-runErr; err != nil {
+		t.Fatalf("Run: %v", err)
+	}
+	want := []connTally{
+		{Connections: storm, Sent: storm * clientSends, Received: storm * serverSends, Summaries: 1},
+		{Connections: storm, Sent: storm * serverSends, Received: storm * clientSends, Summaries: 1},
+	}
+	if diff := cmp.Diff(want, []connTally{out, in}); diff != "" {
+		t.Errorf("the storm's summaries at stop, outbound and inbound (-want +got):\n%s", diff)
 	}
 }

@@ -26,6 +26,18 @@ type Config struct {
 	// connection is one ring-buffer record. 0 reports every connection when it opens and when
 	// it closes. At most update_interval. Default 1s.
 	CoalesceWindow time.Duration `mapstructure:"coalesce_window"`
+	// Summarize sums the TCP connections that close within coalesce_window in the kernel,
+	// per process, direction, remote address and service port (the remote port of an
+	// outbound connection, the local port of an inbound one), instead of reporting each by an
+	// event: every summary_interval, one connect_summary or accept_summary event per entry
+	// carries how many connections it sums (network.packets), their bytes, and the span from
+	// the first one's establishment to the last one's close. Connections open longer than the
+	// window are reported as without it (connect or accept, updates, close). Needs
+	// coalesce_window above 0. Default false: an event per connection.
+	Summarize bool `mapstructure:"summarize"`
+	// SummaryInterval is the period over which summarize sums short connections. At least 1s.
+	// Default 10s.
+	SummaryInterval time.Duration `mapstructure:"summary_interval"`
 	// UpdateInterval is how long a TCP connection stays open before it gets an update event
 	// with its bytes so far, and then again every interval. At least 1s. Default 60s.
 	UpdateInterval time.Duration `mapstructure:"update_interval"`
@@ -92,6 +104,7 @@ func DefaultConfig() Config {
 		CoalesceWindow:  time.Second,
 		UpdateInterval:  60 * time.Second,
 		UDPFlowInterval: 10 * time.Second,
+		SummaryInterval: 10 * time.Second,
 		DNS:             true,
 		MaxConnections:  65536,
 		Iterators:       IteratorsAuto,
@@ -116,6 +129,12 @@ func (c Config) Validate() error {
 	}
 	if c.UDPFlowInterval < time.Second {
 		bad("udp_flow_interval", c.UDPFlowInterval, "must be at least 1s")
+	}
+	if c.SummaryInterval < time.Second {
+		bad("summary_interval", c.SummaryInterval, "must be at least 1s")
+	}
+	if c.Summarize && c.CoalesceWindow == 0 {
+		bad("summarize", c.Summarize, "needs coalesce_window above 0: it sums the connections that close within it")
 	}
 	for _, p := range c.ExcludePorts {
 		if p < 1 || p > 65535 {

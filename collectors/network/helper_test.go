@@ -67,6 +67,8 @@ func runHelper(role, arg string) error {
 		return tcpStorm(atoi(f[0]), atoi(f[1]))
 	case "tcp-hold": // connections: opened to itself, held until stdin closes
 		return tcpHold(atoi(f[0]))
+	case "tcp-storm-bytes": // connections, bytes each client sends, bytes each server sends
+		return tcpStormBytes(atoi(f[0]), atoi(f[1]), atoi(f[2]))
 	}
 	return fmt.Errorf("unknown helper role %q", role)
 }
@@ -228,6 +230,66 @@ func tcpStorm(n, workers int) error {
 	return nil
 }
 
+// tcpStormBytes serves on loopback and connects to itself n times from 4 goroutines; in each
+// connection the client sends in bytes and reads out bytes, the server reads in bytes, sends
+// out bytes and closes once the client has.
+func tcpStormBytes(n, in, out int) error {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return err
+	}
+	defer ln.Close()
+	errs := make(chan error, n+4)
+	var served sync.WaitGroup
+	served.Go(func() {
+		for range n {
+			c, err := ln.Accept()
+			if err != nil {
+				errs <- err
+				return
+			}
+			served.Go(func() {
+				defer c.Close()
+				if _, err := io.ReadFull(c, make([]byte, in)); err != nil {
+					errs <- fmt.Errorf("server read: %w", err)
+					return
+				}
+				if _, err := c.Write(make([]byte, out)); err != nil {
+					errs <- fmt.Errorf("server write: %w", err)
+					return
+				}
+				io.Copy(io.Discard, c)
+			})
+		}
+	})
+	var next atomic.Int64
+	var clients sync.WaitGroup
+	for range 4 {
+		clients.Go(func() {
+			for next.Add(1) <= int64(n) {
+				c, err := net.Dial("tcp", ln.Addr().String())
+				if err != nil {
+					errs <- err
+					return
+				}
+				_, err = c.Write(make([]byte, in))
+				if err == nil {
+					_, err = io.ReadFull(c, make([]byte, out))
+				}
+				c.Close()
+				if err != nil {
+					errs <- fmt.Errorf("client: %w", err)
+					return
+				}
+			}
+		})
+	}
+	clients.Wait()
+	served.Wait()
+	close(errs)
+	return <-errs
+}
+
 func udpSendTo(addr string, n, size int) error {
 	to, err := net.ResolveUDPAddr("udp", addr)
 	if err != nil {
@@ -382,7 +444,18 @@ func runCollector(t testing.TB, cfg Config) (*Collector, <-chan *schemas.Network
 	if err != nil {
 		t.Fatalf("New: %v", err)
 	}
-	return c, collectortest.Run(t, c.Run, 1<<14)
+	return c, collectortest.Run(t, keepEvents(c.Run), 1<<14)
+}
+
+// keepEvents wraps a collector's Run so that emit gets a copy of each event, which it may
+// keep: Run reuses its own.
+func keepEvents(run func(context.Context, func(*schemas.NetworkEvent)) error) func(context.Context, func(*schemas.NetworkEvent)) error {
+	return func(ctx context.Context, emit func(*schemas.NetworkEvent)) error {
+		return run(ctx, func(e *schemas.NetworkEvent) {
+			kept := *e
+			emit(&kept)
+		})
+	}
 }
 
 // collect gathers events until done accepts the events so far, failing after waitLimit.

@@ -118,6 +118,31 @@ const (
 	networkNetReportREPORT_CLOSED networkNetReport = 2
 )
 
+type networkTcpSummary struct {
+	_             structs.HostLayout
+	FirstNs       uint64
+	LastNs        uint64
+	CgroupId      uint64
+	Connections   uint64
+	BytesSent     uint64
+	BytesReceived uint64
+	Uid           uint32
+	Pad           uint32
+	LocalAddr     [16]uint8
+	Comm          [16]int8
+}
+
+type networkTcpSummaryKey struct {
+	_         structs.HostLayout
+	Pid       uint32
+	Direction uint8
+	Pad       uint8
+	Family    uint16
+	Port      uint16
+	Pad2      uint16
+	Addr      [16]uint8
+}
+
 type networkUdpFlow struct {
 	_               structs.HostLayout
 	FirstNs         uint64
@@ -164,6 +189,7 @@ const (
 	networkMapDrops                 = "drops"
 	networkMapEvents                = "events"
 	networkMapSetStateBusy          = "set_state_busy"
+	networkMapTcpSummaries          = "tcp_summaries"
 	networkMapUdpFlows              = "udp_flows"
 	networkMapUdpRecvPending        = "udp_recv_pending"
 	networkProgAnnounceConns        = "announce_conns"
@@ -181,11 +207,14 @@ const (
 	networkVarCoalesceNs            = "coalesce_ns"
 	networkVarDnsEnabled            = "dns_enabled"
 	networkVarSelfTgid              = "self_tgid"
+	networkVarSummarize             = "summarize"
 	networkVarUnusedConnEvent       = "unused_conn_event"
 	networkVarUnusedDirection       = "unused_direction"
 	networkVarUnusedDnsEvent        = "unused_dns_event"
 	networkVarUnusedKind            = "unused_kind"
 	networkVarUnusedReport          = "unused_report"
+	networkVarUnusedTcpSummary      = "unused_tcp_summary"
+	networkVarUnusedTcpSummaryKey   = "unused_tcp_summary_key"
 	networkVarWakeupBytes           = "wakeup_bytes"
 )
 
@@ -254,6 +283,7 @@ type networkMapSpecs struct {
 	Drops          *ebpf.MapSpec `ebpf:"drops"`
 	Events         *ebpf.MapSpec `ebpf:"events"`
 	SetStateBusy   *ebpf.MapSpec `ebpf:"set_state_busy"`
+	TcpSummaries   *ebpf.MapSpec `ebpf:"tcp_summaries"`
 	UdpFlows       *ebpf.MapSpec `ebpf:"udp_flows"`
 	UdpRecvPending *ebpf.MapSpec `ebpf:"udp_recv_pending"`
 }
@@ -262,16 +292,19 @@ type networkMapSpecs struct {
 //
 // It can be passed ebpf.CollectionSpec.Assign.
 type networkVariableSpecs struct {
-	AnnounceBefore  *ebpf.VariableSpec `ebpf:"announce_before"`
-	CoalesceNs      *ebpf.VariableSpec `ebpf:"coalesce_ns"`
-	DnsEnabled      *ebpf.VariableSpec `ebpf:"dns_enabled"`
-	SelfTgid        *ebpf.VariableSpec `ebpf:"self_tgid"`
-	UnusedConnEvent *ebpf.VariableSpec `ebpf:"unused_conn_event"`
-	UnusedDirection *ebpf.VariableSpec `ebpf:"unused_direction"`
-	UnusedDnsEvent  *ebpf.VariableSpec `ebpf:"unused_dns_event"`
-	UnusedKind      *ebpf.VariableSpec `ebpf:"unused_kind"`
-	UnusedReport    *ebpf.VariableSpec `ebpf:"unused_report"`
-	WakeupBytes     *ebpf.VariableSpec `ebpf:"wakeup_bytes"`
+	AnnounceBefore      *ebpf.VariableSpec `ebpf:"announce_before"`
+	CoalesceNs          *ebpf.VariableSpec `ebpf:"coalesce_ns"`
+	DnsEnabled          *ebpf.VariableSpec `ebpf:"dns_enabled"`
+	SelfTgid            *ebpf.VariableSpec `ebpf:"self_tgid"`
+	Summarize           *ebpf.VariableSpec `ebpf:"summarize"`
+	UnusedConnEvent     *ebpf.VariableSpec `ebpf:"unused_conn_event"`
+	UnusedDirection     *ebpf.VariableSpec `ebpf:"unused_direction"`
+	UnusedDnsEvent      *ebpf.VariableSpec `ebpf:"unused_dns_event"`
+	UnusedKind          *ebpf.VariableSpec `ebpf:"unused_kind"`
+	UnusedReport        *ebpf.VariableSpec `ebpf:"unused_report"`
+	UnusedTcpSummary    *ebpf.VariableSpec `ebpf:"unused_tcp_summary"`
+	UnusedTcpSummaryKey *ebpf.VariableSpec `ebpf:"unused_tcp_summary_key"`
+	WakeupBytes         *ebpf.VariableSpec `ebpf:"wakeup_bytes"`
 }
 
 // networkObjects contains all objects after they have been loaded into the kernel.
@@ -300,6 +333,7 @@ type networkMaps struct {
 	Drops          *ebpf.Map `ebpf:"drops"`
 	Events         *ebpf.Map `ebpf:"events"`
 	SetStateBusy   *ebpf.Map `ebpf:"set_state_busy"`
+	TcpSummaries   *ebpf.Map `ebpf:"tcp_summaries"`
 	UdpFlows       *ebpf.Map `ebpf:"udp_flows"`
 	UdpRecvPending *ebpf.Map `ebpf:"udp_recv_pending"`
 }
@@ -312,6 +346,7 @@ func (m *networkMaps) Close() error {
 		m.Drops,
 		m.Events,
 		m.SetStateBusy,
+		m.TcpSummaries,
 		m.UdpFlows,
 		m.UdpRecvPending,
 	)
@@ -321,16 +356,19 @@ func (m *networkMaps) Close() error {
 //
 // It can be passed to loadNetworkObjects or ebpf.CollectionSpec.LoadAndAssign.
 type networkVariables struct {
-	AnnounceBefore  *ebpf.Variable `ebpf:"announce_before"`
-	CoalesceNs      *ebpf.Variable `ebpf:"coalesce_ns"`
-	DnsEnabled      *ebpf.Variable `ebpf:"dns_enabled"`
-	SelfTgid        *ebpf.Variable `ebpf:"self_tgid"`
-	UnusedConnEvent *ebpf.Variable `ebpf:"unused_conn_event"`
-	UnusedDirection *ebpf.Variable `ebpf:"unused_direction"`
-	UnusedDnsEvent  *ebpf.Variable `ebpf:"unused_dns_event"`
-	UnusedKind      *ebpf.Variable `ebpf:"unused_kind"`
-	UnusedReport    *ebpf.Variable `ebpf:"unused_report"`
-	WakeupBytes     *ebpf.Variable `ebpf:"wakeup_bytes"`
+	AnnounceBefore      *ebpf.Variable `ebpf:"announce_before"`
+	CoalesceNs          *ebpf.Variable `ebpf:"coalesce_ns"`
+	DnsEnabled          *ebpf.Variable `ebpf:"dns_enabled"`
+	SelfTgid            *ebpf.Variable `ebpf:"self_tgid"`
+	Summarize           *ebpf.Variable `ebpf:"summarize"`
+	UnusedConnEvent     *ebpf.Variable `ebpf:"unused_conn_event"`
+	UnusedDirection     *ebpf.Variable `ebpf:"unused_direction"`
+	UnusedDnsEvent      *ebpf.Variable `ebpf:"unused_dns_event"`
+	UnusedKind          *ebpf.Variable `ebpf:"unused_kind"`
+	UnusedReport        *ebpf.Variable `ebpf:"unused_report"`
+	UnusedTcpSummary    *ebpf.Variable `ebpf:"unused_tcp_summary"`
+	UnusedTcpSummaryKey *ebpf.Variable `ebpf:"unused_tcp_summary_key"`
+	WakeupBytes         *ebpf.Variable `ebpf:"wakeup_bytes"`
 }
 
 // networkPrograms contains all programs after they have been loaded into the kernel.

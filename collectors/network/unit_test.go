@@ -1,6 +1,7 @@
 package network
 
 import (
+	"log/slog"
 	"net/netip"
 	"strings"
 	"testing"
@@ -175,6 +176,9 @@ func TestConfigValidate(t *testing.T) {
 		{name: "glob", modify: func(c *Config) { c.ExcludeExecutables = []string{"/usr/[bin"} }, wantMsg: "collectors.network.exclude_executables: /usr/[bin:"},
 		{name: "user", modify: func(c *Config) { c.ExcludeUsers = []string{""} }, wantMsg: "collectors.network.exclude_users:"},
 		{name: "max connections", modify: func(c *Config) { c.MaxConnections = 1 }, wantMsg: "collectors.network.max_connections: 1:"},
+		{name: "summarize", modify: func(c *Config) { c.Summarize = true }},
+		{name: "summarize without a window", modify: func(c *Config) { c.Summarize, c.CoalesceWindow = true, 0 }, wantMsg: "collectors.network.summarize: true: needs coalesce_window above 0"},
+		{name: "summary interval", modify: func(c *Config) { c.SummaryInterval = 100 * time.Millisecond }, wantMsg: "collectors.network.summary_interval: 100ms: must be at least 1s"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -186,6 +190,62 @@ func TestConfigValidate(t *testing.T) {
 				t.Errorf("Validate: want nil, got %v", err)
 			case tt.wantMsg != "" && (err == nil || !strings.Contains(err.Error(), tt.wantMsg)):
 				t.Errorf("Validate: want an error containing %q, got %v", tt.wantMsg, err)
+			}
+		})
+	}
+}
+
+// TestSummaryEvent checks the event of a kernel summary of short connections: the service
+// port on the side that was reached, the other side's port 0, the count in packets, the
+// bytes, the time of the first connection and the span to the last one's close.
+func TestSummaryEvent(t *testing.T) {
+	c := newCollector(DefaultConfig(), testHost, slog.New(slog.DiscardHandler))
+	c.procs = newProcCache("/nonexistent/proc", 16, time.Second) // the record's comm only
+	c.bootOffset = 1_000_000_000_000
+	local, remote := [16]uint8{10, 0, 0, 1}, [16]uint8{10, 0, 0, 2}
+	comm := [16]int8{'c', 'u', 'r', 'l'}
+	sum := networkTcpSummary{FirstNs: 5_000, LastNs: 9_000, CgroupId: 7, Connections: 3, BytesSent: 300, BytesReceived: 30,
+		Uid: 1000, LocalAddr: local, Comm: comm}
+	type got struct {
+		Action, Direction string
+		Time              int64
+		Src, Dst          schemas.Endpoint
+		Packets, Duration int64
+		Sent, Received    int64
+		PID               int32
+		Name              string
+	}
+	tests := []struct {
+		name string
+		key  networkTcpSummaryKey
+		want got
+	}{
+		{
+			name: "outbound",
+			key:  networkTcpSummaryKey{Pid: 42, Direction: uint8(networkNetDirectionNET_DIR_OUTBOUND), Family: 2, Port: 443, Addr: remote},
+			want: got{Action: schemas.ActionConnectSummary, Direction: "outbound", Time: 1_000_000_005_000,
+				Src: schemas.Endpoint{IP: "10.0.0.1"}, Dst: schemas.Endpoint{IP: "10.0.0.2", Port: 443},
+				Packets: 3, Duration: 4_000, Sent: 300, Received: 30, PID: 42, Name: "curl"},
+		},
+		{
+			name: "inbound",
+			key:  networkTcpSummaryKey{Pid: 42, Direction: uint8(networkNetDirectionNET_DIR_INBOUND), Family: 2, Port: 8080, Addr: remote},
+			want: got{Action: schemas.ActionAcceptSummary, Direction: "inbound", Time: 1_000_000_005_000,
+				Src: schemas.Endpoint{IP: "10.0.0.2"}, Dst: schemas.Endpoint{IP: "10.0.0.1", Port: 8080},
+				Packets: 3, Duration: 4_000, Sent: 300, Received: 30, PID: 42, Name: "curl"},
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var events []got
+			c.summaryEvent(&tt.key, &sum, time.Now(), func(e *schemas.NetworkEvent) {
+				n := e.Network
+				events = append(events, got{Action: e.Action, Direction: n.Direction, Time: e.Time, Src: n.Src, Dst: n.Dst,
+					Packets: n.Packets, Duration: n.DurationNs, Sent: n.BytesSent, Received: n.BytesReceived,
+					PID: e.Process.PID, Name: e.Process.File.Name})
+			})
+			if diff := cmp.Diff([]got{tt.want}, events); diff != "" {
+				t.Errorf("summary event (-want +got):\n%s", diff)
 			}
 		})
 	}

@@ -133,7 +133,7 @@ var (
 var categories = map[string]target{
 	"process_creation": {Name: "process_creation", Source: "process", Actions: []string{"exec"},
 		Fields: processFields(), Keywords: []fieldSpec{cmdLineKeyword}},
-	"network_connection": {Name: "network_connection", Source: "network", Actions: []string{"connect", "accept"},
+	"network_connection": {Name: "network_connection", Source: "network", Actions: []string{"connect", "accept", "connect_summary", "accept_summary"},
 		Fields: networkFields(), Keywords: []fieldSpec{cmdLineKeyword, spec("network.dst_endpoint.hostname")}},
 	"file_event": {Name: "file_event", Source: "file", Actions: []string{"create", "write"},
 		Fields: fileFields("file.path"), Keywords: []fieldSpec{filePathKeyword, cmdLineKeyword}},
@@ -160,8 +160,8 @@ var syscallTargets = []struct {
 	actions []string
 }{
 	{[]string{"execve", "execveat"}, "process", []string{"exec"}},
-	{[]string{"connect"}, "network", []string{"connect"}},
-	{[]string{"accept", "accept4"}, "network", []string{"accept"}},
+	{[]string{"connect"}, "network", []string{"connect", "connect_summary"}},
+	{[]string{"accept", "accept4"}, "network", []string{"accept", "accept_summary"}},
 	{[]string{"creat", "open", "openat", "openat2", "mknod", "mknodat", "mkdir", "mkdirat"}, "file", []string{"create"}},
 	{[]string{"write", "writev", "pwrite64", "pwritev", "pwritev2", "truncate", "ftruncate"}, "file", []string{"write"}},
 	{[]string{"rename", "renameat", "renameat2"}, "file", []string{"rename"}},

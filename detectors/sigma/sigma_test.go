@@ -127,6 +127,15 @@ func TestNetworkAndFile(t *testing.T) {
 	if !matches(c, ev) {
 		t.Error("network rule does not match its event")
 	}
+	// A summary of short connections (collectors.network.summarize) is connections too;
+	// a listening socket is not.
+	for action, want := range map[string]bool{"connect_summary": true, "listen": false} {
+		ev["action"] = action
+		if got := matches(c, ev); got != want {
+			t.Errorf("network rule on a %s event: matches %v, want %v", action, got, want)
+		}
+	}
+	ev["action"] = "connect"
 	setPath(ev, "network.direction", "inbound")
 	if matches(c, ev) {
 		t.Error("Initiated true matches an inbound connection")

@@ -109,6 +109,42 @@ func TestSinkContextTombstone(t *testing.T) {
 	}
 }
 
+// TestServiceGraphCountsSummaries: in service_graph_minute, a connect_summary (short
+// connections summed by the network collector, collectors.network.summarize) counts as the
+// connections it sums, beside connects counted one each; updates add no bytes.
+func TestServiceGraphCountsSummaries(t *testing.T) {
+	cfg := clickhousetest.Config(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	st, err := clickhouse.Open(ctx, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	at := time.Now().UTC().Truncate(time.Minute).Add(10 * time.Second).UnixNano()
+	dst := schemas.Endpoint{IP: "10.0.0.1", Port: 443}
+	conn := func(action string, packets, sent int64) schemas.Record {
+		return &schemas.NetworkEvent{
+			Envelope: schemas.Envelope{EventID: schemas.NewEventID(), Time: at, Host: schemas.Host{Name: "h"}, Kind: schemas.KindNetwork},
+			Action:   action,
+			Network: schemas.Network{Direction: "outbound", Protocol: "tcp", Dst: dst, Packets: packets, BytesSent: sent,
+				DNSAnswers: []string{}},
+			Enrichment: &schemas.Enrichment{Service: "shop"},
+		}
+	}
+	network, _ := schemas.Kinds.Lookup(schemas.KindNetwork)
+	if err := st.InsertEvents(ctx, network,
+		conn(schemas.ActionConnectSummary, 7, 700), conn(schemas.ActionConnectSummary, 3, 300),
+		conn(schemas.ActionConnect, 0, 10), conn(schemas.ActionUpdate, 0, 5)); err != nil {
+		t.Fatal(err)
+	}
+	got := queryStrings(t, st, "SELECT concat(src_service, ' ', dst, ':', toString(dst_port), ' ', toString(sum(connections)), ' ', toString(sum(bytes_sent))) FROM "+
+		cfg.Database+".service_graph_minute GROUP BY src_service, dst, dst_port")
+	if diff := cmp.Diff([]string{"shop 10.0.0.1:443 11 1010"}, got); diff != "" {
+		t.Errorf("service_graph_minute (-want +got):\n%s", diff)
+	}
+}
+
 // TestDropExpiredPartitions writes events 40, 20 and 0 days old and checks that a 30-day
 // retention drops only the oldest day, and the views' old partitions with it.
 func TestDropExpiredPartitions(t *testing.T) {

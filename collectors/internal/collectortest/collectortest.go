@@ -9,10 +9,18 @@ package collectortest
 import (
 	"context"
 	"encoding/binary"
+	"fmt"
+	"io"
 	"math/rand/v2"
+	"os"
 	"reflect"
+	"strconv"
+	"strings"
 	"testing"
 	"time"
+
+	"github.com/cilium/ebpf"
+	"golang.org/x/sys/unix"
 
 	"github.com/threatcrumbs/crumbs/collectors/internal/kernel"
 )
@@ -85,4 +93,64 @@ func CheckLayout[T any](t *testing.T) {
 	if _, err := kernel.Decode(raw[:gn-1], &got); err == nil {
 		t.Errorf("%T: kernel.Decode of a short record: no error", zero)
 	}
+}
+
+// ProgramRuns is what the kernel counted of the runs of one or more BPF programs while its
+// statistics were on (EnableProgramStats).
+type ProgramRuns struct {
+	Runs    uint64
+	Runtime time.Duration
+}
+
+// EnableProgramStats has the kernel count the runs and run time of every BPF program
+// (kernel.bpf_stats_enabled) until the returned closer is closed. Counting costs each run
+// two clock reads, so measure timings with it off.
+func EnableProgramStats() (io.Closer, error) {
+	return ebpf.EnableStats(uint32(unix.BPF_STATS_RUN_TIME))
+}
+
+// OwnPrograms returns the kernel's counts for the BPF programs this process holds, summed by
+// program name: the programs of the collectors it runs, and no other process's.
+func OwnPrograms() (map[string]ProgramRuns, error) {
+	fds, err := os.ReadDir("/proc/self/fdinfo")
+	if err != nil {
+		return nil, fmt.Errorf("list own descriptors: %w", err)
+	}
+	seen := make(map[ebpf.ProgramID]bool)
+	out := make(map[string]ProgramRuns)
+	for _, fd := range fds {
+		info, err := os.ReadFile("/proc/self/fdinfo/" + fd.Name())
+		if err != nil {
+			continue // closed meanwhile
+		}
+		_, rest, ok := strings.Cut(string(info), "\nprog_id:")
+		if !ok {
+			continue
+		}
+		line, _, _ := strings.Cut(rest, "\n")
+		id, err := strconv.ParseUint(strings.TrimSpace(line), 10, 32)
+		if err != nil || seen[ebpf.ProgramID(id)] {
+			continue
+		}
+		seen[ebpf.ProgramID(id)] = true
+		p, err := ebpf.NewProgramFromID(ebpf.ProgramID(id))
+		if err != nil {
+			continue // unloaded meanwhile
+		}
+		pi, err := p.Info()
+		if err == nil {
+			var st *ebpf.ProgramStats
+			if st, err = p.Stats(); err == nil {
+				r := out[pi.Name]
+				r.Runs += st.RunCount
+				r.Runtime += st.Runtime
+				out[pi.Name] = r
+			}
+		}
+		p.Close()
+		if err != nil {
+			return nil, fmt.Errorf("read BPF program %d: %w", id, err)
+		}
+	}
+	return out, nil
 }
