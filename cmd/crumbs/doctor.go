@@ -19,6 +19,7 @@ import (
 	"github.com/spf13/cobra"
 
 	crumbscollectors "github.com/threatcrumbs/crumbs/collectors"
+	"github.com/threatcrumbs/crumbs/collectors/containers"
 	"github.com/threatcrumbs/crumbs/collectors/identity"
 	"github.com/threatcrumbs/crumbs/collectors/registry"
 	"github.com/threatcrumbs/crumbs/pkg/termsafe"
@@ -90,7 +91,7 @@ func diagnose(ctx context.Context, cfg *Config) doctorReport {
 	)
 	// The host's checks and the collectors' loads wait on the kernel mostly: side by side.
 	wg.Go(func() {
-		rep.Host = append(crumbscollectors.KernelChecks(), libPAMCheck(cfg), clickHouseCheck(ctx, cfg), kafkaCheck(ctx, cfg),
+		rep.Host = append(crumbscollectors.KernelChecks(), libPAMCheck(cfg), containersCheck(ctx, cfg), clickHouseCheck(ctx, cfg), kafkaCheck(ctx, cfg),
 			crumbscollectors.DiskCheck("disk: spool", cfg.Collectors.Spool.Dir, minFreeBytes))
 		if len(cfg.Kafka.Brokers) == 0 {
 			rep.Host = append(rep.Host, crumbscollectors.DiskCheck("disk: embedded kafka", cfg.Kafka.Embedded.DataDir, minFreeBytes))
@@ -166,6 +167,31 @@ func libPAMCheck(cfg *Config) crumbscollectors.HostCheck {
 		return c
 	}
 	c.Detail = p
+	return c
+}
+
+// containersCheck says which container runtimes' sockets answer, and whether the node's pods
+// are watched: what events will say of their containers. Never required: without a runtime,
+// events carry container ids only.
+func containersCheck(ctx context.Context, cfg *Config) crumbscollectors.HostCheck {
+	c := crumbscollectors.HostCheck{Check: "containers", Status: crumbscollectors.CheckOK}
+	if !cfg.Collectors.Containers.Enabled {
+		c.Status, c.Detail = "off", "collectors.containers.enabled is false: events carry container ids only"
+		return c
+	}
+	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	r, err := containers.New(ctx, cfg.Collectors.Containers, nil, nil)
+	if err != nil {
+		c.Status, c.Detail = crumbscollectors.CheckMissing, err.Error()
+		return c
+	}
+	defer r.Close()
+	st := r.Status()
+	if len(st.Runtimes) == 0 {
+		c.Status = crumbscollectors.CheckMissing
+	}
+	c.Detail = st.String()
 	return c
 }
 

@@ -182,6 +182,7 @@ func (rt *runtime) collectStage() (stage, error) {
 	}
 	s, err := crumbscollectors.NewStage(crumbscollectors.StageConfig{
 		Collectors: c.Collectors.byName(), Spool: c.Collectors.Spool, Redact: c.Collectors.Redact, Health: c.Collectors.Health,
+		Containers: c.Collectors.Containers,
 	}, kcfg, registry.Factories(), crumbscollectors.StageDeps{
 		Host: c.host(), Log: rt.log, Metrics: rt.reg, Serde: rt.serde,
 		Counters: func(name string) *telemetry.StageCounters { return rt.stageCounters(name, "") },
