@@ -183,7 +183,7 @@ func mustSingle(t *testing.T, ev *schemas.ProcessEvent, c *goavro.Codec) []byte 
 // subject's history is a permanent error naming the subject; one that is away is retried
 // until start_timeout.
 func TestSchemaRegistryRefuses(t *testing.T) {
-	reg := srfake.New(srfake.WithAuth("Basic "+base64.StdEncoding.EncodeToString([]byte("crumbs:s3cret"))))
+	reg := srfake.New(srfake.WithAuth("Basic " + base64.StdEncoding.EncodeToString([]byte("crumbs:s3cret"))))
 	t.Cleanup(reg.Close)
 	// srfake does not check compatibility: answer as Confluent's registry does.
 	reg.Intercept(func(w http.ResponseWriter, r *http.Request) bool {
