@@ -273,32 +273,24 @@ func (r *Resolver) Close() {
 	}
 }
 
-// Annotate sets the container of the process an event names (process.container), from its
-// container id; events of other kinds, or without a container id, are left as they are.
+// Annotate sets the container of the process an event names (process.container) from its
+// container id, nil without one. It overwrites what the event held: a collector may reuse one
+// event value for the next event. Events of other kinds are left as they are.
 func (r *Resolver) Annotate(event any) {
 	if r == nil {
 		return
 	}
 	switch e := event.(type) {
 	case *schemas.ProcessEvent:
-		if e.Process.ContainerID != "" && e.Process.Container == nil {
-			e.Process.Container = r.Lookup(e.Process.ContainerID)
-		}
+		e.Process.Container = r.Lookup(e.Process.ContainerID)
 	case *schemas.NetworkEvent:
-		annotateActor(r, &e.Process)
+		e.Process.Container = r.Lookup(e.Process.ContainerID)
 	case *schemas.FileEvent:
-		annotateActor(r, &e.Process)
+		e.Process.Container = r.Lookup(e.Process.ContainerID)
 	case *schemas.IdentityEvent:
-		annotateActor(r, &e.Process)
+		e.Process.Container = r.Lookup(e.Process.ContainerID)
 	}
 }
-
-func annotateActor(r *Resolver, a *schemas.Actor) {
-	if a.ContainerID != "" && a.Container == nil {
-		a.Container = r.Lookup(a.ContainerID)
-	}
-}
-
 // MissingCounter is crumbs_collector_container_metadata_missing_total, by reason.
 func (r *Resolver) MissingCounter() *prometheus.CounterVec { return r.missing }
 

@@ -94,7 +94,7 @@ func TestContainerdMetadata(t *testing.T) {
 	// The publisher annotates events by their process's container id.
 	exec := &schemas.ProcessEvent{Process: schemas.Process{ContainerID: id}}
 	conn := &schemas.NetworkEvent{Process: schemas.Actor{ContainerID: id}}
-	host := &schemas.FileEvent{}
+	host := &schemas.FileEvent{Process: schemas.Actor{Container: want}} // a reused event: what it held goes
 	for _, ev := range []any{exec, conn, host} {
 		r.Annotate(ev)
 	}
