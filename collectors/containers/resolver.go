@@ -291,6 +291,7 @@ func (r *Resolver) Annotate(event any) {
 		e.Process.Container = r.Lookup(e.Process.ContainerID)
 	}
 }
+
 // MissingCounter is crumbs_collector_container_metadata_missing_total, by reason.
 func (r *Resolver) MissingCounter() *prometheus.CounterVec { return r.missing }
 
