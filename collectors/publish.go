@@ -24,6 +24,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 	"golang.org/x/sys/unix"
 
+	"github.com/threatcrumbs/crumbs/collectors/containers"
 	"github.com/threatcrumbs/crumbs/pkg/avro"
 	"github.com/threatcrumbs/crumbs/pkg/kafka"
 	"github.com/threatcrumbs/crumbs/pkg/telemetry"
@@ -76,6 +77,7 @@ type options struct {
 	log         *slog.Logger
 	spool       *SpoolConfig
 	redactor    *Redactor
+	containers  *containers.Resolver
 	health      *HealthConfig
 	kernelDrops func() uint64
 	reg         prometheus.Registerer
@@ -92,6 +94,10 @@ func WithSpool(cfg SpoolConfig) Option { return func(o *options) { o.spool = &cf
 
 // WithRedactor redacts secrets from every event's command lines before it is encoded.
 func WithRedactor(r *Redactor) Option { return func(o *options) { o.redactor = r } }
+
+// WithContainers puts on every event what is known of its process's container
+// (process.container), looked up by its container id without blocking.
+func WithContainers(r *containers.Resolver) Option { return func(o *options) { o.containers = r } }
 
 // WithHealth exports drop counts on reg and publishes health events every cfg.Interval when
 // they grow; kernelDrops reads the collector's kernel ring-buffer drops (nil: none).
@@ -231,6 +237,7 @@ func (p *Publisher) closeSpools() error {
 // The event is a schemas value with a generated codec (the fast path) or goavro's native
 // form. An error means the event was lost (and counted).
 func (p *Publisher) Publish(ctx context.Context, kind, schema, hostID string, event any) error {
+	p.o.containers.Annotate(event)
 	p.o.redactor.Event(event)
 	return p.publish(ctx, p.topics.Raw(kind), kind, schema, hostID, event)
 }

@@ -11,6 +11,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/threatcrumbs/crumbs/collectors/containers"
 	"github.com/threatcrumbs/crumbs/pkg/avro"
 	"github.com/threatcrumbs/crumbs/pkg/kafka"
 	"github.com/threatcrumbs/crumbs/pkg/telemetry"
@@ -22,10 +23,11 @@ type StageConfig struct {
 	// Collectors holds each collector's configuration by name (Factory.Name); a factory
 	// without one is built with its defaults.
 	Collectors map[string]any
-	// Spool, Redact and Health apply to every collector.
-	Spool  SpoolConfig
-	Redact RedactConfig
-	Health HealthConfig
+	// Spool, Redact, Health and Containers apply to every collector.
+	Spool      SpoolConfig
+	Redact     RedactConfig
+	Health     HealthConfig
+	Containers containers.Config
 }
 
 // StageDeps is what the collect stage takes from the process that runs it.
@@ -65,7 +67,8 @@ type Stage struct {
 	log     *slog.Logger
 	host    schemas.Host
 	running []*runningCollector
-	reports []Report // of every enabled collector, running or not
+	reports []Report             // of every enabled collector, running or not
+	meta    *containers.Resolver // nil: container metadata off
 }
 
 // runningCollector is one collector of the stage and its publisher.
@@ -94,6 +97,14 @@ func NewStage(cfg StageConfig, kcfg kafka.Config, factories []Factory, deps Stag
 	red, err := NewRedactor(cfg.Redact)
 	if err != nil {
 		return nil, err
+	}
+	if cfg.Containers.Enabled {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second) // bounds the sockets' first answers
+		s.meta, err = containers.New(ctx, cfg.Containers, deps.Log, deps.Metrics)
+		cancel()
+		if err != nil {
+			return nil, fmt.Errorf("container metadata: %w", err)
+		}
 	}
 	enabled := 0
 	for _, f := range factories {
@@ -126,7 +137,7 @@ func NewStage(cfg StageConfig, kcfg kafka.Config, factories []Factory, deps Stag
 		}
 		rc.pub, err = NewPublisher(kcfg, deps.Serde, rc.counters,
 			WithCollector(f.Name, deps.Host, deps.Log), WithSpool(cfg.Spool),
-			WithRedactor(red), WithHealth(cfg.Health, col.KernelDrops, deps.Metrics))
+			WithRedactor(red), WithContainers(s.meta), WithHealth(cfg.Health, col.KernelDrops, deps.Metrics))
 		if err != nil {
 			return fail(err)
 		}
@@ -154,6 +165,7 @@ func (s *Stage) Close() {
 		}
 		rc.col.Close()
 	}
+	s.meta.Close()
 }
 
 // Run publishes the health events of what does not work in full here, then runs every
@@ -161,11 +173,18 @@ func (s *Stage) Close() {
 func (s *Stage) Run(ctx context.Context) error {
 	s.reportHealth(ctx)
 	errs := make([]error, len(s.running))
-	var wg sync.WaitGroup
+	var wg, metaWG sync.WaitGroup
+	metaCtx, stopMeta := context.WithCancel(ctx)
+	if s.meta != nil { // asks the container runtimes while the collectors publish
+		metaWG.Go(func() { _ = s.meta.Run(metaCtx) })
+	}
 	for i, rc := range s.running {
 		wg.Go(func() { errs[i] = rc.run(ctx, s.log, s.host.ID) })
 	}
 	wg.Wait()
+	stopMeta()
+	metaWG.Wait()
+	s.meta.Close()
 	return errors.Join(errs...)
 }
 

@@ -118,24 +118,25 @@ type Parent struct {
 
 // Process is the body of a process event.
 type Process struct {
-	PID           int32    `avro:"pid"`
-	PPID          int32    `avro:"ppid"`
-	CmdLine       string   `avro:"cmd_line"`
-	Args          []string `avro:"args"`
-	ArgsTruncated bool     `avro:"args_truncated"`
-	CWD           string   `avro:"cwd"`
-	File          File     `avro:"file"`
-	UID           int64    `avro:"user.uid"`
-	UserName      string   `avro:"user.name"`
-	GID           int64    `avro:"group.gid"`
-	GroupName     string   `avro:"group.name"`
-	LoginUID      int64    `avro:"login_uid"`
-	TTY           string   `avro:"tty"`
-	CgroupID      int64    `avro:"cgroup_id"`
-	SystemdUnit   string   `avro:"systemd_unit"`
-	ContainerID   string   `avro:"container_id"`
-	ExitCode      int32    `avro:"exit_code"`
-	Parent        Parent   `avro:"parent"`
+	PID           int32      `avro:"pid"`
+	PPID          int32      `avro:"ppid"`
+	CmdLine       string     `avro:"cmd_line"`
+	Args          []string   `avro:"args"`
+	ArgsTruncated bool       `avro:"args_truncated"`
+	CWD           string     `avro:"cwd"`
+	File          File       `avro:"file"`
+	UID           int64      `avro:"user.uid"`
+	UserName      string     `avro:"user.name"`
+	GID           int64      `avro:"group.gid"`
+	GroupName     string     `avro:"group.name"`
+	LoginUID      int64      `avro:"login_uid"`
+	TTY           string     `avro:"tty"`
+	CgroupID      int64      `avro:"cgroup_id"`
+	SystemdUnit   string     `avro:"systemd_unit"`
+	ContainerID   string     `avro:"container_id"`
+	Container     *Container `avro:"container"` // nil: no container, or its runtime not asked yet
+	ExitCode      int32      `avro:"exit_code"`
+	Parent        Parent     `avro:"parent"`
 }
 
 // Enrichment is what the enricher adds to an event (Avro record crumbs.Enrichment).
@@ -203,13 +204,34 @@ func JoinArgs(args []string) string { return strings.Join(args, " ") }
 
 // Actor is the process that caused a network, file or identity event.
 type Actor struct {
-	PID         int32  `avro:"pid"`
-	File        File   `avro:"file"`
-	CmdLine     string `avro:"cmd_line"`
-	User        User   `avro:"user"`
-	CgroupID    int64  `avro:"cgroup_id"`
-	SystemdUnit string `avro:"systemd_unit"`
-	ContainerID string `avro:"container_id"`
+	PID         int32      `avro:"pid"`
+	File        File       `avro:"file"`
+	CmdLine     string     `avro:"cmd_line"`
+	User        User       `avro:"user"`
+	CgroupID    int64      `avro:"cgroup_id"`
+	SystemdUnit string     `avro:"systemd_unit"`
+	ContainerID string     `avro:"container_id"`
+	Container   *Container `avro:"container"` // nil: no container, or its runtime not asked yet
+}
+
+// Container is what the container runtime (and, in Kubernetes, the API server) says about
+// the container a process runs in (Avro record crumbs.Container).
+type Container struct {
+	Name    string `avro:"name"`
+	Image   string `avro:"image"`
+	ImageID string `avro:"image_id"`
+	Runtime string `avro:"runtime"` // docker, podman, containerd or cri-o
+	Pod     *Pod   `avro:"pod"`     // nil outside Kubernetes
+}
+
+// Pod is the Kubernetes pod of a container (Avro record crumbs.Pod).
+type Pod struct {
+	Name         string   `avro:"name"`
+	Namespace    string   `avro:"namespace"`
+	UID          string   `avro:"uid"`
+	Labels       []string `avro:"labels"` // key=value, sorted
+	WorkloadKind string   `avro:"workload_kind"`
+	WorkloadName string   `avro:"workload_name"`
 }
 
 // User is a user id and name.

@@ -41,6 +41,7 @@ func sampleActor() schemas.Actor {
 		CgroupID:    4242,
 		SystemdUnit: "session-3.scope",
 		ContainerID: "c0ffee",
+		Container:   &schemas.Container{Name: "web", Image: "docker.io/library/nginx:1.27", Runtime: "docker"},
 	}
 }
 
@@ -65,7 +66,10 @@ func sampleProcessEvent(enriched bool) *schemas.ProcessEvent {
 			CgroupID:      1 << 40,
 			SystemdUnit:   "session-1.scope",
 			ContainerID:   "c0ffee",
-			ExitCode:      -1,
+			Container: &schemas.Container{Name: "shop", Image: "registry.example/shop:1.4.2", ImageID: "sha256:5e2f",
+				Runtime: "containerd", Pod: &schemas.Pod{Name: "shop-7d9f-x2x", Namespace: "prod", UID: "6b1c",
+					Labels: []string{"app=shop", "tier=web"}, WorkloadKind: "Deployment", WorkloadName: "shop"}},
+			ExitCode: -1,
 			Parent: schemas.Parent{
 				PID:     7,
 				File:    schemas.File{Path: "/bin/bash", Name: "bash", SHA256: "cd34"},

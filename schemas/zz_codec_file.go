@@ -9,7 +9,7 @@ import (
 
 // FileEventCodec is the generated codec of crumbs.FileEvent (avro/file.avsc).
 var FileEventCodec = &Codec{
-	Schema: "crumbs.FileEvent", Fingerprint: 0xb4e5d6d6cd841685, File: "avro/file.avsc",
+	Schema: "crumbs.FileEvent", Fingerprint: 0xd3d822b8cc59b694, File: "avro/file.avsc",
 	Fields:     fileEventFields,
 	New:        func() Record { return new(FileEvent) },
 	NewColumns: func() ColumnBuffer { return new(FileEventColumns) },
@@ -17,7 +17,7 @@ var FileEventCodec = &Codec{
 }
 
 // AvroSchema returns "crumbs.FileEvent" and the fingerprint of avro/file.avsc.
-func (*FileEvent) AvroSchema() (string, uint64) { return "crumbs.FileEvent", 0xb4e5d6d6cd841685 }
+func (*FileEvent) AvroSchema() (string, uint64) { return "crumbs.FileEvent", 0xd3d822b8cc59b694 }
 
 // AvroSize returns the length of the value's Avro binary encoding.
 func (v *FileEvent) AvroSize() int {
@@ -38,6 +38,22 @@ func (v *FileEvent) AvroSize() int {
 	n += sizeLong(v.Process.CgroupID)
 	n += sizeString(v.Process.SystemdUnit)
 	n += sizeString(v.Process.ContainerID)
+	n++
+	if p1 := v.Process.Container; p1 != nil {
+		n += sizeString(p1.Name)
+		n += sizeString(p1.Image)
+		n += sizeString(p1.ImageID)
+		n += sizeString(p1.Runtime)
+		n++
+		if p2 := p1.Pod; p2 != nil {
+			n += sizeString(p2.Name)
+			n += sizeString(p2.Namespace)
+			n += sizeString(p2.UID)
+			n += sizeStrings(p2.Labels)
+			n += sizeString(p2.WorkloadKind)
+			n += sizeString(p2.WorkloadName)
+		}
+	}
 	n += sizeString(v.File.Path)
 	n += sizeString(v.File.Name)
 	n += sizeString(v.File.NewPath)
@@ -50,46 +66,46 @@ func (v *FileEvent) AvroSize() int {
 	n += sizeString(v.File.Mode)
 	n += sizeStrings(v.File.Changed)
 	n++
-	if p1 := v.Enrichment; p1 != nil {
-		n += sizeString(p1.Service)
-		n += sizeString(p1.Environment)
-		n += sizeString(p1.Role)
+	if p3 := v.Enrichment; p3 != nil {
+		n += sizeString(p3.Service)
+		n += sizeString(p3.Environment)
+		n += sizeString(p3.Role)
 		n++
-		if len(p1.Changes) > 0 {
-			n += sizeLong(int64(len(p1.Changes)))
-			for i2 := range p1.Changes {
-				it3 := &p1.Changes[i2]
-				n += sizeString(it3.ID)
-				n += sizeString(it3.Type)
-				n += sizeString(it3.Title)
+		if len(p3.Changes) > 0 {
+			n += sizeLong(int64(len(p3.Changes)))
+			for i4 := range p3.Changes {
+				it5 := &p3.Changes[i4]
+				n += sizeString(it5.ID)
+				n += sizeString(it5.Type)
+				n += sizeString(it5.Title)
 				n++
-				if len(it3.Expected) > 0 {
-					n += sizeLong(int64(len(it3.Expected)))
-					for i4 := range it3.Expected {
-						it5 := &it3.Expected[i4]
-						n += sizeString(it5.Service)
-						n += sizeString(it5.Metric)
+				if len(it5.Expected) > 0 {
+					n += sizeLong(int64(len(it5.Expected)))
+					for i6 := range it5.Expected {
+						it7 := &it5.Expected[i6]
+						n += sizeString(it7.Service)
+						n += sizeString(it7.Metric)
 						n += 8
 					}
 				}
 			}
 		}
 		n++
-		if p6 := p1.Deploy; p6 != nil {
-			n += sizeString(p6.ID)
-			n += sizeString(p6.Service)
-			n += sizeString(p6.Version)
-			n += sizeLong(p6.DeployedAt)
+		if p8 := p3.Deploy; p8 != nil {
+			n += sizeString(p8.ID)
+			n += sizeString(p8.Service)
+			n += sizeString(p8.Version)
+			n += sizeLong(p8.DeployedAt)
 		}
-		n += sizeString(p1.Verdict)
-		n += sizeString(p1.VerdictReason)
+		n += sizeString(p3.Verdict)
+		n += sizeString(p3.VerdictReason)
 		n++
-		if p7 := p1.Account; p7 != nil {
-			n += sizeString(p7.Name)
-			n += sizeString(p7.Type)
+		if p9 := p3.Account; p9 != nil {
+			n += sizeString(p9.Name)
+			n += sizeString(p9.Type)
 			n += 1
-			n += sizeStrings(p7.AllowedSources)
-			n += sizeStrings(p7.AllowedUsers)
+			n += sizeStrings(p9.AllowedSources)
+			n += sizeStrings(p9.AllowedUsers)
 		}
 	}
 	return n
@@ -114,6 +130,26 @@ func (v *FileEvent) AppendAvro(b []byte) []byte {
 	b = appendLong(b, v.Process.CgroupID)
 	b = appendString(b, v.Process.SystemdUnit)
 	b = appendString(b, v.Process.ContainerID)
+	if p10 := v.Process.Container; p10 == nil {
+		b = append(b, 0)
+	} else {
+		b = append(b, 2)
+		b = appendString(b, p10.Name)
+		b = appendString(b, p10.Image)
+		b = appendString(b, p10.ImageID)
+		b = appendString(b, p10.Runtime)
+		if p11 := p10.Pod; p11 == nil {
+			b = append(b, 0)
+		} else {
+			b = append(b, 2)
+			b = appendString(b, p11.Name)
+			b = appendString(b, p11.Namespace)
+			b = appendString(b, p11.UID)
+			b = appendStrings(b, p11.Labels)
+			b = appendString(b, p11.WorkloadKind)
+			b = appendString(b, p11.WorkloadName)
+		}
+	}
 	b = appendString(b, v.File.Path)
 	b = appendString(b, v.File.Name)
 	b = appendString(b, v.File.NewPath)
@@ -125,53 +161,53 @@ func (v *FileEvent) AppendAvro(b []byte) []byte {
 	b = appendLong(b, v.File.GID)
 	b = appendString(b, v.File.Mode)
 	b = appendStrings(b, v.File.Changed)
-	if p8 := v.Enrichment; p8 == nil {
+	if p12 := v.Enrichment; p12 == nil {
 		b = append(b, 0)
 	} else {
 		b = append(b, 2)
-		b = appendString(b, p8.Service)
-		b = appendString(b, p8.Environment)
-		b = appendString(b, p8.Role)
-		if len(p8.Changes) > 0 {
-			b = appendLong(b, int64(len(p8.Changes)))
-			for i9 := range p8.Changes {
-				it10 := &p8.Changes[i9]
-				b = appendString(b, it10.ID)
-				b = appendString(b, it10.Type)
-				b = appendString(b, it10.Title)
-				if len(it10.Expected) > 0 {
-					b = appendLong(b, int64(len(it10.Expected)))
-					for i11 := range it10.Expected {
-						it12 := &it10.Expected[i11]
-						b = appendString(b, it12.Service)
-						b = appendString(b, it12.Metric)
-						b = appendDouble(b, it12.UpToFactor)
+		b = appendString(b, p12.Service)
+		b = appendString(b, p12.Environment)
+		b = appendString(b, p12.Role)
+		if len(p12.Changes) > 0 {
+			b = appendLong(b, int64(len(p12.Changes)))
+			for i13 := range p12.Changes {
+				it14 := &p12.Changes[i13]
+				b = appendString(b, it14.ID)
+				b = appendString(b, it14.Type)
+				b = appendString(b, it14.Title)
+				if len(it14.Expected) > 0 {
+					b = appendLong(b, int64(len(it14.Expected)))
+					for i15 := range it14.Expected {
+						it16 := &it14.Expected[i15]
+						b = appendString(b, it16.Service)
+						b = appendString(b, it16.Metric)
+						b = appendDouble(b, it16.UpToFactor)
 					}
 				}
 				b = append(b, 0)
 			}
 		}
 		b = append(b, 0)
-		if p13 := p8.Deploy; p13 == nil {
+		if p17 := p12.Deploy; p17 == nil {
 			b = append(b, 0)
 		} else {
 			b = append(b, 2)
-			b = appendString(b, p13.ID)
-			b = appendString(b, p13.Service)
-			b = appendString(b, p13.Version)
-			b = appendLong(b, p13.DeployedAt)
+			b = appendString(b, p17.ID)
+			b = appendString(b, p17.Service)
+			b = appendString(b, p17.Version)
+			b = appendLong(b, p17.DeployedAt)
 		}
-		b = appendString(b, p8.Verdict)
-		b = appendString(b, p8.VerdictReason)
-		if p14 := p8.Account; p14 == nil {
+		b = appendString(b, p12.Verdict)
+		b = appendString(b, p12.VerdictReason)
+		if p18 := p12.Account; p18 == nil {
 			b = append(b, 0)
 		} else {
 			b = append(b, 2)
-			b = appendString(b, p14.Name)
-			b = appendString(b, p14.Type)
-			b = appendBool(b, p14.Interactive)
-			b = appendStrings(b, p14.AllowedSources)
-			b = appendStrings(b, p14.AllowedUsers)
+			b = appendString(b, p18.Name)
+			b = appendString(b, p18.Type)
+			b = appendBool(b, p18.Interactive)
+			b = appendStrings(b, p18.AllowedSources)
+			b = appendStrings(b, p18.AllowedUsers)
 		}
 	}
 	return b
@@ -181,6 +217,8 @@ func (v *FileEvent) AppendAvro(b []byte) []byte {
 // optional records and the first items of its arrays, together, when first needed.
 type fileEventScratch struct {
 	strs                [8]string
+	processContainer    Container
+	processContainerPod Pod
 	enrichment          Enrichment
 	enrichmentDeploy    DeployRef
 	enrichmentAccount   AccountRef
@@ -236,6 +274,44 @@ func (v *FileEvent) unmarshalAvro(b []byte, scr *fileEventScratch) error {
 	v.Process.CgroupID = d.long()
 	v.Process.SystemdUnit = d.string()
 	v.Process.ContainerID = d.string()
+	if d.union() == 1 {
+		if scr == nil {
+			scr = new(fileEventScratch)
+			d.pool = scr.strs[:]
+		}
+		p19 := &scr.processContainer
+		v.Process.Container = p19
+		p19.Name = d.string()
+		p19.Image = d.string()
+		p19.ImageID = d.string()
+		p19.Runtime = d.string()
+		if d.union() == 1 {
+			if scr == nil {
+				scr = new(fileEventScratch)
+				d.pool = scr.strs[:]
+			}
+			p20 := &scr.processContainerPod
+			p19.Pod = p20
+			p20.Name = d.string()
+			p20.Namespace = d.string()
+			p20.UID = d.string()
+			if n21 := d.block(1); n21 > 0 {
+				if scr == nil {
+					scr = new(fileEventScratch)
+					d.pool = scr.strs[:]
+				}
+				p20.Labels = d.strings(n21)
+			} else {
+				p20.Labels = nil
+			}
+			p20.WorkloadKind = d.string()
+			p20.WorkloadName = d.string()
+		} else {
+			p19.Pod = nil
+		}
+	} else {
+		v.Process.Container = nil
+	}
 	v.File.Path = d.string()
 	v.File.Name = d.string()
 	v.File.NewPath = d.string()
@@ -246,12 +322,12 @@ func (v *FileEvent) unmarshalAvro(b []byte, scr *fileEventScratch) error {
 	v.File.UID = d.long()
 	v.File.GID = d.long()
 	v.File.Mode = d.string()
-	if n15 := d.block(1); n15 > 0 {
+	if n22 := d.block(1); n22 > 0 {
 		if scr == nil {
 			scr = new(fileEventScratch)
 			d.pool = scr.strs[:]
 		}
-		v.File.Changed = d.strings(n15)
+		v.File.Changed = d.strings(n22)
 	} else {
 		v.File.Changed = nil
 	}
@@ -260,99 +336,99 @@ func (v *FileEvent) unmarshalAvro(b []byte, scr *fileEventScratch) error {
 			scr = new(fileEventScratch)
 			d.pool = scr.strs[:]
 		}
-		p16 := &scr.enrichment
-		v.Enrichment = p16
-		p16.Service = d.string()
-		p16.Environment = d.string()
-		p16.Role = d.string()
+		p23 := &scr.enrichment
+		v.Enrichment = p23
+		p23.Service = d.string()
+		p23.Environment = d.string()
+		p23.Role = d.string()
 		{
-			var s17 []ChangeRef
-			for n18 := d.block(4); n18 > 0; n18 = d.block(4) {
-				if l := len(s17); l == 0 {
+			var s24 []ChangeRef
+			for n25 := d.block(4); n25 > 0; n25 = d.block(4) {
+				if l := len(s24); l == 0 {
 					if scr == nil {
 						scr = new(fileEventScratch)
 						d.pool = scr.strs[:]
 					}
-					s17 = take(scr.changeRefs[:], &scr.changeRefsUsed, n18)
+					s24 = take(scr.changeRefs[:], &scr.changeRefsUsed, n25)
 				} else {
-					s17 = slices.Grow(s17, n18)[:l+n18]
+					s24 = slices.Grow(s24, n25)[:l+n25]
 				}
-				for j19 := len(s17) - n18; j19 < len(s17); j19++ {
-					it20 := &s17[j19]
-					it20.ID = d.string()
-					it20.Type = d.string()
-					it20.Title = d.string()
+				for j26 := len(s24) - n25; j26 < len(s24); j26++ {
+					it27 := &s24[j26]
+					it27.ID = d.string()
+					it27.Type = d.string()
+					it27.Title = d.string()
 					{
-						var s21 []ExpectedEffect
-						for n22 := d.block(10); n22 > 0; n22 = d.block(10) {
-							if l := len(s21); l == 0 {
+						var s28 []ExpectedEffect
+						for n29 := d.block(10); n29 > 0; n29 = d.block(10) {
+							if l := len(s28); l == 0 {
 								if scr == nil {
 									scr = new(fileEventScratch)
 									d.pool = scr.strs[:]
 								}
-								s21 = take(scr.expectedEffects[:], &scr.expectedEffectsUsed, n22)
+								s28 = take(scr.expectedEffects[:], &scr.expectedEffectsUsed, n29)
 							} else {
-								s21 = slices.Grow(s21, n22)[:l+n22]
+								s28 = slices.Grow(s28, n29)[:l+n29]
 							}
-							for j23 := len(s21) - n22; j23 < len(s21); j23++ {
-								it24 := &s21[j23]
-								it24.Service = d.string()
-								it24.Metric = d.string()
-								it24.UpToFactor = d.double()
+							for j30 := len(s28) - n29; j30 < len(s28); j30++ {
+								it31 := &s28[j30]
+								it31.Service = d.string()
+								it31.Metric = d.string()
+								it31.UpToFactor = d.double()
 							}
 						}
-						it20.Expected = s21
+						it27.Expected = s28
 					}
 				}
 			}
-			p16.Changes = s17
+			p23.Changes = s24
 		}
 		if d.union() == 1 {
 			if scr == nil {
 				scr = new(fileEventScratch)
 				d.pool = scr.strs[:]
 			}
-			p25 := &scr.enrichmentDeploy
-			p16.Deploy = p25
-			p25.ID = d.string()
-			p25.Service = d.string()
-			p25.Version = d.string()
-			p25.DeployedAt = d.long()
+			p32 := &scr.enrichmentDeploy
+			p23.Deploy = p32
+			p32.ID = d.string()
+			p32.Service = d.string()
+			p32.Version = d.string()
+			p32.DeployedAt = d.long()
 		} else {
-			p16.Deploy = nil
+			p23.Deploy = nil
 		}
-		p16.Verdict = d.string()
-		p16.VerdictReason = d.string()
+		p23.Verdict = d.string()
+		p23.VerdictReason = d.string()
 		if d.union() == 1 {
 			if scr == nil {
 				scr = new(fileEventScratch)
 				d.pool = scr.strs[:]
 			}
-			p26 := &scr.enrichmentAccount
-			p16.Account = p26
-			p26.Name = d.string()
-			p26.Type = d.string()
-			p26.Interactive = d.bool()
-			if n27 := d.block(1); n27 > 0 {
+			p33 := &scr.enrichmentAccount
+			p23.Account = p33
+			p33.Name = d.string()
+			p33.Type = d.string()
+			p33.Interactive = d.bool()
+			if n34 := d.block(1); n34 > 0 {
 				if scr == nil {
 					scr = new(fileEventScratch)
 					d.pool = scr.strs[:]
 				}
-				p26.AllowedSources = d.strings(n27)
+				p33.AllowedSources = d.strings(n34)
 			} else {
-				p26.AllowedSources = nil
+				p33.AllowedSources = nil
 			}
-			if n28 := d.block(1); n28 > 0 {
+			if n35 := d.block(1); n35 > 0 {
 				if scr == nil {
 					scr = new(fileEventScratch)
 					d.pool = scr.strs[:]
 				}
-				p26.AllowedUsers = d.strings(n28)
+				p33.AllowedUsers = d.strings(n35)
 			} else {
-				p26.AllowedUsers = nil
+				p33.AllowedUsers = nil
 			}
 		} else {
-			p16.Account = nil
+			p23.Account = nil
 		}
 	} else {
 		v.Enrichment = nil
@@ -390,6 +466,30 @@ func (v *FileEvent) Native() map[string]any {
 			"cgroup_id":    v.Process.CgroupID,
 			"systemd_unit": v.Process.SystemdUnit,
 			"container_id": v.Process.ContainerID,
+			"container": func() any {
+				if p36 := v.Process.Container; p36 != nil {
+					return map[string]any{"crumbs.Container": map[string]any{
+						"name":     p36.Name,
+						"image":    p36.Image,
+						"image_id": p36.ImageID,
+						"runtime":  p36.Runtime,
+						"pod": func() any {
+							if p37 := p36.Pod; p37 != nil {
+								return map[string]any{"crumbs.Pod": map[string]any{
+									"name":          p37.Name,
+									"namespace":     p37.Namespace,
+									"uid":           p37.UID,
+									"labels":        nativeStrings(p37.Labels),
+									"workload_kind": p37.WorkloadKind,
+									"workload_name": p37.WorkloadName,
+								}}
+							}
+							return nil
+						}(),
+					}}
+				}
+				return nil
+			}(),
 		},
 		"file": map[string]any{
 			"path":     v.File.Path,
@@ -405,54 +505,54 @@ func (v *FileEvent) Native() map[string]any {
 			"changed":  nativeStrings(v.File.Changed),
 		},
 		"enrichment": func() any {
-			if p29 := v.Enrichment; p29 != nil {
+			if p38 := v.Enrichment; p38 != nil {
 				return map[string]any{"crumbs.Enrichment": map[string]any{
-					"service":     p29.Service,
-					"environment": p29.Environment,
-					"role":        p29.Role,
+					"service":     p38.Service,
+					"environment": p38.Environment,
+					"role":        p38.Role,
 					"changes": func() []any {
-						o30 := make([]any, len(p29.Changes))
-						for i31 := range p29.Changes {
-							o30[i31] = map[string]any{
-								"id":    (&p29.Changes[i31]).ID,
-								"type":  (&p29.Changes[i31]).Type,
-								"title": (&p29.Changes[i31]).Title,
+						o39 := make([]any, len(p38.Changes))
+						for i40 := range p38.Changes {
+							o39[i40] = map[string]any{
+								"id":    (&p38.Changes[i40]).ID,
+								"type":  (&p38.Changes[i40]).Type,
+								"title": (&p38.Changes[i40]).Title,
 								"expected": func() []any {
-									o32 := make([]any, len((&p29.Changes[i31]).Expected))
-									for i33 := range (&p29.Changes[i31]).Expected {
-										o32[i33] = map[string]any{
-											"service":      (&(&p29.Changes[i31]).Expected[i33]).Service,
-											"metric":       (&(&p29.Changes[i31]).Expected[i33]).Metric,
-											"up_to_factor": (&(&p29.Changes[i31]).Expected[i33]).UpToFactor,
+									o41 := make([]any, len((&p38.Changes[i40]).Expected))
+									for i42 := range (&p38.Changes[i40]).Expected {
+										o41[i42] = map[string]any{
+											"service":      (&(&p38.Changes[i40]).Expected[i42]).Service,
+											"metric":       (&(&p38.Changes[i40]).Expected[i42]).Metric,
+											"up_to_factor": (&(&p38.Changes[i40]).Expected[i42]).UpToFactor,
 										}
 									}
-									return o32
+									return o41
 								}(),
 							}
 						}
-						return o30
+						return o39
 					}(),
 					"deploy": func() any {
-						if p34 := p29.Deploy; p34 != nil {
+						if p43 := p38.Deploy; p43 != nil {
 							return map[string]any{"crumbs.DeployRef": map[string]any{
-								"id":          p34.ID,
-								"service":     p34.Service,
-								"version":     p34.Version,
-								"deployed_at": p34.DeployedAt,
+								"id":          p43.ID,
+								"service":     p43.Service,
+								"version":     p43.Version,
+								"deployed_at": p43.DeployedAt,
 							}}
 						}
 						return nil
 					}(),
-					"verdict":        p29.Verdict,
-					"verdict_reason": p29.VerdictReason,
+					"verdict":        p38.Verdict,
+					"verdict_reason": p38.VerdictReason,
 					"account": func() any {
-						if p35 := p29.Account; p35 != nil {
+						if p44 := p38.Account; p44 != nil {
 							return map[string]any{"crumbs.AccountRef": map[string]any{
-								"name":            p35.Name,
-								"type":            p35.Type,
-								"interactive":     p35.Interactive,
-								"allowed_sources": nativeStrings(p35.AllowedSources),
-								"allowed_users":   nativeStrings(p35.AllowedUsers),
+								"name":            p44.Name,
+								"type":            p44.Type,
+								"interactive":     p44.Interactive,
+								"allowed_sources": nativeStrings(p44.AllowedSources),
+								"allowed_users":   nativeStrings(p44.AllowedUsers),
 							}}
 						}
 						return nil
@@ -475,80 +575,98 @@ func (v *FileEvent) FromNative(native any) error {
 	*v = FileEvent{}
 	v.Envelope.EventID = r.str(m["event_id"], "event_id", "")
 	v.Envelope.Time = r.long(m["time"], "time", 0)
-	m36 := r.record(m["host"], "host")
-	v.Envelope.Host.ID = r.str(m36["id"], "host.id", "")
-	v.Envelope.Host.Name = r.str(m36["name"], "host.name", "")
+	m45 := r.record(m["host"], "host")
+	v.Envelope.Host.ID = r.str(m45["id"], "host.id", "")
+	v.Envelope.Host.Name = r.str(m45["name"], "host.name", "")
 	v.Envelope.Kind = r.str(m["kind"], "kind", "")
 	v.Action = r.str(m["action"], "action", "")
-	m37 := r.record(m["process"], "process")
-	v.Process.PID = r.int(m37["pid"], "process.pid", 0)
-	m38 := r.record(m37["file"], "process.file")
-	v.Process.File.Path = r.str(m38["path"], "process.file.path", "")
-	v.Process.File.Name = r.str(m38["name"], "process.file.name", "")
-	v.Process.File.SHA256 = r.str(m38["sha256"], "process.file.sha256", "")
-	v.Process.CmdLine = r.str(m37["cmd_line"], "process.cmd_line", "")
-	m39 := r.record(m37["user"], "process.user")
-	v.Process.User.UID = r.long(m39["uid"], "process.user.uid", 0)
-	v.Process.User.Name = r.str(m39["name"], "process.user.name", "")
-	v.Process.CgroupID = r.long(m37["cgroup_id"], "process.cgroup_id", 0)
-	v.Process.SystemdUnit = r.str(m37["systemd_unit"], "process.systemd_unit", "")
-	v.Process.ContainerID = r.str(m37["container_id"], "process.container_id", "")
-	m40 := r.record(m["file"], "file")
-	v.File.Path = r.str(m40["path"], "file.path", "")
-	v.File.Name = r.str(m40["name"], "file.name", "")
-	v.File.NewPath = r.str(m40["new_path"], "file.new_path", "")
-	v.File.SHA256 = r.str(m40["sha256"], "file.sha256", "")
-	v.File.Size = r.long(m40["size"], "file.size", 0)
-	v.File.Owner = r.str(m40["owner"], "file.owner", "")
-	v.File.Group = r.str(m40["group"], "file.group", "")
-	v.File.UID = r.long(m40["uid"], "file.uid", 0)
-	v.File.GID = r.long(m40["gid"], "file.gid", 0)
-	v.File.Mode = r.str(m40["mode"], "file.mode", "")
-	v.File.Changed = r.strings(m40["changed"], "file.changed")
-	if m41 := r.union(m["enrichment"], "enrichment"); m41 != nil {
-		p42 := new(Enrichment)
-		v.Enrichment = p42
-		p42.Service = r.str(m41["service"], "enrichment.service", "")
-		p42.Environment = r.str(m41["environment"], "enrichment.environment", "")
-		p42.Role = r.str(m41["role"], "enrichment.role", "")
-		if a43 := r.array(m41["changes"], "enrichment.changes"); len(a43) > 0 {
-			s44 := make([]ChangeRef, len(a43))
-			for i45, it46 := range a43 {
-				m47 := r.record(it46, "enrichment.changes")
-				(&s44[i45]).ID = r.str(m47["id"], "enrichment.changes.id", "")
-				(&s44[i45]).Type = r.str(m47["type"], "enrichment.changes.type", "")
-				(&s44[i45]).Title = r.str(m47["title"], "enrichment.changes.title", "")
-				if a48 := r.array(m47["expected"], "enrichment.changes.expected"); len(a48) > 0 {
-					s49 := make([]ExpectedEffect, len(a48))
-					for i50, it51 := range a48 {
-						m52 := r.record(it51, "enrichment.changes.expected")
-						(&s49[i50]).Service = r.str(m52["service"], "enrichment.changes.expected.service", "")
-						(&s49[i50]).Metric = r.str(m52["metric"], "enrichment.changes.expected.metric", "")
-						(&s49[i50]).UpToFactor = r.double(m52["up_to_factor"], "enrichment.changes.expected.up_to_factor", 0)
+	m46 := r.record(m["process"], "process")
+	v.Process.PID = r.int(m46["pid"], "process.pid", 0)
+	m47 := r.record(m46["file"], "process.file")
+	v.Process.File.Path = r.str(m47["path"], "process.file.path", "")
+	v.Process.File.Name = r.str(m47["name"], "process.file.name", "")
+	v.Process.File.SHA256 = r.str(m47["sha256"], "process.file.sha256", "")
+	v.Process.CmdLine = r.str(m46["cmd_line"], "process.cmd_line", "")
+	m48 := r.record(m46["user"], "process.user")
+	v.Process.User.UID = r.long(m48["uid"], "process.user.uid", 0)
+	v.Process.User.Name = r.str(m48["name"], "process.user.name", "")
+	v.Process.CgroupID = r.long(m46["cgroup_id"], "process.cgroup_id", 0)
+	v.Process.SystemdUnit = r.str(m46["systemd_unit"], "process.systemd_unit", "")
+	v.Process.ContainerID = r.str(m46["container_id"], "process.container_id", "")
+	if m49 := r.union(m46["container"], "process.container"); m49 != nil {
+		p50 := new(Container)
+		v.Process.Container = p50
+		p50.Name = r.str(m49["name"], "process.container.name", "")
+		p50.Image = r.str(m49["image"], "process.container.image", "")
+		p50.ImageID = r.str(m49["image_id"], "process.container.image_id", "")
+		p50.Runtime = r.str(m49["runtime"], "process.container.runtime", "")
+		if m51 := r.union(m49["pod"], "process.container.pod"); m51 != nil {
+			p52 := new(Pod)
+			p50.Pod = p52
+			p52.Name = r.str(m51["name"], "process.container.pod.name", "")
+			p52.Namespace = r.str(m51["namespace"], "process.container.pod.namespace", "")
+			p52.UID = r.str(m51["uid"], "process.container.pod.uid", "")
+			p52.Labels = r.strings(m51["labels"], "process.container.pod.labels")
+			p52.WorkloadKind = r.str(m51["workload_kind"], "process.container.pod.workload_kind", "")
+			p52.WorkloadName = r.str(m51["workload_name"], "process.container.pod.workload_name", "")
+		}
+	}
+	m53 := r.record(m["file"], "file")
+	v.File.Path = r.str(m53["path"], "file.path", "")
+	v.File.Name = r.str(m53["name"], "file.name", "")
+	v.File.NewPath = r.str(m53["new_path"], "file.new_path", "")
+	v.File.SHA256 = r.str(m53["sha256"], "file.sha256", "")
+	v.File.Size = r.long(m53["size"], "file.size", 0)
+	v.File.Owner = r.str(m53["owner"], "file.owner", "")
+	v.File.Group = r.str(m53["group"], "file.group", "")
+	v.File.UID = r.long(m53["uid"], "file.uid", 0)
+	v.File.GID = r.long(m53["gid"], "file.gid", 0)
+	v.File.Mode = r.str(m53["mode"], "file.mode", "")
+	v.File.Changed = r.strings(m53["changed"], "file.changed")
+	if m54 := r.union(m["enrichment"], "enrichment"); m54 != nil {
+		p55 := new(Enrichment)
+		v.Enrichment = p55
+		p55.Service = r.str(m54["service"], "enrichment.service", "")
+		p55.Environment = r.str(m54["environment"], "enrichment.environment", "")
+		p55.Role = r.str(m54["role"], "enrichment.role", "")
+		if a56 := r.array(m54["changes"], "enrichment.changes"); len(a56) > 0 {
+			s57 := make([]ChangeRef, len(a56))
+			for i58, it59 := range a56 {
+				m60 := r.record(it59, "enrichment.changes")
+				(&s57[i58]).ID = r.str(m60["id"], "enrichment.changes.id", "")
+				(&s57[i58]).Type = r.str(m60["type"], "enrichment.changes.type", "")
+				(&s57[i58]).Title = r.str(m60["title"], "enrichment.changes.title", "")
+				if a61 := r.array(m60["expected"], "enrichment.changes.expected"); len(a61) > 0 {
+					s62 := make([]ExpectedEffect, len(a61))
+					for i63, it64 := range a61 {
+						m65 := r.record(it64, "enrichment.changes.expected")
+						(&s62[i63]).Service = r.str(m65["service"], "enrichment.changes.expected.service", "")
+						(&s62[i63]).Metric = r.str(m65["metric"], "enrichment.changes.expected.metric", "")
+						(&s62[i63]).UpToFactor = r.double(m65["up_to_factor"], "enrichment.changes.expected.up_to_factor", 0)
 					}
-					(&s44[i45]).Expected = s49
+					(&s57[i58]).Expected = s62
 				}
 			}
-			p42.Changes = s44
+			p55.Changes = s57
 		}
-		if m53 := r.union(m41["deploy"], "enrichment.deploy"); m53 != nil {
-			p54 := new(DeployRef)
-			p42.Deploy = p54
-			p54.ID = r.str(m53["id"], "enrichment.deploy.id", "")
-			p54.Service = r.str(m53["service"], "enrichment.deploy.service", "")
-			p54.Version = r.str(m53["version"], "enrichment.deploy.version", "")
-			p54.DeployedAt = r.long(m53["deployed_at"], "enrichment.deploy.deployed_at", 0)
+		if m66 := r.union(m54["deploy"], "enrichment.deploy"); m66 != nil {
+			p67 := new(DeployRef)
+			p55.Deploy = p67
+			p67.ID = r.str(m66["id"], "enrichment.deploy.id", "")
+			p67.Service = r.str(m66["service"], "enrichment.deploy.service", "")
+			p67.Version = r.str(m66["version"], "enrichment.deploy.version", "")
+			p67.DeployedAt = r.long(m66["deployed_at"], "enrichment.deploy.deployed_at", 0)
 		}
-		p42.Verdict = r.str(m41["verdict"], "enrichment.verdict", "")
-		p42.VerdictReason = r.str(m41["verdict_reason"], "enrichment.verdict_reason", "")
-		if m55 := r.union(m41["account"], "enrichment.account"); m55 != nil {
-			p56 := new(AccountRef)
-			p42.Account = p56
-			p56.Name = r.str(m55["name"], "enrichment.account.name", "")
-			p56.Type = r.str(m55["type"], "enrichment.account.type", "")
-			p56.Interactive = r.bool(m55["interactive"], "enrichment.account.interactive", false)
-			p56.AllowedSources = r.strings(m55["allowed_sources"], "enrichment.account.allowed_sources")
-			p56.AllowedUsers = r.strings(m55["allowed_users"], "enrichment.account.allowed_users")
+		p55.Verdict = r.str(m54["verdict"], "enrichment.verdict", "")
+		p55.VerdictReason = r.str(m54["verdict_reason"], "enrichment.verdict_reason", "")
+		if m68 := r.union(m54["account"], "enrichment.account"); m68 != nil {
+			p69 := new(AccountRef)
+			p55.Account = p69
+			p69.Name = r.str(m68["name"], "enrichment.account.name", "")
+			p69.Type = r.str(m68["type"], "enrichment.account.type", "")
+			p69.Interactive = r.bool(m68["interactive"], "enrichment.account.interactive", false)
+			p69.AllowedSources = r.strings(m68["allowed_sources"], "enrichment.account.allowed_sources")
+			p69.AllowedUsers = r.strings(m68["allowed_users"], "enrichment.account.allowed_users")
 		}
 	}
 	if r.err != nil {
@@ -626,6 +744,122 @@ func (v *FileEvent) Field(path string) (any, bool) {
 		var out string
 		out = v.Process.ContainerID
 		return out, true
+	case "process.container":
+		var out bool
+		out = v.Process.Container != nil
+		return out, true
+	case "process.container.name":
+		var out string
+		p70 := v.Process.Container
+		if p70 == nil {
+			return nil, false
+		}
+		out = p70.Name
+		return out, true
+	case "process.container.image":
+		var out string
+		p71 := v.Process.Container
+		if p71 == nil {
+			return nil, false
+		}
+		out = p71.Image
+		return out, true
+	case "process.container.image_id":
+		var out string
+		p72 := v.Process.Container
+		if p72 == nil {
+			return nil, false
+		}
+		out = p72.ImageID
+		return out, true
+	case "process.container.runtime":
+		var out string
+		p73 := v.Process.Container
+		if p73 == nil {
+			return nil, false
+		}
+		out = p73.Runtime
+		return out, true
+	case "process.container.pod":
+		var out bool
+		p74 := v.Process.Container
+		if p74 == nil {
+			return nil, false
+		}
+		out = p74.Pod != nil
+		return out, true
+	case "process.container.pod.name":
+		var out string
+		p75 := v.Process.Container
+		if p75 == nil {
+			return nil, false
+		}
+		p76 := p75.Pod
+		if p76 == nil {
+			return nil, false
+		}
+		out = p76.Name
+		return out, true
+	case "process.container.pod.namespace":
+		var out string
+		p77 := v.Process.Container
+		if p77 == nil {
+			return nil, false
+		}
+		p78 := p77.Pod
+		if p78 == nil {
+			return nil, false
+		}
+		out = p78.Namespace
+		return out, true
+	case "process.container.pod.uid":
+		var out string
+		p79 := v.Process.Container
+		if p79 == nil {
+			return nil, false
+		}
+		p80 := p79.Pod
+		if p80 == nil {
+			return nil, false
+		}
+		out = p80.UID
+		return out, true
+	case "process.container.pod.labels":
+		var out []string
+		p81 := v.Process.Container
+		if p81 == nil {
+			return nil, false
+		}
+		p82 := p81.Pod
+		if p82 == nil {
+			return nil, false
+		}
+		out = p82.Labels
+		return out, true
+	case "process.container.pod.workload_kind":
+		var out string
+		p83 := v.Process.Container
+		if p83 == nil {
+			return nil, false
+		}
+		p84 := p83.Pod
+		if p84 == nil {
+			return nil, false
+		}
+		out = p84.WorkloadKind
+		return out, true
+	case "process.container.pod.workload_name":
+		var out string
+		p85 := v.Process.Container
+		if p85 == nil {
+			return nil, false
+		}
+		p86 := p85.Pod
+		if p86 == nil {
+			return nil, false
+		}
+		out = p86.WorkloadName
+		return out, true
 	case "file.path":
 		var out string
 		out = v.File.Path
@@ -676,260 +910,260 @@ func (v *FileEvent) Field(path string) (any, bool) {
 		return out, true
 	case "enrichment.service":
 		var out string
-		p57 := v.Enrichment
-		if p57 == nil {
+		p87 := v.Enrichment
+		if p87 == nil {
 			return nil, false
 		}
-		out = p57.Service
+		out = p87.Service
 		return out, true
 	case "enrichment.environment":
 		var out string
-		p58 := v.Enrichment
-		if p58 == nil {
+		p88 := v.Enrichment
+		if p88 == nil {
 			return nil, false
 		}
-		out = p58.Environment
+		out = p88.Environment
 		return out, true
 	case "enrichment.role":
 		var out string
-		p59 := v.Enrichment
-		if p59 == nil {
+		p89 := v.Enrichment
+		if p89 == nil {
 			return nil, false
 		}
-		out = p59.Role
+		out = p89.Role
 		return out, true
 	case "enrichment.changes.id":
 		var out []string
-		p60 := v.Enrichment
-		if p60 == nil {
+		p90 := v.Enrichment
+		if p90 == nil {
 			return nil, false
 		}
-		s61 := p60.Changes
-		o62 := make([]string, len(s61))
-		for i63 := range s61 {
-			o62[i63] = (&s61[i63]).ID
+		s91 := p90.Changes
+		o92 := make([]string, len(s91))
+		for i93 := range s91 {
+			o92[i93] = (&s91[i93]).ID
 		}
-		out = o62
+		out = o92
 		return out, true
 	case "enrichment.changes.type":
 		var out []string
-		p64 := v.Enrichment
-		if p64 == nil {
-			return nil, false
-		}
-		s65 := p64.Changes
-		o66 := make([]string, len(s65))
-		for i67 := range s65 {
-			o66[i67] = (&s65[i67]).Type
-		}
-		out = o66
-		return out, true
-	case "enrichment.changes.title":
-		var out []string
-		p68 := v.Enrichment
-		if p68 == nil {
-			return nil, false
-		}
-		s69 := p68.Changes
-		o70 := make([]string, len(s69))
-		for i71 := range s69 {
-			o70[i71] = (&s69[i71]).Title
-		}
-		out = o70
-		return out, true
-	case "enrichment.changes.expected.service":
-		var out [][]string
-		p72 := v.Enrichment
-		if p72 == nil {
-			return nil, false
-		}
-		s73 := p72.Changes
-		o74 := make([][]string, len(s73))
-		for i75 := range s73 {
-			s76 := (&s73[i75]).Expected
-			o77 := make([]string, len(s76))
-			for i78 := range s76 {
-				o77[i78] = (&s76[i78]).Service
-			}
-			o74[i75] = o77
-		}
-		out = o74
-		return out, true
-	case "enrichment.changes.expected.metric":
-		var out [][]string
-		p79 := v.Enrichment
-		if p79 == nil {
-			return nil, false
-		}
-		s80 := p79.Changes
-		o81 := make([][]string, len(s80))
-		for i82 := range s80 {
-			s83 := (&s80[i82]).Expected
-			o84 := make([]string, len(s83))
-			for i85 := range s83 {
-				o84[i85] = (&s83[i85]).Metric
-			}
-			o81[i82] = o84
-		}
-		out = o81
-		return out, true
-	case "enrichment.changes.expected.up_to_factor":
-		var out [][]float64
-		p86 := v.Enrichment
-		if p86 == nil {
-			return nil, false
-		}
-		s87 := p86.Changes
-		o88 := make([][]float64, len(s87))
-		for i89 := range s87 {
-			s90 := (&s87[i89]).Expected
-			o91 := make([]float64, len(s90))
-			for i92 := range s90 {
-				o91[i92] = (&s90[i92]).UpToFactor
-			}
-			o88[i89] = o91
-		}
-		out = o88
-		return out, true
-	case "enrichment.deploy":
-		var out bool
-		p93 := v.Enrichment
-		if p93 == nil {
-			return nil, false
-		}
-		out = p93.Deploy != nil
-		return out, true
-	case "enrichment.deploy.id":
-		var out string
 		p94 := v.Enrichment
 		if p94 == nil {
 			return nil, false
 		}
-		p95 := p94.Deploy
-		if p95 == nil {
-			return nil, false
+		s95 := p94.Changes
+		o96 := make([]string, len(s95))
+		for i97 := range s95 {
+			o96[i97] = (&s95[i97]).Type
 		}
-		out = p95.ID
+		out = o96
 		return out, true
-	case "enrichment.deploy.service":
-		var out string
-		p96 := v.Enrichment
-		if p96 == nil {
-			return nil, false
-		}
-		p97 := p96.Deploy
-		if p97 == nil {
-			return nil, false
-		}
-		out = p97.Service
-		return out, true
-	case "enrichment.deploy.version":
-		var out string
+	case "enrichment.changes.title":
+		var out []string
 		p98 := v.Enrichment
 		if p98 == nil {
 			return nil, false
 		}
-		p99 := p98.Deploy
-		if p99 == nil {
-			return nil, false
+		s99 := p98.Changes
+		o100 := make([]string, len(s99))
+		for i101 := range s99 {
+			o100[i101] = (&s99[i101]).Title
 		}
-		out = p99.Version
+		out = o100
 		return out, true
-	case "enrichment.deploy.deployed_at":
-		var out int64
-		p100 := v.Enrichment
-		if p100 == nil {
-			return nil, false
-		}
-		p101 := p100.Deploy
-		if p101 == nil {
-			return nil, false
-		}
-		out = p101.DeployedAt
-		return out, true
-	case "enrichment.verdict":
-		var out string
+	case "enrichment.changes.expected.service":
+		var out [][]string
 		p102 := v.Enrichment
 		if p102 == nil {
 			return nil, false
 		}
-		out = p102.Verdict
+		s103 := p102.Changes
+		o104 := make([][]string, len(s103))
+		for i105 := range s103 {
+			s106 := (&s103[i105]).Expected
+			o107 := make([]string, len(s106))
+			for i108 := range s106 {
+				o107[i108] = (&s106[i108]).Service
+			}
+			o104[i105] = o107
+		}
+		out = o104
 		return out, true
-	case "enrichment.verdict_reason":
-		var out string
-		p103 := v.Enrichment
-		if p103 == nil {
-			return nil, false
-		}
-		out = p103.VerdictReason
-		return out, true
-	case "enrichment.account":
-		var out bool
-		p104 := v.Enrichment
-		if p104 == nil {
-			return nil, false
-		}
-		out = p104.Account != nil
-		return out, true
-	case "enrichment.account.name":
-		var out string
-		p105 := v.Enrichment
-		if p105 == nil {
-			return nil, false
-		}
-		p106 := p105.Account
-		if p106 == nil {
-			return nil, false
-		}
-		out = p106.Name
-		return out, true
-	case "enrichment.account.type":
-		var out string
-		p107 := v.Enrichment
-		if p107 == nil {
-			return nil, false
-		}
-		p108 := p107.Account
-		if p108 == nil {
-			return nil, false
-		}
-		out = p108.Type
-		return out, true
-	case "enrichment.account.interactive":
-		var out bool
+	case "enrichment.changes.expected.metric":
+		var out [][]string
 		p109 := v.Enrichment
 		if p109 == nil {
 			return nil, false
 		}
-		p110 := p109.Account
-		if p110 == nil {
+		s110 := p109.Changes
+		o111 := make([][]string, len(s110))
+		for i112 := range s110 {
+			s113 := (&s110[i112]).Expected
+			o114 := make([]string, len(s113))
+			for i115 := range s113 {
+				o114[i115] = (&s113[i115]).Metric
+			}
+			o111[i112] = o114
+		}
+		out = o111
+		return out, true
+	case "enrichment.changes.expected.up_to_factor":
+		var out [][]float64
+		p116 := v.Enrichment
+		if p116 == nil {
 			return nil, false
 		}
-		out = p110.Interactive
+		s117 := p116.Changes
+		o118 := make([][]float64, len(s117))
+		for i119 := range s117 {
+			s120 := (&s117[i119]).Expected
+			o121 := make([]float64, len(s120))
+			for i122 := range s120 {
+				o121[i122] = (&s120[i122]).UpToFactor
+			}
+			o118[i119] = o121
+		}
+		out = o118
+		return out, true
+	case "enrichment.deploy":
+		var out bool
+		p123 := v.Enrichment
+		if p123 == nil {
+			return nil, false
+		}
+		out = p123.Deploy != nil
+		return out, true
+	case "enrichment.deploy.id":
+		var out string
+		p124 := v.Enrichment
+		if p124 == nil {
+			return nil, false
+		}
+		p125 := p124.Deploy
+		if p125 == nil {
+			return nil, false
+		}
+		out = p125.ID
+		return out, true
+	case "enrichment.deploy.service":
+		var out string
+		p126 := v.Enrichment
+		if p126 == nil {
+			return nil, false
+		}
+		p127 := p126.Deploy
+		if p127 == nil {
+			return nil, false
+		}
+		out = p127.Service
+		return out, true
+	case "enrichment.deploy.version":
+		var out string
+		p128 := v.Enrichment
+		if p128 == nil {
+			return nil, false
+		}
+		p129 := p128.Deploy
+		if p129 == nil {
+			return nil, false
+		}
+		out = p129.Version
+		return out, true
+	case "enrichment.deploy.deployed_at":
+		var out int64
+		p130 := v.Enrichment
+		if p130 == nil {
+			return nil, false
+		}
+		p131 := p130.Deploy
+		if p131 == nil {
+			return nil, false
+		}
+		out = p131.DeployedAt
+		return out, true
+	case "enrichment.verdict":
+		var out string
+		p132 := v.Enrichment
+		if p132 == nil {
+			return nil, false
+		}
+		out = p132.Verdict
+		return out, true
+	case "enrichment.verdict_reason":
+		var out string
+		p133 := v.Enrichment
+		if p133 == nil {
+			return nil, false
+		}
+		out = p133.VerdictReason
+		return out, true
+	case "enrichment.account":
+		var out bool
+		p134 := v.Enrichment
+		if p134 == nil {
+			return nil, false
+		}
+		out = p134.Account != nil
+		return out, true
+	case "enrichment.account.name":
+		var out string
+		p135 := v.Enrichment
+		if p135 == nil {
+			return nil, false
+		}
+		p136 := p135.Account
+		if p136 == nil {
+			return nil, false
+		}
+		out = p136.Name
+		return out, true
+	case "enrichment.account.type":
+		var out string
+		p137 := v.Enrichment
+		if p137 == nil {
+			return nil, false
+		}
+		p138 := p137.Account
+		if p138 == nil {
+			return nil, false
+		}
+		out = p138.Type
+		return out, true
+	case "enrichment.account.interactive":
+		var out bool
+		p139 := v.Enrichment
+		if p139 == nil {
+			return nil, false
+		}
+		p140 := p139.Account
+		if p140 == nil {
+			return nil, false
+		}
+		out = p140.Interactive
 		return out, true
 	case "enrichment.account.allowed_sources":
 		var out []string
-		p111 := v.Enrichment
-		if p111 == nil {
+		p141 := v.Enrichment
+		if p141 == nil {
 			return nil, false
 		}
-		p112 := p111.Account
-		if p112 == nil {
+		p142 := p141.Account
+		if p142 == nil {
 			return nil, false
 		}
-		out = p112.AllowedSources
+		out = p142.AllowedSources
 		return out, true
 	case "enrichment.account.allowed_users":
 		var out []string
-		p113 := v.Enrichment
-		if p113 == nil {
+		p143 := v.Enrichment
+		if p143 == nil {
 			return nil, false
 		}
-		p114 := p113.Account
-		if p114 == nil {
+		p144 := p143.Account
+		if p144 == nil {
 			return nil, false
 		}
-		out = p114.AllowedUsers
+		out = p144.AllowedUsers
 		return out, true
 	}
 	return nil, false
@@ -952,6 +1186,18 @@ var fileEventFields = []FieldInfo{
 	{Path: "process.cgroup_id", Type: "long", Arrays: 0, Optional: false, Presence: false},
 	{Path: "process.systemd_unit", Type: "string", Arrays: 0, Optional: false, Presence: false},
 	{Path: "process.container_id", Type: "string", Arrays: 0, Optional: false, Presence: false},
+	{Path: "process.container", Type: "boolean", Arrays: 0, Optional: false, Presence: true},
+	{Path: "process.container.name", Type: "string", Arrays: 0, Optional: true, Presence: false},
+	{Path: "process.container.image", Type: "string", Arrays: 0, Optional: true, Presence: false},
+	{Path: "process.container.image_id", Type: "string", Arrays: 0, Optional: true, Presence: false},
+	{Path: "process.container.runtime", Type: "string", Arrays: 0, Optional: true, Presence: false},
+	{Path: "process.container.pod", Type: "boolean", Arrays: 0, Optional: true, Presence: true},
+	{Path: "process.container.pod.name", Type: "string", Arrays: 0, Optional: true, Presence: false},
+	{Path: "process.container.pod.namespace", Type: "string", Arrays: 0, Optional: true, Presence: false},
+	{Path: "process.container.pod.uid", Type: "string", Arrays: 0, Optional: true, Presence: false},
+	{Path: "process.container.pod.labels", Type: "string", Arrays: 1, Optional: true, Presence: false},
+	{Path: "process.container.pod.workload_kind", Type: "string", Arrays: 0, Optional: true, Presence: false},
+	{Path: "process.container.pod.workload_name", Type: "string", Arrays: 0, Optional: true, Presence: false},
 	{Path: "file.path", Type: "string", Arrays: 0, Optional: false, Presence: false},
 	{Path: "file.name", Type: "string", Arrays: 0, Optional: false, Presence: false},
 	{Path: "file.new_path", Type: "string", Arrays: 0, Optional: false, Presence: false},
@@ -1007,6 +1253,18 @@ type FileEventColumns struct {
 	ProcessCgroupID                       []int64       // process.cgroup_id
 	ProcessSystemdUnit                    []string      // process.systemd_unit
 	ProcessContainerID                    []string      // process.container_id
+	HasProcessContainer                   []bool        // process.container
+	ProcessContainerName                  []string      // process.container.name
+	ProcessContainerImage                 []string      // process.container.image
+	ProcessContainerImageID               []string      // process.container.image_id
+	ProcessContainerRuntime               []string      // process.container.runtime
+	HasProcessContainerPod                []bool        // process.container.pod
+	ProcessContainerPodName               []string      // process.container.pod.name
+	ProcessContainerPodNamespace          []string      // process.container.pod.namespace
+	ProcessContainerPodUID                []string      // process.container.pod.uid
+	ProcessContainerPodLabels             [][]string    // process.container.pod.labels
+	ProcessContainerPodWorkloadKind       []string      // process.container.pod.workload_kind
+	ProcessContainerPodWorkloadName       []string      // process.container.pod.workload_name
 	FilePath                              []string      // file.path
 	FileName                              []string      // file.name
 	FileNewPath                           []string      // file.new_path
@@ -1041,6 +1299,7 @@ type FileEventColumns struct {
 	EnrichmentAccountInteractive          []bool        // enrichment.account.interactive
 	EnrichmentAccountAllowedSources       [][]string    // enrichment.account.allowed_sources
 	EnrichmentAccountAllowedUsers         [][]string    // enrichment.account.allowed_users
+	processContainerPodLabelsL0           []string
 	fileChangedL0                         []string
 	enrichmentChangesIDL0                 []string
 	enrichmentChangesTypeL0               []string
@@ -1092,6 +1351,32 @@ func (c *FileEventColumns) Reset() {
 	c.ProcessSystemdUnit = c.ProcessSystemdUnit[:0]
 	clear(c.ProcessContainerID[:cap(c.ProcessContainerID)])
 	c.ProcessContainerID = c.ProcessContainerID[:0]
+	clear(c.HasProcessContainer[:cap(c.HasProcessContainer)])
+	c.HasProcessContainer = c.HasProcessContainer[:0]
+	clear(c.ProcessContainerName[:cap(c.ProcessContainerName)])
+	c.ProcessContainerName = c.ProcessContainerName[:0]
+	clear(c.ProcessContainerImage[:cap(c.ProcessContainerImage)])
+	c.ProcessContainerImage = c.ProcessContainerImage[:0]
+	clear(c.ProcessContainerImageID[:cap(c.ProcessContainerImageID)])
+	c.ProcessContainerImageID = c.ProcessContainerImageID[:0]
+	clear(c.ProcessContainerRuntime[:cap(c.ProcessContainerRuntime)])
+	c.ProcessContainerRuntime = c.ProcessContainerRuntime[:0]
+	clear(c.HasProcessContainerPod[:cap(c.HasProcessContainerPod)])
+	c.HasProcessContainerPod = c.HasProcessContainerPod[:0]
+	clear(c.ProcessContainerPodName[:cap(c.ProcessContainerPodName)])
+	c.ProcessContainerPodName = c.ProcessContainerPodName[:0]
+	clear(c.ProcessContainerPodNamespace[:cap(c.ProcessContainerPodNamespace)])
+	c.ProcessContainerPodNamespace = c.ProcessContainerPodNamespace[:0]
+	clear(c.ProcessContainerPodUID[:cap(c.ProcessContainerPodUID)])
+	c.ProcessContainerPodUID = c.ProcessContainerPodUID[:0]
+	clear(c.processContainerPodLabelsL0[:cap(c.processContainerPodLabelsL0)])
+	c.processContainerPodLabelsL0 = c.processContainerPodLabelsL0[:0]
+	clear(c.ProcessContainerPodLabels[:cap(c.ProcessContainerPodLabels)])
+	c.ProcessContainerPodLabels = c.ProcessContainerPodLabels[:0]
+	clear(c.ProcessContainerPodWorkloadKind[:cap(c.ProcessContainerPodWorkloadKind)])
+	c.ProcessContainerPodWorkloadKind = c.ProcessContainerPodWorkloadKind[:0]
+	clear(c.ProcessContainerPodWorkloadName[:cap(c.ProcessContainerPodWorkloadName)])
+	c.ProcessContainerPodWorkloadName = c.ProcessContainerPodWorkloadName[:0]
 	clear(c.FilePath[:cap(c.FilePath)])
 	c.FilePath = c.FilePath[:0]
 	clear(c.FileName[:cap(c.FileName)])
@@ -1205,6 +1490,18 @@ func (c *FileEventColumns) Columns() []Column {
 		{Path: "process.cgroup_id", Values: c.ProcessCgroupID},
 		{Path: "process.systemd_unit", Values: c.ProcessSystemdUnit},
 		{Path: "process.container_id", Values: c.ProcessContainerID},
+		{Path: "process.container", Values: c.HasProcessContainer},
+		{Path: "process.container.name", Values: c.ProcessContainerName},
+		{Path: "process.container.image", Values: c.ProcessContainerImage},
+		{Path: "process.container.image_id", Values: c.ProcessContainerImageID},
+		{Path: "process.container.runtime", Values: c.ProcessContainerRuntime},
+		{Path: "process.container.pod", Values: c.HasProcessContainerPod},
+		{Path: "process.container.pod.name", Values: c.ProcessContainerPodName},
+		{Path: "process.container.pod.namespace", Values: c.ProcessContainerPodNamespace},
+		{Path: "process.container.pod.uid", Values: c.ProcessContainerPodUID},
+		{Path: "process.container.pod.labels", Values: c.ProcessContainerPodLabels},
+		{Path: "process.container.pod.workload_kind", Values: c.ProcessContainerPodWorkloadKind},
+		{Path: "process.container.pod.workload_name", Values: c.ProcessContainerPodWorkloadName},
 		{Path: "file.path", Values: c.FilePath},
 		{Path: "file.name", Values: c.FileName},
 		{Path: "file.new_path", Values: c.FileNewPath},
@@ -1245,7 +1542,7 @@ func (c *FileEventColumns) Columns() []Column {
 // Append decodes one Avro binary body of avro/file.avsc into one more row; the strings view body.
 // On an error nothing is appended.
 func (c *FileEventColumns) Append(body []byte) error {
-	var mark [62]int
+	var mark [75]int
 	mark[0] = len(c.EventID)
 	mark[1] = len(c.Time)
 	mark[2] = len(c.HostID)
@@ -1262,52 +1559,65 @@ func (c *FileEventColumns) Append(body []byte) error {
 	mark[13] = len(c.ProcessCgroupID)
 	mark[14] = len(c.ProcessSystemdUnit)
 	mark[15] = len(c.ProcessContainerID)
-	mark[16] = len(c.FilePath)
-	mark[17] = len(c.FileName)
-	mark[18] = len(c.FileNewPath)
-	mark[19] = len(c.FileSHA256)
-	mark[20] = len(c.FileSize)
-	mark[21] = len(c.FileOwner)
-	mark[22] = len(c.FileGroup)
-	mark[23] = len(c.FileUID)
-	mark[24] = len(c.FileGID)
-	mark[25] = len(c.FileMode)
-	mark[26] = len(c.fileChangedL0)
-	mark[27] = len(c.FileChanged)
-	mark[28] = len(c.HasEnrichment)
-	mark[29] = len(c.EnrichmentService)
-	mark[30] = len(c.EnrichmentEnvironment)
-	mark[31] = len(c.EnrichmentRole)
-	mark[32] = len(c.enrichmentChangesIDL0)
-	mark[33] = len(c.EnrichmentChangesID)
-	mark[34] = len(c.enrichmentChangesTypeL0)
-	mark[35] = len(c.EnrichmentChangesType)
-	mark[36] = len(c.enrichmentChangesTitleL0)
-	mark[37] = len(c.EnrichmentChangesTitle)
-	mark[38] = len(c.enrichmentChangesExpectedServiceL0)
-	mark[39] = len(c.enrichmentChangesExpectedServiceL1)
-	mark[40] = len(c.EnrichmentChangesExpectedService)
-	mark[41] = len(c.enrichmentChangesExpectedMetricL0)
-	mark[42] = len(c.enrichmentChangesExpectedMetricL1)
-	mark[43] = len(c.EnrichmentChangesExpectedMetric)
-	mark[44] = len(c.enrichmentChangesExpectedUpToFactorL0)
-	mark[45] = len(c.enrichmentChangesExpectedUpToFactorL1)
-	mark[46] = len(c.EnrichmentChangesExpectedUpToFactor)
-	mark[47] = len(c.HasEnrichmentDeploy)
-	mark[48] = len(c.EnrichmentDeployID)
-	mark[49] = len(c.EnrichmentDeployService)
-	mark[50] = len(c.EnrichmentDeployVersion)
-	mark[51] = len(c.EnrichmentDeployDeployedAt)
-	mark[52] = len(c.EnrichmentVerdict)
-	mark[53] = len(c.EnrichmentVerdictReason)
-	mark[54] = len(c.HasEnrichmentAccount)
-	mark[55] = len(c.EnrichmentAccountName)
-	mark[56] = len(c.EnrichmentAccountType)
-	mark[57] = len(c.EnrichmentAccountInteractive)
-	mark[58] = len(c.enrichmentAccountAllowedSourcesL0)
-	mark[59] = len(c.EnrichmentAccountAllowedSources)
-	mark[60] = len(c.enrichmentAccountAllowedUsersL0)
-	mark[61] = len(c.EnrichmentAccountAllowedUsers)
+	mark[16] = len(c.HasProcessContainer)
+	mark[17] = len(c.ProcessContainerName)
+	mark[18] = len(c.ProcessContainerImage)
+	mark[19] = len(c.ProcessContainerImageID)
+	mark[20] = len(c.ProcessContainerRuntime)
+	mark[21] = len(c.HasProcessContainerPod)
+	mark[22] = len(c.ProcessContainerPodName)
+	mark[23] = len(c.ProcessContainerPodNamespace)
+	mark[24] = len(c.ProcessContainerPodUID)
+	mark[25] = len(c.processContainerPodLabelsL0)
+	mark[26] = len(c.ProcessContainerPodLabels)
+	mark[27] = len(c.ProcessContainerPodWorkloadKind)
+	mark[28] = len(c.ProcessContainerPodWorkloadName)
+	mark[29] = len(c.FilePath)
+	mark[30] = len(c.FileName)
+	mark[31] = len(c.FileNewPath)
+	mark[32] = len(c.FileSHA256)
+	mark[33] = len(c.FileSize)
+	mark[34] = len(c.FileOwner)
+	mark[35] = len(c.FileGroup)
+	mark[36] = len(c.FileUID)
+	mark[37] = len(c.FileGID)
+	mark[38] = len(c.FileMode)
+	mark[39] = len(c.fileChangedL0)
+	mark[40] = len(c.FileChanged)
+	mark[41] = len(c.HasEnrichment)
+	mark[42] = len(c.EnrichmentService)
+	mark[43] = len(c.EnrichmentEnvironment)
+	mark[44] = len(c.EnrichmentRole)
+	mark[45] = len(c.enrichmentChangesIDL0)
+	mark[46] = len(c.EnrichmentChangesID)
+	mark[47] = len(c.enrichmentChangesTypeL0)
+	mark[48] = len(c.EnrichmentChangesType)
+	mark[49] = len(c.enrichmentChangesTitleL0)
+	mark[50] = len(c.EnrichmentChangesTitle)
+	mark[51] = len(c.enrichmentChangesExpectedServiceL0)
+	mark[52] = len(c.enrichmentChangesExpectedServiceL1)
+	mark[53] = len(c.EnrichmentChangesExpectedService)
+	mark[54] = len(c.enrichmentChangesExpectedMetricL0)
+	mark[55] = len(c.enrichmentChangesExpectedMetricL1)
+	mark[56] = len(c.EnrichmentChangesExpectedMetric)
+	mark[57] = len(c.enrichmentChangesExpectedUpToFactorL0)
+	mark[58] = len(c.enrichmentChangesExpectedUpToFactorL1)
+	mark[59] = len(c.EnrichmentChangesExpectedUpToFactor)
+	mark[60] = len(c.HasEnrichmentDeploy)
+	mark[61] = len(c.EnrichmentDeployID)
+	mark[62] = len(c.EnrichmentDeployService)
+	mark[63] = len(c.EnrichmentDeployVersion)
+	mark[64] = len(c.EnrichmentDeployDeployedAt)
+	mark[65] = len(c.EnrichmentVerdict)
+	mark[66] = len(c.EnrichmentVerdictReason)
+	mark[67] = len(c.HasEnrichmentAccount)
+	mark[68] = len(c.EnrichmentAccountName)
+	mark[69] = len(c.EnrichmentAccountType)
+	mark[70] = len(c.EnrichmentAccountInteractive)
+	mark[71] = len(c.enrichmentAccountAllowedSourcesL0)
+	mark[72] = len(c.EnrichmentAccountAllowedSources)
+	mark[73] = len(c.enrichmentAccountAllowedUsersL0)
+	mark[74] = len(c.EnrichmentAccountAllowedUsers)
 	d := decoder{buf: body}
 	c.EventID = append(c.EventID, d.string())
 	c.Time = append(c.Time, d.long())
@@ -1325,6 +1635,51 @@ func (c *FileEventColumns) Append(body []byte) error {
 	c.ProcessCgroupID = append(c.ProcessCgroupID, d.long())
 	c.ProcessSystemdUnit = append(c.ProcessSystemdUnit, d.string())
 	c.ProcessContainerID = append(c.ProcessContainerID, d.string())
+	if d.union() == 1 {
+		c.HasProcessContainer = append(c.HasProcessContainer, true)
+		c.ProcessContainerName = append(c.ProcessContainerName, d.string())
+		c.ProcessContainerImage = append(c.ProcessContainerImage, d.string())
+		c.ProcessContainerImageID = append(c.ProcessContainerImageID, d.string())
+		c.ProcessContainerRuntime = append(c.ProcessContainerRuntime, d.string())
+		if d.union() == 1 {
+			c.HasProcessContainerPod = append(c.HasProcessContainerPod, true)
+			c.ProcessContainerPodName = append(c.ProcessContainerPodName, d.string())
+			c.ProcessContainerPodNamespace = append(c.ProcessContainerPodNamespace, d.string())
+			c.ProcessContainerPodUID = append(c.ProcessContainerPodUID, d.string())
+			{
+				st145 := len(c.processContainerPodLabelsL0)
+				for n146 := d.block(1); n146 > 0; n146 = d.block(1) {
+					for range n146 {
+						c.processContainerPodLabelsL0 = append(c.processContainerPodLabelsL0, d.string())
+					}
+				}
+				c.ProcessContainerPodLabels = append(c.ProcessContainerPodLabels, cut(c.processContainerPodLabelsL0, st145))
+			}
+			c.ProcessContainerPodWorkloadKind = append(c.ProcessContainerPodWorkloadKind, d.string())
+			c.ProcessContainerPodWorkloadName = append(c.ProcessContainerPodWorkloadName, d.string())
+		} else {
+			c.HasProcessContainerPod = append(c.HasProcessContainerPod, false)
+			c.ProcessContainerPodName = append(c.ProcessContainerPodName, "")
+			c.ProcessContainerPodNamespace = append(c.ProcessContainerPodNamespace, "")
+			c.ProcessContainerPodUID = append(c.ProcessContainerPodUID, "")
+			c.ProcessContainerPodLabels = append(c.ProcessContainerPodLabels, []string{})
+			c.ProcessContainerPodWorkloadKind = append(c.ProcessContainerPodWorkloadKind, "")
+			c.ProcessContainerPodWorkloadName = append(c.ProcessContainerPodWorkloadName, "")
+		}
+	} else {
+		c.HasProcessContainer = append(c.HasProcessContainer, false)
+		c.ProcessContainerName = append(c.ProcessContainerName, "")
+		c.ProcessContainerImage = append(c.ProcessContainerImage, "")
+		c.ProcessContainerImageID = append(c.ProcessContainerImageID, "")
+		c.ProcessContainerRuntime = append(c.ProcessContainerRuntime, "")
+		c.HasProcessContainerPod = append(c.HasProcessContainerPod, false)
+		c.ProcessContainerPodName = append(c.ProcessContainerPodName, "")
+		c.ProcessContainerPodNamespace = append(c.ProcessContainerPodNamespace, "")
+		c.ProcessContainerPodUID = append(c.ProcessContainerPodUID, "")
+		c.ProcessContainerPodLabels = append(c.ProcessContainerPodLabels, []string{})
+		c.ProcessContainerPodWorkloadKind = append(c.ProcessContainerPodWorkloadKind, "")
+		c.ProcessContainerPodWorkloadName = append(c.ProcessContainerPodWorkloadName, "")
+	}
 	c.FilePath = append(c.FilePath, d.string())
 	c.FileName = append(c.FileName, d.string())
 	c.FileNewPath = append(c.FileNewPath, d.string())
@@ -1336,13 +1691,13 @@ func (c *FileEventColumns) Append(body []byte) error {
 	c.FileGID = append(c.FileGID, d.long())
 	c.FileMode = append(c.FileMode, d.string())
 	{
-		st115 := len(c.fileChangedL0)
-		for n116 := d.block(1); n116 > 0; n116 = d.block(1) {
-			for range n116 {
+		st147 := len(c.fileChangedL0)
+		for n148 := d.block(1); n148 > 0; n148 = d.block(1) {
+			for range n148 {
 				c.fileChangedL0 = append(c.fileChangedL0, d.string())
 			}
 		}
-		c.FileChanged = append(c.FileChanged, cut(c.fileChangedL0, st115))
+		c.FileChanged = append(c.FileChanged, cut(c.fileChangedL0, st147))
 	}
 	if d.union() == 1 {
 		c.HasEnrichment = append(c.HasEnrichment, true)
@@ -1350,40 +1705,40 @@ func (c *FileEventColumns) Append(body []byte) error {
 		c.EnrichmentEnvironment = append(c.EnrichmentEnvironment, d.string())
 		c.EnrichmentRole = append(c.EnrichmentRole, d.string())
 		{
-			st117 := len(c.enrichmentChangesIDL0)
-			st118 := len(c.enrichmentChangesTypeL0)
-			st119 := len(c.enrichmentChangesTitleL0)
-			st120 := len(c.enrichmentChangesExpectedServiceL1)
-			st121 := len(c.enrichmentChangesExpectedMetricL1)
-			st122 := len(c.enrichmentChangesExpectedUpToFactorL1)
-			for n123 := d.block(4); n123 > 0; n123 = d.block(4) {
-				for range n123 {
+			st149 := len(c.enrichmentChangesIDL0)
+			st150 := len(c.enrichmentChangesTypeL0)
+			st151 := len(c.enrichmentChangesTitleL0)
+			st152 := len(c.enrichmentChangesExpectedServiceL1)
+			st153 := len(c.enrichmentChangesExpectedMetricL1)
+			st154 := len(c.enrichmentChangesExpectedUpToFactorL1)
+			for n155 := d.block(4); n155 > 0; n155 = d.block(4) {
+				for range n155 {
 					c.enrichmentChangesIDL0 = append(c.enrichmentChangesIDL0, d.string())
 					c.enrichmentChangesTypeL0 = append(c.enrichmentChangesTypeL0, d.string())
 					c.enrichmentChangesTitleL0 = append(c.enrichmentChangesTitleL0, d.string())
 					{
-						st124 := len(c.enrichmentChangesExpectedServiceL0)
-						st125 := len(c.enrichmentChangesExpectedMetricL0)
-						st126 := len(c.enrichmentChangesExpectedUpToFactorL0)
-						for n127 := d.block(10); n127 > 0; n127 = d.block(10) {
-							for range n127 {
+						st156 := len(c.enrichmentChangesExpectedServiceL0)
+						st157 := len(c.enrichmentChangesExpectedMetricL0)
+						st158 := len(c.enrichmentChangesExpectedUpToFactorL0)
+						for n159 := d.block(10); n159 > 0; n159 = d.block(10) {
+							for range n159 {
 								c.enrichmentChangesExpectedServiceL0 = append(c.enrichmentChangesExpectedServiceL0, d.string())
 								c.enrichmentChangesExpectedMetricL0 = append(c.enrichmentChangesExpectedMetricL0, d.string())
 								c.enrichmentChangesExpectedUpToFactorL0 = append(c.enrichmentChangesExpectedUpToFactorL0, d.double())
 							}
 						}
-						c.enrichmentChangesExpectedServiceL1 = append(c.enrichmentChangesExpectedServiceL1, cut(c.enrichmentChangesExpectedServiceL0, st124))
-						c.enrichmentChangesExpectedMetricL1 = append(c.enrichmentChangesExpectedMetricL1, cut(c.enrichmentChangesExpectedMetricL0, st125))
-						c.enrichmentChangesExpectedUpToFactorL1 = append(c.enrichmentChangesExpectedUpToFactorL1, cut(c.enrichmentChangesExpectedUpToFactorL0, st126))
+						c.enrichmentChangesExpectedServiceL1 = append(c.enrichmentChangesExpectedServiceL1, cut(c.enrichmentChangesExpectedServiceL0, st156))
+						c.enrichmentChangesExpectedMetricL1 = append(c.enrichmentChangesExpectedMetricL1, cut(c.enrichmentChangesExpectedMetricL0, st157))
+						c.enrichmentChangesExpectedUpToFactorL1 = append(c.enrichmentChangesExpectedUpToFactorL1, cut(c.enrichmentChangesExpectedUpToFactorL0, st158))
 					}
 				}
 			}
-			c.EnrichmentChangesID = append(c.EnrichmentChangesID, cut(c.enrichmentChangesIDL0, st117))
-			c.EnrichmentChangesType = append(c.EnrichmentChangesType, cut(c.enrichmentChangesTypeL0, st118))
-			c.EnrichmentChangesTitle = append(c.EnrichmentChangesTitle, cut(c.enrichmentChangesTitleL0, st119))
-			c.EnrichmentChangesExpectedService = append(c.EnrichmentChangesExpectedService, cut(c.enrichmentChangesExpectedServiceL1, st120))
-			c.EnrichmentChangesExpectedMetric = append(c.EnrichmentChangesExpectedMetric, cut(c.enrichmentChangesExpectedMetricL1, st121))
-			c.EnrichmentChangesExpectedUpToFactor = append(c.EnrichmentChangesExpectedUpToFactor, cut(c.enrichmentChangesExpectedUpToFactorL1, st122))
+			c.EnrichmentChangesID = append(c.EnrichmentChangesID, cut(c.enrichmentChangesIDL0, st149))
+			c.EnrichmentChangesType = append(c.EnrichmentChangesType, cut(c.enrichmentChangesTypeL0, st150))
+			c.EnrichmentChangesTitle = append(c.EnrichmentChangesTitle, cut(c.enrichmentChangesTitleL0, st151))
+			c.EnrichmentChangesExpectedService = append(c.EnrichmentChangesExpectedService, cut(c.enrichmentChangesExpectedServiceL1, st152))
+			c.EnrichmentChangesExpectedMetric = append(c.EnrichmentChangesExpectedMetric, cut(c.enrichmentChangesExpectedMetricL1, st153))
+			c.EnrichmentChangesExpectedUpToFactor = append(c.EnrichmentChangesExpectedUpToFactor, cut(c.enrichmentChangesExpectedUpToFactorL1, st154))
 		}
 		if d.union() == 1 {
 			c.HasEnrichmentDeploy = append(c.HasEnrichmentDeploy, true)
@@ -1406,22 +1761,22 @@ func (c *FileEventColumns) Append(body []byte) error {
 			c.EnrichmentAccountType = append(c.EnrichmentAccountType, d.string())
 			c.EnrichmentAccountInteractive = append(c.EnrichmentAccountInteractive, d.bool())
 			{
-				st128 := len(c.enrichmentAccountAllowedSourcesL0)
-				for n129 := d.block(1); n129 > 0; n129 = d.block(1) {
-					for range n129 {
+				st160 := len(c.enrichmentAccountAllowedSourcesL0)
+				for n161 := d.block(1); n161 > 0; n161 = d.block(1) {
+					for range n161 {
 						c.enrichmentAccountAllowedSourcesL0 = append(c.enrichmentAccountAllowedSourcesL0, d.string())
 					}
 				}
-				c.EnrichmentAccountAllowedSources = append(c.EnrichmentAccountAllowedSources, cut(c.enrichmentAccountAllowedSourcesL0, st128))
+				c.EnrichmentAccountAllowedSources = append(c.EnrichmentAccountAllowedSources, cut(c.enrichmentAccountAllowedSourcesL0, st160))
 			}
 			{
-				st130 := len(c.enrichmentAccountAllowedUsersL0)
-				for n131 := d.block(1); n131 > 0; n131 = d.block(1) {
-					for range n131 {
+				st162 := len(c.enrichmentAccountAllowedUsersL0)
+				for n163 := d.block(1); n163 > 0; n163 = d.block(1) {
+					for range n163 {
 						c.enrichmentAccountAllowedUsersL0 = append(c.enrichmentAccountAllowedUsersL0, d.string())
 					}
 				}
-				c.EnrichmentAccountAllowedUsers = append(c.EnrichmentAccountAllowedUsers, cut(c.enrichmentAccountAllowedUsersL0, st130))
+				c.EnrichmentAccountAllowedUsers = append(c.EnrichmentAccountAllowedUsers, cut(c.enrichmentAccountAllowedUsersL0, st162))
 			}
 		} else {
 			c.HasEnrichmentAccount = append(c.HasEnrichmentAccount, false)
@@ -1473,52 +1828,65 @@ func (c *FileEventColumns) Append(body []byte) error {
 		c.ProcessCgroupID = c.ProcessCgroupID[:mark[13]]
 		c.ProcessSystemdUnit = c.ProcessSystemdUnit[:mark[14]]
 		c.ProcessContainerID = c.ProcessContainerID[:mark[15]]
-		c.FilePath = c.FilePath[:mark[16]]
-		c.FileName = c.FileName[:mark[17]]
-		c.FileNewPath = c.FileNewPath[:mark[18]]
-		c.FileSHA256 = c.FileSHA256[:mark[19]]
-		c.FileSize = c.FileSize[:mark[20]]
-		c.FileOwner = c.FileOwner[:mark[21]]
-		c.FileGroup = c.FileGroup[:mark[22]]
-		c.FileUID = c.FileUID[:mark[23]]
-		c.FileGID = c.FileGID[:mark[24]]
-		c.FileMode = c.FileMode[:mark[25]]
-		c.fileChangedL0 = c.fileChangedL0[:mark[26]]
-		c.FileChanged = c.FileChanged[:mark[27]]
-		c.HasEnrichment = c.HasEnrichment[:mark[28]]
-		c.EnrichmentService = c.EnrichmentService[:mark[29]]
-		c.EnrichmentEnvironment = c.EnrichmentEnvironment[:mark[30]]
-		c.EnrichmentRole = c.EnrichmentRole[:mark[31]]
-		c.enrichmentChangesIDL0 = c.enrichmentChangesIDL0[:mark[32]]
-		c.EnrichmentChangesID = c.EnrichmentChangesID[:mark[33]]
-		c.enrichmentChangesTypeL0 = c.enrichmentChangesTypeL0[:mark[34]]
-		c.EnrichmentChangesType = c.EnrichmentChangesType[:mark[35]]
-		c.enrichmentChangesTitleL0 = c.enrichmentChangesTitleL0[:mark[36]]
-		c.EnrichmentChangesTitle = c.EnrichmentChangesTitle[:mark[37]]
-		c.enrichmentChangesExpectedServiceL0 = c.enrichmentChangesExpectedServiceL0[:mark[38]]
-		c.enrichmentChangesExpectedServiceL1 = c.enrichmentChangesExpectedServiceL1[:mark[39]]
-		c.EnrichmentChangesExpectedService = c.EnrichmentChangesExpectedService[:mark[40]]
-		c.enrichmentChangesExpectedMetricL0 = c.enrichmentChangesExpectedMetricL0[:mark[41]]
-		c.enrichmentChangesExpectedMetricL1 = c.enrichmentChangesExpectedMetricL1[:mark[42]]
-		c.EnrichmentChangesExpectedMetric = c.EnrichmentChangesExpectedMetric[:mark[43]]
-		c.enrichmentChangesExpectedUpToFactorL0 = c.enrichmentChangesExpectedUpToFactorL0[:mark[44]]
-		c.enrichmentChangesExpectedUpToFactorL1 = c.enrichmentChangesExpectedUpToFactorL1[:mark[45]]
-		c.EnrichmentChangesExpectedUpToFactor = c.EnrichmentChangesExpectedUpToFactor[:mark[46]]
-		c.HasEnrichmentDeploy = c.HasEnrichmentDeploy[:mark[47]]
-		c.EnrichmentDeployID = c.EnrichmentDeployID[:mark[48]]
-		c.EnrichmentDeployService = c.EnrichmentDeployService[:mark[49]]
-		c.EnrichmentDeployVersion = c.EnrichmentDeployVersion[:mark[50]]
-		c.EnrichmentDeployDeployedAt = c.EnrichmentDeployDeployedAt[:mark[51]]
-		c.EnrichmentVerdict = c.EnrichmentVerdict[:mark[52]]
-		c.EnrichmentVerdictReason = c.EnrichmentVerdictReason[:mark[53]]
-		c.HasEnrichmentAccount = c.HasEnrichmentAccount[:mark[54]]
-		c.EnrichmentAccountName = c.EnrichmentAccountName[:mark[55]]
-		c.EnrichmentAccountType = c.EnrichmentAccountType[:mark[56]]
-		c.EnrichmentAccountInteractive = c.EnrichmentAccountInteractive[:mark[57]]
-		c.enrichmentAccountAllowedSourcesL0 = c.enrichmentAccountAllowedSourcesL0[:mark[58]]
-		c.EnrichmentAccountAllowedSources = c.EnrichmentAccountAllowedSources[:mark[59]]
-		c.enrichmentAccountAllowedUsersL0 = c.enrichmentAccountAllowedUsersL0[:mark[60]]
-		c.EnrichmentAccountAllowedUsers = c.EnrichmentAccountAllowedUsers[:mark[61]]
+		c.HasProcessContainer = c.HasProcessContainer[:mark[16]]
+		c.ProcessContainerName = c.ProcessContainerName[:mark[17]]
+		c.ProcessContainerImage = c.ProcessContainerImage[:mark[18]]
+		c.ProcessContainerImageID = c.ProcessContainerImageID[:mark[19]]
+		c.ProcessContainerRuntime = c.ProcessContainerRuntime[:mark[20]]
+		c.HasProcessContainerPod = c.HasProcessContainerPod[:mark[21]]
+		c.ProcessContainerPodName = c.ProcessContainerPodName[:mark[22]]
+		c.ProcessContainerPodNamespace = c.ProcessContainerPodNamespace[:mark[23]]
+		c.ProcessContainerPodUID = c.ProcessContainerPodUID[:mark[24]]
+		c.processContainerPodLabelsL0 = c.processContainerPodLabelsL0[:mark[25]]
+		c.ProcessContainerPodLabels = c.ProcessContainerPodLabels[:mark[26]]
+		c.ProcessContainerPodWorkloadKind = c.ProcessContainerPodWorkloadKind[:mark[27]]
+		c.ProcessContainerPodWorkloadName = c.ProcessContainerPodWorkloadName[:mark[28]]
+		c.FilePath = c.FilePath[:mark[29]]
+		c.FileName = c.FileName[:mark[30]]
+		c.FileNewPath = c.FileNewPath[:mark[31]]
+		c.FileSHA256 = c.FileSHA256[:mark[32]]
+		c.FileSize = c.FileSize[:mark[33]]
+		c.FileOwner = c.FileOwner[:mark[34]]
+		c.FileGroup = c.FileGroup[:mark[35]]
+		c.FileUID = c.FileUID[:mark[36]]
+		c.FileGID = c.FileGID[:mark[37]]
+		c.FileMode = c.FileMode[:mark[38]]
+		c.fileChangedL0 = c.fileChangedL0[:mark[39]]
+		c.FileChanged = c.FileChanged[:mark[40]]
+		c.HasEnrichment = c.HasEnrichment[:mark[41]]
+		c.EnrichmentService = c.EnrichmentService[:mark[42]]
+		c.EnrichmentEnvironment = c.EnrichmentEnvironment[:mark[43]]
+		c.EnrichmentRole = c.EnrichmentRole[:mark[44]]
+		c.enrichmentChangesIDL0 = c.enrichmentChangesIDL0[:mark[45]]
+		c.EnrichmentChangesID = c.EnrichmentChangesID[:mark[46]]
+		c.enrichmentChangesTypeL0 = c.enrichmentChangesTypeL0[:mark[47]]
+		c.EnrichmentChangesType = c.EnrichmentChangesType[:mark[48]]
+		c.enrichmentChangesTitleL0 = c.enrichmentChangesTitleL0[:mark[49]]
+		c.EnrichmentChangesTitle = c.EnrichmentChangesTitle[:mark[50]]
+		c.enrichmentChangesExpectedServiceL0 = c.enrichmentChangesExpectedServiceL0[:mark[51]]
+		c.enrichmentChangesExpectedServiceL1 = c.enrichmentChangesExpectedServiceL1[:mark[52]]
+		c.EnrichmentChangesExpectedService = c.EnrichmentChangesExpectedService[:mark[53]]
+		c.enrichmentChangesExpectedMetricL0 = c.enrichmentChangesExpectedMetricL0[:mark[54]]
+		c.enrichmentChangesExpectedMetricL1 = c.enrichmentChangesExpectedMetricL1[:mark[55]]
+		c.EnrichmentChangesExpectedMetric = c.EnrichmentChangesExpectedMetric[:mark[56]]
+		c.enrichmentChangesExpectedUpToFactorL0 = c.enrichmentChangesExpectedUpToFactorL0[:mark[57]]
+		c.enrichmentChangesExpectedUpToFactorL1 = c.enrichmentChangesExpectedUpToFactorL1[:mark[58]]
+		c.EnrichmentChangesExpectedUpToFactor = c.EnrichmentChangesExpectedUpToFactor[:mark[59]]
+		c.HasEnrichmentDeploy = c.HasEnrichmentDeploy[:mark[60]]
+		c.EnrichmentDeployID = c.EnrichmentDeployID[:mark[61]]
+		c.EnrichmentDeployService = c.EnrichmentDeployService[:mark[62]]
+		c.EnrichmentDeployVersion = c.EnrichmentDeployVersion[:mark[63]]
+		c.EnrichmentDeployDeployedAt = c.EnrichmentDeployDeployedAt[:mark[64]]
+		c.EnrichmentVerdict = c.EnrichmentVerdict[:mark[65]]
+		c.EnrichmentVerdictReason = c.EnrichmentVerdictReason[:mark[66]]
+		c.HasEnrichmentAccount = c.HasEnrichmentAccount[:mark[67]]
+		c.EnrichmentAccountName = c.EnrichmentAccountName[:mark[68]]
+		c.EnrichmentAccountType = c.EnrichmentAccountType[:mark[69]]
+		c.EnrichmentAccountInteractive = c.EnrichmentAccountInteractive[:mark[70]]
+		c.enrichmentAccountAllowedSourcesL0 = c.enrichmentAccountAllowedSourcesL0[:mark[71]]
+		c.EnrichmentAccountAllowedSources = c.EnrichmentAccountAllowedSources[:mark[72]]
+		c.enrichmentAccountAllowedUsersL0 = c.enrichmentAccountAllowedUsersL0[:mark[73]]
+		c.EnrichmentAccountAllowedUsers = c.EnrichmentAccountAllowedUsers[:mark[74]]
 		return err
 	}
 	return nil

@@ -9,7 +9,7 @@ import (
 
 // IdentityEventCodec is the generated codec of crumbs.IdentityEvent (avro/identity.avsc).
 var IdentityEventCodec = &Codec{
-	Schema: "crumbs.IdentityEvent", Fingerprint: 0x1d76ca8866fe292c, File: "avro/identity.avsc",
+	Schema: "crumbs.IdentityEvent", Fingerprint: 0x60326bee0bdfe12e, File: "avro/identity.avsc",
 	Fields:     identityEventFields,
 	New:        func() Record { return new(IdentityEvent) },
 	NewColumns: func() ColumnBuffer { return new(IdentityEventColumns) },
@@ -18,7 +18,7 @@ var IdentityEventCodec = &Codec{
 
 // AvroSchema returns "crumbs.IdentityEvent" and the fingerprint of avro/identity.avsc.
 func (*IdentityEvent) AvroSchema() (string, uint64) {
-	return "crumbs.IdentityEvent", 0x1d76ca8866fe292c
+	return "crumbs.IdentityEvent", 0x60326bee0bdfe12e
 }
 
 // AvroSize returns the length of the value's Avro binary encoding.
@@ -40,6 +40,22 @@ func (v *IdentityEvent) AvroSize() int {
 	n += sizeLong(v.Process.CgroupID)
 	n += sizeString(v.Process.SystemdUnit)
 	n += sizeString(v.Process.ContainerID)
+	n++
+	if p1 := v.Process.Container; p1 != nil {
+		n += sizeString(p1.Name)
+		n += sizeString(p1.Image)
+		n += sizeString(p1.ImageID)
+		n += sizeString(p1.Runtime)
+		n++
+		if p2 := p1.Pod; p2 != nil {
+			n += sizeString(p2.Name)
+			n += sizeString(p2.Namespace)
+			n += sizeString(p2.UID)
+			n += sizeStrings(p2.Labels)
+			n += sizeString(p2.WorkloadKind)
+			n += sizeString(p2.WorkloadName)
+		}
+	}
 	n += sizeString(v.Identity.Service)
 	n += sizeString(v.Identity.User)
 	n += sizeString(v.Identity.TargetUser)
@@ -51,46 +67,46 @@ func (v *IdentityEvent) AvroSize() int {
 	n += sizeLong(v.Identity.OldGID)
 	n += sizeLong(v.Identity.NewGID)
 	n++
-	if p1 := v.Enrichment; p1 != nil {
-		n += sizeString(p1.Service)
-		n += sizeString(p1.Environment)
-		n += sizeString(p1.Role)
+	if p3 := v.Enrichment; p3 != nil {
+		n += sizeString(p3.Service)
+		n += sizeString(p3.Environment)
+		n += sizeString(p3.Role)
 		n++
-		if len(p1.Changes) > 0 {
-			n += sizeLong(int64(len(p1.Changes)))
-			for i2 := range p1.Changes {
-				it3 := &p1.Changes[i2]
-				n += sizeString(it3.ID)
-				n += sizeString(it3.Type)
-				n += sizeString(it3.Title)
+		if len(p3.Changes) > 0 {
+			n += sizeLong(int64(len(p3.Changes)))
+			for i4 := range p3.Changes {
+				it5 := &p3.Changes[i4]
+				n += sizeString(it5.ID)
+				n += sizeString(it5.Type)
+				n += sizeString(it5.Title)
 				n++
-				if len(it3.Expected) > 0 {
-					n += sizeLong(int64(len(it3.Expected)))
-					for i4 := range it3.Expected {
-						it5 := &it3.Expected[i4]
-						n += sizeString(it5.Service)
-						n += sizeString(it5.Metric)
+				if len(it5.Expected) > 0 {
+					n += sizeLong(int64(len(it5.Expected)))
+					for i6 := range it5.Expected {
+						it7 := &it5.Expected[i6]
+						n += sizeString(it7.Service)
+						n += sizeString(it7.Metric)
 						n += 8
 					}
 				}
 			}
 		}
 		n++
-		if p6 := p1.Deploy; p6 != nil {
-			n += sizeString(p6.ID)
-			n += sizeString(p6.Service)
-			n += sizeString(p6.Version)
-			n += sizeLong(p6.DeployedAt)
+		if p8 := p3.Deploy; p8 != nil {
+			n += sizeString(p8.ID)
+			n += sizeString(p8.Service)
+			n += sizeString(p8.Version)
+			n += sizeLong(p8.DeployedAt)
 		}
-		n += sizeString(p1.Verdict)
-		n += sizeString(p1.VerdictReason)
+		n += sizeString(p3.Verdict)
+		n += sizeString(p3.VerdictReason)
 		n++
-		if p7 := p1.Account; p7 != nil {
-			n += sizeString(p7.Name)
-			n += sizeString(p7.Type)
+		if p9 := p3.Account; p9 != nil {
+			n += sizeString(p9.Name)
+			n += sizeString(p9.Type)
 			n += 1
-			n += sizeStrings(p7.AllowedSources)
-			n += sizeStrings(p7.AllowedUsers)
+			n += sizeStrings(p9.AllowedSources)
+			n += sizeStrings(p9.AllowedUsers)
 		}
 	}
 	return n
@@ -115,6 +131,26 @@ func (v *IdentityEvent) AppendAvro(b []byte) []byte {
 	b = appendLong(b, v.Process.CgroupID)
 	b = appendString(b, v.Process.SystemdUnit)
 	b = appendString(b, v.Process.ContainerID)
+	if p10 := v.Process.Container; p10 == nil {
+		b = append(b, 0)
+	} else {
+		b = append(b, 2)
+		b = appendString(b, p10.Name)
+		b = appendString(b, p10.Image)
+		b = appendString(b, p10.ImageID)
+		b = appendString(b, p10.Runtime)
+		if p11 := p10.Pod; p11 == nil {
+			b = append(b, 0)
+		} else {
+			b = append(b, 2)
+			b = appendString(b, p11.Name)
+			b = appendString(b, p11.Namespace)
+			b = appendString(b, p11.UID)
+			b = appendStrings(b, p11.Labels)
+			b = appendString(b, p11.WorkloadKind)
+			b = appendString(b, p11.WorkloadName)
+		}
+	}
 	b = appendString(b, v.Identity.Service)
 	b = appendString(b, v.Identity.User)
 	b = appendString(b, v.Identity.TargetUser)
@@ -125,53 +161,53 @@ func (v *IdentityEvent) AppendAvro(b []byte) []byte {
 	b = appendLong(b, v.Identity.NewUID)
 	b = appendLong(b, v.Identity.OldGID)
 	b = appendLong(b, v.Identity.NewGID)
-	if p8 := v.Enrichment; p8 == nil {
+	if p12 := v.Enrichment; p12 == nil {
 		b = append(b, 0)
 	} else {
 		b = append(b, 2)
-		b = appendString(b, p8.Service)
-		b = appendString(b, p8.Environment)
-		b = appendString(b, p8.Role)
-		if len(p8.Changes) > 0 {
-			b = appendLong(b, int64(len(p8.Changes)))
-			for i9 := range p8.Changes {
-				it10 := &p8.Changes[i9]
-				b = appendString(b, it10.ID)
-				b = appendString(b, it10.Type)
-				b = appendString(b, it10.Title)
-				if len(it10.Expected) > 0 {
-					b = appendLong(b, int64(len(it10.Expected)))
-					for i11 := range it10.Expected {
-						it12 := &it10.Expected[i11]
-						b = appendString(b, it12.Service)
-						b = appendString(b, it12.Metric)
-						b = appendDouble(b, it12.UpToFactor)
+		b = appendString(b, p12.Service)
+		b = appendString(b, p12.Environment)
+		b = appendString(b, p12.Role)
+		if len(p12.Changes) > 0 {
+			b = appendLong(b, int64(len(p12.Changes)))
+			for i13 := range p12.Changes {
+				it14 := &p12.Changes[i13]
+				b = appendString(b, it14.ID)
+				b = appendString(b, it14.Type)
+				b = appendString(b, it14.Title)
+				if len(it14.Expected) > 0 {
+					b = appendLong(b, int64(len(it14.Expected)))
+					for i15 := range it14.Expected {
+						it16 := &it14.Expected[i15]
+						b = appendString(b, it16.Service)
+						b = appendString(b, it16.Metric)
+						b = appendDouble(b, it16.UpToFactor)
 					}
 				}
 				b = append(b, 0)
 			}
 		}
 		b = append(b, 0)
-		if p13 := p8.Deploy; p13 == nil {
+		if p17 := p12.Deploy; p17 == nil {
 			b = append(b, 0)
 		} else {
 			b = append(b, 2)
-			b = appendString(b, p13.ID)
-			b = appendString(b, p13.Service)
-			b = appendString(b, p13.Version)
-			b = appendLong(b, p13.DeployedAt)
+			b = appendString(b, p17.ID)
+			b = appendString(b, p17.Service)
+			b = appendString(b, p17.Version)
+			b = appendLong(b, p17.DeployedAt)
 		}
-		b = appendString(b, p8.Verdict)
-		b = appendString(b, p8.VerdictReason)
-		if p14 := p8.Account; p14 == nil {
+		b = appendString(b, p12.Verdict)
+		b = appendString(b, p12.VerdictReason)
+		if p18 := p12.Account; p18 == nil {
 			b = append(b, 0)
 		} else {
 			b = append(b, 2)
-			b = appendString(b, p14.Name)
-			b = appendString(b, p14.Type)
-			b = appendBool(b, p14.Interactive)
-			b = appendStrings(b, p14.AllowedSources)
-			b = appendStrings(b, p14.AllowedUsers)
+			b = appendString(b, p18.Name)
+			b = appendString(b, p18.Type)
+			b = appendBool(b, p18.Interactive)
+			b = appendStrings(b, p18.AllowedSources)
+			b = appendStrings(b, p18.AllowedUsers)
 		}
 	}
 	return b
@@ -181,6 +217,8 @@ func (v *IdentityEvent) AppendAvro(b []byte) []byte {
 // optional records and the first items of its arrays, together, when first needed.
 type identityEventScratch struct {
 	strs                [8]string
+	processContainer    Container
+	processContainerPod Pod
 	enrichment          Enrichment
 	enrichmentDeploy    DeployRef
 	enrichmentAccount   AccountRef
@@ -236,6 +274,44 @@ func (v *IdentityEvent) unmarshalAvro(b []byte, scr *identityEventScratch) error
 	v.Process.CgroupID = d.long()
 	v.Process.SystemdUnit = d.string()
 	v.Process.ContainerID = d.string()
+	if d.union() == 1 {
+		if scr == nil {
+			scr = new(identityEventScratch)
+			d.pool = scr.strs[:]
+		}
+		p19 := &scr.processContainer
+		v.Process.Container = p19
+		p19.Name = d.string()
+		p19.Image = d.string()
+		p19.ImageID = d.string()
+		p19.Runtime = d.string()
+		if d.union() == 1 {
+			if scr == nil {
+				scr = new(identityEventScratch)
+				d.pool = scr.strs[:]
+			}
+			p20 := &scr.processContainerPod
+			p19.Pod = p20
+			p20.Name = d.string()
+			p20.Namespace = d.string()
+			p20.UID = d.string()
+			if n21 := d.block(1); n21 > 0 {
+				if scr == nil {
+					scr = new(identityEventScratch)
+					d.pool = scr.strs[:]
+				}
+				p20.Labels = d.strings(n21)
+			} else {
+				p20.Labels = nil
+			}
+			p20.WorkloadKind = d.string()
+			p20.WorkloadName = d.string()
+		} else {
+			p19.Pod = nil
+		}
+	} else {
+		v.Process.Container = nil
+	}
 	v.Identity.Service = d.string()
 	v.Identity.User = d.string()
 	v.Identity.TargetUser = d.string()
@@ -251,99 +327,99 @@ func (v *IdentityEvent) unmarshalAvro(b []byte, scr *identityEventScratch) error
 			scr = new(identityEventScratch)
 			d.pool = scr.strs[:]
 		}
-		p15 := &scr.enrichment
-		v.Enrichment = p15
-		p15.Service = d.string()
-		p15.Environment = d.string()
-		p15.Role = d.string()
+		p22 := &scr.enrichment
+		v.Enrichment = p22
+		p22.Service = d.string()
+		p22.Environment = d.string()
+		p22.Role = d.string()
 		{
-			var s16 []ChangeRef
-			for n17 := d.block(4); n17 > 0; n17 = d.block(4) {
-				if l := len(s16); l == 0 {
+			var s23 []ChangeRef
+			for n24 := d.block(4); n24 > 0; n24 = d.block(4) {
+				if l := len(s23); l == 0 {
 					if scr == nil {
 						scr = new(identityEventScratch)
 						d.pool = scr.strs[:]
 					}
-					s16 = take(scr.changeRefs[:], &scr.changeRefsUsed, n17)
+					s23 = take(scr.changeRefs[:], &scr.changeRefsUsed, n24)
 				} else {
-					s16 = slices.Grow(s16, n17)[:l+n17]
+					s23 = slices.Grow(s23, n24)[:l+n24]
 				}
-				for j18 := len(s16) - n17; j18 < len(s16); j18++ {
-					it19 := &s16[j18]
-					it19.ID = d.string()
-					it19.Type = d.string()
-					it19.Title = d.string()
+				for j25 := len(s23) - n24; j25 < len(s23); j25++ {
+					it26 := &s23[j25]
+					it26.ID = d.string()
+					it26.Type = d.string()
+					it26.Title = d.string()
 					{
-						var s20 []ExpectedEffect
-						for n21 := d.block(10); n21 > 0; n21 = d.block(10) {
-							if l := len(s20); l == 0 {
+						var s27 []ExpectedEffect
+						for n28 := d.block(10); n28 > 0; n28 = d.block(10) {
+							if l := len(s27); l == 0 {
 								if scr == nil {
 									scr = new(identityEventScratch)
 									d.pool = scr.strs[:]
 								}
-								s20 = take(scr.expectedEffects[:], &scr.expectedEffectsUsed, n21)
+								s27 = take(scr.expectedEffects[:], &scr.expectedEffectsUsed, n28)
 							} else {
-								s20 = slices.Grow(s20, n21)[:l+n21]
+								s27 = slices.Grow(s27, n28)[:l+n28]
 							}
-							for j22 := len(s20) - n21; j22 < len(s20); j22++ {
-								it23 := &s20[j22]
-								it23.Service = d.string()
-								it23.Metric = d.string()
-								it23.UpToFactor = d.double()
+							for j29 := len(s27) - n28; j29 < len(s27); j29++ {
+								it30 := &s27[j29]
+								it30.Service = d.string()
+								it30.Metric = d.string()
+								it30.UpToFactor = d.double()
 							}
 						}
-						it19.Expected = s20
+						it26.Expected = s27
 					}
 				}
 			}
-			p15.Changes = s16
+			p22.Changes = s23
 		}
 		if d.union() == 1 {
 			if scr == nil {
 				scr = new(identityEventScratch)
 				d.pool = scr.strs[:]
 			}
-			p24 := &scr.enrichmentDeploy
-			p15.Deploy = p24
-			p24.ID = d.string()
-			p24.Service = d.string()
-			p24.Version = d.string()
-			p24.DeployedAt = d.long()
+			p31 := &scr.enrichmentDeploy
+			p22.Deploy = p31
+			p31.ID = d.string()
+			p31.Service = d.string()
+			p31.Version = d.string()
+			p31.DeployedAt = d.long()
 		} else {
-			p15.Deploy = nil
+			p22.Deploy = nil
 		}
-		p15.Verdict = d.string()
-		p15.VerdictReason = d.string()
+		p22.Verdict = d.string()
+		p22.VerdictReason = d.string()
 		if d.union() == 1 {
 			if scr == nil {
 				scr = new(identityEventScratch)
 				d.pool = scr.strs[:]
 			}
-			p25 := &scr.enrichmentAccount
-			p15.Account = p25
-			p25.Name = d.string()
-			p25.Type = d.string()
-			p25.Interactive = d.bool()
-			if n26 := d.block(1); n26 > 0 {
+			p32 := &scr.enrichmentAccount
+			p22.Account = p32
+			p32.Name = d.string()
+			p32.Type = d.string()
+			p32.Interactive = d.bool()
+			if n33 := d.block(1); n33 > 0 {
 				if scr == nil {
 					scr = new(identityEventScratch)
 					d.pool = scr.strs[:]
 				}
-				p25.AllowedSources = d.strings(n26)
+				p32.AllowedSources = d.strings(n33)
 			} else {
-				p25.AllowedSources = nil
+				p32.AllowedSources = nil
 			}
-			if n27 := d.block(1); n27 > 0 {
+			if n34 := d.block(1); n34 > 0 {
 				if scr == nil {
 					scr = new(identityEventScratch)
 					d.pool = scr.strs[:]
 				}
-				p25.AllowedUsers = d.strings(n27)
+				p32.AllowedUsers = d.strings(n34)
 			} else {
-				p25.AllowedUsers = nil
+				p32.AllowedUsers = nil
 			}
 		} else {
-			p15.Account = nil
+			p22.Account = nil
 		}
 	} else {
 		v.Enrichment = nil
@@ -381,6 +457,30 @@ func (v *IdentityEvent) Native() map[string]any {
 			"cgroup_id":    v.Process.CgroupID,
 			"systemd_unit": v.Process.SystemdUnit,
 			"container_id": v.Process.ContainerID,
+			"container": func() any {
+				if p35 := v.Process.Container; p35 != nil {
+					return map[string]any{"crumbs.Container": map[string]any{
+						"name":     p35.Name,
+						"image":    p35.Image,
+						"image_id": p35.ImageID,
+						"runtime":  p35.Runtime,
+						"pod": func() any {
+							if p36 := p35.Pod; p36 != nil {
+								return map[string]any{"crumbs.Pod": map[string]any{
+									"name":          p36.Name,
+									"namespace":     p36.Namespace,
+									"uid":           p36.UID,
+									"labels":        nativeStrings(p36.Labels),
+									"workload_kind": p36.WorkloadKind,
+									"workload_name": p36.WorkloadName,
+								}}
+							}
+							return nil
+						}(),
+					}}
+				}
+				return nil
+			}(),
 		},
 		"identity": map[string]any{
 			"service":     v.Identity.Service,
@@ -395,54 +495,54 @@ func (v *IdentityEvent) Native() map[string]any {
 			"new_gid":     v.Identity.NewGID,
 		},
 		"enrichment": func() any {
-			if p28 := v.Enrichment; p28 != nil {
+			if p37 := v.Enrichment; p37 != nil {
 				return map[string]any{"crumbs.Enrichment": map[string]any{
-					"service":     p28.Service,
-					"environment": p28.Environment,
-					"role":        p28.Role,
+					"service":     p37.Service,
+					"environment": p37.Environment,
+					"role":        p37.Role,
 					"changes": func() []any {
-						o29 := make([]any, len(p28.Changes))
-						for i30 := range p28.Changes {
-							o29[i30] = map[string]any{
-								"id":    (&p28.Changes[i30]).ID,
-								"type":  (&p28.Changes[i30]).Type,
-								"title": (&p28.Changes[i30]).Title,
+						o38 := make([]any, len(p37.Changes))
+						for i39 := range p37.Changes {
+							o38[i39] = map[string]any{
+								"id":    (&p37.Changes[i39]).ID,
+								"type":  (&p37.Changes[i39]).Type,
+								"title": (&p37.Changes[i39]).Title,
 								"expected": func() []any {
-									o31 := make([]any, len((&p28.Changes[i30]).Expected))
-									for i32 := range (&p28.Changes[i30]).Expected {
-										o31[i32] = map[string]any{
-											"service":      (&(&p28.Changes[i30]).Expected[i32]).Service,
-											"metric":       (&(&p28.Changes[i30]).Expected[i32]).Metric,
-											"up_to_factor": (&(&p28.Changes[i30]).Expected[i32]).UpToFactor,
+									o40 := make([]any, len((&p37.Changes[i39]).Expected))
+									for i41 := range (&p37.Changes[i39]).Expected {
+										o40[i41] = map[string]any{
+											"service":      (&(&p37.Changes[i39]).Expected[i41]).Service,
+											"metric":       (&(&p37.Changes[i39]).Expected[i41]).Metric,
+											"up_to_factor": (&(&p37.Changes[i39]).Expected[i41]).UpToFactor,
 										}
 									}
-									return o31
+									return o40
 								}(),
 							}
 						}
-						return o29
+						return o38
 					}(),
 					"deploy": func() any {
-						if p33 := p28.Deploy; p33 != nil {
+						if p42 := p37.Deploy; p42 != nil {
 							return map[string]any{"crumbs.DeployRef": map[string]any{
-								"id":          p33.ID,
-								"service":     p33.Service,
-								"version":     p33.Version,
-								"deployed_at": p33.DeployedAt,
+								"id":          p42.ID,
+								"service":     p42.Service,
+								"version":     p42.Version,
+								"deployed_at": p42.DeployedAt,
 							}}
 						}
 						return nil
 					}(),
-					"verdict":        p28.Verdict,
-					"verdict_reason": p28.VerdictReason,
+					"verdict":        p37.Verdict,
+					"verdict_reason": p37.VerdictReason,
 					"account": func() any {
-						if p34 := p28.Account; p34 != nil {
+						if p43 := p37.Account; p43 != nil {
 							return map[string]any{"crumbs.AccountRef": map[string]any{
-								"name":            p34.Name,
-								"type":            p34.Type,
-								"interactive":     p34.Interactive,
-								"allowed_sources": nativeStrings(p34.AllowedSources),
-								"allowed_users":   nativeStrings(p34.AllowedUsers),
+								"name":            p43.Name,
+								"type":            p43.Type,
+								"interactive":     p43.Interactive,
+								"allowed_sources": nativeStrings(p43.AllowedSources),
+								"allowed_users":   nativeStrings(p43.AllowedUsers),
 							}}
 						}
 						return nil
@@ -465,79 +565,97 @@ func (v *IdentityEvent) FromNative(native any) error {
 	*v = IdentityEvent{}
 	v.Envelope.EventID = r.str(m["event_id"], "event_id", "")
 	v.Envelope.Time = r.long(m["time"], "time", 0)
-	m35 := r.record(m["host"], "host")
-	v.Envelope.Host.ID = r.str(m35["id"], "host.id", "")
-	v.Envelope.Host.Name = r.str(m35["name"], "host.name", "")
+	m44 := r.record(m["host"], "host")
+	v.Envelope.Host.ID = r.str(m44["id"], "host.id", "")
+	v.Envelope.Host.Name = r.str(m44["name"], "host.name", "")
 	v.Envelope.Kind = r.str(m["kind"], "kind", "")
 	v.Action = r.str(m["action"], "action", "")
-	m36 := r.record(m["process"], "process")
-	v.Process.PID = r.int(m36["pid"], "process.pid", 0)
-	m37 := r.record(m36["file"], "process.file")
-	v.Process.File.Path = r.str(m37["path"], "process.file.path", "")
-	v.Process.File.Name = r.str(m37["name"], "process.file.name", "")
-	v.Process.File.SHA256 = r.str(m37["sha256"], "process.file.sha256", "")
-	v.Process.CmdLine = r.str(m36["cmd_line"], "process.cmd_line", "")
-	m38 := r.record(m36["user"], "process.user")
-	v.Process.User.UID = r.long(m38["uid"], "process.user.uid", 0)
-	v.Process.User.Name = r.str(m38["name"], "process.user.name", "")
-	v.Process.CgroupID = r.long(m36["cgroup_id"], "process.cgroup_id", 0)
-	v.Process.SystemdUnit = r.str(m36["systemd_unit"], "process.systemd_unit", "")
-	v.Process.ContainerID = r.str(m36["container_id"], "process.container_id", "")
-	m39 := r.record(m["identity"], "identity")
-	v.Identity.Service = r.str(m39["service"], "identity.service", "")
-	v.Identity.User = r.str(m39["user"], "identity.user", "")
-	v.Identity.TargetUser = r.str(m39["target_user"], "identity.target_user", "")
-	v.Identity.RemoteHost = r.str(m39["remote_host"], "identity.remote_host", "")
-	v.Identity.Result = r.str(m39["result"], "identity.result", "")
-	v.Identity.Code = r.int(m39["code"], "identity.code", 0)
-	v.Identity.OldUID = r.long(m39["old_uid"], "identity.old_uid", 0)
-	v.Identity.NewUID = r.long(m39["new_uid"], "identity.new_uid", 0)
-	v.Identity.OldGID = r.long(m39["old_gid"], "identity.old_gid", 0)
-	v.Identity.NewGID = r.long(m39["new_gid"], "identity.new_gid", 0)
-	if m40 := r.union(m["enrichment"], "enrichment"); m40 != nil {
-		p41 := new(Enrichment)
-		v.Enrichment = p41
-		p41.Service = r.str(m40["service"], "enrichment.service", "")
-		p41.Environment = r.str(m40["environment"], "enrichment.environment", "")
-		p41.Role = r.str(m40["role"], "enrichment.role", "")
-		if a42 := r.array(m40["changes"], "enrichment.changes"); len(a42) > 0 {
-			s43 := make([]ChangeRef, len(a42))
-			for i44, it45 := range a42 {
-				m46 := r.record(it45, "enrichment.changes")
-				(&s43[i44]).ID = r.str(m46["id"], "enrichment.changes.id", "")
-				(&s43[i44]).Type = r.str(m46["type"], "enrichment.changes.type", "")
-				(&s43[i44]).Title = r.str(m46["title"], "enrichment.changes.title", "")
-				if a47 := r.array(m46["expected"], "enrichment.changes.expected"); len(a47) > 0 {
-					s48 := make([]ExpectedEffect, len(a47))
-					for i49, it50 := range a47 {
-						m51 := r.record(it50, "enrichment.changes.expected")
-						(&s48[i49]).Service = r.str(m51["service"], "enrichment.changes.expected.service", "")
-						(&s48[i49]).Metric = r.str(m51["metric"], "enrichment.changes.expected.metric", "")
-						(&s48[i49]).UpToFactor = r.double(m51["up_to_factor"], "enrichment.changes.expected.up_to_factor", 0)
+	m45 := r.record(m["process"], "process")
+	v.Process.PID = r.int(m45["pid"], "process.pid", 0)
+	m46 := r.record(m45["file"], "process.file")
+	v.Process.File.Path = r.str(m46["path"], "process.file.path", "")
+	v.Process.File.Name = r.str(m46["name"], "process.file.name", "")
+	v.Process.File.SHA256 = r.str(m46["sha256"], "process.file.sha256", "")
+	v.Process.CmdLine = r.str(m45["cmd_line"], "process.cmd_line", "")
+	m47 := r.record(m45["user"], "process.user")
+	v.Process.User.UID = r.long(m47["uid"], "process.user.uid", 0)
+	v.Process.User.Name = r.str(m47["name"], "process.user.name", "")
+	v.Process.CgroupID = r.long(m45["cgroup_id"], "process.cgroup_id", 0)
+	v.Process.SystemdUnit = r.str(m45["systemd_unit"], "process.systemd_unit", "")
+	v.Process.ContainerID = r.str(m45["container_id"], "process.container_id", "")
+	if m48 := r.union(m45["container"], "process.container"); m48 != nil {
+		p49 := new(Container)
+		v.Process.Container = p49
+		p49.Name = r.str(m48["name"], "process.container.name", "")
+		p49.Image = r.str(m48["image"], "process.container.image", "")
+		p49.ImageID = r.str(m48["image_id"], "process.container.image_id", "")
+		p49.Runtime = r.str(m48["runtime"], "process.container.runtime", "")
+		if m50 := r.union(m48["pod"], "process.container.pod"); m50 != nil {
+			p51 := new(Pod)
+			p49.Pod = p51
+			p51.Name = r.str(m50["name"], "process.container.pod.name", "")
+			p51.Namespace = r.str(m50["namespace"], "process.container.pod.namespace", "")
+			p51.UID = r.str(m50["uid"], "process.container.pod.uid", "")
+			p51.Labels = r.strings(m50["labels"], "process.container.pod.labels")
+			p51.WorkloadKind = r.str(m50["workload_kind"], "process.container.pod.workload_kind", "")
+			p51.WorkloadName = r.str(m50["workload_name"], "process.container.pod.workload_name", "")
+		}
+	}
+	m52 := r.record(m["identity"], "identity")
+	v.Identity.Service = r.str(m52["service"], "identity.service", "")
+	v.Identity.User = r.str(m52["user"], "identity.user", "")
+	v.Identity.TargetUser = r.str(m52["target_user"], "identity.target_user", "")
+	v.Identity.RemoteHost = r.str(m52["remote_host"], "identity.remote_host", "")
+	v.Identity.Result = r.str(m52["result"], "identity.result", "")
+	v.Identity.Code = r.int(m52["code"], "identity.code", 0)
+	v.Identity.OldUID = r.long(m52["old_uid"], "identity.old_uid", 0)
+	v.Identity.NewUID = r.long(m52["new_uid"], "identity.new_uid", 0)
+	v.Identity.OldGID = r.long(m52["old_gid"], "identity.old_gid", 0)
+	v.Identity.NewGID = r.long(m52["new_gid"], "identity.new_gid", 0)
+	if m53 := r.union(m["enrichment"], "enrichment"); m53 != nil {
+		p54 := new(Enrichment)
+		v.Enrichment = p54
+		p54.Service = r.str(m53["service"], "enrichment.service", "")
+		p54.Environment = r.str(m53["environment"], "enrichment.environment", "")
+		p54.Role = r.str(m53["role"], "enrichment.role", "")
+		if a55 := r.array(m53["changes"], "enrichment.changes"); len(a55) > 0 {
+			s56 := make([]ChangeRef, len(a55))
+			for i57, it58 := range a55 {
+				m59 := r.record(it58, "enrichment.changes")
+				(&s56[i57]).ID = r.str(m59["id"], "enrichment.changes.id", "")
+				(&s56[i57]).Type = r.str(m59["type"], "enrichment.changes.type", "")
+				(&s56[i57]).Title = r.str(m59["title"], "enrichment.changes.title", "")
+				if a60 := r.array(m59["expected"], "enrichment.changes.expected"); len(a60) > 0 {
+					s61 := make([]ExpectedEffect, len(a60))
+					for i62, it63 := range a60 {
+						m64 := r.record(it63, "enrichment.changes.expected")
+						(&s61[i62]).Service = r.str(m64["service"], "enrichment.changes.expected.service", "")
+						(&s61[i62]).Metric = r.str(m64["metric"], "enrichment.changes.expected.metric", "")
+						(&s61[i62]).UpToFactor = r.double(m64["up_to_factor"], "enrichment.changes.expected.up_to_factor", 0)
 					}
-					(&s43[i44]).Expected = s48
+					(&s56[i57]).Expected = s61
 				}
 			}
-			p41.Changes = s43
+			p54.Changes = s56
 		}
-		if m52 := r.union(m40["deploy"], "enrichment.deploy"); m52 != nil {
-			p53 := new(DeployRef)
-			p41.Deploy = p53
-			p53.ID = r.str(m52["id"], "enrichment.deploy.id", "")
-			p53.Service = r.str(m52["service"], "enrichment.deploy.service", "")
-			p53.Version = r.str(m52["version"], "enrichment.deploy.version", "")
-			p53.DeployedAt = r.long(m52["deployed_at"], "enrichment.deploy.deployed_at", 0)
+		if m65 := r.union(m53["deploy"], "enrichment.deploy"); m65 != nil {
+			p66 := new(DeployRef)
+			p54.Deploy = p66
+			p66.ID = r.str(m65["id"], "enrichment.deploy.id", "")
+			p66.Service = r.str(m65["service"], "enrichment.deploy.service", "")
+			p66.Version = r.str(m65["version"], "enrichment.deploy.version", "")
+			p66.DeployedAt = r.long(m65["deployed_at"], "enrichment.deploy.deployed_at", 0)
 		}
-		p41.Verdict = r.str(m40["verdict"], "enrichment.verdict", "")
-		p41.VerdictReason = r.str(m40["verdict_reason"], "enrichment.verdict_reason", "")
-		if m54 := r.union(m40["account"], "enrichment.account"); m54 != nil {
-			p55 := new(AccountRef)
-			p41.Account = p55
-			p55.Name = r.str(m54["name"], "enrichment.account.name", "")
-			p55.Type = r.str(m54["type"], "enrichment.account.type", "")
-			p55.Interactive = r.bool(m54["interactive"], "enrichment.account.interactive", false)
-			p55.AllowedSources = r.strings(m54["allowed_sources"], "enrichment.account.allowed_sources")
-			p55.AllowedUsers = r.strings(m54["allowed_users"], "enrichment.account.allowed_users")
+		p54.Verdict = r.str(m53["verdict"], "enrichment.verdict", "")
+		p54.VerdictReason = r.str(m53["verdict_reason"], "enrichment.verdict_reason", "")
+		if m67 := r.union(m53["account"], "enrichment.account"); m67 != nil {
+			p68 := new(AccountRef)
+			p54.Account = p68
+			p68.Name = r.str(m67["name"], "enrichment.account.name", "")
+			p68.Type = r.str(m67["type"], "enrichment.account.type", "")
+			p68.Interactive = r.bool(m67["interactive"], "enrichment.account.interactive", false)
+			p68.AllowedSources = r.strings(m67["allowed_sources"], "enrichment.account.allowed_sources")
+			p68.AllowedUsers = r.strings(m67["allowed_users"], "enrichment.account.allowed_users")
 		}
 	}
 	if r.err != nil {
@@ -615,6 +733,122 @@ func (v *IdentityEvent) Field(path string) (any, bool) {
 		var out string
 		out = v.Process.ContainerID
 		return out, true
+	case "process.container":
+		var out bool
+		out = v.Process.Container != nil
+		return out, true
+	case "process.container.name":
+		var out string
+		p69 := v.Process.Container
+		if p69 == nil {
+			return nil, false
+		}
+		out = p69.Name
+		return out, true
+	case "process.container.image":
+		var out string
+		p70 := v.Process.Container
+		if p70 == nil {
+			return nil, false
+		}
+		out = p70.Image
+		return out, true
+	case "process.container.image_id":
+		var out string
+		p71 := v.Process.Container
+		if p71 == nil {
+			return nil, false
+		}
+		out = p71.ImageID
+		return out, true
+	case "process.container.runtime":
+		var out string
+		p72 := v.Process.Container
+		if p72 == nil {
+			return nil, false
+		}
+		out = p72.Runtime
+		return out, true
+	case "process.container.pod":
+		var out bool
+		p73 := v.Process.Container
+		if p73 == nil {
+			return nil, false
+		}
+		out = p73.Pod != nil
+		return out, true
+	case "process.container.pod.name":
+		var out string
+		p74 := v.Process.Container
+		if p74 == nil {
+			return nil, false
+		}
+		p75 := p74.Pod
+		if p75 == nil {
+			return nil, false
+		}
+		out = p75.Name
+		return out, true
+	case "process.container.pod.namespace":
+		var out string
+		p76 := v.Process.Container
+		if p76 == nil {
+			return nil, false
+		}
+		p77 := p76.Pod
+		if p77 == nil {
+			return nil, false
+		}
+		out = p77.Namespace
+		return out, true
+	case "process.container.pod.uid":
+		var out string
+		p78 := v.Process.Container
+		if p78 == nil {
+			return nil, false
+		}
+		p79 := p78.Pod
+		if p79 == nil {
+			return nil, false
+		}
+		out = p79.UID
+		return out, true
+	case "process.container.pod.labels":
+		var out []string
+		p80 := v.Process.Container
+		if p80 == nil {
+			return nil, false
+		}
+		p81 := p80.Pod
+		if p81 == nil {
+			return nil, false
+		}
+		out = p81.Labels
+		return out, true
+	case "process.container.pod.workload_kind":
+		var out string
+		p82 := v.Process.Container
+		if p82 == nil {
+			return nil, false
+		}
+		p83 := p82.Pod
+		if p83 == nil {
+			return nil, false
+		}
+		out = p83.WorkloadKind
+		return out, true
+	case "process.container.pod.workload_name":
+		var out string
+		p84 := v.Process.Container
+		if p84 == nil {
+			return nil, false
+		}
+		p85 := p84.Pod
+		if p85 == nil {
+			return nil, false
+		}
+		out = p85.WorkloadName
+		return out, true
 	case "identity.service":
 		var out string
 		out = v.Identity.Service
@@ -661,260 +895,260 @@ func (v *IdentityEvent) Field(path string) (any, bool) {
 		return out, true
 	case "enrichment.service":
 		var out string
-		p56 := v.Enrichment
-		if p56 == nil {
+		p86 := v.Enrichment
+		if p86 == nil {
 			return nil, false
 		}
-		out = p56.Service
+		out = p86.Service
 		return out, true
 	case "enrichment.environment":
 		var out string
-		p57 := v.Enrichment
-		if p57 == nil {
+		p87 := v.Enrichment
+		if p87 == nil {
 			return nil, false
 		}
-		out = p57.Environment
+		out = p87.Environment
 		return out, true
 	case "enrichment.role":
 		var out string
-		p58 := v.Enrichment
-		if p58 == nil {
+		p88 := v.Enrichment
+		if p88 == nil {
 			return nil, false
 		}
-		out = p58.Role
+		out = p88.Role
 		return out, true
 	case "enrichment.changes.id":
 		var out []string
-		p59 := v.Enrichment
-		if p59 == nil {
+		p89 := v.Enrichment
+		if p89 == nil {
 			return nil, false
 		}
-		s60 := p59.Changes
-		o61 := make([]string, len(s60))
-		for i62 := range s60 {
-			o61[i62] = (&s60[i62]).ID
+		s90 := p89.Changes
+		o91 := make([]string, len(s90))
+		for i92 := range s90 {
+			o91[i92] = (&s90[i92]).ID
 		}
-		out = o61
+		out = o91
 		return out, true
 	case "enrichment.changes.type":
 		var out []string
-		p63 := v.Enrichment
-		if p63 == nil {
-			return nil, false
-		}
-		s64 := p63.Changes
-		o65 := make([]string, len(s64))
-		for i66 := range s64 {
-			o65[i66] = (&s64[i66]).Type
-		}
-		out = o65
-		return out, true
-	case "enrichment.changes.title":
-		var out []string
-		p67 := v.Enrichment
-		if p67 == nil {
-			return nil, false
-		}
-		s68 := p67.Changes
-		o69 := make([]string, len(s68))
-		for i70 := range s68 {
-			o69[i70] = (&s68[i70]).Title
-		}
-		out = o69
-		return out, true
-	case "enrichment.changes.expected.service":
-		var out [][]string
-		p71 := v.Enrichment
-		if p71 == nil {
-			return nil, false
-		}
-		s72 := p71.Changes
-		o73 := make([][]string, len(s72))
-		for i74 := range s72 {
-			s75 := (&s72[i74]).Expected
-			o76 := make([]string, len(s75))
-			for i77 := range s75 {
-				o76[i77] = (&s75[i77]).Service
-			}
-			o73[i74] = o76
-		}
-		out = o73
-		return out, true
-	case "enrichment.changes.expected.metric":
-		var out [][]string
-		p78 := v.Enrichment
-		if p78 == nil {
-			return nil, false
-		}
-		s79 := p78.Changes
-		o80 := make([][]string, len(s79))
-		for i81 := range s79 {
-			s82 := (&s79[i81]).Expected
-			o83 := make([]string, len(s82))
-			for i84 := range s82 {
-				o83[i84] = (&s82[i84]).Metric
-			}
-			o80[i81] = o83
-		}
-		out = o80
-		return out, true
-	case "enrichment.changes.expected.up_to_factor":
-		var out [][]float64
-		p85 := v.Enrichment
-		if p85 == nil {
-			return nil, false
-		}
-		s86 := p85.Changes
-		o87 := make([][]float64, len(s86))
-		for i88 := range s86 {
-			s89 := (&s86[i88]).Expected
-			o90 := make([]float64, len(s89))
-			for i91 := range s89 {
-				o90[i91] = (&s89[i91]).UpToFactor
-			}
-			o87[i88] = o90
-		}
-		out = o87
-		return out, true
-	case "enrichment.deploy":
-		var out bool
-		p92 := v.Enrichment
-		if p92 == nil {
-			return nil, false
-		}
-		out = p92.Deploy != nil
-		return out, true
-	case "enrichment.deploy.id":
-		var out string
 		p93 := v.Enrichment
 		if p93 == nil {
 			return nil, false
 		}
-		p94 := p93.Deploy
-		if p94 == nil {
-			return nil, false
+		s94 := p93.Changes
+		o95 := make([]string, len(s94))
+		for i96 := range s94 {
+			o95[i96] = (&s94[i96]).Type
 		}
-		out = p94.ID
+		out = o95
 		return out, true
-	case "enrichment.deploy.service":
-		var out string
-		p95 := v.Enrichment
-		if p95 == nil {
-			return nil, false
-		}
-		p96 := p95.Deploy
-		if p96 == nil {
-			return nil, false
-		}
-		out = p96.Service
-		return out, true
-	case "enrichment.deploy.version":
-		var out string
+	case "enrichment.changes.title":
+		var out []string
 		p97 := v.Enrichment
 		if p97 == nil {
 			return nil, false
 		}
-		p98 := p97.Deploy
-		if p98 == nil {
-			return nil, false
+		s98 := p97.Changes
+		o99 := make([]string, len(s98))
+		for i100 := range s98 {
+			o99[i100] = (&s98[i100]).Title
 		}
-		out = p98.Version
+		out = o99
 		return out, true
-	case "enrichment.deploy.deployed_at":
-		var out int64
-		p99 := v.Enrichment
-		if p99 == nil {
-			return nil, false
-		}
-		p100 := p99.Deploy
-		if p100 == nil {
-			return nil, false
-		}
-		out = p100.DeployedAt
-		return out, true
-	case "enrichment.verdict":
-		var out string
+	case "enrichment.changes.expected.service":
+		var out [][]string
 		p101 := v.Enrichment
 		if p101 == nil {
 			return nil, false
 		}
-		out = p101.Verdict
+		s102 := p101.Changes
+		o103 := make([][]string, len(s102))
+		for i104 := range s102 {
+			s105 := (&s102[i104]).Expected
+			o106 := make([]string, len(s105))
+			for i107 := range s105 {
+				o106[i107] = (&s105[i107]).Service
+			}
+			o103[i104] = o106
+		}
+		out = o103
 		return out, true
-	case "enrichment.verdict_reason":
-		var out string
-		p102 := v.Enrichment
-		if p102 == nil {
-			return nil, false
-		}
-		out = p102.VerdictReason
-		return out, true
-	case "enrichment.account":
-		var out bool
-		p103 := v.Enrichment
-		if p103 == nil {
-			return nil, false
-		}
-		out = p103.Account != nil
-		return out, true
-	case "enrichment.account.name":
-		var out string
-		p104 := v.Enrichment
-		if p104 == nil {
-			return nil, false
-		}
-		p105 := p104.Account
-		if p105 == nil {
-			return nil, false
-		}
-		out = p105.Name
-		return out, true
-	case "enrichment.account.type":
-		var out string
-		p106 := v.Enrichment
-		if p106 == nil {
-			return nil, false
-		}
-		p107 := p106.Account
-		if p107 == nil {
-			return nil, false
-		}
-		out = p107.Type
-		return out, true
-	case "enrichment.account.interactive":
-		var out bool
+	case "enrichment.changes.expected.metric":
+		var out [][]string
 		p108 := v.Enrichment
 		if p108 == nil {
 			return nil, false
 		}
-		p109 := p108.Account
-		if p109 == nil {
+		s109 := p108.Changes
+		o110 := make([][]string, len(s109))
+		for i111 := range s109 {
+			s112 := (&s109[i111]).Expected
+			o113 := make([]string, len(s112))
+			for i114 := range s112 {
+				o113[i114] = (&s112[i114]).Metric
+			}
+			o110[i111] = o113
+		}
+		out = o110
+		return out, true
+	case "enrichment.changes.expected.up_to_factor":
+		var out [][]float64
+		p115 := v.Enrichment
+		if p115 == nil {
 			return nil, false
 		}
-		out = p109.Interactive
+		s116 := p115.Changes
+		o117 := make([][]float64, len(s116))
+		for i118 := range s116 {
+			s119 := (&s116[i118]).Expected
+			o120 := make([]float64, len(s119))
+			for i121 := range s119 {
+				o120[i121] = (&s119[i121]).UpToFactor
+			}
+			o117[i118] = o120
+		}
+		out = o117
+		return out, true
+	case "enrichment.deploy":
+		var out bool
+		p122 := v.Enrichment
+		if p122 == nil {
+			return nil, false
+		}
+		out = p122.Deploy != nil
+		return out, true
+	case "enrichment.deploy.id":
+		var out string
+		p123 := v.Enrichment
+		if p123 == nil {
+			return nil, false
+		}
+		p124 := p123.Deploy
+		if p124 == nil {
+			return nil, false
+		}
+		out = p124.ID
+		return out, true
+	case "enrichment.deploy.service":
+		var out string
+		p125 := v.Enrichment
+		if p125 == nil {
+			return nil, false
+		}
+		p126 := p125.Deploy
+		if p126 == nil {
+			return nil, false
+		}
+		out = p126.Service
+		return out, true
+	case "enrichment.deploy.version":
+		var out string
+		p127 := v.Enrichment
+		if p127 == nil {
+			return nil, false
+		}
+		p128 := p127.Deploy
+		if p128 == nil {
+			return nil, false
+		}
+		out = p128.Version
+		return out, true
+	case "enrichment.deploy.deployed_at":
+		var out int64
+		p129 := v.Enrichment
+		if p129 == nil {
+			return nil, false
+		}
+		p130 := p129.Deploy
+		if p130 == nil {
+			return nil, false
+		}
+		out = p130.DeployedAt
+		return out, true
+	case "enrichment.verdict":
+		var out string
+		p131 := v.Enrichment
+		if p131 == nil {
+			return nil, false
+		}
+		out = p131.Verdict
+		return out, true
+	case "enrichment.verdict_reason":
+		var out string
+		p132 := v.Enrichment
+		if p132 == nil {
+			return nil, false
+		}
+		out = p132.VerdictReason
+		return out, true
+	case "enrichment.account":
+		var out bool
+		p133 := v.Enrichment
+		if p133 == nil {
+			return nil, false
+		}
+		out = p133.Account != nil
+		return out, true
+	case "enrichment.account.name":
+		var out string
+		p134 := v.Enrichment
+		if p134 == nil {
+			return nil, false
+		}
+		p135 := p134.Account
+		if p135 == nil {
+			return nil, false
+		}
+		out = p135.Name
+		return out, true
+	case "enrichment.account.type":
+		var out string
+		p136 := v.Enrichment
+		if p136 == nil {
+			return nil, false
+		}
+		p137 := p136.Account
+		if p137 == nil {
+			return nil, false
+		}
+		out = p137.Type
+		return out, true
+	case "enrichment.account.interactive":
+		var out bool
+		p138 := v.Enrichment
+		if p138 == nil {
+			return nil, false
+		}
+		p139 := p138.Account
+		if p139 == nil {
+			return nil, false
+		}
+		out = p139.Interactive
 		return out, true
 	case "enrichment.account.allowed_sources":
 		var out []string
-		p110 := v.Enrichment
-		if p110 == nil {
+		p140 := v.Enrichment
+		if p140 == nil {
 			return nil, false
 		}
-		p111 := p110.Account
-		if p111 == nil {
+		p141 := p140.Account
+		if p141 == nil {
 			return nil, false
 		}
-		out = p111.AllowedSources
+		out = p141.AllowedSources
 		return out, true
 	case "enrichment.account.allowed_users":
 		var out []string
-		p112 := v.Enrichment
-		if p112 == nil {
+		p142 := v.Enrichment
+		if p142 == nil {
 			return nil, false
 		}
-		p113 := p112.Account
-		if p113 == nil {
+		p143 := p142.Account
+		if p143 == nil {
 			return nil, false
 		}
-		out = p113.AllowedUsers
+		out = p143.AllowedUsers
 		return out, true
 	}
 	return nil, false
@@ -937,6 +1171,18 @@ var identityEventFields = []FieldInfo{
 	{Path: "process.cgroup_id", Type: "long", Arrays: 0, Optional: false, Presence: false},
 	{Path: "process.systemd_unit", Type: "string", Arrays: 0, Optional: false, Presence: false},
 	{Path: "process.container_id", Type: "string", Arrays: 0, Optional: false, Presence: false},
+	{Path: "process.container", Type: "boolean", Arrays: 0, Optional: false, Presence: true},
+	{Path: "process.container.name", Type: "string", Arrays: 0, Optional: true, Presence: false},
+	{Path: "process.container.image", Type: "string", Arrays: 0, Optional: true, Presence: false},
+	{Path: "process.container.image_id", Type: "string", Arrays: 0, Optional: true, Presence: false},
+	{Path: "process.container.runtime", Type: "string", Arrays: 0, Optional: true, Presence: false},
+	{Path: "process.container.pod", Type: "boolean", Arrays: 0, Optional: true, Presence: true},
+	{Path: "process.container.pod.name", Type: "string", Arrays: 0, Optional: true, Presence: false},
+	{Path: "process.container.pod.namespace", Type: "string", Arrays: 0, Optional: true, Presence: false},
+	{Path: "process.container.pod.uid", Type: "string", Arrays: 0, Optional: true, Presence: false},
+	{Path: "process.container.pod.labels", Type: "string", Arrays: 1, Optional: true, Presence: false},
+	{Path: "process.container.pod.workload_kind", Type: "string", Arrays: 0, Optional: true, Presence: false},
+	{Path: "process.container.pod.workload_name", Type: "string", Arrays: 0, Optional: true, Presence: false},
 	{Path: "identity.service", Type: "string", Arrays: 0, Optional: false, Presence: false},
 	{Path: "identity.user", Type: "string", Arrays: 0, Optional: false, Presence: false},
 	{Path: "identity.target_user", Type: "string", Arrays: 0, Optional: false, Presence: false},
@@ -991,6 +1237,18 @@ type IdentityEventColumns struct {
 	ProcessCgroupID                       []int64       // process.cgroup_id
 	ProcessSystemdUnit                    []string      // process.systemd_unit
 	ProcessContainerID                    []string      // process.container_id
+	HasProcessContainer                   []bool        // process.container
+	ProcessContainerName                  []string      // process.container.name
+	ProcessContainerImage                 []string      // process.container.image
+	ProcessContainerImageID               []string      // process.container.image_id
+	ProcessContainerRuntime               []string      // process.container.runtime
+	HasProcessContainerPod                []bool        // process.container.pod
+	ProcessContainerPodName               []string      // process.container.pod.name
+	ProcessContainerPodNamespace          []string      // process.container.pod.namespace
+	ProcessContainerPodUID                []string      // process.container.pod.uid
+	ProcessContainerPodLabels             [][]string    // process.container.pod.labels
+	ProcessContainerPodWorkloadKind       []string      // process.container.pod.workload_kind
+	ProcessContainerPodWorkloadName       []string      // process.container.pod.workload_name
 	IdentityService                       []string      // identity.service
 	IdentityUser                          []string      // identity.user
 	IdentityTargetUser                    []string      // identity.target_user
@@ -1024,6 +1282,7 @@ type IdentityEventColumns struct {
 	EnrichmentAccountInteractive          []bool        // enrichment.account.interactive
 	EnrichmentAccountAllowedSources       [][]string    // enrichment.account.allowed_sources
 	EnrichmentAccountAllowedUsers         [][]string    // enrichment.account.allowed_users
+	processContainerPodLabelsL0           []string
 	enrichmentChangesIDL0                 []string
 	enrichmentChangesTypeL0               []string
 	enrichmentChangesTitleL0              []string
@@ -1074,6 +1333,32 @@ func (c *IdentityEventColumns) Reset() {
 	c.ProcessSystemdUnit = c.ProcessSystemdUnit[:0]
 	clear(c.ProcessContainerID[:cap(c.ProcessContainerID)])
 	c.ProcessContainerID = c.ProcessContainerID[:0]
+	clear(c.HasProcessContainer[:cap(c.HasProcessContainer)])
+	c.HasProcessContainer = c.HasProcessContainer[:0]
+	clear(c.ProcessContainerName[:cap(c.ProcessContainerName)])
+	c.ProcessContainerName = c.ProcessContainerName[:0]
+	clear(c.ProcessContainerImage[:cap(c.ProcessContainerImage)])
+	c.ProcessContainerImage = c.ProcessContainerImage[:0]
+	clear(c.ProcessContainerImageID[:cap(c.ProcessContainerImageID)])
+	c.ProcessContainerImageID = c.ProcessContainerImageID[:0]
+	clear(c.ProcessContainerRuntime[:cap(c.ProcessContainerRuntime)])
+	c.ProcessContainerRuntime = c.ProcessContainerRuntime[:0]
+	clear(c.HasProcessContainerPod[:cap(c.HasProcessContainerPod)])
+	c.HasProcessContainerPod = c.HasProcessContainerPod[:0]
+	clear(c.ProcessContainerPodName[:cap(c.ProcessContainerPodName)])
+	c.ProcessContainerPodName = c.ProcessContainerPodName[:0]
+	clear(c.ProcessContainerPodNamespace[:cap(c.ProcessContainerPodNamespace)])
+	c.ProcessContainerPodNamespace = c.ProcessContainerPodNamespace[:0]
+	clear(c.ProcessContainerPodUID[:cap(c.ProcessContainerPodUID)])
+	c.ProcessContainerPodUID = c.ProcessContainerPodUID[:0]
+	clear(c.processContainerPodLabelsL0[:cap(c.processContainerPodLabelsL0)])
+	c.processContainerPodLabelsL0 = c.processContainerPodLabelsL0[:0]
+	clear(c.ProcessContainerPodLabels[:cap(c.ProcessContainerPodLabels)])
+	c.ProcessContainerPodLabels = c.ProcessContainerPodLabels[:0]
+	clear(c.ProcessContainerPodWorkloadKind[:cap(c.ProcessContainerPodWorkloadKind)])
+	c.ProcessContainerPodWorkloadKind = c.ProcessContainerPodWorkloadKind[:0]
+	clear(c.ProcessContainerPodWorkloadName[:cap(c.ProcessContainerPodWorkloadName)])
+	c.ProcessContainerPodWorkloadName = c.ProcessContainerPodWorkloadName[:0]
 	clear(c.IdentityService[:cap(c.IdentityService)])
 	c.IdentityService = c.IdentityService[:0]
 	clear(c.IdentityUser[:cap(c.IdentityUser)])
@@ -1183,6 +1468,18 @@ func (c *IdentityEventColumns) Columns() []Column {
 		{Path: "process.cgroup_id", Values: c.ProcessCgroupID},
 		{Path: "process.systemd_unit", Values: c.ProcessSystemdUnit},
 		{Path: "process.container_id", Values: c.ProcessContainerID},
+		{Path: "process.container", Values: c.HasProcessContainer},
+		{Path: "process.container.name", Values: c.ProcessContainerName},
+		{Path: "process.container.image", Values: c.ProcessContainerImage},
+		{Path: "process.container.image_id", Values: c.ProcessContainerImageID},
+		{Path: "process.container.runtime", Values: c.ProcessContainerRuntime},
+		{Path: "process.container.pod", Values: c.HasProcessContainerPod},
+		{Path: "process.container.pod.name", Values: c.ProcessContainerPodName},
+		{Path: "process.container.pod.namespace", Values: c.ProcessContainerPodNamespace},
+		{Path: "process.container.pod.uid", Values: c.ProcessContainerPodUID},
+		{Path: "process.container.pod.labels", Values: c.ProcessContainerPodLabels},
+		{Path: "process.container.pod.workload_kind", Values: c.ProcessContainerPodWorkloadKind},
+		{Path: "process.container.pod.workload_name", Values: c.ProcessContainerPodWorkloadName},
 		{Path: "identity.service", Values: c.IdentityService},
 		{Path: "identity.user", Values: c.IdentityUser},
 		{Path: "identity.target_user", Values: c.IdentityTargetUser},
@@ -1222,7 +1519,7 @@ func (c *IdentityEventColumns) Columns() []Column {
 // Append decodes one Avro binary body of avro/identity.avsc into one more row; the strings view body.
 // On an error nothing is appended.
 func (c *IdentityEventColumns) Append(body []byte) error {
-	var mark [60]int
+	var mark [73]int
 	mark[0] = len(c.EventID)
 	mark[1] = len(c.Time)
 	mark[2] = len(c.HostID)
@@ -1239,50 +1536,63 @@ func (c *IdentityEventColumns) Append(body []byte) error {
 	mark[13] = len(c.ProcessCgroupID)
 	mark[14] = len(c.ProcessSystemdUnit)
 	mark[15] = len(c.ProcessContainerID)
-	mark[16] = len(c.IdentityService)
-	mark[17] = len(c.IdentityUser)
-	mark[18] = len(c.IdentityTargetUser)
-	mark[19] = len(c.IdentityRemoteHost)
-	mark[20] = len(c.IdentityResult)
-	mark[21] = len(c.IdentityCode)
-	mark[22] = len(c.IdentityOldUID)
-	mark[23] = len(c.IdentityNewUID)
-	mark[24] = len(c.IdentityOldGID)
-	mark[25] = len(c.IdentityNewGID)
-	mark[26] = len(c.HasEnrichment)
-	mark[27] = len(c.EnrichmentService)
-	mark[28] = len(c.EnrichmentEnvironment)
-	mark[29] = len(c.EnrichmentRole)
-	mark[30] = len(c.enrichmentChangesIDL0)
-	mark[31] = len(c.EnrichmentChangesID)
-	mark[32] = len(c.enrichmentChangesTypeL0)
-	mark[33] = len(c.EnrichmentChangesType)
-	mark[34] = len(c.enrichmentChangesTitleL0)
-	mark[35] = len(c.EnrichmentChangesTitle)
-	mark[36] = len(c.enrichmentChangesExpectedServiceL0)
-	mark[37] = len(c.enrichmentChangesExpectedServiceL1)
-	mark[38] = len(c.EnrichmentChangesExpectedService)
-	mark[39] = len(c.enrichmentChangesExpectedMetricL0)
-	mark[40] = len(c.enrichmentChangesExpectedMetricL1)
-	mark[41] = len(c.EnrichmentChangesExpectedMetric)
-	mark[42] = len(c.enrichmentChangesExpectedUpToFactorL0)
-	mark[43] = len(c.enrichmentChangesExpectedUpToFactorL1)
-	mark[44] = len(c.EnrichmentChangesExpectedUpToFactor)
-	mark[45] = len(c.HasEnrichmentDeploy)
-	mark[46] = len(c.EnrichmentDeployID)
-	mark[47] = len(c.EnrichmentDeployService)
-	mark[48] = len(c.EnrichmentDeployVersion)
-	mark[49] = len(c.EnrichmentDeployDeployedAt)
-	mark[50] = len(c.EnrichmentVerdict)
-	mark[51] = len(c.EnrichmentVerdictReason)
-	mark[52] = len(c.HasEnrichmentAccount)
-	mark[53] = len(c.EnrichmentAccountName)
-	mark[54] = len(c.EnrichmentAccountType)
-	mark[55] = len(c.EnrichmentAccountInteractive)
-	mark[56] = len(c.enrichmentAccountAllowedSourcesL0)
-	mark[57] = len(c.EnrichmentAccountAllowedSources)
-	mark[58] = len(c.enrichmentAccountAllowedUsersL0)
-	mark[59] = len(c.EnrichmentAccountAllowedUsers)
+	mark[16] = len(c.HasProcessContainer)
+	mark[17] = len(c.ProcessContainerName)
+	mark[18] = len(c.ProcessContainerImage)
+	mark[19] = len(c.ProcessContainerImageID)
+	mark[20] = len(c.ProcessContainerRuntime)
+	mark[21] = len(c.HasProcessContainerPod)
+	mark[22] = len(c.ProcessContainerPodName)
+	mark[23] = len(c.ProcessContainerPodNamespace)
+	mark[24] = len(c.ProcessContainerPodUID)
+	mark[25] = len(c.processContainerPodLabelsL0)
+	mark[26] = len(c.ProcessContainerPodLabels)
+	mark[27] = len(c.ProcessContainerPodWorkloadKind)
+	mark[28] = len(c.ProcessContainerPodWorkloadName)
+	mark[29] = len(c.IdentityService)
+	mark[30] = len(c.IdentityUser)
+	mark[31] = len(c.IdentityTargetUser)
+	mark[32] = len(c.IdentityRemoteHost)
+	mark[33] = len(c.IdentityResult)
+	mark[34] = len(c.IdentityCode)
+	mark[35] = len(c.IdentityOldUID)
+	mark[36] = len(c.IdentityNewUID)
+	mark[37] = len(c.IdentityOldGID)
+	mark[38] = len(c.IdentityNewGID)
+	mark[39] = len(c.HasEnrichment)
+	mark[40] = len(c.EnrichmentService)
+	mark[41] = len(c.EnrichmentEnvironment)
+	mark[42] = len(c.EnrichmentRole)
+	mark[43] = len(c.enrichmentChangesIDL0)
+	mark[44] = len(c.EnrichmentChangesID)
+	mark[45] = len(c.enrichmentChangesTypeL0)
+	mark[46] = len(c.EnrichmentChangesType)
+	mark[47] = len(c.enrichmentChangesTitleL0)
+	mark[48] = len(c.EnrichmentChangesTitle)
+	mark[49] = len(c.enrichmentChangesExpectedServiceL0)
+	mark[50] = len(c.enrichmentChangesExpectedServiceL1)
+	mark[51] = len(c.EnrichmentChangesExpectedService)
+	mark[52] = len(c.enrichmentChangesExpectedMetricL0)
+	mark[53] = len(c.enrichmentChangesExpectedMetricL1)
+	mark[54] = len(c.EnrichmentChangesExpectedMetric)
+	mark[55] = len(c.enrichmentChangesExpectedUpToFactorL0)
+	mark[56] = len(c.enrichmentChangesExpectedUpToFactorL1)
+	mark[57] = len(c.EnrichmentChangesExpectedUpToFactor)
+	mark[58] = len(c.HasEnrichmentDeploy)
+	mark[59] = len(c.EnrichmentDeployID)
+	mark[60] = len(c.EnrichmentDeployService)
+	mark[61] = len(c.EnrichmentDeployVersion)
+	mark[62] = len(c.EnrichmentDeployDeployedAt)
+	mark[63] = len(c.EnrichmentVerdict)
+	mark[64] = len(c.EnrichmentVerdictReason)
+	mark[65] = len(c.HasEnrichmentAccount)
+	mark[66] = len(c.EnrichmentAccountName)
+	mark[67] = len(c.EnrichmentAccountType)
+	mark[68] = len(c.EnrichmentAccountInteractive)
+	mark[69] = len(c.enrichmentAccountAllowedSourcesL0)
+	mark[70] = len(c.EnrichmentAccountAllowedSources)
+	mark[71] = len(c.enrichmentAccountAllowedUsersL0)
+	mark[72] = len(c.EnrichmentAccountAllowedUsers)
 	d := decoder{buf: body}
 	c.EventID = append(c.EventID, d.string())
 	c.Time = append(c.Time, d.long())
@@ -1300,6 +1610,51 @@ func (c *IdentityEventColumns) Append(body []byte) error {
 	c.ProcessCgroupID = append(c.ProcessCgroupID, d.long())
 	c.ProcessSystemdUnit = append(c.ProcessSystemdUnit, d.string())
 	c.ProcessContainerID = append(c.ProcessContainerID, d.string())
+	if d.union() == 1 {
+		c.HasProcessContainer = append(c.HasProcessContainer, true)
+		c.ProcessContainerName = append(c.ProcessContainerName, d.string())
+		c.ProcessContainerImage = append(c.ProcessContainerImage, d.string())
+		c.ProcessContainerImageID = append(c.ProcessContainerImageID, d.string())
+		c.ProcessContainerRuntime = append(c.ProcessContainerRuntime, d.string())
+		if d.union() == 1 {
+			c.HasProcessContainerPod = append(c.HasProcessContainerPod, true)
+			c.ProcessContainerPodName = append(c.ProcessContainerPodName, d.string())
+			c.ProcessContainerPodNamespace = append(c.ProcessContainerPodNamespace, d.string())
+			c.ProcessContainerPodUID = append(c.ProcessContainerPodUID, d.string())
+			{
+				st144 := len(c.processContainerPodLabelsL0)
+				for n145 := d.block(1); n145 > 0; n145 = d.block(1) {
+					for range n145 {
+						c.processContainerPodLabelsL0 = append(c.processContainerPodLabelsL0, d.string())
+					}
+				}
+				c.ProcessContainerPodLabels = append(c.ProcessContainerPodLabels, cut(c.processContainerPodLabelsL0, st144))
+			}
+			c.ProcessContainerPodWorkloadKind = append(c.ProcessContainerPodWorkloadKind, d.string())
+			c.ProcessContainerPodWorkloadName = append(c.ProcessContainerPodWorkloadName, d.string())
+		} else {
+			c.HasProcessContainerPod = append(c.HasProcessContainerPod, false)
+			c.ProcessContainerPodName = append(c.ProcessContainerPodName, "")
+			c.ProcessContainerPodNamespace = append(c.ProcessContainerPodNamespace, "")
+			c.ProcessContainerPodUID = append(c.ProcessContainerPodUID, "")
+			c.ProcessContainerPodLabels = append(c.ProcessContainerPodLabels, []string{})
+			c.ProcessContainerPodWorkloadKind = append(c.ProcessContainerPodWorkloadKind, "")
+			c.ProcessContainerPodWorkloadName = append(c.ProcessContainerPodWorkloadName, "")
+		}
+	} else {
+		c.HasProcessContainer = append(c.HasProcessContainer, false)
+		c.ProcessContainerName = append(c.ProcessContainerName, "")
+		c.ProcessContainerImage = append(c.ProcessContainerImage, "")
+		c.ProcessContainerImageID = append(c.ProcessContainerImageID, "")
+		c.ProcessContainerRuntime = append(c.ProcessContainerRuntime, "")
+		c.HasProcessContainerPod = append(c.HasProcessContainerPod, false)
+		c.ProcessContainerPodName = append(c.ProcessContainerPodName, "")
+		c.ProcessContainerPodNamespace = append(c.ProcessContainerPodNamespace, "")
+		c.ProcessContainerPodUID = append(c.ProcessContainerPodUID, "")
+		c.ProcessContainerPodLabels = append(c.ProcessContainerPodLabels, []string{})
+		c.ProcessContainerPodWorkloadKind = append(c.ProcessContainerPodWorkloadKind, "")
+		c.ProcessContainerPodWorkloadName = append(c.ProcessContainerPodWorkloadName, "")
+	}
 	c.IdentityService = append(c.IdentityService, d.string())
 	c.IdentityUser = append(c.IdentityUser, d.string())
 	c.IdentityTargetUser = append(c.IdentityTargetUser, d.string())
@@ -1316,40 +1671,40 @@ func (c *IdentityEventColumns) Append(body []byte) error {
 		c.EnrichmentEnvironment = append(c.EnrichmentEnvironment, d.string())
 		c.EnrichmentRole = append(c.EnrichmentRole, d.string())
 		{
-			st114 := len(c.enrichmentChangesIDL0)
-			st115 := len(c.enrichmentChangesTypeL0)
-			st116 := len(c.enrichmentChangesTitleL0)
-			st117 := len(c.enrichmentChangesExpectedServiceL1)
-			st118 := len(c.enrichmentChangesExpectedMetricL1)
-			st119 := len(c.enrichmentChangesExpectedUpToFactorL1)
-			for n120 := d.block(4); n120 > 0; n120 = d.block(4) {
-				for range n120 {
+			st146 := len(c.enrichmentChangesIDL0)
+			st147 := len(c.enrichmentChangesTypeL0)
+			st148 := len(c.enrichmentChangesTitleL0)
+			st149 := len(c.enrichmentChangesExpectedServiceL1)
+			st150 := len(c.enrichmentChangesExpectedMetricL1)
+			st151 := len(c.enrichmentChangesExpectedUpToFactorL1)
+			for n152 := d.block(4); n152 > 0; n152 = d.block(4) {
+				for range n152 {
 					c.enrichmentChangesIDL0 = append(c.enrichmentChangesIDL0, d.string())
 					c.enrichmentChangesTypeL0 = append(c.enrichmentChangesTypeL0, d.string())
 					c.enrichmentChangesTitleL0 = append(c.enrichmentChangesTitleL0, d.string())
 					{
-						st121 := len(c.enrichmentChangesExpectedServiceL0)
-						st122 := len(c.enrichmentChangesExpectedMetricL0)
-						st123 := len(c.enrichmentChangesExpectedUpToFactorL0)
-						for n124 := d.block(10); n124 > 0; n124 = d.block(10) {
-							for range n124 {
+						st153 := len(c.enrichmentChangesExpectedServiceL0)
+						st154 := len(c.enrichmentChangesExpectedMetricL0)
+						st155 := len(c.enrichmentChangesExpectedUpToFactorL0)
+						for n156 := d.block(10); n156 > 0; n156 = d.block(10) {
+							for range n156 {
 								c.enrichmentChangesExpectedServiceL0 = append(c.enrichmentChangesExpectedServiceL0, d.string())
 								c.enrichmentChangesExpectedMetricL0 = append(c.enrichmentChangesExpectedMetricL0, d.string())
 								c.enrichmentChangesExpectedUpToFactorL0 = append(c.enrichmentChangesExpectedUpToFactorL0, d.double())
 							}
 						}
-						c.enrichmentChangesExpectedServiceL1 = append(c.enrichmentChangesExpectedServiceL1, cut(c.enrichmentChangesExpectedServiceL0, st121))
-						c.enrichmentChangesExpectedMetricL1 = append(c.enrichmentChangesExpectedMetricL1, cut(c.enrichmentChangesExpectedMetricL0, st122))
-						c.enrichmentChangesExpectedUpToFactorL1 = append(c.enrichmentChangesExpectedUpToFactorL1, cut(c.enrichmentChangesExpectedUpToFactorL0, st123))
+						c.enrichmentChangesExpectedServiceL1 = append(c.enrichmentChangesExpectedServiceL1, cut(c.enrichmentChangesExpectedServiceL0, st153))
+						c.enrichmentChangesExpectedMetricL1 = append(c.enrichmentChangesExpectedMetricL1, cut(c.enrichmentChangesExpectedMetricL0, st154))
+						c.enrichmentChangesExpectedUpToFactorL1 = append(c.enrichmentChangesExpectedUpToFactorL1, cut(c.enrichmentChangesExpectedUpToFactorL0, st155))
 					}
 				}
 			}
-			c.EnrichmentChangesID = append(c.EnrichmentChangesID, cut(c.enrichmentChangesIDL0, st114))
-			c.EnrichmentChangesType = append(c.EnrichmentChangesType, cut(c.enrichmentChangesTypeL0, st115))
-			c.EnrichmentChangesTitle = append(c.EnrichmentChangesTitle, cut(c.enrichmentChangesTitleL0, st116))
-			c.EnrichmentChangesExpectedService = append(c.EnrichmentChangesExpectedService, cut(c.enrichmentChangesExpectedServiceL1, st117))
-			c.EnrichmentChangesExpectedMetric = append(c.EnrichmentChangesExpectedMetric, cut(c.enrichmentChangesExpectedMetricL1, st118))
-			c.EnrichmentChangesExpectedUpToFactor = append(c.EnrichmentChangesExpectedUpToFactor, cut(c.enrichmentChangesExpectedUpToFactorL1, st119))
+			c.EnrichmentChangesID = append(c.EnrichmentChangesID, cut(c.enrichmentChangesIDL0, st146))
+			c.EnrichmentChangesType = append(c.EnrichmentChangesType, cut(c.enrichmentChangesTypeL0, st147))
+			c.EnrichmentChangesTitle = append(c.EnrichmentChangesTitle, cut(c.enrichmentChangesTitleL0, st148))
+			c.EnrichmentChangesExpectedService = append(c.EnrichmentChangesExpectedService, cut(c.enrichmentChangesExpectedServiceL1, st149))
+			c.EnrichmentChangesExpectedMetric = append(c.EnrichmentChangesExpectedMetric, cut(c.enrichmentChangesExpectedMetricL1, st150))
+			c.EnrichmentChangesExpectedUpToFactor = append(c.EnrichmentChangesExpectedUpToFactor, cut(c.enrichmentChangesExpectedUpToFactorL1, st151))
 		}
 		if d.union() == 1 {
 			c.HasEnrichmentDeploy = append(c.HasEnrichmentDeploy, true)
@@ -1372,22 +1727,22 @@ func (c *IdentityEventColumns) Append(body []byte) error {
 			c.EnrichmentAccountType = append(c.EnrichmentAccountType, d.string())
 			c.EnrichmentAccountInteractive = append(c.EnrichmentAccountInteractive, d.bool())
 			{
-				st125 := len(c.enrichmentAccountAllowedSourcesL0)
-				for n126 := d.block(1); n126 > 0; n126 = d.block(1) {
-					for range n126 {
+				st157 := len(c.enrichmentAccountAllowedSourcesL0)
+				for n158 := d.block(1); n158 > 0; n158 = d.block(1) {
+					for range n158 {
 						c.enrichmentAccountAllowedSourcesL0 = append(c.enrichmentAccountAllowedSourcesL0, d.string())
 					}
 				}
-				c.EnrichmentAccountAllowedSources = append(c.EnrichmentAccountAllowedSources, cut(c.enrichmentAccountAllowedSourcesL0, st125))
+				c.EnrichmentAccountAllowedSources = append(c.EnrichmentAccountAllowedSources, cut(c.enrichmentAccountAllowedSourcesL0, st157))
 			}
 			{
-				st127 := len(c.enrichmentAccountAllowedUsersL0)
-				for n128 := d.block(1); n128 > 0; n128 = d.block(1) {
-					for range n128 {
+				st159 := len(c.enrichmentAccountAllowedUsersL0)
+				for n160 := d.block(1); n160 > 0; n160 = d.block(1) {
+					for range n160 {
 						c.enrichmentAccountAllowedUsersL0 = append(c.enrichmentAccountAllowedUsersL0, d.string())
 					}
 				}
-				c.EnrichmentAccountAllowedUsers = append(c.EnrichmentAccountAllowedUsers, cut(c.enrichmentAccountAllowedUsersL0, st127))
+				c.EnrichmentAccountAllowedUsers = append(c.EnrichmentAccountAllowedUsers, cut(c.enrichmentAccountAllowedUsersL0, st159))
 			}
 		} else {
 			c.HasEnrichmentAccount = append(c.HasEnrichmentAccount, false)
@@ -1439,50 +1794,63 @@ func (c *IdentityEventColumns) Append(body []byte) error {
 		c.ProcessCgroupID = c.ProcessCgroupID[:mark[13]]
 		c.ProcessSystemdUnit = c.ProcessSystemdUnit[:mark[14]]
 		c.ProcessContainerID = c.ProcessContainerID[:mark[15]]
-		c.IdentityService = c.IdentityService[:mark[16]]
-		c.IdentityUser = c.IdentityUser[:mark[17]]
-		c.IdentityTargetUser = c.IdentityTargetUser[:mark[18]]
-		c.IdentityRemoteHost = c.IdentityRemoteHost[:mark[19]]
-		c.IdentityResult = c.IdentityResult[:mark[20]]
-		c.IdentityCode = c.IdentityCode[:mark[21]]
-		c.IdentityOldUID = c.IdentityOldUID[:mark[22]]
-		c.IdentityNewUID = c.IdentityNewUID[:mark[23]]
-		c.IdentityOldGID = c.IdentityOldGID[:mark[24]]
-		c.IdentityNewGID = c.IdentityNewGID[:mark[25]]
-		c.HasEnrichment = c.HasEnrichment[:mark[26]]
-		c.EnrichmentService = c.EnrichmentService[:mark[27]]
-		c.EnrichmentEnvironment = c.EnrichmentEnvironment[:mark[28]]
-		c.EnrichmentRole = c.EnrichmentRole[:mark[29]]
-		c.enrichmentChangesIDL0 = c.enrichmentChangesIDL0[:mark[30]]
-		c.EnrichmentChangesID = c.EnrichmentChangesID[:mark[31]]
-		c.enrichmentChangesTypeL0 = c.enrichmentChangesTypeL0[:mark[32]]
-		c.EnrichmentChangesType = c.EnrichmentChangesType[:mark[33]]
-		c.enrichmentChangesTitleL0 = c.enrichmentChangesTitleL0[:mark[34]]
-		c.EnrichmentChangesTitle = c.EnrichmentChangesTitle[:mark[35]]
-		c.enrichmentChangesExpectedServiceL0 = c.enrichmentChangesExpectedServiceL0[:mark[36]]
-		c.enrichmentChangesExpectedServiceL1 = c.enrichmentChangesExpectedServiceL1[:mark[37]]
-		c.EnrichmentChangesExpectedService = c.EnrichmentChangesExpectedService[:mark[38]]
-		c.enrichmentChangesExpectedMetricL0 = c.enrichmentChangesExpectedMetricL0[:mark[39]]
-		c.enrichmentChangesExpectedMetricL1 = c.enrichmentChangesExpectedMetricL1[:mark[40]]
-		c.EnrichmentChangesExpectedMetric = c.EnrichmentChangesExpectedMetric[:mark[41]]
-		c.enrichmentChangesExpectedUpToFactorL0 = c.enrichmentChangesExpectedUpToFactorL0[:mark[42]]
-		c.enrichmentChangesExpectedUpToFactorL1 = c.enrichmentChangesExpectedUpToFactorL1[:mark[43]]
-		c.EnrichmentChangesExpectedUpToFactor = c.EnrichmentChangesExpectedUpToFactor[:mark[44]]
-		c.HasEnrichmentDeploy = c.HasEnrichmentDeploy[:mark[45]]
-		c.EnrichmentDeployID = c.EnrichmentDeployID[:mark[46]]
-		c.EnrichmentDeployService = c.EnrichmentDeployService[:mark[47]]
-		c.EnrichmentDeployVersion = c.EnrichmentDeployVersion[:mark[48]]
-		c.EnrichmentDeployDeployedAt = c.EnrichmentDeployDeployedAt[:mark[49]]
-		c.EnrichmentVerdict = c.EnrichmentVerdict[:mark[50]]
-		c.EnrichmentVerdictReason = c.EnrichmentVerdictReason[:mark[51]]
-		c.HasEnrichmentAccount = c.HasEnrichmentAccount[:mark[52]]
-		c.EnrichmentAccountName = c.EnrichmentAccountName[:mark[53]]
-		c.EnrichmentAccountType = c.EnrichmentAccountType[:mark[54]]
-		c.EnrichmentAccountInteractive = c.EnrichmentAccountInteractive[:mark[55]]
-		c.enrichmentAccountAllowedSourcesL0 = c.enrichmentAccountAllowedSourcesL0[:mark[56]]
-		c.EnrichmentAccountAllowedSources = c.EnrichmentAccountAllowedSources[:mark[57]]
-		c.enrichmentAccountAllowedUsersL0 = c.enrichmentAccountAllowedUsersL0[:mark[58]]
-		c.EnrichmentAccountAllowedUsers = c.EnrichmentAccountAllowedUsers[:mark[59]]
+		c.HasProcessContainer = c.HasProcessContainer[:mark[16]]
+		c.ProcessContainerName = c.ProcessContainerName[:mark[17]]
+		c.ProcessContainerImage = c.ProcessContainerImage[:mark[18]]
+		c.ProcessContainerImageID = c.ProcessContainerImageID[:mark[19]]
+		c.ProcessContainerRuntime = c.ProcessContainerRuntime[:mark[20]]
+		c.HasProcessContainerPod = c.HasProcessContainerPod[:mark[21]]
+		c.ProcessContainerPodName = c.ProcessContainerPodName[:mark[22]]
+		c.ProcessContainerPodNamespace = c.ProcessContainerPodNamespace[:mark[23]]
+		c.ProcessContainerPodUID = c.ProcessContainerPodUID[:mark[24]]
+		c.processContainerPodLabelsL0 = c.processContainerPodLabelsL0[:mark[25]]
+		c.ProcessContainerPodLabels = c.ProcessContainerPodLabels[:mark[26]]
+		c.ProcessContainerPodWorkloadKind = c.ProcessContainerPodWorkloadKind[:mark[27]]
+		c.ProcessContainerPodWorkloadName = c.ProcessContainerPodWorkloadName[:mark[28]]
+		c.IdentityService = c.IdentityService[:mark[29]]
+		c.IdentityUser = c.IdentityUser[:mark[30]]
+		c.IdentityTargetUser = c.IdentityTargetUser[:mark[31]]
+		c.IdentityRemoteHost = c.IdentityRemoteHost[:mark[32]]
+		c.IdentityResult = c.IdentityResult[:mark[33]]
+		c.IdentityCode = c.IdentityCode[:mark[34]]
+		c.IdentityOldUID = c.IdentityOldUID[:mark[35]]
+		c.IdentityNewUID = c.IdentityNewUID[:mark[36]]
+		c.IdentityOldGID = c.IdentityOldGID[:mark[37]]
+		c.IdentityNewGID = c.IdentityNewGID[:mark[38]]
+		c.HasEnrichment = c.HasEnrichment[:mark[39]]
+		c.EnrichmentService = c.EnrichmentService[:mark[40]]
+		c.EnrichmentEnvironment = c.EnrichmentEnvironment[:mark[41]]
+		c.EnrichmentRole = c.EnrichmentRole[:mark[42]]
+		c.enrichmentChangesIDL0 = c.enrichmentChangesIDL0[:mark[43]]
+		c.EnrichmentChangesID = c.EnrichmentChangesID[:mark[44]]
+		c.enrichmentChangesTypeL0 = c.enrichmentChangesTypeL0[:mark[45]]
+		c.EnrichmentChangesType = c.EnrichmentChangesType[:mark[46]]
+		c.enrichmentChangesTitleL0 = c.enrichmentChangesTitleL0[:mark[47]]
+		c.EnrichmentChangesTitle = c.EnrichmentChangesTitle[:mark[48]]
+		c.enrichmentChangesExpectedServiceL0 = c.enrichmentChangesExpectedServiceL0[:mark[49]]
+		c.enrichmentChangesExpectedServiceL1 = c.enrichmentChangesExpectedServiceL1[:mark[50]]
+		c.EnrichmentChangesExpectedService = c.EnrichmentChangesExpectedService[:mark[51]]
+		c.enrichmentChangesExpectedMetricL0 = c.enrichmentChangesExpectedMetricL0[:mark[52]]
+		c.enrichmentChangesExpectedMetricL1 = c.enrichmentChangesExpectedMetricL1[:mark[53]]
+		c.EnrichmentChangesExpectedMetric = c.EnrichmentChangesExpectedMetric[:mark[54]]
+		c.enrichmentChangesExpectedUpToFactorL0 = c.enrichmentChangesExpectedUpToFactorL0[:mark[55]]
+		c.enrichmentChangesExpectedUpToFactorL1 = c.enrichmentChangesExpectedUpToFactorL1[:mark[56]]
+		c.EnrichmentChangesExpectedUpToFactor = c.EnrichmentChangesExpectedUpToFactor[:mark[57]]
+		c.HasEnrichmentDeploy = c.HasEnrichmentDeploy[:mark[58]]
+		c.EnrichmentDeployID = c.EnrichmentDeployID[:mark[59]]
+		c.EnrichmentDeployService = c.EnrichmentDeployService[:mark[60]]
+		c.EnrichmentDeployVersion = c.EnrichmentDeployVersion[:mark[61]]
+		c.EnrichmentDeployDeployedAt = c.EnrichmentDeployDeployedAt[:mark[62]]
+		c.EnrichmentVerdict = c.EnrichmentVerdict[:mark[63]]
+		c.EnrichmentVerdictReason = c.EnrichmentVerdictReason[:mark[64]]
+		c.HasEnrichmentAccount = c.HasEnrichmentAccount[:mark[65]]
+		c.EnrichmentAccountName = c.EnrichmentAccountName[:mark[66]]
+		c.EnrichmentAccountType = c.EnrichmentAccountType[:mark[67]]
+		c.EnrichmentAccountInteractive = c.EnrichmentAccountInteractive[:mark[68]]
+		c.enrichmentAccountAllowedSourcesL0 = c.enrichmentAccountAllowedSourcesL0[:mark[69]]
+		c.EnrichmentAccountAllowedSources = c.EnrichmentAccountAllowedSources[:mark[70]]
+		c.enrichmentAccountAllowedUsersL0 = c.enrichmentAccountAllowedUsersL0[:mark[71]]
+		c.EnrichmentAccountAllowedUsers = c.EnrichmentAccountAllowedUsers[:mark[72]]
 		return err
 	}
 	return nil

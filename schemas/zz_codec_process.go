@@ -9,7 +9,7 @@ import (
 
 // ProcessEventCodec is the generated codec of crumbs.ProcessEvent (avro/process.avsc).
 var ProcessEventCodec = &Codec{
-	Schema: "crumbs.ProcessEvent", Fingerprint: 0x74960cf36da151e9, File: "avro/process.avsc",
+	Schema: "crumbs.ProcessEvent", Fingerprint: 0xa2c5c550f00f21e4, File: "avro/process.avsc",
 	Fields:     processEventFields,
 	New:        func() Record { return new(ProcessEvent) },
 	NewColumns: func() ColumnBuffer { return new(ProcessEventColumns) },
@@ -17,7 +17,7 @@ var ProcessEventCodec = &Codec{
 }
 
 // AvroSchema returns "crumbs.ProcessEvent" and the fingerprint of avro/process.avsc.
-func (*ProcessEvent) AvroSchema() (string, uint64) { return "crumbs.ProcessEvent", 0x74960cf36da151e9 }
+func (*ProcessEvent) AvroSchema() (string, uint64) { return "crumbs.ProcessEvent", 0xa2c5c550f00f21e4 }
 
 // AvroSize returns the length of the value's Avro binary encoding.
 func (v *ProcessEvent) AvroSize() int {
@@ -46,6 +46,22 @@ func (v *ProcessEvent) AvroSize() int {
 	n += sizeLong(v.Process.CgroupID)
 	n += sizeString(v.Process.SystemdUnit)
 	n += sizeString(v.Process.ContainerID)
+	n++
+	if p1 := v.Process.Container; p1 != nil {
+		n += sizeString(p1.Name)
+		n += sizeString(p1.Image)
+		n += sizeString(p1.ImageID)
+		n += sizeString(p1.Runtime)
+		n++
+		if p2 := p1.Pod; p2 != nil {
+			n += sizeString(p2.Name)
+			n += sizeString(p2.Namespace)
+			n += sizeString(p2.UID)
+			n += sizeStrings(p2.Labels)
+			n += sizeString(p2.WorkloadKind)
+			n += sizeString(p2.WorkloadName)
+		}
+	}
 	n += sizeLong(int64(v.Process.ExitCode))
 	n += sizeLong(int64(v.Process.Parent.PID))
 	n += sizeString(v.Process.Parent.File.Path)
@@ -53,46 +69,46 @@ func (v *ProcessEvent) AvroSize() int {
 	n += sizeString(v.Process.Parent.File.SHA256)
 	n += sizeString(v.Process.Parent.CmdLine)
 	n++
-	if p1 := v.Enrichment; p1 != nil {
-		n += sizeString(p1.Service)
-		n += sizeString(p1.Environment)
-		n += sizeString(p1.Role)
+	if p3 := v.Enrichment; p3 != nil {
+		n += sizeString(p3.Service)
+		n += sizeString(p3.Environment)
+		n += sizeString(p3.Role)
 		n++
-		if len(p1.Changes) > 0 {
-			n += sizeLong(int64(len(p1.Changes)))
-			for i2 := range p1.Changes {
-				it3 := &p1.Changes[i2]
-				n += sizeString(it3.ID)
-				n += sizeString(it3.Type)
-				n += sizeString(it3.Title)
+		if len(p3.Changes) > 0 {
+			n += sizeLong(int64(len(p3.Changes)))
+			for i4 := range p3.Changes {
+				it5 := &p3.Changes[i4]
+				n += sizeString(it5.ID)
+				n += sizeString(it5.Type)
+				n += sizeString(it5.Title)
 				n++
-				if len(it3.Expected) > 0 {
-					n += sizeLong(int64(len(it3.Expected)))
-					for i4 := range it3.Expected {
-						it5 := &it3.Expected[i4]
-						n += sizeString(it5.Service)
-						n += sizeString(it5.Metric)
+				if len(it5.Expected) > 0 {
+					n += sizeLong(int64(len(it5.Expected)))
+					for i6 := range it5.Expected {
+						it7 := &it5.Expected[i6]
+						n += sizeString(it7.Service)
+						n += sizeString(it7.Metric)
 						n += 8
 					}
 				}
 			}
 		}
 		n++
-		if p6 := p1.Deploy; p6 != nil {
-			n += sizeString(p6.ID)
-			n += sizeString(p6.Service)
-			n += sizeString(p6.Version)
-			n += sizeLong(p6.DeployedAt)
+		if p8 := p3.Deploy; p8 != nil {
+			n += sizeString(p8.ID)
+			n += sizeString(p8.Service)
+			n += sizeString(p8.Version)
+			n += sizeLong(p8.DeployedAt)
 		}
-		n += sizeString(p1.Verdict)
-		n += sizeString(p1.VerdictReason)
+		n += sizeString(p3.Verdict)
+		n += sizeString(p3.VerdictReason)
 		n++
-		if p7 := p1.Account; p7 != nil {
-			n += sizeString(p7.Name)
-			n += sizeString(p7.Type)
+		if p9 := p3.Account; p9 != nil {
+			n += sizeString(p9.Name)
+			n += sizeString(p9.Type)
 			n += 1
-			n += sizeStrings(p7.AllowedSources)
-			n += sizeStrings(p7.AllowedUsers)
+			n += sizeStrings(p9.AllowedSources)
+			n += sizeStrings(p9.AllowedUsers)
 		}
 	}
 	return n
@@ -125,59 +141,79 @@ func (v *ProcessEvent) AppendAvro(b []byte) []byte {
 	b = appendLong(b, v.Process.CgroupID)
 	b = appendString(b, v.Process.SystemdUnit)
 	b = appendString(b, v.Process.ContainerID)
+	if p10 := v.Process.Container; p10 == nil {
+		b = append(b, 0)
+	} else {
+		b = append(b, 2)
+		b = appendString(b, p10.Name)
+		b = appendString(b, p10.Image)
+		b = appendString(b, p10.ImageID)
+		b = appendString(b, p10.Runtime)
+		if p11 := p10.Pod; p11 == nil {
+			b = append(b, 0)
+		} else {
+			b = append(b, 2)
+			b = appendString(b, p11.Name)
+			b = appendString(b, p11.Namespace)
+			b = appendString(b, p11.UID)
+			b = appendStrings(b, p11.Labels)
+			b = appendString(b, p11.WorkloadKind)
+			b = appendString(b, p11.WorkloadName)
+		}
+	}
 	b = appendInt(b, v.Process.ExitCode)
 	b = appendInt(b, v.Process.Parent.PID)
 	b = appendString(b, v.Process.Parent.File.Path)
 	b = appendString(b, v.Process.Parent.File.Name)
 	b = appendString(b, v.Process.Parent.File.SHA256)
 	b = appendString(b, v.Process.Parent.CmdLine)
-	if p8 := v.Enrichment; p8 == nil {
+	if p12 := v.Enrichment; p12 == nil {
 		b = append(b, 0)
 	} else {
 		b = append(b, 2)
-		b = appendString(b, p8.Service)
-		b = appendString(b, p8.Environment)
-		b = appendString(b, p8.Role)
-		if len(p8.Changes) > 0 {
-			b = appendLong(b, int64(len(p8.Changes)))
-			for i9 := range p8.Changes {
-				it10 := &p8.Changes[i9]
-				b = appendString(b, it10.ID)
-				b = appendString(b, it10.Type)
-				b = appendString(b, it10.Title)
-				if len(it10.Expected) > 0 {
-					b = appendLong(b, int64(len(it10.Expected)))
-					for i11 := range it10.Expected {
-						it12 := &it10.Expected[i11]
-						b = appendString(b, it12.Service)
-						b = appendString(b, it12.Metric)
-						b = appendDouble(b, it12.UpToFactor)
+		b = appendString(b, p12.Service)
+		b = appendString(b, p12.Environment)
+		b = appendString(b, p12.Role)
+		if len(p12.Changes) > 0 {
+			b = appendLong(b, int64(len(p12.Changes)))
+			for i13 := range p12.Changes {
+				it14 := &p12.Changes[i13]
+				b = appendString(b, it14.ID)
+				b = appendString(b, it14.Type)
+				b = appendString(b, it14.Title)
+				if len(it14.Expected) > 0 {
+					b = appendLong(b, int64(len(it14.Expected)))
+					for i15 := range it14.Expected {
+						it16 := &it14.Expected[i15]
+						b = appendString(b, it16.Service)
+						b = appendString(b, it16.Metric)
+						b = appendDouble(b, it16.UpToFactor)
 					}
 				}
 				b = append(b, 0)
 			}
 		}
 		b = append(b, 0)
-		if p13 := p8.Deploy; p13 == nil {
+		if p17 := p12.Deploy; p17 == nil {
 			b = append(b, 0)
 		} else {
 			b = append(b, 2)
-			b = appendString(b, p13.ID)
-			b = appendString(b, p13.Service)
-			b = appendString(b, p13.Version)
-			b = appendLong(b, p13.DeployedAt)
+			b = appendString(b, p17.ID)
+			b = appendString(b, p17.Service)
+			b = appendString(b, p17.Version)
+			b = appendLong(b, p17.DeployedAt)
 		}
-		b = appendString(b, p8.Verdict)
-		b = appendString(b, p8.VerdictReason)
-		if p14 := p8.Account; p14 == nil {
+		b = appendString(b, p12.Verdict)
+		b = appendString(b, p12.VerdictReason)
+		if p18 := p12.Account; p18 == nil {
 			b = append(b, 0)
 		} else {
 			b = append(b, 2)
-			b = appendString(b, p14.Name)
-			b = appendString(b, p14.Type)
-			b = appendBool(b, p14.Interactive)
-			b = appendStrings(b, p14.AllowedSources)
-			b = appendStrings(b, p14.AllowedUsers)
+			b = appendString(b, p18.Name)
+			b = appendString(b, p18.Type)
+			b = appendBool(b, p18.Interactive)
+			b = appendStrings(b, p18.AllowedSources)
+			b = appendStrings(b, p18.AllowedUsers)
 		}
 	}
 	return b
@@ -187,6 +223,8 @@ func (v *ProcessEvent) AppendAvro(b []byte) []byte {
 // optional records and the first items of its arrays, together, when first needed.
 type processEventScratch struct {
 	strs                [8]string
+	processContainer    Container
+	processContainerPod Pod
 	enrichment          Enrichment
 	enrichmentDeploy    DeployRef
 	enrichmentAccount   AccountRef
@@ -235,12 +273,12 @@ func (v *ProcessEvent) unmarshalAvro(b []byte, scr *processEventScratch) error {
 	v.Process.PID = d.int()
 	v.Process.PPID = d.int()
 	v.Process.CmdLine = d.string()
-	if n15 := d.block(1); n15 > 0 {
+	if n19 := d.block(1); n19 > 0 {
 		if scr == nil {
 			scr = new(processEventScratch)
 			d.pool = scr.strs[:]
 		}
-		v.Process.Args = d.strings(n15)
+		v.Process.Args = d.strings(n19)
 	} else {
 		v.Process.Args = nil
 	}
@@ -258,6 +296,44 @@ func (v *ProcessEvent) unmarshalAvro(b []byte, scr *processEventScratch) error {
 	v.Process.CgroupID = d.long()
 	v.Process.SystemdUnit = d.string()
 	v.Process.ContainerID = d.string()
+	if d.union() == 1 {
+		if scr == nil {
+			scr = new(processEventScratch)
+			d.pool = scr.strs[:]
+		}
+		p20 := &scr.processContainer
+		v.Process.Container = p20
+		p20.Name = d.string()
+		p20.Image = d.string()
+		p20.ImageID = d.string()
+		p20.Runtime = d.string()
+		if d.union() == 1 {
+			if scr == nil {
+				scr = new(processEventScratch)
+				d.pool = scr.strs[:]
+			}
+			p21 := &scr.processContainerPod
+			p20.Pod = p21
+			p21.Name = d.string()
+			p21.Namespace = d.string()
+			p21.UID = d.string()
+			if n22 := d.block(1); n22 > 0 {
+				if scr == nil {
+					scr = new(processEventScratch)
+					d.pool = scr.strs[:]
+				}
+				p21.Labels = d.strings(n22)
+			} else {
+				p21.Labels = nil
+			}
+			p21.WorkloadKind = d.string()
+			p21.WorkloadName = d.string()
+		} else {
+			p20.Pod = nil
+		}
+	} else {
+		v.Process.Container = nil
+	}
 	v.Process.ExitCode = d.int()
 	v.Process.Parent.PID = d.int()
 	v.Process.Parent.File.Path = d.string()
@@ -269,99 +345,99 @@ func (v *ProcessEvent) unmarshalAvro(b []byte, scr *processEventScratch) error {
 			scr = new(processEventScratch)
 			d.pool = scr.strs[:]
 		}
-		p16 := &scr.enrichment
-		v.Enrichment = p16
-		p16.Service = d.string()
-		p16.Environment = d.string()
-		p16.Role = d.string()
+		p23 := &scr.enrichment
+		v.Enrichment = p23
+		p23.Service = d.string()
+		p23.Environment = d.string()
+		p23.Role = d.string()
 		{
-			var s17 []ChangeRef
-			for n18 := d.block(4); n18 > 0; n18 = d.block(4) {
-				if l := len(s17); l == 0 {
+			var s24 []ChangeRef
+			for n25 := d.block(4); n25 > 0; n25 = d.block(4) {
+				if l := len(s24); l == 0 {
 					if scr == nil {
 						scr = new(processEventScratch)
 						d.pool = scr.strs[:]
 					}
-					s17 = take(scr.changeRefs[:], &scr.changeRefsUsed, n18)
+					s24 = take(scr.changeRefs[:], &scr.changeRefsUsed, n25)
 				} else {
-					s17 = slices.Grow(s17, n18)[:l+n18]
+					s24 = slices.Grow(s24, n25)[:l+n25]
 				}
-				for j19 := len(s17) - n18; j19 < len(s17); j19++ {
-					it20 := &s17[j19]
-					it20.ID = d.string()
-					it20.Type = d.string()
-					it20.Title = d.string()
+				for j26 := len(s24) - n25; j26 < len(s24); j26++ {
+					it27 := &s24[j26]
+					it27.ID = d.string()
+					it27.Type = d.string()
+					it27.Title = d.string()
 					{
-						var s21 []ExpectedEffect
-						for n22 := d.block(10); n22 > 0; n22 = d.block(10) {
-							if l := len(s21); l == 0 {
+						var s28 []ExpectedEffect
+						for n29 := d.block(10); n29 > 0; n29 = d.block(10) {
+							if l := len(s28); l == 0 {
 								if scr == nil {
 									scr = new(processEventScratch)
 									d.pool = scr.strs[:]
 								}
-								s21 = take(scr.expectedEffects[:], &scr.expectedEffectsUsed, n22)
+								s28 = take(scr.expectedEffects[:], &scr.expectedEffectsUsed, n29)
 							} else {
-								s21 = slices.Grow(s21, n22)[:l+n22]
+								s28 = slices.Grow(s28, n29)[:l+n29]
 							}
-							for j23 := len(s21) - n22; j23 < len(s21); j23++ {
-								it24 := &s21[j23]
-								it24.Service = d.string()
-								it24.Metric = d.string()
-								it24.UpToFactor = d.double()
+							for j30 := len(s28) - n29; j30 < len(s28); j30++ {
+								it31 := &s28[j30]
+								it31.Service = d.string()
+								it31.Metric = d.string()
+								it31.UpToFactor = d.double()
 							}
 						}
-						it20.Expected = s21
+						it27.Expected = s28
 					}
 				}
 			}
-			p16.Changes = s17
+			p23.Changes = s24
 		}
 		if d.union() == 1 {
 			if scr == nil {
 				scr = new(processEventScratch)
 				d.pool = scr.strs[:]
 			}
-			p25 := &scr.enrichmentDeploy
-			p16.Deploy = p25
-			p25.ID = d.string()
-			p25.Service = d.string()
-			p25.Version = d.string()
-			p25.DeployedAt = d.long()
+			p32 := &scr.enrichmentDeploy
+			p23.Deploy = p32
+			p32.ID = d.string()
+			p32.Service = d.string()
+			p32.Version = d.string()
+			p32.DeployedAt = d.long()
 		} else {
-			p16.Deploy = nil
+			p23.Deploy = nil
 		}
-		p16.Verdict = d.string()
-		p16.VerdictReason = d.string()
+		p23.Verdict = d.string()
+		p23.VerdictReason = d.string()
 		if d.union() == 1 {
 			if scr == nil {
 				scr = new(processEventScratch)
 				d.pool = scr.strs[:]
 			}
-			p26 := &scr.enrichmentAccount
-			p16.Account = p26
-			p26.Name = d.string()
-			p26.Type = d.string()
-			p26.Interactive = d.bool()
-			if n27 := d.block(1); n27 > 0 {
+			p33 := &scr.enrichmentAccount
+			p23.Account = p33
+			p33.Name = d.string()
+			p33.Type = d.string()
+			p33.Interactive = d.bool()
+			if n34 := d.block(1); n34 > 0 {
 				if scr == nil {
 					scr = new(processEventScratch)
 					d.pool = scr.strs[:]
 				}
-				p26.AllowedSources = d.strings(n27)
+				p33.AllowedSources = d.strings(n34)
 			} else {
-				p26.AllowedSources = nil
+				p33.AllowedSources = nil
 			}
-			if n28 := d.block(1); n28 > 0 {
+			if n35 := d.block(1); n35 > 0 {
 				if scr == nil {
 					scr = new(processEventScratch)
 					d.pool = scr.strs[:]
 				}
-				p26.AllowedUsers = d.strings(n28)
+				p33.AllowedUsers = d.strings(n35)
 			} else {
-				p26.AllowedUsers = nil
+				p33.AllowedUsers = nil
 			}
 		} else {
-			p16.Account = nil
+			p23.Account = nil
 		}
 	} else {
 		v.Enrichment = nil
@@ -409,7 +485,31 @@ func (v *ProcessEvent) Native() map[string]any {
 			"cgroup_id":    v.Process.CgroupID,
 			"systemd_unit": v.Process.SystemdUnit,
 			"container_id": v.Process.ContainerID,
-			"exit_code":    v.Process.ExitCode,
+			"container": func() any {
+				if p36 := v.Process.Container; p36 != nil {
+					return map[string]any{"crumbs.Container": map[string]any{
+						"name":     p36.Name,
+						"image":    p36.Image,
+						"image_id": p36.ImageID,
+						"runtime":  p36.Runtime,
+						"pod": func() any {
+							if p37 := p36.Pod; p37 != nil {
+								return map[string]any{"crumbs.Pod": map[string]any{
+									"name":          p37.Name,
+									"namespace":     p37.Namespace,
+									"uid":           p37.UID,
+									"labels":        nativeStrings(p37.Labels),
+									"workload_kind": p37.WorkloadKind,
+									"workload_name": p37.WorkloadName,
+								}}
+							}
+							return nil
+						}(),
+					}}
+				}
+				return nil
+			}(),
+			"exit_code": v.Process.ExitCode,
 			"parent": map[string]any{
 				"pid": v.Process.Parent.PID,
 				"file": map[string]any{
@@ -421,54 +521,54 @@ func (v *ProcessEvent) Native() map[string]any {
 			},
 		},
 		"enrichment": func() any {
-			if p29 := v.Enrichment; p29 != nil {
+			if p38 := v.Enrichment; p38 != nil {
 				return map[string]any{"crumbs.Enrichment": map[string]any{
-					"service":     p29.Service,
-					"environment": p29.Environment,
-					"role":        p29.Role,
+					"service":     p38.Service,
+					"environment": p38.Environment,
+					"role":        p38.Role,
 					"changes": func() []any {
-						o30 := make([]any, len(p29.Changes))
-						for i31 := range p29.Changes {
-							o30[i31] = map[string]any{
-								"id":    (&p29.Changes[i31]).ID,
-								"type":  (&p29.Changes[i31]).Type,
-								"title": (&p29.Changes[i31]).Title,
+						o39 := make([]any, len(p38.Changes))
+						for i40 := range p38.Changes {
+							o39[i40] = map[string]any{
+								"id":    (&p38.Changes[i40]).ID,
+								"type":  (&p38.Changes[i40]).Type,
+								"title": (&p38.Changes[i40]).Title,
 								"expected": func() []any {
-									o32 := make([]any, len((&p29.Changes[i31]).Expected))
-									for i33 := range (&p29.Changes[i31]).Expected {
-										o32[i33] = map[string]any{
-											"service":      (&(&p29.Changes[i31]).Expected[i33]).Service,
-											"metric":       (&(&p29.Changes[i31]).Expected[i33]).Metric,
-											"up_to_factor": (&(&p29.Changes[i31]).Expected[i33]).UpToFactor,
+									o41 := make([]any, len((&p38.Changes[i40]).Expected))
+									for i42 := range (&p38.Changes[i40]).Expected {
+										o41[i42] = map[string]any{
+											"service":      (&(&p38.Changes[i40]).Expected[i42]).Service,
+											"metric":       (&(&p38.Changes[i40]).Expected[i42]).Metric,
+											"up_to_factor": (&(&p38.Changes[i40]).Expected[i42]).UpToFactor,
 										}
 									}
-									return o32
+									return o41
 								}(),
 							}
 						}
-						return o30
+						return o39
 					}(),
 					"deploy": func() any {
-						if p34 := p29.Deploy; p34 != nil {
+						if p43 := p38.Deploy; p43 != nil {
 							return map[string]any{"crumbs.DeployRef": map[string]any{
-								"id":          p34.ID,
-								"service":     p34.Service,
-								"version":     p34.Version,
-								"deployed_at": p34.DeployedAt,
+								"id":          p43.ID,
+								"service":     p43.Service,
+								"version":     p43.Version,
+								"deployed_at": p43.DeployedAt,
 							}}
 						}
 						return nil
 					}(),
-					"verdict":        p29.Verdict,
-					"verdict_reason": p29.VerdictReason,
+					"verdict":        p38.Verdict,
+					"verdict_reason": p38.VerdictReason,
 					"account": func() any {
-						if p35 := p29.Account; p35 != nil {
+						if p44 := p38.Account; p44 != nil {
 							return map[string]any{"crumbs.AccountRef": map[string]any{
-								"name":            p35.Name,
-								"type":            p35.Type,
-								"interactive":     p35.Interactive,
-								"allowed_sources": nativeStrings(p35.AllowedSources),
-								"allowed_users":   nativeStrings(p35.AllowedUsers),
+								"name":            p44.Name,
+								"type":            p44.Type,
+								"interactive":     p44.Interactive,
+								"allowed_sources": nativeStrings(p44.AllowedSources),
+								"allowed_users":   nativeStrings(p44.AllowedUsers),
 							}}
 						}
 						return nil
@@ -491,85 +591,103 @@ func (v *ProcessEvent) FromNative(native any) error {
 	*v = ProcessEvent{}
 	v.Envelope.EventID = r.str(m["event_id"], "event_id", "")
 	v.Envelope.Time = r.long(m["time"], "time", 0)
-	m36 := r.record(m["host"], "host")
-	v.Envelope.Host.ID = r.str(m36["id"], "host.id", "")
-	v.Envelope.Host.Name = r.str(m36["name"], "host.name", "")
+	m45 := r.record(m["host"], "host")
+	v.Envelope.Host.ID = r.str(m45["id"], "host.id", "")
+	v.Envelope.Host.Name = r.str(m45["name"], "host.name", "")
 	v.Envelope.Kind = r.str(m["kind"], "kind", "")
 	v.Action = r.str(m["action"], "action", "")
-	m37 := r.record(m["process"], "process")
-	v.Process.PID = r.int(m37["pid"], "process.pid", 0)
-	v.Process.PPID = r.int(m37["ppid"], "process.ppid", 0)
-	v.Process.CmdLine = r.str(m37["cmd_line"], "process.cmd_line", "")
-	v.Process.Args = r.strings(m37["args"], "process.args")
-	v.Process.ArgsTruncated = r.bool(m37["args_truncated"], "process.args_truncated", false)
-	v.Process.CWD = r.str(m37["cwd"], "process.cwd", "")
-	m38 := r.record(m37["file"], "process.file")
-	v.Process.File.Path = r.str(m38["path"], "process.file.path", "")
-	v.Process.File.Name = r.str(m38["name"], "process.file.name", "")
-	v.Process.File.SHA256 = r.str(m38["sha256"], "process.file.sha256", "")
-	m39 := r.record(m37["user"], "process.user")
-	v.Process.UID = r.long(m39["uid"], "process.user.uid", 0)
-	v.Process.UserName = r.str(m39["name"], "process.user.name", "")
-	m40 := r.record(m37["group"], "process.group")
-	v.Process.GID = r.long(m40["gid"], "process.group.gid", 0)
-	v.Process.GroupName = r.str(m40["name"], "process.group.name", "")
-	v.Process.LoginUID = r.long(m37["login_uid"], "process.login_uid", 0)
-	v.Process.TTY = r.str(m37["tty"], "process.tty", "")
-	v.Process.CgroupID = r.long(m37["cgroup_id"], "process.cgroup_id", 0)
-	v.Process.SystemdUnit = r.str(m37["systemd_unit"], "process.systemd_unit", "")
-	v.Process.ContainerID = r.str(m37["container_id"], "process.container_id", "")
-	v.Process.ExitCode = r.int(m37["exit_code"], "process.exit_code", 0)
-	m41 := r.record(m37["parent"], "process.parent")
-	v.Process.Parent.PID = r.int(m41["pid"], "process.parent.pid", 0)
-	m42 := r.record(m41["file"], "process.parent.file")
-	v.Process.Parent.File.Path = r.str(m42["path"], "process.parent.file.path", "")
-	v.Process.Parent.File.Name = r.str(m42["name"], "process.parent.file.name", "")
-	v.Process.Parent.File.SHA256 = r.str(m42["sha256"], "process.parent.file.sha256", "")
-	v.Process.Parent.CmdLine = r.str(m41["cmd_line"], "process.parent.cmd_line", "")
-	if m43 := r.union(m["enrichment"], "enrichment"); m43 != nil {
-		p44 := new(Enrichment)
-		v.Enrichment = p44
-		p44.Service = r.str(m43["service"], "enrichment.service", "")
-		p44.Environment = r.str(m43["environment"], "enrichment.environment", "")
-		p44.Role = r.str(m43["role"], "enrichment.role", "")
-		if a45 := r.array(m43["changes"], "enrichment.changes"); len(a45) > 0 {
-			s46 := make([]ChangeRef, len(a45))
-			for i47, it48 := range a45 {
-				m49 := r.record(it48, "enrichment.changes")
-				(&s46[i47]).ID = r.str(m49["id"], "enrichment.changes.id", "")
-				(&s46[i47]).Type = r.str(m49["type"], "enrichment.changes.type", "")
-				(&s46[i47]).Title = r.str(m49["title"], "enrichment.changes.title", "")
-				if a50 := r.array(m49["expected"], "enrichment.changes.expected"); len(a50) > 0 {
-					s51 := make([]ExpectedEffect, len(a50))
-					for i52, it53 := range a50 {
-						m54 := r.record(it53, "enrichment.changes.expected")
-						(&s51[i52]).Service = r.str(m54["service"], "enrichment.changes.expected.service", "")
-						(&s51[i52]).Metric = r.str(m54["metric"], "enrichment.changes.expected.metric", "")
-						(&s51[i52]).UpToFactor = r.double(m54["up_to_factor"], "enrichment.changes.expected.up_to_factor", 0)
+	m46 := r.record(m["process"], "process")
+	v.Process.PID = r.int(m46["pid"], "process.pid", 0)
+	v.Process.PPID = r.int(m46["ppid"], "process.ppid", 0)
+	v.Process.CmdLine = r.str(m46["cmd_line"], "process.cmd_line", "")
+	v.Process.Args = r.strings(m46["args"], "process.args")
+	v.Process.ArgsTruncated = r.bool(m46["args_truncated"], "process.args_truncated", false)
+	v.Process.CWD = r.str(m46["cwd"], "process.cwd", "")
+	m47 := r.record(m46["file"], "process.file")
+	v.Process.File.Path = r.str(m47["path"], "process.file.path", "")
+	v.Process.File.Name = r.str(m47["name"], "process.file.name", "")
+	v.Process.File.SHA256 = r.str(m47["sha256"], "process.file.sha256", "")
+	m48 := r.record(m46["user"], "process.user")
+	v.Process.UID = r.long(m48["uid"], "process.user.uid", 0)
+	v.Process.UserName = r.str(m48["name"], "process.user.name", "")
+	m49 := r.record(m46["group"], "process.group")
+	v.Process.GID = r.long(m49["gid"], "process.group.gid", 0)
+	v.Process.GroupName = r.str(m49["name"], "process.group.name", "")
+	v.Process.LoginUID = r.long(m46["login_uid"], "process.login_uid", 0)
+	v.Process.TTY = r.str(m46["tty"], "process.tty", "")
+	v.Process.CgroupID = r.long(m46["cgroup_id"], "process.cgroup_id", 0)
+	v.Process.SystemdUnit = r.str(m46["systemd_unit"], "process.systemd_unit", "")
+	v.Process.ContainerID = r.str(m46["container_id"], "process.container_id", "")
+	if m50 := r.union(m46["container"], "process.container"); m50 != nil {
+		p51 := new(Container)
+		v.Process.Container = p51
+		p51.Name = r.str(m50["name"], "process.container.name", "")
+		p51.Image = r.str(m50["image"], "process.container.image", "")
+		p51.ImageID = r.str(m50["image_id"], "process.container.image_id", "")
+		p51.Runtime = r.str(m50["runtime"], "process.container.runtime", "")
+		if m52 := r.union(m50["pod"], "process.container.pod"); m52 != nil {
+			p53 := new(Pod)
+			p51.Pod = p53
+			p53.Name = r.str(m52["name"], "process.container.pod.name", "")
+			p53.Namespace = r.str(m52["namespace"], "process.container.pod.namespace", "")
+			p53.UID = r.str(m52["uid"], "process.container.pod.uid", "")
+			p53.Labels = r.strings(m52["labels"], "process.container.pod.labels")
+			p53.WorkloadKind = r.str(m52["workload_kind"], "process.container.pod.workload_kind", "")
+			p53.WorkloadName = r.str(m52["workload_name"], "process.container.pod.workload_name", "")
+		}
+	}
+	v.Process.ExitCode = r.int(m46["exit_code"], "process.exit_code", 0)
+	m54 := r.record(m46["parent"], "process.parent")
+	v.Process.Parent.PID = r.int(m54["pid"], "process.parent.pid", 0)
+	m55 := r.record(m54["file"], "process.parent.file")
+	v.Process.Parent.File.Path = r.str(m55["path"], "process.parent.file.path", "")
+	v.Process.Parent.File.Name = r.str(m55["name"], "process.parent.file.name", "")
+	v.Process.Parent.File.SHA256 = r.str(m55["sha256"], "process.parent.file.sha256", "")
+	v.Process.Parent.CmdLine = r.str(m54["cmd_line"], "process.parent.cmd_line", "")
+	if m56 := r.union(m["enrichment"], "enrichment"); m56 != nil {
+		p57 := new(Enrichment)
+		v.Enrichment = p57
+		p57.Service = r.str(m56["service"], "enrichment.service", "")
+		p57.Environment = r.str(m56["environment"], "enrichment.environment", "")
+		p57.Role = r.str(m56["role"], "enrichment.role", "")
+		if a58 := r.array(m56["changes"], "enrichment.changes"); len(a58) > 0 {
+			s59 := make([]ChangeRef, len(a58))
+			for i60, it61 := range a58 {
+				m62 := r.record(it61, "enrichment.changes")
+				(&s59[i60]).ID = r.str(m62["id"], "enrichment.changes.id", "")
+				(&s59[i60]).Type = r.str(m62["type"], "enrichment.changes.type", "")
+				(&s59[i60]).Title = r.str(m62["title"], "enrichment.changes.title", "")
+				if a63 := r.array(m62["expected"], "enrichment.changes.expected"); len(a63) > 0 {
+					s64 := make([]ExpectedEffect, len(a63))
+					for i65, it66 := range a63 {
+						m67 := r.record(it66, "enrichment.changes.expected")
+						(&s64[i65]).Service = r.str(m67["service"], "enrichment.changes.expected.service", "")
+						(&s64[i65]).Metric = r.str(m67["metric"], "enrichment.changes.expected.metric", "")
+						(&s64[i65]).UpToFactor = r.double(m67["up_to_factor"], "enrichment.changes.expected.up_to_factor", 0)
 					}
-					(&s46[i47]).Expected = s51
+					(&s59[i60]).Expected = s64
 				}
 			}
-			p44.Changes = s46
+			p57.Changes = s59
 		}
-		if m55 := r.union(m43["deploy"], "enrichment.deploy"); m55 != nil {
-			p56 := new(DeployRef)
-			p44.Deploy = p56
-			p56.ID = r.str(m55["id"], "enrichment.deploy.id", "")
-			p56.Service = r.str(m55["service"], "enrichment.deploy.service", "")
-			p56.Version = r.str(m55["version"], "enrichment.deploy.version", "")
-			p56.DeployedAt = r.long(m55["deployed_at"], "enrichment.deploy.deployed_at", 0)
+		if m68 := r.union(m56["deploy"], "enrichment.deploy"); m68 != nil {
+			p69 := new(DeployRef)
+			p57.Deploy = p69
+			p69.ID = r.str(m68["id"], "enrichment.deploy.id", "")
+			p69.Service = r.str(m68["service"], "enrichment.deploy.service", "")
+			p69.Version = r.str(m68["version"], "enrichment.deploy.version", "")
+			p69.DeployedAt = r.long(m68["deployed_at"], "enrichment.deploy.deployed_at", 0)
 		}
-		p44.Verdict = r.str(m43["verdict"], "enrichment.verdict", "")
-		p44.VerdictReason = r.str(m43["verdict_reason"], "enrichment.verdict_reason", "")
-		if m57 := r.union(m43["account"], "enrichment.account"); m57 != nil {
-			p58 := new(AccountRef)
-			p44.Account = p58
-			p58.Name = r.str(m57["name"], "enrichment.account.name", "")
-			p58.Type = r.str(m57["type"], "enrichment.account.type", "")
-			p58.Interactive = r.bool(m57["interactive"], "enrichment.account.interactive", false)
-			p58.AllowedSources = r.strings(m57["allowed_sources"], "enrichment.account.allowed_sources")
-			p58.AllowedUsers = r.strings(m57["allowed_users"], "enrichment.account.allowed_users")
+		p57.Verdict = r.str(m56["verdict"], "enrichment.verdict", "")
+		p57.VerdictReason = r.str(m56["verdict_reason"], "enrichment.verdict_reason", "")
+		if m70 := r.union(m56["account"], "enrichment.account"); m70 != nil {
+			p71 := new(AccountRef)
+			p57.Account = p71
+			p71.Name = r.str(m70["name"], "enrichment.account.name", "")
+			p71.Type = r.str(m70["type"], "enrichment.account.type", "")
+			p71.Interactive = r.bool(m70["interactive"], "enrichment.account.interactive", false)
+			p71.AllowedSources = r.strings(m70["allowed_sources"], "enrichment.account.allowed_sources")
+			p71.AllowedUsers = r.strings(m70["allowed_users"], "enrichment.account.allowed_users")
 		}
 	}
 	if r.err != nil {
@@ -679,6 +797,122 @@ func (v *ProcessEvent) Field(path string) (any, bool) {
 		var out string
 		out = v.Process.ContainerID
 		return out, true
+	case "process.container":
+		var out bool
+		out = v.Process.Container != nil
+		return out, true
+	case "process.container.name":
+		var out string
+		p72 := v.Process.Container
+		if p72 == nil {
+			return nil, false
+		}
+		out = p72.Name
+		return out, true
+	case "process.container.image":
+		var out string
+		p73 := v.Process.Container
+		if p73 == nil {
+			return nil, false
+		}
+		out = p73.Image
+		return out, true
+	case "process.container.image_id":
+		var out string
+		p74 := v.Process.Container
+		if p74 == nil {
+			return nil, false
+		}
+		out = p74.ImageID
+		return out, true
+	case "process.container.runtime":
+		var out string
+		p75 := v.Process.Container
+		if p75 == nil {
+			return nil, false
+		}
+		out = p75.Runtime
+		return out, true
+	case "process.container.pod":
+		var out bool
+		p76 := v.Process.Container
+		if p76 == nil {
+			return nil, false
+		}
+		out = p76.Pod != nil
+		return out, true
+	case "process.container.pod.name":
+		var out string
+		p77 := v.Process.Container
+		if p77 == nil {
+			return nil, false
+		}
+		p78 := p77.Pod
+		if p78 == nil {
+			return nil, false
+		}
+		out = p78.Name
+		return out, true
+	case "process.container.pod.namespace":
+		var out string
+		p79 := v.Process.Container
+		if p79 == nil {
+			return nil, false
+		}
+		p80 := p79.Pod
+		if p80 == nil {
+			return nil, false
+		}
+		out = p80.Namespace
+		return out, true
+	case "process.container.pod.uid":
+		var out string
+		p81 := v.Process.Container
+		if p81 == nil {
+			return nil, false
+		}
+		p82 := p81.Pod
+		if p82 == nil {
+			return nil, false
+		}
+		out = p82.UID
+		return out, true
+	case "process.container.pod.labels":
+		var out []string
+		p83 := v.Process.Container
+		if p83 == nil {
+			return nil, false
+		}
+		p84 := p83.Pod
+		if p84 == nil {
+			return nil, false
+		}
+		out = p84.Labels
+		return out, true
+	case "process.container.pod.workload_kind":
+		var out string
+		p85 := v.Process.Container
+		if p85 == nil {
+			return nil, false
+		}
+		p86 := p85.Pod
+		if p86 == nil {
+			return nil, false
+		}
+		out = p86.WorkloadKind
+		return out, true
+	case "process.container.pod.workload_name":
+		var out string
+		p87 := v.Process.Container
+		if p87 == nil {
+			return nil, false
+		}
+		p88 := p87.Pod
+		if p88 == nil {
+			return nil, false
+		}
+		out = p88.WorkloadName
+		return out, true
 	case "process.exit_code":
 		var out int32
 		out = v.Process.ExitCode
@@ -709,260 +943,260 @@ func (v *ProcessEvent) Field(path string) (any, bool) {
 		return out, true
 	case "enrichment.service":
 		var out string
-		p59 := v.Enrichment
-		if p59 == nil {
+		p89 := v.Enrichment
+		if p89 == nil {
 			return nil, false
 		}
-		out = p59.Service
+		out = p89.Service
 		return out, true
 	case "enrichment.environment":
 		var out string
-		p60 := v.Enrichment
-		if p60 == nil {
+		p90 := v.Enrichment
+		if p90 == nil {
 			return nil, false
 		}
-		out = p60.Environment
+		out = p90.Environment
 		return out, true
 	case "enrichment.role":
 		var out string
-		p61 := v.Enrichment
-		if p61 == nil {
+		p91 := v.Enrichment
+		if p91 == nil {
 			return nil, false
 		}
-		out = p61.Role
+		out = p91.Role
 		return out, true
 	case "enrichment.changes.id":
 		var out []string
-		p62 := v.Enrichment
-		if p62 == nil {
+		p92 := v.Enrichment
+		if p92 == nil {
 			return nil, false
 		}
-		s63 := p62.Changes
-		o64 := make([]string, len(s63))
-		for i65 := range s63 {
-			o64[i65] = (&s63[i65]).ID
+		s93 := p92.Changes
+		o94 := make([]string, len(s93))
+		for i95 := range s93 {
+			o94[i95] = (&s93[i95]).ID
 		}
-		out = o64
+		out = o94
 		return out, true
 	case "enrichment.changes.type":
 		var out []string
-		p66 := v.Enrichment
-		if p66 == nil {
-			return nil, false
-		}
-		s67 := p66.Changes
-		o68 := make([]string, len(s67))
-		for i69 := range s67 {
-			o68[i69] = (&s67[i69]).Type
-		}
-		out = o68
-		return out, true
-	case "enrichment.changes.title":
-		var out []string
-		p70 := v.Enrichment
-		if p70 == nil {
-			return nil, false
-		}
-		s71 := p70.Changes
-		o72 := make([]string, len(s71))
-		for i73 := range s71 {
-			o72[i73] = (&s71[i73]).Title
-		}
-		out = o72
-		return out, true
-	case "enrichment.changes.expected.service":
-		var out [][]string
-		p74 := v.Enrichment
-		if p74 == nil {
-			return nil, false
-		}
-		s75 := p74.Changes
-		o76 := make([][]string, len(s75))
-		for i77 := range s75 {
-			s78 := (&s75[i77]).Expected
-			o79 := make([]string, len(s78))
-			for i80 := range s78 {
-				o79[i80] = (&s78[i80]).Service
-			}
-			o76[i77] = o79
-		}
-		out = o76
-		return out, true
-	case "enrichment.changes.expected.metric":
-		var out [][]string
-		p81 := v.Enrichment
-		if p81 == nil {
-			return nil, false
-		}
-		s82 := p81.Changes
-		o83 := make([][]string, len(s82))
-		for i84 := range s82 {
-			s85 := (&s82[i84]).Expected
-			o86 := make([]string, len(s85))
-			for i87 := range s85 {
-				o86[i87] = (&s85[i87]).Metric
-			}
-			o83[i84] = o86
-		}
-		out = o83
-		return out, true
-	case "enrichment.changes.expected.up_to_factor":
-		var out [][]float64
-		p88 := v.Enrichment
-		if p88 == nil {
-			return nil, false
-		}
-		s89 := p88.Changes
-		o90 := make([][]float64, len(s89))
-		for i91 := range s89 {
-			s92 := (&s89[i91]).Expected
-			o93 := make([]float64, len(s92))
-			for i94 := range s92 {
-				o93[i94] = (&s92[i94]).UpToFactor
-			}
-			o90[i91] = o93
-		}
-		out = o90
-		return out, true
-	case "enrichment.deploy":
-		var out bool
-		p95 := v.Enrichment
-		if p95 == nil {
-			return nil, false
-		}
-		out = p95.Deploy != nil
-		return out, true
-	case "enrichment.deploy.id":
-		var out string
 		p96 := v.Enrichment
 		if p96 == nil {
 			return nil, false
 		}
-		p97 := p96.Deploy
-		if p97 == nil {
-			return nil, false
+		s97 := p96.Changes
+		o98 := make([]string, len(s97))
+		for i99 := range s97 {
+			o98[i99] = (&s97[i99]).Type
 		}
-		out = p97.ID
+		out = o98
 		return out, true
-	case "enrichment.deploy.service":
-		var out string
-		p98 := v.Enrichment
-		if p98 == nil {
-			return nil, false
-		}
-		p99 := p98.Deploy
-		if p99 == nil {
-			return nil, false
-		}
-		out = p99.Service
-		return out, true
-	case "enrichment.deploy.version":
-		var out string
+	case "enrichment.changes.title":
+		var out []string
 		p100 := v.Enrichment
 		if p100 == nil {
 			return nil, false
 		}
-		p101 := p100.Deploy
-		if p101 == nil {
-			return nil, false
+		s101 := p100.Changes
+		o102 := make([]string, len(s101))
+		for i103 := range s101 {
+			o102[i103] = (&s101[i103]).Title
 		}
-		out = p101.Version
+		out = o102
 		return out, true
-	case "enrichment.deploy.deployed_at":
-		var out int64
-		p102 := v.Enrichment
-		if p102 == nil {
-			return nil, false
-		}
-		p103 := p102.Deploy
-		if p103 == nil {
-			return nil, false
-		}
-		out = p103.DeployedAt
-		return out, true
-	case "enrichment.verdict":
-		var out string
+	case "enrichment.changes.expected.service":
+		var out [][]string
 		p104 := v.Enrichment
 		if p104 == nil {
 			return nil, false
 		}
-		out = p104.Verdict
+		s105 := p104.Changes
+		o106 := make([][]string, len(s105))
+		for i107 := range s105 {
+			s108 := (&s105[i107]).Expected
+			o109 := make([]string, len(s108))
+			for i110 := range s108 {
+				o109[i110] = (&s108[i110]).Service
+			}
+			o106[i107] = o109
+		}
+		out = o106
 		return out, true
-	case "enrichment.verdict_reason":
-		var out string
-		p105 := v.Enrichment
-		if p105 == nil {
-			return nil, false
-		}
-		out = p105.VerdictReason
-		return out, true
-	case "enrichment.account":
-		var out bool
-		p106 := v.Enrichment
-		if p106 == nil {
-			return nil, false
-		}
-		out = p106.Account != nil
-		return out, true
-	case "enrichment.account.name":
-		var out string
-		p107 := v.Enrichment
-		if p107 == nil {
-			return nil, false
-		}
-		p108 := p107.Account
-		if p108 == nil {
-			return nil, false
-		}
-		out = p108.Name
-		return out, true
-	case "enrichment.account.type":
-		var out string
-		p109 := v.Enrichment
-		if p109 == nil {
-			return nil, false
-		}
-		p110 := p109.Account
-		if p110 == nil {
-			return nil, false
-		}
-		out = p110.Type
-		return out, true
-	case "enrichment.account.interactive":
-		var out bool
+	case "enrichment.changes.expected.metric":
+		var out [][]string
 		p111 := v.Enrichment
 		if p111 == nil {
 			return nil, false
 		}
-		p112 := p111.Account
-		if p112 == nil {
+		s112 := p111.Changes
+		o113 := make([][]string, len(s112))
+		for i114 := range s112 {
+			s115 := (&s112[i114]).Expected
+			o116 := make([]string, len(s115))
+			for i117 := range s115 {
+				o116[i117] = (&s115[i117]).Metric
+			}
+			o113[i114] = o116
+		}
+		out = o113
+		return out, true
+	case "enrichment.changes.expected.up_to_factor":
+		var out [][]float64
+		p118 := v.Enrichment
+		if p118 == nil {
 			return nil, false
 		}
-		out = p112.Interactive
+		s119 := p118.Changes
+		o120 := make([][]float64, len(s119))
+		for i121 := range s119 {
+			s122 := (&s119[i121]).Expected
+			o123 := make([]float64, len(s122))
+			for i124 := range s122 {
+				o123[i124] = (&s122[i124]).UpToFactor
+			}
+			o120[i121] = o123
+		}
+		out = o120
+		return out, true
+	case "enrichment.deploy":
+		var out bool
+		p125 := v.Enrichment
+		if p125 == nil {
+			return nil, false
+		}
+		out = p125.Deploy != nil
+		return out, true
+	case "enrichment.deploy.id":
+		var out string
+		p126 := v.Enrichment
+		if p126 == nil {
+			return nil, false
+		}
+		p127 := p126.Deploy
+		if p127 == nil {
+			return nil, false
+		}
+		out = p127.ID
+		return out, true
+	case "enrichment.deploy.service":
+		var out string
+		p128 := v.Enrichment
+		if p128 == nil {
+			return nil, false
+		}
+		p129 := p128.Deploy
+		if p129 == nil {
+			return nil, false
+		}
+		out = p129.Service
+		return out, true
+	case "enrichment.deploy.version":
+		var out string
+		p130 := v.Enrichment
+		if p130 == nil {
+			return nil, false
+		}
+		p131 := p130.Deploy
+		if p131 == nil {
+			return nil, false
+		}
+		out = p131.Version
+		return out, true
+	case "enrichment.deploy.deployed_at":
+		var out int64
+		p132 := v.Enrichment
+		if p132 == nil {
+			return nil, false
+		}
+		p133 := p132.Deploy
+		if p133 == nil {
+			return nil, false
+		}
+		out = p133.DeployedAt
+		return out, true
+	case "enrichment.verdict":
+		var out string
+		p134 := v.Enrichment
+		if p134 == nil {
+			return nil, false
+		}
+		out = p134.Verdict
+		return out, true
+	case "enrichment.verdict_reason":
+		var out string
+		p135 := v.Enrichment
+		if p135 == nil {
+			return nil, false
+		}
+		out = p135.VerdictReason
+		return out, true
+	case "enrichment.account":
+		var out bool
+		p136 := v.Enrichment
+		if p136 == nil {
+			return nil, false
+		}
+		out = p136.Account != nil
+		return out, true
+	case "enrichment.account.name":
+		var out string
+		p137 := v.Enrichment
+		if p137 == nil {
+			return nil, false
+		}
+		p138 := p137.Account
+		if p138 == nil {
+			return nil, false
+		}
+		out = p138.Name
+		return out, true
+	case "enrichment.account.type":
+		var out string
+		p139 := v.Enrichment
+		if p139 == nil {
+			return nil, false
+		}
+		p140 := p139.Account
+		if p140 == nil {
+			return nil, false
+		}
+		out = p140.Type
+		return out, true
+	case "enrichment.account.interactive":
+		var out bool
+		p141 := v.Enrichment
+		if p141 == nil {
+			return nil, false
+		}
+		p142 := p141.Account
+		if p142 == nil {
+			return nil, false
+		}
+		out = p142.Interactive
 		return out, true
 	case "enrichment.account.allowed_sources":
 		var out []string
-		p113 := v.Enrichment
-		if p113 == nil {
+		p143 := v.Enrichment
+		if p143 == nil {
 			return nil, false
 		}
-		p114 := p113.Account
-		if p114 == nil {
+		p144 := p143.Account
+		if p144 == nil {
 			return nil, false
 		}
-		out = p114.AllowedSources
+		out = p144.AllowedSources
 		return out, true
 	case "enrichment.account.allowed_users":
 		var out []string
-		p115 := v.Enrichment
-		if p115 == nil {
+		p145 := v.Enrichment
+		if p145 == nil {
 			return nil, false
 		}
-		p116 := p115.Account
-		if p116 == nil {
+		p146 := p145.Account
+		if p146 == nil {
 			return nil, false
 		}
-		out = p116.AllowedUsers
+		out = p146.AllowedUsers
 		return out, true
 	}
 	return nil, false
@@ -993,6 +1227,18 @@ var processEventFields = []FieldInfo{
 	{Path: "process.cgroup_id", Type: "long", Arrays: 0, Optional: false, Presence: false},
 	{Path: "process.systemd_unit", Type: "string", Arrays: 0, Optional: false, Presence: false},
 	{Path: "process.container_id", Type: "string", Arrays: 0, Optional: false, Presence: false},
+	{Path: "process.container", Type: "boolean", Arrays: 0, Optional: false, Presence: true},
+	{Path: "process.container.name", Type: "string", Arrays: 0, Optional: true, Presence: false},
+	{Path: "process.container.image", Type: "string", Arrays: 0, Optional: true, Presence: false},
+	{Path: "process.container.image_id", Type: "string", Arrays: 0, Optional: true, Presence: false},
+	{Path: "process.container.runtime", Type: "string", Arrays: 0, Optional: true, Presence: false},
+	{Path: "process.container.pod", Type: "boolean", Arrays: 0, Optional: true, Presence: true},
+	{Path: "process.container.pod.name", Type: "string", Arrays: 0, Optional: true, Presence: false},
+	{Path: "process.container.pod.namespace", Type: "string", Arrays: 0, Optional: true, Presence: false},
+	{Path: "process.container.pod.uid", Type: "string", Arrays: 0, Optional: true, Presence: false},
+	{Path: "process.container.pod.labels", Type: "string", Arrays: 1, Optional: true, Presence: false},
+	{Path: "process.container.pod.workload_kind", Type: "string", Arrays: 0, Optional: true, Presence: false},
+	{Path: "process.container.pod.workload_name", Type: "string", Arrays: 0, Optional: true, Presence: false},
 	{Path: "process.exit_code", Type: "int", Arrays: 0, Optional: false, Presence: false},
 	{Path: "process.parent.pid", Type: "int", Arrays: 0, Optional: false, Presence: false},
 	{Path: "process.parent.file.path", Type: "string", Arrays: 0, Optional: false, Presence: false},
@@ -1051,6 +1297,18 @@ type ProcessEventColumns struct {
 	ProcessCgroupID                       []int64       // process.cgroup_id
 	ProcessSystemdUnit                    []string      // process.systemd_unit
 	ProcessContainerID                    []string      // process.container_id
+	HasProcessContainer                   []bool        // process.container
+	ProcessContainerName                  []string      // process.container.name
+	ProcessContainerImage                 []string      // process.container.image
+	ProcessContainerImageID               []string      // process.container.image_id
+	ProcessContainerRuntime               []string      // process.container.runtime
+	HasProcessContainerPod                []bool        // process.container.pod
+	ProcessContainerPodName               []string      // process.container.pod.name
+	ProcessContainerPodNamespace          []string      // process.container.pod.namespace
+	ProcessContainerPodUID                []string      // process.container.pod.uid
+	ProcessContainerPodLabels             [][]string    // process.container.pod.labels
+	ProcessContainerPodWorkloadKind       []string      // process.container.pod.workload_kind
+	ProcessContainerPodWorkloadName       []string      // process.container.pod.workload_name
 	ProcessExitCode                       []int32       // process.exit_code
 	ProcessParentPID                      []int32       // process.parent.pid
 	ProcessParentFilePath                 []string      // process.parent.file.path
@@ -1081,6 +1339,7 @@ type ProcessEventColumns struct {
 	EnrichmentAccountAllowedSources       [][]string    // enrichment.account.allowed_sources
 	EnrichmentAccountAllowedUsers         [][]string    // enrichment.account.allowed_users
 	processArgsL0                         []string
+	processContainerPodLabelsL0           []string
 	enrichmentChangesIDL0                 []string
 	enrichmentChangesTypeL0               []string
 	enrichmentChangesTitleL0              []string
@@ -1149,6 +1408,32 @@ func (c *ProcessEventColumns) Reset() {
 	c.ProcessSystemdUnit = c.ProcessSystemdUnit[:0]
 	clear(c.ProcessContainerID[:cap(c.ProcessContainerID)])
 	c.ProcessContainerID = c.ProcessContainerID[:0]
+	clear(c.HasProcessContainer[:cap(c.HasProcessContainer)])
+	c.HasProcessContainer = c.HasProcessContainer[:0]
+	clear(c.ProcessContainerName[:cap(c.ProcessContainerName)])
+	c.ProcessContainerName = c.ProcessContainerName[:0]
+	clear(c.ProcessContainerImage[:cap(c.ProcessContainerImage)])
+	c.ProcessContainerImage = c.ProcessContainerImage[:0]
+	clear(c.ProcessContainerImageID[:cap(c.ProcessContainerImageID)])
+	c.ProcessContainerImageID = c.ProcessContainerImageID[:0]
+	clear(c.ProcessContainerRuntime[:cap(c.ProcessContainerRuntime)])
+	c.ProcessContainerRuntime = c.ProcessContainerRuntime[:0]
+	clear(c.HasProcessContainerPod[:cap(c.HasProcessContainerPod)])
+	c.HasProcessContainerPod = c.HasProcessContainerPod[:0]
+	clear(c.ProcessContainerPodName[:cap(c.ProcessContainerPodName)])
+	c.ProcessContainerPodName = c.ProcessContainerPodName[:0]
+	clear(c.ProcessContainerPodNamespace[:cap(c.ProcessContainerPodNamespace)])
+	c.ProcessContainerPodNamespace = c.ProcessContainerPodNamespace[:0]
+	clear(c.ProcessContainerPodUID[:cap(c.ProcessContainerPodUID)])
+	c.ProcessContainerPodUID = c.ProcessContainerPodUID[:0]
+	clear(c.processContainerPodLabelsL0[:cap(c.processContainerPodLabelsL0)])
+	c.processContainerPodLabelsL0 = c.processContainerPodLabelsL0[:0]
+	clear(c.ProcessContainerPodLabels[:cap(c.ProcessContainerPodLabels)])
+	c.ProcessContainerPodLabels = c.ProcessContainerPodLabels[:0]
+	clear(c.ProcessContainerPodWorkloadKind[:cap(c.ProcessContainerPodWorkloadKind)])
+	c.ProcessContainerPodWorkloadKind = c.ProcessContainerPodWorkloadKind[:0]
+	clear(c.ProcessContainerPodWorkloadName[:cap(c.ProcessContainerPodWorkloadName)])
+	c.ProcessContainerPodWorkloadName = c.ProcessContainerPodWorkloadName[:0]
 	clear(c.ProcessExitCode[:cap(c.ProcessExitCode)])
 	c.ProcessExitCode = c.ProcessExitCode[:0]
 	clear(c.ProcessParentPID[:cap(c.ProcessParentPID)])
@@ -1258,6 +1543,18 @@ func (c *ProcessEventColumns) Columns() []Column {
 		{Path: "process.cgroup_id", Values: c.ProcessCgroupID},
 		{Path: "process.systemd_unit", Values: c.ProcessSystemdUnit},
 		{Path: "process.container_id", Values: c.ProcessContainerID},
+		{Path: "process.container", Values: c.HasProcessContainer},
+		{Path: "process.container.name", Values: c.ProcessContainerName},
+		{Path: "process.container.image", Values: c.ProcessContainerImage},
+		{Path: "process.container.image_id", Values: c.ProcessContainerImageID},
+		{Path: "process.container.runtime", Values: c.ProcessContainerRuntime},
+		{Path: "process.container.pod", Values: c.HasProcessContainerPod},
+		{Path: "process.container.pod.name", Values: c.ProcessContainerPodName},
+		{Path: "process.container.pod.namespace", Values: c.ProcessContainerPodNamespace},
+		{Path: "process.container.pod.uid", Values: c.ProcessContainerPodUID},
+		{Path: "process.container.pod.labels", Values: c.ProcessContainerPodLabels},
+		{Path: "process.container.pod.workload_kind", Values: c.ProcessContainerPodWorkloadKind},
+		{Path: "process.container.pod.workload_name", Values: c.ProcessContainerPodWorkloadName},
 		{Path: "process.exit_code", Values: c.ProcessExitCode},
 		{Path: "process.parent.pid", Values: c.ProcessParentPID},
 		{Path: "process.parent.file.path", Values: c.ProcessParentFilePath},
@@ -1293,7 +1590,7 @@ func (c *ProcessEventColumns) Columns() []Column {
 // Append decodes one Avro binary body of avro/process.avsc into one more row; the strings view body.
 // On an error nothing is appended.
 func (c *ProcessEventColumns) Append(body []byte) error {
-	var mark [65]int
+	var mark [78]int
 	mark[0] = len(c.EventID)
 	mark[1] = len(c.Time)
 	mark[2] = len(c.HostID)
@@ -1319,46 +1616,59 @@ func (c *ProcessEventColumns) Append(body []byte) error {
 	mark[22] = len(c.ProcessCgroupID)
 	mark[23] = len(c.ProcessSystemdUnit)
 	mark[24] = len(c.ProcessContainerID)
-	mark[25] = len(c.ProcessExitCode)
-	mark[26] = len(c.ProcessParentPID)
-	mark[27] = len(c.ProcessParentFilePath)
-	mark[28] = len(c.ProcessParentFileName)
-	mark[29] = len(c.ProcessParentFileSHA256)
-	mark[30] = len(c.ProcessParentCmdLine)
-	mark[31] = len(c.HasEnrichment)
-	mark[32] = len(c.EnrichmentService)
-	mark[33] = len(c.EnrichmentEnvironment)
-	mark[34] = len(c.EnrichmentRole)
-	mark[35] = len(c.enrichmentChangesIDL0)
-	mark[36] = len(c.EnrichmentChangesID)
-	mark[37] = len(c.enrichmentChangesTypeL0)
-	mark[38] = len(c.EnrichmentChangesType)
-	mark[39] = len(c.enrichmentChangesTitleL0)
-	mark[40] = len(c.EnrichmentChangesTitle)
-	mark[41] = len(c.enrichmentChangesExpectedServiceL0)
-	mark[42] = len(c.enrichmentChangesExpectedServiceL1)
-	mark[43] = len(c.EnrichmentChangesExpectedService)
-	mark[44] = len(c.enrichmentChangesExpectedMetricL0)
-	mark[45] = len(c.enrichmentChangesExpectedMetricL1)
-	mark[46] = len(c.EnrichmentChangesExpectedMetric)
-	mark[47] = len(c.enrichmentChangesExpectedUpToFactorL0)
-	mark[48] = len(c.enrichmentChangesExpectedUpToFactorL1)
-	mark[49] = len(c.EnrichmentChangesExpectedUpToFactor)
-	mark[50] = len(c.HasEnrichmentDeploy)
-	mark[51] = len(c.EnrichmentDeployID)
-	mark[52] = len(c.EnrichmentDeployService)
-	mark[53] = len(c.EnrichmentDeployVersion)
-	mark[54] = len(c.EnrichmentDeployDeployedAt)
-	mark[55] = len(c.EnrichmentVerdict)
-	mark[56] = len(c.EnrichmentVerdictReason)
-	mark[57] = len(c.HasEnrichmentAccount)
-	mark[58] = len(c.EnrichmentAccountName)
-	mark[59] = len(c.EnrichmentAccountType)
-	mark[60] = len(c.EnrichmentAccountInteractive)
-	mark[61] = len(c.enrichmentAccountAllowedSourcesL0)
-	mark[62] = len(c.EnrichmentAccountAllowedSources)
-	mark[63] = len(c.enrichmentAccountAllowedUsersL0)
-	mark[64] = len(c.EnrichmentAccountAllowedUsers)
+	mark[25] = len(c.HasProcessContainer)
+	mark[26] = len(c.ProcessContainerName)
+	mark[27] = len(c.ProcessContainerImage)
+	mark[28] = len(c.ProcessContainerImageID)
+	mark[29] = len(c.ProcessContainerRuntime)
+	mark[30] = len(c.HasProcessContainerPod)
+	mark[31] = len(c.ProcessContainerPodName)
+	mark[32] = len(c.ProcessContainerPodNamespace)
+	mark[33] = len(c.ProcessContainerPodUID)
+	mark[34] = len(c.processContainerPodLabelsL0)
+	mark[35] = len(c.ProcessContainerPodLabels)
+	mark[36] = len(c.ProcessContainerPodWorkloadKind)
+	mark[37] = len(c.ProcessContainerPodWorkloadName)
+	mark[38] = len(c.ProcessExitCode)
+	mark[39] = len(c.ProcessParentPID)
+	mark[40] = len(c.ProcessParentFilePath)
+	mark[41] = len(c.ProcessParentFileName)
+	mark[42] = len(c.ProcessParentFileSHA256)
+	mark[43] = len(c.ProcessParentCmdLine)
+	mark[44] = len(c.HasEnrichment)
+	mark[45] = len(c.EnrichmentService)
+	mark[46] = len(c.EnrichmentEnvironment)
+	mark[47] = len(c.EnrichmentRole)
+	mark[48] = len(c.enrichmentChangesIDL0)
+	mark[49] = len(c.EnrichmentChangesID)
+	mark[50] = len(c.enrichmentChangesTypeL0)
+	mark[51] = len(c.EnrichmentChangesType)
+	mark[52] = len(c.enrichmentChangesTitleL0)
+	mark[53] = len(c.EnrichmentChangesTitle)
+	mark[54] = len(c.enrichmentChangesExpectedServiceL0)
+	mark[55] = len(c.enrichmentChangesExpectedServiceL1)
+	mark[56] = len(c.EnrichmentChangesExpectedService)
+	mark[57] = len(c.enrichmentChangesExpectedMetricL0)
+	mark[58] = len(c.enrichmentChangesExpectedMetricL1)
+	mark[59] = len(c.EnrichmentChangesExpectedMetric)
+	mark[60] = len(c.enrichmentChangesExpectedUpToFactorL0)
+	mark[61] = len(c.enrichmentChangesExpectedUpToFactorL1)
+	mark[62] = len(c.EnrichmentChangesExpectedUpToFactor)
+	mark[63] = len(c.HasEnrichmentDeploy)
+	mark[64] = len(c.EnrichmentDeployID)
+	mark[65] = len(c.EnrichmentDeployService)
+	mark[66] = len(c.EnrichmentDeployVersion)
+	mark[67] = len(c.EnrichmentDeployDeployedAt)
+	mark[68] = len(c.EnrichmentVerdict)
+	mark[69] = len(c.EnrichmentVerdictReason)
+	mark[70] = len(c.HasEnrichmentAccount)
+	mark[71] = len(c.EnrichmentAccountName)
+	mark[72] = len(c.EnrichmentAccountType)
+	mark[73] = len(c.EnrichmentAccountInteractive)
+	mark[74] = len(c.enrichmentAccountAllowedSourcesL0)
+	mark[75] = len(c.EnrichmentAccountAllowedSources)
+	mark[76] = len(c.enrichmentAccountAllowedUsersL0)
+	mark[77] = len(c.EnrichmentAccountAllowedUsers)
 	d := decoder{buf: body}
 	c.EventID = append(c.EventID, d.string())
 	c.Time = append(c.Time, d.long())
@@ -1370,13 +1680,13 @@ func (c *ProcessEventColumns) Append(body []byte) error {
 	c.ProcessPPID = append(c.ProcessPPID, d.int())
 	c.ProcessCmdLine = append(c.ProcessCmdLine, d.string())
 	{
-		st117 := len(c.processArgsL0)
-		for n118 := d.block(1); n118 > 0; n118 = d.block(1) {
-			for range n118 {
+		st147 := len(c.processArgsL0)
+		for n148 := d.block(1); n148 > 0; n148 = d.block(1) {
+			for range n148 {
 				c.processArgsL0 = append(c.processArgsL0, d.string())
 			}
 		}
-		c.ProcessArgs = append(c.ProcessArgs, cut(c.processArgsL0, st117))
+		c.ProcessArgs = append(c.ProcessArgs, cut(c.processArgsL0, st147))
 	}
 	c.ProcessArgsTruncated = append(c.ProcessArgsTruncated, d.bool())
 	c.ProcessCWD = append(c.ProcessCWD, d.string())
@@ -1392,6 +1702,51 @@ func (c *ProcessEventColumns) Append(body []byte) error {
 	c.ProcessCgroupID = append(c.ProcessCgroupID, d.long())
 	c.ProcessSystemdUnit = append(c.ProcessSystemdUnit, d.string())
 	c.ProcessContainerID = append(c.ProcessContainerID, d.string())
+	if d.union() == 1 {
+		c.HasProcessContainer = append(c.HasProcessContainer, true)
+		c.ProcessContainerName = append(c.ProcessContainerName, d.string())
+		c.ProcessContainerImage = append(c.ProcessContainerImage, d.string())
+		c.ProcessContainerImageID = append(c.ProcessContainerImageID, d.string())
+		c.ProcessContainerRuntime = append(c.ProcessContainerRuntime, d.string())
+		if d.union() == 1 {
+			c.HasProcessContainerPod = append(c.HasProcessContainerPod, true)
+			c.ProcessContainerPodName = append(c.ProcessContainerPodName, d.string())
+			c.ProcessContainerPodNamespace = append(c.ProcessContainerPodNamespace, d.string())
+			c.ProcessContainerPodUID = append(c.ProcessContainerPodUID, d.string())
+			{
+				st149 := len(c.processContainerPodLabelsL0)
+				for n150 := d.block(1); n150 > 0; n150 = d.block(1) {
+					for range n150 {
+						c.processContainerPodLabelsL0 = append(c.processContainerPodLabelsL0, d.string())
+					}
+				}
+				c.ProcessContainerPodLabels = append(c.ProcessContainerPodLabels, cut(c.processContainerPodLabelsL0, st149))
+			}
+			c.ProcessContainerPodWorkloadKind = append(c.ProcessContainerPodWorkloadKind, d.string())
+			c.ProcessContainerPodWorkloadName = append(c.ProcessContainerPodWorkloadName, d.string())
+		} else {
+			c.HasProcessContainerPod = append(c.HasProcessContainerPod, false)
+			c.ProcessContainerPodName = append(c.ProcessContainerPodName, "")
+			c.ProcessContainerPodNamespace = append(c.ProcessContainerPodNamespace, "")
+			c.ProcessContainerPodUID = append(c.ProcessContainerPodUID, "")
+			c.ProcessContainerPodLabels = append(c.ProcessContainerPodLabels, []string{})
+			c.ProcessContainerPodWorkloadKind = append(c.ProcessContainerPodWorkloadKind, "")
+			c.ProcessContainerPodWorkloadName = append(c.ProcessContainerPodWorkloadName, "")
+		}
+	} else {
+		c.HasProcessContainer = append(c.HasProcessContainer, false)
+		c.ProcessContainerName = append(c.ProcessContainerName, "")
+		c.ProcessContainerImage = append(c.ProcessContainerImage, "")
+		c.ProcessContainerImageID = append(c.ProcessContainerImageID, "")
+		c.ProcessContainerRuntime = append(c.ProcessContainerRuntime, "")
+		c.HasProcessContainerPod = append(c.HasProcessContainerPod, false)
+		c.ProcessContainerPodName = append(c.ProcessContainerPodName, "")
+		c.ProcessContainerPodNamespace = append(c.ProcessContainerPodNamespace, "")
+		c.ProcessContainerPodUID = append(c.ProcessContainerPodUID, "")
+		c.ProcessContainerPodLabels = append(c.ProcessContainerPodLabels, []string{})
+		c.ProcessContainerPodWorkloadKind = append(c.ProcessContainerPodWorkloadKind, "")
+		c.ProcessContainerPodWorkloadName = append(c.ProcessContainerPodWorkloadName, "")
+	}
 	c.ProcessExitCode = append(c.ProcessExitCode, d.int())
 	c.ProcessParentPID = append(c.ProcessParentPID, d.int())
 	c.ProcessParentFilePath = append(c.ProcessParentFilePath, d.string())
@@ -1404,40 +1759,40 @@ func (c *ProcessEventColumns) Append(body []byte) error {
 		c.EnrichmentEnvironment = append(c.EnrichmentEnvironment, d.string())
 		c.EnrichmentRole = append(c.EnrichmentRole, d.string())
 		{
-			st119 := len(c.enrichmentChangesIDL0)
-			st120 := len(c.enrichmentChangesTypeL0)
-			st121 := len(c.enrichmentChangesTitleL0)
-			st122 := len(c.enrichmentChangesExpectedServiceL1)
-			st123 := len(c.enrichmentChangesExpectedMetricL1)
-			st124 := len(c.enrichmentChangesExpectedUpToFactorL1)
-			for n125 := d.block(4); n125 > 0; n125 = d.block(4) {
-				for range n125 {
+			st151 := len(c.enrichmentChangesIDL0)
+			st152 := len(c.enrichmentChangesTypeL0)
+			st153 := len(c.enrichmentChangesTitleL0)
+			st154 := len(c.enrichmentChangesExpectedServiceL1)
+			st155 := len(c.enrichmentChangesExpectedMetricL1)
+			st156 := len(c.enrichmentChangesExpectedUpToFactorL1)
+			for n157 := d.block(4); n157 > 0; n157 = d.block(4) {
+				for range n157 {
 					c.enrichmentChangesIDL0 = append(c.enrichmentChangesIDL0, d.string())
 					c.enrichmentChangesTypeL0 = append(c.enrichmentChangesTypeL0, d.string())
 					c.enrichmentChangesTitleL0 = append(c.enrichmentChangesTitleL0, d.string())
 					{
-						st126 := len(c.enrichmentChangesExpectedServiceL0)
-						st127 := len(c.enrichmentChangesExpectedMetricL0)
-						st128 := len(c.enrichmentChangesExpectedUpToFactorL0)
-						for n129 := d.block(10); n129 > 0; n129 = d.block(10) {
-							for range n129 {
+						st158 := len(c.enrichmentChangesExpectedServiceL0)
+						st159 := len(c.enrichmentChangesExpectedMetricL0)
+						st160 := len(c.enrichmentChangesExpectedUpToFactorL0)
+						for n161 := d.block(10); n161 > 0; n161 = d.block(10) {
+							for range n161 {
 								c.enrichmentChangesExpectedServiceL0 = append(c.enrichmentChangesExpectedServiceL0, d.string())
 								c.enrichmentChangesExpectedMetricL0 = append(c.enrichmentChangesExpectedMetricL0, d.string())
 								c.enrichmentChangesExpectedUpToFactorL0 = append(c.enrichmentChangesExpectedUpToFactorL0, d.double())
 							}
 						}
-						c.enrichmentChangesExpectedServiceL1 = append(c.enrichmentChangesExpectedServiceL1, cut(c.enrichmentChangesExpectedServiceL0, st126))
-						c.enrichmentChangesExpectedMetricL1 = append(c.enrichmentChangesExpectedMetricL1, cut(c.enrichmentChangesExpectedMetricL0, st127))
-						c.enrichmentChangesExpectedUpToFactorL1 = append(c.enrichmentChangesExpectedUpToFactorL1, cut(c.enrichmentChangesExpectedUpToFactorL0, st128))
+						c.enrichmentChangesExpectedServiceL1 = append(c.enrichmentChangesExpectedServiceL1, cut(c.enrichmentChangesExpectedServiceL0, st158))
+						c.enrichmentChangesExpectedMetricL1 = append(c.enrichmentChangesExpectedMetricL1, cut(c.enrichmentChangesExpectedMetricL0, st159))
+						c.enrichmentChangesExpectedUpToFactorL1 = append(c.enrichmentChangesExpectedUpToFactorL1, cut(c.enrichmentChangesExpectedUpToFactorL0, st160))
 					}
 				}
 			}
-			c.EnrichmentChangesID = append(c.EnrichmentChangesID, cut(c.enrichmentChangesIDL0, st119))
-			c.EnrichmentChangesType = append(c.EnrichmentChangesType, cut(c.enrichmentChangesTypeL0, st120))
-			c.EnrichmentChangesTitle = append(c.EnrichmentChangesTitle, cut(c.enrichmentChangesTitleL0, st121))
-			c.EnrichmentChangesExpectedService = append(c.EnrichmentChangesExpectedService, cut(c.enrichmentChangesExpectedServiceL1, st122))
-			c.EnrichmentChangesExpectedMetric = append(c.EnrichmentChangesExpectedMetric, cut(c.enrichmentChangesExpectedMetricL1, st123))
-			c.EnrichmentChangesExpectedUpToFactor = append(c.EnrichmentChangesExpectedUpToFactor, cut(c.enrichmentChangesExpectedUpToFactorL1, st124))
+			c.EnrichmentChangesID = append(c.EnrichmentChangesID, cut(c.enrichmentChangesIDL0, st151))
+			c.EnrichmentChangesType = append(c.EnrichmentChangesType, cut(c.enrichmentChangesTypeL0, st152))
+			c.EnrichmentChangesTitle = append(c.EnrichmentChangesTitle, cut(c.enrichmentChangesTitleL0, st153))
+			c.EnrichmentChangesExpectedService = append(c.EnrichmentChangesExpectedService, cut(c.enrichmentChangesExpectedServiceL1, st154))
+			c.EnrichmentChangesExpectedMetric = append(c.EnrichmentChangesExpectedMetric, cut(c.enrichmentChangesExpectedMetricL1, st155))
+			c.EnrichmentChangesExpectedUpToFactor = append(c.EnrichmentChangesExpectedUpToFactor, cut(c.enrichmentChangesExpectedUpToFactorL1, st156))
 		}
 		if d.union() == 1 {
 			c.HasEnrichmentDeploy = append(c.HasEnrichmentDeploy, true)
@@ -1460,22 +1815,22 @@ func (c *ProcessEventColumns) Append(body []byte) error {
 			c.EnrichmentAccountType = append(c.EnrichmentAccountType, d.string())
 			c.EnrichmentAccountInteractive = append(c.EnrichmentAccountInteractive, d.bool())
 			{
-				st130 := len(c.enrichmentAccountAllowedSourcesL0)
-				for n131 := d.block(1); n131 > 0; n131 = d.block(1) {
-					for range n131 {
+				st162 := len(c.enrichmentAccountAllowedSourcesL0)
+				for n163 := d.block(1); n163 > 0; n163 = d.block(1) {
+					for range n163 {
 						c.enrichmentAccountAllowedSourcesL0 = append(c.enrichmentAccountAllowedSourcesL0, d.string())
 					}
 				}
-				c.EnrichmentAccountAllowedSources = append(c.EnrichmentAccountAllowedSources, cut(c.enrichmentAccountAllowedSourcesL0, st130))
+				c.EnrichmentAccountAllowedSources = append(c.EnrichmentAccountAllowedSources, cut(c.enrichmentAccountAllowedSourcesL0, st162))
 			}
 			{
-				st132 := len(c.enrichmentAccountAllowedUsersL0)
-				for n133 := d.block(1); n133 > 0; n133 = d.block(1) {
-					for range n133 {
+				st164 := len(c.enrichmentAccountAllowedUsersL0)
+				for n165 := d.block(1); n165 > 0; n165 = d.block(1) {
+					for range n165 {
 						c.enrichmentAccountAllowedUsersL0 = append(c.enrichmentAccountAllowedUsersL0, d.string())
 					}
 				}
-				c.EnrichmentAccountAllowedUsers = append(c.EnrichmentAccountAllowedUsers, cut(c.enrichmentAccountAllowedUsersL0, st132))
+				c.EnrichmentAccountAllowedUsers = append(c.EnrichmentAccountAllowedUsers, cut(c.enrichmentAccountAllowedUsersL0, st164))
 			}
 		} else {
 			c.HasEnrichmentAccount = append(c.HasEnrichmentAccount, false)
@@ -1536,46 +1891,59 @@ func (c *ProcessEventColumns) Append(body []byte) error {
 		c.ProcessCgroupID = c.ProcessCgroupID[:mark[22]]
 		c.ProcessSystemdUnit = c.ProcessSystemdUnit[:mark[23]]
 		c.ProcessContainerID = c.ProcessContainerID[:mark[24]]
-		c.ProcessExitCode = c.ProcessExitCode[:mark[25]]
-		c.ProcessParentPID = c.ProcessParentPID[:mark[26]]
-		c.ProcessParentFilePath = c.ProcessParentFilePath[:mark[27]]
-		c.ProcessParentFileName = c.ProcessParentFileName[:mark[28]]
-		c.ProcessParentFileSHA256 = c.ProcessParentFileSHA256[:mark[29]]
-		c.ProcessParentCmdLine = c.ProcessParentCmdLine[:mark[30]]
-		c.HasEnrichment = c.HasEnrichment[:mark[31]]
-		c.EnrichmentService = c.EnrichmentService[:mark[32]]
-		c.EnrichmentEnvironment = c.EnrichmentEnvironment[:mark[33]]
-		c.EnrichmentRole = c.EnrichmentRole[:mark[34]]
-		c.enrichmentChangesIDL0 = c.enrichmentChangesIDL0[:mark[35]]
-		c.EnrichmentChangesID = c.EnrichmentChangesID[:mark[36]]
-		c.enrichmentChangesTypeL0 = c.enrichmentChangesTypeL0[:mark[37]]
-		c.EnrichmentChangesType = c.EnrichmentChangesType[:mark[38]]
-		c.enrichmentChangesTitleL0 = c.enrichmentChangesTitleL0[:mark[39]]
-		c.EnrichmentChangesTitle = c.EnrichmentChangesTitle[:mark[40]]
-		c.enrichmentChangesExpectedServiceL0 = c.enrichmentChangesExpectedServiceL0[:mark[41]]
-		c.enrichmentChangesExpectedServiceL1 = c.enrichmentChangesExpectedServiceL1[:mark[42]]
-		c.EnrichmentChangesExpectedService = c.EnrichmentChangesExpectedService[:mark[43]]
-		c.enrichmentChangesExpectedMetricL0 = c.enrichmentChangesExpectedMetricL0[:mark[44]]
-		c.enrichmentChangesExpectedMetricL1 = c.enrichmentChangesExpectedMetricL1[:mark[45]]
-		c.EnrichmentChangesExpectedMetric = c.EnrichmentChangesExpectedMetric[:mark[46]]
-		c.enrichmentChangesExpectedUpToFactorL0 = c.enrichmentChangesExpectedUpToFactorL0[:mark[47]]
-		c.enrichmentChangesExpectedUpToFactorL1 = c.enrichmentChangesExpectedUpToFactorL1[:mark[48]]
-		c.EnrichmentChangesExpectedUpToFactor = c.EnrichmentChangesExpectedUpToFactor[:mark[49]]
-		c.HasEnrichmentDeploy = c.HasEnrichmentDeploy[:mark[50]]
-		c.EnrichmentDeployID = c.EnrichmentDeployID[:mark[51]]
-		c.EnrichmentDeployService = c.EnrichmentDeployService[:mark[52]]
-		c.EnrichmentDeployVersion = c.EnrichmentDeployVersion[:mark[53]]
-		c.EnrichmentDeployDeployedAt = c.EnrichmentDeployDeployedAt[:mark[54]]
-		c.EnrichmentVerdict = c.EnrichmentVerdict[:mark[55]]
-		c.EnrichmentVerdictReason = c.EnrichmentVerdictReason[:mark[56]]
-		c.HasEnrichmentAccount = c.HasEnrichmentAccount[:mark[57]]
-		c.EnrichmentAccountName = c.EnrichmentAccountName[:mark[58]]
-		c.EnrichmentAccountType = c.EnrichmentAccountType[:mark[59]]
-		c.EnrichmentAccountInteractive = c.EnrichmentAccountInteractive[:mark[60]]
-		c.enrichmentAccountAllowedSourcesL0 = c.enrichmentAccountAllowedSourcesL0[:mark[61]]
-		c.EnrichmentAccountAllowedSources = c.EnrichmentAccountAllowedSources[:mark[62]]
-		c.enrichmentAccountAllowedUsersL0 = c.enrichmentAccountAllowedUsersL0[:mark[63]]
-		c.EnrichmentAccountAllowedUsers = c.EnrichmentAccountAllowedUsers[:mark[64]]
+		c.HasProcessContainer = c.HasProcessContainer[:mark[25]]
+		c.ProcessContainerName = c.ProcessContainerName[:mark[26]]
+		c.ProcessContainerImage = c.ProcessContainerImage[:mark[27]]
+		c.ProcessContainerImageID = c.ProcessContainerImageID[:mark[28]]
+		c.ProcessContainerRuntime = c.ProcessContainerRuntime[:mark[29]]
+		c.HasProcessContainerPod = c.HasProcessContainerPod[:mark[30]]
+		c.ProcessContainerPodName = c.ProcessContainerPodName[:mark[31]]
+		c.ProcessContainerPodNamespace = c.ProcessContainerPodNamespace[:mark[32]]
+		c.ProcessContainerPodUID = c.ProcessContainerPodUID[:mark[33]]
+		c.processContainerPodLabelsL0 = c.processContainerPodLabelsL0[:mark[34]]
+		c.ProcessContainerPodLabels = c.ProcessContainerPodLabels[:mark[35]]
+		c.ProcessContainerPodWorkloadKind = c.ProcessContainerPodWorkloadKind[:mark[36]]
+		c.ProcessContainerPodWorkloadName = c.ProcessContainerPodWorkloadName[:mark[37]]
+		c.ProcessExitCode = c.ProcessExitCode[:mark[38]]
+		c.ProcessParentPID = c.ProcessParentPID[:mark[39]]
+		c.ProcessParentFilePath = c.ProcessParentFilePath[:mark[40]]
+		c.ProcessParentFileName = c.ProcessParentFileName[:mark[41]]
+		c.ProcessParentFileSHA256 = c.ProcessParentFileSHA256[:mark[42]]
+		c.ProcessParentCmdLine = c.ProcessParentCmdLine[:mark[43]]
+		c.HasEnrichment = c.HasEnrichment[:mark[44]]
+		c.EnrichmentService = c.EnrichmentService[:mark[45]]
+		c.EnrichmentEnvironment = c.EnrichmentEnvironment[:mark[46]]
+		c.EnrichmentRole = c.EnrichmentRole[:mark[47]]
+		c.enrichmentChangesIDL0 = c.enrichmentChangesIDL0[:mark[48]]
+		c.EnrichmentChangesID = c.EnrichmentChangesID[:mark[49]]
+		c.enrichmentChangesTypeL0 = c.enrichmentChangesTypeL0[:mark[50]]
+		c.EnrichmentChangesType = c.EnrichmentChangesType[:mark[51]]
+		c.enrichmentChangesTitleL0 = c.enrichmentChangesTitleL0[:mark[52]]
+		c.EnrichmentChangesTitle = c.EnrichmentChangesTitle[:mark[53]]
+		c.enrichmentChangesExpectedServiceL0 = c.enrichmentChangesExpectedServiceL0[:mark[54]]
+		c.enrichmentChangesExpectedServiceL1 = c.enrichmentChangesExpectedServiceL1[:mark[55]]
+		c.EnrichmentChangesExpectedService = c.EnrichmentChangesExpectedService[:mark[56]]
+		c.enrichmentChangesExpectedMetricL0 = c.enrichmentChangesExpectedMetricL0[:mark[57]]
+		c.enrichmentChangesExpectedMetricL1 = c.enrichmentChangesExpectedMetricL1[:mark[58]]
+		c.EnrichmentChangesExpectedMetric = c.EnrichmentChangesExpectedMetric[:mark[59]]
+		c.enrichmentChangesExpectedUpToFactorL0 = c.enrichmentChangesExpectedUpToFactorL0[:mark[60]]
+		c.enrichmentChangesExpectedUpToFactorL1 = c.enrichmentChangesExpectedUpToFactorL1[:mark[61]]
+		c.EnrichmentChangesExpectedUpToFactor = c.EnrichmentChangesExpectedUpToFactor[:mark[62]]
+		c.HasEnrichmentDeploy = c.HasEnrichmentDeploy[:mark[63]]
+		c.EnrichmentDeployID = c.EnrichmentDeployID[:mark[64]]
+		c.EnrichmentDeployService = c.EnrichmentDeployService[:mark[65]]
+		c.EnrichmentDeployVersion = c.EnrichmentDeployVersion[:mark[66]]
+		c.EnrichmentDeployDeployedAt = c.EnrichmentDeployDeployedAt[:mark[67]]
+		c.EnrichmentVerdict = c.EnrichmentVerdict[:mark[68]]
+		c.EnrichmentVerdictReason = c.EnrichmentVerdictReason[:mark[69]]
+		c.HasEnrichmentAccount = c.HasEnrichmentAccount[:mark[70]]
+		c.EnrichmentAccountName = c.EnrichmentAccountName[:mark[71]]
+		c.EnrichmentAccountType = c.EnrichmentAccountType[:mark[72]]
+		c.EnrichmentAccountInteractive = c.EnrichmentAccountInteractive[:mark[73]]
+		c.enrichmentAccountAllowedSourcesL0 = c.enrichmentAccountAllowedSourcesL0[:mark[74]]
+		c.EnrichmentAccountAllowedSources = c.EnrichmentAccountAllowedSources[:mark[75]]
+		c.enrichmentAccountAllowedUsersL0 = c.enrichmentAccountAllowedUsersL0[:mark[76]]
+		c.EnrichmentAccountAllowedUsers = c.EnrichmentAccountAllowedUsers[:mark[77]]
 		return err
 	}
 	return nil

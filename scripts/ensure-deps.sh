@@ -54,6 +54,10 @@ programs=(
   find:findutils                      # the privilege tests: what the crumbs user may read
   cp:coreutils                        # the privilege tests: test data the crumbs user may read
   chmod:coreutils                     # the privilege tests: test data the crumbs user may read
+  containerd:containerd               # container metadata tests: a private containerd (pkg/testenv)
+  ctr:containerd                      # container metadata tests: import an image, run a container
+  runc:runc                           # containerd runs the test's container with it
+  podman:podman                       # container metadata tests: the Docker-compatible API (podman system service)
 )
 need=()
 for p in "${programs[@]}"; do

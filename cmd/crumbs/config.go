@@ -11,6 +11,7 @@ import (
 	"time"
 
 	crumbscollectors "github.com/threatcrumbs/crumbs/collectors"
+	"github.com/threatcrumbs/crumbs/collectors/containers"
 	"github.com/threatcrumbs/crumbs/collectors/file"
 	"github.com/threatcrumbs/crumbs/collectors/identity"
 	"github.com/threatcrumbs/crumbs/collectors/network"
@@ -95,10 +96,11 @@ type CollectorsConfig struct {
 	File     file.Config     `mapstructure:"file"`
 	Identity identity.Config `mapstructure:"identity"`
 	System   system.Config   `mapstructure:"system"`
-	// Spool, Redact and Health apply to every collector.
-	Spool  crumbscollectors.SpoolConfig  `mapstructure:"spool"`
-	Redact crumbscollectors.RedactConfig `mapstructure:"redact"`
-	Health crumbscollectors.HealthConfig `mapstructure:"health"`
+	// Spool, Redact, Health and Containers apply to every collector.
+	Spool      crumbscollectors.SpoolConfig  `mapstructure:"spool"`
+	Redact     crumbscollectors.RedactConfig `mapstructure:"redact"`
+	Health     crumbscollectors.HealthConfig `mapstructure:"health"`
+	Containers containers.Config             `mapstructure:"containers"`
 }
 
 // byName returns each collector's configuration by its key under collectors. (the name of
@@ -125,7 +127,8 @@ func defaultConfig() Config {
 		ClickHouse: clickhouse.DefaultConfig(),
 		Collectors: CollectorsConfig{Process: process.DefaultConfig(), File: file.DefaultConfig(), Network: network.DefaultConfig(),
 			Identity: identity.DefaultConfig(), System: system.DefaultConfig(),
-			Spool: crumbscollectors.DefaultSpoolConfig(), Redact: crumbscollectors.DefaultRedactConfig(), Health: crumbscollectors.DefaultHealthConfig()},
+			Spool: crumbscollectors.DefaultSpoolConfig(), Redact: crumbscollectors.DefaultRedactConfig(), Health: crumbscollectors.DefaultHealthConfig(),
+			Containers: containers.DefaultConfig()},
 		Enricher: enrichers.DefaultConfig(),
 		Detector: detectors.DefaultConfig(),
 		Alerts:   outputs.DefaultConfig(),
@@ -153,7 +156,7 @@ func (c *Config) Validate() error {
 		errs = append(errs, fmt.Errorf("status.interval: %s: must not be negative", c.Status.Interval))
 	}
 	for _, v := range []interface{ Validate() error }{c.Kafka, c.ClickHouse, c.Collectors.Process, c.Collectors.File, c.Collectors.Network,
-		c.Collectors.Identity, c.Collectors.System, c.Collectors.Spool, c.Collectors.Redact, c.Collectors.Health, c.Enricher, c.Detector, c.Alerts, c.Console} {
+		c.Collectors.Identity, c.Collectors.System, c.Collectors.Spool, c.Collectors.Redact, c.Collectors.Health, c.Collectors.Containers, c.Enricher, c.Detector, c.Alerts, c.Console} {
 		if err := v.Validate(); err != nil {
 			errs = append(errs, err)
 		}

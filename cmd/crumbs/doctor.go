@@ -19,8 +19,10 @@ import (
 	"github.com/spf13/cobra"
 
 	crumbscollectors "github.com/threatcrumbs/crumbs/collectors"
+	"github.com/threatcrumbs/crumbs/collectors/containers"
 	"github.com/threatcrumbs/crumbs/collectors/identity"
 	"github.com/threatcrumbs/crumbs/collectors/registry"
+	"github.com/threatcrumbs/crumbs/pkg/kafka"
 	"github.com/threatcrumbs/crumbs/pkg/termsafe"
 	"github.com/threatcrumbs/crumbs/sinks/clickhouse"
 )
@@ -90,7 +92,7 @@ func diagnose(ctx context.Context, cfg *Config) doctorReport {
 	)
 	// The host's checks and the collectors' loads wait on the kernel mostly: side by side.
 	wg.Go(func() {
-		rep.Host = append(crumbscollectors.KernelChecks(), libPAMCheck(cfg), clickHouseCheck(ctx, cfg), kafkaCheck(ctx, cfg),
+		rep.Host = append(crumbscollectors.KernelChecks(), libPAMCheck(cfg), containersCheck(ctx, cfg), schemaRegistryCheck(ctx, cfg), clickHouseCheck(ctx, cfg), kafkaCheck(ctx, cfg),
 			crumbscollectors.DiskCheck("disk: spool", cfg.Collectors.Spool.Dir, minFreeBytes))
 		if len(cfg.Kafka.Brokers) == 0 {
 			rep.Host = append(rep.Host, crumbscollectors.DiskCheck("disk: embedded kafka", cfg.Kafka.Embedded.DataDir, minFreeBytes))
@@ -166,6 +168,55 @@ func libPAMCheck(cfg *Config) crumbscollectors.HostCheck {
 		return c
 	}
 	c.Detail = p
+	return c
+}
+
+// containersCheck says which container runtimes' sockets answer, and whether the node's pods
+// are watched: what events will say of their containers. Never required: without a runtime,
+// events carry container ids only.
+func containersCheck(ctx context.Context, cfg *Config) crumbscollectors.HostCheck {
+	c := crumbscollectors.HostCheck{Check: "containers", Status: crumbscollectors.CheckOK}
+	if !cfg.Collectors.Containers.Enabled {
+		c.Status, c.Detail = "off", "collectors.containers.enabled is false: events carry container ids only"
+		return c
+	}
+	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	r, err := containers.New(ctx, cfg.Collectors.Containers, nil, nil)
+	if err != nil {
+		c.Status, c.Detail = crumbscollectors.CheckMissing, err.Error()
+		return c
+	}
+	defer r.Close()
+	st := r.Status()
+	if len(st.Runtimes) == 0 {
+		c.Status = crumbscollectors.CheckMissing
+	}
+	c.Detail = st.String()
+	return c
+}
+
+// schemaRegistryCheck says whether records will carry the Confluent framing: off without
+// kafka.schema_registry.url, else whether the registry answers. Not required: without it,
+// records carry single-object encoding.
+func schemaRegistryCheck(ctx context.Context, cfg *Config) crumbscollectors.HostCheck {
+	c := crumbscollectors.HostCheck{Check: "schema registry", Status: "off",
+		Detail: "kafka.schema_registry.url is empty: records carry Avro single-object encoding"}
+	if cfg.Kafka.SchemaRegistry.URL == "" {
+		return c
+	}
+	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	r, err := kafka.NewSchemaRegistry(ctx, cfg.Kafka.SchemaRegistry)
+	var n int
+	if err == nil {
+		n, err = r.Check(ctx)
+	}
+	if err != nil {
+		c.Status, c.Detail = crumbscollectors.CheckMissing, cfg.Kafka.SchemaRegistry.URL+": "+err.Error()+": records would carry single-object encoding"
+		return c
+	}
+	c.Status, c.Detail = crumbscollectors.CheckOK, fmt.Sprintf("%s answers (%d subjects): records carry the Confluent framing", cfg.Kafka.SchemaRegistry.URL, n)
 	return c
 }
 

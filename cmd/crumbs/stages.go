@@ -66,7 +66,33 @@ func newRuntimeFor(cfg *Config, process string) (*runtime, error) {
 		procReg = prometheus.WrapRegistererWith(prometheus.Labels{"crumbs_process": process}, reg)
 	}
 	procReg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
-	return &runtime{cfg: cfg, log: cfg.logger(), reg: reg, gatherer: reg, serde: serde}, nil
+	rt := &runtime{cfg: cfg, log: cfg.logger(), reg: reg, gatherer: reg, serde: serde}
+	rt.useSchemaRegistry()
+	return rt, nil
+}
+
+// useSchemaRegistry registers crumbs' schemas in the configured schema registry, so that the
+// serde writes the Confluent framing and learns other producers' ids from the registry. A
+// registry that refuses or does not answer within kafka.schema_registry.start_timeout
+// leaves the process writing single-object encoding, said in an error log (and by crumbs
+// doctor): the pipeline runs on, and readers with standard converters see the change.
+func (rt *runtime) useSchemaRegistry() {
+	cfg := rt.cfg.Kafka.SchemaRegistry
+	if cfg.URL == "" {
+		return
+	}
+	ctx := context.Background() // the process's whole life: the registry answers decoders until exit
+	reg, err := kafka.NewSchemaRegistry(ctx, cfg)
+	if err == nil {
+		var subjects []string
+		subjects, err = reg.Register(ctx, rt.serde, rt.cfg.Kafka.TopicSchemas(), rt.log)
+		if err == nil {
+			rt.log.Info("schemas registered: records carry the Confluent framing", "registry", cfg.URL, "subjects", len(subjects))
+			return
+		}
+	}
+	rt.log.Error("schema registry not used: records carry Avro single-object encoding, which Confluent converters cannot read",
+		"registry", cfg.URL, "error", err)
 }
 
 func (rt *runtime) stageCounters(stage, group string) *telemetry.StageCounters {
@@ -182,6 +208,7 @@ func (rt *runtime) collectStage() (stage, error) {
 	}
 	s, err := crumbscollectors.NewStage(crumbscollectors.StageConfig{
 		Collectors: c.Collectors.byName(), Spool: c.Collectors.Spool, Redact: c.Collectors.Redact, Health: c.Collectors.Health,
+		Containers: c.Collectors.Containers,
 	}, kcfg, registry.Factories(), crumbscollectors.StageDeps{
 		Host: c.host(), Log: rt.log, Metrics: rt.reg, Serde: rt.serde,
 		Counters: func(name string) *telemetry.StageCounters { return rt.stageCounters(name, "") },

@@ -45,6 +45,7 @@ type Schema struct {
 	Codec       *goavro.Codec
 	Fingerprint uint64 // CRC-64-AVRO of the canonical form
 	RegistryID  int32  // Confluent schema registry id; 0 when not registered
+	Text        string // the schema as it was registered (JSON)
 
 	tree      *cnode        // the parsed schema, to check bodies before goavro decodes them
 	newRecord func() Record // the generated codec of exactly this version; nil: goavro
@@ -57,6 +58,8 @@ type Serde struct {
 	byFP   map[uint64]*Schema
 	byID   map[int32]*Schema
 	codecs map[string]func() Record // generated codecs by schema name (see UseCodec)
+
+	registry *registrySource // nil: Confluent ids not set by SetRegistryID are unknown
 }
 
 // NewSerde returns an empty Serde.
@@ -111,7 +114,7 @@ func parseSchema(schemaJSON string) (*Schema, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &Schema{Name: name, Codec: codec, Fingerprint: uint64(codec.SchemaCRC64Avro()), tree: tree}, nil
+	return &Schema{Name: name, Codec: codec, Fingerprint: uint64(codec.SchemaCRC64Avro()), Text: schemaJSON, tree: tree}, nil
 }
 
 // SetRegistryID records the schema registry id of a registered schema, so that it is written
@@ -241,6 +244,16 @@ func (s *Serde) frame(b []byte) (*Schema, []byte, error) {
 	case len(b) >= 5 && b[0] == 0:
 		id := int32(binary.BigEndian.Uint32(b[1:5]))
 		sc, ok := s.byID[id]
+		if !ok && s.registry != nil {
+			s.mu.RUnlock()
+			var err error
+			sc, err = s.fromRegistry(id)
+			s.mu.RLock()
+			if err != nil {
+				return nil, nil, err
+			}
+			ok = true
+		}
 		if !ok {
 			return nil, nil, fmt.Errorf("registry id %d: %w", id, ErrUnknownSchema)
 		}

@@ -42,6 +42,9 @@ type Config struct {
 	Embedded EmbeddedConfig `mapstructure:"embedded"`
 	// Security configures TLS and SASL to the brokers; off by default.
 	Security SecurityConfig `mapstructure:"security"`
+	// SchemaRegistry switches records to the Confluent framing with ids from a registry; off
+	// by default (Avro single-object encoding).
+	SchemaRegistry SchemaRegistryConfig `mapstructure:"schema_registry"`
 }
 
 // EmbeddedConfig configures the embedded broker (franz-go kfake).
@@ -85,6 +88,7 @@ func DefaultConfig() Config {
 		MaxBufferedRecords: 100000,
 		Embedded: EmbeddedConfig{DataDir: "/var/lib/crumbs/kafka", Port: 9092, PortWait: 30 * time.Second,
 			RetentionInterval: 30 * time.Second},
+		SchemaRegistry: DefaultSchemaRegistryConfig(),
 	}
 }
 
@@ -122,6 +126,9 @@ func (c Config) Validate() error {
 		errs = append(errs, fmt.Errorf("kafka.embedded.retention_interval: %s: must be at least 1s", c.Embedded.RetentionInterval))
 	}
 	if err := c.Security.Validate(); err != nil {
+		errs = append(errs, err)
+	}
+	if err := c.SchemaRegistry.Validate(); err != nil {
 		errs = append(errs, err)
 	}
 	return errors.Join(errs...)

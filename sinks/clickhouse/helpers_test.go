@@ -70,7 +70,7 @@ func openTestStore(t testing.TB) (*Store, Config) {
 
 // sampleEvent returns a fully populated enriched process event; i varies it.
 func sampleEvent(i int, at time.Time) *schemas.ProcessEvent {
-	return &schemas.ProcessEvent{
+	e := &schemas.ProcessEvent{
 		Envelope: schemas.Envelope{
 			EventID: schemas.NewEventID(),
 			Time:    at.UnixNano() + int64(i),
@@ -91,6 +91,12 @@ func sampleEvent(i int, at time.Time) *schemas.ProcessEvent {
 		},
 		Enrichment: &schemas.Enrichment{Service: "shop", Environment: "prod", Role: "web"},
 	}
+	if i%2 == 0 { // in a Kubernetes pod; odd ones in no container the runtime described
+		e.Process.Container = &schemas.Container{Name: "shop", Image: "registry.example/shop:1.4.2", ImageID: "sha256:5e2f",
+			Pod: &schemas.Pod{Name: fmt.Sprintf("shop-7d9f-%d", i), Namespace: "prod", Labels: []string{"app=shop", "tier=web"},
+				WorkloadKind: "Deployment", WorkloadName: "shop"}}
+	}
+	return e
 }
 
 // sampleAlert returns a fully populated alert; i varies it.

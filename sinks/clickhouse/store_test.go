@@ -17,6 +17,8 @@ var processColumns = []string{
 	"uid", "user_name", "gid", "group_name", "login_uid", "tty", "cgroup_id", "systemd_unit",
 	"container_id", "exit_code", "parent_pid", "parent_exe_path", "parent_exe_name",
 	"parent_exe_sha256", "parent_cmd_line", "service", "environment", "role",
+	"container_name", "container_image", "container_image_id", "pod_name", "pod_namespace", "pod_labels",
+	"workload_kind", "workload_name",
 }
 
 // readProcessEvents reads every row of process_events back into events, by event id.
@@ -38,12 +40,15 @@ func readProcessEvents(t testing.TB, st *Store) map[string]*schemas.ProcessEvent
 			argsTrunc uint8
 			en        schemas.Enrichment
 			p         = &e.Process
+			c         schemas.Container
+			pod       schemas.Pod
 		)
 		if err := rows.Scan(&e.EventID, &ts, &timeNs, &date, &e.Kind, &e.Host.ID, &e.Host.Name, &e.Action,
 			&p.PID, &p.PPID, &p.CmdLine, &p.Args, &argsTrunc, &p.CWD, &p.File.Path, &p.File.Name, &p.File.SHA256,
 			&p.UID, &p.UserName, &p.GID, &p.GroupName, &p.LoginUID, &p.TTY, &p.CgroupID, &p.SystemdUnit,
 			&p.ContainerID, &p.ExitCode, &p.Parent.PID, &p.Parent.File.Path, &p.Parent.File.Name,
-			&p.Parent.File.SHA256, &p.Parent.CmdLine, &en.Service, &en.Environment, &en.Role); err != nil {
+			&p.Parent.File.SHA256, &p.Parent.CmdLine, &en.Service, &en.Environment, &en.Role,
+			&c.Name, &c.Image, &c.ImageID, &pod.Name, &pod.Namespace, &pod.Labels, &pod.WorkloadKind, &pod.WorkloadName); err != nil {
 			t.Fatalf("scan process_events: %v", err)
 		}
 		e.Time = int64(timeNs)
@@ -54,6 +59,12 @@ func readProcessEvents(t testing.TB, st *Store) map[string]*schemas.ProcessEvent
 			t.Errorf("event %s: date %s, want %s", e.EventID, date.Format(time.DateOnly), want)
 		}
 		p.ArgsTruncated = argsTrunc == 1
+		if pod.Name != "" {
+			c.Pod = &pod
+		}
+		if c.Name != "" || c.Image != "" {
+			p.Container = &c
+		}
 		e.Enrichment = &en
 		out[e.EventID] = &e
 	}

@@ -730,6 +730,106 @@ ARRAY JOIN arrayConcat([('severity', concat(severity, '')), ('rule', concat(rule
 WHERE version <= 1
 GROUP BY hour, facet, value;
 
+-- 0014_container_metadata
+-- Every event table that names a process gains what the container runtime and the Kubernetes
+-- API say about its container (process.container in the events): container name, image and
+-- image id, and the pod's name, namespace, labels (key=value) and workload. Rows written
+-- before, and events of processes in no container, keep empty values.
+ALTER TABLE crumbs.process_events ADD COLUMN container_name String;
+
+-- 0014_container_metadata
+ALTER TABLE crumbs.process_events ADD COLUMN container_image String;
+
+-- 0014_container_metadata
+ALTER TABLE crumbs.process_events ADD COLUMN container_image_id String;
+
+-- 0014_container_metadata
+ALTER TABLE crumbs.process_events ADD COLUMN pod_name String;
+
+-- 0014_container_metadata
+ALTER TABLE crumbs.process_events ADD COLUMN pod_namespace String;
+
+-- 0014_container_metadata
+ALTER TABLE crumbs.process_events ADD COLUMN pod_labels Array(String);
+
+-- 0014_container_metadata
+ALTER TABLE crumbs.process_events ADD COLUMN workload_kind String;
+
+-- 0014_container_metadata
+ALTER TABLE crumbs.process_events ADD COLUMN workload_name String;
+
+-- 0014_container_metadata
+ALTER TABLE crumbs.network_events ADD COLUMN container_name String;
+
+-- 0014_container_metadata
+ALTER TABLE crumbs.network_events ADD COLUMN container_image String;
+
+-- 0014_container_metadata
+ALTER TABLE crumbs.network_events ADD COLUMN container_image_id String;
+
+-- 0014_container_metadata
+ALTER TABLE crumbs.network_events ADD COLUMN pod_name String;
+
+-- 0014_container_metadata
+ALTER TABLE crumbs.network_events ADD COLUMN pod_namespace String;
+
+-- 0014_container_metadata
+ALTER TABLE crumbs.network_events ADD COLUMN pod_labels Array(String);
+
+-- 0014_container_metadata
+ALTER TABLE crumbs.network_events ADD COLUMN workload_kind String;
+
+-- 0014_container_metadata
+ALTER TABLE crumbs.network_events ADD COLUMN workload_name String;
+
+-- 0014_container_metadata
+ALTER TABLE crumbs.file_events ADD COLUMN container_name String;
+
+-- 0014_container_metadata
+ALTER TABLE crumbs.file_events ADD COLUMN container_image String;
+
+-- 0014_container_metadata
+ALTER TABLE crumbs.file_events ADD COLUMN container_image_id String;
+
+-- 0014_container_metadata
+ALTER TABLE crumbs.file_events ADD COLUMN pod_name String;
+
+-- 0014_container_metadata
+ALTER TABLE crumbs.file_events ADD COLUMN pod_namespace String;
+
+-- 0014_container_metadata
+ALTER TABLE crumbs.file_events ADD COLUMN pod_labels Array(String);
+
+-- 0014_container_metadata
+ALTER TABLE crumbs.file_events ADD COLUMN workload_kind String;
+
+-- 0014_container_metadata
+ALTER TABLE crumbs.file_events ADD COLUMN workload_name String;
+
+-- 0014_container_metadata
+ALTER TABLE crumbs.identity_events ADD COLUMN container_name String;
+
+-- 0014_container_metadata
+ALTER TABLE crumbs.identity_events ADD COLUMN container_image String;
+
+-- 0014_container_metadata
+ALTER TABLE crumbs.identity_events ADD COLUMN container_image_id String;
+
+-- 0014_container_metadata
+ALTER TABLE crumbs.identity_events ADD COLUMN pod_name String;
+
+-- 0014_container_metadata
+ALTER TABLE crumbs.identity_events ADD COLUMN pod_namespace String;
+
+-- 0014_container_metadata
+ALTER TABLE crumbs.identity_events ADD COLUMN pod_labels Array(String);
+
+-- 0014_container_metadata
+ALTER TABLE crumbs.identity_events ADD COLUMN workload_kind String;
+
+-- 0014_container_metadata
+ALTER TABLE crumbs.identity_events ADD COLUMN workload_name String;
+
 -- 0015_service_graph_summaries
 -- service_graph_minute counted one connection per outbound connect (and udp_flow) event. With
 -- collectors.network.summarize, a connect_summary event stands for network.packets short
