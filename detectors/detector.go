@@ -259,7 +259,8 @@ type Detector struct {
 	// heldLogged are the quiet partitions held back from idleness (their lag cannot be read),
 	// each logged once; with mu held.
 	heldLogged map[int32]bool
-	admin      *kadm.Client // lists the offsets that tell a quiet partition from an idle one
+	admin      *kadm.Client               // lists the offsets that tell a quiet partition from an idle one
+	decoders   map[uint64]schemas.Decoder // schema fingerprint -> its generated decoder (nil: none); with mu held
 	pending    atomic.Pointer[[]*engine.Rule]
 
 	suppress *suppressions // false positives in force, from crumbs.triage
@@ -280,7 +281,7 @@ func New(cfg Config, kcfg kafka.Config, deps Deps) (*Detector, error) {
 	if deps.Log == nil {
 		deps.Log = slog.Default()
 	}
-	d := &Detector{cfg: cfg, kcfg: kcfg, owned: map[string]map[int32]bool{}, lastSeen: map[int32]time.Time{}, heldLogged: map[int32]bool{}, suppress: newSuppressions()}
+	d := &Detector{cfg: cfg, kcfg: kcfg, owned: map[string]map[int32]bool{}, lastSeen: map[int32]time.Time{}, heldLogged: map[int32]bool{}, decoders: map[uint64]schemas.Decoder{}, suppress: newSuppressions()}
 	if deps.LoadRules == nil {
 		deps.LoadRules = func() ([]*engine.Rule, error) {
 			rs, skipped, err := cfg.loadRules(deps.Log)
@@ -482,23 +483,75 @@ func (d *Detector) checkIncidentsTopic(ctx context.Context) {
 
 // judge evaluates one enriched event and returns its alerts as records.
 func (d *Detector) judge(r *kgo.Record) ([]*kgo.Record, error) {
-	_, native, err := d.deps.Serde.Decode(r.Value)
+	d.mu.Lock()
+	alerts, err := d.process(r)
 	if err != nil {
+		d.mu.Unlock()
 		return nil, err
 	}
-	m, ok := native.(map[string]any)
-	if !ok {
-		return nil, fmt.Errorf("%w: record is not an event", kafka.ErrBadRecord)
-	}
-	d.mu.Lock()
-	alerts, err := d.engine.Process(r.Partition, m)
 	incidents := d.engine.Incidents()
 	d.lastSeen[r.Partition] = time.Now()
 	d.mu.Unlock()
+	return d.alertRecords(alerts, incidents)
+}
+
+// process decodes an event and judges it, with d.mu held. An event written with the version
+// of its schema that the generated codec reads is decoded by its kind's decoder, into memory
+// reused from one event to the next, and judged field by field (engine.ProcessRecord); one
+// written with an earlier version goes through goavro into the generated type; a schema
+// without a generated codec into goavro's native form. An error is the record's (dead-lettered);
+// a rule that could not be evaluated is logged.
+func (d *Detector) process(r *kgo.Record) ([]*engine.Alert, error) {
+	sc, body, err := d.deps.Serde.Frame(r.Value)
+	if err != nil {
+		return nil, err
+	}
+	var alerts []*engine.Alert
+	if dec := d.decoder(sc); dec != nil {
+		rec, derr := dec.Decode(body)
+		if derr != nil {
+			return nil, &avro.DecodeError{Schema: sc.Name, Err: derr}
+		}
+		alerts, err = d.engine.ProcessRecord(r.Partition, rec)
+	} else if _, rec, derr := d.deps.Serde.DecodeRecord(r.Value); derr == nil {
+		sr, ok := rec.(schemas.Record)
+		if !ok {
+			return nil, fmt.Errorf("%w: record is not an event", kafka.ErrBadRecord)
+		}
+		alerts, err = d.engine.ProcessRecord(r.Partition, sr)
+	} else if errors.Is(derr, avro.ErrNoCodec) {
+		_, native, derr := d.deps.Serde.Decode(r.Value)
+		if derr != nil {
+			return nil, derr
+		}
+		m, ok := native.(map[string]any)
+		if !ok {
+			return nil, fmt.Errorf("%w: record is not an event", kafka.ErrBadRecord)
+		}
+		alerts, err = d.engine.Process(r.Partition, m)
+	} else {
+		return nil, derr
+	}
 	if err != nil {
 		d.deps.Log.Warn("rule evaluation failed", "err", err)
 	}
-	return d.alertRecords(alerts, incidents)
+	return alerts, nil
+}
+
+// decoder returns the reusing decoder of a schema version that has a generated codec, made
+// on first use; nil for other versions and schemas. With d.mu held.
+func (d *Detector) decoder(sc *avro.Schema) schemas.Decoder {
+	if dec, ok := d.decoders[sc.Fingerprint]; ok {
+		return dec
+	}
+	var dec schemas.Decoder
+	if c, ok := schemas.CodecOf(sc.Name); ok && c.Fingerprint == sc.Fingerprint {
+		dec = c.NewDecoder()
+	}
+	if len(d.decoders) < 64 { // a bound: each version of each schema seen
+		d.decoders[sc.Fingerprint] = dec
+	}
+	return dec
 }
 
 // alertRecords encodes alerts for crumbs.alerts and incidents for crumbs.incidents; an
