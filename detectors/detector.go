@@ -255,12 +255,18 @@ type Detector struct {
 	mu       sync.Mutex // guards engine, owned and lastSeen: the poll loop and the group callbacks use them
 	engine   *engine.Engine
 	owned    map[string]map[int32]bool // topic -> assigned partitions
-	lastSeen map[int32]time.Time       // partition -> when it was assigned or last gave a record
-	pending  atomic.Pointer[[]*engine.Rule]
+	lastSeen map[int32]time.Time       // partition -> when it was assigned, last gave a record or was held back
+	// heldLogged are the quiet partitions held back from idleness (their lag cannot be read),
+	// each logged once; with mu held.
+	heldLogged map[int32]bool
+	admin      *kadm.Client               // lists the offsets that tell a quiet partition from an idle one
+	decoders   map[uint64]schemas.Decoder // schema fingerprint -> its generated decoder (nil: none); with mu held
+	pending    atomic.Pointer[[]*engine.Rule]
 
 	suppress *suppressions // false positives in force, from crumbs.triage
 
 	late, evicted, keys, reloads, refused, sigmaSkipped atomic.Int64
+	held                                                atomic.Int64
 	interrupted                                         atomic.Uint64
 	interruptLogged                                     time.Time // guarded by mu
 	ruleStats                                           atomic.Pointer[map[string]engine.RuleStats]
@@ -275,7 +281,7 @@ func New(cfg Config, kcfg kafka.Config, deps Deps) (*Detector, error) {
 	if deps.Log == nil {
 		deps.Log = slog.Default()
 	}
-	d := &Detector{cfg: cfg, kcfg: kcfg, owned: map[string]map[int32]bool{}, lastSeen: map[int32]time.Time{}, suppress: newSuppressions()}
+	d := &Detector{cfg: cfg, kcfg: kcfg, owned: map[string]map[int32]bool{}, lastSeen: map[int32]time.Time{}, heldLogged: map[int32]bool{}, decoders: map[uint64]schemas.Decoder{}, suppress: newSuppressions()}
 	if deps.LoadRules == nil {
 		deps.LoadRules = func() ([]*engine.Rule, error) {
 			rs, skipped, err := cfg.loadRules(deps.Log)
@@ -332,6 +338,9 @@ func (d *Detector) registerMetrics() error {
 		prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "crumbs_detector_conditions_interrupted_total", ConstLabels: labels,
 			Help: "Condition evaluations stopped at detector.max_condition_cost (taken as no match)."},
 			func() float64 { return float64(d.interrupted.Load()) }),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "crumbs_detector_partitions_held", ConstLabels: labels,
+			Help: "Partitions quiet for detector.idle_timeout but not taken as idle, their windows held open: records wait behind an open transaction, or their offsets cannot be listed."},
+			func() float64 { return float64(d.held.Load()) }),
 		prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "crumbs_detector_rule_reloads_total", ConstLabels: labels,
 			Help: "Rule sets reloaded without a restart."},
 			func() float64 { return float64(d.reloads.Load()) }),
@@ -414,8 +423,14 @@ func (d *Detector) Run(ctx context.Context) error {
 	}
 	c := d.deps.Counters
 	state := t.State(d.cfg.Group)
-	var tick func() ([]*kgo.Record, []*kgo.Record, error)
+	var tick func(context.Context) ([]*kgo.Record, []*kgo.Record, error)
 	if d.cfg.IdleTimeout > 0 {
+		cl, err := kgo.NewClient(d.kcfg.ClientOpts()...)
+		if err != nil {
+			return fmt.Errorf("detector: create the client that lists offsets: %w", err)
+		}
+		defer cl.Close()
+		d.admin = kadm.NewClient(cl)
 		tick = d.tick
 	}
 	return kafka.RunStateful(ctx, d.kcfg, kafka.StatefulConfig{
@@ -468,23 +483,75 @@ func (d *Detector) checkIncidentsTopic(ctx context.Context) {
 
 // judge evaluates one enriched event and returns its alerts as records.
 func (d *Detector) judge(r *kgo.Record) ([]*kgo.Record, error) {
-	_, native, err := d.deps.Serde.Decode(r.Value)
+	d.mu.Lock()
+	alerts, err := d.process(r)
 	if err != nil {
+		d.mu.Unlock()
 		return nil, err
 	}
-	m, ok := native.(map[string]any)
-	if !ok {
-		return nil, fmt.Errorf("%w: record is not an event", kafka.ErrBadRecord)
-	}
-	d.mu.Lock()
-	alerts, err := d.engine.Process(r.Partition, m)
 	incidents := d.engine.Incidents()
 	d.lastSeen[r.Partition] = time.Now()
 	d.mu.Unlock()
+	return d.alertRecords(alerts, incidents)
+}
+
+// process decodes an event and judges it, with d.mu held. An event written with the version
+// of its schema that the generated codec reads is decoded by its kind's decoder, into memory
+// reused from one event to the next, and judged field by field (engine.ProcessRecord); one
+// written with an earlier version goes through goavro into the generated type; a schema
+// without a generated codec into goavro's native form. An error is the record's (dead-lettered);
+// a rule that could not be evaluated is logged.
+func (d *Detector) process(r *kgo.Record) ([]*engine.Alert, error) {
+	sc, body, err := d.deps.Serde.Frame(r.Value)
+	if err != nil {
+		return nil, err
+	}
+	var alerts []*engine.Alert
+	if dec := d.decoder(sc); dec != nil {
+		rec, derr := dec.Decode(body)
+		if derr != nil {
+			return nil, &avro.DecodeError{Schema: sc.Name, Err: derr}
+		}
+		alerts, err = d.engine.ProcessRecord(r.Partition, rec)
+	} else if _, rec, derr := d.deps.Serde.DecodeRecord(r.Value); derr == nil {
+		sr, ok := rec.(schemas.Record)
+		if !ok {
+			return nil, fmt.Errorf("%w: record is not an event", kafka.ErrBadRecord)
+		}
+		alerts, err = d.engine.ProcessRecord(r.Partition, sr)
+	} else if errors.Is(derr, avro.ErrNoCodec) {
+		_, native, derr := d.deps.Serde.Decode(r.Value)
+		if derr != nil {
+			return nil, derr
+		}
+		m, ok := native.(map[string]any)
+		if !ok {
+			return nil, fmt.Errorf("%w: record is not an event", kafka.ErrBadRecord)
+		}
+		alerts, err = d.engine.Process(r.Partition, m)
+	} else {
+		return nil, derr
+	}
 	if err != nil {
 		d.deps.Log.Warn("rule evaluation failed", "err", err)
 	}
-	return d.alertRecords(alerts, incidents)
+	return alerts, nil
+}
+
+// decoder returns the reusing decoder of a schema version that has a generated codec, made
+// on first use; nil for other versions and schemas. With d.mu held.
+func (d *Detector) decoder(sc *avro.Schema) schemas.Decoder {
+	if dec, ok := d.decoders[sc.Fingerprint]; ok {
+		return dec
+	}
+	var dec schemas.Decoder
+	if c, ok := schemas.CodecOf(sc.Name); ok && c.Fingerprint == sc.Fingerprint {
+		dec = c.NewDecoder()
+	}
+	if len(d.decoders) < 64 { // a bound: each version of each schema seen
+		d.decoders[sc.Fingerprint] = dec
+	}
+	return dec
 }
 
 // alertRecords encodes alerts for crumbs.alerts and incidents for crumbs.incidents; an
@@ -517,19 +584,49 @@ func (d *Detector) alertRecords(alerts []*engine.Alert, incidents []*schemas.Inc
 
 // tick closes the windows of idle partitions: a partition that gave no record for
 // idle_timeout has its clock moved to now - idle_timeout (its watermark to that less the
-// allowed lateness). It returns the alerts and the state changes, produced in a transaction
-// of their own; if that aborts, aborted rolls the state back to the changelog.
-func (d *Detector) tick() (alerts, state []*kgo.Record, err error) {
+// allowed lateness). A quiet partition whose lag cannot be read is not idle: records may
+// wait there behind an open transaction (an enricher that died in the middle of one, until
+// the broker or its successor aborts it), and closing its windows on the wall clock would
+// make that backlog late and lose the alerts it completes; its idleness counts again from
+// when its offsets read clean. It returns the alerts and the state changes, produced in a
+// transaction of their own; if that aborts, aborted rolls the state back to the changelog.
+func (d *Detector) tick(ctx context.Context) (alerts, state []*kgo.Record, err error) {
 	now := time.Now()
 	d.mu.Lock()
+	quiet := map[int32][]string{} // partition -> its source topics
+	for topic, ps := range d.owned {
+		for p := range ps {
+			if seen, ok := d.lastSeen[p]; ok && now.Sub(seen) >= d.cfg.IdleTimeout {
+				quiet[p] = append(quiet[p], topic)
+			}
+		}
+	}
+	d.mu.Unlock()
+	held := d.heldBack(ctx, quiet)
+	d.mu.Lock()
 	var closed []*engine.Alert
-	for p := range d.partitionsLocked() {
+	owned := d.partitionsLocked()
+	for p := range quiet {
 		seen, ok := d.lastSeen[p]
-		if !ok || now.Sub(seen) < d.cfg.IdleTimeout {
+		if !owned[p] || !ok || now.Sub(seen) < d.cfg.IdleTimeout {
+			continue // revoked or given a record meanwhile
+		}
+		if reason, ok := held[p]; ok {
+			d.lastSeen[p] = now
+			if !d.heldLogged[p] {
+				d.heldLogged[p] = true
+				d.deps.Log.Warn("partition quiet but not idle: its windows stay open until its records can be read",
+					"partition", p, "reason", reason, "idle_timeout", d.cfg.IdleTimeout)
+			}
 			continue
+		}
+		if d.heldLogged[p] {
+			delete(d.heldLogged, p)
+			d.deps.Log.Info("partition readable again; idle after detector.idle_timeout without records", "partition", p)
 		}
 		closed = append(closed, d.engine.AdvanceIdle(p, now.Add(-d.cfg.IdleTimeout).UnixNano())...)
 	}
+	d.held.Store(int64(len(d.heldLogged)))
 	incidents := d.engine.Incidents()
 	changed := d.engine.Pending() // a window may close without an alert
 	d.mu.Unlock()
@@ -543,6 +640,49 @@ func (d *Detector) tick() (alerts, state []*kgo.Record, err error) {
 		return nil, nil, err
 	}
 	return alerts, state, nil
+}
+
+// heldBack returns, of the quiet partitions (partition -> its source topics), those whose
+// lag cannot be read, with the reason: a source partition whose high watermark is beyond its
+// last stable offset holds records of an open transaction, which this read_committed
+// consumer cannot see yet; a partition whose offsets cannot be listed is held too.
+func (d *Detector) heldBack(ctx context.Context, quiet map[int32][]string) map[int32]string {
+	held := map[int32]string{}
+	if len(quiet) == 0 {
+		return held
+	}
+	var topics []string
+	for _, ts := range quiet {
+		for _, t := range ts {
+			if !slices.Contains(topics, t) {
+				topics = append(topics, t)
+			}
+		}
+	}
+	lctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	ends, err := d.admin.ListEndOffsets(lctx, topics...)
+	var stable kadm.ListedOffsets
+	if err == nil {
+		stable, err = d.admin.ListCommittedOffsets(lctx, topics...)
+	}
+	for p, ts := range quiet {
+		if err != nil {
+			held[p] = fmt.Sprintf("offsets cannot be listed: %v", err)
+			continue
+		}
+		for _, t := range ts {
+			end, ok1 := ends.Lookup(t, p)
+			lso, ok2 := stable.Lookup(t, p)
+			switch {
+			case !ok1 || !ok2 || end.Err != nil || lso.Err != nil:
+				held[p] = fmt.Sprintf("offsets of %s cannot be listed: %v", t, errors.Join(end.Err, lso.Err))
+			case end.Offset > lso.Offset:
+				held[p] = fmt.Sprintf("%s holds %d records beyond its last stable offset %d (an open transaction)", t, end.Offset-lso.Offset, lso.Offset)
+			}
+		}
+	}
+	return held
 }
 
 // flush returns the state changes since the last flush as changelog records, for the same
@@ -620,6 +760,7 @@ func (d *Detector) revoked(_ context.Context, m map[string][]int32) {
 		if !after[p] {
 			d.engine.DropPartition(p)
 			delete(d.lastSeen, p)
+			delete(d.heldLogged, p)
 		}
 	}
 }

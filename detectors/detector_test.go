@@ -59,6 +59,14 @@ func newPipeline(t *testing.T) *pipeline {
 // failedLogin produces a synthetic enriched identity event: a failed PAM authentication.
 func (p *pipeline) failedLogin(t *testing.T, id string, at time.Time, result string) {
 	t.Helper()
+	if err := p.cl.ProduceSync(context.Background(), p.loginRecord(t, id, at, result)).FirstErr(); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// loginRecord is failedLogin's record.
+func (p *pipeline) loginRecord(t *testing.T, id string, at time.Time, result string) *kgo.Record {
+	t.Helper()
 	ev, err := engine.FixtureEvent("identity", map[string]any{
 		"time": at.UnixNano(), "host": map[string]any{"id": "m1", "name": "web-1"}, "action": "auth",
 		"identity": map[string]any{"service": "sshd", "user": "root", "target_user": "root", "result": result, "remote_host": "203.0.113.9"},
@@ -74,10 +82,7 @@ func (p *pipeline) failedLogin(t *testing.T, id string, at time.Time, result str
 	if err != nil {
 		t.Fatal(err)
 	}
-	rec := &kgo.Record{Topic: p.kcfg.Topics().Enriched("identity"), Key: []byte("m1"), Value: v}
-	if err := p.cl.ProduceSync(context.Background(), rec).FirstErr(); err != nil {
-		t.Fatal(err)
-	}
+	return &kgo.Record{Topic: p.kcfg.Topics().Enriched("identity"), Key: []byte("m1"), Value: v}
 }
 
 // connection produces a synthetic enriched network event of the same host as failedLogin's.
@@ -417,4 +422,86 @@ func TestIdlePartitionClosesItsWindows(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestPartitionBehindAnOpenTransactionIsNotIdle: an enricher dies in the middle of a
+// transaction that holds the sixth failure of a burst; the partition gives the detector
+// nothing for longer than detector.idle_timeout, yet it is not idle (records wait beyond its
+// last stable offset), so its windows stay open, and the failure counts when the transaction
+// commits (as it would when the enricher's successor produces the backlog again).
+func TestPartitionBehindAnOpenTransactionIsNotIdle(t *testing.T) {
+	p := newPipeline(t)
+	p.metrics = prometheus.NewRegistry()
+	t0 := time.Now().Add(-time.Hour).Truncate(time.Minute) // the idle watermark is past the window at once
+	var ids []string
+	for i := range 5 {
+		ids = append(ids, fmt.Sprint("f", i))
+		p.failedLogin(t, ids[i], t0.Add(time.Duration(i+1)*time.Second), "failure")
+	}
+	enricher, err := kgo.NewClient(append(p.kcfg.ClientOpts(), kgo.TransactionalID("enrich-dead"), kgo.TransactionTimeout(5*time.Minute))...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer enricher.Close()
+	if err := enricher.BeginTransaction(); err != nil {
+		t.Fatal(err)
+	}
+	ids = append(ids, "f5")
+	if err := enricher.ProduceSync(context.Background(), p.loginRecord(t, "f5", t0.Add(6*time.Second), "failure")).FirstErr(); err != nil {
+		t.Fatal(err)
+	}
+
+	stop := p.startDetector(t, nil, 500*time.Millisecond)
+	defer stop()
+	p.waitCommitted(t, 5)
+	deadline := time.Now().Add(60 * time.Second)
+	for held := 0.0; held < 1; time.Sleep(100 * time.Millisecond) {
+		if got := p.closeAlerts(t); len(got) != 0 {
+			t.Fatalf("windows closed on a partition behind an open transaction: %d alerts", len(got))
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the partition behind the open transaction was not reported held within a minute")
+		}
+		held = gauge(t, p.metrics, "crumbs_detector_partitions_held")
+	}
+	if got := p.closeAlerts(t); len(got) != 0 {
+		t.Fatalf("windows closed on a partition behind an open transaction: %d alerts", len(got))
+	}
+	if err := enricher.EndTransaction(context.Background(), kgo.TryCommit); err != nil {
+		t.Fatal(err)
+	}
+	p.waitClosed(t)
+
+	type view struct {
+		Count    int64
+		Evidence []string
+		Version  int64
+	}
+	var got []view
+	for _, a := range p.alerts(t) {
+		got = append(got, view{a.Count, a.Evidence, a.Version})
+	}
+	sort.Slice(got, func(i, j int) bool { return got[i].Version < got[j].Version })
+	want := []view{{5, ids[:5], 1}, {6, ids, 2}} // early at the fifth failure, final with the sixth
+	if d := cmp.Diff(want, got); d != "" {
+		t.Errorf("alerts (-want +got):\n%s", d)
+	}
+	if held := gauge(t, p.metrics, "crumbs_detector_partitions_held"); held != 0 {
+		t.Errorf("partitions held after the transaction committed: %v", held)
+	}
+}
+
+// gauge reads a gauge without labels other than the constant ones.
+func gauge(t *testing.T, reg *prometheus.Registry, name string) float64 {
+	t.Helper()
+	mfs, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, mf := range mfs {
+		if mf.GetName() == name && len(mf.GetMetric()) > 0 {
+			return mf.GetMetric()[0].GetGauge().GetValue()
+		}
+	}
+	return -1
 }

@@ -48,6 +48,8 @@ run ./enrichers 'EnrichValue' 2s
 run ./detectors 'EngineRules|StateMemory' 2s
 run ./detectors/sigma 'Corpus' 2s
 run ./detectors 'Detector$' 30000x
+# The detect stage judging decoded records against the same detector judging activation maps.
+run ./detectors 'DetectorView$' 20000x
 # Sink against clickhouse-client inserting the same rows in Native format.
 run ./sinks/clickhouse 'Sink(Insert|VsClickhouseClient|Stage)$' 3x
 # Sink while its private ClickHouse flaps (down 10 s in every 60 s) vs steady, same run.
@@ -62,7 +64,9 @@ run ./sinks/outputs 'DeliveryLatency' 1x
 echo "== crumbs doctor, wall time of 5 runs" | tee -a "$out"
 TIMEFORMAT='%R s'
 for _ in 1 2 3 4 5; do { time bin/crumbs doctor >/dev/null 2>&1; } 2>&1; done | tee -a "$out"
-# End to end: crumbs loadgen -> raw topic -> enricher -> detector -> sink -> ClickHouse rows.
+# End to end: crumbs loadgen (every kind) -> raw topics -> enricher -> detector -> sink ->
+# ClickHouse rows, a burst and a steady rate, each against the rate at which loadgen put the
+# same events into the same broker (ratio-landed:produced), with the load average (load1).
 run ./cmd/crumbs 'EndToEnd' 1x
 
 echo "load average after: $(cut -d' ' -f1-3 /proc/loadavg)" | tee -a "$out"

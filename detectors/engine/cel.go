@@ -57,15 +57,28 @@ func (p *avroTypes) FindStructFieldType(name, field string) (*types.FieldType, b
 		if !ok {
 			return nil, false
 		}
+		opt := p.opt[name][field]
 		return &types.FieldType{Type: t,
 			IsSet: func(target any) bool {
+				if fv, ok := target.(fieldView); ok {
+					_, ok := fv.get(field, t, opt)
+					return ok
+				}
 				m, _ := target.(map[string]any)
 				_, ok := m[field]
 				return ok
 			},
 			GetFrom: func(target any) (any, error) {
-				m, _ := target.(map[string]any)
-				v, ok := m[field]
+				var (
+					v  any
+					ok bool
+				)
+				if fv, isView := target.(fieldView); isView {
+					v, ok = fv.get(field, t, opt)
+				} else {
+					m, _ := target.(map[string]any)
+					v, ok = m[field]
+				}
 				if !ok {
 					return nil, fmt.Errorf("no such key: %s", field)
 				}
@@ -279,7 +292,7 @@ func CompileCEL(source, expr string) (Condition, error) {
 	if err != nil {
 		return nil, fmt.Errorf("estimate the cost of the condition: %w", err)
 	}
-	c := &celCondition{env: env, checked: checked, cost: est.Max, iterates: hasComprehension(checked.NativeRep().Expr())}
+	c := &celCondition{env: env, types: envTypes[source], checked: checked, cost: est.Max, iterates: hasComprehension(checked.NativeRep().Expr())}
 	if c.prg, err = c.plan(DefaultMaxConditionCost); err != nil {
 		return nil, err
 	}
@@ -331,6 +344,7 @@ func (sizeHints) EstimateSize(n cost.AstNode) *cost.SizeEstimate {
 // celCondition is a compiled, type-checked CEL condition.
 type celCondition struct {
 	env     *cel.Env
+	types   *avroTypes // the source's records, for evaluating over a decoded record
 	checked *cel.Ast
 	cost    uint64 // estimated worst cost
 	// iterates says the condition has a comprehension (all, exists, map, filter ...), whose
@@ -371,10 +385,36 @@ func (c *celCondition) withCostLimit(limit uint64) (*celCondition, error) {
 	return &l, nil
 }
 
+// MatchFields decides the condition from the event's fields: a condition made only of pins
+// by comparing them, another by evaluating it over a view of the decoded record (see
+// fieldView).
+func (c *celCondition) MatchFields(f Fields) (hit, handled bool, err error) {
+	if c.onlyPins != nil {
+		return matchPins(c.onlyPins, f), true, nil
+	}
+	switch x := f.(type) {
+	case *Event:
+		if x.act != nil || x.rec == nil {
+			hit, err := c.eval(x.act)
+			return hit, true, err
+		}
+		hit, err := c.eval(&viewActivation{ev: x, types: c.types})
+		return hit, true, err
+	case Map:
+		hit, err := c.eval(map[string]any(x))
+		return hit, true, err
+	}
+	return false, false, nil
+}
+
 func (c *celCondition) Match(act map[string]any) (bool, error) {
 	if c.onlyPins != nil {
-		return matchPins(c.onlyPins, act), nil
+		return matchPins(c.onlyPins, Map(act)), nil
 	}
+	return c.eval(act)
+}
+
+func (c *celCondition) eval(act any) (bool, error) {
 	out, _, err := c.prg.Eval(act)
 	if err != nil {
 		var ce interpreter.EvalCancelledError
@@ -583,3 +623,59 @@ var ipInFunction = cel.Function("ip_in",
 			}
 			return types.False
 		})))
+
+// A condition is evaluated over a decoded record without its activation maps: the event's
+// top-level fields resolve to fieldViews (records) or to values read with Event.Value
+// (scalars, lists of scalars), and CEL selects the fields of a fieldView through the type
+// provider's GetFrom. What Fields cannot read one by one (lists of records, Avro maps, unions
+// of several types) comes from the activation, built then.
+
+// fieldView is a record within an event (at path; "" for the event itself) whose fields CEL
+// selects one by one.
+type fieldView struct {
+	ev   *Event
+	path string
+}
+
+// get returns the field of the record: a fieldView for a record, the value for the rest;
+// false when absent (as a map activation leaves it out).
+func (v fieldView) get(field string, t *types.Type, optional bool) (any, bool) {
+	path := field
+	if v.path != "" {
+		path = v.path + "." + field
+	}
+	switch {
+	case t.Kind() == types.StructKind:
+		if optional {
+			p, ok := v.ev.Value(path)
+			if _, isMap := p.(map[string]any); !ok || (p != true && !isMap) {
+				if path != "enrichment" { // an event without enrichment reads an empty one (see Activation)
+					return nil, false
+				}
+			}
+		}
+		return fieldView{ev: v.ev, path: path}, true
+	case t.Kind() == types.MapKind || t.Kind() == types.DynKind ||
+		(t.Kind() == types.ListKind && len(t.Parameters()) == 1 && t.Parameters()[0].Kind() != types.StringKind &&
+			t.Parameters()[0].Kind() != types.IntKind && t.Parameters()[0].Kind() != types.DoubleKind && t.Parameters()[0].Kind() != types.BoolKind):
+		x := Map(v.ev.Activation())
+		return x.Value(path)
+	}
+	return v.ev.Value(path)
+}
+
+// viewActivation resolves the event's top-level fields over its decoded record.
+type viewActivation struct {
+	ev    *Event
+	types *avroTypes
+}
+
+func (a *viewActivation) ResolveName(name string) (any, bool) {
+	t, ok := a.types.top[name]
+	if !ok {
+		return nil, false
+	}
+	return fieldView{ev: a.ev}.get(name, t, a.types.opt[a.types.topName][name])
+}
+
+func (a *viewActivation) Parent() interpreter.Activation { return nil }

@@ -76,6 +76,7 @@ type Engine struct {
 	dirty     map[entryKey]struct{}
 	stats     Stats
 	buf       []*target
+	ev        Event // the event ProcessRecord judges
 	sc        scratch
 	closedOut bool // the event being processed fell only in closed windows of some rule
 
@@ -201,9 +202,23 @@ func (e *Engine) closedBefore(part int32) int64 {
 // (older than its kind's clock less the allowed lateness) is still judged by match and
 // new_term rules but left out of windows; so is an event whose windows all closed. An error names a rule that could not be evaluated; the other rules ran.
 func (e *Engine) Process(part int32, event map[string]any) ([]*Alert, error) {
-	act := Activation(event)
-	kind, _ := act["kind"].(string)
-	t, _ := act["time"].(int64)
+	ev := Event{act: Activation(event)}
+	return e.process(part, &ev)
+}
+
+// ProcessRecord is Process for an enriched event decoded by its generated codec: the index,
+// pin-only conditions and Sigma detections read its fields one by one, and its activation
+// maps are built only if a CEL condition other than pins is evaluated or an alert raised.
+// The record must stay unchanged until ProcessRecord returns.
+func (e *Engine) ProcessRecord(part int32, rec schemas.Record) ([]*Alert, error) {
+	e.ev = RecordEvent(rec)
+	alerts, err := e.process(part, &e.ev)
+	e.ev = Event{} // keep nothing of the record
+	return alerts, err
+}
+
+func (e *Engine) process(part int32, ev *Event) ([]*Alert, error) {
+	kind, t := ev.kindAndTime()
 	p := e.partition(part)
 	c := p.clock(kind)
 	late := c != math.MinInt64 && t < c-int64(e.opt.AllowedLateness)
@@ -213,20 +228,20 @@ func (e *Engine) Process(part int32, event map[string]any) ([]*Alert, error) {
 		p.observe(kind, t)
 	}
 	if kind == "process" {
-		e.observeProcess(act, t)
+		e.observeProcess(ev, t)
 	}
 	e.closedOut = false
 	var alerts []*Alert
 	var errs []string
-	e.buf = e.set.candidates(kind, act, e.buf, &e.sc)
+	e.buf = e.set.candidates(kind, ev, e.buf, &e.sc)
 	for _, tg := range e.buf {
 		if late && tg.rule.Kind != KindMatch && tg.rule.Kind != KindNewTerm {
 			continue
 		}
-		if e.idleStep(part, tg, act) {
+		if e.idleStep(part, tg, ev) {
 			continue
 		}
-		hit, err := tg.cond.Match(act)
+		hit, err := matchTarget(tg, ev)
 		if errors.Is(err, ErrCostLimit) {
 			e.stats.Interrupted++
 			e.stats.InterruptedRule = tg.rule.ID
@@ -237,7 +252,7 @@ func (e *Engine) Process(part int32, event map[string]any) ([]*Alert, error) {
 			continue
 		}
 		if hit {
-			alerts = append(alerts, e.finish(e.hit(part, tg, act, t))...)
+			alerts = append(alerts, e.finish(e.hit(part, tg, ev.Activation(), t))...)
 		}
 	}
 	if e.closedOut {
@@ -250,6 +265,17 @@ func (e *Engine) Process(part int32, event map[string]any) ([]*Alert, error) {
 		return alerts, fmt.Errorf("evaluate event: %s", strings.Join(errs, "; "))
 	}
 	return alerts, nil
+}
+
+// matchTarget evaluates a target's condition on the event's fields when it can be, else on
+// its activation.
+func matchTarget(tg *target, ev *Event) (bool, error) {
+	if tg.fields != nil {
+		if hit, handled, err := tg.fields.MatchFields(ev); handled {
+			return hit, err
+		}
+	}
+	return tg.cond.Match(ev.Activation())
 }
 
 // finish counts the alerts raised and ties them to their incidents, as they are raised: an
@@ -298,7 +324,7 @@ func (e *Engine) AdvanceIdle(part int32, t int64) []*Alert {
 // idleStep tells whether a target is a step that can only advance a sequence already under
 // way, and none is for the event's group key: a later step of an ordered sequence, or an
 // absent step. Its condition need not be evaluated (sequenceHit would do nothing).
-func (e *Engine) idleStep(part int32, tg *target, act map[string]any) bool {
+func (e *Engine) idleStep(part int32, tg *target, f Fields) bool {
 	if tg.step < 0 {
 		return false
 	}
@@ -307,7 +333,7 @@ func (e *Engine) idleStep(part int32, tg *target, act map[string]any) bool {
 	if !st.Absent && (seq.Unordered || tg.step == 0) {
 		return false
 	}
-	return e.entries[entryKey{tg.rule.ID, part, groupKey(st.groupBy, act)}] == nil
+	return e.entries[entryKey{tg.rule.ID, part, fieldsKey(st.groupBy, f)}] == nil
 }
 
 // hit updates the state of a matched target and returns the alerts it raises now.
@@ -439,6 +465,22 @@ func keyPart(v any) string {
 		return strconv.FormatInt(x, 10)
 	}
 	return fmt.Sprint(v)
+}
+
+// fieldsKey is groupKey read from an event's fields.
+func fieldsKey(paths [][]string, f Fields) string {
+	if m, ok := f.(Map); ok {
+		return groupKey(paths, m)
+	}
+	var b strings.Builder
+	for i, p := range paths {
+		if i > 0 {
+			b.WriteByte('|')
+		}
+		v, _ := f.Value(strings.Join(p, "."))
+		b.WriteString(keyPart(v))
+	}
+	return b.String()
 }
 
 func lookup(m map[string]any, p []string) any {

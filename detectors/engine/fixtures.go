@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/threatcrumbs/crumbs/pkg/yamlsafe"
+	"github.com/threatcrumbs/crumbs/schemas"
 )
 
 // Rule fixtures sit next to a rule as <rule>.fixtures.yaml (or .yml, or .json): cases of
@@ -116,26 +117,56 @@ func readFixtures(fsys fs.FS, ruleFile string) (string, *FixtureFile, error) {
 	return "", nil, nil
 }
 
-// runCase returns "" when the case passes, else what differed.
+// runCase returns "" when the case passes, else what differed. The events are judged twice:
+// as activation maps (Process) and as records decoded by their generated codecs
+// (ProcessRecord), which must raise the same alerts.
 func runCase(r *Rule, c FixtureCase, name string, opt Options) string {
-	e, err := New([]*Rule{r}, opt)
-	if err != nil {
-		return err.Error()
-	}
-	var alerts []*Alert
-	for i, raw := range c.Events {
-		ev, err := FixtureEvent(r.Source, raw, fmt.Sprintf("%s-%d", strings.ReplaceAll(name, " ", "-"), i+1))
+	for _, records := range []bool{false, true} {
+		e, err := New([]*Rule{r}, opt)
 		if err != nil {
-			return fmt.Sprintf("event %d: %v", i+1, err)
+			return err.Error()
 		}
-		as, err := e.Process(0, ev)
-		if err != nil {
-			return fmt.Sprintf("event %d: %v", i+1, err)
+		var alerts []*Alert
+		for i, raw := range c.Events {
+			ev, err := FixtureEvent(r.Source, raw, fmt.Sprintf("%s-%d", strings.ReplaceAll(name, " ", "-"), i+1))
+			if err != nil {
+				return fmt.Sprintf("event %d: %v", i+1, err)
+			}
+			var as []*Alert
+			if records {
+				as, err = processAsRecord(e, ev)
+			} else {
+				as, err = e.Process(0, ev)
+			}
+			if err != nil {
+				return fmt.Sprintf("event %d: %v", i+1, err)
+			}
+			alerts = append(alerts, as...)
 		}
-		alerts = append(alerts, as...)
+		alerts = append(alerts, e.Advance(0, math.MaxInt64/2)...)
+		if d := compareAlerts(c.Expect, Latest(alerts)); d != "" {
+			if records {
+				return "judged on the decoded record (the activation maps passed): " + d
+			}
+			return d
+		}
 	}
-	alerts = append(alerts, e.Advance(0, math.MaxInt64/2)...)
-	return compareAlerts(c.Expect, Latest(alerts))
+	return ""
+}
+
+// processAsRecord judges a fixture event as the detector does: decoded by its kind's
+// generated codec.
+func processAsRecord(e *Engine, ev map[string]any) ([]*Alert, error) {
+	kind, _ := ev["kind"].(string)
+	k, ok := schemas.Kinds.Lookup(kind)
+	if !ok || k.Codec == nil {
+		return e.Process(0, ev)
+	}
+	rec := k.Codec.New()
+	if err := rec.FromNative(ev); err != nil {
+		return nil, fmt.Errorf("as a %s record: %w", k.Codec.Schema, err)
+	}
+	return e.ProcessRecord(0, rec)
 }
 
 // Latest keeps the last version of each alert id, in the order the ids were first raised:

@@ -121,26 +121,22 @@ func (t *processTable) put(k procKey, n *procNode) {
 }
 
 // observeProcess learns a fork or exec into the process table.
-func (e *Engine) observeProcess(act map[string]any, t int64) {
+func (e *Engine) observeProcess(ev Fields, t int64) {
 	if e.procs == nil {
 		return
 	}
-	action, _ := act["action"].(string)
+	value := func(path string) any { v, _ := ev.Value(path); return v }
+	action, _ := value("action").(string)
 	if action != "fork" && action != "exec" {
 		return
 	}
-	h, _ := act["host"].(map[string]any)
-	p, _ := act["process"].(map[string]any)
-	host := str(h["id"])
-	pid, ppid := int32(number(p["pid"])), int32(number(p["ppid"]))
+	host := strings.Clone(str(value("host.id"))) // kept in the table: not a view of the record
+	pid, ppid := int32(number(value("process.pid"))), int32(number(value("process.ppid")))
 	auid := int64(-1)
-	if v, ok := p["login_uid"].(int64); ok {
+	if v, ok := value("process.login_uid").(int64); ok {
 		auid = v
 	}
-	exe := ""
-	if f, ok := p["file"].(map[string]any); ok {
-		exe = str(f["path"])
-	}
+	exe := strings.Clone(str(value("process.file.path")))
 	k := procKey{host, pid}
 	if n := e.procs.nodes[k]; action == "exec" && n != nil && n.auid == auid {
 		if n.root.pid == pid {

@@ -15,7 +15,9 @@ type target struct {
 	rule *Rule
 	step int // index in Sequence.Steps; -1 for other kinds
 	cond Condition
-	id   int // position in the rule set's targets, for a stable evaluation order
+	// fields is cond when it can be decided from an event's fields (see FieldsCondition)
+	fields FieldsCondition
+	id     int // position in the rule set's targets, for a stable evaluation order
 }
 
 // sourceIndex holds the targets of one source kind: those pinned to field values, looked up
@@ -118,6 +120,9 @@ func (s *ruleSet) add(source string, t *target) {
 	}
 	t.id = s.targets
 	s.targets++
+	if fc, ok := t.cond.(FieldsCondition); ok {
+		t.fields = fc
+	}
 	idx := s.bySource[source]
 	if idx == nil {
 		idx = &sourceIndex{}
@@ -232,15 +237,16 @@ type scratch struct {
 }
 
 // candidates returns the targets an event of a source may match, in rule-set order.
-func (s *ruleSet) candidates(source string, act map[string]any, buf []*target, sc *scratch) []*target {
+func (s *ruleSet) candidates(source string, ev Fields, buf []*target, sc *scratch) []*target {
 	idx := s.bySource[source]
 	if idx == nil {
 		return buf[:0]
 	}
 	out := append(buf[:0], idx.unpinned...)
 	hit := false
-	for i, p := range idx.paths {
-		v, ok := lookup(act, p).(string)
+	for i, field := range idx.fields {
+		fv, _ := ev.Value(field)
+		v, ok := fv.(string)
 		if !ok {
 			continue
 		}
@@ -250,7 +256,7 @@ func (s *ruleSet) candidates(source string, act map[string]any, buf []*target, s
 		}
 	}
 	for i, k := range idx.keys {
-		v, ok := k.Of(act)
+		v, ok := k.Of(ev)
 		if !ok {
 			continue
 		}
@@ -268,7 +274,7 @@ func (s *ruleSet) candidates(source string, act map[string]any, buf []*target, s
 			sc.gen = 1
 		}
 		for _, ti := range idx.texts {
-			text, ok := ti.key.Of(act)
+			text, ok := ti.key.Of(ev)
 			if !ok || text == "" {
 				continue
 			}

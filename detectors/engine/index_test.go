@@ -36,7 +36,7 @@ func TestRulesAreIndexedByPinnedFields(t *testing.T) {
 	} {
 		act := map[string]any{"action": tc.action, "process": map[string]any{"file": map[string]any{"name": tc.name}}}
 		var got []string
-		for _, tg := range set.candidates("process", act, nil, &scratch{}) {
+		for _, tg := range set.candidates("process", Map(act), nil, &scratch{}) {
 			got = append(got, tg.rule.ID)
 		}
 		if d := cmp.Diff(tc.want, got); d != "" {
@@ -55,9 +55,9 @@ func (k keyedCond) Match(map[string]any) (bool, error) { return true, nil }
 
 func (k keyedCond) IndexKey() (IndexKey, []string, bool) {
 	*k.calls++
-	return IndexKey{Name: "upper-name", Of: func(act map[string]any) (string, bool) {
-		p, _ := act["process"].(map[string]any)
-		s, ok := p["name"].(string)
+	return IndexKey{Name: "upper-name", Of: func(ev Fields) (string, bool) {
+		v, _ := ev.Value("process.name")
+		s, ok := v.(string)
 		return strings.ToUpper(s), ok
 	}}, k.values, len(k.values) > 0
 }
@@ -81,7 +81,7 @@ func TestRulesAreIndexedByKeys(t *testing.T) {
 		{map[string]any{"process": map[string]any{}}, []string{"unkeyed"}}, // no key: only the unkeyed
 	} {
 		var got []string
-		for _, tg := range set.candidates("process", tc.act, nil, &scratch{}) {
+		for _, tg := range set.candidates("process", Map(tc.act), nil, &scratch{}) {
 			got = append(got, tg.rule.ID)
 		}
 		if d := cmp.Diff(tc.want, got); d != "" {
@@ -99,9 +99,9 @@ func (litCond) Match(map[string]any) (bool, error) { return true, nil }
 
 func (l litCond) Literals() ([]LiteralSet, bool) {
 	text := func(name, field string) IndexKey {
-		return IndexKey{Name: name, Of: func(act map[string]any) (string, bool) {
-			p, _ := act["process"].(map[string]any)
-			s, ok := p[field].(string)
+		return IndexKey{Name: name, Of: func(ev Fields) (string, bool) {
+			v, _ := ev.Value("process." + field)
+			s, ok := v.(string)
 			return s, ok
 		}}
 	}
@@ -140,7 +140,7 @@ func TestRulesAreIndexedByLiterals(t *testing.T) {
 	} {
 		act := map[string]any{"process": map[string]any{"cmd_line": tc.cmd, "parent_cmd_line": tc.parent}}
 		var got []string
-		for _, tg := range set.candidates("process", act, nil, sc) {
+		for _, tg := range set.candidates("process", Map(act), nil, sc) {
 			got = append(got, tg.rule.ID)
 		}
 		if d := cmp.Diff(tc.want, got); d != "" {

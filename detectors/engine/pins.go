@@ -2,7 +2,6 @@ package engine
 
 import (
 	"slices"
-	"strings"
 
 	"cel.dev/cel-go/common/ast"
 )
@@ -16,7 +15,7 @@ import (
 // pinned is one conjunct `path == "lit"`, `path in ["a", "b"]` (see pin) or, not,
 // `path != "lit"`.
 type pinned struct {
-	path   []string
+	dotted string // path, as Fields reads it
 	values []string
 	not    bool
 }
@@ -35,16 +34,17 @@ func onlyPins(e ast.Expr) []pinned {
 		if f == "" {
 			return nil
 		}
-		out = append(out, pinned{path: strings.Split(f, "."), values: vs, not: not})
+		out = append(out, pinned{dotted: f, values: vs, not: not})
 	}
 	return out
 }
 
 // matchPins tells whether the activation holds, at every pin's path, one of its values (none
 // of them for a negated pin).
-func matchPins(ps []pinned, act map[string]any) bool {
+func matchPins(ps []pinned, f Fields) bool {
 	for _, p := range ps {
-		v, ok := lookup(act, p.path).(string)
+		fv, _ := f.Value(p.dotted)
+		v, ok := fv.(string)
 		if !ok || slices.Contains(p.values, v) == p.not {
 			return false
 		}

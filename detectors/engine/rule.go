@@ -239,7 +239,7 @@ type KeyedCondition interface {
 // the event has no value for it, and then no condition keyed by it can match.
 type IndexKey struct {
 	Name string
-	Of   func(act map[string]any) (value string, ok bool)
+	Of   func(ev Fields) (value string, ok bool)
 }
 
 // LiteralCondition is a Condition that can only match events in which one of its literals

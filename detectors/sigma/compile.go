@@ -38,7 +38,7 @@ type compiledTarget struct {
 
 // node is a compiled detection: true when the event activation satisfies it.
 type node interface {
-	eval(act map[string]any) bool
+	eval(act engine.Fields) bool
 }
 
 type (
@@ -76,9 +76,9 @@ type (
 	}
 )
 
-func (c constNode) eval(map[string]any) bool { return bool(c) }
+func (c constNode) eval(engine.Fields) bool { return bool(c) }
 
-func (a andNode) eval(act map[string]any) bool {
+func (a andNode) eval(act engine.Fields) bool {
 	for _, n := range a {
 		if !n.eval(act) {
 			return false
@@ -87,7 +87,7 @@ func (a andNode) eval(act map[string]any) bool {
 	return true
 }
 
-func (o orNode) eval(act map[string]any) bool {
+func (o orNode) eval(act engine.Fields) bool {
 	for _, n := range o {
 		if n.eval(act) {
 			return true
@@ -96,9 +96,9 @@ func (o orNode) eval(act map[string]any) bool {
 	return false
 }
 
-func (n notNode) eval(act map[string]any) bool { return !n.x.eval(act) }
+func (n notNode) eval(act engine.Fields) bool { return !n.x.eval(act) }
 
-func (a atLeast) eval(act map[string]any) bool {
+func (a atLeast) eval(act engine.Fields) bool {
 	hits := 0
 	for _, n := range a.nodes {
 		if n.eval(act) {
@@ -110,7 +110,7 @@ func (a atLeast) eval(act map[string]any) bool {
 	return false
 }
 
-func (l *leaf) eval(act map[string]any) bool {
+func (l *leaf) eval(act engine.Fields) bool {
 	if g, ok := l.m.(*glob); ok && !g.cased {
 		s, ok := lowerField(act, &l.spec)
 		return ok && g.matchNormalized(s)
@@ -119,10 +119,8 @@ func (l *leaf) eval(act map[string]any) bool {
 	return l.m.match(v, ok)
 }
 
-// lowerCacheKey is the key, in an activation, of the fields already read and lower-cased for
-// it: the rules of a set share them instead of each lower-casing the same command line. An
-// activation is not changed once built (engine.Activation makes one per event).
-const lowerCacheKey = "\x00sigma.lower"
+// An event's memo (engine.Fields) holds the fields already read and lower-cased for it: the
+// rules of a set share them instead of each lower-casing the same command line.
 
 // lowered is a field read as a lower-cased string; ok false when absent or not a scalar.
 type lowered struct {
@@ -163,17 +161,17 @@ func (c *loweredTexts) put(key string, l lowered) {
 }
 
 // loweredCache is the activation's cache of lower-cased texts, made on first use.
-func loweredCache(act map[string]any) *loweredTexts {
-	cache, _ := act[lowerCacheKey].(*loweredTexts)
+func loweredCache(act engine.Fields) *loweredTexts {
+	cache, _ := act.Memo().(*loweredTexts)
 	if cache == nil {
 		cache = &loweredTexts{}
-		act[lowerCacheKey] = cache
+		act.SetMemo(cache)
 	}
 	return cache
 }
 
 // lowerField reads a field of the activation as a lower-cased string, once per activation.
-func lowerField(act map[string]any, spec *fieldSpec) (string, bool) {
+func lowerField(act engine.Fields, spec *fieldSpec) (string, bool) {
 	cache := loweredCache(act)
 	if l, ok := cache.get(spec.Path); ok {
 		return l.s, l.ok
@@ -188,7 +186,7 @@ func lowerField(act map[string]any, spec *fieldSpec) (string, bool) {
 	return l.s, l.ok
 }
 
-func (g *globs) eval(act map[string]any) bool {
+func (g *globs) eval(act engine.Fields) bool {
 	s, ok := lowerField(act, &g.spec)
 	if !ok {
 		return false
@@ -249,7 +247,7 @@ func foldGlobs(field string, spec fieldSpec, ns []node) []node {
 	return rest
 }
 
-func (k *keyword) eval(act map[string]any) bool {
+func (k *keyword) eval(act engine.Fields) bool {
 	for _, f := range k.fields {
 		if v, ok := f.get(act); ok && k.m.match(v, true) {
 			return true
@@ -258,7 +256,7 @@ func (k *keyword) eval(act map[string]any) bool {
 	return false
 }
 
-func (f *fieldRef) eval(act map[string]any) bool {
+func (f *fieldRef) eval(act engine.Fields) bool {
 	va, oka := f.a.get(act)
 	vb, okb := f.b.get(act)
 	if !oka || !okb {
@@ -342,18 +340,26 @@ type ruleCondition struct {
 }
 
 func (c *ruleCondition) Match(act map[string]any) (bool, error) {
-	kind, _ := act["kind"].(string)
-	action, _ := act["action"].(string)
+	hit, _, err := c.MatchFields(engine.Map(act))
+	return hit, err
+}
+
+// MatchFields evaluates the detection on the event's fields: it never needs the activation.
+func (c *ruleCondition) MatchFields(act engine.Fields) (hit, handled bool, err error) {
+	k, _ := act.Value("kind")
+	a, _ := act.Value("action")
+	kind, _ := k.(string)
+	action, _ := a.(string)
 	for i := range c.targets {
 		t := &c.targets[i]
 		if t.t.Source != kind || (len(t.t.Actions) > 0 && !slices.Contains(t.t.Actions, action)) {
 			continue
 		}
 		if t.node.eval(act) {
-			return true, nil
+			return true, true, nil
 		}
 	}
-	return false, nil
+	return false, true, nil
 }
 
 // Compile turns a detection rule into what the engine evaluates. A rule using anything crumbs
@@ -739,7 +745,7 @@ func (cp *compiler) spec(field string, typed bool) (fieldSpec, error) {
 // absentPath marks a field the events of a target never have.
 const absentPath = "(absent)"
 
-func absent(map[string]any) (any, bool) { return nil, false }
+func absent(engine.Fields) (any, bool) { return nil, false }
 
 func mappedOnOtherTarget(field string) bool {
 	for _, t := range auditdTargets {

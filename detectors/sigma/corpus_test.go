@@ -113,7 +113,7 @@ func TestCorpusGenerated(t *testing.T) {
 					}
 					// The engine evaluates a keyed rule only for events with one of its keys.
 					if k, vals, ok := c.Cond.(engine.KeyedCondition).IndexKey(); ok {
-						if v, present := k.Of(engine.Activation(pos)); !present || !slices.Contains(vals, v) {
+						if v, present := k.Of(engine.Map(engine.Activation(pos))); !present || !slices.Contains(vals, v) {
 							t.Errorf("keyed by %s on %q, but the positive's is %q (present %v)", k.Name, vals, v, present)
 						}
 					}

@@ -394,7 +394,7 @@ func buildEvent(c *Compiled, t target, conj []lit) (map[string]any, bool) {
 		if p == absentPath {
 			continue
 		}
-		if cur, ok := getter(p)(engine.Activation(ev)); ok {
+		if cur, ok := getter(p)(engine.Map(engine.Activation(ev))); ok {
 			if str, ok := valueString(cur); ok && s.accepts(str) && len(s.pos) == 0 {
 				continue
 			}
@@ -421,7 +421,7 @@ func buildEvent(c *Compiled, t target, conj []lit) (map[string]any, bool) {
 		}
 	}
 	for _, r := range refs {
-		v, _ := r.a.get(engine.Activation(ev))
+		v, _ := r.a.get(engine.Map(engine.Activation(ev)))
 		setPath(ev, r.b.Path, v)
 	}
 	return ev, matches(c, ev)

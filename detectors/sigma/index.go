@@ -45,7 +45,7 @@ func keyOf(targets []compiledTarget) (engine.IndexKey, []string) {
 		Name: "sigma: last path element of " + spec.Path + ", lower-cased",
 		// Only the last element is lower-cased ('/' is never part of another character's
 		// encoding, so it is the last element of the lower-cased field).
-		Of: func(act map[string]any) (string, bool) {
+		Of: func(act engine.Fields) (string, bool) {
 			v, ok := spec.get(act)
 			if !ok {
 				return "", false
@@ -300,12 +300,12 @@ func fieldText(spec fieldSpec) engine.IndexKey {
 	if !isElem {
 		return engine.IndexKey{
 			Name: "sigma: " + spec.Path + ", lower-cased",
-			Of:   func(act map[string]any) (string, bool) { return lowerField(act, &spec) },
+			Of:   func(act engine.Fields) (string, bool) { return lowerField(act, &spec) },
 		}
 	}
 	name := "sigma: " + list + "[*], lower-cased"
 	get := getter(list)
-	return engine.IndexKey{Name: name, Of: func(act map[string]any) (string, bool) {
+	return engine.IndexKey{Name: name, Of: func(act engine.Fields) (string, bool) {
 		cache := loweredCache(act)
 		if l, ok := cache.get(name); ok {
 			return l.s, l.ok
@@ -347,7 +347,7 @@ func keywordText(fields []fieldSpec) engine.IndexKey {
 		paths[i] = f.Path
 	}
 	name := "sigma: " + strings.Join(paths, " + ") + ", lower-cased"
-	return engine.IndexKey{Name: name, Of: func(act map[string]any) (string, bool) {
+	return engine.IndexKey{Name: name, Of: func(act engine.Fields) (string, bool) {
 		cache := loweredCache(act)
 		if l, ok := cache.get(name); ok {
 			return l.s, l.ok

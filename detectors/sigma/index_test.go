@@ -43,7 +43,7 @@ func TestIndexKey(t *testing.T) {
 				return
 			}
 			for path, want := range map[string]string{"/usr/bin/WHOAMI": "whoami", "Curl": "curl", "/usr/bin/": ""} {
-				if got, present := k.Of(engine.Activation(procEvent(map[string]any{"process.file.path": path}))); tc.name != "fewest values" && (!present || got != want) {
+				if got, present := k.Of(engine.Map(engine.Activation(procEvent(map[string]any{"process.file.path": path})))); tc.name != "fewest values" && (!present || got != want) {
 					t.Errorf("key of %q: %q (present %v), want %q", path, got, present, want)
 				}
 			}

@@ -485,6 +485,24 @@ func (a anyCondition) Match(act map[string]any) (bool, error) {
 	return false, nil
 }
 
+// MatchFields is Match on the event's fields, when every condition can be decided from them.
+func (a anyCondition) MatchFields(f engine.Fields) (hit, handled bool, err error) {
+	for _, c := range a {
+		fc, ok := c.(engine.FieldsCondition)
+		if !ok {
+			return false, false, nil
+		}
+		hit, handled, err := fc.MatchFields(f)
+		if !handled {
+			return false, false, nil
+		}
+		if hit || err != nil {
+			return hit, true, err
+		}
+	}
+	return false, true, nil
+}
+
 // engineID is the rule's id in the engine and its alerts: the Sigma id, else its name, else
 // (the specification makes id optional) one made of its file and title.
 func engineID(id, name, file, title string) string {

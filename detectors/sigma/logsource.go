@@ -5,6 +5,8 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+
+	"github.com/threatcrumbs/crumbs/detectors/engine"
 )
 
 // fieldSpec is where a Sigma field is found in a crumbs event.
@@ -13,7 +15,7 @@ type fieldSpec struct {
 	Int      bool              // the crumbs field is an integer
 	ValueMap map[string]string // Sigma value (lower case) → crumbs value, for fields whose values are renamed
 	Note     string            // for the documentation
-	get      func(act map[string]any) (any, bool)
+	get      func(act engine.Fields) (any, bool)
 }
 
 // target is one kind of crumbs event a logsource (or, for auditd, one record type) reads.
@@ -37,7 +39,7 @@ func ispec(path string) fieldSpec {
 }
 
 // getter returns a reader of a dotted path, with an optional [i] list index on the last element.
-func getter(path string) func(map[string]any) (any, bool) {
+func getter(path string) func(engine.Fields) (any, bool) {
 	idx := -1
 	if i := strings.IndexByte(path, '['); i > 0 && strings.HasSuffix(path, "]") {
 		n, err := strconv.Atoi(path[i+1 : len(path)-1])
@@ -46,17 +48,10 @@ func getter(path string) func(map[string]any) (any, bool) {
 			path = path[:i]
 		}
 	}
-	parts := strings.Split(path, ".")
-	return func(act map[string]any) (any, bool) {
-		var cur any = act
-		for _, p := range parts {
-			m, ok := cur.(map[string]any)
-			if !ok {
-				return nil, false
-			}
-			if cur, ok = m[p]; !ok {
-				return nil, false
-			}
+	return func(act engine.Fields) (any, bool) {
+		cur, ok := act.Value(path)
+		if !ok {
+			return nil, false
 		}
 		if idx >= 0 {
 			switch l := cur.(type) {

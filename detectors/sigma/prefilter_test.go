@@ -9,6 +9,7 @@ import (
 	"github.com/google/go-cmp/cmp"
 
 	"github.com/threatcrumbs/crumbs/detectors/engine"
+	"github.com/threatcrumbs/crumbs/schemas"
 )
 
 // counted counts the evaluations of a condition and offers the engine what the condition
@@ -188,6 +189,31 @@ func TestCorpusPrefilter(t *testing.T) {
 	}
 	if d := cmp.Diff(view(everything), view(indexed)); d != "" {
 		t.Errorf("alerts with every rule evaluated (-) and with the index (+):\n%s", d)
+	}
+	// The same events decoded by their generated codecs and judged field by field.
+	e, err := engine.New(rules, engine.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var fromRecords []*engine.Alert
+	for _, ev := range evs {
+		k, ok := schemas.Kinds.Lookup(ev["kind"].(string))
+		if !ok {
+			t.Fatalf("event of no kind: %v", ev["kind"])
+		}
+		rec := k.Codec.New()
+		if err := rec.FromNative(cloneEvent(ev)); err != nil {
+			t.Fatal(err)
+		}
+		as, err := e.ProcessRecord(0, rec)
+		if err != nil {
+			t.Fatal(err)
+		}
+		fromRecords = append(fromRecords, as...)
+	}
+	fromRecords = append(fromRecords, e.Advance(0, math.MaxInt64/2)...)
+	if d := cmp.Diff(view(indexed), view(fromRecords)); d != "" {
+		t.Errorf("alerts judged on activation maps (-) and on decoded records (+):\n%s", d)
 	}
 	t.Logf("%d rules, %d events, %d alerts; %d evaluations indexed, %d without the index", len(rules), len(evs), len(indexed), indexedEvals, plainEvals)
 	if len(indexed) < len(evs)/8 {

@@ -37,8 +37,9 @@ type StatefulConfig struct {
 	// (also when no record arrives: the stage closes windows of idle partitions here). It
 	// returns output records (counted as produced, like a Transform's) and state records
 	// (like Flush's); both are produced in one transaction of their own, without consumed
-	// offsets. An error, or that transaction aborting, calls OnAborted.
-	Tick func() (out, state []*kgo.Record, err error)
+	// offsets. An error, or that transaction aborting, calls OnAborted. ctx is the loop's:
+	// done when the stage stops.
+	Tick func(ctx context.Context) (out, state []*kgo.Record, err error)
 	// TickInterval is how often Tick is called at least. Default 1s.
 	TickInterval time.Duration
 	// InstanceID, when set, makes the consumer a static group member (KIP-345,
@@ -159,7 +160,7 @@ func runStatefulBatch(ctx context.Context, cfg Config, sc StatefulConfig, sess *
 // rolling the stage back when Tick fails or the transaction aborts.
 func runTick(ctx context.Context, cfg Config, sc StatefulConfig, sess *kgo.GroupTransactSession, log *slog.Logger) {
 	tc := sc.TransactConfig
-	out, state, err := sc.Tick()
+	out, state, err := sc.Tick(ctx)
 	if err == nil && len(out)+len(state) == 0 {
 		return
 	}

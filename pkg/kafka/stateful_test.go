@@ -62,7 +62,7 @@ func TestStatefulTickProducesInItsOwnTransaction(t *testing.T) {
 				ManualPartitionTopics: []string{state},
 				TickInterval:          50 * time.Millisecond,
 				OnAborted:             func(context.Context) { aborted.Add(1) },
-				Tick: func() ([]*kgo.Record, []*kgo.Record, error) {
+				Tick: func(context.Context) ([]*kgo.Record, []*kgo.Record, error) {
 					n := ticks.Add(1)
 					if tc.failFirst && n == 1 {
 						return nil, nil, errors.New("tick failed on purpose")

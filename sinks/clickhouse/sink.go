@@ -321,6 +321,8 @@ type batcher struct {
 	// suspect partitions may replay records already written: assigned since the last batch
 	// that found none of its ids in ClickHouse, or part of a batch whose insert failed.
 	suspect map[topicPartition]bool
+	// suspectMu guards suspect while the tables' writes run at once (flushTables).
+	suspectMu sync.Mutex
 	// dead are dead letters not yet on the dead-letter topic; offsets are committed only
 	// once they are.
 	dead []pendingDead
@@ -533,10 +535,8 @@ func (b *batcher) flush(ctx context.Context) error {
 	if len(b.last) == 0 && b.pending() == 0 && len(b.dead) == 0 {
 		return nil
 	}
-	for _, name := range b.order {
-		if err := b.flushTable(ctx, b.writers[name]); err != nil {
-			return err
-		}
+	if err := b.flushTables(ctx); err != nil {
+		return err
 	}
 	if err := b.produceDead(ctx); err != nil {
 		return err
@@ -554,15 +554,41 @@ func (b *batcher) flush(ctx context.Context) error {
 	return nil
 }
 
-// flushTable writes one writer's buffer; rows refused for content join the dead letters.
-func (b *batcher) flushTable(ctx context.Context, w tableWriter) error {
-	if w.pending() == 0 {
-		return nil
+// flushTables writes every table's buffer, the tables' inserts at once, each on a
+// connection of its own: ClickHouse writes a part per insert (and one per materialised view
+// over the table), and the sink would otherwise wait for each table in turn. Rows refused
+// for content join the dead letters. The error is the first table's that failed; the
+// others' rows are written and forgotten all the same.
+func (b *batcher) flushTables(ctx context.Context) error {
+	type result struct {
+		written int
+		dead    []pendingDead
+		err     error
 	}
-	written, dead, err := w.write(ctx, b)
-	b.sink.counters.Out(written)
-	b.dead = append(b.dead, dead...)
-	return err
+	results := make([]result, len(b.order))
+	var wg sync.WaitGroup
+	for i, name := range b.order {
+		w := b.writers[name]
+		if w.pending() == 0 {
+			continue
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			res := &results[i]
+			res.written, res.dead, res.err = w.write(ctx, b)
+		}()
+	}
+	wg.Wait()
+	var first error
+	for _, res := range results {
+		b.sink.counters.Out(res.written)
+		b.dead = append(b.dead, res.dead...)
+		if first == nil {
+			first = res.err
+		}
+	}
+	return first
 }
 
 // attempt runs one insert. An attempt is not cut short when the stage stops: an insert
@@ -576,9 +602,11 @@ func (b *batcher) attempt(ctx context.Context, recs []*kgo.Record, insert func(c
 	if err == nil {
 		return nil
 	}
+	b.suspectMu.Lock()
 	for _, r := range recs {
 		b.suspect[tpOf(r)] = true
 	}
+	b.suspectMu.Unlock()
 	if retry.Classify(err) == retry.Permanent {
 		b.sink.attempts.WithLabelValues(retry.Permanent.String()).Inc()
 	}
@@ -605,11 +633,13 @@ func dropReplayed[P any](ctx context.Context, b *batcher, table string, rows []P
 	key func(P) (*kgo.Record, string), existing func(context.Context, []P) (map[string]bool, error),
 ) ([]P, error) {
 	var check []P
+	b.suspectMu.Lock()
 	for _, p := range rows {
 		if r, _ := key(p); all || b.suspect[tpOf(r)] || b.checkedAlways(r) {
 			check = append(check, p)
 		}
 	}
+	b.suspectMu.Unlock()
 	if len(check) == 0 {
 		return rows, nil
 	}
@@ -628,12 +658,14 @@ func dropReplayed[P any](ctx context.Context, b *batcher, table string, rows []P
 		out = append(out, p)
 	}
 	if !all {
+		b.suspectMu.Lock()
 		for _, p := range check {
 			r, _ := key(p)
 			if tp := tpOf(r); !still[tp] {
 				delete(b.suspect, tp)
 			}
 		}
+		b.suspectMu.Unlock()
 	}
 	if n := len(rows) - len(out); n > 0 {
 		b.sink.replayed.WithLabelValues(table).Add(float64(n))
