@@ -151,10 +151,7 @@ func TestComposeFile(t *testing.T) {
 
 	// Every crumbs service's command line and environment must be accepted by the crumbs
 	// built from this tree.
-	crumbs := filepath.Join(t.TempDir(), "crumbs")
-	if out, err := exec.Command("go", "build", "-o", crumbs, "../cmd/crumbs").CombinedOutput(); err != nil {
-		t.Fatalf("build crumbs: %v\n%s", err, out)
-	}
+	crumbs := crumbsBinary(t)
 	for _, name := range names {
 		s := services[name]
 		if s.Build == nil {
