@@ -62,6 +62,7 @@ programs=(
   dpkg-query:dpkg                     # deploy: what the installed deb holds
   systemd-analyze:systemd             # deploy: systemd-analyze verify of the installed units
   unshare:util-linux                  # deploy: the deb's purge in a mount namespace of its own
+  setpriv:util-linux                  # deploy: crumbs started under the collector unit's bounding set
 )
 need=()
 for p in "${programs[@]}"; do

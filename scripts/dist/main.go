@@ -157,17 +157,24 @@ func checkStatic(bin string, machine elf.Machine) error {
 	return nil
 }
 
-// packageVersion turns a git describe into a version deb and rpm accept: "v1.2.3" is
-// "1.2.3"; "v1.2.3-4-gabc" is "1.2.3+git4.gabc"; a bare commit ("abc1234-dirty", no tag
+// packageVersion turns a git describe into a version deb and rpm accept and order rightly:
+// "v1.2.3" is "1.2.3"; "v1.2.3-4-gabc" is "1.2.3+git4.gabc"; a pre-release "v1.2.3-rc1" is
+// "1.2.3~rc1", which sorts before "1.2.3" in both; a bare commit ("abc1234-dirty", no tag
 // yet) is "0.0.0~gitabc1234.dirty", which sorts before any release.
 func packageVersion(describe string) string {
 	v := strings.TrimPrefix(describe, "v")
-	if m := regexp.MustCompile(`^(\d+\.\d+\.\d+)(?:-(\d+)-(g[0-9a-f]+))?(-dirty)?$`).FindStringSubmatch(v); m != nil {
+	if m := describeRE.FindStringSubmatch(v); m != nil {
+		if m[2] == "dirty" && m[3] == "" && m[5] == "" { // "v1.2.3-dirty": no pre-release
+			m[2], m[5] = "", "-dirty"
+		}
 		out := m[1]
 		if m[2] != "" {
-			out += "+git" + m[2] + "." + m[3]
+			out += "~" + m[2]
 		}
-		if m[4] != "" {
+		if m[3] != "" {
+			out += "+git" + m[3] + "." + m[4]
+		}
+		if m[5] != "" {
 			out += "+dirty"
 		}
 		return out
@@ -175,6 +182,10 @@ func packageVersion(describe string) string {
 	clean := regexp.MustCompile(`[^A-Za-z0-9.]+`).ReplaceAllString(v, ".")
 	return "0.0.0~git" + strings.Trim(clean, ".")
 }
+
+// describeRE parses git describe of a release tag: version, pre-release (with a letter, so
+// that it is not the count of commits since), commits since the tag and their commit, dirty.
+var describeRE = regexp.MustCompile(`^(\d+\.\d+\.\d+)(?:-([0-9A-Za-z.]*[A-Za-z][0-9A-Za-z.]*))?(?:-(\d+)-(g[0-9a-f]+))?(-dirty)?$`)
 
 // pkg writes the package of format for arch from nfpm.yaml and returns its path.
 func pkg(version, out, arch, format string) (string, error) {
