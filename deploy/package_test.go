@@ -30,25 +30,26 @@ func run(t *testing.T, name string, args ...string) string {
 	return string(out)
 }
 
-// buildDeb runs make dist's program for this machine's architecture, deb only, into a
-// temporary directory and returns the package's path.
-func buildDeb(t *testing.T, version string) string {
+// buildPackages runs make dist's program for this machine's architecture into a temporary
+// directory and returns the deb's and the rpm's paths.
+func buildPackages(t *testing.T, version string) (deb, rpm string) {
 	t.Helper()
 	out := t.TempDir()
 	root, err := filepath.Abs("..")
 	if err != nil {
 		t.Fatal(err)
 	}
-	cmd := exec.Command("go", "run", ".", "-root", root, "-out", out, "-arch", runtime.GOARCH, "-formats", "deb", "-version", version)
+	cmd := exec.Command("go", "run", ".", "-root", root, "-out", out, "-arch", runtime.GOARCH, "-formats", "deb,rpm", "-version", version)
 	cmd.Dir = filepath.Join(root, "scripts", "dist")
 	if b, err := cmd.CombinedOutput(); err != nil {
 		t.Fatalf("scripts/dist: %v\n%s", err, b)
 	}
-	debs, err := filepath.Glob(filepath.Join(out, "*.deb"))
-	if err != nil || len(debs) != 1 {
-		t.Fatalf("scripts/dist made %v (%v), want one deb", debs, err)
+	debs, _ := filepath.Glob(filepath.Join(out, "*.deb"))
+	rpms, _ := filepath.Glob(filepath.Join(out, "*.rpm"))
+	if len(debs) != 1 || len(rpms) != 1 {
+		t.Fatalf("scripts/dist made %v and %v, want one deb and one rpm", debs, rpms)
 	}
-	return debs[0]
+	return debs[0], rpms[0]
 }
 
 // modeOwner says a path's type and mode, owner and group as `ls` would.
@@ -104,7 +105,7 @@ func TestDebInstallsAndPurges(t *testing.T) {
 		t.Fatal("/usr/bin/crumbs exists and belongs to no package: the test will not overwrite it")
 	}
 	const version = "v0.0.0-7-gabcdef1"
-	deb := buildDeb(t, version)
+	deb, rpm := buildPackages(t, version)
 
 	installed := false
 	purge := func() string {
@@ -149,6 +150,8 @@ ls -A /var/lib/crumbs 2>&1 || true`
 	for _, u := range units {
 		files["/lib/systemd/system/"+filepath.Base(u)] = "-rw-r--r-- root:root"
 	}
+	checkRPM(t, rpm, files)
+
 	got := map[string]string{}
 	for p := range files {
 		got[p] = modeOwner(t, p)
@@ -229,5 +232,42 @@ ls -A /var/lib/crumbs 2>&1 || true`
 	}
 	if out, err := exec.Command("dpkg-query", "-W", "-f", "${Status}", "crumbs").CombinedOutput(); err == nil && !strings.Contains(string(out), "not-installed") {
 		t.Errorf("after dpkg --purge, dpkg still knows crumbs: %s", out)
+	}
+}
+
+// checkRPM reads the rpm built beside the deb (this Debian machine does not install it): the
+// same files with the same modes and owners, units in /usr/lib/systemd/system, the
+// configuration as %config(noreplace), and the scripts that create the crumbs user.
+func checkRPM(t *testing.T, rpm string, deb map[string]string) {
+	t.Helper()
+	requireCommand(t, "rpm", "scripts/ensure-deps.sh installs it")
+	want := map[string]string{}
+	for p, mode := range deb {
+		p = strings.Replace(p, "/lib/systemd/system/", "/usr/lib/systemd/system/", 1)
+		if strings.HasPrefix(p, "/etc/crumbs/") {
+			mode += " config(noreplace)"
+		}
+		want[p] = mode
+	}
+	out := run(t, "rpm", "-qp", "--qf", `[%{FILENAMES}\t%{FILEMODES:perms} %{FILEUSERNAME}:%{FILEGROUPNAME}\t%{FILEFLAGS:fflags}\n]`, rpm)
+	got := map[string]string{}
+	for _, line := range strings.Split(strings.TrimRight(out, "\n"), "\n") {
+		f := strings.Split(line, "\t")
+		if len(f) != 3 {
+			t.Fatalf("rpm -qp: %q", line)
+		}
+		if _, ok := want[f[0]]; !ok {
+			continue
+		}
+		got[f[0]] = f[1]
+		if strings.Contains(f[2], "c") && strings.Contains(f[2], "n") {
+			got[f[0]] += " config(noreplace)"
+		}
+	}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("rpm files (-want +got):\n%s", diff)
+	}
+	if scripts := run(t, "rpm", "-qp", "--scripts", rpm); !strings.Contains(scripts, "useradd --system") || !strings.Contains(scripts, "systemctl disable --now") {
+		t.Errorf("rpm scripts create no crumbs user or disable no unit:\n%s", scripts)
 	}
 }

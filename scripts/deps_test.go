@@ -26,6 +26,7 @@ var executedElsewhere = map[string]string{
 	"systemd-analyze":   "deploy/package_test.go",
 	"unshare":           "deploy/package_test.go",
 	"setpriv":           "deploy/capabilities_test.go",
+	"rpm":               "deploy/package_test.go",
 	"sh":                "cmd/crumbs/sigma_e2e_test.go",          // the attack simulations' executor
 	"iptables":          "docs/atomics-report.md",                // T1686 #18 runs it: its rules must fire
 	"clickhouse-server": "scripts/ensure-deps.sh",                // started by this script

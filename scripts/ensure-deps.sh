@@ -63,6 +63,7 @@ programs=(
   systemd-analyze:systemd             # deploy: systemd-analyze verify of the installed units
   unshare:util-linux                  # deploy: the deb's purge in a mount namespace of its own
   setpriv:util-linux                  # deploy: crumbs started under the collector unit's bounding set
+  rpm:rpm                             # deploy: what the rpm holds (rpm -qp)
 )
 need=()
 for p in "${programs[@]}"; do
