@@ -4,7 +4,7 @@
 # Stages run as the non-root user crumbs (uid and gid 10001, as the Kubernetes manifests
 # say), with no capability (run them with cap_drop: ALL). The collector alone starts as root
 # (user: "0") with the capabilities it needs to load its programs and to become crumbs, and
-# keeps only its run-time set once they are attached (docs/deploy.md, "Privileges"):
+# keeps only its run-time set once they are attached (docs/deploy.md, "The units"):
 #   cap_drop: [ALL]
 #   cap_add: [BPF, PERFMON, SYS_ADMIN, DAC_READ_SEARCH, SYS_PTRACE, SETUID, SETGID, SETPCAP, CHOWN, FOWNER, DAC_OVERRIDE]
 FROM golang:1.26-bookworm AS build
