@@ -157,7 +157,8 @@ func readManifests(t *testing.T) []k8sObject {
 			if err != nil {
 				t.Fatalf("kubernetes/%s: %v", r, err)
 			}
-			if o.Kind != "Namespace" && o.Metadata.Namespace != k.Namespace {
+			clusterScoped := o.Kind == "Namespace" || o.Kind == "ClusterRole" || o.Kind == "ClusterRoleBinding"
+			if !clusterScoped && o.Metadata.Namespace != k.Namespace {
 				t.Errorf("kubernetes/%s: %s %s in namespace %q, want %q", r, o.Kind, o.Metadata.Name, o.Metadata.Namespace, k.Namespace)
 			}
 			objs = append(objs, o)
@@ -181,7 +182,7 @@ func TestKubernetesManifests(t *testing.T) {
 		byName[o.Kind+"/"+o.Metadata.Name] = o
 	}
 	slices.Sort(names)
-	want := []string{"ConfigMap/crumbs", "DaemonSet/crumbs-collector", "Deployment/crumbs-alerts", "Deployment/crumbs-detector",
+	want := []string{"ClusterRole/crumbs-collector", "ClusterRoleBinding/crumbs-collector", "ConfigMap/crumbs", "DaemonSet/crumbs-collector", "Deployment/crumbs-alerts", "Deployment/crumbs-detector",
 		"Deployment/crumbs-enricher", "Deployment/crumbs-sink", "Namespace/crumbs", "ServiceAccount/crumbs-collector", "ServiceAccount/crumbs-stage"}
 	if diff := cmp.Diff(want, names); diff != "" {
 		t.Fatalf("objects (-want +got):\n%s", diff)
