@@ -329,6 +329,7 @@ type TargetFile struct {
 	GID     int64    `avro:"gid"`
 	Mode    string   `avro:"mode"` // octal, e.g. 0755
 	Changed []string `avro:"changed"`
+	Mtime   int64    `avro:"mtime"` // ns since the epoch; 0 when not statted
 }
 
 // File actions.
@@ -339,6 +340,9 @@ const (
 	ActionDelete      = "delete"
 	ActionChmod       = "chmod"
 	ActionChown       = "chown"
+	ActionRead        = "read"   // a sensitive file opened for reading
+	ActionSetCap      = "setcap" // file capabilities set (security.capability)
+	ActionUtimes      = "utimes" // times set to given values (touch -d, -r)
 	ActionScanAdded   = "scan_added"
 	ActionScanRemoved = "scan_removed"
 	ActionScanChanged = "scan_changed"

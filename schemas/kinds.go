@@ -415,6 +415,7 @@ var fileKind = &Kind{
 		{Name: "file_gid", Path: "file.gid"},
 		{Name: "file_mode", Path: "file.mode"},
 		{Name: "changed", Path: "file.changed"},
+		{Name: "file_mtime", Path: "file.mtime"},
 	}, enrichmentColumns()),
 	// The file changed or scanned, as the process's user changed it.
 	Join: JoinFields{User: []string{"process.user.name"}, Path: "file.path", NewPath: "file.new_path", SHA256: "file.sha256",

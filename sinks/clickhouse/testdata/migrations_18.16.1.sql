@@ -875,3 +875,9 @@ FROM crumbs.network_events
 WHERE direction = 'outbound'
 GROUP BY minute, src_service, dst, dst_port, protocol, src_host;
 
+-- 0016_file_mtime
+-- file_events gains the file's modification time after the event: a utimes event (touch -d,
+-- -r) shows the time a file was set to, so that timestamps set back can be told from
+-- ordinary ones. Rows written before stay at 0.
+ALTER TABLE crumbs.file_events ADD COLUMN file_mtime Int64;
+

@@ -1010,3 +1010,16 @@ FROM crumbs.network_events_local
 WHERE direction = 'outbound'
 GROUP BY minute, src_service, dst, dst_port, protocol, src_host;
 
+-- 0016_file_mtime
+-- file_events gains the file's modification time after the event: a utimes event (touch -d,
+-- -r) shows the time a file was set to, so that timestamps set back can be told from
+-- ordinary ones. Rows written before stay at 0.
+ALTER TABLE crumbs.file_events_local ON CLUSTER crumbs_cluster ADD COLUMN IF NOT EXISTS file_mtime Int64;
+
+-- 0016_file_mtime
+DROP TABLE IF EXISTS crumbs.file_events ON CLUSTER crumbs_cluster;
+
+-- 0016_file_mtime
+CREATE TABLE IF NOT EXISTS crumbs.file_events ON CLUSTER crumbs_cluster AS crumbs.file_events_local
+ENGINE = Distributed(crumbs_cluster, crumbs, file_events_local, cityHash64(event_id));
+
