@@ -117,7 +117,7 @@ func sampleFileEvent(enriched bool) *schemas.FileEvent {
 		File: schemas.TargetFile{
 			Path: "/opt/shop/bin/shop", Name: "shop", NewPath: "/opt/shop/bin/shop.new", SHA256: "e3b0c442",
 			Size: 1 << 20, Owner: "shop", Group: "shopgrp", UID: 998, GID: 997, Mode: "0755",
-			Changed: []string{"sha256", "mode"},
+			Changed: []string{"sha256", "mode"}, Mtime: 1_699_990_000_000_000_115,
 		},
 	}
 	if enriched {
