@@ -26,15 +26,16 @@ var cleanEnv = []string{
 const harnessMark = "CRUMBS_EVAL_WAIT"
 
 // waitScript runs as /bin/sh in the process that becomes the simulation's shell. It waits,
-// with builtins only (nothing is started), until its parent has exited and it was
-// re-parented, then drops the variables that carried the simulation and becomes its shell.
-// It gives up after about a second of spinning.
-const waitScript = `i=0; while :; do read -r s </proc/self/stat; set -- $s; [ "$4" != "$PPID" ] && break; i=$((i+1)); [ $i -gt 200000 ] && exit 125; done
-set -- "$CRUMBS_EVAL_SHELL" "$CRUMBS_EVAL_SCRIPT"; unset i s CRUMBS_EVAL_SHELL CRUMBS_EVAL_SCRIPT ` + harnessMark + `; exec "$1" -c "$2"`
+// with builtins only (nothing is started), until its parent (the spawning shell, whose pid
+// CRUMBS_EVAL_PARENT carries: $PPID is read at start, and the parent may be gone by then)
+// has exited and it was re-parented, then drops the variables that carried the simulation
+// and becomes its shell. It gives up after 200000 turns (seconds).
+const waitScript = `i=0; while :; do read -r s </proc/self/stat; set -- $s; [ "$4" != "$CRUMBS_EVAL_PARENT" ] && break; i=$((i+1)); [ $i -gt 200000 ] && exit 125; done
+set -- "$CRUMBS_EVAL_SHELL" "$CRUMBS_EVAL_SCRIPT"; unset i s CRUMBS_EVAL_SHELL CRUMBS_EVAL_SCRIPT CRUMBS_EVAL_PARENT ` + harnessMark + `; exec "$1" -c "$2"`
 
 // spawnScript runs as /bin/sh, the leader of a new session: it starts the waiting shell in the
 // background, its input /dev/null and its output in a file, prints its pid and exits.
-const spawnScript = `/bin/sh -c "$` + harnessMark + `" </dev/null >"$CRUMBS_EVAL_OUT" 2>&1 & echo $!`
+const spawnScript = `CRUMBS_EVAL_PARENT=$$ /bin/sh -c "$` + harnessMark + `" </dev/null >"$CRUMBS_EVAL_OUT" 2>&1 & echo $!`
 
 // shellPath is the shell of an executor.
 func shellPath(executor string) string {
