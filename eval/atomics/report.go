@@ -13,7 +13,8 @@ import (
 type Figures struct {
 	Simulations int // in the file
 	Ran         int // prerequisites met
-	// Observable ran and crumbs saw their shell and at least one more of their events.
+	// Observable ran, had the tools they call, and crumbs saw their shell and at least one
+	// more of their events.
 	Observable int
 	// Technique and AnyAlert count observable simulations with an alert carrying the
 	// technique (or its parent), and with any alert, from their own process tree.
@@ -32,7 +33,7 @@ func Sum(results []Result) Figures {
 			continue
 		}
 		f.Ran++
-		if r.Why == WhyNoTelemetry || r.Why == WhyShellMissing {
+		if r.Why == WhyNoTelemetry || r.Why == WhyShellMissing || strings.HasPrefix(r.Why, WhyToolMissing) {
 			continue
 		}
 		f.Observable++
@@ -70,7 +71,7 @@ func Markdown(results []Result, intro string) string {
 	if !strings.HasSuffix(intro, "\n\n") {
 		b.WriteString("\n\n")
 	}
-	fmt.Fprintf(&b, "- simulations: %d; ran (prerequisites met): %d; observable (shell and more events seen): %d\n", f.Simulations, f.Ran, f.Observable)
+	fmt.Fprintf(&b, "- simulations: %d; ran (prerequisites met): %d; observable (tools present, shell and more events seen): %d\n", f.Simulations, f.Ran, f.Observable)
 	fmt.Fprintf(&b, "- observable with an alert carrying the technique or its parent: %d of %d (%s; target 80 %%)\n", f.Technique, f.Observable, pct(f.Technique, f.Observable))
 	fmt.Fprintf(&b, "- observable with any alert from their own process tree: %d of %d (%s; target 95 %%)\n", f.AnyAlert, f.Observable, pct(f.AnyAlert, f.Observable))
 	fmt.Fprintf(&b, "- median time from a simulation's first event to its first technique alert in ClickHouse: %s (varies with load; not compared by the test)\n\n", f.MedianLatency.Round(100*time.Millisecond))

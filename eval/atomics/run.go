@@ -26,7 +26,8 @@ type Config struct {
 	// Timeout bounds one simulation's shell; what is left of it is killed. Default 30s.
 	Timeout time.Duration
 	// Settle is how long after a simulation's shell exits the evaluator waits for its events
-	// and alerts to land in ClickHouse before judging it. Default 15s.
+	// and alerts to land in ClickHouse before judging it; up to three times as long while
+	// the shell's exit has not landed. Default 15s.
 	Settle time.Duration
 	// Database is the ClickHouse database the pipeline writes to. Default crumbs.
 	Database string
@@ -219,8 +220,10 @@ func (e *Evaluator) runOne(ctx context.Context, s Simulation) (Result, error) {
 			e.logf("%s cleanup: %v: %s", s.ID(), err, strings.TrimSpace(out))
 		}
 	}
-	// Poll until an alert carrying the technique is seen or the settle time passes.
-	deadline := to.Add(e.cfg.Settle)
+	// Poll until an alert carrying the technique is seen, or the settle time has passed and
+	// the shell's exit has landed (a loaded pipeline may take longer than the settle time to
+	// land a simulation's events), or three settle times have passed.
+	settled, limit := to.Add(e.cfg.Settle), to.Add(3*e.cfg.Settle)
 	var t *tree
 	for {
 		tr, found, err := e.judge(ctx, &r, d.pid, from, to)
@@ -230,7 +233,8 @@ func (e *Evaluator) runOne(ctx context.Context, s Simulation) (Result, error) {
 		if found {
 			t = tr
 		}
-		if r.Technique || time.Now().After(deadline) {
+		now := time.Now()
+		if r.Technique || now.After(limit) || (now.After(settled) && t != nil && (t.exited || !exited)) {
 			break
 		}
 		select {
