@@ -64,6 +64,11 @@ programs=(
   unshare:util-linux                  # deploy: the deb's purge in a mount namespace of its own
   setpriv:util-linux                  # deploy: crumbs started under the collector unit's bounding set
   rpm:rpm                             # deploy: what the rpm holds (rpm -qp)
+  logrotate:logrotate                 # the quiet-host test: log rotation
+  dpkg-deb:dpkg                       # the quiet-host test: a package built and installed
+  script:bsdutils                     # the quiet-host test: an interactive session on a terminal
+  make:make                           # the quiet-host test: a build
+  cc:gcc                              # the quiet-host test: a build
 )
 need=()
 for p in "${programs[@]}"; do

@@ -29,7 +29,7 @@ func Sum(results []Result) Figures {
 	f := Figures{Simulations: len(results)}
 	var lat []time.Duration
 	for _, r := range results {
-		if r.Skipped != "" {
+		if r.Skipped != "" || r.Simulation.Benign {
 			continue
 		}
 		f.Ran++

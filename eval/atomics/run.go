@@ -253,7 +253,7 @@ func (e *Evaluator) runOne(ctx context.Context, s Simulation) (Result, error) {
 	default:
 		r.Exit = "exit not seen"
 	}
-	if !r.Technique {
+	if !r.Technique && !s.Benign {
 		switch {
 		case t == nil:
 			r.Why = WhyShellMissing

@@ -40,10 +40,18 @@ type Simulation struct {
 	Setup      []string // run before it, apart: what its prerequisites need in place
 	Prereqs    []string // checks that exit 0 when it can run here
 	Telemetry  []string // the kinds of crumbs that should show it (process, file, network, identity)
+	// Benign marks ordinary work (the list form's benign: true) run to see which alerts it
+	// raises: it has no technique, and every alert it raises is a false positive.
+	Benign bool
 }
 
 // ID names a simulation in reports: technique and test number.
-func (s Simulation) ID() string { return fmt.Sprintf("%s #%d", s.Technique, s.TestNumber) }
+func (s Simulation) ID() string {
+	if s.Benign && s.Technique == "" {
+		return fmt.Sprintf("benign #%d", s.TestNumber)
+	}
+	return fmt.Sprintf("%s #%d", s.Technique, s.TestNumber)
+}
 
 // derived is the list form: tests with their defaults already filled in.
 type derived struct {
@@ -58,6 +66,7 @@ type derived struct {
 		Setup      []string `yaml:"setup"`
 		Prereqs    []string `yaml:"prereq_checks"`
 		Telemetry  []string `yaml:"telemetry"`
+		Benign     bool     `yaml:"benign"`
 	} `yaml:"tests"`
 }
 
@@ -111,7 +120,7 @@ func parseDerived(file string, data []byte) ([]Simulation, error) {
 	for i, t := range d.Tests {
 		s := Simulation{Technique: t.Technique, TestNumber: t.TestNumber, Name: t.TestName, GUID: t.GUID,
 			Executor: t.Executor, Command: t.Command, Cleanup: t.Cleanup, Setup: t.Setup, Prereqs: t.Prereqs,
-			Telemetry: t.Telemetry}
+			Telemetry: t.Telemetry, Benign: t.Benign}
 		if err := s.check(); err != nil {
 			errs = append(errs, fmt.Errorf("%s: tests.%d: %w", file, i, err))
 			continue
@@ -162,7 +171,7 @@ func parseART(file string, data []byte) ([]Simulation, error) {
 // check fills a simulation's defaults and says what is wrong with it.
 func (s *Simulation) check() error {
 	var errs []error
-	if !regexp.MustCompile(`^T\d{4}(\.\d{3})?$`).MatchString(s.Technique) {
+	if !(s.Benign && s.Technique == "") && !regexp.MustCompile(`^T\d{4}(\.\d{3})?$`).MatchString(s.Technique) {
 		errs = append(errs, fmt.Errorf("technique %q: want an ATT&CK technique id such as T1053 or T1053.003", s.Technique))
 	}
 	if s.Executor != "sh" && s.Executor != "bash" {
@@ -180,6 +189,9 @@ func (s *Simulation) check() error {
 // Techniques are the technique ids an alert may carry to count for a simulation: its own and,
 // for a sub-technique, its parent (T1053.003 and T1053), lower case as Sigma tags them.
 func (s Simulation) Techniques() []string {
+	if s.Technique == "" {
+		return nil
+	}
 	t := strings.ToLower(s.Technique)
 	if parent, _, ok := strings.Cut(t, "."); ok {
 		return []string{t, parent}
