@@ -49,7 +49,7 @@ programs=(
   nproc:coreutils                     # make bench: the machine line
   chromium:chromium                   # the console's browser test (testenv.RequireBrowser), headless
   useradd:passwd                      # this script and crumbs up: the crumbs system user
-  userdel:passwd                      # the useradd-pair end-to-end test (grouping)
+  userdel:passwd                      # the useradd-pair end-to-end test (grouping), the quiet host's user
   cat:coreutils                       # the privilege tests read /proc as the crumbs user
   find:findutils                      # the privilege tests: what the crumbs user may read
   cp:coreutils                        # the privilege tests: test data the crumbs user may read
