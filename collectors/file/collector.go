@@ -68,7 +68,6 @@ type Collector struct {
 	owners     owners
 	cgroups    *hostinfo.CgroupCache
 	scanner    *Scanner
-	root       hostinfo.Root // where the host's files are
 
 	objs       fileObjects
 	ring       *kernel.Ring
@@ -84,15 +83,14 @@ type Collector struct {
 // the ring buffer from then until Run reads them. When the collector cannot run on this
 // host, New returns a *kernel.Unavailable (collectors.Unavailable) that says why; on any
 // error, everything New opened is released.
-func New(cfg Config, host schemas.Host, log *slog.Logger, opts ...Option) (*Collector, error) {
+func New(cfg Config, host schemas.Host, log *slog.Logger) (*Collector, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	o := newOptions(opts)
-	scanner, err := NewScanner(cfg, host, log, opts...)
+	scanner, err := NewScanner(cfg, host, log)
 	if err != nil {
 		return nil, err
 	}
@@ -100,8 +98,7 @@ func New(cfg Config, host schemas.Host, log *slog.Logger, opts ...Option) (*Coll
 		cfg: cfg, host: host, log: log.With("collector", "file"),
 		watch: newGlobSet(cfg.Paths), exclude: newGlobSet(cfg.ExcludePaths),
 		excludeExe: newGlobSet(cfg.ExcludeExecutables), users: newUserSet(cfg.ExcludeUsers),
-		owners: newOwners(o.root), cgroups: hostinfo.NewCgroupCache(o.root, hostinfo.CgroupCacheEntries), scanner: scanner,
-		root: o.root,
+		owners: newOwners(), cgroups: hostinfo.NewCgroupCache(hostinfo.CgroupCacheEntries), scanner: scanner,
 	}
 	tops, filter := c.watch.tops()
 	ring, err := kernel.Open(kernel.Spec{
@@ -489,7 +486,7 @@ func (c *Collector) fillFile(ev *schemas.FileEvent) {
 	if ev.Action == schemas.ActionRename {
 		path = ev.File.NewPath
 	}
-	a, err := lstatAttrs(c.root, path)
+	a, err := lstatAttrs(path)
 	if err != nil {
 		c.statErrors.Add(1)
 		return
@@ -503,7 +500,7 @@ func (c *Collector) fillFile(ev *schemas.FileEvent) {
 	switch ev.Action {
 	case schemas.ActionWrite, schemas.ActionRename:
 		if a.Regular && a.Size <= c.cfg.HashMaxFileBytes {
-			if sum, err := hashFile(c.root, path, c.cfg.HashMaxFileBytes); err == nil {
+			if sum, err := hashFile(path, c.cfg.HashMaxFileBytes); err == nil {
 				f.SHA256 = sum
 			}
 		}

@@ -8,7 +8,6 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 
-	"github.com/threatcrumbs/crumbs/collectors/internal/hostinfo"
 	"github.com/threatcrumbs/crumbs/pkg/testenv"
 	"github.com/threatcrumbs/crumbs/schemas"
 )
@@ -37,7 +36,7 @@ func summarizeScan(t *testing.T, events []*schemas.FileEvent) []scanSummary {
 func wantScan(t *testing.T, action, path string, changed ...string) scanSummary {
 	t.Helper()
 	s := scanSummary{Action: action, Path: path, Changed: changed}
-	a, err := lstatAttrs(hostinfo.Here, path)
+	a, err := lstatAttrs(path)
 	if err != nil {
 		t.Fatalf("stat %s: %v", path, err)
 	}

@@ -14,8 +14,6 @@ import (
 	"syscall"
 
 	"golang.org/x/sys/unix"
-
-	"github.com/threatcrumbs/crumbs/collectors/internal/hostinfo"
 )
 
 // errTooLarge says a file is over HashMaxFileBytes and gets no sha256.
@@ -121,7 +119,6 @@ type fileHasher struct {
 	// jobSeen, when set, is called with each job's path (tests: the host's other execs make
 	// jobs of their own, so the job counter alone cannot tell one executable's).
 	jobSeen atomic.Pointer[func(path string)]
-	root    hostinfo.Root // where the host's files are, for executables opened by path
 }
 
 // cached returns the sum cached for key, if there is one (the zero key has none).
@@ -194,7 +191,7 @@ func (h *fileHasher) open(j *hashJob) (*os.File, error) {
 			return f, nil
 		}
 	}
-	f, err := h.root.Open(j.path, os.O_RDONLY)
+	f, err := os.Open(j.path)
 	if err != nil {
 		return nil, fmt.Errorf("open executable: %w", err)
 	}
