@@ -7,7 +7,7 @@ CONFIG ?= crumbs.yaml
 # Test packages run one at a time: they share the kernel, ClickHouse and ports.
 TESTFLAGS ?= -count=1 -timeout 30m -p 1
 
-.PHONY: all build run test fuzz bench generate lint deps clean
+.PHONY: all build run test fuzz bench generate lint deps clean dist
 
 all: build
 
@@ -22,6 +22,7 @@ run: deps build ## the whole pipeline in the foreground; Ctrl-C stops it
 
 test: deps ## every test, including the end-to-end ones (root, eBPF, ClickHouse), then the fuzz targets
 	$(GO) vet ./...
+	cd scripts/dist && $(GO) vet ./... && $(GO) test -count=1 ./...
 	$(GO) test $(TESTFLAGS) ./...
 	$(MAKE) fuzz
 
@@ -39,6 +40,14 @@ fuzz: ## run every fuzz target for FUZZTIME (5000 inputs) each
 		$(GO) test -run '^$$' -fuzz "^$$name\$$" -fuzztime $(FUZZTIME) "$$pkg" | sed '/^fuzz: elapsed/d' || exit 1; \
 	done
 
+# Release artefacts under dist/: static binaries for amd64 and arm64 (the BPF objects of both
+# are built in), their deb and rpm packages (nfpm, from deploy/packaging/nfpm.yaml) and
+# SHA256SUMS. scripts/dist is a module of its own: nfpm is a build tool, not part of crumbs.
+DIST_ARCH ?= amd64,arm64
+DIST_FORMATS ?= deb,rpm
+dist: ## static binaries, deb and rpm packages into dist/
+	cd scripts/dist && $(GO) run . -root ../.. -out dist -version $(VERSION) -arch $(DIST_ARCH) -formats $(DIST_FORMATS)
+
 bench: deps build ## Go benchmarks and load runs; figures go to bench-results/
 	scripts/bench.sh
 
@@ -50,6 +59,7 @@ generate: ## regenerate vmlinux.h, the bpf2go output (installs clang, bpftool, l
 lint:
 	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || { gofmt -l $$(git ls-files '*.go'); echo "gofmt needed"; exit 1; }
 	$(GO) vet ./...
+	cd scripts/dist && $(GO) vet ./...
 
 clean:
-	rm -rf bin bench-results
+	rm -rf bin bench-results dist

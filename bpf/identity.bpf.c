@@ -18,6 +18,7 @@
 #include <bpf/bpf_core_read.h>
 #include <bpf/bpf_tracing.h>
 
+#include "arch.h" /* arm64: the user_pt_regs BPF_KPROBE reads a uprobe's arguments from */
 #include "identity.h"
 #include "wakeup.h"
 

@@ -14,6 +14,7 @@
 #include <bpf/bpf_tracing.h>
 #include <bpf/bpf_endian.h>
 
+#include "arch.h" /* syscall_nr, NR_*: the syscalls whose arguments the UDP programs read */
 #include "network.h"
 #include "wakeup.h"
 
@@ -24,14 +25,6 @@ char LICENSE[] SEC("license") = "GPL";
 #define IPPROTO_TCP 6
 #define IPPROTO_UDP 17
 #define DNS_PORT 53
-
-/* x86-64 syscall numbers whose arguments the UDP programs read from the task's registers. */
-#define NR_read 0
-#define NR_readv 19
-#define NR_sendto 44
-#define NR_recvfrom 45
-#define NR_sendmsg 46
-#define NR_recvmsg 47
 
 /* Set by the loader before load. */
 volatile const __u32 self_tgid = 0; /* this process's sockets are not reported */
@@ -760,11 +753,11 @@ int BPF_PROG(handle_send_length, struct sock *sk, int ret, int flags)
 	if (ret <= 0 || !is_udp(sk) || is_self())
 		return 0;
 	regs = syscall_regs();
-	nr = BPF_CORE_READ(regs, orig_ax);
+	nr = syscall_nr(regs);
 	if (nr == NR_sendto) {
-		uaddr = (const void *)BPF_CORE_READ(regs, r8);
+		uaddr = (const void *)PT_REGS_PARM5_CORE_SYSCALL(regs);
 	} else if (nr == NR_sendmsg) {
-		struct user_msghdr *msg = (struct user_msghdr *)BPF_CORE_READ(regs, si);
+		struct user_msghdr *msg = (struct user_msghdr *)PT_REGS_PARM2_CORE_SYSCALL(regs);
 		void *name = NULL;
 
 		bpf_probe_read_user(&name, sizeof(name), &msg->msg_name);
@@ -786,14 +779,14 @@ static __always_inline __u64 first_buffer(struct pt_regs *regs, long nr, __u64 *
 	switch (nr) {
 	case NR_read:
 	case NR_recvfrom:
-		*len = BPF_CORE_READ(regs, dx);
-		return BPF_CORE_READ(regs, si);
+		*len = PT_REGS_PARM3_CORE_SYSCALL(regs);
+		return PT_REGS_PARM2_CORE_SYSCALL(regs);
 	case NR_readv: {
-		bpf_probe_read_user(&iov, sizeof(iov), (void *)BPF_CORE_READ(regs, si));
+		bpf_probe_read_user(&iov, sizeof(iov), (void *)PT_REGS_PARM2_CORE_SYSCALL(regs));
 		break;
 	}
 	case NR_recvmsg: {
-		struct user_msghdr *msg = (struct user_msghdr *)BPF_CORE_READ(regs, si);
+		struct user_msghdr *msg = (struct user_msghdr *)PT_REGS_PARM2_CORE_SYSCALL(regs);
 		struct iovec *first = NULL;
 
 		bpf_probe_read_user(&first, sizeof(first), &msg->msg_iov);
@@ -862,7 +855,7 @@ int BPF_PROG(handle_recv_length, struct sock *sk, int ret, int flags)
 	if (ret <= 0 || !is_udp(sk) || is_self())
 		return 0;
 	regs = syscall_regs();
-	nr = BPF_CORE_READ(regs, orig_ax);
+	nr = syscall_nr(regs);
 	read_tuple(sk, &t);
 	if (peer_of(sk, &k)) {
 		k.pid = bpf_get_current_pid_tgid() >> 32;
@@ -883,9 +876,9 @@ int BPF_PROG(handle_recv_length, struct sock *sk, int ret, int flags)
 		__builtin_memcpy(r.local_addr, t.saddr, 16);
 		r.buf = first_buffer(regs, nr, &r.buf_len);
 		if (nr == NR_recvfrom) {
-			r.addr = BPF_CORE_READ(regs, r8);
+			r.addr = PT_REGS_PARM5_CORE_SYSCALL(regs);
 		} else {
-			struct user_msghdr *msg = (struct user_msghdr *)BPF_CORE_READ(regs, si);
+			struct user_msghdr *msg = (struct user_msghdr *)PT_REGS_PARM2_CORE_SYSCALL(regs);
 			void *name = NULL;
 
 			bpf_probe_read_user(&name, sizeof(name), &msg->msg_name);

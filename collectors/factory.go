@@ -51,7 +51,12 @@ type Collector interface {
 // Deps is what a factory's constructor takes besides the collector's configuration.
 type Deps struct {
 	Host schemas.Host
-	Log  *slog.Logger
+	// HostRoot is where the host's root directory is in this process's view (collectors.host_root):
+	// "" or "/" on the host, "/host" in a container that mounts it there. Collectors read the
+	// host's files named in events, watched paths, passwd and group files, libraries and the
+	// cgroup mount under it, and report host paths.
+	HostRoot string
+	Log      *slog.Logger
 	// Built holds the collectors built before this one: the system collector takes network
 	// totals from the one that is a NetTotals.
 	Built []Collector

@@ -23,6 +23,8 @@ type StageConfig struct {
 	// Collectors holds each collector's configuration by name (Factory.Name); a factory
 	// without one is built with its defaults.
 	Collectors map[string]any
+	// HostRoot is where the host's root directory is in this process's view (Deps.HostRoot).
+	HostRoot string
 	// Spool, Redact, Health and Containers apply to every collector.
 	Spool      SpoolConfig
 	Redact     RedactConfig
@@ -116,7 +118,7 @@ func NewStage(cfg StageConfig, kcfg kafka.Config, factories []Factory, deps Stag
 			continue
 		}
 		enabled++
-		col, err := f.New(c, Deps{Host: deps.Host, Log: deps.Log, Built: built}) // each names itself in its logs
+		col, err := f.New(c, Deps{Host: deps.Host, HostRoot: cfg.HostRoot, Log: deps.Log, Built: built}) // each names itself in its logs
 		var un *Unavailable
 		switch {
 		case errors.As(err, &un):

@@ -5,6 +5,7 @@ package deploy
 
 import (
 	"encoding/xml"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -42,6 +43,10 @@ type composeService struct {
 	Environment map[string]string `yaml:"environment"`
 	Privileged  bool              `yaml:"privileged"`
 	PID         string            `yaml:"pid"`
+	User        string            `yaml:"user"`
+	CapAdd      []string          `yaml:"cap_add"`
+	CapDrop     []string          `yaml:"cap_drop"`
+	ReadOnly    bool              `yaml:"read_only"`
 	Volumes     []string          `yaml:"volumes"`
 	Ports       []any             `yaml:"ports"`
 	Container   string            `yaml:"container_name"`
@@ -82,7 +87,15 @@ func TestComposeFile(t *testing.T) {
 	if _, err := composeConfig(t, bin, "GRAFANA_ADMIN_PASSWORD=g"); err == nil {
 		t.Error("docker-compose config succeeded without CLICKHOUSE_PASSWORD: the secret must come from the environment")
 	}
-	services, err := composeConfig(t, bin, "CLICKHOUSE_PASSWORD=from-env-123", "GRAFANA_CLICKHOUSE_PASSWORD=grafana-456", "GRAFANA_ADMIN_PASSWORD=g")
+	secrets := []string{"CLICKHOUSE_PASSWORD=from-env-123", "GRAFANA_CLICKHOUSE_PASSWORD=grafana-456", "GRAFANA_ADMIN_PASSWORD=g",
+		"KAFKA_EXTERNAL_HOST=crumbs.example.net", "CONTEXT_API_TOKENS=a-context-token-of-32-characters"}
+	for _, r := range []string{"ADMIN", "COLLECTOR", "ENRICHER", "DETECTOR", "SINK", "ALERTS", "CONTEXT", "TRIAGE", "DLQ_REPLAY"} {
+		secrets = append(secrets, "KAFKA_PASSWORD_"+r+"=kafka-"+strings.ToLower(r)+"-password-from-env")
+	}
+	if _, err := composeConfig(t, bin, slices.DeleteFunc(slices.Clone(secrets), func(s string) bool { return strings.HasPrefix(s, "KAFKA_PASSWORD_COLLECTOR=") })...); err == nil {
+		t.Error("docker-compose config succeeded without KAFKA_PASSWORD_COLLECTOR: every role's password must come from the environment")
+	}
+	services, err := composeConfig(t, bin, secrets...)
 	if err != nil {
 		t.Fatalf("docker-compose config: %s", err.(*exec.ExitError).Stderr)
 	}
@@ -99,7 +112,7 @@ func TestComposeFile(t *testing.T) {
 		names = append(names, n)
 	}
 	sort.Strings(names)
-	want := []string{"clickhouse", "collector", "detector", "enricher", "grafana", "kafka-1", "kafka-2", "kafka-3", "sink"}
+	want := []string{"clickhouse", "collector", "context-api", "crumbs-topics", "detector", "enricher", "grafana", "kafka-1", "kafka-2", "kafka-3", "kafka-acls", "kafka-setup", "sink"}
 	if diff := cmp.Diff(want, names); diff != "" {
 		t.Errorf("services (-want +got):\n%s", diff)
 	}
@@ -109,11 +122,34 @@ func TestComposeFile(t *testing.T) {
 			t.Errorf("%s is not a KRaft broker and controller of a three-node quorum: %v", k, env)
 		}
 	}
-	col := services["collector"]
-	if !col.Privileged || col.PID != "host" {
-		t.Errorf("collector: privileged %v, pid %q; want privileged in the host's pid namespace", col.Privileged, col.PID)
+	for i, k := range []string{"kafka-1", "kafka-2", "kafka-3"} {
+		env := services[k].Environment
+		// Authenticated on every listener a client reaches; the external one advertised at
+		// the address other hosts know and published there.
+		if env["KAFKA_LISTENER_SECURITY_PROTOCOL_MAP"] != "CONTROLLER:PLAINTEXT,BROKER:PLAINTEXT,CLIENT:SASL_PLAINTEXT,EXTERNAL:SASL_PLAINTEXT" ||
+			!strings.Contains(env["KAFKA_AUTHORIZER_CLASS_NAME"], "StandardAuthorizer") {
+			t.Errorf("%s: listeners %q, authorizer %q: want SASL on CLIENT and EXTERNAL, and ACLs", k, env["KAFKA_LISTENER_SECURITY_PROTOCOL_MAP"], env["KAFKA_AUTHORIZER_CLASS_NAME"])
+		}
+		ext := fmt.Sprintf("EXTERNAL://crumbs.example.net:%d", 19092+i)
+		if !strings.Contains(env["KAFKA_ADVERTISED_LISTENERS"], ext) || len(services[k].Ports) != 1 {
+			t.Errorf("%s advertises %q and publishes %v; want %s published", k, env["KAFKA_ADVERTISED_LISTENERS"], services[k].Ports, ext)
+		}
 	}
-	for _, m := range []string{"/sys/kernel/btf", "/sys/kernel/tracing", "/sys/fs/cgroup", "/proc"} {
+	col := services["collector"]
+	if col.Privileged || col.PID != "host" || col.User != "0" {
+		t.Errorf("collector: privileged %v, pid %q, user %q; want not privileged, in the host's pid namespace, started as root", col.Privileged, col.PID, col.User)
+	}
+	var caps []string
+	for _, c := range collectorCapabilities() {
+		caps = append(caps, strings.TrimPrefix(c, "CAP_"))
+	}
+	if diff := cmp.Diff(caps, slices.Sorted(slices.Values(col.CapAdd))); diff != "" || !slices.Equal(col.CapDrop, []string{"ALL"}) {
+		t.Errorf("collector: cap_drop %v; cap_add against the collectors' capabilities (-want +got):\n%s", col.CapDrop, diff)
+	}
+	if root := col.Environment["CRUMBS_COLLECTORS_HOST_ROOT"]; root == "" || !slices.Contains(col.Volumes, "/:"+root+":ro,rslave") {
+		t.Errorf("collector: the host's root is not mounted read-only at collectors.host_root (%q): %v", root, col.Volumes)
+	}
+	for _, m := range []string{"/sys/kernel/btf", "/sys/kernel/tracing"} {
 		found := false
 		for _, v := range col.Volumes {
 			found = found || strings.HasPrefix(v, m+":")
@@ -121,6 +157,30 @@ func TestComposeFile(t *testing.T) {
 		if !found {
 			t.Errorf("collector does not mount %s: %v", m, col.Volumes)
 		}
+	}
+	if !slices.ContainsFunc(col.Volumes, func(v string) bool {
+		return strings.HasSuffix(v, ":/var/lib/crumbs:rw") || strings.HasSuffix(v, ":/var/lib/crumbs")
+	}) {
+		t.Errorf("collector: no volume for its spool and scan state (/var/lib/crumbs): %v", col.Volumes)
+	}
+	// Every crumbs service authenticates as its own role, with a password from the environment.
+	roles := map[string]string{"collector": "collector", "enricher": "enricher", "context-api": "enricher", "detector": "detector", "sink": "sink", "crumbs-topics": "admin"}
+	for svc, role := range roles {
+		env := services[svc].Environment
+		if env["CRUMBS_KAFKA_SECURITY_SASL_USERNAME"] != "crumbs-"+role || env["CRUMBS_KAFKA_SECURITY_SASL_PASSWORD"] != "kafka-"+role+"-password-from-env" ||
+			env["CRUMBS_KAFKA_SECURITY_SASL_MECHANISM"] != "SCRAM-SHA-512" {
+			t.Errorf("%s: SASL user %q password %q mechanism %q; want crumbs-%s with KAFKA_PASSWORD_%s, SCRAM-SHA-512", svc,
+				env["CRUMBS_KAFKA_SECURITY_SASL_USERNAME"], env["CRUMBS_KAFKA_SECURITY_SASL_PASSWORD"], env["CRUMBS_KAFKA_SECURITY_SASL_MECHANISM"], role, strings.ToUpper(role))
+		}
+		if svc != "collector" && (services[svc].User != "" || len(services[svc].CapAdd) > 0 || !slices.Equal(services[svc].CapDrop, []string{"ALL"}) || !services[svc].ReadOnly) {
+			t.Errorf("%s: user %q cap_add %v cap_drop %v read_only %v; want the image's user, no capability, a read-only root", svc,
+				services[svc].User, services[svc].CapAdd, services[svc].CapDrop, services[svc].ReadOnly)
+		}
+	}
+	api := services["context-api"].Environment
+	if api["CRUMBS_ENRICHER_API_LISTEN"] == "" || api["CRUMBS_ENRICHER_API_TOKENS"] != "a-context-token-of-32-characters" || api["CRUMBS_ENRICHER_API_TLS_CERT_FILE"] == "" {
+		t.Errorf("context-api: listen %q tokens %q cert %q; want the API on, over TLS, with the tokens from CONTEXT_API_TOKENS",
+			api["CRUMBS_ENRICHER_API_LISTEN"], api["CRUMBS_ENRICHER_API_TOKENS"], api["CRUMBS_ENRICHER_API_TLS_CERT_FILE"])
 	}
 	for _, s := range []string{"enricher", "detector", "sink"} {
 		if services[s].Container != "" || len(services[s].Ports) > 0 {
@@ -151,10 +211,7 @@ func TestComposeFile(t *testing.T) {
 
 	// Every crumbs service's command line and environment must be accepted by the crumbs
 	// built from this tree.
-	crumbs := filepath.Join(t.TempDir(), "crumbs")
-	if out, err := exec.Command("go", "build", "-o", crumbs, "../cmd/crumbs").CombinedOutput(); err != nil {
-		t.Fatalf("build crumbs: %v\n%s", err, out)
-	}
+	crumbs := crumbsBinary(t)
 	for _, name := range names {
 		s := services[name]
 		if s.Build == nil {

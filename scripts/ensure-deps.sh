@@ -58,6 +58,12 @@ programs=(
   ctr:containerd                      # container metadata tests: import an image, run a container
   runc:runc                           # containerd runs the test's container with it
   podman:podman                       # container metadata tests: the Docker-compatible API (podman system service)
+  dpkg:dpkg                           # deploy: TestDebInstallsAndPurges installs and purges the deb
+  dpkg-query:dpkg                     # deploy: what the installed deb holds
+  systemd-analyze:systemd             # deploy: systemd-analyze verify of the installed units
+  unshare:util-linux                  # deploy: the deb's purge in a mount namespace of its own
+  setpriv:util-linux                  # deploy: crumbs started under the collector unit's bounding set
+  rpm:rpm                             # deploy: what the rpm holds (rpm -qp)
 )
 need=()
 for p in "${programs[@]}"; do

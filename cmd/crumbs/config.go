@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"path/filepath"
 	"reflect"
 	"slices"
 	"strings"
@@ -96,6 +97,12 @@ type CollectorsConfig struct {
 	File     file.Config     `mapstructure:"file"`
 	Identity identity.Config `mapstructure:"identity"`
 	System   system.Config   `mapstructure:"system"`
+	// HostRoot is where the host's root directory is mounted when crumbs runs in a container
+	// ("/host" in the DaemonSet and docker-compose.yml): the files events name, watched
+	// paths, passwd and group files, libpam, the cgroup mount and /etc/machine-id are read
+	// under it, and events still carry the host's paths. Default empty: crumbs runs on the
+	// host.
+	HostRoot string `mapstructure:"host_root"`
 	// Spool, Redact, Health and Containers apply to every collector.
 	Spool      crumbscollectors.SpoolConfig  `mapstructure:"spool"`
 	Redact     crumbscollectors.RedactConfig `mapstructure:"redact"`
@@ -152,6 +159,9 @@ func (c *Config) Validate() error {
 			errs = append(errs, fmt.Errorf("up.stages: %q: no such stage (have: %s)", st, strings.Join(upStages, ", ")))
 		}
 	}
+	if r := c.Collectors.HostRoot; r != "" && !filepath.IsAbs(r) {
+		errs = append(errs, fmt.Errorf("collectors.host_root: %q: must be an absolute path", r))
+	}
 	if c.Status.Interval < 0 {
 		errs = append(errs, fmt.Errorf("status.interval: %s: must not be negative", c.Status.Interval))
 	}
@@ -164,11 +174,19 @@ func (c *Config) Validate() error {
 	return errors.Join(errs...)
 }
 
-// fillHost sets the host id and name from the machine when not configured.
+// fillHost sets the host id and name from the machine when not configured: its
+// /etc/machine-id and host name, read under collectors.host_root when crumbs runs in a
+// container (whose own host name is not the host's).
 func (c *Config) fillHost() {
+	root := c.Collectors.HostRoot
 	if c.Host.ID == "" {
-		if b, err := os.ReadFile("/etc/machine-id"); err == nil {
+		if b, err := os.ReadFile(filepath.Join("/", root, "etc/machine-id")); err == nil {
 			c.Host.ID = strings.TrimSpace(string(b))
+		}
+	}
+	if c.Host.Name == "" && root != "" && root != "/" {
+		if b, err := os.ReadFile(filepath.Join(root, "etc/hostname")); err == nil {
+			c.Host.Name = strings.TrimSpace(string(b))
 		}
 	}
 	if c.Host.Name == "" {

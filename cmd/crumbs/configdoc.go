@@ -170,6 +170,7 @@ var keyDocs = map[string]keyDoc{
 	"collectors.system.interval":                  {Meaning: "sampling interval (at least 1s)"},
 	"collectors.system.max_services":              {Meaning: "services reported per interval, largest first; the rest are counted"},
 	"collectors.system.cgroup_root":               {Default: "the cgroup v2 mount", Meaning: "where the cgroups are read"},
+	"collectors.host_root":                        {Default: "empty (on the host)", Meaning: "where the host's root is mounted when crumbs runs in a container (`/host` in the DaemonSet and `docker-compose.yml`): the files events name, watched paths, passwd and group, libpam, the cgroup mount and `/etc/machine-id` are read under it, links resolved inside it; events keep the host's paths ([deploy.md](deploy.md))"},
 	"collectors.spool.dir":                        {Meaning: "on-disk spool per collector while Kafka is unreachable; empty turns it off"},
 	"collectors.spool.max_bytes":                  {Meaning: "spool limit per collector; when full the newest events are dropped and counted"},
 	"collectors.spool.delivery_timeout":           {Meaning: "how long an event waits for Kafka before it is spooled"},

@@ -133,7 +133,7 @@ func diagnoseCollectors(cfg *Config) (out []collectorDiagnosis, missing []string
 			continue
 		}
 		enabled++
-		col, err := f.New(byName[f.Name], crumbscollectors.Deps{Host: cfg.host(), Log: slog.New(slog.DiscardHandler), Built: built})
+		col, err := f.New(byName[f.Name], crumbscollectors.Deps{Host: cfg.host(), HostRoot: cfg.Collectors.HostRoot, Log: slog.New(slog.DiscardHandler), Built: built})
 		var un *crumbscollectors.Unavailable
 		switch {
 		case errors.As(err, &un):
@@ -162,7 +162,7 @@ func libPAMCheck(cfg *Config) crumbscollectors.HostCheck {
 		c.Detail = p + " (collectors.identity.libpam_path)"
 		return c
 	}
-	p, err := identity.FindLibPAM()
+	p, err := identity.FindLibPAM(cfg.Collectors.HostRoot)
 	if err != nil {
 		c.Status, c.Detail = crumbscollectors.CheckMissing, err.Error()+": authentications and sessions are not collected"
 		return c

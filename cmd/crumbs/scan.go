@@ -29,7 +29,7 @@ func scanCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			s, err := file.NewScanner(cfg.Collectors.File, cfg.host(), cfg.logger())
+			s, err := file.NewScanner(cfg.Collectors.File, cfg.host(), cfg.logger(), file.WithHostRoot(cfg.Collectors.HostRoot))
 			if err != nil {
 				return &exitCode{2, err}
 			}

@@ -207,7 +207,7 @@ func (rt *runtime) collectStage() (stage, error) {
 		return nil, err
 	}
 	s, err := crumbscollectors.NewStage(crumbscollectors.StageConfig{
-		Collectors: c.Collectors.byName(), Spool: c.Collectors.Spool, Redact: c.Collectors.Redact, Health: c.Collectors.Health,
+		Collectors: c.Collectors.byName(), HostRoot: c.Collectors.HostRoot, Spool: c.Collectors.Spool, Redact: c.Collectors.Redact, Health: c.Collectors.Health,
 		Containers: c.Collectors.Containers,
 	}, kcfg, registry.Factories(), crumbscollectors.StageDeps{
 		Host: c.host(), Log: rt.log, Metrics: rt.reg, Serde: rt.serde,

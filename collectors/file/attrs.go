@@ -11,6 +11,8 @@ import (
 	"syscall"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/threatcrumbs/crumbs/collectors/internal/hostinfo"
 )
 
 // errTooLarge says a file is over hash_max_file_bytes and gets no sha256.
@@ -29,8 +31,9 @@ type attrs struct {
 	Regular bool   `json:"regular"`
 }
 
-func lstatAttrs(path string) (attrs, error) {
-	fi, err := os.Lstat(path)
+// lstatAttrs lstats the host path path under root.
+func lstatAttrs(root hostinfo.Root, path string) (attrs, error) {
+	fi, err := root.Lstat(path)
 	if err != nil {
 		return attrs{}, err
 	}
@@ -59,10 +62,10 @@ func (a attrs) sameVersion(b attrs) bool {
 // modeString formats permission and set-id bits in octal, as 0755.
 func modeString(mode uint32) string { return fmt.Sprintf("%04o", mode&0o7777) }
 
-// hashFile returns the hex sha256 of a regular file of at most maxBytes. It does not follow
-// a symbolic link put in the file's place, nor block on a FIFO.
-func hashFile(path string, maxBytes int64) (string, error) {
-	f, err := os.OpenFile(path, os.O_RDONLY|unix.O_NOFOLLOW|unix.O_NONBLOCK, 0)
+// hashFile returns the hex sha256 of a regular file of at most maxBytes, the host path path
+// under root. It does not follow a symbolic link put in the file's place, nor block on a FIFO.
+func hashFile(root hostinfo.Root, path string, maxBytes int64) (string, error) {
+	f, err := root.Open(path, os.O_RDONLY|unix.O_NOFOLLOW|unix.O_NONBLOCK)
 	if err != nil {
 		return "", fmt.Errorf("open %s: %w", path, err)
 	}

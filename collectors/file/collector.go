@@ -68,6 +68,7 @@ type Collector struct {
 	owners     owners
 	cgroups    *hostinfo.CgroupCache
 	scanner    *Scanner
+	root       hostinfo.Root // where the host's files are
 
 	objs       fileObjects
 	ring       *kernel.Ring
@@ -83,14 +84,15 @@ type Collector struct {
 // the ring buffer from then until Run reads them. When the collector cannot run on this
 // host, New returns a *kernel.Unavailable (collectors.Unavailable) that says why; on any
 // error, everything New opened is released.
-func New(cfg Config, host schemas.Host, log *slog.Logger) (*Collector, error) {
+func New(cfg Config, host schemas.Host, log *slog.Logger, opts ...Option) (*Collector, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	scanner, err := NewScanner(cfg, host, log)
+	o := newOptions(opts)
+	scanner, err := NewScanner(cfg, host, log, opts...)
 	if err != nil {
 		return nil, err
 	}
@@ -98,7 +100,8 @@ func New(cfg Config, host schemas.Host, log *slog.Logger) (*Collector, error) {
 		cfg: cfg, host: host, log: log.With("collector", "file"),
 		watch: newGlobSet(cfg.Paths), exclude: newGlobSet(cfg.ExcludePaths),
 		excludeExe: newGlobSet(cfg.ExcludeExecutables), users: newUserSet(cfg.ExcludeUsers),
-		owners: newOwners(), cgroups: hostinfo.NewCgroupCache(hostinfo.CgroupCacheEntries), scanner: scanner,
+		owners: newOwners(o.root), cgroups: hostinfo.NewCgroupCache(o.root, hostinfo.CgroupCacheEntries), scanner: scanner,
+		root: o.root,
 	}
 	tops, filter := c.watch.tops()
 	ring, err := kernel.Open(kernel.Spec{
@@ -486,7 +489,7 @@ func (c *Collector) fillFile(ev *schemas.FileEvent) {
 	if ev.Action == schemas.ActionRename {
 		path = ev.File.NewPath
 	}
-	a, err := lstatAttrs(path)
+	a, err := lstatAttrs(c.root, path)
 	if err != nil {
 		c.statErrors.Add(1)
 		return
@@ -500,7 +503,7 @@ func (c *Collector) fillFile(ev *schemas.FileEvent) {
 	switch ev.Action {
 	case schemas.ActionWrite, schemas.ActionRename:
 		if a.Regular && a.Size <= c.cfg.HashMaxFileBytes {
-			if sum, err := hashFile(path, c.cfg.HashMaxFileBytes); err == nil {
+			if sum, err := hashFile(c.root, path, c.cfg.HashMaxFileBytes); err == nil {
 				f.SHA256 = sum
 			}
 		}

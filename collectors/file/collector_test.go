@@ -17,6 +17,7 @@ import (
 	"github.com/google/go-cmp/cmp"
 
 	"github.com/threatcrumbs/crumbs/collectors/internal/collectortest"
+	"github.com/threatcrumbs/crumbs/collectors/internal/hostinfo"
 	"github.com/threatcrumbs/crumbs/pkg/testenv"
 	"github.com/threatcrumbs/crumbs/schemas"
 )
@@ -152,7 +153,7 @@ func expect(t testing.TB, action, path, newPath string, pid int, ops []string) c
 	if newPath != "" {
 		cur = newPath
 	}
-	a, err := lstatAttrs(cur)
+	a, err := lstatAttrs(hostinfo.Here, cur)
 	if err != nil {
 		t.Fatalf("stat %s: %v", cur, err)
 	}

@@ -9,6 +9,8 @@ import (
 	"path/filepath"
 	"slices"
 	"strconv"
+
+	"github.com/threatcrumbs/crumbs/collectors/internal/hostinfo"
 )
 
 // Artifact is one file of a deploy record's artifact manifest (DESIGN.md, context records).
@@ -39,7 +41,7 @@ func BuildArtifacts(ctx context.Context, dir, prefix string) ([]Artifact, error)
 	if !path.IsAbs(prefix) {
 		return nil, fmt.Errorf("install prefix %q: must be absolute", prefix)
 	}
-	names := newOwners()
+	names := newOwners(hostinfo.Here)
 	var out []Artifact
 	err := filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
 		if err != nil {
@@ -55,11 +57,11 @@ func BuildArtifacts(ctx context.Context, dir, prefix string) ([]Artifact, error)
 		if err != nil {
 			return fmt.Errorf("path of %s under %s: %w", p, dir, err)
 		}
-		a, err := lstatAttrs(p)
+		a, err := lstatAttrs(hostinfo.Here, p)
 		if err != nil {
 			return fmt.Errorf("stat build output: %w", err)
 		}
-		sum, err := hashFile(p, math.MaxInt64)
+		sum, err := hashFile(hostinfo.Here, p, math.MaxInt64)
 		if err != nil {
 			return err
 		}

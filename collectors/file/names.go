@@ -14,8 +14,9 @@ type owners struct {
 	users, groups *hostinfo.IDNames
 }
 
-func newOwners() owners {
-	return owners{users: hostinfo.NewIDNames("/etc/passwd"), groups: hostinfo.NewIDNames("/etc/group")}
+// newOwners names them from the host's /etc/passwd and /etc/group under root.
+func newOwners(root hostinfo.Root) owners {
+	return owners{users: hostinfo.NewIDNames(root.Path("/etc/passwd")), groups: hostinfo.NewIDNames(root.Path("/etc/group"))}
 }
 
 // user returns the name of uid, or "" when /etc/passwd does not list it.

@@ -14,6 +14,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/threatcrumbs/crumbs/collectors/internal/hostinfo"
 	"github.com/threatcrumbs/crumbs/schemas"
 )
 
@@ -53,22 +54,24 @@ type Scanner struct {
 	watch   globSet
 	exclude globSet
 	owners  owners
+	root    hostinfo.Root // where the host's files are
 
 	mu                              sync.Mutex // one scan at a time
 	scans, statted, hashed, errored atomic.Uint64
 }
 
 // NewScanner returns a Scanner of cfg's paths.
-func NewScanner(cfg Config, host schemas.Host, log *slog.Logger) (*Scanner, error) {
+func NewScanner(cfg Config, host schemas.Host, log *slog.Logger, opts ...Option) (*Scanner, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
+	o := newOptions(opts)
 	return &Scanner{
-		cfg: cfg, host: host, log: log.With("collector", "file"),
-		watch: newGlobSet(cfg.Paths), exclude: newGlobSet(cfg.ExcludePaths), owners: newOwners(),
+		cfg: cfg, host: host, log: log.With("collector", "file"), root: o.root,
+		watch: newGlobSet(cfg.Paths), exclude: newGlobSet(cfg.ExcludePaths), owners: newOwners(o.root),
 	}, nil
 }
 
@@ -126,15 +129,17 @@ func (s *Scanner) list(ctx context.Context) ([]string, error) {
 	seen := map[string]bool{}
 	var out []string
 	for _, glob := range s.cfg.Paths {
-		roots, err := filepath.Glob(glob)
+		roots, err := filepath.Glob(s.root.Path(glob))
 		if err != nil {
 			return nil, fmt.Errorf("collectors.file.paths: %q: %w", glob, err)
 		}
 		for _, root := range roots {
-			if real, err := filepath.EvalSymlinks(root); err == nil {
+			root = s.root.Host(root)
+			if real, err := s.root.Resolve(root); err == nil {
 				root = real
 			}
-			err := filepath.WalkDir(root, func(p string, d fs.DirEntry, err error) error {
+			err := filepath.WalkDir(s.root.Path(root), func(p string, d fs.DirEntry, err error) error {
+				p = s.root.Host(p)
 				if ctx.Err() != nil {
 					return ctx.Err()
 				}
@@ -166,7 +171,7 @@ func (s *Scanner) list(ctx context.Context) ([]string, error) {
 
 // entry stats p and reuses the previous sha256 when the stat says the file did not change.
 func (s *Scanner) entry(p string, prev map[string]scanEntry) (scanEntry, bool) {
-	a, err := lstatAttrs(p)
+	a, err := lstatAttrs(s.root, p)
 	if err != nil {
 		if !errors.Is(err, fs.ErrNotExist) {
 			s.errored.Add(1)
@@ -186,7 +191,7 @@ func (s *Scanner) entry(p string, prev map[string]scanEntry) (scanEntry, bool) {
 		return e, true
 	}
 	s.hashed.Add(1)
-	sum, err := hashFile(p, s.cfg.HashMaxFileBytes)
+	sum, err := hashFile(s.root, p, s.cfg.HashMaxFileBytes)
 	if err != nil {
 		s.errored.Add(1)
 		s.log.Debug("scan: cannot hash", "path", p, "err", err)

@@ -8,6 +8,7 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 
+	"github.com/threatcrumbs/crumbs/collectors/internal/hostinfo"
 	"github.com/threatcrumbs/crumbs/pkg/testenv"
 	"github.com/threatcrumbs/crumbs/schemas"
 )
@@ -36,7 +37,7 @@ func summarizeScan(t *testing.T, events []*schemas.FileEvent) []scanSummary {
 func wantScan(t *testing.T, action, path string, changed ...string) scanSummary {
 	t.Helper()
 	s := scanSummary{Action: action, Path: path, Changed: changed}
-	a, err := lstatAttrs(path)
+	a, err := lstatAttrs(hostinfo.Here, path)
 	if err != nil {
 		t.Fatalf("stat %s: %v", path, err)
 	}

@@ -81,20 +81,21 @@ type Collector struct {
 // the ring buffer from then until Run reads them. When the collector cannot run on this
 // host, New returns a *kernel.Unavailable (collectors.Unavailable) that says why; on any
 // error, everything New opened is released.
-func New(cfg Config, host schemas.Host, log *slog.Logger) (*Collector, error) {
+func New(cfg Config, host schemas.Host, log *slog.Logger, opts ...Option) (*Collector, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
+	o := newOptions(opts)
 	c := &Collector{
 		cfg:     cfg,
 		host:    host,
 		log:     log.With("collector", "identity"),
 		proc:    hostinfo.Proc{Root: "/proc"},
-		cgroups: hostinfo.NewCgroupCache(hostinfo.CgroupCacheEntries),
-		users:   hostinfo.NewIDNames("/etc/passwd"),
+		cgroups: hostinfo.NewCgroupCache(o.root, hostinfo.CgroupCacheEntries),
+		users:   hostinfo.NewIDNames(o.root.Path("/etc/passwd")),
 		exclude: make(map[string]bool),
 		repeats: newThreadRepeats(threadRepeatWindow, threadRepeatEntries),
 	}
@@ -103,11 +104,12 @@ func New(cfg Config, host schemas.Host, log *slog.Logger) (*Collector, error) {
 	}
 	libPAM, missing := cfg.LibPAMPath, error(nil)
 	if libPAM == "" {
-		libPAM, missing = FindLibPAM()
+		libPAM, missing = FindLibPAM(string(o.root))
 	}
 	var pam *link.Executable
 	if missing == nil {
-		ex, err := link.OpenExecutable(libPAM)
+		// The uprobes are set on the library's inode: the host's, reached under the root.
+		ex, err := link.OpenExecutable(o.root.Path(libPAM))
 		if err != nil {
 			if cfg.LibPAMPath != "" {
 				return nil, fmt.Errorf("collectors.identity.libpam_path: open %s: %w", libPAM, err)

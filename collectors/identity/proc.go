@@ -2,13 +2,15 @@ package identity
 
 import (
 	"fmt"
-	"os"
 	"os/exec"
 	"path/filepath"
 	"runtime"
 	"strings"
 	"time"
 
+	"golang.org/x/sys/unix"
+
+	"github.com/threatcrumbs/crumbs/collectors/internal/hostinfo"
 	"github.com/threatcrumbs/crumbs/schemas"
 )
 
@@ -32,16 +34,22 @@ func (c *Collector) actor(pid, uid uint32, comm string, cgroupID uint64, now tim
 	return a
 }
 
-// FindLibPAM returns the path of libpam.so.0 from the dynamic linker's cache, falling back
-// to Debian's and Red Hat's library directories.
-func FindLibPAM() (string, error) {
-	if out, err := exec.Command("ldconfig", "-p").Output(); err == nil {
+// FindLibPAM returns the host's path of libpam.so.0 from the dynamic linker's cache,
+// falling back to Debian's and Red Hat's library directories. hostRoot is where the host's
+// root directory is (collectors.host_root; "" on the host): its cache and directories are
+// read there.
+func FindLibPAM(hostRoot string) (string, error) {
+	root := hostinfo.Root(hostRoot)
+	if out, err := exec.Command("ldconfig", "-p", "-C", root.Path("/etc/ld.so.cache")).Output(); err == nil {
 		if p := libFromLdconfig(string(out), "libpam.so.0", ldconfigArch()); p != "" {
 			return p, nil
 		}
 	}
-	for _, p := range []string{"/lib/x86_64-linux-gnu/libpam.so.0", "/usr/lib/x86_64-linux-gnu/libpam.so.0", "/usr/lib64/libpam.so.0", "/lib64/libpam.so.0", "/usr/lib/libpam.so.0"} {
-		if _, err := os.Stat(p); err == nil {
+	for _, p := range []string{"/lib/x86_64-linux-gnu/libpam.so.0", "/usr/lib/x86_64-linux-gnu/libpam.so.0",
+		"/lib/aarch64-linux-gnu/libpam.so.0", "/usr/lib/aarch64-linux-gnu/libpam.so.0",
+		"/usr/lib64/libpam.so.0", "/lib64/libpam.so.0", "/usr/lib/libpam.so.0"} {
+		if f, err := root.Open(p, unix.O_PATH); err == nil {
+			f.Close()
 			return p, nil
 		}
 	}

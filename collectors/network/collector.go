@@ -178,14 +178,14 @@ type listenKey struct {
 // the ring buffer from then until Run reads them. When the collector cannot run on this
 // host, New returns a *kernel.Unavailable (collectors.Unavailable) that says why; on any
 // error, everything New opened is released.
-func New(cfg Config, host schemas.Host, log *slog.Logger) (*Collector, error) {
+func New(cfg Config, host schemas.Host, log *slog.Logger, opts ...Option) (*Collector, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	c := newCollector(cfg, host, log)
+	c := newCollector(cfg, host, log, opts...)
 	dns, summarize := uint8(0), uint8(0)
 	if cfg.DNS {
 		dns = 1
@@ -315,13 +315,14 @@ func (c *Collector) features() []kernel.Feature {
 }
 
 // newCollector returns a collector's user-space side: what turns records into events.
-func newCollector(cfg Config, host schemas.Host, log *slog.Logger) *Collector {
+func newCollector(cfg Config, host schemas.Host, log *slog.Logger, opts ...Option) *Collector {
+	o := newOptions(opts)
 	return &Collector{
 		cfg:     cfg,
 		host:    host,
 		log:     log.With("collector", "network"),
 		procs:   newProcCache("/proc", procCacheEntries, procCacheAge),
-		users:   hostinfo.NewIDNames("/etc/passwd"),
+		users:   hostinfo.NewIDNames(o.root.Path("/etc/passwd")),
 		names:   newHostnames(hostnameEntries, hostnameAge),
 		addrs:   addrTexts{max: addrTextEntries},
 		filter:  newEventFilter(cfg),

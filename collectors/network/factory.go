@@ -11,7 +11,7 @@ import (
 func Factory() collectors.Factory {
 	return collectors.NewFactory(schemas.KindNetwork, DefaultConfig, func(c Config) bool { return c.Enabled },
 		func(cfg Config, deps collectors.Deps) (collectors.Collector, error) {
-			c, err := New(cfg, deps.Host, deps.Log)
+			c, err := New(cfg, deps.Host, deps.Log, WithHostRoot(deps.HostRoot))
 			if err != nil {
 				return nil, err
 			}

@@ -97,24 +97,25 @@ type Collector struct {
 // the ring buffer from then until Run reads them. When the collector cannot run on this
 // host, New returns a *kernel.Unavailable (collectors.Unavailable) that says why; on any
 // error, everything New opened is released.
-func New(cfg Config, host schemas.Host, log *slog.Logger) (*Collector, error) {
+func New(cfg Config, host schemas.Host, log *slog.Logger, opts ...Option) (*Collector, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
+	o := newOptions(opts)
 	c := &Collector{
 		cfg:     cfg,
 		host:    host,
 		log:     log.With("collector", "process"),
 		proc:    hostinfo.Proc{Root: "/proc"},
-		cgroups: hostinfo.NewCgroupCache(hostinfo.CgroupCacheEntries),
+		cgroups: hostinfo.NewCgroupCache(o.root, hostinfo.CgroupCacheEntries),
 		filter:  newEventFilter(cfg),
-		users:   hostinfo.NewIDNames("/etc/passwd"),
-		groups:  hostinfo.NewIDNames("/etc/group"),
+		users:   hostinfo.NewIDNames(o.root.Path("/etc/passwd")),
+		groups:  hostinfo.NewIDNames(o.root.Path("/etc/group")),
 	}
-	c.hasher = &fileHasher{cache: newHashCache(cfg.HashCacheEntries), maxBytes: cfg.HashMaxFileBytes, counters: &c.hashCounters}
+	c.hasher = &fileHasher{cache: newHashCache(cfg.HashCacheEntries), maxBytes: cfg.HashMaxFileBytes, counters: &c.hashCounters, root: o.root}
 	ring, err := kernel.Open(kernel.Spec{
 		Collector:  "process",
 		Load:       loadProcess,

@@ -14,6 +14,8 @@ import (
 	"syscall"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/threatcrumbs/crumbs/collectors/internal/hostinfo"
 )
 
 // errTooLarge says a file is over HashMaxFileBytes and gets no sha256.
@@ -119,6 +121,7 @@ type fileHasher struct {
 	// jobSeen, when set, is called with each job's path (tests: the host's other execs make
 	// jobs of their own, so the job counter alone cannot tell one executable's).
 	jobSeen atomic.Pointer[func(path string)]
+	root    hostinfo.Root // where the host's files are, for executables opened by path
 }
 
 // cached returns the sum cached for key, if there is one (the zero key has none).
@@ -191,7 +194,7 @@ func (h *fileHasher) open(j *hashJob) (*os.File, error) {
 			return f, nil
 		}
 	}
-	f, err := os.Open(j.path)
+	f, err := h.root.Open(j.path, os.O_RDONLY)
 	if err != nil {
 		return nil, fmt.Errorf("open executable: %w", err)
 	}

@@ -25,6 +25,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/threatcrumbs/crumbs/collectors"
+	"github.com/threatcrumbs/crumbs/collectors/internal/hostinfo"
 	"github.com/threatcrumbs/crumbs/collectors/internal/kernel"
 	"github.com/threatcrumbs/crumbs/schemas"
 )
@@ -40,6 +41,10 @@ const (
 
 // Option changes how New builds the collector.
 type Option func(*Collector)
+
+// WithHostRoot says where the host's root directory is (collectors.host_root): the cgroup
+// mount is found under it. "" or "/": crumbs runs on the host.
+func WithHostRoot(root string) Option { return func(c *Collector) { c.hostRoot = hostinfo.Root(root) } }
 
 // WithNetTotals takes connections and network bytes per service from n. Without it (or
 // with a nil n), connections are counted from /proc/net/tcp{,6} and the sockets the
@@ -64,6 +69,7 @@ type Collector struct {
 	log      *slog.Logger
 	net      collectors.NetTotals
 	root     string // cgroup v2 mount; empty when there is none
+	hostRoot hostinfo.Root
 	proc     string
 	pageSize int64
 	report   collectors.Report
@@ -97,7 +103,7 @@ func New(cfg Config, host schemas.Host, log *slog.Logger, opts ...Option) (*Coll
 	for _, o := range opts {
 		o(c)
 	}
-	root, err := cgroupRoot(cfg.CgroupRoot)
+	root, err := cgroupRoot(c.hostRoot, cfg.CgroupRoot)
 	if err != nil && cfg.CgroupRoot != "" {
 		return nil, err
 	}
@@ -149,16 +155,17 @@ func (c *Collector) Close() {}
 // CgroupRoot returns the cgroup v2 mount the collector walks, or "" when there is none.
 func (c *Collector) CgroupRoot() string { return c.root }
 
-// cgroupRoot returns configured when it is a cgroup v2 mount, or finds one.
-func cgroupRoot(configured string) (string, error) {
+// cgroupRoot returns configured when it is a cgroup v2 mount, or finds one, under the
+// host's root directory.
+func cgroupRoot(host hostinfo.Root, configured string) (string, error) {
 	candidates := []string{"/sys/fs/cgroup", "/sys/fs/cgroup/unified"}
 	if configured != "" {
 		candidates = []string{configured}
 	}
 	for _, p := range candidates {
 		var st unix.Statfs_t
-		if err := unix.Statfs(p, &st); err == nil && st.Type == unix.CGROUP2_SUPER_MAGIC {
-			return p, nil
+		if err := unix.Statfs(host.Path(p), &st); err == nil && st.Type == unix.CGROUP2_SUPER_MAGIC {
+			return host.Path(p), nil
 		}
 	}
 	if configured != "" {

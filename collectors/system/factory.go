@@ -13,7 +13,7 @@ import (
 func Factory() collectors.Factory {
 	return collectors.NewFactory(schemas.KindSystem, DefaultConfig, func(c Config) bool { return c.Enabled },
 		func(cfg Config, deps collectors.Deps) (collectors.Collector, error) {
-			var opts []Option
+			opts := []Option{WithHostRoot(deps.HostRoot)}
 			for _, b := range deps.Built {
 				if n, ok := b.(collectors.NetTotals); ok {
 					opts = append(opts, WithNetTotals(n))

@@ -26,9 +26,10 @@ type CgroupCache struct {
 // CgroupCacheEntries is the collectors' bound on the cgroups they remember.
 const CgroupCacheEntries = 4096
 
-// NewCgroupCache returns a cache of at most max cgroups for the host's /proc and cgroup2 mount.
-func NewCgroupCache(max int) *CgroupCache {
-	return &CgroupCache{Proc: Proc{Root: "/proc"}, CgroupRoot: "/sys/fs/cgroup", Max: max}
+// NewCgroupCache returns a cache of at most max cgroups for the host's /proc and the cgroup2
+// mount under root.
+func NewCgroupCache(root Root, max int) *CgroupCache {
+	return &CgroupCache{Proc: Proc{Root: "/proc"}, CgroupRoot: root.Path("/sys/fs/cgroup"), Max: max}
 }
 
 // Lookup returns the cgroup with the kernel's id, read from /proc/<pid>/cgroup the first time.
