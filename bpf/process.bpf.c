@@ -65,6 +65,16 @@ const struct fork_event *unused_fork_event __attribute__((unused));
 const struct exit_event *unused_exit_event __attribute__((unused));
 const enum event_kind *unused_event_kind __attribute__((unused));
 const enum exec_flag *unused_exec_flag __attribute__((unused));
+const enum fd_kind *unused_fd_kind __attribute__((unused));
+
+#define S_IFMT 0170000
+#define S_IFSOCK 0140000
+#define S_IFREG 0100000
+#define S_IFCHR 0020000
+#define S_IFIFO 0010000
+#define AF_UNIX 1
+#define AF_INET 2
+#define AF_INET6 10
 
 static __always_inline void count_drop(void)
 {
@@ -80,6 +90,72 @@ static __always_inline __u32 read_loginuid(struct task_struct *task)
 	if (!bpf_core_field_exists(task->loginuid))
 		return LOGINUID_UNSET;
 	return BPF_CORE_READ(task, loginuid.val);
+}
+
+/* start_of is when task's process started (its fork), CLOCK_BOOTTIME: the thread-group
+ * leader's start, which an exec from another thread inherits. With the pid it names one
+ * process, where a pid alone may be reused. */
+static __always_inline __u64 start_of(struct task_struct *task)
+{
+	return BPF_CORE_READ(task, group_leader, start_boottime);
+}
+
+/* session_of is task's session id: the pid (as the initial namespace numbers it) of its
+ * session leader. */
+static __always_inline __u32 session_of(struct task_struct *task)
+{
+	return BPF_CORE_READ(task, signal, pids[PIDTYPE_SID], numbers[0].nr);
+}
+
+/* read_euid_egid reads task's effective user and group ids. */
+static __always_inline void read_euid_egid(struct task_struct *task, __u32 *euid, __u32 *egid)
+{
+	const struct cred *cred = BPF_CORE_READ(task, cred);
+
+	*euid = BPF_CORE_READ(cred, euid.val);
+	*egid = BPF_CORE_READ(cred, egid.val);
+}
+
+/* fd_kind says what task's descriptor fd is (enum fd_kind). */
+static __always_inline __u8 fd_kind(struct task_struct *task, __u32 fd)
+{
+	struct fdtable *fdt = BPF_CORE_READ(task, files, fdt);
+	struct file **fds;
+	struct file *f = NULL;
+	struct inode *inode;
+	struct socket *sock;
+	__u32 major;
+	__u16 family;
+
+	if (!fdt || fd >= BPF_CORE_READ(fdt, max_fds))
+		return FD_KIND_NONE;
+	fds = BPF_CORE_READ(fdt, fd);
+	bpf_probe_read_kernel(&f, sizeof(f), &fds[fd]);
+	if (!f)
+		return FD_KIND_NONE;
+	inode = BPF_CORE_READ(f, f_inode);
+	switch (BPF_CORE_READ(inode, i_mode) & S_IFMT) {
+	case S_IFREG:
+		return FD_KIND_FILE;
+	case S_IFIFO:
+		return FD_KIND_PIPE;
+	case S_IFCHR:
+		/* The kernel's dev_t: major in the bits above 20. Terminals: 4 (virtual
+		 * consoles, serial), 5 (tty, console, ptmx), 136-143 (pseudo-terminals). */
+		major = BPF_CORE_READ(inode, i_rdev) >> 20;
+		if (major == 4 || major == 5 || (major >= 136 && major <= 143))
+			return FD_KIND_TTY;
+		return FD_KIND_CHAR;
+	case S_IFSOCK:
+		sock = BPF_CORE_READ(f, private_data);
+		family = BPF_CORE_READ(sock, sk, __sk_common.skc_family);
+		if (family == AF_INET || family == AF_INET6)
+			return FD_KIND_SOCKET_INET;
+		if (family == AF_UNIX)
+			return FD_KIND_SOCKET_UNIX;
+		return FD_KIND_SOCKET;
+	}
+	return FD_KIND_OTHER;
 }
 
 static __always_inline void read_tty(struct task_struct *task, char *dst)
@@ -174,6 +250,25 @@ static __always_inline void read_exe_id(struct exec_event *e, struct file *exe)
 	e->exe_ctime_ns = sec * 1000000000ULL + (nsec & ((1U << 30) - 1));
 }
 
+/* leaf_name writes dentry's own name at data[off] and returns the bytes written: all that
+ * names a file whose dentry has no parent (a memfd's "memfd:<name>"). */
+static __always_inline __u32 leaf_name(struct dentry *dentry, __u32 off)
+{
+	struct exec_scratch *s;
+	__u32 zero = 0;
+	__u64 o = off;
+	long n;
+
+	s = bpf_map_lookup_elem(&exec_scratch, &zero);
+	if (!s)
+		return 0;
+	asm volatile("%0 &= " __stringify(WALK_MASK) : "+r"(o));
+	if (o > WALK_AREA_BYTES - WALK_NAME_BYTES)
+		return 0;
+	n = bpf_probe_read_kernel_str(&s->data[o], WALK_NAME_BYTES, BPF_CORE_READ(dentry, d_name.name));
+	return n > 0 ? n : 0;
+}
+
 /* walk_cwd_and_exe writes the working directory, then the executable, at data[0] and
  * returns the bytes written. */
 static __always_inline __u32 walk_cwd_and_exe(struct exec_event *e, struct task_struct *task)
@@ -189,8 +284,12 @@ static __always_inline __u32 walk_cwd_and_exe(struct exec_event *e, struct task_
 	complete = false;
 	if (exe) {
 		read_exe_id(e, exe);
+		if (BPF_CORE_READ(exe, f_inode, __i_nlink) == 0)
+			e->flags |= EXEC_FLAG_EXE_UNLINKED;
 		exe_len = walk_path(task, BPF_CORE_READ(exe, f_path.dentry), BPF_CORE_READ(exe, f_path.mnt), cwd_len,
 				    &complete);
+		if (!complete && exe_len == 0)
+			exe_len = leaf_name(BPF_CORE_READ(exe, f_path.dentry), cwd_len);
 	} else {
 		e->exe_dev = 0;
 		e->exe_ino = 0;
@@ -269,6 +368,13 @@ int handle_exec(struct trace_event_raw_sched_process_exec *ctx)
 	e->gid = ugid >> 32;
 	e->loginuid = read_loginuid(task);
 	e->args_size = 0;
+	e->start_ns = start_of(task);
+	e->parent_start_ns = start_of(BPF_CORE_READ(task, real_parent));
+	read_euid_egid(task, &e->euid, &e->egid);
+	e->sid = session_of(task);
+	e->stdin_kind = fd_kind(task, 0);
+	e->stdout_kind = fd_kind(task, 1);
+	e->_pad = 0;
 	bpf_get_current_comm(e->comm, sizeof(e->comm));
 	read_tty(task, e->tty);
 
@@ -327,6 +433,11 @@ int handle_exec(struct trace_event_raw_sched_process_exec *ctx)
 		e->uid = (__u32)ugid;                                                              \
 		e->gid = ugid >> 32;                                                               \
 		e->loginuid = read_loginuid(child);                                                \
+		e->child_start_ns = GET(child, start_boottime);                                    \
+		e->parent_start_ns = start_of(BPF_CORE_READ(child, real_parent));                   \
+		read_euid_egid((struct task_struct *)bpf_get_current_task(), &e->euid, &e->egid);   \
+		e->sid = session_of((struct task_struct *)bpf_get_current_task());                 \
+		e->_pad = 0;                                                                       \
 		bpf_ringbuf_submit(e, wakeup_flags(&events, sizeof(*e)));                          \
 		return 0;                                                                          \
 	} while (0)
@@ -385,6 +496,10 @@ int handle_exit(struct trace_event_raw_sched_process_exit *ctx)
 	e->gid = ugid >> 32;
 	e->loginuid = read_loginuid(task);
 	e->_pad = 0;
+	e->start_ns = start_of(task);
+	read_euid_egid(task, &e->euid, &e->egid);
+	e->sid = session_of(task);
+	e->_pad2 = 0;
 	bpf_ringbuf_submit(e, wakeup_flags(&events, sizeof(*e)));
 	return 0;
 }

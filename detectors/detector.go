@@ -78,6 +78,11 @@ type Config struct {
 	// rules out of them (a deprecated rule has a replacement; an unsupported one cannot be
 	// expressed for usual backends).
 	SigmaStatus []string `mapstructure:"sigma_status"`
+	// SigmaOnChange is what a change window in force on an event's host or service does to
+	// the alerts of Sigma rules, which cannot say it themselves: ignore (alert as if there
+	// were none), suppress, or explain (alert one severity lower, naming the change). Default
+	// explain: planned work still shows, below the alerts of unplanned work.
+	SigmaOnChange string `mapstructure:"sigma_on_change"`
 	// ReloadInterval is how often RulesDir is checked for changes (SIGHUP reloads at once).
 	// Default 5s.
 	ReloadInterval time.Duration `mapstructure:"reload_interval"`
@@ -113,7 +118,7 @@ func DefaultConfig() Config {
 	return Config{Group: "crumbs-detect", Sources: schemas.Kinds.Names(), MaxEvidence: 20, MaxPollRecords: 5000,
 		AllowedLateness: 30 * time.Second, IdleTimeout: 10 * time.Second, MaxStateKeys: 1000000, ReloadInterval: 5 * time.Second,
 		SigmaRefused: sigma.RefusedFail, MaxConditionCost: engine.DefaultMaxConditionCost,
-		SigmaMinLevel: sigma.DefaultMinLevel, SigmaStatus: slices.Clone(sigma.DefaultStatuses),
+		SigmaMinLevel: sigma.DefaultMinLevel, SigmaStatus: slices.Clone(sigma.DefaultStatuses), SigmaOnChange: engine.OnChangeExplain,
 		Throttle: time.Minute, Incidents: IncidentsConfig{Span: 10 * time.Minute, MaxProcesses: 65536}}
 }
 
@@ -151,6 +156,9 @@ func (c Config) Validate() error {
 		if !slices.Contains(sigma.Statuses, st) {
 			errs = append(errs, fmt.Errorf("detector.sigma_status.%d: %q: must be one of %v", i, st, sigma.Statuses))
 		}
+	}
+	if !slices.Contains([]string{engine.OnChangeIgnore, engine.OnChangeSuppress, engine.OnChangeExplain}, c.SigmaOnChange) {
+		errs = append(errs, fmt.Errorf("detector.sigma_on_change: %q: must be ignore, suppress or explain", c.SigmaOnChange))
 	}
 	if c.Throttle < 0 {
 		errs = append(errs, fmt.Errorf("detector.throttle: %s: must not be negative (0 turns it off)", c.Throttle))
@@ -208,6 +216,11 @@ func (c Config) loadRules(log *slog.Logger) ([]*engine.Rule, int, error) {
 		log.Warn("sigma rule file refused and skipped (detector.sigma_refused: skip)", "file", r.File, "reason", r.Reason())
 	}}
 	rs, err := engine.LoadDirs(dirs, f)
+	for _, r := range rs {
+		if r.Format == engine.FormatSigma && c.SigmaOnChange != "" {
+			r.OnChange = c.SigmaOnChange
+		}
+	}
 	if skipped > 0 && err == nil {
 		log.Warn("sigma rule files skipped", "refused", skipped, "loaded", len(f.Results)-skipped)
 	}

@@ -23,6 +23,7 @@ func TestSigmaConfigValidate(t *testing.T) {
 		{"defaults", func(*Config) {}, ""},
 		{"skip", func(c *Config) { c.SigmaRefused = "skip" }, ""},
 		{"bad policy", func(c *Config) { c.SigmaRefused = "ignore" }, `detector.sigma_refused: "ignore": must be fail or skip`},
+		{"bad sigma_on_change", func(c *Config) { c.SigmaOnChange = "downgrade" }, `detector.sigma_on_change: "downgrade": must be ignore, suppress or explain`},
 		{"missing folder", func(c *Config) { c.SigmaDirs = []string{"/nonexistent/sigma"} }, `detector.sigma_dirs.0: "/nonexistent/sigma": not a readable folder`},
 	}
 	for _, tt := range tests {
@@ -76,5 +77,36 @@ func TestSigmaDirsLoadBesideThePack(t *testing.T) {
 	}
 	if !strings.Contains(logs.String(), "reg.yml") || !strings.Contains(logs.String(), "reason=") {
 		t.Errorf("the skipped file is not logged with its reason:\n%s", logs.String())
+	}
+}
+
+// TestSigmaOnChange: Sigma rules take detector.sigma_on_change (default explain); native
+// rules keep their own on_change.
+func TestSigmaOnChange(t *testing.T) {
+	dir := t.TempDir()
+	body := "title: Shell\nid: s1\nlogsource:\n  category: process_creation\ndetection:\n  s:\n    Image|endswith: /sh\n  condition: s\n"
+	if err := os.WriteFile(filepath.Join(dir, "shell.yml"), []byte(body), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	for _, set := range []string{"", engine.OnChangeSuppress, engine.OnChangeIgnore} {
+		cfg := DefaultConfig()
+		cfg.SigmaDirs = []string{dir}
+		want := engine.OnChangeExplain
+		if set != "" {
+			cfg.SigmaOnChange, want = set, set
+		}
+		rs, err := cfg.LoadRules()
+		if err != nil {
+			t.Fatal(err)
+		}
+		got := map[string]string{}
+		for _, r := range rs {
+			if r.ID == "s1" || r.ID == "crumbs-cron-changed" || r.ID == "crumbs-reverse-shell" {
+				got[r.ID] = r.OnChange
+			}
+		}
+		if d := cmp.Diff(map[string]string{"s1": want, "crumbs-cron-changed": engine.OnChangeSuppress, "crumbs-reverse-shell": engine.OnChangeIgnore}, got); d != "" {
+			t.Errorf("sigma_on_change %q (-want +got):\n%s", set, d)
+		}
 	}
 }

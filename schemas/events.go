@@ -111,9 +111,10 @@ type File struct {
 
 // Parent is what a process event says of the process's parent.
 type Parent struct {
-	PID     int32  `avro:"pid"`
-	File    File   `avro:"file"`
-	CmdLine string `avro:"cmd_line"`
+	PID       int32  `avro:"pid"`
+	File      File   `avro:"file"`
+	CmdLine   string `avro:"cmd_line"`
+	StartTime int64  `avro:"start_time"` // ns since the epoch; 0 when unknown
 }
 
 // Process is the body of a process event.
@@ -137,7 +138,33 @@ type Process struct {
 	Container     *Container `avro:"container"` // nil: no container, or its runtime not asked yet
 	ExitCode      int32      `avro:"exit_code"`
 	Parent        Parent     `avro:"parent"`
+	// StartTime is when the process started (its fork), ns since the epoch: with PID it
+	// names one process; 0 when unknown.
+	StartTime int64 `avro:"start_time"`
+	// EUID and EGID are the effective ids (after the exec: a setuid or setgid executable's
+	// owner or group); -1 when unknown.
+	EUID int64 `avro:"euid"`
+	EGID int64 `avro:"egid"`
+	// SessionID is the pid of the session leader; 0 when unknown.
+	SessionID int32 `avro:"session_id"`
+	// StdinType and StdoutType say what fd 0 and fd 1 were at exec (FD* constants); empty
+	// when not known.
+	StdinType  string `avro:"stdin_type"`
+	StdoutType string `avro:"stdout_type"`
 }
+
+// What a standard descriptor of a process is at exec (Process.StdinType, StdoutType).
+const (
+	FDTTY        = "tty"
+	FDPipe       = "pipe"
+	FDFile       = "file"
+	FDChar       = "char" // another character device, such as /dev/null
+	FDSocketInet = "socket_inet"
+	FDSocketUnix = "socket_unix"
+	FDSocket     = "socket" // a socket of another family
+	FDOther      = "other"
+	FDNone       = "none" // closed
+)
 
 // Enrichment is what the enricher adds to an event (Avro record crumbs.Enrichment).
 type Enrichment struct {
@@ -302,6 +329,7 @@ type TargetFile struct {
 	GID     int64    `avro:"gid"`
 	Mode    string   `avro:"mode"` // octal, e.g. 0755
 	Changed []string `avro:"changed"`
+	Mtime   int64    `avro:"mtime"` // ns since the epoch; 0 when not statted
 }
 
 // File actions.
@@ -312,6 +340,9 @@ const (
 	ActionDelete      = "delete"
 	ActionChmod       = "chmod"
 	ActionChown       = "chown"
+	ActionRead        = "read"   // a sensitive file opened for reading
+	ActionSetCap      = "setcap" // file capabilities set (security.capability)
+	ActionUtimes      = "utimes" // times set to given values (touch -d, -r)
 	ActionScanAdded   = "scan_added"
 	ActionScanRemoved = "scan_removed"
 	ActionScanChanged = "scan_changed"

@@ -365,6 +365,13 @@ var processKind = &Kind{
 		{Name: "parent_exe_name", Path: "process.parent.file.name"},
 		{Name: "parent_exe_sha256", Path: "process.parent.file.sha256"},
 		{Name: "parent_cmd_line", Path: "process.parent.cmd_line"},
+		{Name: "start_time", Path: "process.start_time"},
+		{Name: "parent_start_time", Path: "process.parent.start_time"},
+		{Name: "euid", Path: "process.euid"},
+		{Name: "egid", Path: "process.egid"},
+		{Name: "session_id", Path: "process.session_id"},
+		{Name: "stdin_type", Path: "process.stdin_type"},
+		{Name: "stdout_type", Path: "process.stdout_type"},
 	}, enrichmentColumns()),
 	// The executable of an exec, run as its user.
 	Join: JoinFields{User: []string{"process.user.name"}, Path: "process.file.path", SHA256: "process.file.sha256",
@@ -408,6 +415,7 @@ var fileKind = &Kind{
 		{Name: "file_gid", Path: "file.gid"},
 		{Name: "file_mode", Path: "file.mode"},
 		{Name: "changed", Path: "file.changed"},
+		{Name: "file_mtime", Path: "file.mtime"},
 	}, enrichmentColumns()),
 	// The file changed or scanned, as the process's user changed it.
 	Join: JoinFields{User: []string{"process.user.name"}, Path: "file.path", NewPath: "file.new_path", SHA256: "file.sha256",

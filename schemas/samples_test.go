@@ -71,10 +71,17 @@ func sampleProcessEvent(enriched bool) *schemas.ProcessEvent {
 					Labels: []string{"app=shop", "tier=web"}, WorkloadKind: "Deployment", WorkloadName: "shop"}},
 			ExitCode: -1,
 			Parent: schemas.Parent{
-				PID:     7,
-				File:    schemas.File{Path: "/bin/bash", Name: "bash", SHA256: "cd34"},
-				CmdLine: "-bash",
+				PID:       7,
+				File:      schemas.File{Path: "/bin/bash", Name: "bash", SHA256: "cd34"},
+				CmdLine:   "-bash",
+				StartTime: 1_699_999_000_000_000_007,
 			},
+			StartTime:  1_699_999_999_000_004_242,
+			EUID:       1003,
+			EGID:       1004,
+			SessionID:  6,
+			StdinType:  schemas.FDSocketInet,
+			StdoutType: schemas.FDPipe,
 		},
 	}
 	if enriched {
@@ -110,7 +117,7 @@ func sampleFileEvent(enriched bool) *schemas.FileEvent {
 		File: schemas.TargetFile{
 			Path: "/opt/shop/bin/shop", Name: "shop", NewPath: "/opt/shop/bin/shop.new", SHA256: "e3b0c442",
 			Size: 1 << 20, Owner: "shop", Group: "shopgrp", UID: 998, GID: 997, Mode: "0755",
-			Changed: []string{"sha256", "mode"},
+			Changed: []string{"sha256", "mode"}, Mtime: 1_699_990_000_000_000_115,
 		},
 	}
 	if enriched {

@@ -9,7 +9,7 @@ import (
 
 // FileEventCodec is the generated codec of crumbs.FileEvent (avro/file.avsc).
 var FileEventCodec = &Codec{
-	Schema: "crumbs.FileEvent", Fingerprint: 0xd3d822b8cc59b694, File: "avro/file.avsc",
+	Schema: "crumbs.FileEvent", Fingerprint: 0xb755bde4c001ad70, File: "avro/file.avsc",
 	Fields:     fileEventFields,
 	New:        func() Record { return new(FileEvent) },
 	NewColumns: func() ColumnBuffer { return new(FileEventColumns) },
@@ -17,7 +17,7 @@ var FileEventCodec = &Codec{
 }
 
 // AvroSchema returns "crumbs.FileEvent" and the fingerprint of avro/file.avsc.
-func (*FileEvent) AvroSchema() (string, uint64) { return "crumbs.FileEvent", 0xd3d822b8cc59b694 }
+func (*FileEvent) AvroSchema() (string, uint64) { return "crumbs.FileEvent", 0xb755bde4c001ad70 }
 
 // AvroSize returns the length of the value's Avro binary encoding.
 func (v *FileEvent) AvroSize() int {
@@ -65,6 +65,7 @@ func (v *FileEvent) AvroSize() int {
 	n += sizeLong(v.File.GID)
 	n += sizeString(v.File.Mode)
 	n += sizeStrings(v.File.Changed)
+	n += sizeLong(v.File.Mtime)
 	n++
 	if p3 := v.Enrichment; p3 != nil {
 		n += sizeString(p3.Service)
@@ -161,6 +162,7 @@ func (v *FileEvent) AppendAvro(b []byte) []byte {
 	b = appendLong(b, v.File.GID)
 	b = appendString(b, v.File.Mode)
 	b = appendStrings(b, v.File.Changed)
+	b = appendLong(b, v.File.Mtime)
 	if p12 := v.Enrichment; p12 == nil {
 		b = append(b, 0)
 	} else {
@@ -331,6 +333,7 @@ func (v *FileEvent) unmarshalAvro(b []byte, scr *fileEventScratch) error {
 	} else {
 		v.File.Changed = nil
 	}
+	v.File.Mtime = d.long()
 	if d.union() == 1 {
 		if scr == nil {
 			scr = new(fileEventScratch)
@@ -503,6 +506,7 @@ func (v *FileEvent) Native() map[string]any {
 			"gid":      v.File.GID,
 			"mode":     v.File.Mode,
 			"changed":  nativeStrings(v.File.Changed),
+			"mtime":    v.File.Mtime,
 		},
 		"enrichment": func() any {
 			if p38 := v.Enrichment; p38 != nil {
@@ -623,6 +627,7 @@ func (v *FileEvent) FromNative(native any) error {
 	v.File.GID = r.long(m53["gid"], "file.gid", 0)
 	v.File.Mode = r.str(m53["mode"], "file.mode", "")
 	v.File.Changed = r.strings(m53["changed"], "file.changed")
+	v.File.Mtime = r.long(m53["mtime"], "file.mtime", 0)
 	if m54 := r.union(m["enrichment"], "enrichment"); m54 != nil {
 		p55 := new(Enrichment)
 		v.Enrichment = p55
@@ -903,6 +908,10 @@ func (v *FileEvent) Field(path string) (any, bool) {
 	case "file.changed":
 		var out []string
 		out = v.File.Changed
+		return out, true
+	case "file.mtime":
+		var out int64
+		out = v.File.Mtime
 		return out, true
 	case "enrichment":
 		var out bool
@@ -1209,6 +1218,7 @@ var fileEventFields = []FieldInfo{
 	{Path: "file.gid", Type: "long", Arrays: 0, Optional: false, Presence: false},
 	{Path: "file.mode", Type: "string", Arrays: 0, Optional: false, Presence: false},
 	{Path: "file.changed", Type: "string", Arrays: 1, Optional: false, Presence: false},
+	{Path: "file.mtime", Type: "long", Arrays: 0, Optional: false, Presence: false},
 	{Path: "enrichment", Type: "boolean", Arrays: 0, Optional: false, Presence: true},
 	{Path: "enrichment.service", Type: "string", Arrays: 0, Optional: true, Presence: false},
 	{Path: "enrichment.environment", Type: "string", Arrays: 0, Optional: true, Presence: false},
@@ -1276,6 +1286,7 @@ type FileEventColumns struct {
 	FileGID                               []int64       // file.gid
 	FileMode                              []string      // file.mode
 	FileChanged                           [][]string    // file.changed
+	FileMtime                             []int64       // file.mtime
 	HasEnrichment                         []bool        // enrichment
 	EnrichmentService                     []string      // enrichment.service
 	EnrichmentEnvironment                 []string      // enrichment.environment
@@ -1401,6 +1412,8 @@ func (c *FileEventColumns) Reset() {
 	c.fileChangedL0 = c.fileChangedL0[:0]
 	clear(c.FileChanged[:cap(c.FileChanged)])
 	c.FileChanged = c.FileChanged[:0]
+	clear(c.FileMtime[:cap(c.FileMtime)])
+	c.FileMtime = c.FileMtime[:0]
 	clear(c.HasEnrichment[:cap(c.HasEnrichment)])
 	c.HasEnrichment = c.HasEnrichment[:0]
 	clear(c.EnrichmentService[:cap(c.EnrichmentService)])
@@ -1513,6 +1526,7 @@ func (c *FileEventColumns) Columns() []Column {
 		{Path: "file.gid", Values: c.FileGID},
 		{Path: "file.mode", Values: c.FileMode},
 		{Path: "file.changed", Values: c.FileChanged},
+		{Path: "file.mtime", Values: c.FileMtime},
 		{Path: "enrichment", Values: c.HasEnrichment},
 		{Path: "enrichment.service", Values: c.EnrichmentService},
 		{Path: "enrichment.environment", Values: c.EnrichmentEnvironment},
@@ -1542,7 +1556,7 @@ func (c *FileEventColumns) Columns() []Column {
 // Append decodes one Avro binary body of avro/file.avsc into one more row; the strings view body.
 // On an error nothing is appended.
 func (c *FileEventColumns) Append(body []byte) error {
-	var mark [75]int
+	var mark [76]int
 	mark[0] = len(c.EventID)
 	mark[1] = len(c.Time)
 	mark[2] = len(c.HostID)
@@ -1584,40 +1598,41 @@ func (c *FileEventColumns) Append(body []byte) error {
 	mark[38] = len(c.FileMode)
 	mark[39] = len(c.fileChangedL0)
 	mark[40] = len(c.FileChanged)
-	mark[41] = len(c.HasEnrichment)
-	mark[42] = len(c.EnrichmentService)
-	mark[43] = len(c.EnrichmentEnvironment)
-	mark[44] = len(c.EnrichmentRole)
-	mark[45] = len(c.enrichmentChangesIDL0)
-	mark[46] = len(c.EnrichmentChangesID)
-	mark[47] = len(c.enrichmentChangesTypeL0)
-	mark[48] = len(c.EnrichmentChangesType)
-	mark[49] = len(c.enrichmentChangesTitleL0)
-	mark[50] = len(c.EnrichmentChangesTitle)
-	mark[51] = len(c.enrichmentChangesExpectedServiceL0)
-	mark[52] = len(c.enrichmentChangesExpectedServiceL1)
-	mark[53] = len(c.EnrichmentChangesExpectedService)
-	mark[54] = len(c.enrichmentChangesExpectedMetricL0)
-	mark[55] = len(c.enrichmentChangesExpectedMetricL1)
-	mark[56] = len(c.EnrichmentChangesExpectedMetric)
-	mark[57] = len(c.enrichmentChangesExpectedUpToFactorL0)
-	mark[58] = len(c.enrichmentChangesExpectedUpToFactorL1)
-	mark[59] = len(c.EnrichmentChangesExpectedUpToFactor)
-	mark[60] = len(c.HasEnrichmentDeploy)
-	mark[61] = len(c.EnrichmentDeployID)
-	mark[62] = len(c.EnrichmentDeployService)
-	mark[63] = len(c.EnrichmentDeployVersion)
-	mark[64] = len(c.EnrichmentDeployDeployedAt)
-	mark[65] = len(c.EnrichmentVerdict)
-	mark[66] = len(c.EnrichmentVerdictReason)
-	mark[67] = len(c.HasEnrichmentAccount)
-	mark[68] = len(c.EnrichmentAccountName)
-	mark[69] = len(c.EnrichmentAccountType)
-	mark[70] = len(c.EnrichmentAccountInteractive)
-	mark[71] = len(c.enrichmentAccountAllowedSourcesL0)
-	mark[72] = len(c.EnrichmentAccountAllowedSources)
-	mark[73] = len(c.enrichmentAccountAllowedUsersL0)
-	mark[74] = len(c.EnrichmentAccountAllowedUsers)
+	mark[41] = len(c.FileMtime)
+	mark[42] = len(c.HasEnrichment)
+	mark[43] = len(c.EnrichmentService)
+	mark[44] = len(c.EnrichmentEnvironment)
+	mark[45] = len(c.EnrichmentRole)
+	mark[46] = len(c.enrichmentChangesIDL0)
+	mark[47] = len(c.EnrichmentChangesID)
+	mark[48] = len(c.enrichmentChangesTypeL0)
+	mark[49] = len(c.EnrichmentChangesType)
+	mark[50] = len(c.enrichmentChangesTitleL0)
+	mark[51] = len(c.EnrichmentChangesTitle)
+	mark[52] = len(c.enrichmentChangesExpectedServiceL0)
+	mark[53] = len(c.enrichmentChangesExpectedServiceL1)
+	mark[54] = len(c.EnrichmentChangesExpectedService)
+	mark[55] = len(c.enrichmentChangesExpectedMetricL0)
+	mark[56] = len(c.enrichmentChangesExpectedMetricL1)
+	mark[57] = len(c.EnrichmentChangesExpectedMetric)
+	mark[58] = len(c.enrichmentChangesExpectedUpToFactorL0)
+	mark[59] = len(c.enrichmentChangesExpectedUpToFactorL1)
+	mark[60] = len(c.EnrichmentChangesExpectedUpToFactor)
+	mark[61] = len(c.HasEnrichmentDeploy)
+	mark[62] = len(c.EnrichmentDeployID)
+	mark[63] = len(c.EnrichmentDeployService)
+	mark[64] = len(c.EnrichmentDeployVersion)
+	mark[65] = len(c.EnrichmentDeployDeployedAt)
+	mark[66] = len(c.EnrichmentVerdict)
+	mark[67] = len(c.EnrichmentVerdictReason)
+	mark[68] = len(c.HasEnrichmentAccount)
+	mark[69] = len(c.EnrichmentAccountName)
+	mark[70] = len(c.EnrichmentAccountType)
+	mark[71] = len(c.EnrichmentAccountInteractive)
+	mark[72] = len(c.enrichmentAccountAllowedSourcesL0)
+	mark[73] = len(c.EnrichmentAccountAllowedSources)
+	mark[74] = len(c.enrichmentAccountAllowedUsersL0)
+	mark[75] = len(c.EnrichmentAccountAllowedUsers)
 	d := decoder{buf: body}
 	c.EventID = append(c.EventID, d.string())
 	c.Time = append(c.Time, d.long())
@@ -1699,6 +1714,7 @@ func (c *FileEventColumns) Append(body []byte) error {
 		}
 		c.FileChanged = append(c.FileChanged, cut(c.fileChangedL0, st147))
 	}
+	c.FileMtime = append(c.FileMtime, d.long())
 	if d.union() == 1 {
 		c.HasEnrichment = append(c.HasEnrichment, true)
 		c.EnrichmentService = append(c.EnrichmentService, d.string())
@@ -1853,40 +1869,41 @@ func (c *FileEventColumns) Append(body []byte) error {
 		c.FileMode = c.FileMode[:mark[38]]
 		c.fileChangedL0 = c.fileChangedL0[:mark[39]]
 		c.FileChanged = c.FileChanged[:mark[40]]
-		c.HasEnrichment = c.HasEnrichment[:mark[41]]
-		c.EnrichmentService = c.EnrichmentService[:mark[42]]
-		c.EnrichmentEnvironment = c.EnrichmentEnvironment[:mark[43]]
-		c.EnrichmentRole = c.EnrichmentRole[:mark[44]]
-		c.enrichmentChangesIDL0 = c.enrichmentChangesIDL0[:mark[45]]
-		c.EnrichmentChangesID = c.EnrichmentChangesID[:mark[46]]
-		c.enrichmentChangesTypeL0 = c.enrichmentChangesTypeL0[:mark[47]]
-		c.EnrichmentChangesType = c.EnrichmentChangesType[:mark[48]]
-		c.enrichmentChangesTitleL0 = c.enrichmentChangesTitleL0[:mark[49]]
-		c.EnrichmentChangesTitle = c.EnrichmentChangesTitle[:mark[50]]
-		c.enrichmentChangesExpectedServiceL0 = c.enrichmentChangesExpectedServiceL0[:mark[51]]
-		c.enrichmentChangesExpectedServiceL1 = c.enrichmentChangesExpectedServiceL1[:mark[52]]
-		c.EnrichmentChangesExpectedService = c.EnrichmentChangesExpectedService[:mark[53]]
-		c.enrichmentChangesExpectedMetricL0 = c.enrichmentChangesExpectedMetricL0[:mark[54]]
-		c.enrichmentChangesExpectedMetricL1 = c.enrichmentChangesExpectedMetricL1[:mark[55]]
-		c.EnrichmentChangesExpectedMetric = c.EnrichmentChangesExpectedMetric[:mark[56]]
-		c.enrichmentChangesExpectedUpToFactorL0 = c.enrichmentChangesExpectedUpToFactorL0[:mark[57]]
-		c.enrichmentChangesExpectedUpToFactorL1 = c.enrichmentChangesExpectedUpToFactorL1[:mark[58]]
-		c.EnrichmentChangesExpectedUpToFactor = c.EnrichmentChangesExpectedUpToFactor[:mark[59]]
-		c.HasEnrichmentDeploy = c.HasEnrichmentDeploy[:mark[60]]
-		c.EnrichmentDeployID = c.EnrichmentDeployID[:mark[61]]
-		c.EnrichmentDeployService = c.EnrichmentDeployService[:mark[62]]
-		c.EnrichmentDeployVersion = c.EnrichmentDeployVersion[:mark[63]]
-		c.EnrichmentDeployDeployedAt = c.EnrichmentDeployDeployedAt[:mark[64]]
-		c.EnrichmentVerdict = c.EnrichmentVerdict[:mark[65]]
-		c.EnrichmentVerdictReason = c.EnrichmentVerdictReason[:mark[66]]
-		c.HasEnrichmentAccount = c.HasEnrichmentAccount[:mark[67]]
-		c.EnrichmentAccountName = c.EnrichmentAccountName[:mark[68]]
-		c.EnrichmentAccountType = c.EnrichmentAccountType[:mark[69]]
-		c.EnrichmentAccountInteractive = c.EnrichmentAccountInteractive[:mark[70]]
-		c.enrichmentAccountAllowedSourcesL0 = c.enrichmentAccountAllowedSourcesL0[:mark[71]]
-		c.EnrichmentAccountAllowedSources = c.EnrichmentAccountAllowedSources[:mark[72]]
-		c.enrichmentAccountAllowedUsersL0 = c.enrichmentAccountAllowedUsersL0[:mark[73]]
-		c.EnrichmentAccountAllowedUsers = c.EnrichmentAccountAllowedUsers[:mark[74]]
+		c.FileMtime = c.FileMtime[:mark[41]]
+		c.HasEnrichment = c.HasEnrichment[:mark[42]]
+		c.EnrichmentService = c.EnrichmentService[:mark[43]]
+		c.EnrichmentEnvironment = c.EnrichmentEnvironment[:mark[44]]
+		c.EnrichmentRole = c.EnrichmentRole[:mark[45]]
+		c.enrichmentChangesIDL0 = c.enrichmentChangesIDL0[:mark[46]]
+		c.EnrichmentChangesID = c.EnrichmentChangesID[:mark[47]]
+		c.enrichmentChangesTypeL0 = c.enrichmentChangesTypeL0[:mark[48]]
+		c.EnrichmentChangesType = c.EnrichmentChangesType[:mark[49]]
+		c.enrichmentChangesTitleL0 = c.enrichmentChangesTitleL0[:mark[50]]
+		c.EnrichmentChangesTitle = c.EnrichmentChangesTitle[:mark[51]]
+		c.enrichmentChangesExpectedServiceL0 = c.enrichmentChangesExpectedServiceL0[:mark[52]]
+		c.enrichmentChangesExpectedServiceL1 = c.enrichmentChangesExpectedServiceL1[:mark[53]]
+		c.EnrichmentChangesExpectedService = c.EnrichmentChangesExpectedService[:mark[54]]
+		c.enrichmentChangesExpectedMetricL0 = c.enrichmentChangesExpectedMetricL0[:mark[55]]
+		c.enrichmentChangesExpectedMetricL1 = c.enrichmentChangesExpectedMetricL1[:mark[56]]
+		c.EnrichmentChangesExpectedMetric = c.EnrichmentChangesExpectedMetric[:mark[57]]
+		c.enrichmentChangesExpectedUpToFactorL0 = c.enrichmentChangesExpectedUpToFactorL0[:mark[58]]
+		c.enrichmentChangesExpectedUpToFactorL1 = c.enrichmentChangesExpectedUpToFactorL1[:mark[59]]
+		c.EnrichmentChangesExpectedUpToFactor = c.EnrichmentChangesExpectedUpToFactor[:mark[60]]
+		c.HasEnrichmentDeploy = c.HasEnrichmentDeploy[:mark[61]]
+		c.EnrichmentDeployID = c.EnrichmentDeployID[:mark[62]]
+		c.EnrichmentDeployService = c.EnrichmentDeployService[:mark[63]]
+		c.EnrichmentDeployVersion = c.EnrichmentDeployVersion[:mark[64]]
+		c.EnrichmentDeployDeployedAt = c.EnrichmentDeployDeployedAt[:mark[65]]
+		c.EnrichmentVerdict = c.EnrichmentVerdict[:mark[66]]
+		c.EnrichmentVerdictReason = c.EnrichmentVerdictReason[:mark[67]]
+		c.HasEnrichmentAccount = c.HasEnrichmentAccount[:mark[68]]
+		c.EnrichmentAccountName = c.EnrichmentAccountName[:mark[69]]
+		c.EnrichmentAccountType = c.EnrichmentAccountType[:mark[70]]
+		c.EnrichmentAccountInteractive = c.EnrichmentAccountInteractive[:mark[71]]
+		c.enrichmentAccountAllowedSourcesL0 = c.enrichmentAccountAllowedSourcesL0[:mark[72]]
+		c.EnrichmentAccountAllowedSources = c.EnrichmentAccountAllowedSources[:mark[73]]
+		c.enrichmentAccountAllowedUsersL0 = c.enrichmentAccountAllowedUsersL0[:mark[74]]
+		c.EnrichmentAccountAllowedUsers = c.EnrichmentAccountAllowedUsers[:mark[75]]
 		return err
 	}
 	return nil

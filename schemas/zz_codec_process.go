@@ -9,7 +9,7 @@ import (
 
 // ProcessEventCodec is the generated codec of crumbs.ProcessEvent (avro/process.avsc).
 var ProcessEventCodec = &Codec{
-	Schema: "crumbs.ProcessEvent", Fingerprint: 0xa2c5c550f00f21e4, File: "avro/process.avsc",
+	Schema: "crumbs.ProcessEvent", Fingerprint: 0xbb73950c958cc031, File: "avro/process.avsc",
 	Fields:     processEventFields,
 	New:        func() Record { return new(ProcessEvent) },
 	NewColumns: func() ColumnBuffer { return new(ProcessEventColumns) },
@@ -17,7 +17,7 @@ var ProcessEventCodec = &Codec{
 }
 
 // AvroSchema returns "crumbs.ProcessEvent" and the fingerprint of avro/process.avsc.
-func (*ProcessEvent) AvroSchema() (string, uint64) { return "crumbs.ProcessEvent", 0xa2c5c550f00f21e4 }
+func (*ProcessEvent) AvroSchema() (string, uint64) { return "crumbs.ProcessEvent", 0xbb73950c958cc031 }
 
 // AvroSize returns the length of the value's Avro binary encoding.
 func (v *ProcessEvent) AvroSize() int {
@@ -68,6 +68,13 @@ func (v *ProcessEvent) AvroSize() int {
 	n += sizeString(v.Process.Parent.File.Name)
 	n += sizeString(v.Process.Parent.File.SHA256)
 	n += sizeString(v.Process.Parent.CmdLine)
+	n += sizeLong(v.Process.Parent.StartTime)
+	n += sizeLong(v.Process.StartTime)
+	n += sizeLong(v.Process.EUID)
+	n += sizeLong(v.Process.EGID)
+	n += sizeLong(int64(v.Process.SessionID))
+	n += sizeString(v.Process.StdinType)
+	n += sizeString(v.Process.StdoutType)
 	n++
 	if p3 := v.Enrichment; p3 != nil {
 		n += sizeString(p3.Service)
@@ -167,6 +174,13 @@ func (v *ProcessEvent) AppendAvro(b []byte) []byte {
 	b = appendString(b, v.Process.Parent.File.Name)
 	b = appendString(b, v.Process.Parent.File.SHA256)
 	b = appendString(b, v.Process.Parent.CmdLine)
+	b = appendLong(b, v.Process.Parent.StartTime)
+	b = appendLong(b, v.Process.StartTime)
+	b = appendLong(b, v.Process.EUID)
+	b = appendLong(b, v.Process.EGID)
+	b = appendInt(b, v.Process.SessionID)
+	b = appendString(b, v.Process.StdinType)
+	b = appendString(b, v.Process.StdoutType)
 	if p12 := v.Enrichment; p12 == nil {
 		b = append(b, 0)
 	} else {
@@ -340,6 +354,13 @@ func (v *ProcessEvent) unmarshalAvro(b []byte, scr *processEventScratch) error {
 	v.Process.Parent.File.Name = d.string()
 	v.Process.Parent.File.SHA256 = d.string()
 	v.Process.Parent.CmdLine = d.string()
+	v.Process.Parent.StartTime = d.long()
+	v.Process.StartTime = d.long()
+	v.Process.EUID = d.long()
+	v.Process.EGID = d.long()
+	v.Process.SessionID = d.int()
+	v.Process.StdinType = d.string()
+	v.Process.StdoutType = d.string()
 	if d.union() == 1 {
 		if scr == nil {
 			scr = new(processEventScratch)
@@ -517,8 +538,15 @@ func (v *ProcessEvent) Native() map[string]any {
 					"name":   v.Process.Parent.File.Name,
 					"sha256": v.Process.Parent.File.SHA256,
 				},
-				"cmd_line": v.Process.Parent.CmdLine,
+				"cmd_line":   v.Process.Parent.CmdLine,
+				"start_time": v.Process.Parent.StartTime,
 			},
+			"start_time":  v.Process.StartTime,
+			"euid":        v.Process.EUID,
+			"egid":        v.Process.EGID,
+			"session_id":  v.Process.SessionID,
+			"stdin_type":  v.Process.StdinType,
+			"stdout_type": v.Process.StdoutType,
 		},
 		"enrichment": func() any {
 			if p38 := v.Enrichment; p38 != nil {
@@ -644,6 +672,13 @@ func (v *ProcessEvent) FromNative(native any) error {
 	v.Process.Parent.File.Name = r.str(m55["name"], "process.parent.file.name", "")
 	v.Process.Parent.File.SHA256 = r.str(m55["sha256"], "process.parent.file.sha256", "")
 	v.Process.Parent.CmdLine = r.str(m54["cmd_line"], "process.parent.cmd_line", "")
+	v.Process.Parent.StartTime = r.long(m54["start_time"], "process.parent.start_time", 0)
+	v.Process.StartTime = r.long(m46["start_time"], "process.start_time", 0)
+	v.Process.EUID = r.long(m46["euid"], "process.euid", -1)
+	v.Process.EGID = r.long(m46["egid"], "process.egid", -1)
+	v.Process.SessionID = r.int(m46["session_id"], "process.session_id", 0)
+	v.Process.StdinType = r.str(m46["stdin_type"], "process.stdin_type", "")
+	v.Process.StdoutType = r.str(m46["stdout_type"], "process.stdout_type", "")
 	if m56 := r.union(m["enrichment"], "enrichment"); m56 != nil {
 		p57 := new(Enrichment)
 		v.Enrichment = p57
@@ -936,6 +971,34 @@ func (v *ProcessEvent) Field(path string) (any, bool) {
 	case "process.parent.cmd_line":
 		var out string
 		out = v.Process.Parent.CmdLine
+		return out, true
+	case "process.parent.start_time":
+		var out int64
+		out = v.Process.Parent.StartTime
+		return out, true
+	case "process.start_time":
+		var out int64
+		out = v.Process.StartTime
+		return out, true
+	case "process.euid":
+		var out int64
+		out = v.Process.EUID
+		return out, true
+	case "process.egid":
+		var out int64
+		out = v.Process.EGID
+		return out, true
+	case "process.session_id":
+		var out int32
+		out = v.Process.SessionID
+		return out, true
+	case "process.stdin_type":
+		var out string
+		out = v.Process.StdinType
+		return out, true
+	case "process.stdout_type":
+		var out string
+		out = v.Process.StdoutType
 		return out, true
 	case "enrichment":
 		var out bool
@@ -1245,6 +1308,13 @@ var processEventFields = []FieldInfo{
 	{Path: "process.parent.file.name", Type: "string", Arrays: 0, Optional: false, Presence: false},
 	{Path: "process.parent.file.sha256", Type: "string", Arrays: 0, Optional: false, Presence: false},
 	{Path: "process.parent.cmd_line", Type: "string", Arrays: 0, Optional: false, Presence: false},
+	{Path: "process.parent.start_time", Type: "long", Arrays: 0, Optional: false, Presence: false},
+	{Path: "process.start_time", Type: "long", Arrays: 0, Optional: false, Presence: false},
+	{Path: "process.euid", Type: "long", Arrays: 0, Optional: false, Presence: false},
+	{Path: "process.egid", Type: "long", Arrays: 0, Optional: false, Presence: false},
+	{Path: "process.session_id", Type: "int", Arrays: 0, Optional: false, Presence: false},
+	{Path: "process.stdin_type", Type: "string", Arrays: 0, Optional: false, Presence: false},
+	{Path: "process.stdout_type", Type: "string", Arrays: 0, Optional: false, Presence: false},
 	{Path: "enrichment", Type: "boolean", Arrays: 0, Optional: false, Presence: true},
 	{Path: "enrichment.service", Type: "string", Arrays: 0, Optional: true, Presence: false},
 	{Path: "enrichment.environment", Type: "string", Arrays: 0, Optional: true, Presence: false},
@@ -1315,6 +1385,13 @@ type ProcessEventColumns struct {
 	ProcessParentFileName                 []string      // process.parent.file.name
 	ProcessParentFileSHA256               []string      // process.parent.file.sha256
 	ProcessParentCmdLine                  []string      // process.parent.cmd_line
+	ProcessParentStartTime                []int64       // process.parent.start_time
+	ProcessStartTime                      []int64       // process.start_time
+	ProcessEUID                           []int64       // process.euid
+	ProcessEGID                           []int64       // process.egid
+	ProcessSessionID                      []int32       // process.session_id
+	ProcessStdinType                      []string      // process.stdin_type
+	ProcessStdoutType                     []string      // process.stdout_type
 	HasEnrichment                         []bool        // enrichment
 	EnrichmentService                     []string      // enrichment.service
 	EnrichmentEnvironment                 []string      // enrichment.environment
@@ -1446,6 +1523,20 @@ func (c *ProcessEventColumns) Reset() {
 	c.ProcessParentFileSHA256 = c.ProcessParentFileSHA256[:0]
 	clear(c.ProcessParentCmdLine[:cap(c.ProcessParentCmdLine)])
 	c.ProcessParentCmdLine = c.ProcessParentCmdLine[:0]
+	clear(c.ProcessParentStartTime[:cap(c.ProcessParentStartTime)])
+	c.ProcessParentStartTime = c.ProcessParentStartTime[:0]
+	clear(c.ProcessStartTime[:cap(c.ProcessStartTime)])
+	c.ProcessStartTime = c.ProcessStartTime[:0]
+	clear(c.ProcessEUID[:cap(c.ProcessEUID)])
+	c.ProcessEUID = c.ProcessEUID[:0]
+	clear(c.ProcessEGID[:cap(c.ProcessEGID)])
+	c.ProcessEGID = c.ProcessEGID[:0]
+	clear(c.ProcessSessionID[:cap(c.ProcessSessionID)])
+	c.ProcessSessionID = c.ProcessSessionID[:0]
+	clear(c.ProcessStdinType[:cap(c.ProcessStdinType)])
+	c.ProcessStdinType = c.ProcessStdinType[:0]
+	clear(c.ProcessStdoutType[:cap(c.ProcessStdoutType)])
+	c.ProcessStdoutType = c.ProcessStdoutType[:0]
 	clear(c.HasEnrichment[:cap(c.HasEnrichment)])
 	c.HasEnrichment = c.HasEnrichment[:0]
 	clear(c.EnrichmentService[:cap(c.EnrichmentService)])
@@ -1561,6 +1652,13 @@ func (c *ProcessEventColumns) Columns() []Column {
 		{Path: "process.parent.file.name", Values: c.ProcessParentFileName},
 		{Path: "process.parent.file.sha256", Values: c.ProcessParentFileSHA256},
 		{Path: "process.parent.cmd_line", Values: c.ProcessParentCmdLine},
+		{Path: "process.parent.start_time", Values: c.ProcessParentStartTime},
+		{Path: "process.start_time", Values: c.ProcessStartTime},
+		{Path: "process.euid", Values: c.ProcessEUID},
+		{Path: "process.egid", Values: c.ProcessEGID},
+		{Path: "process.session_id", Values: c.ProcessSessionID},
+		{Path: "process.stdin_type", Values: c.ProcessStdinType},
+		{Path: "process.stdout_type", Values: c.ProcessStdoutType},
 		{Path: "enrichment", Values: c.HasEnrichment},
 		{Path: "enrichment.service", Values: c.EnrichmentService},
 		{Path: "enrichment.environment", Values: c.EnrichmentEnvironment},
@@ -1590,7 +1688,7 @@ func (c *ProcessEventColumns) Columns() []Column {
 // Append decodes one Avro binary body of avro/process.avsc into one more row; the strings view body.
 // On an error nothing is appended.
 func (c *ProcessEventColumns) Append(body []byte) error {
-	var mark [78]int
+	var mark [85]int
 	mark[0] = len(c.EventID)
 	mark[1] = len(c.Time)
 	mark[2] = len(c.HostID)
@@ -1635,40 +1733,47 @@ func (c *ProcessEventColumns) Append(body []byte) error {
 	mark[41] = len(c.ProcessParentFileName)
 	mark[42] = len(c.ProcessParentFileSHA256)
 	mark[43] = len(c.ProcessParentCmdLine)
-	mark[44] = len(c.HasEnrichment)
-	mark[45] = len(c.EnrichmentService)
-	mark[46] = len(c.EnrichmentEnvironment)
-	mark[47] = len(c.EnrichmentRole)
-	mark[48] = len(c.enrichmentChangesIDL0)
-	mark[49] = len(c.EnrichmentChangesID)
-	mark[50] = len(c.enrichmentChangesTypeL0)
-	mark[51] = len(c.EnrichmentChangesType)
-	mark[52] = len(c.enrichmentChangesTitleL0)
-	mark[53] = len(c.EnrichmentChangesTitle)
-	mark[54] = len(c.enrichmentChangesExpectedServiceL0)
-	mark[55] = len(c.enrichmentChangesExpectedServiceL1)
-	mark[56] = len(c.EnrichmentChangesExpectedService)
-	mark[57] = len(c.enrichmentChangesExpectedMetricL0)
-	mark[58] = len(c.enrichmentChangesExpectedMetricL1)
-	mark[59] = len(c.EnrichmentChangesExpectedMetric)
-	mark[60] = len(c.enrichmentChangesExpectedUpToFactorL0)
-	mark[61] = len(c.enrichmentChangesExpectedUpToFactorL1)
-	mark[62] = len(c.EnrichmentChangesExpectedUpToFactor)
-	mark[63] = len(c.HasEnrichmentDeploy)
-	mark[64] = len(c.EnrichmentDeployID)
-	mark[65] = len(c.EnrichmentDeployService)
-	mark[66] = len(c.EnrichmentDeployVersion)
-	mark[67] = len(c.EnrichmentDeployDeployedAt)
-	mark[68] = len(c.EnrichmentVerdict)
-	mark[69] = len(c.EnrichmentVerdictReason)
-	mark[70] = len(c.HasEnrichmentAccount)
-	mark[71] = len(c.EnrichmentAccountName)
-	mark[72] = len(c.EnrichmentAccountType)
-	mark[73] = len(c.EnrichmentAccountInteractive)
-	mark[74] = len(c.enrichmentAccountAllowedSourcesL0)
-	mark[75] = len(c.EnrichmentAccountAllowedSources)
-	mark[76] = len(c.enrichmentAccountAllowedUsersL0)
-	mark[77] = len(c.EnrichmentAccountAllowedUsers)
+	mark[44] = len(c.ProcessParentStartTime)
+	mark[45] = len(c.ProcessStartTime)
+	mark[46] = len(c.ProcessEUID)
+	mark[47] = len(c.ProcessEGID)
+	mark[48] = len(c.ProcessSessionID)
+	mark[49] = len(c.ProcessStdinType)
+	mark[50] = len(c.ProcessStdoutType)
+	mark[51] = len(c.HasEnrichment)
+	mark[52] = len(c.EnrichmentService)
+	mark[53] = len(c.EnrichmentEnvironment)
+	mark[54] = len(c.EnrichmentRole)
+	mark[55] = len(c.enrichmentChangesIDL0)
+	mark[56] = len(c.EnrichmentChangesID)
+	mark[57] = len(c.enrichmentChangesTypeL0)
+	mark[58] = len(c.EnrichmentChangesType)
+	mark[59] = len(c.enrichmentChangesTitleL0)
+	mark[60] = len(c.EnrichmentChangesTitle)
+	mark[61] = len(c.enrichmentChangesExpectedServiceL0)
+	mark[62] = len(c.enrichmentChangesExpectedServiceL1)
+	mark[63] = len(c.EnrichmentChangesExpectedService)
+	mark[64] = len(c.enrichmentChangesExpectedMetricL0)
+	mark[65] = len(c.enrichmentChangesExpectedMetricL1)
+	mark[66] = len(c.EnrichmentChangesExpectedMetric)
+	mark[67] = len(c.enrichmentChangesExpectedUpToFactorL0)
+	mark[68] = len(c.enrichmentChangesExpectedUpToFactorL1)
+	mark[69] = len(c.EnrichmentChangesExpectedUpToFactor)
+	mark[70] = len(c.HasEnrichmentDeploy)
+	mark[71] = len(c.EnrichmentDeployID)
+	mark[72] = len(c.EnrichmentDeployService)
+	mark[73] = len(c.EnrichmentDeployVersion)
+	mark[74] = len(c.EnrichmentDeployDeployedAt)
+	mark[75] = len(c.EnrichmentVerdict)
+	mark[76] = len(c.EnrichmentVerdictReason)
+	mark[77] = len(c.HasEnrichmentAccount)
+	mark[78] = len(c.EnrichmentAccountName)
+	mark[79] = len(c.EnrichmentAccountType)
+	mark[80] = len(c.EnrichmentAccountInteractive)
+	mark[81] = len(c.enrichmentAccountAllowedSourcesL0)
+	mark[82] = len(c.EnrichmentAccountAllowedSources)
+	mark[83] = len(c.enrichmentAccountAllowedUsersL0)
+	mark[84] = len(c.EnrichmentAccountAllowedUsers)
 	d := decoder{buf: body}
 	c.EventID = append(c.EventID, d.string())
 	c.Time = append(c.Time, d.long())
@@ -1753,6 +1858,13 @@ func (c *ProcessEventColumns) Append(body []byte) error {
 	c.ProcessParentFileName = append(c.ProcessParentFileName, d.string())
 	c.ProcessParentFileSHA256 = append(c.ProcessParentFileSHA256, d.string())
 	c.ProcessParentCmdLine = append(c.ProcessParentCmdLine, d.string())
+	c.ProcessParentStartTime = append(c.ProcessParentStartTime, d.long())
+	c.ProcessStartTime = append(c.ProcessStartTime, d.long())
+	c.ProcessEUID = append(c.ProcessEUID, d.long())
+	c.ProcessEGID = append(c.ProcessEGID, d.long())
+	c.ProcessSessionID = append(c.ProcessSessionID, d.int())
+	c.ProcessStdinType = append(c.ProcessStdinType, d.string())
+	c.ProcessStdoutType = append(c.ProcessStdoutType, d.string())
 	if d.union() == 1 {
 		c.HasEnrichment = append(c.HasEnrichment, true)
 		c.EnrichmentService = append(c.EnrichmentService, d.string())
@@ -1910,40 +2022,47 @@ func (c *ProcessEventColumns) Append(body []byte) error {
 		c.ProcessParentFileName = c.ProcessParentFileName[:mark[41]]
 		c.ProcessParentFileSHA256 = c.ProcessParentFileSHA256[:mark[42]]
 		c.ProcessParentCmdLine = c.ProcessParentCmdLine[:mark[43]]
-		c.HasEnrichment = c.HasEnrichment[:mark[44]]
-		c.EnrichmentService = c.EnrichmentService[:mark[45]]
-		c.EnrichmentEnvironment = c.EnrichmentEnvironment[:mark[46]]
-		c.EnrichmentRole = c.EnrichmentRole[:mark[47]]
-		c.enrichmentChangesIDL0 = c.enrichmentChangesIDL0[:mark[48]]
-		c.EnrichmentChangesID = c.EnrichmentChangesID[:mark[49]]
-		c.enrichmentChangesTypeL0 = c.enrichmentChangesTypeL0[:mark[50]]
-		c.EnrichmentChangesType = c.EnrichmentChangesType[:mark[51]]
-		c.enrichmentChangesTitleL0 = c.enrichmentChangesTitleL0[:mark[52]]
-		c.EnrichmentChangesTitle = c.EnrichmentChangesTitle[:mark[53]]
-		c.enrichmentChangesExpectedServiceL0 = c.enrichmentChangesExpectedServiceL0[:mark[54]]
-		c.enrichmentChangesExpectedServiceL1 = c.enrichmentChangesExpectedServiceL1[:mark[55]]
-		c.EnrichmentChangesExpectedService = c.EnrichmentChangesExpectedService[:mark[56]]
-		c.enrichmentChangesExpectedMetricL0 = c.enrichmentChangesExpectedMetricL0[:mark[57]]
-		c.enrichmentChangesExpectedMetricL1 = c.enrichmentChangesExpectedMetricL1[:mark[58]]
-		c.EnrichmentChangesExpectedMetric = c.EnrichmentChangesExpectedMetric[:mark[59]]
-		c.enrichmentChangesExpectedUpToFactorL0 = c.enrichmentChangesExpectedUpToFactorL0[:mark[60]]
-		c.enrichmentChangesExpectedUpToFactorL1 = c.enrichmentChangesExpectedUpToFactorL1[:mark[61]]
-		c.EnrichmentChangesExpectedUpToFactor = c.EnrichmentChangesExpectedUpToFactor[:mark[62]]
-		c.HasEnrichmentDeploy = c.HasEnrichmentDeploy[:mark[63]]
-		c.EnrichmentDeployID = c.EnrichmentDeployID[:mark[64]]
-		c.EnrichmentDeployService = c.EnrichmentDeployService[:mark[65]]
-		c.EnrichmentDeployVersion = c.EnrichmentDeployVersion[:mark[66]]
-		c.EnrichmentDeployDeployedAt = c.EnrichmentDeployDeployedAt[:mark[67]]
-		c.EnrichmentVerdict = c.EnrichmentVerdict[:mark[68]]
-		c.EnrichmentVerdictReason = c.EnrichmentVerdictReason[:mark[69]]
-		c.HasEnrichmentAccount = c.HasEnrichmentAccount[:mark[70]]
-		c.EnrichmentAccountName = c.EnrichmentAccountName[:mark[71]]
-		c.EnrichmentAccountType = c.EnrichmentAccountType[:mark[72]]
-		c.EnrichmentAccountInteractive = c.EnrichmentAccountInteractive[:mark[73]]
-		c.enrichmentAccountAllowedSourcesL0 = c.enrichmentAccountAllowedSourcesL0[:mark[74]]
-		c.EnrichmentAccountAllowedSources = c.EnrichmentAccountAllowedSources[:mark[75]]
-		c.enrichmentAccountAllowedUsersL0 = c.enrichmentAccountAllowedUsersL0[:mark[76]]
-		c.EnrichmentAccountAllowedUsers = c.EnrichmentAccountAllowedUsers[:mark[77]]
+		c.ProcessParentStartTime = c.ProcessParentStartTime[:mark[44]]
+		c.ProcessStartTime = c.ProcessStartTime[:mark[45]]
+		c.ProcessEUID = c.ProcessEUID[:mark[46]]
+		c.ProcessEGID = c.ProcessEGID[:mark[47]]
+		c.ProcessSessionID = c.ProcessSessionID[:mark[48]]
+		c.ProcessStdinType = c.ProcessStdinType[:mark[49]]
+		c.ProcessStdoutType = c.ProcessStdoutType[:mark[50]]
+		c.HasEnrichment = c.HasEnrichment[:mark[51]]
+		c.EnrichmentService = c.EnrichmentService[:mark[52]]
+		c.EnrichmentEnvironment = c.EnrichmentEnvironment[:mark[53]]
+		c.EnrichmentRole = c.EnrichmentRole[:mark[54]]
+		c.enrichmentChangesIDL0 = c.enrichmentChangesIDL0[:mark[55]]
+		c.EnrichmentChangesID = c.EnrichmentChangesID[:mark[56]]
+		c.enrichmentChangesTypeL0 = c.enrichmentChangesTypeL0[:mark[57]]
+		c.EnrichmentChangesType = c.EnrichmentChangesType[:mark[58]]
+		c.enrichmentChangesTitleL0 = c.enrichmentChangesTitleL0[:mark[59]]
+		c.EnrichmentChangesTitle = c.EnrichmentChangesTitle[:mark[60]]
+		c.enrichmentChangesExpectedServiceL0 = c.enrichmentChangesExpectedServiceL0[:mark[61]]
+		c.enrichmentChangesExpectedServiceL1 = c.enrichmentChangesExpectedServiceL1[:mark[62]]
+		c.EnrichmentChangesExpectedService = c.EnrichmentChangesExpectedService[:mark[63]]
+		c.enrichmentChangesExpectedMetricL0 = c.enrichmentChangesExpectedMetricL0[:mark[64]]
+		c.enrichmentChangesExpectedMetricL1 = c.enrichmentChangesExpectedMetricL1[:mark[65]]
+		c.EnrichmentChangesExpectedMetric = c.EnrichmentChangesExpectedMetric[:mark[66]]
+		c.enrichmentChangesExpectedUpToFactorL0 = c.enrichmentChangesExpectedUpToFactorL0[:mark[67]]
+		c.enrichmentChangesExpectedUpToFactorL1 = c.enrichmentChangesExpectedUpToFactorL1[:mark[68]]
+		c.EnrichmentChangesExpectedUpToFactor = c.EnrichmentChangesExpectedUpToFactor[:mark[69]]
+		c.HasEnrichmentDeploy = c.HasEnrichmentDeploy[:mark[70]]
+		c.EnrichmentDeployID = c.EnrichmentDeployID[:mark[71]]
+		c.EnrichmentDeployService = c.EnrichmentDeployService[:mark[72]]
+		c.EnrichmentDeployVersion = c.EnrichmentDeployVersion[:mark[73]]
+		c.EnrichmentDeployDeployedAt = c.EnrichmentDeployDeployedAt[:mark[74]]
+		c.EnrichmentVerdict = c.EnrichmentVerdict[:mark[75]]
+		c.EnrichmentVerdictReason = c.EnrichmentVerdictReason[:mark[76]]
+		c.HasEnrichmentAccount = c.HasEnrichmentAccount[:mark[77]]
+		c.EnrichmentAccountName = c.EnrichmentAccountName[:mark[78]]
+		c.EnrichmentAccountType = c.EnrichmentAccountType[:mark[79]]
+		c.EnrichmentAccountInteractive = c.EnrichmentAccountInteractive[:mark[80]]
+		c.enrichmentAccountAllowedSourcesL0 = c.enrichmentAccountAllowedSourcesL0[:mark[81]]
+		c.EnrichmentAccountAllowedSources = c.EnrichmentAccountAllowedSources[:mark[82]]
+		c.enrichmentAccountAllowedUsersL0 = c.enrichmentAccountAllowedUsersL0[:mark[83]]
+		c.EnrichmentAccountAllowedUsers = c.EnrichmentAccountAllowedUsers[:mark[84]]
 		return err
 	}
 	return nil

@@ -21,16 +21,20 @@ import (
 // executedElsewhere are the programs run where scanning the Go sources for exec.Command and
 // exec.LookPath literals does not find them, each with a file that names it.
 var executedElsewhere = map[string]string{
-	"docker-compose":    "deploy/compose_test.go", // requireCommand(t, "docker-compose", ...)
 	"dpkg":              "deploy/package_test.go", // run(t, "dpkg", ...)
 	"systemd-analyze":   "deploy/package_test.go",
 	"unshare":           "deploy/package_test.go",
 	"setpriv":           "deploy/capabilities_test.go",
 	"rpm":               "deploy/package_test.go",
-	"sh":                "cmd/crumbs/sigma_e2e_test.go",          // the attack simulations' executor
-	"iptables":          "docs/atomics-report.md",                // T1686 #18 runs it: its rules must fire
-	"clickhouse-server": "scripts/ensure-deps.sh",                // started by this script
-	"gcc":               "collectors/identity/collector_test.go", // cgo builds the PAM client
+	"docker-compose":    "deploy/compose_test.go",                       // requireCommand(t, "docker-compose", ...)
+	"sh":                "eval/atomics/launch.go",                       // the attack simulations' executor
+	"logrotate":         "cmd/crumbs/testdata/quiet-host/ordinary.yaml", // the quiet host's maintenance
+	"dpkg-deb":          "cmd/crumbs/testdata/quiet-host/change.yaml",   // the quiet host's package
+	"script":            "cmd/crumbs/testdata/quiet-host/ordinary.yaml", // the interactive session's terminal
+	"make":              "cmd/crumbs/testdata/quiet-host/ordinary.yaml", // the quiet host's build
+	"iptables":          "docs/atomics-report.md",                       // T1686 #18 runs it: its rules must fire
+	"clickhouse-server": "scripts/ensure-deps.sh",                       // started by this script
+	"gcc":               "collectors/identity/collector_test.go",        // cgo builds the PAM client
 	"mountpoint":        "scripts/ensure-deps.sh",
 	"mount":             "scripts/ensure-deps.sh",
 	"runuser":           "scripts/ensure-deps.sh",
@@ -44,9 +48,10 @@ var executedElsewhere = map[string]string{
 
 // notInstalled are programs the script does not install, and why.
 var notInstalled = map[string]string{
+	"crumbs": "/usr/bin/crumbs: what deploy's deb test installed itself",
 	"go":     "the toolchain that runs make: Debian's is older than go.mod asks",
 	"exe":    "/proc/self/exe: crumbs up runs its own binary again (its stages process)",
-	"crumbs": "/usr/bin/crumbs: what deploy's deb test installed itself",
+	"3":      "/proc/self/fd/3: the process collector's test runs a deleted copy of sh through its descriptor",
 }
 
 // TestEnsureDepsInstallsWhatRuns: every program the Go sources execute (exec.Command,

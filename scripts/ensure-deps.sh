@@ -49,7 +49,7 @@ programs=(
   nproc:coreutils                     # make bench: the machine line
   chromium:chromium                   # the console's browser test (testenv.RequireBrowser), headless
   useradd:passwd                      # this script and crumbs up: the crumbs system user
-  userdel:passwd                      # the useradd-pair end-to-end test (grouping)
+  userdel:passwd                      # the useradd-pair end-to-end test (grouping), the quiet host's user
   cat:coreutils                       # the privilege tests read /proc as the crumbs user
   find:findutils                      # the privilege tests: what the crumbs user may read
   cp:coreutils                        # the privilege tests: test data the crumbs user may read
@@ -64,6 +64,11 @@ programs=(
   unshare:util-linux                  # deploy: the deb's purge in a mount namespace of its own
   setpriv:util-linux                  # deploy: crumbs started under the collector unit's bounding set
   rpm:rpm                             # deploy: what the rpm holds (rpm -qp)
+  logrotate:logrotate                 # the quiet-host test: log rotation
+  dpkg-deb:dpkg                       # the quiet-host test: a package built and installed
+  script:bsdutils                     # the quiet-host test: an interactive session on a terminal
+  make:make                           # the quiet-host test: a build
+  cc:gcc                              # the quiet-host test: a build
 )
 need=()
 for p in "${programs[@]}"; do

@@ -17,6 +17,11 @@
 #define ARGS_BYTES 1024
 #define ARGS_MASK 2047
 
+/* Sensitive reads: the kernel filter's key is the parent directory's name, "/" and the
+ * file's name, each cut at READ_NAME_BYTES-1 bytes (user space matches the full globs). */
+#define READ_NAME_BYTES 32
+#define READ_KEY_BYTES (2 * READ_NAME_BYTES)
+
 /* The record's data area: two paths, each a walked directory plus a string. Offsets into it
  * are masked with DATA_MASK; DATA_SLACK leaves room for the longest single copy past it. */
 #define DATA_MASK 16383
@@ -30,6 +35,12 @@ enum file_op {
 	FILE_OP_DELETE = 4,
 	FILE_OP_CHMOD = 5,
 	FILE_OP_CHOWN = 6,
+	/* A file of the sensitive-read filter opened for reading (once per process and file). */
+	FILE_OP_READ = 7,
+	/* The security.capability attribute set (file capabilities, as setcap gives). */
+	FILE_OP_SETCAP = 8,
+	/* Access and modification times set to given values (not "now"): touch -d or -r. */
+	FILE_OP_UTIMES = 9,
 };
 
 enum file_flag {
@@ -41,6 +52,12 @@ enum file_flag {
 	FILE_FLAG_DIR = 4,
 	/* The file was opened with O_TRUNC (a write even without write calls). */
 	FILE_FLAG_TRUNC = 8,
+	/* The file was opened with O_APPEND (counted as written: its writer may be a child
+	 * that inherited the descriptor, whose writes are not followed). */
+	FILE_FLAG_APPEND = 16,
+	/* Reported when its process exited, not at a close: the executable and argv are gone
+	 * (the command line is the process's name). */
+	FILE_FLAG_AT_EXIT = 32,
 };
 
 /* file_event is followed in the ring buffer by the two paths in data order: path[i] is

@@ -42,6 +42,23 @@ enum exec_flag {
 	/* The same for the executable (exe_len). A memfd or a deleted file's pseudo path
 	 * ends here too. */
 	EXEC_FLAG_EXE_TRUNCATED = 16,
+	/* The executable has no name left in any directory (i_nlink 0): a memfd, or a file
+	 * deleted before it was executed through a descriptor (fexecve). */
+	EXEC_FLAG_EXE_UNLINKED = 32,
+};
+
+/* What a standard descriptor (fd 0, 1) of a process is at exec. A shell whose input or
+ * output is an internet socket is what a reverse shell looks like. */
+enum fd_kind {
+	FD_KIND_NONE = 0, /* closed, or not read */
+	FD_KIND_FILE = 1,
+	FD_KIND_PIPE = 2,
+	FD_KIND_TTY = 3,  /* a terminal: virtual console, serial, pseudo-terminal */
+	FD_KIND_CHAR = 4, /* another character device, such as /dev/null */
+	FD_KIND_SOCKET_INET = 5,
+	FD_KIND_SOCKET_UNIX = 6,
+	FD_KIND_SOCKET = 7, /* a socket of another family */
+	FD_KIND_OTHER = 8,
 };
 
 /* exec_event is followed in the ring buffer by cwd_len bytes of the working directory and
@@ -72,6 +89,14 @@ struct exec_event {
 	__u64 exe_ino; /* size and change time, which key the sha256 cache (0: unknown) */
 	__u64 exe_size;
 	__u64 exe_ctime_ns;
+	__u64 start_ns;        /* the process's start (its fork), CLOCK_BOOTTIME */
+	__u64 parent_start_ns; /* the parent's, likewise */
+	__u32 euid;            /* effective ids, after the exec (a setuid binary's owner) */
+	__u32 egid;
+	__u32 sid;     /* session id: the pid of the session leader */
+	__u8 stdin_kind;  /* enum fd_kind of fd 0 */
+	__u8 stdout_kind; /* enum fd_kind of fd 1 */
+	__u16 _pad;
 };
 
 /* fork_event: a new process (not a thread) was created. */
@@ -84,6 +109,12 @@ struct fork_event {
 	__u32 uid;
 	__u32 gid;
 	__u32 loginuid;
+	__u64 child_start_ns;  /* CLOCK_BOOTTIME */
+	__u64 parent_start_ns; /* likewise */
+	__u32 euid;
+	__u32 egid;
+	__u32 sid;
+	__u32 _pad;
 };
 
 /* exit_event: the last thread of a process exited. */
@@ -98,6 +129,11 @@ struct exit_event {
 	__u32 gid;
 	__u32 loginuid;
 	__u32 _pad;
+	__u64 start_ns; /* CLOCK_BOOTTIME */
+	__u32 euid;
+	__u32 egid;
+	__u32 sid;
+	__u32 _pad2;
 };
 
 #endif

@@ -57,7 +57,7 @@ which docs/configuration.md documents beside the rest of the documentation (docs
 	}
 	root.SetVersionTemplate("crumbs {{.Version}}\n")
 	root.SetUsageFunc(usage)
-	root.AddCommand(upCmd(), upStagesCmd(), doctorCmd(), collectCmd(), enrichCmd(), detectCmd(), sinkCmd(), deliverCmd(), contextCmd(), loadgenCmd(), versionCmd(), configCmd(), scanCmd(), manifestCmd(), rulesCmd(), timelineCmd(), alertsCmd(), dlqCmd(), kafkaCmd(), consoleCmd())
+	root.AddCommand(upCmd(), upStagesCmd(), doctorCmd(), collectCmd(), enrichCmd(), detectCmd(), sinkCmd(), deliverCmd(), contextCmd(), loadgenCmd(), versionCmd(), configCmd(), scanCmd(), manifestCmd(), rulesCmd(), evalCmd(), timelineCmd(), alertsCmd(), dlqCmd(), kafkaCmd(), consoleCmd())
 	addConfigFlags(root)
 	addCompletions(root)
 	return root

@@ -1,11 +1,12 @@
 // Package file collects software-integrity events: changes to files under watched path
-// globs, and scans of those files.
+// globs, reads of sensitive files, file capabilities set, and scans of the watched files.
 //
-// In: the create, write, rename, delete, chmod and chown records that bpf/file.bpf.c writes
-// into a BPF ring buffer (a write is one record per open-write-close), plus what /proc says
-// about the process that made the change and what a stat says about the file afterwards;
-// and, for scans, the files themselves under the watched globs and the previous scan's
-// baseline in state_dir.
+// In: the create, write, rename, delete, chmod, chown, utimes (times given), read (of a
+// sensitive_reads glob) and setcap records that bpf/file.bpf.c writes into a BPF ring buffer
+// (a write is one record per file opened for writing, when this process's last descriptor
+// on it goes: a close, a dup2 over it, or its exit), plus what /proc says about the process
+// that made the change and what a stat says about the file afterwards; and, for scans, the
+// files themselves under the watched globs and the previous scan's baseline in state_dir.
 // Out: one *schemas.FileEvent per change that passes the filters, and scan_added,
 // scan_removed and scan_changed events from each scan, handed to the caller's emit
 // function. Records the kernel could not write because the ring buffer was full are counted
@@ -62,6 +63,7 @@ type Collector struct {
 	host       schemas.Host
 	log        *slog.Logger
 	watch      globSet
+	sensitive  globSet // sensitive_reads
 	exclude    globSet
 	excludeExe globSet
 	users      userSet
@@ -98,12 +100,12 @@ func New(cfg Config, host schemas.Host, log *slog.Logger, opts ...Option) (*Coll
 	}
 	c := &Collector{
 		cfg: cfg, host: host, log: log.With("collector", "file"),
-		watch: newGlobSet(cfg.Paths), exclude: newGlobSet(cfg.ExcludePaths),
+		watch: newGlobSet(append(slices.Clone(cfg.Paths), cfg.ChangeOnlyPaths...)), sensitive: newGlobSet(cfg.SensitiveReads), exclude: newGlobSet(cfg.ExcludePaths),
 		excludeExe: newGlobSet(cfg.ExcludeExecutables), users: newUserSet(cfg.ExcludeUsers),
 		owners: newOwners(o.root), cgroups: hostinfo.NewCgroupCache(o.root, hostinfo.CgroupCacheEntries), scanner: scanner,
 		root: o.root,
 	}
-	tops, filter := c.watch.tops()
+	kf, filter := c.watch.filter()
 	ring, err := kernel.Open(kernel.Spec{
 		Collector:  "file",
 		Load:       loadFile,
@@ -111,6 +113,7 @@ func New(cfg Config, host schemas.Host, log *slog.Logger, opts ...Option) (*Coll
 		Vars: []kernel.Var{
 			{Name: fileVarSelfTgid, Value: uint32(os.Getpid())},
 			{Name: fileVarFilterTops, Value: boolU32(filter)},
+			{Name: fileVarSensitiveReads, Value: boolU32(len(cfg.SensitiveReads) > 0)},
 			kernel.WakeupVar(cfg.RingBufferBytes),
 		},
 		Objects:  &c.objs,
@@ -124,23 +127,39 @@ func New(cfg Config, host schemas.Host, log *slog.Logger, opts ...Option) (*Coll
 		return nil, err
 	}
 	c.ring = ring
-	if err := c.open(tops); err != nil {
+	if err := c.open(kf); err != nil {
 		c.close()
 		return nil, err
 	}
 	return c, nil
 }
 
-// open fills the kernel's filter of watched top-level directories and finishes what New
+// open fills the kernel's filters of watched paths and sensitive reads and finishes what New
 // started.
-func (c *Collector) open(tops []string) error {
-	for _, top := range tops {
-		var key fileTopKey
-		for i := 0; i < len(top) && i < topBytes-1; i++ {
-			key.Name[i] = int8(top[i])
-		}
-		if err := c.objs.WatchedTops.Put(key, uint8(1)); err != nil {
+func (c *Collector) open(kf kernelFilter) error {
+	for top, v := range kf.tops {
+		if err := c.objs.WatchedTops.Put(topKey(top), v); err != nil {
 			return fmt.Errorf("fill watched_tops with %q: %w", top, err)
+		}
+	}
+	for _, ts := range kf.seconds {
+		key := fileSecondKey{Top: topKey(ts[0]), Second: topKey(ts[1])}
+		if err := c.objs.WatchedSeconds.Put(key, uint8(1)); err != nil {
+			return fmt.Errorf("fill watched_seconds with %q: %w", ts[0]+"/"+ts[1], err)
+		}
+	}
+	for _, g := range c.cfg.SensitiveReads {
+		k, err := readFilterKey(g)
+		if err != nil {
+			return fmt.Errorf("collectors.file.sensitive_reads: %q: %w", g, err)
+		}
+		var key fileReadKey
+		key.Prefixlen = uint32(len(k) * 8)
+		for i, b := range k {
+			key.Data[i] = int8(b)
+		}
+		if err := c.objs.ReadFilter.Put(key, uint8(1)); err != nil {
+			return fmt.Errorf("fill read_filter with %q: %w", g, err)
 		}
 	}
 	offset, err := kernel.BootTimeOffset()
@@ -149,6 +168,15 @@ func (c *Collector) open(tops []string) error {
 	}
 	c.bootOffset = offset
 	return nil
+}
+
+// topKey is a path component as the kernel filter keys it: cut at topBytes-1, NUL padded.
+func topKey(name string) fileTopKey {
+	var key fileTopKey
+	for i := 0; i < len(name) && i < topBytes-1; i++ {
+		key.Name[i] = int8(name[i])
+	}
+	return key
 }
 
 func boolU32(b bool) uint32 {
@@ -165,12 +193,17 @@ const (
 	FeatureDelete = "delete events"
 	FeatureChmod  = "chmod events"
 	FeatureChown  = "chown events"
-	FeatureScans  = "scans"
+	// FeatureCapabilities is setxattr of security.capability (file capabilities set).
+	FeatureCapabilities = "capabilities-set events"
+	// FeatureTimes is utimensat and its elders with given times (touch -d, -r).
+	FeatureTimes = "times-set events"
+	FeatureScans = "scans"
 )
 
 // features are what the collector does with its programs: each kind of change needs the
 // syscall tracepoints of the calls that make it (some of which a kernel or architecture may
-// lack: optional hooks). Scans need no kernel program.
+// lack: optional hooks). Sensitive reads ride on the open hooks of writes. Scans need no
+// kernel program.
 func features() []kernel.Feature {
 	sys := func(name, prog string) kernel.Hook { return kernel.TracepointHook("syscalls", name, prog) }
 	opt := func(name, prog string) kernel.Hook { return kernel.OptionalTracepointHook("syscalls", name, prog) }
@@ -187,6 +220,14 @@ func features() []kernel.Feature {
 			sys("sys_enter_pwrite64", fileProgEnterWriteFamily), sys("sys_enter_pwritev", fileProgEnterWriteFamily),
 			opt("sys_enter_pwritev2", fileProgEnterWriteFamily), sys("sys_enter_ftruncate", fileProgEnterWriteFamily),
 			sys("sys_enter_fallocate", fileProgEnterWriteFamily), sys("sys_enter_close", fileProgEnterClose),
+			// A shell's redirection: the descriptor dup2'd onto stdout, written by the
+			// command, released at its exit. Without these, such writes go unreported.
+			opt("sys_enter_dup", fileProgEnterDup), opt("sys_exit_dup", fileProgExitDup),
+			opt("sys_enter_dup2", fileProgEnterDup2), opt("sys_exit_dup2", fileProgExitDup),
+			opt("sys_enter_dup3", fileProgEnterDup2), opt("sys_exit_dup3", fileProgExitDup),
+			opt("sys_enter_fcntl", fileProgEnterFcntl), opt("sys_exit_fcntl", fileProgExitDup),
+			opt("sys_enter_exit_group", fileProgEnterExitGroup),
+			kernel.OptionalTracepointHook("sched", "sched_process_exit", fileProgExitProcess),
 		)},
 		{Name: FeatureRename, Lost: "rename events", Ways: way(
 			sys("sys_enter_renameat2", fileProgEnterRenameat), sys("sys_exit_renameat2", fileProgExitPath),
@@ -209,6 +250,18 @@ func features() []kernel.Feature {
 			opt("sys_enter_chown", fileProgEnterChown), opt("sys_exit_chown", fileProgExitPath),
 			opt("sys_enter_lchown", fileProgEnterChown), opt("sys_exit_lchown", fileProgExitPath),
 			sys("sys_enter_fchown", fileProgEnterFchown), sys("sys_exit_fchown", fileProgExitPath),
+		)},
+		{Name: FeatureCapabilities, Lost: "capabilities-set events", Ways: way(
+			sys("sys_enter_setxattr", fileProgEnterSetxattr), sys("sys_exit_setxattr", fileProgExitPath),
+			sys("sys_enter_lsetxattr", fileProgEnterSetxattr), sys("sys_exit_lsetxattr", fileProgExitPath),
+			sys("sys_enter_fsetxattr", fileProgEnterFsetxattr), sys("sys_exit_fsetxattr", fileProgExitPath),
+			opt("sys_enter_setxattrat", fileProgEnterSetxattrat), opt("sys_exit_setxattrat", fileProgExitPath),
+		)},
+		{Name: FeatureTimes, Lost: "times-set events", Ways: way(
+			sys("sys_enter_utimensat", fileProgEnterUtimensat), sys("sys_exit_utimensat", fileProgExitPath),
+			opt("sys_enter_futimesat", fileProgEnterFutimesat), opt("sys_exit_futimesat", fileProgExitPath),
+			opt("sys_enter_utimes", fileProgEnterUtimes), opt("sys_exit_utimes", fileProgExitPath),
+			opt("sys_enter_utime", fileProgEnterUtimes), opt("sys_exit_utime", fileProgExitPath),
 		)},
 		{Name: FeatureScans, Ways: []kernel.Way{{Name: "user space"}}},
 	}
@@ -347,14 +400,23 @@ func (c *Collector) handle(raw []byte, now time.Time, queue chan<- change) {
 	queue <- ch
 }
 
-// wanted applies the globs and the exclusions.
+// wanted applies the globs and the exclusions: a read must match sensitive_reads, file
+// capabilities set anywhere are wanted, every other change must be under a watched path.
 func (c *Collector) wanted(ch change) bool {
 	f := &ch.ev.File
-	if !c.watch.match(f.Path) && (f.NewPath == "" || !c.watch.match(f.NewPath)) {
-		return false
-	}
-	if c.exclude.match(f.Path) && (f.NewPath == "" || c.exclude.match(f.NewPath)) {
-		return false
+	switch ch.ev.Action {
+	case schemas.ActionRead:
+		if !c.sensitive.match(f.Path) {
+			return false
+		}
+	case schemas.ActionSetCap:
+	default:
+		if !c.watch.match(f.Path) && (f.NewPath == "" || !c.watch.match(f.NewPath)) {
+			return false
+		}
+		if c.exclude.match(f.Path) && (f.NewPath == "" || c.exclude.match(f.NewPath)) {
+			return false
+		}
 	}
 	p := &ch.ev.Process
 	if p.File.Path != "" && len(c.excludeExe.globs) > 0 && c.excludeExe.match(p.File.Path) {
@@ -434,6 +496,9 @@ var actions = map[fileFileOp]string{
 	fileFileOpFILE_OP_DELETE: schemas.ActionDelete,
 	fileFileOpFILE_OP_CHMOD:  schemas.ActionChmod,
 	fileFileOpFILE_OP_CHOWN:  schemas.ActionChown,
+	fileFileOpFILE_OP_READ:   schemas.ActionRead,
+	fileFileOpFILE_OP_SETCAP: schemas.ActionSetCap,
+	fileFileOpFILE_OP_UTIMES: schemas.ActionUtimes,
 }
 
 // decodePath reads one path of a record: the walked directory's components (leaf first),
@@ -498,7 +563,7 @@ func (c *Collector) fillFile(ev *schemas.FileEvent) {
 	if ev.Action != schemas.ActionCreate { // a new file's contents come with its write event
 		f.Size = a.Size
 	}
-	f.UID, f.GID, f.Mode = int64(a.UID), int64(a.GID), modeString(a.Mode)
+	f.UID, f.GID, f.Mode, f.Mtime = int64(a.UID), int64(a.GID), modeString(a.Mode), a.MtimeNs
 	f.Owner, f.Group = c.owners.user(a.UID), c.owners.group(a.GID)
 	switch ev.Action {
 	case schemas.ActionWrite, schemas.ActionRename:

@@ -31,6 +31,7 @@ var testHost = schemas.Host{ID: "test-machine-id", Name: "test-host"}
 func testConfig(t testing.TB, dirs ...string) Config {
 	cfg := DefaultConfig()
 	cfg.Paths = dirs
+	cfg.ChangeOnlyPaths = nil
 	cfg.ScanOnStart = false
 	cfg.ScanInterval = 0
 	cfg.StateDir = t.TempDir()
@@ -234,7 +235,8 @@ func TestTracepointsRefused(t *testing.T) {
 			t.Errorf("%s off for %+v, want tracepoint refused by configuration", f.Feature, f.Refused)
 		}
 	}
-	want := map[string]string{FeatureWrites: "off", FeatureRename: "off", FeatureDelete: "off", FeatureChmod: "off", FeatureChown: "off", FeatureScans: "full"}
+	want := map[string]string{FeatureWrites: "off", FeatureRename: "off", FeatureDelete: "off", FeatureChmod: "off", FeatureChown: "off",
+		FeatureCapabilities: "off", FeatureTimes: "off", FeatureScans: "full"}
 	if diff := cmp.Diff(want, states); diff != "" {
 		t.Errorf("features (-want +got):\n%s", diff)
 	}

@@ -18,8 +18,25 @@ type Config struct {
 	Enabled bool `mapstructure:"enabled"`
 	// Paths are the watched globs (filepath.Match syntax, absolute). A path is watched when a
 	// glob matches it or one of its parent directories. Default: binary directories, /etc,
-	// application directories (/opt/*/webapps, /opt/*/bin) and secrets directories.
+	// application directories (/opt/*/webapps, /opt/*/bin), secrets directories, and where
+	// persistence shows: cron's spool, systemd's unit directories, shell start-up files of
+	// root and of users. The kernel filters by a glob's first component, and by its second
+	// when every glob under that first one names a literal one (/var/spool/cron, /var/log:
+	// the rest of /var costs nothing).
 	Paths []string `mapstructure:"paths"`
+	// ChangeOnlyPaths are globs, with the semantics of Paths, whose changes are reported but
+	// which scans leave alone: their contents change by design. Default: /var/log, /var/tmp,
+	// /dev/shm and the shell histories of root and of users (log and history tampering,
+	// files dropped in world-writable places).
+	ChangeOnlyPaths []string `mapstructure:"change_only_paths"`
+	// SensitiveReads are globs (filepath.Match syntax, absolute) of files whose opening for
+	// reading is reported (action read, once per process and file): credentials and private
+	// keys. The kernel filters opens by the glob's last directory and the start of its name
+	// (up to its first wildcard), so each glob's last directory must be a literal name and
+	// both must be under 32 bytes; user space matches the full glob. Empty turns reads off.
+	// Default: /etc/shadow and gshadow (and their backups), /etc/security/opasswd, SSH private
+	// keys of root and of users (id_*), SSH host keys and /etc/ssl/private.
+	SensitiveReads []string `mapstructure:"sensitive_reads"`
 	// ExcludePaths are globs, with the semantics of Paths, whose changes are not reported and
 	// whose files are not scanned. Default none.
 	ExcludePaths []string `mapstructure:"exclude_paths"`
@@ -53,6 +70,22 @@ var DefaultPaths = []string{
 	"/usr/bin", "/usr/sbin", "/bin", "/sbin", "/usr/local/bin", "/usr/local/sbin",
 	"/etc", "/opt/*/webapps", "/opt/*/bin",
 	"/etc/ssl/private", "/root/.ssh", "/home/*/.ssh",
+	"/var/spool/cron", "/usr/lib/systemd", "/usr/local/lib/systemd", "/root/.config/systemd", "/home/*/.config/systemd",
+	"/root/.bashrc", "/root/.bash_profile", "/root/.bash_login", "/root/.profile", "/root/.bash_logout", "/root/.zshrc",
+	"/home/*/.bashrc", "/home/*/.bash_profile", "/home/*/.bash_login", "/home/*/.profile", "/home/*/.bash_logout", "/home/*/.zshrc",
+}
+
+// DefaultChangeOnlyPaths are the globs whose changes are reported but which are not scanned,
+// by default.
+var DefaultChangeOnlyPaths = []string{
+	"/var/log", "/var/tmp", "/dev/shm",
+	"/root/.bash_history", "/root/.zsh_history", "/home/*/.bash_history", "/home/*/.zsh_history",
+}
+
+// DefaultSensitiveReads are the globs whose reads are reported by default.
+var DefaultSensitiveReads = []string{
+	"/etc/shadow", "/etc/gshadow", "/etc/shadow-", "/etc/gshadow-", "/etc/security/opasswd",
+	"/root/.ssh/id_*", "/home/*/.ssh/id_*", "/etc/ssh/ssh_host_*_key", "/etc/ssl/private/*",
 }
 
 // DefaultConfig returns the documented defaults.
@@ -60,6 +93,8 @@ func DefaultConfig() Config {
 	return Config{
 		Enabled:          true,
 		Paths:            append([]string(nil), DefaultPaths...),
+		ChangeOnlyPaths:  append([]string(nil), DefaultChangeOnlyPaths...),
+		SensitiveReads:   append([]string(nil), DefaultSensitiveReads...),
 		RingBufferBytes:  4 << 20,
 		ScanInterval:     time.Hour,
 		ScanOnStart:      true,
@@ -80,11 +115,20 @@ func (c Config) Validate() error {
 	for _, list := range []struct {
 		key   string
 		globs []string
-	}{{"paths", c.Paths}, {"exclude_paths", c.ExcludePaths}, {"exclude_executables", c.ExcludeExecutables}} {
+	}{{"paths", c.Paths}, {"change_only_paths", c.ChangeOnlyPaths}, {"exclude_paths", c.ExcludePaths}, {"exclude_executables", c.ExcludeExecutables}} {
 		for _, g := range list.globs {
 			if err := checkGlob(g); err != nil {
 				bad(list.key, "%q: %v", g, err)
 			}
+		}
+	}
+	for _, g := range c.SensitiveReads {
+		if err := checkGlob(g); err != nil {
+			bad("sensitive_reads", "%q: %v", g, err)
+			continue
+		}
+		if _, err := readFilterKey(g); err != nil {
+			bad("sensitive_reads", "%q: %v", g, err)
 		}
 	}
 	for _, u := range c.ExcludeUsers {

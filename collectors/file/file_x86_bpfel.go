@@ -54,6 +54,8 @@ const (
 	fileFileFlagFILE_FLAG_UNFILTERED fileFileFlag = 2
 	fileFileFlagFILE_FLAG_DIR        fileFileFlag = 4
 	fileFileFlagFILE_FLAG_TRUNC      fileFileFlag = 8
+	fileFileFlagFILE_FLAG_APPEND     fileFileFlag = 16
+	fileFileFlagFILE_FLAG_AT_EXIT    fileFileFlag = 32
 )
 
 type fileFileOp uint32
@@ -65,7 +67,23 @@ const (
 	fileFileOpFILE_OP_DELETE fileFileOp = 4
 	fileFileOpFILE_OP_CHMOD  fileFileOp = 5
 	fileFileOpFILE_OP_CHOWN  fileFileOp = 6
+	fileFileOpFILE_OP_READ   fileFileOp = 7
+	fileFileOpFILE_OP_SETCAP fileFileOp = 8
+	fileFileOpFILE_OP_UTIMES fileFileOp = 9
 )
+
+type fileReadKey struct {
+	_         structs.HostLayout
+	Prefixlen uint32
+	Data      [64]int8
+}
+
+type fileReadSeenKey struct {
+	_     structs.HostLayout
+	Inode uint64
+	Tgid  uint32
+	Pad   uint32
+}
 
 type fileScratch struct {
 	_    structs.HostLayout
@@ -73,15 +91,23 @@ type fileScratch struct {
 	Data [20480]int8
 }
 
+type fileSecondKey struct {
+	_      structs.HostLayout
+	Top    fileTopKey
+	Second fileTopKey
+}
+
 type fileTopKey struct {
 	_    structs.HostLayout
 	Name [32]int8
 }
 
-type fileWriteFd struct {
+type fileWriteFile struct {
 	_       structs.HostLayout
 	Written uint32
 	Flags   uint32
+	Refs    uint32
+	Pad     uint32
 }
 
 // Names of all BPF objects in the ELF.
@@ -91,31 +117,49 @@ const (
 	fileMapCalls             = "calls"
 	fileMapDrops             = "drops"
 	fileMapEvents            = "events"
+	fileMapReadFilter        = "read_filter"
+	fileMapReadSeen          = "read_seen"
 	fileMapScratch           = "scratch"
+	fileMapWatchedSeconds    = "watched_seconds"
 	fileMapWatchedTops       = "watched_tops"
 	fileMapWriteFds          = "write_fds"
+	fileMapWriteFiles        = "write_files"
+	fileMapWriterTgids       = "writer_tgids"
 	fileProgEnterChmod       = "enter_chmod"
 	fileProgEnterChown       = "enter_chown"
 	fileProgEnterClose       = "enter_close"
 	fileProgEnterCreat       = "enter_creat"
+	fileProgEnterDup         = "enter_dup"
+	fileProgEnterDup2        = "enter_dup2"
+	fileProgEnterExitGroup   = "enter_exit_group"
 	fileProgEnterFchmod      = "enter_fchmod"
 	fileProgEnterFchmodat    = "enter_fchmodat"
 	fileProgEnterFchown      = "enter_fchown"
 	fileProgEnterFchownat    = "enter_fchownat"
+	fileProgEnterFcntl       = "enter_fcntl"
+	fileProgEnterFsetxattr   = "enter_fsetxattr"
+	fileProgEnterFutimesat   = "enter_futimesat"
 	fileProgEnterOpen        = "enter_open"
 	fileProgEnterOpenat      = "enter_openat"
 	fileProgEnterOpenat2     = "enter_openat2"
 	fileProgEnterRename      = "enter_rename"
 	fileProgEnterRenameat    = "enter_renameat"
 	fileProgEnterRmdir       = "enter_rmdir"
+	fileProgEnterSetxattr    = "enter_setxattr"
+	fileProgEnterSetxattrat  = "enter_setxattrat"
 	fileProgEnterUnlink      = "enter_unlink"
 	fileProgEnterUnlinkat    = "enter_unlinkat"
+	fileProgEnterUtimensat   = "enter_utimensat"
+	fileProgEnterUtimes      = "enter_utimes"
 	fileProgEnterWrite       = "enter_write"
 	fileProgEnterWriteFamily = "enter_write_family"
+	fileProgExitDup          = "exit_dup"
 	fileProgExitOpen         = "exit_open"
 	fileProgExitPath         = "exit_path"
+	fileProgExitProcess      = "exit_process"
 	fileVarFilterTops        = "filter_tops"
 	fileVarSelfTgid          = "self_tgid"
+	fileVarSensitiveReads    = "sensitive_reads"
 	fileVarUnusedFileEvent   = "unused_file_event"
 	fileVarUnusedFileFlag    = "unused_file_flag"
 	fileVarUnusedFileOp      = "unused_file_op"
@@ -168,34 +212,51 @@ type fileProgramSpecs struct {
 	EnterChown       *ebpf.ProgramSpec `ebpf:"enter_chown"`
 	EnterClose       *ebpf.ProgramSpec `ebpf:"enter_close"`
 	EnterCreat       *ebpf.ProgramSpec `ebpf:"enter_creat"`
+	EnterDup         *ebpf.ProgramSpec `ebpf:"enter_dup"`
+	EnterDup2        *ebpf.ProgramSpec `ebpf:"enter_dup2"`
+	EnterExitGroup   *ebpf.ProgramSpec `ebpf:"enter_exit_group"`
 	EnterFchmod      *ebpf.ProgramSpec `ebpf:"enter_fchmod"`
 	EnterFchmodat    *ebpf.ProgramSpec `ebpf:"enter_fchmodat"`
 	EnterFchown      *ebpf.ProgramSpec `ebpf:"enter_fchown"`
 	EnterFchownat    *ebpf.ProgramSpec `ebpf:"enter_fchownat"`
+	EnterFcntl       *ebpf.ProgramSpec `ebpf:"enter_fcntl"`
+	EnterFsetxattr   *ebpf.ProgramSpec `ebpf:"enter_fsetxattr"`
+	EnterFutimesat   *ebpf.ProgramSpec `ebpf:"enter_futimesat"`
 	EnterOpen        *ebpf.ProgramSpec `ebpf:"enter_open"`
 	EnterOpenat      *ebpf.ProgramSpec `ebpf:"enter_openat"`
 	EnterOpenat2     *ebpf.ProgramSpec `ebpf:"enter_openat2"`
 	EnterRename      *ebpf.ProgramSpec `ebpf:"enter_rename"`
 	EnterRenameat    *ebpf.ProgramSpec `ebpf:"enter_renameat"`
 	EnterRmdir       *ebpf.ProgramSpec `ebpf:"enter_rmdir"`
+	EnterSetxattr    *ebpf.ProgramSpec `ebpf:"enter_setxattr"`
+	EnterSetxattrat  *ebpf.ProgramSpec `ebpf:"enter_setxattrat"`
 	EnterUnlink      *ebpf.ProgramSpec `ebpf:"enter_unlink"`
 	EnterUnlinkat    *ebpf.ProgramSpec `ebpf:"enter_unlinkat"`
+	EnterUtimensat   *ebpf.ProgramSpec `ebpf:"enter_utimensat"`
+	EnterUtimes      *ebpf.ProgramSpec `ebpf:"enter_utimes"`
 	EnterWrite       *ebpf.ProgramSpec `ebpf:"enter_write"`
 	EnterWriteFamily *ebpf.ProgramSpec `ebpf:"enter_write_family"`
+	ExitDup          *ebpf.ProgramSpec `ebpf:"exit_dup"`
 	ExitOpen         *ebpf.ProgramSpec `ebpf:"exit_open"`
 	ExitPath         *ebpf.ProgramSpec `ebpf:"exit_path"`
+	ExitProcess      *ebpf.ProgramSpec `ebpf:"exit_process"`
 }
 
 // fileMapSpecs contains maps before they are loaded into the kernel.
 //
 // It can be passed ebpf.CollectionSpec.Assign.
 type fileMapSpecs struct {
-	Calls       *ebpf.MapSpec `ebpf:"calls"`
-	Drops       *ebpf.MapSpec `ebpf:"drops"`
-	Events      *ebpf.MapSpec `ebpf:"events"`
-	Scratch     *ebpf.MapSpec `ebpf:"scratch"`
-	WatchedTops *ebpf.MapSpec `ebpf:"watched_tops"`
-	WriteFds    *ebpf.MapSpec `ebpf:"write_fds"`
+	Calls          *ebpf.MapSpec `ebpf:"calls"`
+	Drops          *ebpf.MapSpec `ebpf:"drops"`
+	Events         *ebpf.MapSpec `ebpf:"events"`
+	ReadFilter     *ebpf.MapSpec `ebpf:"read_filter"`
+	ReadSeen       *ebpf.MapSpec `ebpf:"read_seen"`
+	Scratch        *ebpf.MapSpec `ebpf:"scratch"`
+	WatchedSeconds *ebpf.MapSpec `ebpf:"watched_seconds"`
+	WatchedTops    *ebpf.MapSpec `ebpf:"watched_tops"`
+	WriteFds       *ebpf.MapSpec `ebpf:"write_fds"`
+	WriteFiles     *ebpf.MapSpec `ebpf:"write_files"`
+	WriterTgids    *ebpf.MapSpec `ebpf:"writer_tgids"`
 }
 
 // fileVariableSpecs contains global variables before they are loaded into the kernel.
@@ -204,6 +265,7 @@ type fileMapSpecs struct {
 type fileVariableSpecs struct {
 	FilterTops      *ebpf.VariableSpec `ebpf:"filter_tops"`
 	SelfTgid        *ebpf.VariableSpec `ebpf:"self_tgid"`
+	SensitiveReads  *ebpf.VariableSpec `ebpf:"sensitive_reads"`
 	UnusedFileEvent *ebpf.VariableSpec `ebpf:"unused_file_event"`
 	UnusedFileFlag  *ebpf.VariableSpec `ebpf:"unused_file_flag"`
 	UnusedFileOp    *ebpf.VariableSpec `ebpf:"unused_file_op"`
@@ -230,12 +292,17 @@ func (o *fileObjects) Close() error {
 //
 // It can be passed to loadFileObjects or ebpf.CollectionSpec.LoadAndAssign.
 type fileMaps struct {
-	Calls       *ebpf.Map `ebpf:"calls"`
-	Drops       *ebpf.Map `ebpf:"drops"`
-	Events      *ebpf.Map `ebpf:"events"`
-	Scratch     *ebpf.Map `ebpf:"scratch"`
-	WatchedTops *ebpf.Map `ebpf:"watched_tops"`
-	WriteFds    *ebpf.Map `ebpf:"write_fds"`
+	Calls          *ebpf.Map `ebpf:"calls"`
+	Drops          *ebpf.Map `ebpf:"drops"`
+	Events         *ebpf.Map `ebpf:"events"`
+	ReadFilter     *ebpf.Map `ebpf:"read_filter"`
+	ReadSeen       *ebpf.Map `ebpf:"read_seen"`
+	Scratch        *ebpf.Map `ebpf:"scratch"`
+	WatchedSeconds *ebpf.Map `ebpf:"watched_seconds"`
+	WatchedTops    *ebpf.Map `ebpf:"watched_tops"`
+	WriteFds       *ebpf.Map `ebpf:"write_fds"`
+	WriteFiles     *ebpf.Map `ebpf:"write_files"`
+	WriterTgids    *ebpf.Map `ebpf:"writer_tgids"`
 }
 
 func (m *fileMaps) Close() error {
@@ -243,9 +310,14 @@ func (m *fileMaps) Close() error {
 		m.Calls,
 		m.Drops,
 		m.Events,
+		m.ReadFilter,
+		m.ReadSeen,
 		m.Scratch,
+		m.WatchedSeconds,
 		m.WatchedTops,
 		m.WriteFds,
+		m.WriteFiles,
+		m.WriterTgids,
 	)
 }
 
@@ -255,6 +327,7 @@ func (m *fileMaps) Close() error {
 type fileVariables struct {
 	FilterTops      *ebpf.Variable `ebpf:"filter_tops"`
 	SelfTgid        *ebpf.Variable `ebpf:"self_tgid"`
+	SensitiveReads  *ebpf.Variable `ebpf:"sensitive_reads"`
 	UnusedFileEvent *ebpf.Variable `ebpf:"unused_file_event"`
 	UnusedFileFlag  *ebpf.Variable `ebpf:"unused_file_flag"`
 	UnusedFileOp    *ebpf.Variable `ebpf:"unused_file_op"`
@@ -269,22 +342,34 @@ type filePrograms struct {
 	EnterChown       *ebpf.Program `ebpf:"enter_chown"`
 	EnterClose       *ebpf.Program `ebpf:"enter_close"`
 	EnterCreat       *ebpf.Program `ebpf:"enter_creat"`
+	EnterDup         *ebpf.Program `ebpf:"enter_dup"`
+	EnterDup2        *ebpf.Program `ebpf:"enter_dup2"`
+	EnterExitGroup   *ebpf.Program `ebpf:"enter_exit_group"`
 	EnterFchmod      *ebpf.Program `ebpf:"enter_fchmod"`
 	EnterFchmodat    *ebpf.Program `ebpf:"enter_fchmodat"`
 	EnterFchown      *ebpf.Program `ebpf:"enter_fchown"`
 	EnterFchownat    *ebpf.Program `ebpf:"enter_fchownat"`
+	EnterFcntl       *ebpf.Program `ebpf:"enter_fcntl"`
+	EnterFsetxattr   *ebpf.Program `ebpf:"enter_fsetxattr"`
+	EnterFutimesat   *ebpf.Program `ebpf:"enter_futimesat"`
 	EnterOpen        *ebpf.Program `ebpf:"enter_open"`
 	EnterOpenat      *ebpf.Program `ebpf:"enter_openat"`
 	EnterOpenat2     *ebpf.Program `ebpf:"enter_openat2"`
 	EnterRename      *ebpf.Program `ebpf:"enter_rename"`
 	EnterRenameat    *ebpf.Program `ebpf:"enter_renameat"`
 	EnterRmdir       *ebpf.Program `ebpf:"enter_rmdir"`
+	EnterSetxattr    *ebpf.Program `ebpf:"enter_setxattr"`
+	EnterSetxattrat  *ebpf.Program `ebpf:"enter_setxattrat"`
 	EnterUnlink      *ebpf.Program `ebpf:"enter_unlink"`
 	EnterUnlinkat    *ebpf.Program `ebpf:"enter_unlinkat"`
+	EnterUtimensat   *ebpf.Program `ebpf:"enter_utimensat"`
+	EnterUtimes      *ebpf.Program `ebpf:"enter_utimes"`
 	EnterWrite       *ebpf.Program `ebpf:"enter_write"`
 	EnterWriteFamily *ebpf.Program `ebpf:"enter_write_family"`
+	ExitDup          *ebpf.Program `ebpf:"exit_dup"`
 	ExitOpen         *ebpf.Program `ebpf:"exit_open"`
 	ExitPath         *ebpf.Program `ebpf:"exit_path"`
+	ExitProcess      *ebpf.Program `ebpf:"exit_process"`
 }
 
 func (p *filePrograms) Close() error {
@@ -293,22 +378,34 @@ func (p *filePrograms) Close() error {
 		p.EnterChown,
 		p.EnterClose,
 		p.EnterCreat,
+		p.EnterDup,
+		p.EnterDup2,
+		p.EnterExitGroup,
 		p.EnterFchmod,
 		p.EnterFchmodat,
 		p.EnterFchown,
 		p.EnterFchownat,
+		p.EnterFcntl,
+		p.EnterFsetxattr,
+		p.EnterFutimesat,
 		p.EnterOpen,
 		p.EnterOpenat,
 		p.EnterOpenat2,
 		p.EnterRename,
 		p.EnterRenameat,
 		p.EnterRmdir,
+		p.EnterSetxattr,
+		p.EnterSetxattrat,
 		p.EnterUnlink,
 		p.EnterUnlinkat,
+		p.EnterUtimensat,
+		p.EnterUtimes,
 		p.EnterWrite,
 		p.EnterWriteFamily,
+		p.ExitDup,
 		p.ExitOpen,
 		p.ExitPath,
+		p.ExitProcess,
 	)
 }
 

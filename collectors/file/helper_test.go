@@ -1,10 +1,13 @@
 package file
 
 import (
+	"encoding/binary"
 	"fmt"
 	"os"
 	"strconv"
 	"testing"
+
+	"golang.org/x/sys/unix"
 )
 
 // helperEnv makes the test binary act as the helper process: changes made by the test
@@ -24,7 +27,8 @@ func TestMain(m *testing.M) {
 
 // runHelper performs file operations given as words: "write PATH N" (one open, N write
 // calls, one close), "rename OLD NEW", "chmod PATH MODE" (octal), "chown PATH UID GID",
-// "remove PATH", "storm DIR N" (N times: create and write DIR/f, rename it to DIR/g).
+// "remove PATH", "storm DIR N" (N times: create and write DIR/f, rename it to DIR/g),
+// "setcap PATH" (cap_net_raw, permitted and effective, as setcap gives).
 func runHelper(args []string) error {
 	for len(args) > 0 {
 		var n int
@@ -48,6 +52,8 @@ func runHelper(args []string) error {
 			n, err = 3, helperStorm(args[1], args[2])
 		case "remove":
 			n, err = 2, os.Remove(args[1])
+		case "setcap":
+			n, err = 2, helperSetCap(args[1])
 		default:
 			return fmt.Errorf("unknown op %q", args[0])
 		}
@@ -92,4 +98,13 @@ func helperStorm(dir, count string) error {
 		}
 	}
 	return nil
+}
+
+// helperSetCap sets the security.capability attribute: struct vfs_cap_data, revision 2,
+// with cap_net_raw (13) permitted and effective.
+func helperSetCap(path string) error {
+	data := make([]byte, 20)
+	binary.LittleEndian.PutUint32(data[0:], 0x02000000|1)
+	binary.LittleEndian.PutUint32(data[4:], 1<<13)
+	return unix.Setxattr(path, "security.capability", data, 0)
 }

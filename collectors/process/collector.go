@@ -367,6 +367,11 @@ func (c *Collector) decodeExec(raw []byte, now time.Time) (pending, error) {
 	p.CWD = c.cwd(pid, parts[0], hdr.Flags)
 	exe := c.exe(pid, parts[1], hdr.Flags)
 	path := resolveExecPath(filename, exe, p.CWD)
+	viaExe := exe != "" && exe == path
+	if hdr.Flags&uint32(processExecFlagEXEC_FLAG_EXE_UNLINKED) != 0 {
+		// No path opens it any more; /proc/<pid>/exe does while the process lives.
+		path, viaExe = unlinkedPath(path, exe, parts[1]), true
+	}
 	p.File = schemas.File{Path: path, Name: filepath.Base(path)}
 	c.fillCreds(p, hdr.Uid, hdr.Gid, now)
 	p.LoginUID = loginUID(hdr.Loginuid)
@@ -375,6 +380,9 @@ func (c *Collector) decodeExec(raw []byte, now time.Time) (pending, error) {
 	cg := c.cgroups.Lookup(hdr.CgroupId, int(pid))
 	p.SystemdUnit, p.ContainerID = cg.SystemdUnit, cg.ContainerID
 	p.Parent = c.parent(p.PPID)
+	p.StartTime, p.Parent.StartTime = c.wallTime(hdr.StartNs), c.wallTime(hdr.ParentStartNs)
+	p.EUID, p.EGID, p.SessionID = int64(hdr.Euid), int64(hdr.Egid), int32(hdr.Sid)
+	p.StdinType, p.StdoutType = fdType(hdr.StdinKind), fdType(hdr.StdoutKind)
 	c.table.exec(pid, path, p.Args)
 
 	// An executable hashed before, as the kernel identifies it, needs no hashing job.
@@ -383,7 +391,7 @@ func (c *Collector) decodeExec(raw []byte, now time.Time) (pending, error) {
 		p.File.SHA256 = sum
 		return pending{ev: ev}, nil
 	}
-	job := newHashJob(pid, path, exe != "" && exe == path, key)
+	job := newHashJob(pid, path, viaExe, key)
 	return pending{ev: ev, hash: job, deadline: now.Add(hashTimeout)}, nil
 }
 
@@ -418,6 +426,8 @@ func (c *Collector) decodeFork(raw []byte, now time.Time) (pending, error) {
 	p.CgroupID = int64(rec.CgroupId)
 	p.LoginUID = loginUID(rec.Loginuid)
 	p.Parent = c.parent(p.PPID)
+	p.StartTime, p.Parent.StartTime = c.wallTime(rec.ChildStartNs), c.wallTime(rec.ParentStartNs)
+	p.EUID, p.EGID, p.SessionID = int64(rec.Euid), int64(rec.Egid), int32(rec.Sid)
 	// The child runs its parent's image until it execs.
 	c.table.fork(p.PPID, p.PID)
 	c.fillImage(p)
@@ -438,8 +448,42 @@ func (c *Collector) decodeExit(raw []byte, now time.Time) (pending, error) {
 	p.CgroupID = int64(rec.CgroupId)
 	c.fillImage(p)
 	p.Parent = c.parent(p.PPID)
+	p.StartTime = c.wallTime(rec.StartNs)
+	p.EUID, p.EGID, p.SessionID = int64(rec.Euid), int64(rec.Egid), int32(rec.Sid)
 	c.table.exit(p.PID, now)
 	return pending{ev: ev}, nil
+}
+
+// wallTime turns a CLOCK_BOOTTIME reading into ns since the epoch, as event times are; 0
+// stays 0 (unknown).
+func (c *Collector) wallTime(boot uint64) int64 {
+	if boot == 0 {
+		return 0
+	}
+	return int64(boot) + c.bootOffset
+}
+
+// fdType names an fd_kind as the schema spells it (schemas.FD*).
+func fdType(k uint8) string {
+	switch processFdKind(k) {
+	case processFdKindFD_KIND_FILE:
+		return schemas.FDFile
+	case processFdKindFD_KIND_PIPE:
+		return schemas.FDPipe
+	case processFdKindFD_KIND_TTY:
+		return schemas.FDTTY
+	case processFdKindFD_KIND_CHAR:
+		return schemas.FDChar
+	case processFdKindFD_KIND_SOCKET_INET:
+		return schemas.FDSocketInet
+	case processFdKindFD_KIND_SOCKET_UNIX:
+		return schemas.FDSocketUnix
+	case processFdKindFD_KIND_SOCKET:
+		return schemas.FDSocket
+	case processFdKindFD_KIND_OTHER:
+		return schemas.FDOther
+	}
+	return schemas.FDNone
 }
 
 func (c *Collector) fillCreds(p *schemas.Process, uid, gid uint32, now time.Time) {

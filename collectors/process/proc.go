@@ -53,3 +53,26 @@ func resolveExecPath(filename, exe, cwd string) string {
 	}
 	return filename
 }
+
+// deletedSuffix is what the kernel appends to the path of a file no directory names any
+// more (/proc/<pid>/exe of a deleted executable or a memfd).
+const deletedSuffix = " (deleted)"
+
+// unlinkedPath names an executable the kernel found unlinked (a memfd, or a file deleted
+// before it was executed through a descriptor) as /proc/<pid>/exe would: its path with
+// " (deleted)" appended, a memfd as "/memfd:name (deleted)". exe is the walked path or
+// /proc's; walked is what the kernel walked of it, leaf first, possibly cut short (a
+// memfd's walk ends at its own mount's root), for when the process was gone before /proc
+// could be read.
+func unlinkedPath(path, exe string, walked []byte) string {
+	if strings.HasSuffix(exe, deletedSuffix) {
+		return exe
+	}
+	if leaf, _, _ := bytes.Cut(walked, []byte{0}); bytes.HasPrefix(leaf, []byte("memfd:")) {
+		return "/" + string(leaf) + deletedSuffix
+	}
+	if exe != "" {
+		path = exe
+	}
+	return path + deletedSuffix
+}

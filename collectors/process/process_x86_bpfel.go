@@ -22,28 +22,36 @@ const (
 )
 
 type processExecEvent struct {
-	_           structs.HostLayout
-	Kind        uint32
-	Flags       uint32
-	KtimeNs     uint64
-	CgroupId    uint64
-	Pid         uint32
-	Tid         uint32
-	Ppid        uint32
-	Uid         uint32
-	Gid         uint32
-	Loginuid    uint32
-	FilenameLen uint32
-	ArgsLen     uint32
-	ArgsSize    uint64
-	Comm        [16]int8
-	Tty         [64]int8
-	CwdLen      uint16
-	ExeLen      uint16
-	ExeDev      uint32
-	ExeIno      uint64
-	ExeSize     uint64
-	ExeCtimeNs  uint64
+	_             structs.HostLayout
+	Kind          uint32
+	Flags         uint32
+	KtimeNs       uint64
+	CgroupId      uint64
+	Pid           uint32
+	Tid           uint32
+	Ppid          uint32
+	Uid           uint32
+	Gid           uint32
+	Loginuid      uint32
+	FilenameLen   uint32
+	ArgsLen       uint32
+	ArgsSize      uint64
+	Comm          [16]int8
+	Tty           [64]int8
+	CwdLen        uint16
+	ExeLen        uint16
+	ExeDev        uint32
+	ExeIno        uint64
+	ExeSize       uint64
+	ExeCtimeNs    uint64
+	StartNs       uint64
+	ParentStartNs uint64
+	Euid          uint32
+	Egid          uint32
+	Sid           uint32
+	StdinKind     uint8
+	StdoutKind    uint8
+	Pad           uint16
 }
 
 type processExecFlag uint32
@@ -54,6 +62,7 @@ const (
 	processExecFlagEXEC_FLAG_FILENAME_TRUNCATED processExecFlag = 4
 	processExecFlagEXEC_FLAG_CWD_TRUNCATED      processExecFlag = 8
 	processExecFlagEXEC_FLAG_EXE_TRUNCATED      processExecFlag = 16
+	processExecFlagEXEC_FLAG_EXE_UNLINKED       processExecFlag = 32
 )
 
 type processExecScratch struct {
@@ -74,18 +83,43 @@ type processExitEvent struct {
 	Gid      uint32
 	Loginuid uint32
 	Pad      uint32
+	StartNs  uint64
+	Euid     uint32
+	Egid     uint32
+	Sid      uint32
+	Pad2     uint32
 }
 
+type processFdKind uint32
+
+const (
+	processFdKindFD_KIND_NONE        processFdKind = 0
+	processFdKindFD_KIND_FILE        processFdKind = 1
+	processFdKindFD_KIND_PIPE        processFdKind = 2
+	processFdKindFD_KIND_TTY         processFdKind = 3
+	processFdKindFD_KIND_CHAR        processFdKind = 4
+	processFdKindFD_KIND_SOCKET_INET processFdKind = 5
+	processFdKindFD_KIND_SOCKET_UNIX processFdKind = 6
+	processFdKindFD_KIND_SOCKET      processFdKind = 7
+	processFdKindFD_KIND_OTHER       processFdKind = 8
+)
+
 type processForkEvent struct {
-	_         structs.HostLayout
-	Kind      uint32
-	ParentPid uint32
-	KtimeNs   uint64
-	CgroupId  uint64
-	ChildPid  uint32
-	Uid       uint32
-	Gid       uint32
-	Loginuid  uint32
+	_             structs.HostLayout
+	Kind          uint32
+	ParentPid     uint32
+	KtimeNs       uint64
+	CgroupId      uint64
+	ChildPid      uint32
+	Uid           uint32
+	Gid           uint32
+	Loginuid      uint32
+	ChildStartNs  uint64
+	ParentStartNs uint64
+	Euid          uint32
+	Egid          uint32
+	Sid           uint32
+	Pad           uint32
 }
 
 // Names of all BPF objects in the ELF.
@@ -104,6 +138,7 @@ const (
 	processVarUnusedEventKind = "unused_event_kind"
 	processVarUnusedExecFlag  = "unused_exec_flag"
 	processVarUnusedExitEvent = "unused_exit_event"
+	processVarUnusedFdKind    = "unused_fd_kind"
 	processVarUnusedForkEvent = "unused_fork_event"
 	processVarWakeupBytes     = "wakeup_bytes"
 )
@@ -174,6 +209,7 @@ type processVariableSpecs struct {
 	UnusedEventKind *ebpf.VariableSpec `ebpf:"unused_event_kind"`
 	UnusedExecFlag  *ebpf.VariableSpec `ebpf:"unused_exec_flag"`
 	UnusedExitEvent *ebpf.VariableSpec `ebpf:"unused_exit_event"`
+	UnusedFdKind    *ebpf.VariableSpec `ebpf:"unused_fd_kind"`
 	UnusedForkEvent *ebpf.VariableSpec `ebpf:"unused_fork_event"`
 	WakeupBytes     *ebpf.VariableSpec `ebpf:"wakeup_bytes"`
 }
@@ -220,6 +256,7 @@ type processVariables struct {
 	UnusedEventKind *ebpf.Variable `ebpf:"unused_event_kind"`
 	UnusedExecFlag  *ebpf.Variable `ebpf:"unused_exec_flag"`
 	UnusedExitEvent *ebpf.Variable `ebpf:"unused_exit_event"`
+	UnusedFdKind    *ebpf.Variable `ebpf:"unused_fd_kind"`
 	UnusedForkEvent *ebpf.Variable `ebpf:"unused_fork_event"`
 	WakeupBytes     *ebpf.Variable `ebpf:"wakeup_bytes"`
 }

@@ -186,6 +186,10 @@ var auditdTargets = func() []target {
 			f["ppid"] = ispec("process.ppid")
 			f["auid"] = ispec("process.login_uid")
 			f["cwd"] = spec("process.cwd")
+			// The effective ids after the exec (-1 when the collector could not tell).
+			f["euid"] = ispec("process.euid")
+			f["egid"] = ispec("process.egid")
+			f["gid"] = ispec("process.group.gid")
 		}
 		ts = append(ts, target{Name: "auditd SYSCALL " + s.names[0], Source: s.source, Actions: s.actions, Fields: f,
 			Consts:   map[string][]string{"type": {"SYSCALL"}, "SYSCALL": s.names},

@@ -830,6 +830,39 @@ ARRAY JOIN arrayConcat([('severity', concat(severity, '')), ('rule', concat(rule
 WHERE version <= 1
 GROUP BY hour, facet, value;
 
+-- 0013_process_lineage
+-- process_events gains what names a process and its parent beyond their pids (their start
+-- times: a pid alone may be reused), the effective ids after an exec (a setuid or setgid
+-- executable's), the session, and what the standard input and output were at exec (a shell
+-- reading from a socket is a reverse shell). Rows written before stay with zero or empty
+-- values (euid and egid -1: unknown).
+ALTER TABLE crumbs.process_events_local ON CLUSTER crumbs_cluster ADD COLUMN start_time Int64;
+
+-- 0013_process_lineage
+ALTER TABLE crumbs.process_events_local ON CLUSTER crumbs_cluster ADD COLUMN parent_start_time Int64;
+
+-- 0013_process_lineage
+ALTER TABLE crumbs.process_events_local ON CLUSTER crumbs_cluster ADD COLUMN euid Int64 DEFAULT -1;
+
+-- 0013_process_lineage
+ALTER TABLE crumbs.process_events_local ON CLUSTER crumbs_cluster ADD COLUMN egid Int64 DEFAULT -1;
+
+-- 0013_process_lineage
+ALTER TABLE crumbs.process_events_local ON CLUSTER crumbs_cluster ADD COLUMN session_id Int32;
+
+-- 0013_process_lineage
+ALTER TABLE crumbs.process_events_local ON CLUSTER crumbs_cluster ADD COLUMN stdin_type String;
+
+-- 0013_process_lineage
+ALTER TABLE crumbs.process_events_local ON CLUSTER crumbs_cluster ADD COLUMN stdout_type String;
+
+-- 0013_process_lineage
+DROP TABLE IF EXISTS crumbs.process_events ON CLUSTER crumbs_cluster;
+
+-- 0013_process_lineage
+CREATE TABLE IF NOT EXISTS crumbs.process_events ON CLUSTER crumbs_cluster AS crumbs.process_events_local
+ENGINE = Distributed(crumbs_cluster, crumbs, process_events_local, cityHash64(event_id));
+
 -- 0014_container_metadata
 -- Every event table that names a process gains what the container runtime and the Kubernetes
 -- API say about its container (process.container in the events): container name, image and
@@ -976,4 +1009,17 @@ AS SELECT toStartOfMinute(time) AS minute, service AS src_service,
 FROM crumbs.network_events_local
 WHERE direction = 'outbound'
 GROUP BY minute, src_service, dst, dst_port, protocol, src_host;
+
+-- 0016_file_mtime
+-- file_events gains the file's modification time after the event: a utimes event (touch -d,
+-- -r) shows the time a file was set to, so that timestamps set back can be told from
+-- ordinary ones. Rows written before stay at 0.
+ALTER TABLE crumbs.file_events_local ON CLUSTER crumbs_cluster ADD COLUMN file_mtime Int64;
+
+-- 0016_file_mtime
+DROP TABLE IF EXISTS crumbs.file_events ON CLUSTER crumbs_cluster;
+
+-- 0016_file_mtime
+CREATE TABLE IF NOT EXISTS crumbs.file_events ON CLUSTER crumbs_cluster AS crumbs.file_events_local
+ENGINE = Distributed(crumbs_cluster, crumbs, file_events_local, cityHash64(event_id));
 
