@@ -11,6 +11,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -37,6 +38,11 @@ type ClickHouseServer struct {
 	exited  chan struct{}
 	cluster string // remote_servers section, when part of a cluster
 	macros  string
+	// exits records how each start ended when it ended on its own (not by Stop or Kill):
+	// a server that crashed mid-test explains a client's "connection refused".
+	exitMu   sync.Mutex
+	exits    []string
+	stopping atomic.Bool // set by Stop and Kill before they signal
 }
 
 // ClickHouseServerOption configures a private server before its first start.
@@ -87,6 +93,10 @@ func NewClickHouseServer(t testing.TB, opts ...ClickHouseServerOption) *ClickHou
 		}
 	}
 	t.Cleanup(func() {
+		if t.Failed() {
+			// What the server said is what explains a test that found it away.
+			t.Logf("private clickhouse %s, its logs:\n%s", s.Addr, s.logTail())
+		}
 		s.Kill()
 		os.RemoveAll(dir)
 	})
@@ -177,11 +187,20 @@ func (s *ClickHouseServer) Start() {
 	// Its own process group: a signal to the test's group does not reach it, and Kill
 	// reaches whatever it started.
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Credential: s.cred, Pdeathsig: syscall.SIGKILL}
+	s.stopping.Store(false)
 	if err := cmd.Start(); err != nil {
 		s.t.Fatalf("start private clickhouse: %v", err)
 	}
 	exited := make(chan struct{})
-	go func() { _ = cmd.Wait(); close(exited) }()
+	go func() {
+		err := cmd.Wait()
+		if !s.stopping.Load() {
+			s.exitMu.Lock()
+			s.exits = append(s.exits, fmt.Sprintf("pid %d exited on its own at %s: %v", cmd.Process.Pid, time.Now().Format(time.TimeOnly), err))
+			s.exitMu.Unlock()
+		}
+		close(exited)
+	}()
 	s.cmd, s.exited = cmd, exited
 	deadline := time.Now().Add(60 * time.Second)
 	for {
@@ -215,6 +234,11 @@ func (s *ClickHouseServer) ping() error {
 
 func (s *ClickHouseServer) logTail() string {
 	var b strings.Builder
+	s.exitMu.Lock()
+	for _, e := range s.exits {
+		fmt.Fprintf(&b, "--- %s\n", e)
+	}
+	s.exitMu.Unlock()
 	for _, f := range []string{"stdout.log", "server.err.log"} {
 		data, _ := os.ReadFile(filepath.Join(s.Dir, "log", f))
 		if len(data) > 4000 {
@@ -238,6 +262,7 @@ func (s *ClickHouseServer) signal(sig syscall.Signal, grace time.Duration) {
 	if s.cmd == nil {
 		return
 	}
+	s.stopping.Store(true)
 	_ = syscall.Kill(-s.cmd.Process.Pid, sig)
 	select {
 	case <-s.exited:
