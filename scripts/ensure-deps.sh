@@ -33,6 +33,8 @@ programs=(
   gcc:gcc                             # cgo: the identity tests' PAM client
   ldconfig:libc-bin                   # the identity collector finds libpam through it
   iptables:iptables                   # the attack simulation T1686 #18 (docs/atomics-report.md)
+  nmap:nmap                           # the attack simulation T1046 (a loopback port scan)
+  sudo:sudo                           # attack simulations that run their command through sudo
   ip:iproute2                         # make bench: the connect storm through a veth pair into a network namespace
   java:default-jre-headless           # the ClickHouse cluster tests' private ZooKeeper (below)
   sh:dash                             # tests run commands and attack simulations with sh -c
