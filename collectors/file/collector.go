@@ -93,7 +93,7 @@ func New(cfg Config, host schemas.Host, log *slog.Logger, opts ...Option) (*Coll
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	o := newOptions(opts)
+	o := hostinfo.Apply(opts)
 	scanner, err := NewScanner(cfg, host, log, opts...)
 	if err != nil {
 		return nil, err
@@ -102,8 +102,8 @@ func New(cfg Config, host schemas.Host, log *slog.Logger, opts ...Option) (*Coll
 		cfg: cfg, host: host, log: log.With("collector", "file"),
 		watch: newGlobSet(append(slices.Clone(cfg.Paths), cfg.ChangeOnlyPaths...)), sensitive: newGlobSet(cfg.SensitiveReads), exclude: newGlobSet(cfg.ExcludePaths),
 		excludeExe: newGlobSet(cfg.ExcludeExecutables), users: newUserSet(cfg.ExcludeUsers),
-		owners: newOwners(o.root), cgroups: hostinfo.NewCgroupCache(o.root, hostinfo.CgroupCacheEntries), scanner: scanner,
-		root: o.root,
+		owners: newOwners(o.Root), cgroups: hostinfo.NewCgroupCache(o.Root, hostinfo.CgroupCacheEntries), scanner: scanner,
+		root: o.Root,
 	}
 	kf, filter := c.watch.filter()
 	ring, err := kernel.Open(kernel.Spec{

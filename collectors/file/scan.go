@@ -68,10 +68,10 @@ func NewScanner(cfg Config, host schemas.Host, log *slog.Logger, opts ...Option)
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	o := newOptions(opts)
+	o := hostinfo.Apply(opts)
 	return &Scanner{
-		cfg: cfg, host: host, log: log.With("collector", "file"), root: o.root,
-		watch: newGlobSet(cfg.Paths), exclude: newGlobSet(cfg.ExcludePaths), owners: newOwners(o.root),
+		cfg: cfg, host: host, log: log.With("collector", "file"), root: o.Root,
+		watch: newGlobSet(cfg.Paths), exclude: newGlobSet(cfg.ExcludePaths), owners: newOwners(o.Root),
 	}, nil
 }
 

@@ -88,14 +88,14 @@ func New(cfg Config, host schemas.Host, log *slog.Logger, opts ...Option) (*Coll
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	o := newOptions(opts)
+	o := hostinfo.Apply(opts)
 	c := &Collector{
 		cfg:     cfg,
 		host:    host,
 		log:     log.With("collector", "identity"),
 		proc:    hostinfo.Proc{Root: "/proc"},
-		cgroups: hostinfo.NewCgroupCache(o.root, hostinfo.CgroupCacheEntries),
-		users:   hostinfo.NewIDNames(o.root.Path("/etc/passwd")),
+		cgroups: hostinfo.NewCgroupCache(o.Root, hostinfo.CgroupCacheEntries),
+		users:   hostinfo.NewIDNames(o.Root.Path("/etc/passwd")),
 		exclude: make(map[string]bool),
 		repeats: newThreadRepeats(threadRepeatWindow, threadRepeatEntries),
 	}
@@ -104,12 +104,12 @@ func New(cfg Config, host schemas.Host, log *slog.Logger, opts ...Option) (*Coll
 	}
 	libPAM, missing := cfg.LibPAMPath, error(nil)
 	if libPAM == "" {
-		libPAM, missing = FindLibPAM(string(o.root))
+		libPAM, missing = FindLibPAM(string(o.Root))
 	}
 	var pam *link.Executable
 	if missing == nil {
 		// The uprobes are set on the library's inode: the host's, reached under the root.
-		ex, err := link.OpenExecutable(o.root.Path(libPAM))
+		ex, err := link.OpenExecutable(o.Root.Path(libPAM))
 		if err != nil {
 			if cfg.LibPAMPath != "" {
 				return nil, fmt.Errorf("collectors.identity.libpam_path: open %s: %w", libPAM, err)

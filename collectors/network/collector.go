@@ -316,13 +316,13 @@ func (c *Collector) features() []kernel.Feature {
 
 // newCollector returns a collector's user-space side: what turns records into events.
 func newCollector(cfg Config, host schemas.Host, log *slog.Logger, opts ...Option) *Collector {
-	o := newOptions(opts)
+	o := hostinfo.Apply(opts)
 	return &Collector{
 		cfg:     cfg,
 		host:    host,
 		log:     log.With("collector", "network"),
 		procs:   newProcCache("/proc", procCacheEntries, procCacheAge),
-		users:   hostinfo.NewIDNames(o.root.Path("/etc/passwd")),
+		users:   hostinfo.NewIDNames(o.Root.Path("/etc/passwd")),
 		names:   newHostnames(hostnameEntries, hostnameAge),
 		addrs:   addrTexts{max: addrTextEntries},
 		filter:  newEventFilter(cfg),

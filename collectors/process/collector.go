@@ -104,18 +104,18 @@ func New(cfg Config, host schemas.Host, log *slog.Logger, opts ...Option) (*Coll
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	o := newOptions(opts)
+	o := hostinfo.Apply(opts)
 	c := &Collector{
 		cfg:     cfg,
 		host:    host,
 		log:     log.With("collector", "process"),
 		proc:    hostinfo.Proc{Root: "/proc"},
-		cgroups: hostinfo.NewCgroupCache(o.root, hostinfo.CgroupCacheEntries),
+		cgroups: hostinfo.NewCgroupCache(o.Root, hostinfo.CgroupCacheEntries),
 		filter:  newEventFilter(cfg),
-		users:   hostinfo.NewIDNames(o.root.Path("/etc/passwd")),
-		groups:  hostinfo.NewIDNames(o.root.Path("/etc/group")),
+		users:   hostinfo.NewIDNames(o.Root.Path("/etc/passwd")),
+		groups:  hostinfo.NewIDNames(o.Root.Path("/etc/group")),
 	}
-	c.hasher = &fileHasher{cache: newHashCache(cfg.HashCacheEntries), maxBytes: cfg.HashMaxFileBytes, counters: &c.hashCounters, root: o.root}
+	c.hasher = &fileHasher{cache: newHashCache(cfg.HashCacheEntries), maxBytes: cfg.HashMaxFileBytes, counters: &c.hashCounters, root: o.Root}
 	ring, err := kernel.Open(kernel.Spec{
 		Collector:  "process",
 		Load:       loadProcess,
