@@ -11,6 +11,8 @@ import (
 	"time"
 
 	"github.com/google/go-cmp/cmp"
+
+	"github.com/threatcrumbs/crumbs/pkg/testenv"
 )
 
 var update = flag.Bool("update", false, "rewrite the golden files under testdata/")
@@ -80,6 +82,47 @@ func TestMigrateInterruptedAlter(t *testing.T) {
 	}
 	if err := Migrate(ctx, st.Conn(), cfg.Database, ""); err != nil {
 		t.Fatalf("migrate again with every column already there: %v", err)
+	}
+}
+
+// TestMigrateConcurrently: stores opened together in one process (a sink and a test, or the
+// stages of one process) migrate the same fresh database at once, and every one of them must
+// come up, with the server. ClickHouse 18.16 crashes on two ALTER TABLE ADD COLUMN of one
+// table at once, so the test runs on a private server, never the shared one.
+func TestMigrateConcurrently(t *testing.T) {
+	srv := testenv.StartClickHouseServer(t)
+	cfg := privateConfig(t, srv)
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	const migrators = 8
+	errs := make(chan error, migrators)
+	for range migrators {
+		go func() {
+			st, err := Connect(ctx, cfg)
+			if err != nil {
+				errs <- err
+				return
+			}
+			defer st.Close()
+			errs <- Migrate(ctx, st.Conn(), cfg.Database, "")
+		}()
+	}
+	for i := range migrators {
+		if err := <-errs; err != nil {
+			t.Errorf("migrator %d of %d: %v", i+1, migrators, err)
+		}
+	}
+	st, err := Connect(ctx, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	var n uint64
+	if err := st.Conn().QueryRow(ctx, "SELECT count() FROM system.columns WHERE database = ? AND table = 'process_events' AND name = 'container_name'", cfg.Database).Scan(&n); err != nil {
+		t.Fatal(err)
+	}
+	if n != 1 {
+		t.Errorf("process_events.container_name: %d columns, want 1", n)
 	}
 }
 
