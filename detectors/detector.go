@@ -216,6 +216,11 @@ func (c Config) loadRules(log *slog.Logger) ([]*engine.Rule, int, error) {
 		log.Warn("sigma rule file refused and skipped (detector.sigma_refused: skip)", "file", r.File, "reason", r.Reason())
 	}}
 	rs, err := engine.LoadDirs(dirs, f)
+	for _, r := range f.Results {
+		for _, w := range r.Warnings() {
+			log.Warn("sigma rule loaded in part", "file", r.File, "warning", w)
+		}
+	}
 	for _, r := range rs {
 		if r.Format == engine.FormatSigma && c.SigmaOnChange != "" {
 			r.OnChange = c.SigmaOnChange

@@ -24,7 +24,7 @@ func rulesCmd() *cobra.Command {
 	filter := sigma.Filter{MinLevel: sigma.DefaultMinLevel, Statuses: sigma.DefaultStatuses}
 	lint := &cobra.Command{
 		Use:   "lint PATH...",
-		Short: "Load the rule files and folders as one set (Sigma files as Sigma); report every problem as file:line: message or file: reason, and a Sigma summary with what the level and status filters leave out (exit 1 if any problem)",
+		Short: "Load the rule files and folders as one set (Sigma files as Sigma); report every problem as file:line: message or file: reason, every warning as file: warning: ..., and a Sigma summary with what the level and status filters leave out (exit 1 if any problem; warnings alone exit 0)",
 		Args:  cobra.MinimumNArgs(1),
 		RunE: func(cmd *cobra.Command, paths []string) error {
 			if !slices.Contains(sigma.Levels, filter.MinLevel) {
@@ -69,6 +69,11 @@ func rulesLint(w io.Writer, paths []string, filter sigma.Filter) error {
 	}
 	for _, p := range ps {
 		fmt.Fprintln(w, termsafe.Text(p.Error()))
+	}
+	for _, r := range f.Results {
+		for _, warn := range r.Warnings() {
+			fmt.Fprintln(w, termsafe.Text(r.File+": warning: "+warn))
+		}
 	}
 	if err := sigmaSummary(w, f.Results); err != nil {
 		return err

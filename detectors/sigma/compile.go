@@ -27,6 +27,10 @@ type Compiled struct {
 	References  []string
 	Sources     []string         // crumbs event kinds the rule reads (one, but auditd rules may read several)
 	Cond        engine.Condition // matches an event activation (engine.Activation) of any of Sources
+	// Dropped are the branches of an OR in the condition that crumbs cannot judge (a field,
+	// record type or syscall its events do not carry), left out while the others load: the
+	// rule matches less than it says, never more. Lint warns of each.
+	Dropped []Dropped
 
 	targets []compiledTarget
 }
@@ -382,8 +386,9 @@ func (r *Rule) Compile() (*Compiled, error) {
 			return nil, fail(fmt.Errorf("condition %q: %w", s, err))
 		}
 	}
-	if err := checkConsts(r.Detection, targets); err != nil {
-		return nil, fail(err)
+	var whole condExpr = conds[0]
+	for _, ce := range conds[1:] {
+		whole = condOr{whole, ce} // several conditions are their OR
 	}
 	c := &Compiled{File: r.File, ID: r.ID, Name: r.Name, Title: r.Title, Level: r.Level, Severity: r.Level, Status: r.Status,
 		Description: r.Description, Author: r.Author, Tags: r.Tags, References: r.References}
@@ -392,16 +397,16 @@ func (r *Rule) Compile() (*Compiled, error) {
 	}
 	auditd := len(targets) > 1
 	for _, t := range targets {
-		cp := &compiler{det: r.Detection, t: t, auditd: auditd, cache: map[string]node{}}
-		var parts []node
-		for _, ce := range conds {
-			n, err := cp.cond(ce)
-			if err != nil {
-				return nil, fail(err)
-			}
-			parts = append(parts, n)
+		cp := &compiler{det: r.Detection, t: t, targets: targets, auditd: auditd, cache: map[string]node{}}
+		n, err := cp.cond(whole)
+		if err != nil {
+			return nil, fail(err)
 		}
-		n := or(parts...)
+		for _, d := range cp.dropped {
+			if !slices.Contains(c.Dropped, d) {
+				c.Dropped = append(c.Dropped, d)
+			}
+		}
 		if n == constNode(false) {
 			continue
 		}
@@ -424,41 +429,65 @@ func (r *Rule) Compile() (*Compiled, error) {
 	return c, nil
 }
 
-// checkConsts refuses an auditd rule naming a record type or syscall crumbs has no
-// equivalent for, so that such a branch is never dropped silently.
-func checkConsts(det *Detection, targets []target) error {
-	for _, name := range det.searchNames() {
-		for _, m := range searchMaps(det.Searches[name]) {
-			for _, key := range sortedKeys(m) {
-				field, mods, _ := strings.Cut(key, "|")
-				var known bool
-				for _, t := range targets {
-					_, known = t.Consts[field]
-					if known {
-						break
-					}
+// checkConsts refuses a search of an auditd rule naming a record type or syscall crumbs has
+// no equivalent for, so that such a branch is never dropped silently (it would compile to
+// false on every record type): the error is unjudgeable, and an OR may drop the search.
+func checkConsts(v any, targets []target) error {
+	for _, m := range searchMaps(v) {
+		for _, key := range sortedKeys(m) {
+			field, mods, _ := strings.Cut(key, "|")
+			var known bool
+			for _, t := range targets {
+				_, known = t.Consts[field]
+				if known {
+					break
 				}
-				if !known {
-					continue
-				}
-				chain, err := parseMods(splitMods(mods))
+			}
+			if !known {
+				continue
+			}
+			chain, err := parseMods(splitMods(mods))
+			if err != nil {
+				return fmt.Errorf("field %s: %w", field, err)
+			}
+			for _, v := range values(m[key]) {
+				mt, err := valueMatcher(v, chain)
 				if err != nil {
-					return fmt.Errorf("%s: field %s: %w", name, field, err)
+					return fmt.Errorf("field %s: %w", field, err)
 				}
-				for _, v := range values(m[key]) {
-					mt, err := valueMatcher(v, chain)
-					if err != nil {
-						return fmt.Errorf("%s: field %s: %w", name, field, err)
-					}
-					if !anyConstMatches(targets, field, mt) {
-						return fmt.Errorf("%s: %s %v: crumbs records no equivalent of this auditd %s%s", name, field, v, field, auditdWhy(field, v))
-					}
+				if !anyConstMatches(targets, field, mt) {
+					return beyond(fmt.Errorf("%s %v: crumbs records no equivalent of this auditd %s%s", field, v, field, auditdWhy(field, v)))
 				}
 			}
 		}
 	}
 	return nil
 }
+
+// Dropped is a branch of an OR left out of a rule: the branch as written in the condition,
+// and why crumbs cannot judge it (the search and the field, record type or syscall).
+type Dropped struct {
+	Branch string
+	Reason string
+}
+
+// beyondErr is a construct beyond crumbs' telemetry: a field, record type or syscall its
+// events do not carry, or a text its events do not have. Other errors (a bad modifier, a
+// value a field cannot take) are the rule's and always refuse it.
+type beyondErr struct{ err error }
+
+func (b *beyondErr) Error() string { return b.err.Error() }
+func (b *beyondErr) Unwrap() error { return b.err }
+
+func beyond(err error) error { return &beyondErr{err} }
+
+// unjudgeable is an expression crumbs cannot judge because a search in it is beyond its
+// telemetry. drops are the branches that made it so, first the one the error names.
+type unjudgeable struct {
+	drops []Dropped
+}
+
+func (u *unjudgeable) Error() string { return u.drops[0].Reason }
 
 // auditdWhy says, for the auditd records and syscalls rules often name, what crumbs lacks.
 func auditdWhy(field string, v any) string {
@@ -525,10 +554,13 @@ func values(v any) []any {
 
 // compiler compiles one rule's detection for one target.
 type compiler struct {
-	det    *Detection
-	t      target
-	auditd bool
-	cache  map[string]node
+	det     *Detection
+	t       target
+	targets []target // every target of the rule, for its auditd constants
+	auditd  bool
+	cache   map[string]node
+	neg     bool      // compiling under an odd number of nots
+	dropped []Dropped // OR branches left out (see anyOf)
 }
 
 func (cp *compiler) cond(e condExpr) (node, error) {
@@ -544,17 +576,11 @@ func (cp *compiler) cond(e condExpr) (node, error) {
 		}
 		return and(l, r), nil
 	case condOr:
-		l, err := cp.cond(x.l)
-		if err != nil {
-			return nil, err
-		}
-		r, err := cp.cond(x.r)
-		if err != nil {
-			return nil, err
-		}
-		return or(l, r), nil
+		return cp.anyOf([]condExpr{x.l, x.r})
 	case condNot:
+		cp.neg = !cp.neg
 		n, err := cp.cond(x.x)
+		cp.neg = !cp.neg
 		if err != nil {
 			return nil, err
 		}
@@ -565,6 +591,13 @@ func (cp *compiler) cond(e condExpr) (node, error) {
 		names := namesMatching(x.pattern, cp.det.searchNames())
 		if len(names) == 0 {
 			return nil, fmt.Errorf("condition: %q matches no search identifier", x.pattern)
+		}
+		if x.n == 1 {
+			branches := make([]condExpr, len(names))
+			for i, n := range names {
+				branches[i] = condIdent{n}
+			}
+			return cp.anyOf(branches)
 		}
 		var ns []node
 		for _, n := range names {
@@ -577,14 +610,44 @@ func (cp *compiler) cond(e condExpr) (node, error) {
 		switch {
 		case x.n == 0:
 			return and(ns...), nil
-		case x.n == 1:
-			return or(ns...), nil
 		case x.n > len(ns):
 			return constNode(false), nil
 		}
 		return atLeast{n: x.n, nodes: ns}, nil
 	}
 	return nil, fmt.Errorf("condition: unexpected expression %T", e)
+}
+
+// anyOf compiles the OR of branches. A branch crumbs cannot judge (unjudgeable: a field,
+// record type or syscall beyond its telemetry) is dropped and recorded when the OR is not
+// under a negation and another branch compiles: the rule then matches less than it says,
+// never more. Under a negation dropping would widen the rule, so there, and when every
+// branch is beyond crumbs, the rule is refused (an enclosing OR may still drop this one).
+func (cp *compiler) anyOf(branches []condExpr) (node, error) {
+	var ns []node
+	var drops []Dropped
+	for _, b := range branches {
+		n, err := cp.cond(b)
+		var u *unjudgeable
+		switch {
+		case err == nil:
+			ns = append(ns, n)
+		case errors.As(err, &u) && !cp.neg:
+			if len(u.drops) == 1 {
+				// The branch itself, as written, rather than the search inside it.
+				drops = append(drops, Dropped{Branch: condString(b), Reason: u.drops[0].Reason})
+			} else {
+				drops = append(drops, u.drops...)
+			}
+		default:
+			return nil, err
+		}
+	}
+	if len(ns) == 0 {
+		return nil, &unjudgeable{drops: drops}
+	}
+	cp.dropped = append(cp.dropped, drops...)
+	return or(ns...), nil
 }
 
 func (cp *compiler) search(name string) (node, error) {
@@ -595,7 +658,15 @@ func (cp *compiler) search(name string) (node, error) {
 	if !ok {
 		return nil, fmt.Errorf("condition: %q is not a search identifier of the detection", name)
 	}
-	n, err := cp.searchValue(v)
+	err := checkConsts(v, cp.targets)
+	var n node
+	if err == nil {
+		n, err = cp.searchValue(v)
+	}
+	var b *beyondErr
+	if errors.As(err, &b) {
+		return nil, &unjudgeable{drops: []Dropped{{Branch: name, Reason: name + ": " + err.Error()}}}
+	}
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", name, err)
 	}
@@ -737,9 +808,9 @@ func (cp *compiler) spec(field string, typed bool) (fieldSpec, error) {
 		if !typed && mappedOnOtherTarget(field) {
 			return fieldSpec{Path: absentPath, get: absent}, nil
 		}
-		return fieldSpec{}, fmt.Errorf("field %s of %s records: crumbs has no equivalent", field, strings.TrimPrefix(cp.t.Name, "auditd "))
+		return fieldSpec{}, beyond(fmt.Errorf("field %s of %s records: crumbs has no equivalent", field, strings.TrimPrefix(cp.t.Name, "auditd ")))
 	}
-	return fieldSpec{}, fmt.Errorf("field %s: crumbs has no equivalent in %s events (see the field mapping in docs/sigma.md)", field, cp.t.Name)
+	return fieldSpec{}, beyond(fmt.Errorf("field %s: crumbs has no equivalent in %s events (see the field mapping in docs/sigma.md)", field, cp.t.Name))
 }
 
 // absentPath marks a field the events of a target never have.
@@ -787,7 +858,7 @@ func (cp *compiler) fieldRefs(field string, spec fieldSpec, vals []any, chain mo
 		}
 		os, ok := cp.t.Fields[other]
 		if !ok {
-			return nil, fmt.Errorf("field %s: fieldref %s: crumbs has no equivalent in %s events", field, other, cp.t.Name)
+			return nil, beyond(fmt.Errorf("field %s: fieldref %s: crumbs has no equivalent in %s events", field, other, cp.t.Name))
 		}
 		ns = append(ns, &fieldRef{a: spec, b: os, cased: chain.has("cased")})
 	}
@@ -802,7 +873,7 @@ func (cp *compiler) fieldRefs(field string, spec fieldSpec, vals []any, chain mo
 // of the log line would find it.
 func (cp *compiler) keywords(vals []any, chain modChain) (node, error) {
 	if len(cp.t.Keywords) == 0 {
-		return nil, fmt.Errorf("keywords: %s events have no text to search", cp.t.Name)
+		return nil, beyond(fmt.Errorf("keywords: %s events have no text to search", cp.t.Name))
 	}
 	if chain.has("fieldref") || chain.has("exists") {
 		return nil, errors.New("keywords: fieldref and exists need a field")

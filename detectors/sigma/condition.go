@@ -265,3 +265,35 @@ func writeExample(b *strings.Builder, re *syntax.Regexp, depth int) {
 		}
 	}
 }
+
+// condString writes a condition expression back as Sigma text, parenthesising every binary
+// operation below the top, for messages naming a branch.
+func condString(e condExpr) string {
+	return condText(e, true)
+}
+
+func condText(e condExpr, top bool) string {
+	wrap := func(s string) string {
+		if top {
+			return s
+		}
+		return "(" + s + ")"
+	}
+	switch x := e.(type) {
+	case condAnd:
+		return wrap(condText(x.l, false) + " and " + condText(x.r, false))
+	case condOr:
+		return wrap(condText(x.l, false) + " or " + condText(x.r, false))
+	case condNot:
+		return "not " + condText(x.x, false)
+	case condIdent:
+		return x.name
+	case condOf:
+		n := strconv.Itoa(x.n)
+		if x.n == 0 {
+			n = "all"
+		}
+		return n + " of " + x.pattern
+	}
+	return fmt.Sprintf("%v", e)
+}

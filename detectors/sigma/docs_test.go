@@ -24,7 +24,14 @@ is read as Sigma wherever rules are read. Each rule compiles to a condition over
 tags and author, as the Detection Rule License requires.
 
 A rule that uses anything crumbs cannot evaluate is **refused as a whole** with ` + "`file: reason`" + `,
-naming the construct and why; it is never loaded in part and never ignored silently.
+naming the construct and why, with one exception: a branch of an OR (` + "`1 of selection_*`" + `, ` + "`1 of them`" + `,
+` + "`a or b`" + `, a list of conditions) beyond crumbs' telemetry (a field, auditd record type or syscall
+its events do not carry) is dropped while the branches it can judge load, and ` + "`crumbs rules lint`" + `
+and the detector's log warn of it, naming the rule, the branch and why. Such a rule matches less than
+it says, never more. An AND over such a branch, a quantifier other than ` + "`1 of`" + `, an OR under a
+` + "`not`" + ` (dropping a filter would widen the rule), an OR with nothing left, and a branch that is wrong
+rather than unknown to crumbs (a bad modifier or value) still refuse the rule. Nothing is ignored
+silently.
 
 ## Semantics
 
@@ -59,7 +66,7 @@ naming the construct and why; it is never loaded in part and never ignored silen
   as medium) and of the statuses in ` + "`detector.sigma_status`" + ` (default stable, test, experimental; a rule
   without a status loads). A rule left out raises no alert of its own, and a correlation rule that is
   kept still counts its events. ` + "`crumbs rules lint`" + ` applies the same filter and counts what it left
-  out: "148 Sigma rules: 105 loaded, 38 below level medium, 5 refused".
+  out: "148 Sigma rules: 108 loaded, 38 below level medium, 2 refused".
 - Like native match rules, a Sigma rule's alerts for one host within ` + "`detector.throttle`" + ` (one
   minute) of the first are that one alert, its count growing ([rules.md](rules.md), Throttle).
 `
@@ -132,8 +139,9 @@ func writeAuditd(b *strings.Builder) {
 An auditd rule's selections name record types (` + "`type: EXECVE`" + `). Each record type crumbs has an
 equivalent event for is a target below; a selection is evaluated on the targets of the record type
 it names and is false on the others, as on auditd's own records. A selection without a type reads
-the targets carrying its fields; a field of another record type is absent. A rule naming a record
-type or syscall crumbs does not record, or a field of a record crumbs does not carry, is refused.
+the targets carrying its fields; a field of another record type is absent. A selection naming a
+record type or syscall crumbs does not record, or a field of a record crumbs does not carry, refuses
+the rule, or is dropped with a warning when it is a branch of an OR (above).
 EXECVE arguments are crumbs' argv (decoded, where auditd may log hex); comm is compared with the
 executable's full name (auditd truncates comm to 15 characters).
 
@@ -164,21 +172,24 @@ func writeCorpus(b *strings.Builder, t *testing.T) {
 	type count struct{ loaded, refused int }
 	counts := map[string]*count{}
 	total := count{}
-	var refused []string
+	var refused, partial []string
 	for _, r := range results {
 		c := counts[r.Logsource]
 		if c == nil {
 			c = &count{}
 			counts[r.Logsource] = c
 		}
+		rel, _ := filepath.Rel(root, r.File)
 		if r.Loaded() {
 			c.loaded++
 			total.loaded++
+			for _, w := range r.Warnings() {
+				partial = append(partial, fmt.Sprintf("| %s | %s |", rel, strings.ReplaceAll(w, "|", `\|`)))
+			}
 			continue
 		}
 		c.refused++
 		total.refused++
-		rel, _ := filepath.Rel(root, r.File)
 		reason := strings.TrimPrefix(r.Err.Error(), r.File+": ")
 		refused = append(refused, fmt.Sprintf("| %s | %s |", rel, strings.ReplaceAll(reason, "|", `\|`)))
 	}
@@ -191,5 +202,7 @@ func writeCorpus(b *strings.Builder, t *testing.T) {
 	fmt.Fprintf(b, "| **all** | %d | %d | %d |\n", total.loaded+total.refused, total.loaded, total.refused)
 	b.WriteString("\nEvery loaded rule is raised by an event generated from its own detection, and not by the same\nevent with one value changed (`TestCorpusGenerated`).\n\n### Refused\n\n| file | reason |\n|---|---|\n")
 	b.WriteString(strings.Join(refused, "\n"))
+	b.WriteString("\n\n### Loaded without some branches\n\n| file | warning |\n|---|---|\n")
+	b.WriteString(strings.Join(partial, "\n"))
 	b.WriteString("\n")
 }

@@ -24,6 +24,23 @@ type LintResult struct {
 	LeftOut []string
 }
 
+// Warnings are what a loaded file's rules leave out: each OR branch crumbs cannot judge,
+// as "rule <title>: condition branch <branch> dropped (<why>); the rule loads without it",
+// in rule order. None for a refused file.
+func (r LintResult) Warnings() []string {
+	var out []string
+	for _, c := range r.Rules {
+		name := c.Title
+		if name == "" {
+			name = engineID(c.ID, c.Name, c.File, c.Title)
+		}
+		for _, d := range c.Dropped {
+			out = append(out, fmt.Sprintf("rule %q: condition branch %q dropped (%s); the rule loads without it", name, d.Branch, d.Reason))
+		}
+	}
+	return out
+}
+
 // Loaded tells whether every rule of the file compiled.
 func (r LintResult) Loaded() bool { return r.Err == nil }
 
