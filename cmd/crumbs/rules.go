@@ -37,7 +37,7 @@ func rulesCmd() *cobra.Command {
 	lint.Flags().StringSliceVar(&filter.Statuses, "sigma-status", filter.Statuses, "Sigma statuses loaded, as detector.sigma_status")
 	cmd.AddCommand(lint, &cobra.Command{
 		Use:   "test PATH...",
-		Short: "Run each rule's fixtures (<rule>.fixtures.yaml) through the engine and print a pass/fail table (exit 1 on failure)",
+		Short: "Run each rule's fixtures (<rule>.fixtures.yaml) through the engine and print a pass/fail table, and for a rule reading several event kinds its cases, events and alerts per kind (exit 1 on failure)",
 		Args:  cobra.MinimumNArgs(1),
 		RunE: func(cmd *cobra.Command, dirs []string) error {
 			return rulesTest(cmd.OutOrStdout(), dirs)
@@ -145,11 +145,60 @@ func sigmaSummary(w io.Writer, results []sigma.LintResult) error {
 	return nil
 }
 
-// rulesTest runs the fixtures of every folder and prints one row per case.
+// perKind sums, for each rule of several event kinds (a Sigma auditd rule), its cases,
+// events and alerts per kind: one tab-separated row per rule and kind, noting a kind no
+// fixture event exercises.
+func perKind(res []engine.FixtureResult) []string {
+	type sum struct{ cases, events, alerts int }
+	var order []string
+	by := map[string]map[string]*sum{}
+	for _, r := range res {
+		if r.Kinds == nil {
+			continue
+		}
+		if by[r.Rule] == nil {
+			by[r.Rule] = map[string]*sum{}
+			order = append(order, r.Rule)
+		}
+		for k, kc := range r.Kinds {
+			s := by[r.Rule][k]
+			if s == nil {
+				s = &sum{}
+				by[r.Rule][k] = s
+			}
+			if kc.Events > 0 {
+				s.cases++
+			}
+			s.events += kc.Events
+			s.alerts += kc.Alerts
+		}
+	}
+	var rows []string
+	for _, rule := range order {
+		kinds := make([]string, 0, len(by[rule]))
+		for k := range by[rule] {
+			kinds = append(kinds, k)
+		}
+		sort.Strings(kinds)
+		for _, k := range kinds {
+			s := by[rule][k]
+			note := ""
+			if s.events == 0 {
+				note = "no fixture event of this kind"
+			}
+			rows = append(rows, fmt.Sprintf("%s\t%s\t%d\t%d\t%d\t%s", q(rule), q(k), s.cases, s.events, s.alerts, note))
+		}
+	}
+	return rows
+}
+
+// rulesTest runs the fixtures of every folder and prints one row per case, then, for each
+// rule that reads several event kinds, its cases, events and alerts per kind.
 func rulesTest(w io.Writer, dirs []string) error {
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "RULE\tCASE\tRESULT\tDETAIL")
 	failed, broken := 0, 0
+	var kindRows []string
 	for _, dir := range dirs {
 		fsys, root := os.DirFS(dir), "."
 		if st, err := os.Stat(dir); err == nil && !st.IsDir() {
@@ -178,9 +227,21 @@ func rulesTest(w io.Writer, dirs []string) error {
 			}
 			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", q(r.Rule), q(c), q(string(r.Status)), q(r.Detail))
 		}
+		kindRows = append(kindRows, perKind(res)...)
 	}
 	if err := tw.Flush(); err != nil {
 		return fmt.Errorf("rules test: write table: %w", err)
+	}
+	if len(kindRows) > 0 {
+		fmt.Fprintln(w)
+		tw = tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+		fmt.Fprintln(tw, "RULE (SEVERAL KINDS)\tKIND\tCASES\tEVENTS\tALERTS\tNOTE")
+		for _, row := range kindRows {
+			fmt.Fprintln(tw, row)
+		}
+		if err := tw.Flush(); err != nil {
+			return fmt.Errorf("rules test: write table: %w", err)
+		}
 	}
 	if failed > 0 || broken > 0 {
 		return &exitCode{1, fmt.Errorf("rules test: %d case(s) failed, %d folder(s) invalid", failed, broken)}

@@ -200,3 +200,93 @@ func TestRulesLintCountsWhatTheFiltersLeaveOut(t *testing.T) {
 		t.Errorf("lint lacks %q:\n%s", want, out.String())
 	}
 }
+
+// TestRulesTestReportsPerKind: a Sigma auditd rule reading exec and file events runs its
+// fixtures with events of both kinds against both of its engine rules at once, and rules
+// test reports its cases, events and alerts per kind, noting a kind no event exercises; an
+// event that does not say its kind fails its case.
+func TestRulesTestReportsPerKind(t *testing.T) {
+	dir := t.TempDir()
+	write := func(name, body string) {
+		t.Helper()
+		if err := os.WriteFile(filepath.Join(dir, name), []byte(body), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	write("policy.yml", `title: Password policy read
+id: 6f1c2d4e-0000-4000-8000-000000000001
+level: low
+logsource:
+  product: linux
+  service: auditd
+detection:
+  execve:
+    type: EXECVE
+    a0: chage
+    a1: '-l'
+  path:
+    type: PATH
+    name: /etc/login.defs
+  condition: 1 of them
+`)
+	write("policy.fixtures.yaml", `cases:
+  - name: chage -l and a read of login.defs fire
+    events:
+      - {kind: process, time: "2026-03-01T10:00:00Z", action: exec, process: {file: {path: /usr/bin/chage, name: chage}, args: [chage, "-l", root]}}
+      - {kind: file, time: "2026-03-01T10:00:01Z", action: write, file: {path: /etc/login.defs}}
+    expect:
+      - {rule_id: 6f1c2d4e-0000-4000-8000-000000000001}
+      - {rule_id: 6f1c2d4e-0000-4000-8000-000000000001}
+  - name: chage -d and other files do not fire
+    events:
+      - {kind: process, time: "2026-03-01T10:00:00Z", action: exec, process: {file: {path: /usr/bin/chage, name: chage}, args: [chage, "-d", "0", root]}}
+      - {kind: file, time: "2026-03-01T10:00:01Z", action: write, file: {path: /etc/hosts}}
+      - {kind: file, time: "2026-03-01T10:00:02Z", action: write, file: {path: /etc/motd}}
+    expect: []
+`)
+	var out bytes.Buffer
+	if err := rulesTest(&out, []string{dir}); err != nil {
+		t.Fatalf("rules test: %v\n%s", err, out.String())
+	}
+	_, kinds, ok := strings.Cut(out.String(), "\n\n")
+	if !ok {
+		t.Fatalf("no per-kind table:\n%s", out.String())
+	}
+	var got [][]string
+	for _, line := range strings.Split(strings.TrimSpace(kinds), "\n")[1:] {
+		got = append(got, strings.Fields(line))
+	}
+	want := [][]string{
+		{"6f1c2d4e-0000-4000-8000-000000000001", "file", "2", "3", "1"},
+		{"6f1c2d4e-0000-4000-8000-000000000001", "process", "2", "2", "1"},
+	}
+	if d := cmp.Diff(want, got); d != "" {
+		t.Errorf("per-kind table (-want +got):\n%s", d)
+	}
+
+	// Only exec events in the fixtures: the file kind is noted; an event without its kind fails.
+	write("policy.fixtures.yaml", `cases:
+  - name: chage -l fires
+    events:
+      - {kind: process, time: "2026-03-01T10:00:00Z", action: exec, process: {file: {path: /usr/bin/chage, name: chage}, args: [chage, "-l", root]}}
+    expect:
+      - {rule_id: 6f1c2d4e-0000-4000-8000-000000000001}
+  - name: an event without its kind does not say which of the rule's kinds it is
+    events:
+      - {time: "2026-03-01T10:00:00Z", action: exec, process: {file: {path: /usr/bin/chage, name: chage}, args: [chage, "-l", root]}}
+    expect: []
+`)
+	out.Reset()
+	var ec *exitCode
+	if err := rulesTest(&out, []string{dir}); !errors.As(err, &ec) || ec.code != 1 {
+		t.Fatalf("rules test with an event without its kind: got %v, want exit code 1\n%s", err, out.String())
+	}
+	for _, want := range []string{
+		"event 1: kind: required, the rule reads several kinds (file, process)",
+		"file     0      0       0       no fixture event of this kind",
+	} {
+		if !strings.Contains(out.String(), want) {
+			t.Errorf("output lacks %q:\n%s", want, out.String())
+		}
+	}
+}

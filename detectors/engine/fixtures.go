@@ -53,6 +53,17 @@ type FixtureResult struct {
 	Case   string
 	Status string // pass, fail or none (no fixtures)
 	Detail string // why it failed
+	// Kinds is, for a rule that reads several event kinds (a Sigma auditd rule: one engine
+	// rule per kind under one id), the case's events and the alerts they raised per kind,
+	// every kind the rule reads listed; nil for a rule of one kind.
+	Kinds map[string]KindCount
+}
+
+// KindCount is what a fixture case gave a rule of several kinds for one event kind: its
+// events of that kind, and the alerts whose first evidence event is of that kind.
+type KindCount struct {
+	Events int
+	Alerts int
 }
 
 // Fixture statuses.
@@ -69,15 +80,33 @@ func TestRules(fsys fs.FS, dir string, opt Options, formats ...Format) ([]Fixtur
 	if err != nil {
 		return nil, err
 	}
-	sort.Slice(rules, func(i, j int) bool { return rules[i].File < rules[j].File })
-	var out []FixtureResult
+	sort.SliceStable(rules, func(i, j int) bool { return rules[i].File < rules[j].File })
+	// The engine rules of one rule of several kinds (same file and id) run together, as in
+	// the detector: a case's events of every kind reach them all.
+	type group struct {
+		file, id string
+		rules    []*Rule
+	}
+	var groups []*group
+	at := map[[2]string]*group{}
 	for _, r := range rules {
-		file, ff, err := readFixtures(fsys, r.File)
+		k := [2]string{r.File, r.ID}
+		if g := at[k]; g != nil {
+			g.rules = append(g.rules, r)
+			continue
+		}
+		g := &group{file: r.File, id: r.ID, rules: []*Rule{r}}
+		at[k] = g
+		groups = append(groups, g)
+	}
+	var out []FixtureResult
+	for _, g := range groups {
+		file, ff, err := readFixtures(fsys, g.file)
 		if err != nil {
 			return out, err
 		}
 		if ff == nil {
-			out = append(out, FixtureResult{Rule: r.ID, Status: FixtureNone})
+			out = append(out, FixtureResult{Rule: g.id, Status: FixtureNone})
 			continue
 		}
 		for i, c := range ff.Cases {
@@ -85,11 +114,15 @@ func TestRules(fsys fs.FS, dir string, opt Options, formats ...Format) ([]Fixtur
 			if name == "" {
 				name = fmt.Sprintf("case %d", i+1)
 			}
-			res := FixtureResult{Rule: r.ID, File: file, Case: name, Status: FixturePass}
+			res := FixtureResult{Rule: g.id, File: file, Case: name, Status: FixturePass}
 			o := opt
 			o.AllowedLateness, o.Throttle = ff.Lateness, ff.Throttle
-			if d := runCase(r, c, name, o); d != "" {
+			kinds, d := runCase(g.rules, c, name, o)
+			if d != "" {
 				res.Status, res.Detail = FixtureFail, d
+			}
+			if len(g.rules) > 1 {
+				res.Kinds = kinds
 			}
 			out = append(out, res)
 		}
@@ -117,21 +150,47 @@ func readFixtures(fsys fs.FS, ruleFile string) (string, *FixtureFile, error) {
 	return "", nil, nil
 }
 
-// runCase returns "" when the case passes, else what differed. The events are judged twice:
-// as activation maps (Process) and as records decoded by their generated codecs
-// (ProcessRecord), which must raise the same alerts.
-func runCase(r *Rule, c FixtureCase, name string, opt Options) string {
+// runCase returns "" when the case passes, else what differed, and the case's events and
+// alerts per event kind. The events are judged twice: as activation maps (Process) and as
+// records decoded by their generated codecs (ProcessRecord), which must raise the same
+// alerts. rs are the engine rules of one rule: one, or one per kind it reads; an event of a
+// case of a rule of several kinds must say its kind.
+func runCase(rs []*Rule, c FixtureCase, name string, opt Options) (map[string]KindCount, string) {
+	kinds := map[string]KindCount{}
+	var sources []string
+	for _, r := range rs {
+		kinds[r.Source] = KindCount{}
+		sources = append(sources, r.Source)
+	}
+	for _, raw := range c.Events {
+		k, ok := raw["kind"].(string)
+		if !ok && len(rs) > 1 {
+			continue // refused below: which kind it is is unknown
+		}
+		if !ok {
+			k = rs[0].Source
+		}
+		kc := kinds[k]
+		kc.Events++
+		kinds[k] = kc
+	}
 	for _, records := range []bool{false, true} {
-		e, err := New([]*Rule{r}, opt)
+		e, err := New(rs, opt)
 		if err != nil {
-			return err.Error()
+			return kinds, err.Error()
 		}
 		var alerts []*Alert
+		kindOf := map[string]string{} // event id → kind
 		for i, raw := range c.Events {
-			ev, err := FixtureEvent(r.Source, raw, fmt.Sprintf("%s-%d", strings.ReplaceAll(name, " ", "-"), i+1))
-			if err != nil {
-				return fmt.Sprintf("event %d: %v", i+1, err)
+			if _, ok := raw["kind"]; !ok && len(rs) > 1 {
+				return kinds, fmt.Sprintf("event %d: kind: required, the rule reads several kinds (%s)", i+1, strings.Join(sources, ", "))
 			}
+			ev, err := FixtureEvent(rs[0].Source, raw, fmt.Sprintf("%s-%d", strings.ReplaceAll(name, " ", "-"), i+1))
+			if err != nil {
+				return kinds, fmt.Sprintf("event %d: %v", i+1, err)
+			}
+			id, _ := ev["event_id"].(string)
+			kindOf[id], _ = ev["kind"].(string)
 			var as []*Alert
 			if records {
 				as, err = processAsRecord(e, ev)
@@ -139,19 +198,30 @@ func runCase(r *Rule, c FixtureCase, name string, opt Options) string {
 				as, err = e.Process(0, ev)
 			}
 			if err != nil {
-				return fmt.Sprintf("event %d: %v", i+1, err)
+				return kinds, fmt.Sprintf("event %d: %v", i+1, err)
 			}
 			alerts = append(alerts, as...)
 		}
 		alerts = append(alerts, e.Advance(0, math.MaxInt64/2)...)
-		if d := compareAlerts(c.Expect, Latest(alerts)); d != "" {
-			if records {
-				return "judged on the decoded record (the activation maps passed): " + d
+		latest := Latest(alerts)
+		if !records {
+			for _, a := range latest {
+				if len(a.Evidence) > 0 {
+					k := kindOf[a.Evidence[0]]
+					kc := kinds[k]
+					kc.Alerts++
+					kinds[k] = kc
+				}
 			}
-			return d
+		}
+		if d := compareAlerts(c.Expect, latest); d != "" {
+			if records {
+				return kinds, "judged on the decoded record (the activation maps passed): " + d
+			}
+			return kinds, d
 		}
 	}
-	return ""
+	return kinds, ""
 }
 
 // processAsRecord judges a fixture event as the detector does: decoded by its kind's
