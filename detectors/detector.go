@@ -218,7 +218,7 @@ func (c Config) loadRules(log *slog.Logger) ([]*engine.Rule, int, error) {
 	rs, err := engine.LoadDirs(dirs, f)
 	for _, r := range f.Results {
 		for _, w := range r.Warnings() {
-			log.Warn("sigma rule loaded in part", "file", r.File, "warning", w)
+			log.Warn("sigma rule warning (crumbs rules lint)", "file", r.File, "warning", w)
 		}
 	}
 	for _, r := range rs {

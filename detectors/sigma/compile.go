@@ -31,6 +31,8 @@ type Compiled struct {
 	// record type or syscall its events do not carry), left out while the others load: the
 	// rule matches less than it says, never more. Lint warns of each.
 	Dropped []Dropped
+	// WindowsPaths are values written as Windows paths ('\bash'): lint warns of each.
+	WindowsPaths []WindowsPath
 
 	targets []compiledTarget
 }
@@ -391,7 +393,8 @@ func (r *Rule) Compile() (*Compiled, error) {
 		whole = condOr{whole, ce} // several conditions are their OR
 	}
 	c := &Compiled{File: r.File, ID: r.ID, Name: r.Name, Title: r.Title, Level: r.Level, Severity: r.Level, Status: r.Status,
-		Description: r.Description, Author: r.Author, Tags: r.Tags, References: r.References}
+		Description: r.Description, Author: r.Author, Tags: r.Tags, References: r.References,
+		WindowsPaths: windowsPaths(r.Detection)}
 	if c.Severity == "" {
 		c.Severity = "medium"
 	}

@@ -24,9 +24,10 @@ type LintResult struct {
 	LeftOut []string
 }
 
-// Warnings are what a loaded file's rules leave out: each OR branch crumbs cannot judge,
-// as "rule <title>: condition branch <branch> dropped (<why>); the rule loads without it",
-// in rule order. None for a refused file.
+// Warnings are what lint says of a loaded file's rules, in rule order: each OR branch crumbs
+// cannot judge ("rule <title>: condition branch <branch> dropped (<why>); the rule loads
+// without it"), then each value written as a Windows path (naming the search, the field and
+// the value). None for a refused file.
 func (r LintResult) Warnings() []string {
 	var out []string
 	for _, c := range r.Rules {
@@ -36,6 +37,9 @@ func (r LintResult) Warnings() []string {
 		}
 		for _, d := range c.Dropped {
 			out = append(out, fmt.Sprintf("rule %q: condition branch %q dropped (%s); the rule loads without it", name, d.Branch, d.Reason))
+		}
+		for _, p := range c.WindowsPaths {
+			out = append(out, windowsPathWarning(name, p))
 		}
 	}
 	return out
