@@ -20,11 +20,10 @@ build:
 run: deps build ## the whole pipeline in the foreground; Ctrl-C stops it
 	$(BIN) up $(if $(wildcard $(CONFIG)),--config $(CONFIG))
 
-test: deps ## every test, including the end-to-end ones (root, eBPF, ClickHouse), then the fuzz targets
+test: deps ## every test, including the end-to-end ones (root, eBPF, ClickHouse); each fuzz target's seeds run as tests
 	$(GO) vet ./...
 	cd scripts/dist && $(GO) vet ./... && $(GO) test -count=1 ./...
 	$(GO) test $(TESTFLAGS) ./...
-	$(MAKE) fuzz
 
 # Every fuzz target of the tree (func FuzzX in a _test.go file), found anew each run, fuzzed for
 # FUZZTIME each, one at a time. Seed corpora and the inputs that once failed are kept under
