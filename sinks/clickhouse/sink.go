@@ -175,18 +175,14 @@ func (s *Sink) Run(ctx context.Context) error {
 		}
 		return fmt.Errorf("clickhouse sink: %w", err)
 	}
-	writers := newWriters(topics, s.kinds, s.serde)
 	b := &batcher{
 		sink: s, store: store, dlqTopic: topics.DLQ(), retryTopic: topics.Retry(StageName),
-		writers: writers, order: sortedKeys(writers),
-		byTopic: map[string]tableWriter{},
-		last:    map[topicPartition]*kgo.Record{}, suspect: map[topicPartition]bool{},
-		backoff: retry.Backoff{Initial: s.cfg.RetryBackoff, Max: s.cfg.MaxBackoff},
+		newBatch: func() *batch { return newBatch(newWriters(topics, s.kinds, s.serde)) },
+		suspect:  map[topicPartition]bool{},
+		backoff:  retry.Backoff{Initial: s.cfg.RetryBackoff, Max: s.cfg.MaxBackoff},
 	}
-	for _, w := range writers {
-		b.byTopic[w.topic()] = w
-	}
-	b.consumed = append(consumedTopics(writers), b.retryTopic)
+	b.cur = b.newBatch()
+	b.consumed = append(consumedTopics(b.cur.writers), b.retryTopic)
 	opts := append(s.kcfg.ClientOpts(),
 		kgo.ConsumerGroup(s.cfg.Group),
 		kgo.ConsumeTopics(b.consumed...),
@@ -221,8 +217,8 @@ func (s *Sink) Run(ctx context.Context) error {
 	fctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), shutdownGrace)
 	defer cancel()
 	b.mu.Lock()
-	held := b.pending() + len(b.dead)
-	flushErr := b.flush(fctx)
+	held := b.held()
+	flushErr := b.flushAll(fctx)
 	b.mu.Unlock()
 	if loopErr != nil {
 		return fmt.Errorf("clickhouse sink: %w", loopErr)
@@ -295,9 +291,54 @@ type topicPartition struct {
 
 func tpOf(r *kgo.Record) topicPartition { return topicPartition{r.Topic, r.Partition} }
 
-// batcher is one Run's state. The poll loop holds mu from the moment a poll returns until
-// it allows rebalancing again; the rebalance callbacks take it too, so they see the buffers
-// only between polls.
+// batch is the rows of one flush: the writers' buffers, the records taken into them, and the
+// dead letters of records that cannot be written.
+type batch struct {
+	// writers buffer rows per table, by the schema they take; order is their flush order.
+	writers map[string]tableWriter
+	order   []string
+	// byTopic finds the writer of a tombstone, which has no schema.
+	byTopic map[string]tableWriter
+	// last is the last record taken per partition: everything of the batch up to it is
+	// buffered, dead-lettered, or written.
+	last map[topicPartition]*kgo.Record
+	// since is when the batch's oldest record was taken; zero when it holds none.
+	since time.Time
+	// dead are dead letters not yet on the dead-letter topic; the batch's offsets are
+	// committed only once they are.
+	dead []pendingDead
+}
+
+func newBatch(writers map[string]tableWriter) *batch {
+	bt := &batch{writers: writers, order: sortedKeys(writers), byTopic: map[string]tableWriter{},
+		last: map[topicPartition]*kgo.Record{}}
+	for _, w := range writers {
+		bt.byTopic[w.topic()] = w
+	}
+	return bt
+}
+
+// pending is how many rows the batch's writers buffer.
+func (bt *batch) pending() int {
+	n := 0
+	for _, w := range bt.writers {
+		n += w.pending()
+	}
+	return n
+}
+
+// held is how many records the batch holds: rows and dead letters.
+func (bt *batch) held() int { return bt.pending() + len(bt.dead) }
+
+func (bt *batch) empty() bool { return len(bt.last) == 0 && bt.held() == 0 }
+
+// batcher is one Run's state. It holds at most two batches: cur takes the records polled,
+// and inflight, the batch before it, is written meanwhile (by a goroutine of its own while
+// writing is set) and committed once written. The poll loop holds mu from the moment a poll
+// returns until it allows rebalancing again; the rebalance callbacks take it too, so they
+// see the batches only between polls. The writing goroutine touches only inflight's writers
+// and, under suspectMu, suspect; offsets are committed by the loop (or a callback) alone,
+// batch after batch, each once every row of it is written or dead-lettered.
 type batcher struct {
 	sink       *Sink
 	store      *Store
@@ -305,27 +346,26 @@ type batcher struct {
 	dlqTopic   string
 	retryTopic string
 	consumed   []string
+	newBatch   func() *batch
 
-	// writers buffer rows per table, by the schema they take; order is their flush order.
-	writers map[string]tableWriter
-	order   []string
-	// byTopic finds the writer of a tombstone, which has no schema.
-	byTopic map[string]tableWriter
-
-	mu sync.Mutex
-	// last is the last record taken per partition since the last commit: everything up to
-	// it is buffered, dead-lettered, or written.
-	last map[topicPartition]*kgo.Record
-	// since is when the oldest uncommitted record was taken; zero when nothing is pending.
-	since time.Time
+	mu       sync.Mutex
+	cur      *batch
+	inflight *batch // nil when every batch before cur is committed
+	// writing receives the result of inflight's write while it runs; nil otherwise. A
+	// batch whose write failed stays inflight, writing nil, until it is tried again.
+	writing chan error
+	wg      sync.WaitGroup // the writing goroutine
+	spare   *batch         // a committed batch, its buffers reused for the next one
+	// wake ends the poll under way once a write ends, so that its batch is committed
+	// without waiting for records; written says the write ended already.
+	wakeMu  sync.Mutex
+	wake    context.CancelFunc
+	written bool
 	// suspect partitions may replay records already written: assigned since the last batch
 	// that found none of its ids in ClickHouse, or part of a batch whose insert failed.
 	suspect map[topicPartition]bool
-	// suspectMu guards suspect while the tables' writes run at once (flushTables).
+	// suspectMu guards suspect while the tables' writes run (flushTables).
 	suspectMu sync.Mutex
-	// dead are dead letters not yet on the dead-letter topic; offsets are committed only
-	// once they are.
-	dead []pendingDead
 
 	// waiting is when the first of the failed flushes in a row failed; zero when the last
 	// flush went through. While waiting, fetching is paused and the next flush is tried at
@@ -335,16 +375,28 @@ type batcher struct {
 	backoff retry.Backoff
 }
 
+// held is how many records the batches hold, written or not.
+func (b *batcher) held() int {
+	n := b.cur.held()
+	if b.inflight != nil {
+		n += b.inflight.held()
+	}
+	return n
+}
+
 func (b *batcher) loop(ctx context.Context) error {
 	for ctx.Err() == nil {
 		pctx, cancel := b.pollContext(ctx)
 		fetches := b.client.PollRecords(pctx, b.room())
+		b.wakeMu.Lock()
+		b.wake = nil
+		b.wakeMu.Unlock()
 		cancel()
 
 		b.mu.Lock()
 		err := b.handle(fetches)
-		if err == nil && b.due(time.Now()) {
-			b.flushOrWait(ctx)
+		if err == nil {
+			b.step(ctx)
 		}
 		b.mu.Unlock()
 		b.client.AllowRebalance()
@@ -355,53 +407,135 @@ func (b *batcher) loop(ctx context.Context) error {
 	return nil
 }
 
-// pollContext bounds a poll by the time the oldest pending record must be flushed, or while
-// waiting, by the next attempt.
+// pollContext bounds a poll by the time cur must be flushed, or while waiting, by the next
+// attempt; while a batch is written, the poll also ends when the write does.
 func (b *batcher) pollContext(ctx context.Context) (context.Context, context.CancelFunc) {
 	b.mu.Lock()
-	deadline := b.since.Add(b.sink.cfg.BatchMaxAge)
-	if !b.waiting.IsZero() {
+	var deadline time.Time
+	switch {
+	case !b.waiting.IsZero():
 		deadline = b.retryAt
+	case !b.cur.since.IsZero():
+		deadline = b.cur.since.Add(b.sink.cfg.BatchMaxAge)
 	}
-	pending := !b.since.IsZero() || !b.waiting.IsZero()
+	writing := b.writing != nil
 	b.mu.Unlock()
-	if !pending {
-		return context.WithCancel(ctx)
+	pctx, cancel := context.WithCancel(ctx)
+	if !deadline.IsZero() {
+		pctx, cancel = context.WithDeadline(ctx, deadline)
 	}
-	return context.WithDeadline(ctx, deadline)
+	if writing {
+		b.wakeMu.Lock()
+		if b.written {
+			cancel()
+		} else {
+			b.wake = cancel
+		}
+		b.wakeMu.Unlock()
+	}
+	return pctx, cancel
 }
 
-// room is how many records a poll may return without the buffers exceeding BatchSize.
+// room is how many records a poll may return without cur exceeding BatchSize.
 func (b *batcher) room() int {
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	return max(b.sink.cfg.BatchSize-b.pending()-len(b.dead), 1)
+	return max(b.sink.cfg.BatchSize-b.cur.held(), 1)
 }
 
-// pending is how many rows all writers buffer.
-func (b *batcher) pending() int {
-	n := 0
-	for _, w := range b.writers {
-		n += w.pending()
-	}
-	return n
-}
-
+// due reports whether cur is full or its oldest record waited BatchMaxAge.
 func (b *batcher) due(now time.Time) bool {
-	if !b.waiting.IsZero() {
-		return !now.Before(b.retryAt)
-	}
-	if b.pending()+len(b.dead) >= b.sink.cfg.BatchSize {
+	if b.cur.held() >= b.sink.cfg.BatchSize {
 		return true
 	}
-	return !b.since.IsZero() && now.Sub(b.since) >= b.sink.cfg.BatchMaxAge
+	return !b.cur.since.IsZero() && now.Sub(b.cur.since) >= b.sink.cfg.BatchMaxAge
 }
 
-// flushOrWait flushes; when the flush fails (transiently: flush settles content refusals
-// itself) it starts or goes on waiting: fetching paused, the next attempt after a backoff.
-func (b *batcher) flushOrWait(ctx context.Context) {
+// step moves the batches on after a poll: it commits inflight once its write ended (waiting
+// for it when cur is due, so that at most one batch is written while another fills), tries a
+// failed one again when its backoff is over, and starts writing cur when it is due and the
+// batch before it is committed.
+func (b *batcher) step(ctx context.Context) {
+	if b.writing != nil {
+		select {
+		case err := <-b.writing:
+			b.settle(ctx, err)
+		default:
+			if !b.due(time.Now()) {
+				return
+			}
+			b.settle(ctx, <-b.writing)
+		}
+	}
+	if b.inflight != nil {
+		if time.Now().Before(b.retryAt) {
+			return
+		}
+		b.settle(ctx, b.flushTables(ctx, b.inflight))
+		if b.inflight != nil {
+			return
+		}
+	}
+	if !b.due(time.Now()) {
+		return
+	}
+	b.inflight, b.cur = b.cur, b.spare
+	if b.cur == nil {
+		b.cur = b.newBatch()
+	}
+	b.spare = nil
+	b.startWrite(ctx)
+}
+
+// startWrite writes inflight's tables in a goroutine, which sends the result on writing.
+func (b *batcher) startWrite(ctx context.Context) {
+	bt, done := b.inflight, make(chan error, 1)
+	b.writing = done
+	b.wakeMu.Lock()
+	b.written = false
+	b.wakeMu.Unlock()
+	b.wg.Add(1)
+	go func() {
+		defer b.wg.Done()
+		done <- b.flushTables(ctx, bt)
+		b.wakeMu.Lock()
+		b.written = true
+		if b.wake != nil {
+			b.wake()
+		}
+		b.wakeMu.Unlock()
+	}()
+}
+
+// join waits for the write under way, if any; its batch stays inflight, committed (or
+// written again, if the write failed) by the next flush.
+func (b *batcher) join() {
+	if b.writing != nil {
+		<-b.writing
+		b.writing = nil
+	}
+	b.wg.Wait()
+}
+
+// settle ends inflight's write, which returned err: when it went through, it produces the
+// batch's dead letters and commits its records; then it goes on, or starts or goes on waiting
+// (see flushed).
+func (b *batcher) settle(ctx context.Context, err error) {
+	b.writing = nil
+	b.wg.Wait()
+	if err == nil {
+		err = b.commit(ctx, b.inflight)
+	}
+	if b.flushed(ctx, err) {
+		b.spare, b.inflight = b.inflight, nil
+	}
+}
+
+// flushed takes the result of a flush: when it failed (transiently: a flush settles content
+// refusals itself) it starts or goes on waiting, fetching paused and the next attempt after a
+// backoff; it reports whether the flush went through.
+func (b *batcher) flushed(ctx context.Context, err error) bool {
 	s := b.sink
-	err := b.flush(ctx)
 	now := time.Now()
 	if err == nil {
 		if !b.waiting.IsZero() {
@@ -412,22 +546,23 @@ func (b *batcher) flushOrWait(ctx context.Context) {
 		}
 		b.waiting = time.Time{}
 		b.backoff.Reset()
-		return
+		return true
 	}
 	if ctx.Err() != nil {
-		return
+		return false
 	}
 	s.attempts.WithLabelValues(retry.Transient.String()).Inc()
 	if b.waiting.IsZero() {
 		b.waiting = now
 		b.client.PauseFetchTopics(b.consumed...)
 		s.log.Warn("ClickHouse cannot take rows now; the sink holds its batch and retries until it can",
-			"rows", b.pending(), "err", err)
+			"rows", b.held(), "err", err)
 	} else {
 		s.log.Debug("retry failed", "err", err)
 	}
 	b.retryAt = now.Add(b.backoff.Next())
 	s.counters.Waiting(b.waiting, waitReason(err))
+	return false
 }
 
 // waitReason is the status line's account of a failed flush.
@@ -448,8 +583,8 @@ type kafkaError struct {
 func (e *kafkaError) Error() string { return e.what + ": " + e.err.Error() }
 func (e *kafkaError) Unwrap() error { return e.err }
 
-// handle takes a poll's records into the buffers; bad ones become dead letters. It returns
-// an error only when the stage must stop.
+// handle takes a poll's records into cur; bad ones become dead letters. It returns an error
+// only when the stage must stop.
 func (b *batcher) handle(fetches kgo.Fetches) error {
 	s := b.sink
 	for _, fe := range fetches.Errors() {
@@ -461,16 +596,16 @@ func (b *batcher) handle(fetches kgo.Fetches) error {
 			s.log.Warn("fetch error; the client retries", "topic", fe.Topic, "partition", fe.Partition, "err", fe.Err)
 		}
 	}
-	now := time.Now()
+	now, bt := time.Now(), b.cur
 	fetches.EachRecord(func(r *kgo.Record) {
 		s.counters.In(1)
-		if b.since.IsZero() {
-			b.since = now
+		if bt.since.IsZero() {
+			bt.since = now
 		}
-		b.last[tpOf(r)] = r
-		if err := b.take(r); err != nil {
+		bt.last[tpOf(r)] = r
+		if err := b.take(bt, r); err != nil {
 			s.log.Debug("dead-lettering record", "topic", r.Topic, "partition", r.Partition, "offset", r.Offset, "reason", err)
-			b.dead = append(b.dead, b.deadLetter(r, err))
+			bt.dead = append(bt.dead, b.deadLetter(r, err))
 		}
 	})
 	return nil
@@ -487,16 +622,16 @@ func (b *batcher) deadLetter(r *kgo.Record, reason error) pendingDead {
 	return pendingDead{kafka.DeadLetterReplayedTo(b.dlqTopic, r, StageName, reason, b.retryTopic), tpOf(r)}
 }
 
-// take decodes r and buffers it for its table, or says why it cannot be written. A record
-// is taken only from the topic of its schema's table (a replayed one: the topic it was first
-// consumed from); a tombstone only from a context topic or crumbs.triage.
-func (b *batcher) take(r *kgo.Record) error {
+// take decodes r and buffers it in bt for its table, or says why it cannot be written. A
+// record is taken only from the topic of its schema's table (a replayed one: the topic it
+// was first consumed from); a tombstone only from a context topic or crumbs.triage.
+func (b *batcher) take(bt *batch, r *kgo.Record) error {
 	topic := r.Topic
 	if topic == b.retryTopic {
 		topic, _, _ = kafka.OriginOf(r)
 	}
 	if r.Value == nil {
-		w, ok := b.byTopic[topic]
+		w, ok := bt.byTopic[topic]
 		if !ok {
 			return fmt.Errorf("%w: tombstone on %s", ErrInvalidRecord, topic)
 		}
@@ -506,7 +641,7 @@ func (b *batcher) take(r *kgo.Record) error {
 	if err != nil {
 		return err
 	}
-	w, ok := b.writers[sc.Name]
+	w, ok := bt.writers[sc.Name]
 	if !ok {
 		return fmt.Errorf("%w: %s", ErrUnexpectedSchema, sc.Name)
 	}
@@ -527,48 +662,71 @@ func checkRow(id string, ns int64) error {
 	return nil
 }
 
-// flush writes every table's buffer, produces the dead letters (records ClickHouse refused
-// for their content among them), then commits every record taken so far. It returns a
-// transient error when ClickHouse or Kafka could not take the writes now; what is not yet
-// written stays buffered, nothing is committed, and the next flush goes on from there.
-func (b *batcher) flush(ctx context.Context) error {
-	if len(b.last) == 0 && b.pending() == 0 && len(b.dead) == 0 {
+// flushAll writes and commits every batch held, in their order, waiting for the write under
+// way first. It returns a transient error when ClickHouse or Kafka could not take the writes
+// now; what is not yet written stays buffered, nothing after it is committed, and the next
+// flush goes on from there.
+func (b *batcher) flushAll(ctx context.Context) error {
+	b.join()
+	if b.inflight != nil {
+		if err := b.flush(ctx, b.inflight); err != nil {
+			return err
+		}
+		b.spare, b.inflight = b.inflight, nil
+	}
+	return b.flush(ctx, b.cur)
+}
+
+// flush writes every table's buffer of bt, produces its dead letters (records ClickHouse
+// refused for their content among them), then commits every record of it. It returns a
+// transient error when ClickHouse or Kafka could not take the writes now.
+func (b *batcher) flush(ctx context.Context, bt *batch) error {
+	if bt.empty() {
 		return nil
 	}
-	if err := b.flushTables(ctx); err != nil {
+	if err := b.flushTables(ctx, bt); err != nil {
 		return err
 	}
-	if err := b.produceDead(ctx); err != nil {
+	return b.commit(ctx, bt)
+}
+
+// commit produces bt's dead letters, then commits every record taken into bt, whose rows are
+// all written.
+func (b *batcher) commit(ctx context.Context, bt *batch) error {
+	if err := b.produceDead(ctx, bt); err != nil {
 		return err
 	}
-	recs := make([]*kgo.Record, 0, len(b.last))
-	for _, r := range b.last {
+	if len(bt.last) == 0 {
+		return nil
+	}
+	recs := make([]*kgo.Record, 0, len(bt.last))
+	for _, r := range bt.last {
 		recs = append(recs, r)
 	}
 	if err := b.client.CommitRecords(ctx, recs...); err != nil {
 		// The rows are written; a replay of them is filtered after the next assignment.
 		return &kafkaError{"commit offsets", err}
 	}
-	clear(b.last)
-	b.since = time.Time{}
+	clear(bt.last)
+	bt.since = time.Time{}
 	return nil
 }
 
-// flushTables writes every table's buffer, the tables' inserts at once, each on a
+// flushTables writes every table's buffer of bt, the tables' inserts at once, each on a
 // connection of its own: ClickHouse writes a part per insert (and one per materialised view
 // over the table), and the sink would otherwise wait for each table in turn. Rows refused
-// for content join the dead letters. The error is the first table's that failed; the
+// for content join bt's dead letters. The error is the first table's that failed; the
 // others' rows are written and forgotten all the same.
-func (b *batcher) flushTables(ctx context.Context) error {
+func (b *batcher) flushTables(ctx context.Context, bt *batch) error {
 	type result struct {
 		written int
 		dead    []pendingDead
 		err     error
 	}
-	results := make([]result, len(b.order))
+	results := make([]result, len(bt.order))
 	var wg sync.WaitGroup
-	for i, name := range b.order {
-		w := b.writers[name]
+	for i, name := range bt.order {
+		w := bt.writers[name]
 		if w.pending() == 0 {
 			continue
 		}
@@ -583,7 +741,7 @@ func (b *batcher) flushTables(ctx context.Context) error {
 	var first error
 	for _, res := range results {
 		b.sink.counters.Out(res.written)
-		b.dead = append(b.dead, res.dead...)
+		bt.dead = append(bt.dead, res.dead...)
 		if first == nil {
 			first = res.err
 		}
@@ -674,17 +832,17 @@ func dropReplayed[P any](ctx context.Context, b *batcher, table string, rows []P
 	return out, nil
 }
 
-// produceDead produces the pending dead letters synchronously. A dead letter Kafka refuses
+// produceDead produces bt's pending dead letters synchronously. A dead letter Kafka refuses
 // for good (too large for the topic) is counted as dropped and logged with where it came
 // from, so that it can still be found there.
-func (b *batcher) produceDead(ctx context.Context) error {
-	if len(b.dead) == 0 {
+func (b *batcher) produceDead(ctx context.Context, bt *batch) error {
+	if len(bt.dead) == 0 {
 		return nil
 	}
 	s := b.sink
-	from := make(map[*kgo.Record]topicPartition, len(b.dead))
-	letters := make([]*kgo.Record, len(b.dead))
-	for i, d := range b.dead {
+	from := make(map[*kgo.Record]topicPartition, len(bt.dead))
+	letters := make([]*kgo.Record, len(bt.dead))
+	for i, d := range bt.dead {
 		from[d.letter], letters[i] = d.from, d.letter
 	}
 	results := b.client.ProduceSync(ctx, letters...)
@@ -709,7 +867,7 @@ func (b *batcher) produceDead(ctx context.Context) error {
 	}
 	s.counters.DeadLettered(produced)
 	s.counters.Dropped(dropped)
-	b.dead = kept
+	bt.dead = kept
 	if firstErr != nil {
 		return &kafkaError{fmt.Sprintf("produce %d dead letters to %s", len(kept), b.dlqTopic), firstErr}
 	}
@@ -732,6 +890,8 @@ func sleep(ctx context.Context, d time.Duration) error {
 func (b *batcher) assigned(_ context.Context, _ *kgo.Client, parts map[string][]int32) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
+	b.suspectMu.Lock()
+	defer b.suspectMu.Unlock()
 	for t, ps := range parts {
 		for _, p := range ps {
 			b.suspect[topicPartition{t, p}] = true
@@ -745,23 +905,28 @@ func (b *batcher) assigned(_ context.Context, _ *kgo.Client, parts map[string][]
 func (b *batcher) revoked(ctx context.Context, _ *kgo.Client, parts map[string][]int32) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	if err := b.flush(ctx); err != nil {
+	if err := b.flushAll(ctx); err != nil {
 		b.sink.log.Warn("flush on revoke failed; the next owner replays", "err", err)
 		b.drop(parts)
 	}
-	for t, ps := range parts {
-		for _, p := range ps {
-			delete(b.suspect, topicPartition{t, p})
-		}
-	}
+	b.forget(parts)
 }
 
-// lost drops what is buffered from partitions that are no longer ours; committing them
-// would fail, and their next owner replays them.
+// lost drops what is buffered from partitions that are no longer ours, once the write under
+// way ended; committing them would fail, and their next owner replays them (and finds the
+// rows that write put in ClickHouse already there).
 func (b *batcher) lost(_ context.Context, _ *kgo.Client, parts map[string][]int32) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
+	b.join()
 	b.drop(parts)
+	b.forget(parts)
+}
+
+// forget clears the suspicion of partitions that are no longer ours.
+func (b *batcher) forget(parts map[string][]int32) {
+	b.suspectMu.Lock()
+	defer b.suspectMu.Unlock()
 	for t, ps := range parts {
 		for _, p := range ps {
 			delete(b.suspect, topicPartition{t, p})
@@ -769,25 +934,36 @@ func (b *batcher) lost(_ context.Context, _ *kgo.Client, parts map[string][]int3
 	}
 }
 
+// drop forgets what the batches hold from parts; no write may be under way.
 func (b *batcher) drop(parts map[string][]int32) {
 	gone := map[topicPartition]bool{}
 	for t, ps := range parts {
 		for _, p := range ps {
 			gone[topicPartition{t, p}] = true
-			delete(b.last, topicPartition{t, p})
 		}
 	}
-	for _, w := range b.writers {
+	b.cur.drop(gone)
+	if b.inflight != nil {
+		b.inflight.drop(gone) // even when empty, the next flush settles it (and resumes fetching if waiting)
+	}
+}
+
+// drop forgets what bt holds from the partitions in gone.
+func (bt *batch) drop(gone map[topicPartition]bool) {
+	for tp := range gone {
+		delete(bt.last, tp)
+	}
+	for _, w := range bt.writers {
 		w.drop(gone)
 	}
-	kept := b.dead[:0]
-	for _, d := range b.dead {
+	kept := bt.dead[:0]
+	for _, d := range bt.dead {
 		if !gone[d.from] {
 			kept = append(kept, d)
 		}
 	}
-	b.dead = kept
-	if len(b.last) == 0 {
-		b.since = time.Time{}
+	bt.dead = kept
+	if len(bt.last) == 0 {
+		bt.since = time.Time{}
 	}
 }
