@@ -110,7 +110,7 @@ var keyDocs = map[string]keyDoc{
 	"clickhouse.dial_timeout":                     {Meaning: "connection timeout"},
 	"clickhouse.compression":                      {Meaning: "compression of the blocks sent: `lz4`, `none`, or `auto` (none when every address is a loopback one, lz4 otherwise)"},
 	"clickhouse.group":                            {Meaning: "the sink's consumer group"},
-	"clickhouse.batch_size":                       {Meaning: "rows buffered before a flush (also the most records polled at once)"},
+	"clickhouse.batch_size":                       {Meaning: "rows buffered before a flush (also the most records polled at once); one batch is written while the next fills, so up to twice this many rows are held (about 2.2 KB each for process events)"},
 	"clickhouse.batch_max_age":                    {Meaning: "longest a consumed record waits before its batch is flushed"},
 	"clickhouse.retry_backoff":                    {Meaning: "bound of the first wait before retrying a write ClickHouse could not take; doubles with each failure in a row (retried without limit)"},
 	"clickhouse.max_backoff":                      {Meaning: "longest wait between two retries"},

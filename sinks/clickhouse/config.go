@@ -30,7 +30,11 @@ type Config struct {
 	// Group is the Kafka consumer group of the sink (kgo.ConsumerGroup). Default "crumbs-sink".
 	Group string `mapstructure:"group"`
 	// BatchSize is the most rows buffered before a flush, and the most records polled at
-	// once (kgo PollRecords max). Default 10000.
+	// once (kgo PollRecords max). One batch is written while the next fills, so the sink
+	// holds at most two: about 2.2 KB per buffered process event, some 220 MB at the default
+	// under a burst. ClickHouse pays a fixed cost per INSERT (a part per table and per
+	// materialised view), so larger batches write more rows per second (BENCHMARKS.md).
+	// Default 50000.
 	BatchSize int `mapstructure:"batch_size"`
 	// BatchMaxAge is how long a consumed record waits at most before its batch is flushed.
 	// Default 1s.
@@ -177,7 +181,7 @@ func DefaultConfig() Config {
 		Database:     "crumbs",
 		Username:     "default",
 		Group:        "crumbs-sink",
-		BatchSize:    10000,
+		BatchSize:    50000,
 		BatchMaxAge:  time.Second,
 		RetryBackoff: 500 * time.Millisecond,
 		MaxBackoff:   30 * time.Second,
