@@ -13,8 +13,9 @@
 // refuses for their content. When ClickHouse is away (pkg/retry: a transient failure) the sink
 // holds its batch and offsets and waits, without limit; it dead-letters nothing for that.
 //
-// Offsets are committed only after ClickHouse acknowledged the rows of every record before
-// them, so a crash replays records rather than losing them. Replays leave no duplicates: the
+// One batch is written while the next is consumed and decoded (at most two batches held);
+// offsets are committed batch after batch, only after ClickHouse acknowledged the rows of every
+// record before them, so a crash replays records rather than losing them. Replays leave no duplicates: the
 // event tables are ReplacingMergeTree keyed on the event id, and after a (re)start or a
 // partition assignment the sink looks up which ids of a batch are already written and skips
 // them; context tables keep the latest version per id (ReplacingMergeTree(updated_at)), alert_triage
