@@ -34,7 +34,7 @@ var executedElsewhere = map[string]string{
 	"make":              "cmd/crumbs/testdata/quiet-host/ordinary.yaml", // the quiet host's build
 	"iptables":          "docs/atomics-report.md",                       // T1686 #18 runs it: its rules must fire
 	"nmap":              "docs/atomics-report.md",                       // T1046 runs it
-	"sudo":              "docs/atomics-report.md",                       // T1003.008 #1 and T1489 run through it
+	"sudo":              "cmd/crumbs/atomics_e2e_test.go",               // T1003.008 #1 and T1489 run through it
 	"clickhouse-server": "scripts/ensure-deps.sh",                       // started by this script
 	"gcc":               "collectors/identity/collector_test.go",        // cgo builds the PAM client
 	"mountpoint":        "scripts/ensure-deps.sh",

@@ -221,6 +221,25 @@ func (s *ClickHouseServer) Start() {
 	}
 }
 
+// query runs a statement that returns rows on the server and reads them.
+func (s *ClickHouseServer) query(q string) error {
+	conn, err := ch.Open(&ch.Options{Addr: []string{s.Addr}, DialTimeout: time.Second})
+	if err != nil {
+		return err
+	}
+	defer conn.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	rows, err := conn.Query(ctx, q)
+	if err != nil {
+		return err
+	}
+	defer rows.Close()
+	for rows.Next() {
+	}
+	return rows.Err()
+}
+
 func (s *ClickHouseServer) ping() error {
 	conn, err := ch.Open(&ch.Options{Addr: []string{s.Addr}, DialTimeout: time.Second})
 	if err != nil {

@@ -2,6 +2,7 @@ package testenv
 
 import (
 	"fmt"
+	"io"
 	"net"
 	"os"
 	"os/exec"
@@ -34,7 +35,7 @@ func StartZooKeeper(t testing.TB) string {
 	port := FreePort(t)
 	addr := fmt.Sprintf("127.0.0.1:%d", port)
 	cfg := fmt.Sprintf("tickTime=500\ndataDir=%s/data\nclientPort=%d\nclientPortAddress=127.0.0.1\nadmin.enableServer=false\n"+
-		"4lw.commands.whitelist=ruok\nmaxClientCnxns=0\n", dir, port)
+		"4lw.commands.whitelist=ruok,srvr\nmaxClientCnxns=0\n", dir, port)
 	if err := os.WriteFile(filepath.Join(dir, "zoo.cfg"), []byte(cfg), 0o600); err != nil {
 		t.Fatalf("private zookeeper: %v", err)
 	}
@@ -59,7 +60,7 @@ func StartZooKeeper(t testing.TB) string {
 	})
 	deadline := time.Now().Add(60 * time.Second)
 	for {
-		if zkOK(addr) {
+		if zkServing(addr) {
 			return addr
 		}
 		select {
@@ -75,20 +76,21 @@ func StartZooKeeper(t testing.TB) string {
 	}
 }
 
-// zkOK asks ZooKeeper "ruok".
-func zkOK(addr string) bool {
+// zkServing asks ZooKeeper "srvr" and reports whether it serves requests (its answer names
+// its mode). "ruok" answers imok as soon as the process runs, before it takes sessions;
+// ClickHouse 18.16 refused the handshake then, and crashed (SIGSEGV) in its DDL worker.
+func zkServing(addr string) bool {
 	c, err := net.DialTimeout("tcp", addr, time.Second)
 	if err != nil {
 		return false
 	}
 	defer c.Close()
-	_ = c.SetDeadline(time.Now().Add(time.Second))
-	if _, err := c.Write([]byte("ruok")); err != nil {
+	_ = c.SetDeadline(time.Now().Add(2 * time.Second))
+	if _, err := c.Write([]byte("srvr")); err != nil {
 		return false
 	}
-	b := make([]byte, 4)
-	n, _ := c.Read(b)
-	return string(b[:n]) == "imok"
+	b, _ := io.ReadAll(io.LimitReader(c, 4096))
+	return strings.Contains(string(b), "Mode: ")
 }
 
 // StartClickHouseCluster starts a private ZooKeeper and one private clickhouse-server per
@@ -124,5 +126,26 @@ func StartClickHouseCluster(t testing.TB, name string, shards int) []*ClickHouse
 	for _, s := range servers {
 		s.Start()
 	}
+	// Each server's ZooKeeper session is up before the test's first ON CLUSTER statement.
+	for _, s := range servers {
+		s.waitForZooKeeper()
+	}
 	return servers
+}
+
+// waitForZooKeeper waits until the server reads ZooKeeper (system.zookeeper), or fails the
+// test after 60 s with the server's logs.
+func (s *ClickHouseServer) waitForZooKeeper() {
+	s.t.Helper()
+	deadline := time.Now().Add(60 * time.Second)
+	for {
+		err := s.query("SELECT count() FROM system.zookeeper WHERE path = '/'")
+		if err == nil {
+			return
+		}
+		if time.Now().After(deadline) {
+			s.t.Fatalf("private clickhouse %s: no ZooKeeper session within 60s: %v\n%s", s.Addr, err, s.logTail())
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
 }
