@@ -298,6 +298,8 @@ func CompileCEL(source, expr string) (Condition, error) {
 	}
 	c.field, c.values = pins(checked.NativeRep().Expr())
 	c.onlyPins = onlyPins(checked.NativeRep().Expr())
+	typeMap := checked.NativeRep().TypeMap()
+	c.literals, _ = celLiterals(checked.NativeRep().Expr(), func(e ast.Expr) *types.Type { return typeMap[e.ID()] })
 	return c, nil
 }
 
@@ -353,9 +355,10 @@ type celCondition struct {
 	// most their estimate with every string at its longest.
 	iterates bool
 	prg      cel.Program
-	field    string   // a field the condition pins, "" when none
-	values   []string // the values it may have
-	onlyPins []pinned // the whole condition when it is nothing but pins (see onlyPins)
+	field    string       // a field the condition pins, "" when none
+	values   []string     // the values it may have
+	onlyPins []pinned     // the whole condition when it is nothing but pins (see onlyPins)
+	literals []LiteralSet // one of which an event it holds on has (see celLiterals); nil when none
 }
 
 // plan makes the program that evaluates the condition and stops past limit.

@@ -137,6 +137,11 @@ func (s *ruleSet) add(source string, t *target) {
 			field, values = f, vs
 		}
 	}
+	// An action (or kind) is shared by most rules of a source and most of its events: literals
+	// the event must hold, where the condition has them, let fewer events through.
+	if (field == "action" || field == "kind") && idx.addLiterals(t) {
+		return
+	}
 	if field == "" || len(values) == 0 {
 		if !idx.addKeyed(t) && !idx.addLiterals(t) {
 			idx.unpinned = append(idx.unpinned, t)
