@@ -20,7 +20,8 @@ import (
 // rules, sink) with `crumbs loadgen` and its default mix of every kind, and reports, from the
 // raw topics to ClickHouse rows, the events per second and the p50/p99 latency from an event's
 // time (stamped by loadgen when it produces it) to ClickHouse acknowledging its row, read from
-// the sink's latency histograms of every event table. Two loads, each on a fresh pipeline:
+// the sink's latency histograms of every event table, and from an alert's first event to
+// its first version's row (alert-p50/p99, the alerts table's histogram). Two loads, each on a fresh pipeline:
 // "burst" produces BENCH_E2E_EVENTS events (default 300000) as fast as loadgen can, so its
 // latency includes the backlog; "steady" produces BENCH_E2E_RATE events per second
 // (default 20000) for 10 s. Each is reported beside its baseline in the same run: the rate at
@@ -87,12 +88,22 @@ func endToEnd(b *testing.B, loadArgs []string, n int) {
 	if err != nil {
 		b.Fatal(err)
 	}
+	// Event to alert: from an alert's first event (loadgen's suspicious shells, among others)
+	// to its first version's row in ClickHouse. The alerts land a moment after the events.
+	var ap50, ap99 float64
+	p.eventually(time.Minute, "alerts in ClickHouse", func() (bool, string) {
+		ap50, ap99, err = histogramQuantiles(fmt.Sprintf("http://127.0.0.1:%d/metrics", metricsPort), "crumbs_sink_event_latency_seconds",
+			func(labels string) bool { return strings.Contains(labels, `table="alerts"`) }, 0.5, 0.99)
+		return err == nil, fmt.Sprint(err)
+	})
 	landedRate, producedRate := float64(n)/el.Seconds(), float64(n)/produced.Seconds()
 	b.ReportMetric(landedRate, "events/s")
 	b.ReportMetric(producedRate, "produced/s")
 	b.ReportMetric(landedRate/producedRate, "ratio-landed:produced")
 	b.ReportMetric(p50*1000, "p50-ms")
 	b.ReportMetric(p99*1000, "p99-ms")
+	b.ReportMetric(ap50*1000, "alert-p50-ms")
+	b.ReportMetric(ap99*1000, "alert-p99-ms")
 	b.ReportMetric(load1, "load1")
 	p.stop(syscall.SIGTERM)
 }

@@ -7,6 +7,8 @@ import (
 	"time"
 
 	"github.com/google/go-cmp/cmp"
+	"github.com/prometheus/client_golang/prometheus"
+	dto "github.com/prometheus/client_model/go"
 
 	"github.com/threatcrumbs/crumbs/query"
 	"github.com/threatcrumbs/crumbs/schemas"
@@ -21,7 +23,7 @@ func TestEarlyAlertReplacedByFinal(t *testing.T) {
 	cfg := testConfig(t)
 	cfg.BatchSize, cfg.BatchMaxAge = 100, 100*time.Millisecond
 	kcfg, cl := startKafka(t)
-	runSink(t, cfg, kcfg, nil)
+	sink, _ := runSink(t, cfg, kcfg, nil)
 	var st *Store
 	waitFor(t, "the sink to migrate", func() (bool, string) {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
@@ -110,5 +112,14 @@ func TestEarlyAlertReplacedByFinal(t *testing.T) {
 	}
 	if incident != early.IncidentID || isFinal != 1 {
 		t.Errorf("incident_id %q, final %d; want %q and 1 (migration 0010)", incident, isFinal, early.IncidentID)
+	}
+	// An alert's latency is observed for its first version only: the final version, an hour
+	// after its first event, would count the time the window stayed open.
+	var m dto.Metric
+	if err := sink.latency.WithLabelValues(AlertsTable).(prometheus.Metric).Write(&m); err != nil {
+		t.Fatal(err)
+	}
+	if h := m.GetHistogram(); h.GetSampleCount() != 2 {
+		t.Errorf("alerts latency: %d samples, want 2 (the first versions of the two alerts)", h.GetSampleCount())
 	}
 }

@@ -65,6 +65,7 @@ func (w *eventWriter) take(r *kgo.Record, sc *avro.Schema) error {
 func (w *eventWriter) len() int                  { return len(w.recs) }
 func (w *eventWriter) rec(i int) *kgo.Record     { return w.recs[i] }
 func (w *eventWriter) key(i int) (string, int64) { return w.ids[i], w.times[i] }
+func (w *eventWriter) since(i int) int64         { return w.times[i] }
 
 // insert writes the rows at idx: the column buffer as it is when idx is every row, else the
 // rows decoded again into the second buffer.

@@ -101,7 +101,7 @@ func New(cfg Config, kcfg kafka.Config, deps Deps) (*Sink, error) {
 	}
 	s.latency = register(deps.Metrics, prometheus.NewHistogramVec(prometheus.HistogramOpts{
 		Name:    "crumbs_sink_event_latency_seconds",
-		Help:    "Time from an event's time to ClickHouse acknowledging its row.",
+		Help:    "Time from an event's time to ClickHouse acknowledging its row; for the alerts table, from an alert's first event to its first version's row.",
 		Buckets: prometheus.ExponentialBuckets(0.001, 1.25, 60), // 1ms to ~11 min, 25% apart: fine enough for p50/p99
 	}, []string{"table"}))
 	s.replayed = register(deps.Metrics, prometheus.NewCounterVec(prometheus.CounterOpts{

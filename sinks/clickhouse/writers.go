@@ -41,8 +41,10 @@ type rowSet interface {
 	len() int
 	// rec is the record of row i.
 	rec(i int) *kgo.Record
-	// key returns row i's id and time (ns); a zero time means: no latency to observe.
+	// key returns row i's id and time (ns).
 	key(i int) (string, int64)
+	// since is the time (ns) row i's latency is measured from; zero: none to observe.
+	since(i int) int64
 	// insert writes the rows at idx (in increasing order) in one INSERT.
 	insert(ctx context.Context, st *Store, idx []int) error
 }
@@ -137,7 +139,7 @@ func observe(b *batcher, table string, rows rowSet, idx []int) {
 	now := time.Now()
 	lat := make([]time.Duration, 0, len(idx))
 	for _, i := range idx {
-		if _, ns := rows.key(i); ns != 0 {
+		if ns := rows.since(i); ns != 0 {
 			lat = append(lat, now.Sub(time.Unix(0, ns)))
 		}
 	}
@@ -155,8 +157,11 @@ type rowWriter[T any] struct {
 	idCol  string
 	serde  *avro.Serde
 	decode func(r *kgo.Record, rec any) (T, error)
-	// key returns a row's id and time (ns); a zero time means: no latency to observe.
-	key    func(T) (string, int64)
+	// key returns a row's id and time (ns); a zero time means: no latency to observe
+	// (unless since says otherwise).
+	key func(T) (string, int64)
+	// since, when set, is the time (ns) a row's latency is measured from; zero: none.
+	since  func(T) int64
 	insert func(*Store, context.Context, []T) error
 	rows   []pendingRow[T]
 }
@@ -222,6 +227,13 @@ type rowWriterSet[T any] struct{ w *rowWriter[T] }
 func (s rowWriterSet[T]) len() int                  { return len(s.w.rows) }
 func (s rowWriterSet[T]) rec(i int) *kgo.Record     { return s.w.rows[i].rec }
 func (s rowWriterSet[T]) key(i int) (string, int64) { return s.w.key(s.w.rows[i].row) }
+func (s rowWriterSet[T]) since(i int) int64 {
+	if s.w.since != nil {
+		return s.w.since(s.w.rows[i].row)
+	}
+	_, ns := s.w.key(s.w.rows[i].row)
+	return ns
+}
 func (s rowWriterSet[T]) insert(ctx context.Context, st *Store, idx []int) error {
 	return s.w.insertRows(ctx, st, idx)
 }
@@ -263,6 +275,15 @@ func newWriters(t kafka.Topics, kinds schemas.KindTable, serde *avro.Serde) map[
 			decode: decodedAs[schemas.Alert]("the alerts"),
 			key: func(a *schemas.Alert) (string, int64) {
 				return a.AlertID + "/" + strconv.FormatInt(a.Version, 10), a.Time
+			},
+			// An alert's latency runs from its first event to its first version in
+			// ClickHouse: a later version (a grown count, a window's final figures) would
+			// count the time the alert stayed open.
+			since: func(a *schemas.Alert) int64 {
+				if a.Version > 1 {
+					return 0
+				}
+				return a.Time
 			},
 			insert: (*Store).InsertAlerts,
 		},
