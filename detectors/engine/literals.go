@@ -41,7 +41,7 @@ func celLiterals(e ast.Expr, typeOf func(ast.Expr) *types.Type) ([]LiteralSet, b
 	case operators.LogicalAnd: // one conjunct is enough: the most selective
 		var best []LiteralSet
 		for _, a := range args {
-			if s, ok := celLiterals(a, typeOf); ok && (best == nil || literalScore(s) < literalScore(best)) {
+			if s, ok := celLiterals(a, typeOf); ok && (best == nil || LiteralScore(s) < LiteralScore(best)) {
 				best = s
 			}
 		}
@@ -146,9 +146,12 @@ func mergeLiteralSets(a, b []LiteralSet) []LiteralSet {
 	return a
 }
 
-// literalScore ranks literal sets, lower being more selective: few values, and long ones (a
-// value of 12 bytes or more is as good as any).
-func literalScore(sets []LiteralSet) float64 {
+// LiteralScore ranks literal sets by how often an unrelated text would hold one of them:
+// about count times 4^-length for the shortest (a longer literal is rarer, up to a dozen
+// characters, beyond which real text is not random), so that a conjunct of a thousand
+// package names loses to one path suffix, which also keeps the automata small. Lower is
+// better. Sigma rules and CEL conditions alike pick their most selective conjunct by it.
+func LiteralScore(sets []LiteralSet) float64 {
 	shortest, count := -1, 0
 	for _, s := range sets {
 		for _, v := range s.Values {
@@ -301,7 +304,7 @@ func reScore(ls []reLiteral) float64 {
 	for i, l := range ls {
 		vs[i] = l.s
 	}
-	return literalScore([]LiteralSet{{Values: vs}})
+	return LiteralScore([]LiteralSet{{Values: vs}})
 }
 
 // foldString maps each rune to the least rune of its case-folding orbit (the runes a regular

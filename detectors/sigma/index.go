@@ -1,7 +1,6 @@
 package sigma
 
 import (
-	"math"
 	"slices"
 	"strings"
 	"unicode/utf8"
@@ -207,7 +206,7 @@ func literalsOf(n node) ([]engine.LiteralSet, bool) {
 	case andNode: // one conjunct is enough: the most selective
 		var best []engine.LiteralSet
 		for _, c := range x {
-			if s, ok := literalsOf(c); ok && (best == nil || selectivity(s).better(selectivity(best))) {
+			if s, ok := literalsOf(c); ok && (best == nil || engine.LiteralScore(s) < engine.LiteralScore(best)) {
 				best = s
 			}
 		}
@@ -408,25 +407,3 @@ func appendNew(vals []string, v string) []string {
 	}
 	return append(vals, v)
 }
-
-// literalScore ranks literal sets by how often an unrelated text would hold one of them:
-// about count times 4^-length for the shortest (a longer literal is rarer, up to a dozen
-// characters, beyond which real text is not random), so that a conjunct of a thousand
-// package names loses to one path suffix, which also keeps the automata small. Lower is
-// better.
-type literalScore float64
-
-func selectivity(sets []engine.LiteralSet) literalScore {
-	shortest, count := -1, 0
-	for _, set := range sets {
-		for _, v := range set.Values {
-			if shortest < 0 || len(v) < shortest {
-				shortest = len(v)
-			}
-			count++
-		}
-	}
-	return literalScore(math.Log(float64(count)) - math.Log(4)*float64(min(shortest, 12)))
-}
-
-func (s literalScore) better(o literalScore) bool { return s < o }
