@@ -53,7 +53,7 @@ func celLiterals(e ast.Expr, typeOf func(ast.Expr) *types.Type) ([]LiteralSet, b
 			if !ok {
 				return nil, false
 			}
-			sets = mergeLiteralSets(sets, s)
+			sets = UnionLiterals(sets, s)
 		}
 		return sets, len(sets) > 0
 	case operators.Equals:
@@ -132,16 +132,20 @@ func literalSet(key IndexKey, vs []string) ([]LiteralSet, bool) {
 	return []LiteralSet{{Key: key, Values: slices.Compact(slices.Sorted(slices.Values(vs)))}}, true
 }
 
-// mergeLiteralSets adds b's sets to a, merging the values of sets of the same key.
-func mergeLiteralSets(a, b []LiteralSet) []LiteralSet {
+// UnionLiterals adds b's sets to a, a set's new values appended to those of the set of the
+// same key: the literals of "one of these holds" (an or), for Sigma and CEL conditions alike.
+func UnionLiterals(a, b []LiteralSet) []LiteralSet {
 	for _, s := range b {
 		i := slices.IndexFunc(a, func(x LiteralSet) bool { return x.Key.Name == s.Key.Name })
 		if i < 0 {
 			a = append(a, LiteralSet{Key: s.Key, Values: slices.Clone(s.Values)})
 			continue
 		}
-		vs := append(slices.Clone(a[i].Values), s.Values...)
-		a[i].Values = slices.Compact(slices.Sorted(slices.Values(vs)))
+		for _, v := range s.Values {
+			if !slices.Contains(a[i].Values, v) {
+				a[i].Values = append(a[i].Values, v)
+			}
+		}
 	}
 	return a
 }

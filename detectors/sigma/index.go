@@ -158,7 +158,7 @@ func (a anyCondition) Literals() ([]engine.LiteralSet, bool) {
 		if !ok {
 			return nil, false
 		}
-		sets = unionLiterals(sets, s)
+		sets = engine.UnionLiterals(sets, s)
 	}
 	return sets, len(sets) > 0
 }
@@ -172,7 +172,7 @@ func literalsOfTargets(targets []compiledTarget) []engine.LiteralSet {
 		if !ok {
 			return nil
 		}
-		sets = unionLiterals(sets, s)
+		sets = engine.UnionLiterals(sets, s)
 	}
 	return sets
 }
@@ -229,7 +229,7 @@ func unionOf(ns []node) ([]engine.LiteralSet, bool) {
 		if !ok {
 			return nil, false
 		}
-		sets = unionLiterals(sets, s)
+		sets = engine.UnionLiterals(sets, s)
 	}
 	return sets, len(sets) > 0
 }
@@ -384,21 +384,6 @@ func writeLower(b *strings.Builder, s string) {
 		}
 		b.WriteByte(c)
 	}
-}
-
-// unionLiterals adds the literal sets of b to a, merging sets of the same key.
-func unionLiterals(a, b []engine.LiteralSet) []engine.LiteralSet {
-	for _, s := range b {
-		i := slices.IndexFunc(a, func(x engine.LiteralSet) bool { return x.Key.Name == s.Key.Name })
-		if i < 0 {
-			a = append(a, engine.LiteralSet{Key: s.Key, Values: slices.Clone(s.Values)})
-			continue
-		}
-		for _, v := range s.Values {
-			a[i].Values = appendNew(a[i].Values, v)
-		}
-	}
-	return a
 }
 
 func appendNew(vals []string, v string) []string {
