@@ -458,7 +458,7 @@ func pins(e ast.Expr) (string, []string) {
 	var bestVals []string
 	score := func(f string, vs []string) int {
 		s := len(vs)
-		if f == "action" || f == "kind" {
+		if sharedField(f) {
 			s += 1000
 		}
 		return s

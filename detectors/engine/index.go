@@ -114,6 +114,10 @@ func limitCost(r *Rule, key string, c Condition, maxCost uint64) (Condition, Pro
 	return limited, nil
 }
 
+// sharedField tells a field that most rules of a source and most of its events share a value
+// of (the action, the kind): a poor pin, and no literal.
+func sharedField(f string) bool { return f == "action" || f == "kind" }
+
 func (s *ruleSet) add(source string, t *target) {
 	if t.cond == nil {
 		return
@@ -137,9 +141,9 @@ func (s *ruleSet) add(source string, t *target) {
 			field, values = f, vs
 		}
 	}
-	// An action (or kind) is shared by most rules of a source and most of its events: literals
-	// the event must hold, where the condition has them, let fewer events through.
-	if (field == "action" || field == "kind") && idx.addLiterals(t) {
+	// Literals the event must hold, where the condition has them, let fewer events through
+	// than a pin most events share.
+	if sharedField(field) && idx.addLiterals(t) {
 		return
 	}
 	if field == "" || len(values) == 0 {

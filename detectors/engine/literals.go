@@ -184,8 +184,7 @@ func textKey(e ast.Expr, folded bool, typeOf func(ast.Expr) *types.Type) (IndexK
 			}
 		}
 	}
-	// An action or kind is better pinned (see ruleSet.add): most events of a source share one.
-	if path == "" || path == "action" || path == "kind" {
+	if path == "" || sharedField(path) { // pinned instead (see ruleSet.add)
 		return IndexKey{}, false
 	}
 	name := "cel: " + path
